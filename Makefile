@@ -1,0 +1,44 @@
+# Two commands do everything on a fresh machine:
+#   make demo   - create .venv, install ketaweight, run the end-to-end demo
+#   make test   - create .venv, install ketaweight with test extras, run the test suite
+# Everything is installed from this repository's own files into .venv.
+
+PYTHON ?= python3
+VENV   := .venv
+BIN    := $(VENV)/bin
+STAMP  := $(VENV)/.installed-$(shell cat pyproject.toml | md5sum | cut -c1-12)
+PEERS_STAMP := $(VENV)/.peers-$(shell cat pyproject.toml | md5sum | cut -c1-12)
+DEMO_OUT ?= demo-output
+
+.PHONY: demo test bench validate install peers clean
+
+$(STAMP): pyproject.toml
+	test -x $(BIN)/python || $(PYTHON) -m venv $(VENV)
+	$(BIN)/python -m pip install --quiet --upgrade pip
+	$(BIN)/python -m pip install --quiet -e '.[dev]'
+	rm -f $(VENV)/.installed-*
+	touch $(STAMP)
+
+install: $(STAMP)
+
+$(PEERS_STAMP): $(STAMP)
+	$(BIN)/python -m pip install --quiet -e '.[dev,peers]'
+	rm -f $(VENV)/.peers-*
+	touch $(PEERS_STAMP)
+
+peers: $(PEERS_STAMP)
+
+demo: $(STAMP)
+	$(BIN)/ketaweight demo --out $(DEMO_OUT)
+
+test: $(STAMP)
+	$(BIN)/python -m pytest -n 2 -q
+
+bench: $(PEERS_STAMP)
+	$(BIN)/python benchmarks/run_all.py
+
+validate: $(STAMP)
+	$(BIN)/ketaweight validate --out validation-output
+
+clean:
+	rm -rf $(VENV) $(DEMO_OUT) validation-output

@@ -1,0 +1,36 @@
+"""Small-cell suppression for every human-readable output.
+
+Health-data disclosure rules (e.g. CMS cell-size suppression policy) forbid showing counts
+from 1 to 10.  Every table, report and terminal view formats counts through
+:func:`mask_count`; machine-readable JSON may hold exact counts only when the caller asks
+for them explicitly (``exact_counts=True``) for internal reproducibility checks.
+"""
+
+from __future__ import annotations
+
+import math
+
+MIN_CELL_COUNT = 11
+"""Smallest count that may be shown; counts 1..10 are written as "<11"."""
+
+
+def mask_count(n: int | float | None, *, minimum: int = MIN_CELL_COUNT) -> str:
+    """Format a count for display: ``"<11"`` for 1..10, ``"0"`` for zero, thousands separators otherwise.
+
+    Zero is shown because it discloses nothing about an individual.  ``None`` or NaN
+    (unknown) is shown as an em dash.
+    """
+    if n is None or (isinstance(n, float) and math.isnan(n)):
+        return "—"
+    count = int(n)
+    if count < 0:
+        raise ValueError(f"a count cannot be negative, got {n}")
+    if 0 < count < minimum:
+        return f"<{minimum}"
+    return f"{count:,}"
+
+
+def masked_or_exact(n: int, *, minimum: int = MIN_CELL_COUNT) -> int | str:
+    """For JSON meant for people: the exact count when >= minimum or 0, else the string "<11"."""
+    count = int(n)
+    return count if count == 0 or count >= minimum else f"<{minimum}"

@@ -37,16 +37,17 @@ class SmallCellWarning(KetaweightWarning):
 
 @dataclass(frozen=True)
 class Location:
-    """Where a bad value sits: file, 1-based line (header is line 1) and column name."""
+    """Where a bad value sits: file, 1-based line (CSV: the header is line 1) and column name."""
 
     file: str
     line: int | None = None
     column: str | None = None
+    line_label: str = "line"  # "row" for formats without text lines (Parquet, data frames)
 
     def __str__(self) -> str:
         parts = [self.file]
         if self.line is not None:
-            parts.append(f"line {self.line}")
+            parts.append(f"{self.line_label} {self.line}")
         if self.column is not None:
             parts.append(f"column '{self.column}'")
         return ", ".join(parts)

@@ -1,0 +1,181 @@
+"""Daily dynamics of several "worlds" at once: the same patients, with or without the
+ketamine course and with pathways switched on or off, stepped together (common random
+numbers: every world sees the same patients, programmes, holidays and noise).
+
+The article's three pathways enter the Hall energy balance as:
+
+* appetite   — intake change on a session day and the day after (``appetite_dose_day_kcal``)
+  plus a sustained change proportional to decaying drug exposure A (1 unit = a typical IV
+  session's AUC; half-life ``appetite_half_life_days``);
+* metabolism — extra expenditure on session days (``metabolism_dose_day_kcal``);
+* mood       — the drug's share of the MADRS improvement, M0·(1−P)·B, raises light activity
+  (``activity_min_per_madrs_point``) and moves intake by depression subtype.
+
+The natural course of depression (P) moves activity and intake the same way in every world,
+so it never contributes to an effect.  Units: kcal/day, minutes/day, kg, days.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from dataclasses import dataclass
+
+import numpy as np
+from numpy.typing import NDArray
+
+from ketaweight.simulate.energy import EnergyState
+from ketaweight.simulate.pd import natural_improvement
+from ketaweight.simulate.population import Population, Sessions, holiday_mask
+from ketaweight.simulate.scenario import Scenario
+
+FloatArray = NDArray[np.float64]
+
+
+@dataclass(frozen=True)
+class World:
+    """One counterfactual world: whether the planned course is given, and which pathways act."""
+
+    name: str
+    course: bool
+    appetite: bool
+    metabolism: bool
+    mood: bool
+
+
+@dataclass(frozen=True)
+class Trajectories:
+    """True (noise-free) states at the grid days, float32, shape (worlds, grid days, patients).
+
+    ``benefit``, ``intake_change``, ``activity_min`` and ``expenditure_change`` are kept
+    only for the first ``n_detailed`` worlds (those observation needs); ``weight_kg`` for all.
+    """
+
+    worlds: tuple[World, ...]
+    grid_days: NDArray[np.int64]
+    weight_kg: NDArray[np.float32]
+    benefit: NDArray[np.float32]
+    intake_change: NDArray[np.float32]  # kcal/day vs baseline, on the grid day
+    activity_min: NDArray[np.float32]  # extra minutes/day of activity vs baseline
+    expenditure_change: NDArray[np.float32]  # drug-induced extra expenditure, kcal/day
+
+    def world_index(self, name: str) -> int:
+        return [w.name for w in self.worlds].index(name)
+
+
+def grid_days(s: Scenario) -> NDArray[np.int64]:
+    """Visit grid relative to index: −pre_index_days … follow_up_days, step visit_interval_days."""
+    o = s.observation
+    start = -(o.pre_index_days // o.visit_interval_days) * o.visit_interval_days
+    return np.arange(start, o.follow_up_days + 1, o.visit_interval_days)
+
+
+def _sessions_by_day(sessions: Sessions, first_day: int, last_day: int) -> list[tuple[NDArray[np.int64], FloatArray]]:
+    """For each day in [first_day, last_day], the (patients, AUCs) of that day's sessions."""
+    order = np.argsort(sessions.day, kind="stable")
+    days = sessions.day[order]
+    bounds = np.searchsorted(days, np.arange(first_day, last_day + 2))
+    return [
+        (sessions.patient[order[a:b]], sessions.auc[order[a:b]]) for a, b in zip(bounds[:-1], bounds[1:])
+    ]
+
+
+def simulate_worlds(
+    s: Scenario,
+    pop: Population,
+    sessions: Sessions,
+    worlds: tuple[World, ...],
+    *,
+    n_detailed: int,
+    on_day: Callable[[int], None] | None = None,
+) -> Trajectories:
+    """Step all ``worlds`` together, one Euler day at a time, from the pre-index start.
+
+    ``sessions`` are applied in every world with ``course=True``.  ``on_day(1)`` is called
+    after each simulated day (progress bars).
+    """
+    o, c, pw, ph = s.observation, s.confounding, s.pathways, s.pharmacology
+    n, n_worlds = pop.n, len(worlds)
+    grid = grid_days(s)
+    first_day, last_day = int(grid[0]), int(grid[-1])
+    by_day = _sessions_by_day(sessions, first_day, last_day)
+
+    course = np.array([w.course for w in worlds])
+    appetite_on = np.array([w.course and w.appetite for w in worlds], dtype=float)[:, None]
+    metabolism_on = np.array([w.course and w.metabolism for w in worlds], dtype=float)[:, None]
+    mood_on = np.array([w.course and w.mood for w in worlds], dtype=float)[:, None]
+    course_rows = np.flatnonzero(course)
+
+    energy = EnergyState.at_balance(pop.weight0_kg, pop.height_m, pop.age, pop.male, pop.pal)
+    energy.fat_kg = np.repeat(energy.fat_kg[None, :], n_worlds, axis=0)
+    energy.lean_kg = np.repeat(energy.lean_kg[None, :], n_worlds, axis=0)
+    energy.adaptive_thermogenesis = np.zeros((n_worlds, n))
+
+    benefit = np.zeros((n_worlds, n))
+    exposure = np.zeros((n_worlds, n))  # decaying drug exposure A, typical-session units
+    dosed_today = np.zeros((n_worlds, n), dtype=bool)
+    dosed_yesterday = np.zeros((n_worlds, n), dtype=bool)
+    benefit_decay = 0.5 ** (1.0 / ph.benefit_half_life_days)
+    exposure_decay = 0.5 ** (1.0 / pw.appetite_half_life_days)
+    intake_per_point = np.where(pop.atypical, pw.intake_kcal_per_madrs_point_atypical,
+                                pw.intake_kcal_per_madrs_point_typical)
+    diet_decay = np.log(2.0) / c.diet_adherence_half_life_days
+    exercise_decay = np.log(2.0) / c.exercise_adherence_half_life_days
+    unmeasured = c.unmeasured_intake_kcal_per_sd * pop.motivation
+
+    n_grid = len(grid)
+    weight = np.empty((n_worlds, n_grid, n), dtype=np.float32)
+    detail_shape = (n_detailed, n_grid, n)
+    rec_benefit = np.empty(detail_shape, dtype=np.float32)
+    rec_intake = np.empty(detail_shape, dtype=np.float32)
+    rec_activity = np.empty(detail_shape, dtype=np.float32)
+    rec_expenditure = np.empty(detail_shape, dtype=np.float32)
+    grid_pos = {int(d): i for i, d in enumerate(grid)}
+
+    for offset, day in enumerate(range(first_day, last_day + 1)):
+        benefit *= benefit_decay
+        exposure *= exposure_decay
+        dosed_yesterday, dosed_today = dosed_today, dosed_yesterday
+        dosed_today[:] = False
+        g = grid_pos.get(day)
+        if g is not None:  # visits are before the day's session (pre-dose ratings)
+            weight[:, g] = energy.weight_kg
+            rec_benefit[:, g] = benefit[:n_detailed]
+        patients, auc = by_day[offset]
+        if len(patients) and len(course_rows):
+            rows = np.ix_(course_rows, patients)
+            b = benefit[rows]
+            benefit[rows] = b + (1.0 - b) * pop.emax[patients] * auc / (auc + ph.ec50_auc_mg_h_per_l)
+            exposure[rows] += auc / pw.typical_auc_mg_h_per_l
+            dosed_today[rows] = True
+
+        # Inputs shared by every world (patients' own lives).
+        natural = natural_improvement(pop.natural_pmax, day, ph.natural_improvement_tau_days)
+        natural_points = pop.madrs0 * natural
+        diet_on = pop.diet & (day >= pop.diet_start)
+        diet_kcal = np.where(diet_on, c.diet_kcal * np.exp(-diet_decay * (day - pop.diet_start)), 0.0)
+        ex_on = pop.exercise & (day >= pop.exercise_start)
+        ex_adh = np.where(ex_on, np.exp(-exercise_decay * (day - pop.exercise_start)), 0.0)
+        shared_intake = (diet_kcal + c.exercise_compensation * c.exercise_kcal * ex_adh
+                         + c.holiday_kcal * holiday_mask(pop.index_doy, day) + unmeasured
+                         + intake_per_point * natural_points)
+        shared_activity = c.exercise_activity_min * ex_adh + pw.activity_min_per_madrs_point * natural_points
+        shared_expenditure = c.exercise_kcal * ex_adh
+
+        # Drug-induced inputs, per world.
+        drug_points = mood_on * (pop.madrs0 * (1.0 - natural) * benefit)
+        intake = (shared_intake
+                  + appetite_on * (pw.appetite_dose_day_kcal * (dosed_today | dosed_yesterday)
+                                   + pw.appetite_sustained_kcal * exposure)
+                  + intake_per_point * drug_points)
+        drug_expenditure = metabolism_on * pw.metabolism_dose_day_kcal * dosed_today
+        activity = shared_activity + pw.activity_min_per_madrs_point * drug_points
+        if g is not None:
+            rec_intake[:, g] = intake[:n_detailed]
+            rec_activity[:, g] = activity[:n_detailed]
+            rec_expenditure[:, g] = drug_expenditure[:n_detailed]
+        energy.step(intake, shared_expenditure + drug_expenditure, activity)
+        if on_day is not None:
+            on_day(1)
+
+    return Trajectories(worlds=worlds, grid_days=grid, weight_kg=weight, benefit=rec_benefit,
+                        intake_change=rec_intake, activity_min=rec_activity, expenditure_change=rec_expenditure)

@@ -1,0 +1,115 @@
+"""Simulate a cohort end to end: population → courses → worlds → observation → truth.
+
+Random streams are split with :class:`numpy.random.SeedSequence` (population, courses,
+observation), so the same seed gives identical files, and the observed data are the same
+whether or not the counterfactual worlds are computed.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import pyarrow as pa
+import pyarrow.parquet as pq
+
+from ketaweight.results_io import write_results
+from ketaweight.simulate.dynamics import Trajectories, World, grid_days, simulate_worlds
+from ketaweight.simulate.observe import FactualView, observe, patient_ids
+from ketaweight.simulate.population import Population, Sessions, draw_population, plan_courses
+from ketaweight.simulate.scenario import Scenario
+from ketaweight.simulate.truth import PATHWAYS, compute_truth
+
+HORIZON_DAYS = 84
+"""The outcome time: weight change at 12 weeks after index."""
+
+
+@dataclass(frozen=True)
+class SimulationResult:
+    scenario: Scenario
+    seed: int
+    tables: dict[str, pa.Table]  # the canonical tables, as the clinic would record them
+    truth: dict[str, Any] | None  # average truths (None when truth=False)
+    patient_truth: pa.Table | None  # one row per patient
+
+
+def counterfactual_worlds(s: Scenario) -> tuple[World, ...]:
+    """No course, course, and the course with each of the scenario's active pathways off."""
+    p = s.pathways
+    base = World("no_course", course=False, appetite=p.appetite, metabolism=p.metabolism, mood=p.mood)
+    course = World("course", course=True, appetite=p.appetite, metabolism=p.metabolism, mood=p.mood)
+    worlds = [base, course]
+    for name in PATHWAYS:
+        if getattr(p, name):
+            flags = {k: getattr(p, k) and k != name for k in PATHWAYS}
+            worlds.append(World(f"course_without_{name}", course=True, **flags))
+    return tuple(worlds)
+
+
+def _factual_view(traj: Trajectories, treated: np.ndarray, composite: bool) -> FactualView:
+    """The factual world: one simulated world, or course/no-course picked per patient."""
+    if composite:
+        pick = lambda a: np.where(treated[None, :], a[1], a[0])  # noqa: E731
+    else:
+        pick = lambda a: a[0]  # noqa: E731
+    return FactualView(traj.grid_days, pick(traj.weight_kg), pick(traj.benefit),
+                       pick(traj.intake_change), pick(traj.activity_min))
+
+
+def simulate(
+    scenario: Scenario,
+    n_patients: int,
+    seed: int,
+    *,
+    truth: bool = True,
+    on_day: Callable[[int], None] | None = None,
+) -> SimulationResult:
+    """Simulate ``n_patients`` under ``scenario``; with ``truth`` also every counterfactual world."""
+    if n_patients < 1:
+        raise ValueError(f"n_patients must be at least 1, got {n_patients}")
+    pop_ss, course_ss, obs_ss = np.random.SeedSequence(seed).spawn(3)
+    pop = draw_population(scenario, n_patients, np.random.default_rng(pop_ss))
+    planned = plan_courses(scenario, pop, np.random.default_rng(course_ss))
+    factual_sessions = planned.subset(pop.treated[planned.patient])
+    if truth:
+        worlds = counterfactual_worlds(scenario)
+        traj = simulate_worlds(scenario, pop, planned, worlds, n_detailed=2, on_day=on_day)
+    else:
+        p = scenario.pathways
+        worlds = (World("factual", course=True, appetite=p.appetite, metabolism=p.metabolism, mood=p.mood),)
+        traj = simulate_worlds(scenario, pop, factual_sessions, worlds, n_detailed=1, on_day=on_day)
+    view = _factual_view(traj, pop.treated, composite=truth)
+    tables = observe(scenario, pop, factual_sessions, view, np.random.default_rng(obs_ss))
+    summary, per_patient = (None, None)
+    if truth:
+        summary, per_patient = compute_truth(scenario, pop, traj, HORIZON_DAYS)
+        per_patient = per_patient.add_column(0, "patient_id", patient_ids(pop.n))
+    return SimulationResult(scenario, seed, tables, summary, per_patient)
+
+
+def n_simulated_days(s: Scenario) -> int:
+    grid = grid_days(s)
+    return int(grid[-1] - grid[0] + 1)
+
+
+def write_truth(result: SimulationResult, out_dir: Path) -> dict[str, Path]:
+    """Write ``truth.json`` (common results envelope) and ``patient_truth.parquet``."""
+    out_dir.mkdir(parents=True, exist_ok=True)
+    written = {}
+    if result.truth is not None:
+        provenance = {"synthetic": True, "source": f"ketaweight simulator, scenario '{result.scenario.name}'",
+                      "seed": result.seed, "scenario": result.scenario.model_dump()}
+        written["truth"] = write_results(out_dir / "truth.json", "simulation_truth", result.truth, provenance)
+    if result.patient_truth is not None:
+        tmp = out_dir / ".patient_truth.parquet.tmp"
+        pq.write_table(result.patient_truth, tmp)
+        tmp.replace(out_dir / "patient_truth.parquet")
+        written["patient_truth"] = out_dir / "patient_truth.parquet"
+    return written
+
+
+__all__ = ["HORIZON_DAYS", "SimulationResult", "simulate", "write_truth", "counterfactual_worlds",
+           "Population", "Sessions", "n_simulated_days"]

@@ -56,7 +56,7 @@ class Location:
 class InputError(ValueError):
     """Bad user input (a file, a spec, a table).  ``problems`` lists every problem found."""
 
-    def __init__(self, problems: list[tuple[Location, str]], *, limit: int = 20) -> None:
+    def __init__(self, problems: list[tuple[Location, str]], *, limit: int = 100) -> None:
         self.problems = problems
         shown = [f"{loc}: {reason}" for loc, reason in problems[:limit]]
         more = len(problems) - len(shown)

@@ -152,14 +152,15 @@ def observe(s: Scenario, pop: Population, sessions: Sessions, view: FactualView,
               ("activity", "min/d", yp, yd, ym, activity)]
 
     kind_names = pa.array([k[0] for k in kinds])
-    unit_names = pa.array([k[1] for k in kinds])
+    units = sorted({k[1] for k in kinds})
+    unit_names = pa.array(units)
     measurements = pa.table({
         "patient_id": _dict_column(np.concatenate([k[2] for k in kinds]), ids),
         "time": _timestamps(pop, np.concatenate([k[2] for k in kinds]), np.concatenate([k[3] for k in kinds]),
                             np.concatenate([k[4] for k in kinds])),
         "kind": _dict_column(np.concatenate([np.full(len(k[2]), i) for i, k in enumerate(kinds)]), kind_names),
         "value": pa.array(np.concatenate([k[5] for k in kinds]).astype(float)),
-        "unit": _dict_column(np.concatenate([np.full(len(k[2]), i) for i, k in enumerate(kinds)]), unit_names),
+        "unit": _dict_column(np.concatenate([np.full(len(k[2]), units.index(k[1])) for k in kinds]), unit_names),
     })
 
     # --- exposures (sessions at 09:00-12:00)

@@ -1,0 +1,232 @@
+"""The one interface of every estimator: keyword-only settings, data in ``fit()``, a frozen result.
+
+As in scikit-learn, constructing an estimator does no work and no validation; ``fit()``
+validates every setting against one declared table and reports all problems at once.  The
+variance method is a setting, stored in the result and described there in words.
+
+Bootstrap (on request): rows are resampled with replacement ``n_bootstrap`` times; every
+replicate refits every nuisance model.  Replicate r draws from
+``numpy.random.default_rng(SeedSequence(seed).spawn(n_bootstrap)[r])``, so the replicates
+do not depend on how many workers ran them.  SE = SD of the replicate estimates; the CI is
+the percentile interval (Efron & Tibshirani 1993).
+"""
+
+from __future__ import annotations
+
+import math
+import os
+from abc import ABC, abstractmethod
+from concurrent.futures import ThreadPoolExecutor
+from dataclasses import asdict, dataclass, field, fields
+from typing import Any, ClassVar, Literal
+
+import numpy as np
+import pandas as pd
+from scipy import stats
+from threadpoolctl import threadpool_limits
+
+from ketaweight.causal.data import AnalysisData, prepare
+from ketaweight.causal.diagnostics import WarningLog, diagnose
+from ketaweight.causal.result import CausalResult
+from ketaweight.causal.sensitivity import evalue_difference
+from ketaweight.causal.spec import AnalysisSpec, OnFailure, Thresholds
+from ketaweight.causal.weights import FittedModel
+from ketaweight.exceptions import InputError, Location
+
+Variance = Literal["sandwich", "fixed-weights", "model", "bootstrap"]
+
+
+@dataclass(frozen=True)
+class Fitted:
+    """What an estimator's ``_fit`` hands back to the common machinery.
+
+    ``estimate`` (outcome units); ``se`` (NaN when only the point was asked for);
+    ``variance_text`` the analytic variance in words; ``propensity`` e(L) per row for the
+    overlap summary; ``models`` the nuisance fits to report; ``balance_weights`` the
+    treatment weights for the weighted SMDs; ``used_weights`` the weights the estimator
+    averages with (None if none).
+    """
+
+    estimate: float
+    se: float
+    variance_text: str
+    propensity: np.ndarray
+    models: list[FittedModel]
+    balance_weights: np.ndarray
+    used_weights: np.ndarray | None = None
+    extra: dict[str, Any] = field(default_factory=dict)
+
+
+def n_workers(n_jobs: int) -> int:
+    """Worker count: ``-1`` means every core, otherwise at least one."""
+    return max(1, os.cpu_count() or 1) if n_jobs == -1 else max(1, n_jobs)
+
+
+@dataclass(frozen=True, kw_only=True)
+class Estimator(ABC):
+    """Base of every estimator.
+
+    Settings (all keyword-only):
+
+    variance:
+        ``"sandwich"`` (influence function / stacked estimating equations; default),
+        ``"bootstrap"``, and per estimator ``"fixed-weights"`` or ``"model"``.
+    ci_level:
+        Confidence level of the interval, in (0, 1).
+    n_bootstrap:
+        Bootstrap replicates when ``variance="bootstrap"``.
+    seed:
+        Seeds the bootstrap and cross-fitting folds; results are reproducible from
+        (data, spec, seed).
+    n_jobs:
+        Worker threads for the bootstrap; ``-1`` uses every core.
+    thresholds:
+        Diagnostic thresholds (:class:`~ketaweight.causal.spec.Thresholds`).
+    on_failure:
+        ``"warn"`` (default) or ``"raise"``: a failed diagnostic raises
+        :class:`~ketaweight.exceptions.NumericalError` instead of warning.
+    """
+
+    method: ClassVar[str]
+    variances: ClassVar[tuple[str, ...]] = ("sandwich", "bootstrap")
+    adjusted: ClassVar[bool] = True
+
+    variance: Variance = "sandwich"
+    ci_level: float = 0.95
+    n_bootstrap: int = 1000
+    seed: int = 0
+    n_jobs: int = -1
+    thresholds: Thresholds = field(default_factory=Thresholds)
+    on_failure: OnFailure = "warn"
+
+    # -- validation -----------------------------------------------------------------------
+    def _problems(self) -> list[str]:
+        """Every invalid setting, as messages (subclasses extend)."""
+        out = []
+        if self.variance not in self.variances:
+            out.append(f"variance={self.variance!r} is not one of {list(self.variances)} for {self.method}")
+        if not (isinstance(self.ci_level, float) and 0 < self.ci_level < 1):
+            out.append(f"ci_level={self.ci_level!r} must be a float in (0, 1), e.g. 0.95")
+        if not (isinstance(self.n_bootstrap, int) and self.n_bootstrap >= 2):
+            out.append(f"n_bootstrap={self.n_bootstrap!r} must be an integer >= 2")
+        if not (isinstance(self.n_jobs, int) and (self.n_jobs == -1 or self.n_jobs >= 1)):
+            out.append(f"n_jobs={self.n_jobs!r} must be -1 (all cores) or a positive integer")
+        if self.on_failure not in ("warn", "raise"):
+            out.append(f"on_failure={self.on_failure!r} must be 'warn' or 'raise'")
+        return out
+
+    def _validate(self, data: AnalysisData) -> None:
+        problems = self._problems()
+        if problems:
+            raise ValueError(f"{type(self).__name__}: " + "; ".join(problems))
+        n1 = int(data.a[data.observed].sum())
+        n0 = int(data.n_observed - n1)
+        if n1 < 1 or n0 < 1:
+            raise InputError(
+                [
+                    (
+                        Location("table", column=data.spec.treatment),
+                        f"needs at least one treated and one untreated row with an observed outcome; "
+                        f"found {n1} treated and {n0} untreated after {len(data.attrition)} attrition step(s)",
+                    )
+                ]
+            )
+
+    def settings(self) -> dict[str, Any]:
+        """The settings as a plain dict (learners by class name)."""
+        out: dict[str, Any] = {"method": self.method}
+        for f in fields(self):
+            value = getattr(self, f.name)
+            if isinstance(value, Thresholds):
+                value = asdict(value)
+            elif hasattr(value, "get_params"):
+                value = type(value).__name__
+            out[f.name] = value
+        return out
+
+    # -- fitting --------------------------------------------------------------------------
+    def fit(self, table: pd.DataFrame | AnalysisData, spec: AnalysisSpec | None = None) -> CausalResult:
+        """Estimate the effect on ``table`` as ``spec`` says; returns a frozen :class:`CausalResult`.
+
+        ``table`` may also be an :class:`AnalysisData` already prepared (``spec`` then ignored),
+        which is how :func:`~ketaweight.causal.runner.run_estimators` avoids re-preparing.
+        """
+        if isinstance(table, AnalysisData):
+            data = table
+        else:
+            if spec is None:
+                raise TypeError("fit(table, spec): a spec is required with a DataFrame")
+            data = prepare(table, spec)
+        self._validate(data)
+        log = WarningLog(self.on_failure)
+        fitted = self._fit(data, log, analytic=self.variance != "bootstrap")
+        diagnostics = diagnose(
+            data,
+            fitted.propensity,
+            fitted.models,
+            fitted.balance_weights,
+            fitted.used_weights,
+            self.thresholds,
+            log,
+            adjusted=self.adjusted,
+        )
+        diagnostics.update(fitted.extra)
+        z = stats.norm.ppf(0.5 + self.ci_level / 2)
+        if self.variance == "bootstrap":
+            reps = self._bootstrap(data)
+            ok = reps[np.isfinite(reps)]
+            se = float(np.std(ok, ddof=1)) if ok.size > 1 else float("nan")
+            alpha = 1 - self.ci_level
+            lo, hi = (np.quantile(ok, [alpha / 2, 1 - alpha / 2]) if ok.size else (math.nan, math.nan))
+            variance_text = (
+                f"nonparametric bootstrap, {self.n_bootstrap} replicates (seed {self.seed}), every nuisance "
+                f"model refitted per replicate; SE = SD of replicates, CI = percentile interval"
+            )
+            diagnostics["bootstrap"] = {
+                "replicates": self.n_bootstrap,
+                "failed": int(reps.size - ok.size),
+                "seed": self.seed,
+            }
+        else:
+            se = fitted.se
+            lo, hi = fitted.estimate - z * se, fitted.estimate + z * se
+            variance_text = fitted.variance_text
+        spec_ = data.spec
+        return CausalResult(
+            treatment=spec_.treatment,
+            outcome=spec_.outcome,
+            estimand=spec_.estimand,
+            method=self.method,
+            estimate=float(fitted.estimate),
+            se=float(se),
+            ci_low=float(lo),
+            ci_high=float(hi),
+            n=data.n,
+            variance=variance_text,
+            diagnostics=diagnostics,
+            warnings=tuple(log.messages),
+            ci_level=self.ci_level,
+            sensitivity=evalue_difference(float(fitted.estimate), float(lo), float(hi), data.outcome_sd),
+            settings={"estimator": self.settings(), "spec": spec_.to_dict()},
+        )
+
+    @abstractmethod
+    def _fit(self, data: AnalysisData, log: WarningLog, *, analytic: bool) -> Fitted:
+        """Point estimate, and when ``analytic`` its analytic SE, plus diagnostic inputs."""
+
+    # -- bootstrap ------------------------------------------------------------------------
+    def _bootstrap(self, data: AnalysisData) -> np.ndarray:
+        """Replicate estimates (NaN where a replicate could not be estimated)."""
+        children = np.random.SeedSequence(self.seed).spawn(self.n_bootstrap)
+        workers = n_workers(self.n_jobs)
+
+        def one(r: int) -> float:
+            rows = np.random.default_rng(children[r]).integers(0, data.n, data.n)
+            sub = data.subset(rows)
+            try:
+                return self._fit(sub, WarningLog("warn", silent=True), analytic=False).estimate
+            except (InputError, ValueError, np.linalg.LinAlgError, ZeroDivisionError):
+                return float("nan")
+
+        with threadpool_limits(limits=1), ThreadPoolExecutor(max_workers=workers) as pool:
+            return np.fromiter(pool.map(one, range(self.n_bootstrap)), dtype=float, count=self.n_bootstrap)

@@ -1,0 +1,186 @@
+"""From a table and a spec to the arrays every estimator uses, with counted attrition.
+
+Missing data is handled on purpose (OHDSI CohortMethod style): each exclusion is a step
+with a reason and counts before/after, stored with the results.  Rows with a missing
+treatment or covariate are excluded; a missing outcome is either an exclusion or a
+censoring event, as the spec says.  Nothing is dropped silently.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from typing import Any
+
+import numpy as np
+import pandas as pd
+
+from ketaweight.causal.design import Design, build_design, numeric_by_value
+from ketaweight.causal.spec import AnalysisSpec
+from ketaweight.exceptions import InputError, Location
+
+
+@dataclass(frozen=True)
+class AttritionStep:
+    """One filter: what it did, why, and the row counts before and after."""
+
+    step: str
+    reason: str
+    n_before: int
+    n_excluded: int
+    n_after: int
+
+    def to_dict(self) -> dict[str, Any]:
+        """Plain dict for the results file."""
+        return {
+            "step": self.step,
+            "reason": self.reason,
+            "n_before": self.n_before,
+            "n_excluded": self.n_excluded,
+            "n_after": self.n_after,
+        }
+
+
+@dataclass(frozen=True)
+class AnalysisData:
+    """The analysed rows as arrays.
+
+    ``a`` treatment (0/1 float), ``y`` outcome (NaN where censored), ``observed`` True where
+    the outcome is observed (not censored), ``x`` the covariate design, ``z`` the censoring
+    design (None without censoring), ``attrition`` the counted exclusion steps, and
+    ``outcome_sd`` the standard deviation of the observed outcome (outcome units), used by
+    the E-value's standardized-difference approximation.
+    """
+
+    spec: AnalysisSpec
+    a: np.ndarray
+    y: np.ndarray
+    observed: np.ndarray
+    x: Design
+    z: Design | None
+    attrition: tuple[AttritionStep, ...]
+
+    @property
+    def n(self) -> int:
+        """Rows analysed (censored rows included)."""
+        return int(self.a.shape[0])
+
+    @property
+    def n_observed(self) -> int:
+        """Rows with an observed outcome."""
+        return int(self.observed.sum())
+
+    @property
+    def censored(self) -> bool:
+        """Whether any analysed row is censored."""
+        return bool(self.n_observed < self.n)
+
+    @property
+    def outcome_sd(self) -> float:
+        """Sample standard deviation of the observed outcome (outcome units)."""
+        yo = self.y[self.observed]
+        return float(np.std(yo, ddof=1)) if yo.size > 1 else float("nan")
+
+    def subset(self, rows: np.ndarray) -> AnalysisData:
+        """The same analysis on a subset (or resample, with repeats) of rows; designs keep
+        their original scaling so coefficients stay comparable."""
+        x = _take(self.x, rows)
+        z = None if self.z is None else _take(self.z, rows)
+        return AnalysisData(self.spec, self.a[rows], self.y[rows], self.observed[rows], x, z, self.attrition)
+
+
+def _take(design: Design, rows: np.ndarray) -> Design:
+    return Design(
+        design.matrix[rows], design.names, design.source, design.kind, design.level, design.center, design.scale
+    )
+
+
+def _binary(values: np.ndarray, column: str, what: str) -> None:
+    """Raise InputError unless every value is 0 or 1."""
+    bad = ~np.isin(values, (0.0, 1.0))
+    if bad.any():
+        raise InputError(
+            [(Location("table", column=column), f"{what} must be 0/1; found {sorted(set(values[bad].tolist()))[:5]}")]
+        )
+
+
+def prepare(table: pd.DataFrame, spec: AnalysisSpec) -> AnalysisData:
+    """Validate ``table`` against ``spec`` and return the analysed rows as :class:`AnalysisData`.
+
+    Steps (each recorded in ``attrition``): input rows; exclude missing treatment; exclude
+    missing covariates (per-column counts in the reason); exclude, or mark censored, rows
+    whose outcome is missing.  Raises :class:`InputError` listing every missing column and
+    every non-0/1 treatment or censor value.
+    """
+    needed = [spec.treatment, spec.outcome, *spec.covariates, *spec.censoring_covariates]
+    if spec.censor:
+        needed.append(spec.censor)
+    missing_cols = sorted({c for c in needed if c not in table.columns})
+    if missing_cols:
+        raise InputError(
+            [(Location("table", column=c), "column not found; check the spelling or the table") for c in missing_cols]
+        )
+    steps: list[AttritionStep] = []
+    frame = table
+    n0 = len(frame)
+    steps.append(AttritionStep("input", "rows in the analysis table", n0, 0, n0))
+
+    def exclude(mask: pd.Series, step: str, reason: str) -> None:
+        nonlocal frame
+        before = len(frame)
+        frame = frame.loc[~mask]
+        steps.append(AttritionStep(step, reason, before, before - len(frame), len(frame)))
+
+    exclude(frame[spec.treatment].isna(), "missing treatment", f"'{spec.treatment}' is missing")
+    covs = list(dict.fromkeys([*spec.covariates, *spec.censoring_covariates]))
+    na = frame[covs].isna()
+    per_col = {c: int(k) for c, k in na.sum().items() if k}
+    reason = "missing " + ", ".join(f"'{c}' ({k})" for c, k in per_col.items()) if per_col else "no covariate missing"
+    exclude(na.any(axis=1), "missing covariates", reason)
+
+    a = numeric_by_value(frame[spec.treatment], spec.treatment)
+    _binary(a, spec.treatment, "the treatment")
+    y = numeric_by_value(frame[spec.outcome], spec.outcome)
+    if spec.censor:
+        c = numeric_by_value(frame[spec.censor].fillna(0), spec.censor)
+        _binary(c, spec.censor, "the censoring indicator")
+        censored = c == 1
+        unexplained = np.isnan(y) & ~censored
+        if spec.missing_outcome == "censor":
+            censored = censored | unexplained
+        else:
+            exclude(
+                pd.Series(unexplained, index=frame.index),
+                "missing outcome",
+                f"'{spec.outcome}' missing but '{spec.censor}' is 0",
+            )
+            keep = ~unexplained
+            a, y, censored = a[keep], y[keep], censored[keep]
+    elif spec.missing_outcome == "exclude":
+        miss = np.isnan(y)
+        exclude(pd.Series(miss, index=frame.index), "missing outcome", f"'{spec.outcome}' is missing (excluded, not censored)")
+        a, y = a[~miss], y[~miss]
+        censored = np.zeros(len(y), dtype=bool)
+    else:
+        censored = np.isnan(y)
+    observed = ~censored
+    if censored.any():
+        steps.append(
+            AttritionStep(
+                "censored",
+                "outcome unobserved (lost to follow-up): kept, handled by censoring weights or standardisation",
+                len(frame),
+                0,
+                len(frame),
+            )
+        )
+    y = np.where(observed, y, np.nan)
+    x = build_design(frame, spec.covariates, categorical=spec.categorical, squared=spec.squared)
+    z = None
+    if censored.any():
+        z = build_design(
+            frame,
+            spec.censoring_covariates,
+            categorical=[c for c in spec.categorical if c in spec.censoring_covariates],
+            squared=[c for c in spec.squared if c in spec.censoring_covariates],
+        )
+    return AnalysisData(spec, a, y, observed, x, z, tuple(steps))

@@ -1,0 +1,206 @@
+"""Balance, overlap and weight diagnostics carried by every result, and their warnings.
+
+* Standardized mean difference (Austin 2009) per design column (linear terms and level
+  indicators): SMD = (m₁ − m₀) / √((s₁² + s₀²)/2), weighted means m_a; the denominator is
+  always the *unweighted* pooled SD so weighted and unweighted SMDs are comparable.
+* Overlap: propensity quantiles by arm and the share of rows outside the common support
+  [max(min e | A=1, min e | A=0), min(max e | A=1, max e | A=0)].
+* Weights: range, mean, percentiles, Kish effective sample size (Σw)²/Σw² (Kish 1965).
+
+Each failed check becomes a warning of the :class:`KetaweightWarning` family that states its
+threshold, or a :class:`NumericalError` when the estimator's ``on_failure`` is ``"raise"``.
+"""
+
+from __future__ import annotations
+
+import warnings
+from typing import Any
+
+import numpy as np
+
+from ketaweight.causal.data import AnalysisData
+from ketaweight.causal.spec import OnFailure, Thresholds
+from ketaweight.causal.weights import FittedModel
+from ketaweight.exceptions import (
+    BalanceWarning,
+    ConvergenceWarning,
+    KetaweightWarning,
+    NumericalError,
+    PositivityWarning,
+    SeparationWarning,
+)
+
+QUANTILES = (0.0, 0.01, 0.05, 0.25, 0.5, 0.75, 0.95, 0.99, 1.0)
+
+
+class WarningLog:
+    """Collects an estimator's warnings for its result and emits them (or raises)."""
+
+    def __init__(self, on_failure: OnFailure, *, silent: bool = False) -> None:
+        self.on_failure = on_failure
+        self.silent = silent
+        self.messages: list[str] = []
+
+    def warn(self, category: type[KetaweightWarning], message: str) -> None:
+        """Record and emit ``message``; raise :class:`NumericalError` in hard-stop mode."""
+        if self.silent:
+            return
+        if self.on_failure == "raise":
+            raise NumericalError(f"{category.__name__}: {message}")
+        self.messages.append(f"{category.__name__}: {message}")
+        warnings.warn(message, category, stacklevel=4)
+
+
+def check_model(model: FittedModel, log: WarningLog) -> None:
+    """Warn when a nuisance model did not converge or separates the data."""
+    if not model.fit.converged:
+        log.warn(
+            ConvergenceWarning,
+            f"the {model.name} model did not converge in {model.fit.n_iter} Newton steps "
+            "(threshold: relative deviance change < 1e-10)",
+        )
+    if model.fit.separated:
+        log.warn(
+            SeparationWarning,
+            f"the {model.name} model separates the data: some fitted probabilities are within 1e-10 of 0 or 1 "
+            "(threshold 1e-10); remove or coarsen the covariates that predict it perfectly",
+        )
+
+
+def smd(x: np.ndarray, a: np.ndarray, w: np.ndarray | None = None) -> np.ndarray:
+    """Standardized mean differences of the columns of ``x`` (treated − control).
+
+    ``w`` are row weights for the means (None: unweighted); the denominator is the
+    unweighted pooled SD.  A column constant within both arms gives 0.
+    """
+    t, c = a == 1, a == 0
+    sd = np.sqrt((x[t].var(axis=0) + x[c].var(axis=0)) / 2.0) if t.any() and c.any() else np.zeros(x.shape[1])
+    if w is None:
+        diff = x[t].mean(axis=0) - x[c].mean(axis=0)
+    else:
+        diff = np.average(x[t], axis=0, weights=w[t]) - np.average(x[c], axis=0, weights=w[c])
+    with np.errstate(invalid="ignore", divide="ignore"):
+        out = np.where(sd > 0, diff / np.where(sd > 0, sd, 1.0), 0.0)
+    return out
+
+
+def kish_ess(w: np.ndarray) -> float:
+    """Kish (1965) effective sample size (Σw)²/Σw² of non-negative weights."""
+    s2 = float(np.dot(w, w))
+    return float(w.sum() ** 2 / s2) if s2 > 0 else 0.0
+
+
+def overlap_summary(e: np.ndarray, a: np.ndarray) -> dict[str, Any]:
+    """Propensity quantiles by arm and the share of rows outside the common support."""
+    t, c = a == 1, a == 0
+    out: dict[str, Any] = {"quantiles": list(QUANTILES)}
+    for label, mask in (("treated", t), ("control", c)):
+        out[label] = np.quantile(e[mask], QUANTILES).tolist() if mask.any() else None
+    if t.any() and c.any():
+        lo, hi = max(e[t].min(), e[c].min()), min(e[t].max(), e[c].max())
+        outside = (e < lo) | (e > hi)
+        out["common_support"] = [float(lo), float(hi)]
+        out["share_outside_support"] = float(outside.mean())
+        out["n_outside_support"] = int(outside.sum())
+    else:
+        out["common_support"] = None
+        out["share_outside_support"] = float("nan")
+        out["n_outside_support"] = 0
+    return out
+
+
+def weight_summary(w: np.ndarray) -> dict[str, float]:
+    """Range, mean, percentiles and Kish ESS of the positive weights."""
+    pos = w[w > 0]
+    if pos.size == 0:
+        return {"min": float("nan"), "max": float("nan"), "mean": float("nan"), "ess": 0.0, "n": 0}
+    p1, p99 = np.percentile(pos, [1, 99])
+    return {
+        "n": int(pos.size),
+        "min": float(pos.min()),
+        "p01": float(p1),
+        "mean": float(pos.mean()),
+        "p99": float(p99),
+        "max": float(pos.max()),
+        "ess": kish_ess(pos),
+    }
+
+
+def diagnose(
+    data: AnalysisData,
+    propensity: np.ndarray,
+    models: list[FittedModel],
+    balance_weights: np.ndarray,
+    used_weights: np.ndarray | None,
+    thresholds: Thresholds,
+    log: WarningLog,
+    *,
+    adjusted: bool,
+) -> dict[str, Any]:
+    """The diagnostics block of a result, with warnings for failed checks.
+
+    ``propensity`` is e(L) per analysed row (for the overlap summary); ``models`` the nuisance
+    fits whose convergence is reported; ``balance_weights`` are the treatment weights implied by the propensity model (every
+    analysed row); ``used_weights`` the weights the estimator actually averages with (None
+    if it uses none).  ``adjusted=False`` (crude difference) reports without warning.
+    """
+    x = data.x.matrix
+    cols = data.x.balance_columns()
+    names = [data.x.names[j] for j in cols]
+    before = smd(x[:, cols], data.a)
+    after = smd(x[:, cols], data.a, balance_weights)
+    overlap = overlap_summary(propensity, data.a)
+    out: dict[str, Any] = {
+        "n_analysed": data.n,
+        "n_observed_outcome": data.n_observed,
+        "n_treated": int(data.a.sum()),
+        "n_control": int(data.n - data.a.sum()),
+        "outcome_sd": data.outcome_sd,
+        "attrition": [s.to_dict() for s in data.attrition],
+        "balance": {
+            "covariates": names,
+            "smd_unweighted": before.tolist(),
+            "smd_weighted": after.tolist(),
+            "max_abs_smd_unweighted": float(np.max(np.abs(before))) if before.size else 0.0,
+            "max_abs_smd_weighted": float(np.max(np.abs(after))) if after.size else 0.0,
+            "weights": "inverse probability of treatment weights from the propensity model",
+            "threshold": thresholds.smd,
+        },
+        "overlap": overlap,
+        "weights": weight_summary(used_weights if used_weights is not None else balance_weights),
+        "weights_used_by_estimator": used_weights is not None,
+        "models": [m.report() for m in models],
+        "thresholds": thresholds.to_dict(),
+    }
+    for m in models:
+        check_model(m, log)
+    if not adjusted or data.n == 0:
+        return out
+    bad = [f"{n} ({v:+.3f})" for n, v in zip(names, after) if abs(v) > thresholds.smd]
+    if bad:
+        log.warn(
+            BalanceWarning,
+            f"{len(bad)} covariate column(s) have |SMD| > {thresholds.smd} after weighting: {', '.join(bad[:8])}",
+        )
+    share = overlap["share_outside_support"]
+    if share > thresholds.outside_support:
+        log.warn(
+            PositivityWarning,
+            f"{share:.1%} of rows lie outside the common propensity support "
+            f"(threshold {thresholds.outside_support:.0%}); consider restricting the population",
+        )
+    if used_weights is not None:
+        ws = out["weights"]
+        if ws["n"] and ws["max"] > thresholds.extreme_weight * ws["mean"]:
+            log.warn(
+                PositivityWarning,
+                f"extreme weights: max {ws['max']:.3g} is {ws['max'] / ws['mean']:.1f}× the mean weight "
+                f"(threshold {thresholds.extreme_weight:g}×); consider truncation",
+            )
+        if ws["n"] and ws["ess"] < thresholds.min_ess_share * ws["n"]:
+            log.warn(
+                PositivityWarning,
+                f"effective sample size {ws['ess']:.0f} is below {thresholds.min_ess_share:.0%} of the "
+                f"{ws['n']} weighted rows (Kish)",
+            )
+    return out

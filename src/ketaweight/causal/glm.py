@@ -1,0 +1,144 @@
+"""Fast numpy model fits: logistic regression by Newton–Raphson (IRLS) and least squares.
+
+Why not statsmodels: one Newton fit at n = 1,000,000 × 21 columns takes ≈ 0.7 s in numpy
+against ≈ 5.2 s for statsmodels' GLM on the same machine (DESIGN.md §5), and the bootstrap
+refits the propensity model a thousand times.  The fits here return plain arrays plus the
+pieces the sandwich variance needs (the information matrix), and report convergence and
+separation as flags that the calling estimator turns into warnings with context.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+import numpy as np
+from scipy import linalg
+from scipy.special import expit
+
+SEPARATION_EPS = 1e-10
+"""Fitted probabilities closer than this to 0 or 1 signal (quasi-)separation, as R's glm."""
+
+
+@dataclass(frozen=True)
+class LogisticFit:
+    """A fitted logistic model.
+
+    ``coef`` (p,), ``fitted`` P(y = 1 | x) per row, ``information`` the weighted information
+    matrix Σ wᵢ pᵢ(1 − pᵢ) xᵢxᵢᵀ divided by Σ wᵢ (p, p), ``n_iter`` Newton steps taken,
+    ``converged`` whether the relative deviance change fell below the tolerance, and
+    ``separated`` whether some fitted probability is within 1e-10 of 0 or 1.
+    """
+
+    coef: np.ndarray
+    fitted: np.ndarray
+    information: np.ndarray
+    deviance: float
+    n_iter: int
+    converged: bool
+    separated: bool
+
+
+def solve_spd(matrix: np.ndarray, rhs: np.ndarray) -> np.ndarray:
+    """Solve ``matrix @ x = rhs`` for a symmetric positive (semi)definite matrix.
+
+    Cholesky first; a singular matrix (e.g. an indicator that is all zero in a bootstrap
+    sample or a cross-fitting fold) falls back to the minimum-norm least-squares solution.
+    """
+    try:
+        return linalg.cho_solve(linalg.cho_factor(matrix, check_finite=False), rhs, check_finite=False)
+    except linalg.LinAlgError:
+        return np.linalg.lstsq(matrix, rhs, rcond=None)[0]
+
+
+def _deviance(y: np.ndarray, eta: np.ndarray, w: np.ndarray) -> float:
+    """Binomial deviance −2 Σ wᵢ log L, computed stably from the linear predictor."""
+    # log(1 + e^eta) - y*eta, written without overflow
+    return float(2.0 * np.dot(w, np.logaddexp(0.0, eta) - y * eta))
+
+
+def fit_logistic(
+    x: np.ndarray,
+    y: np.ndarray,
+    *,
+    sample_weight: np.ndarray | None = None,
+    start: np.ndarray | None = None,
+    max_iter: int = 50,
+    tol: float = 1e-10,
+) -> LogisticFit:
+    """Maximum-likelihood logistic regression of 0/1 ``y`` on ``x`` (include the intercept).
+
+    Newton–Raphson with step halving when the deviance rises; stops when the relative
+    deviance change |D_k − D_{k−1}| / (|D_k| + 0.1) is below ``tol`` (R's ``glm`` rule,
+    with a tighter default).  ``sample_weight`` are frequency/probability weights
+    (bootstrap counts, censoring weights).  Never raises on separation: it returns
+    ``separated=True`` and lets the caller warn or stop.
+    """
+    n, p = x.shape
+    w = np.ones(n) if sample_weight is None else np.asarray(sample_weight, dtype=float)
+    beta = np.zeros(p) if start is None else np.array(start, dtype=float)
+    eta = x @ beta
+    dev = _deviance(y, eta, w)
+    converged = False
+    n_iter = 0
+    prob = expit(eta)
+    for n_iter in range(1, max_iter + 1):
+        v = w * prob * (1.0 - prob)
+        hess = x.T @ (x * v[:, None])
+        grad = x.T @ (w * (y - prob))
+        step = solve_spd(hess, grad)
+        new_beta = beta + step
+        new_eta = x @ new_beta
+        new_dev = _deviance(y, new_eta, w)
+        halvings = 0
+        while not new_dev <= dev + 1e-12 * abs(dev) and halvings < 30:
+            step *= 0.5
+            new_beta = beta + step
+            new_eta = x @ new_beta
+            new_dev = _deviance(y, new_eta, w)
+            halvings += 1
+        change = abs(new_dev - dev) / (abs(new_dev) + 0.1)
+        beta, eta, dev = new_beta, new_eta, new_dev
+        prob = expit(eta)
+        if change < tol:
+            converged = True
+            break
+    v = w * prob * (1.0 - prob)
+    total = float(w.sum()) if n else 1.0
+    information = (x.T @ (x * v[:, None])) / total
+    separated = bool(np.any((w > 0) & ((prob < SEPARATION_EPS) | (prob > 1.0 - SEPARATION_EPS))))
+    return LogisticFit(beta, prob, information, dev, n_iter, converged, separated)
+
+
+@dataclass(frozen=True)
+class LinearFit:
+    """A (weighted) least-squares fit: ``coef`` (p,), ``fitted`` and ``residual`` per row,
+    ``bread`` = (Σ wᵢ xᵢxᵢᵀ / Σ wᵢ)⁻¹ for sandwich variances."""
+
+    coef: np.ndarray
+    fitted: np.ndarray
+    residual: np.ndarray
+    bread: np.ndarray
+
+
+def fit_linear(x: np.ndarray, y: np.ndarray, *, sample_weight: np.ndarray | None = None) -> LinearFit:
+    """Weighted least squares of ``y`` on ``x`` by the normal equations (x standardised)."""
+    w = np.ones(len(y)) if sample_weight is None else np.asarray(sample_weight, dtype=float)
+    gram = x.T @ (x * w[:, None])
+    total = float(w.sum()) if len(y) else 1.0
+    coef = solve_spd(gram, x.T @ (w * y))
+    fitted = x @ coef
+    bread = solve_spd(gram / total, np.eye(x.shape[1]))
+    return LinearFit(coef, fitted, y - fitted, bread)
+
+
+def linear_sandwich(fit: LinearFit, x: np.ndarray, *, sample_weight: np.ndarray | None = None) -> np.ndarray:
+    """Heteroskedasticity-robust (HC0, Huber–White) covariance of ``fit.coef`` (p, p).
+
+    Weights are treated as known constants, as in a GEE with an independence working
+    correlation (the variance Hernán & Robins 2020 report for weighted regressions).
+    """
+    w = np.ones(len(fit.residual)) if sample_weight is None else np.asarray(sample_weight, dtype=float)
+    total = float(w.sum())
+    score = x * (w * fit.residual)[:, None]
+    meat = score.T @ score / total
+    return fit.bread @ meat @ fit.bread / total

@@ -1,0 +1,90 @@
+"""Standardization (the parametric g-formula) for a point treatment.
+
+Fit an outcome model E[Y | A, L] = m(A, L; β) by least squares on rows with an observed
+outcome, predict both counterfactual means for every row of the target population and
+average: ψ̂ = (1/|T|) Σ_{i∈T} m(1, Lᵢ) − m(0, Lᵢ), with T = all analysed rows (ATE; censored
+rows included, so censoring is handled by conditioning on A and L) or the treated (ATT).
+NHEFS: 3.52 kg with the model of Hernán & Robins (2020, Program 13.2), which includes
+``qsmk × smokeintensity``.
+
+Sandwich variance: stacked estimating equations for β and ψ (Stefanski & Boos 2002):
+IF_ψ,i = [Tᵢ(dᵢ − ψ) + hᵀ G⁻¹ Rᵢ xᵢ rᵢ] / P(T), with dᵢ the predicted difference,
+h = mean Tᵢ(xᵢ⁽¹⁾ − xᵢ⁽⁰⁾), G = mean Rᵢ xᵢxᵢᵀ, rᵢ the residual.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from dataclasses import dataclass
+from typing import ClassVar, Literal
+
+import numpy as np
+
+from ketaweight.causal.base import Estimator, Fitted
+from ketaweight.causal.data import AnalysisData
+from ketaweight.causal.design import outcome_matrix
+from ketaweight.causal.diagnostics import WarningLog
+from ketaweight.causal.glm import fit_linear, solve_spd
+from ketaweight.causal.weights import propensity_model, treatment_weights
+
+
+def check_interactions(interactions: Sequence[str] | str, covariates: Sequence[str]) -> list[str]:
+    """Problems with an ``interactions`` setting against the spec's covariates."""
+    if interactions == "all":
+        return []
+    if isinstance(interactions, str):
+        return [f"interactions={interactions!r} must be 'all' or a sequence of covariate names"]
+    unknown = [c for c in interactions if c not in covariates]
+    return [f"interactions {unknown} are not covariates of the spec"] if unknown else []
+
+
+@dataclass(frozen=True, kw_only=True)
+class Standardization(Estimator):
+    """Parametric g-formula with a linear outcome model.
+
+    ``interactions``: covariates interacted with the treatment in the outcome model
+    (``"all"``, the default, fits separate models by arm; ``()`` a common slope model;
+    Hernán & Robins use ``("smokeintensity",)``).
+    """
+
+    method: ClassVar[str] = "standardization"
+    interactions: Sequence[str] | Literal["all"] = "all"
+
+    def _validate(self, data: AnalysisData) -> None:
+        problems = check_interactions(self.interactions, data.spec.covariates)
+        if problems:
+            raise ValueError(f"{type(self).__name__}: " + "; ".join(problems))
+        super()._validate(data)
+
+    def _fit(self, data: AnalysisData, log: WarningLog, *, analytic: bool) -> Fitted:
+        obs = data.observed
+        x_obs = outcome_matrix(data.x, data.a, self.interactions)[obs]
+        fit = fit_linear(x_obs, data.y[obs])
+        ones = np.ones(data.n)
+        diff_x = outcome_matrix(data.x, ones, self.interactions) - outcome_matrix(data.x, 0 * ones, self.interactions)
+        target = np.ones(data.n, bool) if data.spec.estimand == "ATE" else data.a == 1
+        d = diff_x @ fit.coef
+        estimate = float(d[target].mean())
+        se = float("nan")
+        if analytic:
+            n = data.n
+            p_target = target.mean()
+            gram = x_obs.T @ x_obs / n
+            h = diff_x[target].sum(axis=0) / n
+            g_inv_h = solve_spd(gram, h)
+            infl = np.where(target, d - estimate, 0.0)
+            infl[obs] += (x_obs @ g_inv_h) * fit.residual
+            infl /= p_target
+            se = float(np.sqrt(np.sum(infl**2)) / n)
+        ps = propensity_model(data)
+        e = ps.fit.fitted
+        return Fitted(
+            estimate,
+            se,
+            "sandwich: stacked estimating equations of the linear outcome model and the standardized mean "
+            "(influence function; accounts for estimating the outcome model)",
+            e,
+            [ps],
+            treatment_weights(e, data.a, data.spec.estimand, stabilized=False),
+            extra={"outcome_model": {"columns": int(x_obs.shape[1]), "n_fit": int(obs.sum())}},
+        )

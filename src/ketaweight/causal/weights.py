@@ -1,0 +1,92 @@
+"""Treatment (propensity) and censoring models, and the inverse probability weights they give.
+
+Propensity e(L) = P(A = 1 | L) and the probability of remaining uncensored
+π(A, L) = P(R = 1 | A, L) are logistic models on the spec's covariates (the treatment
+always enters the censoring model, as in Hernán & Robins 2020, Program 12.7).
+
+Weights (Hernán & Robins 2020, ch. 12; Sato & Matsuyama 2003 for the ATT):
+
+* ATE: W = A/e + (1 − A)/(1 − e); stabilized: numerator P(A = a).
+* ATT: W = A + (1 − A)·e/(1 − e); stabilized: controls × (1 − P(A=1))/P(A=1).
+* censoring: W_C = R/π; stabilized: numerator P(R = 1 | A) (the share uncensored in the arm).
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+import numpy as np
+
+from ketaweight.causal.data import AnalysisData
+from ketaweight.causal.glm import LogisticFit, fit_logistic
+from ketaweight.causal.spec import Estimand
+
+
+@dataclass(frozen=True)
+class FittedModel:
+    """A fitted logistic nuisance model with the matrix and response it was fitted to.
+
+    ``x`` and ``response`` cover all analysed rows; ``fit.fitted`` gives the probability for
+    every row; ``rows`` marks the rows that entered the likelihood (all, for these models).
+    """
+
+    name: str
+    x: np.ndarray
+    response: np.ndarray
+    fit: LogisticFit
+
+    def report(self) -> dict[str, object]:
+        """Convergence facts for the diagnostics."""
+        return {
+            "model": self.name,
+            "n_parameters": int(self.x.shape[1]),
+            "newton_steps": self.fit.n_iter,
+            "converged": self.fit.converged,
+            "separated": self.fit.separated,
+            "deviance": self.fit.deviance,
+        }
+
+
+def propensity_model(data: AnalysisData, *, sample_weight: np.ndarray | None = None) -> FittedModel:
+    """Fit e(L) = P(A = 1 | L) on every analysed row (censored rows included)."""
+    x = data.x.matrix
+    return FittedModel("propensity", x, data.a, fit_logistic(x, data.a, sample_weight=sample_weight))
+
+
+def censoring_design(data: AnalysisData) -> np.ndarray:
+    """Censoring-model matrix: the censoring covariates plus the treatment column."""
+    assert data.z is not None, "censoring design requested without censored rows"
+    return np.column_stack([data.z.matrix, data.a])
+
+
+def censoring_model(data: AnalysisData) -> FittedModel | None:
+    """Fit π(A, L) = P(uncensored | A, L) on every analysed row; None when nothing is censored."""
+    if not data.censored:
+        return None
+    x = censoring_design(data)
+    r = data.observed.astype(float)
+    return FittedModel("censoring", x, r, fit_logistic(x, r))
+
+
+def treatment_weights(e: np.ndarray, a: np.ndarray, estimand: Estimand, *, stabilized: bool) -> np.ndarray:
+    """Inverse probability of treatment weights per row (see module docstring)."""
+    if estimand == "ATE":
+        w = a / e + (1.0 - a) / (1.0 - e)
+        if stabilized:
+            p = a.mean()
+            w = w * np.where(a == 1, p, 1.0 - p)
+        return w
+    w = a + (1.0 - a) * e / (1.0 - e)
+    if stabilized:
+        p = a.mean()
+        w = np.where(a == 1, w, w * (1.0 - p) / p)
+    return w
+
+
+def censoring_weights(pi: np.ndarray, observed: np.ndarray, a: np.ndarray, *, stabilized: bool) -> np.ndarray:
+    """Inverse probability of censoring weights R/π, zero for censored rows."""
+    w = np.where(observed, 1.0 / pi, 0.0)
+    if stabilized:
+        share = np.where(a == 1, observed[a == 1].mean(), observed[a == 0].mean())
+        w = w * share
+    return w

@@ -36,3 +36,4 @@ def make_nhefs_spec(**extra: object) -> AnalysisSpec:
 def nhefs_spec():
     """Factory of NHEFS specs: ``nhefs_spec(censor="censored")``."""
     return make_nhefs_spec
+

@@ -170,6 +170,7 @@ class Estimator(ABC):
             log,
             adjusted=self.adjusted,
         )
+        diagnostics["adjusted"] = self.adjusted
         diagnostics.update(fitted.extra)
         z = stats.norm.ppf(0.5 + self.ci_level / 2)
         if self.variance == "bootstrap":

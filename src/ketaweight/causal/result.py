@@ -113,7 +113,7 @@ class Summary:
                     f"{r.se:.3f}",
                     f"({r.ci_low:.3f}, {r.ci_high:.3f})",
                     mask_count(r.n),
-                    f"{d['balance']['max_abs_smd_weighted']:.3f}" if d.get("balance") else "—",
+                    f"{d['balance']['max_abs_smd_weighted']:.3f}" if d.get("adjusted") else "—",
                     f"{d['weights']['ess']:.0f}" if d.get("weights_used_by_estimator") else "—",
                     _fmt_evalue(ev),
                 )

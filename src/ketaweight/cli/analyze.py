@@ -1,0 +1,157 @@
+"""CLI: ``ketaweight analyze`` — estimators side by side on an analysis table.
+
+A thin wrapper: :func:`analyze_table` is the library call (also used by the study/cohort
+front end, which builds the table from a store and passes it in), the command only parses
+options and prints.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from dataclasses import dataclass
+from enum import Enum
+from pathlib import Path
+
+import pandas as pd
+import typer
+
+from ketaweight.causal import AnalysisSpec, negative_control
+from ketaweight.causal.io import results_table, write_causal_results
+from ketaweight.causal.result import CausalResult, Summary
+from ketaweight.causal.runner import ESTIMATORS, default_estimators, run_estimators
+from ketaweight.causal.sensitivity import NegativeControl
+from ketaweight.causal.spec import as_tuple
+from ketaweight.cli import app
+from ketaweight.cli._common import console, run_cli
+
+
+class EstimandOption(str, Enum):
+    ATE = "ATE"
+    ATT = "ATT"
+
+
+class MissingOutcomeOption(str, Enum):
+    exclude = "exclude"
+    censor = "censor"
+
+
+class OnFailureOption(str, Enum):
+    warn = "warn"
+    raise_ = "raise"
+
+
+@dataclass(frozen=True)
+class Analysis:
+    """What :func:`analyze_table` returns: the results, negative controls and file written."""
+
+    results: list[CausalResult]
+    negative_controls: list[NegativeControl]
+    path: Path | None
+
+
+def read_table(path: Path) -> pd.DataFrame:
+    """Read a CSV or Parquet analysis table (by extension)."""
+    if not path.exists():
+        raise FileNotFoundError(f"{path}: no such file; pass the analysis table with --table")
+    suffix = path.suffix.lower()
+    if suffix == ".parquet":
+        return pd.read_parquet(path)
+    if suffix in (".csv", ".txt"):
+        return pd.read_csv(path)
+    raise ValueError(f"{path}: unknown table format '{suffix}'; use .csv or .parquet")
+
+
+def analyze_table(
+    table: pd.DataFrame,
+    spec: AnalysisSpec,
+    *,
+    methods: Sequence[str] = tuple(ESTIMATORS),
+    bootstrap: int = 0,
+    seed: int = 0,
+    n_jobs: int = -1,
+    on_failure: str = "warn",
+    negative_controls: Sequence[str] = (),
+    out: Path | None = None,
+    provenance: dict | None = None,
+) -> Analysis:
+    """Run ``methods`` side by side on ``table`` and optionally write ``OUT/causal_results.json``.
+
+    ``bootstrap`` > 0 switches every estimator to a bootstrap of that many replicates;
+    each name in ``negative_controls`` is re-analysed with IPW as a negative-control outcome.
+    """
+    variance = "bootstrap" if bootstrap > 0 else "sandwich"
+    estimators = default_estimators(
+        methods=methods, variance=variance, n_bootstrap=bootstrap or 1000, seed=seed, n_jobs=n_jobs,
+        on_failure=on_failure,  # type: ignore[arg-type]
+    )
+    results = run_estimators(table, spec, estimators)
+    controls = [
+        negative_control(default_estimators(methods=("ipw",), seed=seed, on_failure=on_failure)[0], table, spec, col)  # type: ignore[arg-type]
+        for col in negative_controls
+    ]
+    path = None
+    if out is not None:
+        path = write_causal_results(
+            out / "causal_results.json",
+            results,
+            provenance={"spec": spec.to_dict(), "seed": seed, **(provenance or {})},
+            negative_controls=controls,
+        )
+    return Analysis(results, controls, path)
+
+
+@app.command("analyze")
+def analyze_command(
+    table: Path = typer.Option(..., "--table", "-t", help="Analysis table, one row per person: .csv or .parquet."),
+    treatment: str = typer.Option(..., "--treatment", help="0/1 treatment column (1 = treated)."),
+    outcome: str = typer.Option(..., "--outcome", help="Numeric outcome column (e.g. weight change in kg)."),
+    covariates: str = typer.Option(..., "--covariates", help="Comma-separated baseline confounder columns."),
+    categorical: str = typer.Option("", "--categorical", help="Comma-separated covariates entered as level indicators."),
+    squared: str = typer.Option("", "--squared", help="Comma-separated numeric covariates that also enter squared."),
+    censor: str | None = typer.Option(None, "--censor", help="0/1 column, 1 = lost to follow-up; enables censoring weights."),
+    censor_covariates: str = typer.Option("", "--censor-covariates", help="Covariates of the censoring model (default: --covariates)."),
+    missing_outcome: MissingOutcomeOption = typer.Option(MissingOutcomeOption.exclude, "--missing-outcome", help="A missing outcome not marked censored: exclude the row (counted) or treat it as censored."),
+    estimand: EstimandOption = typer.Option(EstimandOption.ATE, "--estimand", help="ATE (everyone) or ATT (the treated)."),
+    estimators: str = typer.Option(",".join(ESTIMATORS), "--estimators", help=f"Comma-separated methods among {', '.join(ESTIMATORS)}."),
+    bootstrap: int = typer.Option(0, "--bootstrap", min=0, help="Bootstrap replicates for SE and CI (0 = analytic sandwich variance)."),
+    seed: int = typer.Option(0, "--seed", help="Seed for the bootstrap and the cross-fitting folds."),
+    jobs: int = typer.Option(-1, "--jobs", help="Worker threads for the bootstrap (-1 = every core)."),
+    on_failure: OnFailureOption = typer.Option(OnFailureOption.warn, "--on-failure", help="'warn' on failed diagnostics, or 'raise' to stop with an error."),
+    negative_controls: str = typer.Option("", "--negative-control", help="Comma-separated negative-control outcome columns (analysed with IPW)."),
+    out: Path | None = typer.Option(None, "--out", "-o", help="Folder for causal_results.json (not written if omitted)."),
+) -> None:
+    """Estimate the treatment effect with several estimators side by side, with diagnostics."""
+
+    def action() -> Analysis:
+        spec = AnalysisSpec(
+            treatment=treatment,
+            outcome=outcome,
+            covariates=as_tuple(covariates),
+            categorical=as_tuple(categorical),
+            squared=as_tuple(squared),
+            censor=censor,
+            censor_covariates=as_tuple(censor_covariates) or None,
+            missing_outcome=missing_outcome.value,
+            estimand=estimand.value,
+        )
+        return analyze_table(
+            read_table(table),
+            spec,
+            methods=as_tuple(estimators),
+            bootstrap=bootstrap,
+            seed=seed,
+            n_jobs=jobs,
+            on_failure=on_failure.value,
+            negative_controls=as_tuple(negative_controls),
+            out=out,
+            provenance={"data": str(table)},
+        )
+
+    analysis = run_cli(action)
+    console.print(results_table(analysis.results))
+    for i, note in enumerate(Summary.of(analysis.results).notes, 1):
+        console.print(f"[dim][{i}][/] {note}", highlight=False)
+    for nc in analysis.negative_controls:
+        console.print(f"negative control: {nc.interpretation}", highlight=False)
+    if analysis.path is not None:
+        console.print(f"results: [bold]{analysis.path}[/]")

@@ -180,7 +180,8 @@ def diagnose(
     if bad:
         log.warn(
             BalanceWarning,
-            f"{len(bad)} covariate column(s) have |SMD| > {thresholds.smd} after weighting: {', '.join(bad[:8])}",
+            f"{len(bad)} covariate column(s) have |SMD| > {thresholds.smd} after weighting "
+            f"(threshold {thresholds.smd}): {', '.join(bad[:8])}",
         )
     share = overlap["share_outside_support"]
     if share > thresholds.outside_support:
@@ -200,7 +201,7 @@ def diagnose(
         if ws["n"] and ws["ess"] < thresholds.min_ess_share * ws["n"]:
             log.warn(
                 PositivityWarning,
-                f"effective sample size {ws['ess']:.0f} is below {thresholds.min_ess_share:.0%} of the "
-                f"{ws['n']} weighted rows (Kish)",
+                f"Kish effective sample size {ws['ess']:.0f} is {ws['ess'] / ws['n']:.1%} of the {ws['n']} "
+                f"weighted rows (threshold: at least {thresholds.min_ess_share:.0%})",
             )
     return out

@@ -111,24 +111,19 @@ def fit_logistic(
 
 @dataclass(frozen=True)
 class LinearFit:
-    """A (weighted) least-squares fit: ``coef`` (p,), ``fitted`` and ``residual`` per row,
-    ``bread`` = (Σ wᵢ xᵢxᵢᵀ / Σ wᵢ)⁻¹ for sandwich variances."""
+    """A (weighted) least-squares fit: ``coef`` (p,), ``fitted`` and ``residual`` per row."""
 
     coef: np.ndarray
     fitted: np.ndarray
     residual: np.ndarray
-    bread: np.ndarray
 
 
 def fit_linear(x: np.ndarray, y: np.ndarray, *, sample_weight: np.ndarray | None = None) -> LinearFit:
     """Weighted least squares of ``y`` on ``x`` by the normal equations (x standardised)."""
     w = np.ones(len(y)) if sample_weight is None else np.asarray(sample_weight, dtype=float)
-    gram = x.T @ (x * w[:, None])
-    total = float(w.sum()) if len(y) else 1.0
-    coef = solve_spd(gram, x.T @ (w * y))
+    coef = solve_spd(x.T @ (x * w[:, None]), x.T @ (w * y))
     fitted = x @ coef
-    bread = solve_spd(gram / total, np.eye(x.shape[1]))
-    return LinearFit(coef, fitted, y - fitted, bread)
+    return LinearFit(coef, fitted, y - fitted)
 
 
 def linear_sandwich(fit: LinearFit, x: np.ndarray, *, sample_weight: np.ndarray | None = None) -> np.ndarray:
@@ -138,7 +133,6 @@ def linear_sandwich(fit: LinearFit, x: np.ndarray, *, sample_weight: np.ndarray 
     correlation (the variance Hernán & Robins 2020 report for weighted regressions).
     """
     w = np.ones(len(fit.residual)) if sample_weight is None else np.asarray(sample_weight, dtype=float)
-    total = float(w.sum())
     score = x * (w * fit.residual)[:, None]
-    meat = score.T @ score / total
-    return fit.bread @ meat @ fit.bread / total
+    bread = solve_spd(x.T @ (x * w[:, None]), np.eye(x.shape[1]))
+    return bread @ (score.T @ score) @ bread

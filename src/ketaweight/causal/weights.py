@@ -69,7 +69,16 @@ def censoring_model(data: AnalysisData) -> FittedModel | None:
 
 
 def treatment_weights(e: np.ndarray, a: np.ndarray, estimand: Estimand, *, stabilized: bool) -> np.ndarray:
-    """Inverse probability of treatment weights per row (see module docstring)."""
+    """Inverse probability of treatment weights per row (see module docstring).
+
+    A separated propensity model (e of exactly 0 or 1) gives infinite weights; the model's
+    :class:`~ketaweight.exceptions.SeparationWarning` reports it, so numpy's is silenced.
+    """
+    with np.errstate(divide="ignore", invalid="ignore"):
+        return _treatment_weights(e, a, estimand, stabilized=stabilized)
+
+
+def _treatment_weights(e: np.ndarray, a: np.ndarray, estimand: Estimand, *, stabilized: bool) -> np.ndarray:
     if estimand == "ATE":
         w = a / e + (1.0 - a) / (1.0 - e)
         if stabilized:

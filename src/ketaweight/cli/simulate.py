@@ -29,8 +29,8 @@ def run_simulation(scenario: str, patients: int, seed: int, out: Path, export: E
     store_path = out / "store.duckdb"
     if store_path.exists():
         raise ValueError(f"{store_path} already exists; choose an empty --out folder or delete it")
-    with progress_bar(f"simulating {patients:,} patients ({s.name})", n_simulated_days(s)) as advance:
-        result = simulate(s, patients, seed, truth=truth, on_day=advance)
+    with progress_bar(f"simulating {patients:,} patients × {n_simulated_days(s)} days ({s.name})", patients) as advance:
+        result = simulate(s, patients, seed, truth=truth, on_patients=advance)
     out.mkdir(parents=True, exist_ok=True)
     with console.status("writing the store"), Store(store_path) as store:
         store.load_frames(result.tables, label=f"simulated scenario '{s.name}'")

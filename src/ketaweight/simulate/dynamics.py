@@ -17,7 +17,9 @@ so it never contributes to an effect.  Units: kcal/day, minutes/day, kg, days.
 
 from __future__ import annotations
 
+import os
 from collections.abc import Callable
+from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
 
 import numpy as np
@@ -25,7 +27,7 @@ from numpy.typing import NDArray
 
 from ketaweight.simulate.energy import EnergyState
 from ketaweight.simulate.pd import natural_improvement
-from ketaweight.simulate.population import Population, Sessions, holiday_mask
+from ketaweight.simulate.population import Population, Sessions
 from ketaweight.simulate.scenario import Scenario
 
 FloatArray = NDArray[np.float64]
@@ -69,6 +71,14 @@ def grid_days(s: Scenario) -> NDArray[np.int64]:
     return np.arange(start, o.follow_up_days + 1, o.visit_interval_days)
 
 
+CHUNK_PATIENTS = 32_768
+"""Patients stepped together in one chunk: small enough for the working set to stay in cache,
+fixed so results never depend on the number of threads."""
+
+HOLIDAY_FIRST_DOY = 323  # 20 November (0-based day of year, ignoring leap days)
+HOLIDAY_LENGTH_DAYS = 47  # 20 November - 5 January
+
+
 def _sessions_by_day(sessions: Sessions, first_day: int, last_day: int) -> list[tuple[NDArray[np.int64], FloatArray]]:
     """For each day in [first_day, last_day], the (patients, AUCs) of that day's sessions."""
     order = np.argsort(sessions.day, kind="stable")
@@ -86,24 +96,58 @@ def simulate_worlds(
     worlds: tuple[World, ...],
     *,
     n_detailed: int,
-    on_day: Callable[[int], None] | None = None,
+    on_patients: Callable[[int], None] | None = None,
+    threads: int | None = None,
 ) -> Trajectories:
     """Step all ``worlds`` together, one Euler day at a time, from the pre-index start.
 
-    ``sessions`` are applied in every world with ``course=True``.  ``on_day(1)`` is called
-    after each simulated day (progress bars).
+    ``sessions`` (sorted by patient) are applied in every world with ``course=True``.
+    Patients never interact, so they are simulated in fixed chunks of
+    :data:`CHUNK_PATIENTS` on a thread pool (numpy releases the GIL in array operations);
+    ``on_patients(k)`` is called as each chunk of ``k`` patients finishes.
     """
-    o, c, pw, ph = s.observation, s.confounding, s.pathways, s.pharmacology
-    n, n_worlds = pop.n, len(worlds)
     grid = grid_days(s)
+    n, n_worlds = pop.n, len(worlds)
+    shape, detail_shape = (n_worlds, len(grid), n), (n_detailed, len(grid), n)
+    out = Trajectories(
+        worlds=worlds, grid_days=grid, weight_kg=np.empty(shape, dtype=np.float32),
+        benefit=np.empty(detail_shape, dtype=np.float32), intake_change=np.empty(detail_shape, dtype=np.float32),
+        activity_min=np.empty(detail_shape, dtype=np.float32), expenditure_change=np.empty(detail_shape, dtype=np.float32),
+    )
+    bounds = [(lo, min(lo + CHUNK_PATIENTS, n)) for lo in range(0, n, CHUNK_PATIENTS)]
+
+    def run(lo_hi: tuple[int, int]) -> None:
+        lo, hi = lo_hi
+        a, b = np.searchsorted(sessions.patient, [lo, hi])
+        chunk_sessions = sessions.subset(slice(a, b))
+        chunk_sessions = Sessions(**{**chunk_sessions.__dict__, "patient": chunk_sessions.patient - lo})
+        _simulate_chunk(s, pop.slice(lo, hi), chunk_sessions, worlds, n_detailed, out, lo, hi)
+        if on_patients is not None:
+            on_patients(hi - lo)
+
+    workers = threads or os.cpu_count() or 1
+    if workers == 1 or len(bounds) == 1:
+        for lo_hi in bounds:
+            run(lo_hi)
+    else:
+        with ThreadPoolExecutor(max_workers=workers) as pool:
+            list(pool.map(run, bounds))
+    return out
+
+
+def _simulate_chunk(s: Scenario, pop: Population, sessions: Sessions, worlds: tuple[World, ...],
+                    n_detailed: int, out: Trajectories, lo: int, hi: int) -> None:
+    """Simulate one chunk of patients and write its columns [lo, hi) of ``out``."""
+    c, pw, ph = s.confounding, s.pathways, s.pharmacology
+    n, n_worlds = pop.n, len(worlds)
+    grid = out.grid_days
     first_day, last_day = int(grid[0]), int(grid[-1])
     by_day = _sessions_by_day(sessions, first_day, last_day)
 
-    course = np.array([w.course for w in worlds])
     appetite_on = np.array([w.course and w.appetite for w in worlds], dtype=float)[:, None]
     metabolism_on = np.array([w.course and w.metabolism for w in worlds], dtype=float)[:, None]
     mood_on = np.array([w.course and w.mood for w in worlds], dtype=float)[:, None]
-    course_rows = np.flatnonzero(course)
+    course_rows = np.flatnonzero([w.course for w in worlds])
 
     energy = EnergyState.at_balance(pop.weight0_kg, pop.height_m, pop.age, pop.male, pop.pal)
     energy.fat_kg = np.repeat(energy.fat_kg[None, :], n_worlds, axis=0)
@@ -118,17 +162,13 @@ def simulate_worlds(
     exposure_decay = 0.5 ** (1.0 / pw.appetite_half_life_days)
     intake_per_point = np.where(pop.atypical, pw.intake_kcal_per_madrs_point_atypical,
                                 pw.intake_kcal_per_madrs_point_typical)
-    diet_decay = np.log(2.0) / c.diet_adherence_half_life_days
-    exercise_decay = np.log(2.0) / c.exercise_adherence_half_life_days
+    # Programme effects decay exponentially from their start: coef_i·exp(−k·day) for day ≥ start_i.
+    diet_k = np.log(2.0) / c.diet_adherence_half_life_days
+    exercise_k = np.log(2.0) / c.exercise_adherence_half_life_days
+    diet_coef = np.where(pop.diet, np.exp(diet_k * pop.diet_start), 0.0)
+    exercise_coef = np.where(pop.exercise, np.exp(exercise_k * pop.exercise_start), 0.0)
+    holiday_offset = ((HOLIDAY_FIRST_DOY - pop.index_doy) % 365).astype(np.int16)
     unmeasured = c.unmeasured_intake_kcal_per_sd * pop.motivation
-
-    n_grid = len(grid)
-    weight = np.empty((n_worlds, n_grid, n), dtype=np.float32)
-    detail_shape = (n_detailed, n_grid, n)
-    rec_benefit = np.empty(detail_shape, dtype=np.float32)
-    rec_intake = np.empty(detail_shape, dtype=np.float32)
-    rec_activity = np.empty(detail_shape, dtype=np.float32)
-    rec_expenditure = np.empty(detail_shape, dtype=np.float32)
     grid_pos = {int(d): i for i, d in enumerate(grid)}
 
     for offset, day in enumerate(range(first_day, last_day + 1)):
@@ -138,8 +178,8 @@ def simulate_worlds(
         dosed_today[:] = False
         g = grid_pos.get(day)
         if g is not None:  # visits are before the day's session (pre-dose ratings)
-            weight[:, g] = energy.weight_kg
-            rec_benefit[:, g] = benefit[:n_detailed]
+            out.weight_kg[:, g, lo:hi] = energy.weight_kg
+            out.benefit[:, g, lo:hi] = benefit[:n_detailed]
         patients, auc = by_day[offset]
         if len(patients) and len(course_rows):
             rows = np.ix_(course_rows, patients)
@@ -148,21 +188,18 @@ def simulate_worlds(
             exposure[rows] += auc / pw.typical_auc_mg_h_per_l
             dosed_today[rows] = True
 
-        # Inputs shared by every world (patients' own lives).
-        natural = natural_improvement(pop.natural_pmax, day, ph.natural_improvement_tau_days)
-        natural_points = pop.madrs0 * natural
-        diet_on = pop.diet & (day >= pop.diet_start)
-        diet_kcal = np.where(diet_on, c.diet_kcal * np.exp(-diet_decay * (day - pop.diet_start)), 0.0)
-        ex_on = pop.exercise & (day >= pop.exercise_start)
-        ex_adh = np.where(ex_on, np.exp(-exercise_decay * (day - pop.exercise_start)), 0.0)
-        shared_intake = (diet_kcal + c.exercise_compensation * c.exercise_kcal * ex_adh
-                         + c.holiday_kcal * holiday_mask(pop.index_doy, day) + unmeasured
-                         + intake_per_point * natural_points)
+        # Inputs shared by every world (the patients' own lives).
+        natural_points = pop.madrs0 * natural_improvement(pop.natural_pmax, day, ph.natural_improvement_tau_days)
+        diet_kcal = c.diet_kcal * np.exp(-diet_k * day) * diet_coef * (day >= pop.diet_start)
+        ex_adh = np.exp(-exercise_k * day) * exercise_coef * (day >= pop.exercise_start)
+        holiday = ((day - holiday_offset) % 365) < HOLIDAY_LENGTH_DAYS
+        shared_intake = (diet_kcal + (c.exercise_compensation * c.exercise_kcal) * ex_adh
+                         + c.holiday_kcal * holiday + unmeasured + intake_per_point * natural_points)
         shared_activity = c.exercise_activity_min * ex_adh + pw.activity_min_per_madrs_point * natural_points
         shared_expenditure = c.exercise_kcal * ex_adh
 
         # Drug-induced inputs, per world.
-        drug_points = mood_on * (pop.madrs0 * (1.0 - natural) * benefit)
+        drug_points = mood_on * ((pop.madrs0 - natural_points) * benefit)
         intake = (shared_intake
                   + appetite_on * (pw.appetite_dose_day_kcal * (dosed_today | dosed_yesterday)
                                    + pw.appetite_sustained_kcal * exposure)
@@ -170,12 +207,7 @@ def simulate_worlds(
         drug_expenditure = metabolism_on * pw.metabolism_dose_day_kcal * dosed_today
         activity = shared_activity + pw.activity_min_per_madrs_point * drug_points
         if g is not None:
-            rec_intake[:, g] = intake[:n_detailed]
-            rec_activity[:, g] = activity[:n_detailed]
-            rec_expenditure[:, g] = drug_expenditure[:n_detailed]
+            out.intake_change[:, g, lo:hi] = intake[:n_detailed]
+            out.activity_min[:, g, lo:hi] = activity[:n_detailed]
+            out.expenditure_change[:, g, lo:hi] = drug_expenditure[:n_detailed]
         energy.step(intake, shared_expenditure + drug_expenditure, activity)
-        if on_day is not None:
-            on_day(1)
-
-    return Trajectories(worlds=worlds, grid_days=grid, weight_kg=weight, benefit=rec_benefit,
-                        intake_change=rec_intake, activity_min=rec_activity, expenditure_change=rec_expenditure)

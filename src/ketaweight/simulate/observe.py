@@ -16,11 +16,12 @@ from dataclasses import dataclass
 
 import numpy as np
 import pyarrow as pa
+import pyarrow.compute as pc
 from numpy.typing import NDArray
 
 from ketaweight.simulate.energy import mifflin_st_jeor_rmr
 from ketaweight.simulate.pd import madrs_to_phq9, madrs_true, natural_improvement
-from ketaweight.simulate.population import Population, Sessions
+from ketaweight.simulate.population import ROUTES, Population, Sessions
 from ketaweight.simulate.scenario import Scenario
 
 FloatArray = NDArray[np.float64]
@@ -44,20 +45,26 @@ class FactualView:
 
 
 def patient_ids(n: int) -> pa.Array:
-    """Pseudonymous identifiers ``SIM0000001`` … as a dictionary-encoded Arrow array."""
+    """Pseudonymous identifiers ``SIM0000001`` … (Arrow string array, built in Arrow compute)."""
     width = max(7, len(str(n)))
-    return pa.array([f"SIM{i:0{width}d}" for i in range(1, n + 1)])
+    digits = pc.utf8_lpad(pc.cast(pa.array(np.arange(1, n + 1)), pa.string()), width=width, padding="0")
+    return pc.binary_join_element_wise(pa.scalar("SIM"), digits, "")
 
 
-def _dict_column(indices: NDArray[np.int64], dictionary: pa.Array) -> pa.DictionaryArray:
-    return pa.DictionaryArray.from_arrays(pa.array(indices.astype(np.int32)), dictionary)
+def _dict_column(indices: NDArray[np.integer], dictionary: pa.Array) -> pa.DictionaryArray:
+    return pa.DictionaryArray.from_arrays(pa.array(indices.astype(np.int32, copy=False)), dictionary)
 
 
-def _timestamps(pop: Population, patients: NDArray[np.int64], days: NDArray[np.int64],
-                minutes_after_midnight: NDArray[np.int64]) -> pa.Array:
-    base = pop.index_date[patients].astype("datetime64[m]")
-    t = base + days.astype("timedelta64[D]") + minutes_after_midnight.astype("timedelta64[m]")
-    return pa.array(t.astype("datetime64[s]"))
+def _constant_dict_column(value_index: int, length: int, dictionary: pa.Array) -> pa.DictionaryArray:
+    return _dict_column(np.full(length, value_index, dtype=np.int32), dictionary)
+
+
+def _timestamps(pop: Population, patients: NDArray[np.integer], days: NDArray[np.integer],
+                minutes_after_midnight: NDArray[np.integer]) -> pa.Array:
+    """index date + days + minutes, as an Arrow timestamp[s] column (integer arithmetic, no copies of datetimes)."""
+    index_day = pop.index_date.astype(np.int64)  # days since 1970-01-01
+    seconds = (index_day[patients] + days) * 86400 + minutes_after_midnight.astype(np.int64) * 60
+    return pa.array(seconds, type=pa.int64()).cast(pa.timestamp("s"))
 
 
 def attendance(s: Scenario, pop: Population, view: FactualView, rng: np.random.Generator) -> tuple[NDArray[np.bool_], NDArray[np.float64]]:
@@ -83,8 +90,8 @@ def attendance(s: Scenario, pop: Population, view: FactualView, rng: np.random.G
     hazard = np.clip(o.dropout_hazard * np.exp(o.dropout_per_week2_madrs_point * (madrs14 - 0.7 * pop.madrs0)), 0, 0.5)
     later = grid > 14
     leaves = (rng.random((len(grid), n)) < hazard[None, :]) & later[:, None]
-    dropped = np.cumsum(leaves, axis=0) > 0
-    attended &= ~dropped
+    first_absent = np.where(leaves.any(axis=0), leaves.argmax(axis=0), len(grid))
+    attended &= np.arange(len(grid))[:, None] < first_absent[None, :]
     return attended, madrs14
 
 
@@ -96,20 +103,21 @@ def observe(s: Scenario, pop: Population, sessions: Sessions, view: FactualView,
     grid = view.grid_days
     ids = patient_ids(n)
     attended, madrs14 = attendance(s, pop, view, rng)
-    g_idx, p_idx = np.nonzero(attended)
-    days = grid[g_idx]
+    g_idx, p_idx = (a.astype(np.int32) for a in np.nonzero(attended))
+    days = grid.astype(np.int32)[g_idx]
     visit_minutes = rng.integers(8 * 60, 17 * 60, size=len(days))
 
     # --- weight: AR(1) scale noise over the patient's visits + weekly cycle
-    innovations = rng.normal(0.0, o.scale_sd_kg, size=attended.shape)
+    innovations = rng.standard_normal(size=attended.shape, dtype=np.float32) * np.float32(o.scale_sd_kg)
     noise = np.empty_like(innovations)
     noise[0] = innovations[0]
     root = np.sqrt(1 - o.scale_ar1**2)
     for g in range(1, len(grid)):
         noise[g] = o.scale_ar1 * noise[g - 1] + root * innovations[g]
-    weekday = ((pop.index_date[p_idx] + days.astype("timedelta64[D]")).astype("datetime64[D]").astype(np.int64) + 3) % 7
+    index_weekday = ((pop.index_date.astype(np.int64) + 3) % 7).astype(np.int32)  # 1970-01-01 was a Thursday
+    weekday = (index_weekday[p_idx] + days) % 7
     true_w = view.weight_kg[g_idx, p_idx].astype(float)
-    weekly = o.weekly_cycle_share * true_w * np.cos(2 * np.pi * weekday / 7)
+    weekly = o.weekly_cycle_share * true_w * np.cos(2 * np.pi * np.arange(7) / 7)[weekday]
     weight_obs = np.round(true_w + noise[g_idx, p_idx] + weekly, 1)
 
     # --- negative-control outcome: resting heart rate (no ketamine effect)
@@ -127,7 +135,7 @@ def observe(s: Scenario, pop: Population, sessions: Sessions, view: FactualView,
     ]
 
     # --- depression ratings
-    dep = np.isin(days, DEPRESSION_VISIT_DAYS)
+    dep = np.isin(grid, DEPRESSION_VISIT_DAYS)[g_idx]
     dp, dd, dg, dm = p_idx[dep], days[dep], g_idx[dep], visit_minutes[dep]
     true_m = madrs_true(pop.madrs0[dp], view.benefit[dg, dp].astype(float),
                         natural_improvement(pop.natural_pmax[dp], dd, s.pharmacology.natural_improvement_tau_days))
@@ -137,7 +145,7 @@ def observe(s: Scenario, pop: Population, sessions: Sessions, view: FactualView,
     kinds.append(("phq9", "score", dp, dd, dm, madrs_to_phq9(true_m, rng)))
 
     # --- diaries: intake (under-reported), appetite, activity
-    diary = np.isin(days, DIARY_VISIT_DAYS)
+    diary = np.isin(grid, DIARY_VISIT_DAYS)[g_idx]
     yp, yd, yg, ym = p_idx[diary], days[diary], g_idx[diary], visit_minutes[diary]
     rmr = mifflin_st_jeor_rmr(pop.weight0_kg, pop.height_m, pop.age, pop.male)
     intake0 = pop.pal * rmr
@@ -154,44 +162,47 @@ def observe(s: Scenario, pop: Population, sessions: Sessions, view: FactualView,
     kind_names = pa.array([k[0] for k in kinds])
     units = sorted({k[1] for k in kinds})
     unit_names = pa.array(units)
-    measurements = pa.table({
-        "patient_id": _dict_column(np.concatenate([k[2] for k in kinds]), ids),
-        "time": _timestamps(pop, np.concatenate([k[2] for k in kinds]), np.concatenate([k[3] for k in kinds]),
-                            np.concatenate([k[4] for k in kinds])),
-        "kind": _dict_column(np.concatenate([np.full(len(k[2]), i) for i, k in enumerate(kinds)]), kind_names),
-        "value": pa.array(np.concatenate([k[5] for k in kinds]).astype(float)),
-        "unit": _dict_column(np.concatenate([np.full(len(k[2]), units.index(k[1])) for k in kinds]), unit_names),
-    })
+    measurements = pa.concat_tables([
+        pa.table({
+            "patient_id": _dict_column(patients, ids),
+            "time": _timestamps(pop, patients, kind_days, minutes),
+            "kind": _constant_dict_column(i, len(patients), kind_names),
+            "value": pa.array(np.asarray(values, dtype=float)),
+            "unit": _constant_dict_column(units.index(unit), len(patients), unit_names),
+        })
+        for i, (_kind, unit, patients, kind_days, minutes, values) in enumerate(kinds)
+    ])
 
     # --- exposures (sessions at 09:00-12:00)
     session_minutes = rng.integers(9 * 60, 12 * 60, size=len(sessions.day))
-    route_names = np.where(sessions.route == "esketamine", "intranasal", sessions.route)
+    # Esketamine is its own ingredient, given by the intranasal route.
+    is_esketamine = sessions.route == ROUTES.index("esketamine")
+    route_names = pa.array(["intranasal" if r == "esketamine" else r for r in ROUTES])
     exposures = pa.table({
         "patient_id": _dict_column(sessions.patient, ids),
         "time": _timestamps(pop, sessions.patient, sessions.day, session_minutes),
-        "drug": pa.array(sessions.drug.astype(str)),
+        "drug": _dict_column(is_esketamine, pa.array(["ketamine", "esketamine"])),
         "dose_mg": pa.array(sessions.dose_mg),
-        "route": pa.array(route_names.astype(str)),
+        "route": _dict_column(sessions.route, route_names),
         "duration_min": pa.array(sessions.minutes),
     })
 
     # --- adverse events on session days
-    ae_p, ae_t, ae_term = [], [], []
+    term_names = sorted({term for rates in o.ae_rates.values() for term in rates})
+    ae_hits, ae_terms = [np.zeros(0, dtype=np.int64)], [np.zeros(0, dtype=np.int32)]
     for route, rates in o.ae_rates.items():
-        on_route = np.flatnonzero(sessions.route == route)
+        on_route = np.flatnonzero(sessions.route == ROUTES.index(route))
         for term, rate in rates.items():
             hit = on_route[rng.random(len(on_route)) < rate]
-            ae_p.append(hit)
-            ae_term.append(np.full(len(hit), term, dtype=object))
-    hits = np.concatenate(ae_p) if ae_p else np.zeros(0, dtype=np.int64)
-    terms = np.concatenate(ae_term) if ae_term else np.zeros(0, dtype=object)
-    sev_keys = list(SEVERITY_SHARES)
-    severity = np.array(sev_keys)[rng.choice(len(sev_keys), size=len(hits), p=list(SEVERITY_SHARES.values()))]
+            ae_hits.append(hit)
+            ae_terms.append(np.full(len(hit), term_names.index(term), dtype=np.int32))
+    hits, terms = np.concatenate(ae_hits), np.concatenate(ae_terms)
+    severity = rng.choice(len(SEVERITY_SHARES), size=len(hits), p=list(SEVERITY_SHARES.values()))
     adverse_events = pa.table({
         "patient_id": _dict_column(sessions.patient[hits], ids),
         "time": _timestamps(pop, sessions.patient[hits], sessions.day[hits], session_minutes[hits] + 30),
-        "term": pa.array(terms.astype(str)),
-        "severity": pa.array(severity.astype(str)),
+        "term": _dict_column(terms, pa.array(term_names, pa.string())),
+        "severity": _dict_column(severity, pa.array(list(SEVERITY_SHARES))),
     })
 
     # --- lifestyle programmes

@@ -69,6 +69,11 @@ class Population:
     treated: BoolArray  # starts ketamine (the factual world)
     propensity: FloatArray  # true probability of starting
 
+    def slice(self, lo: int, hi: int) -> "Population":
+        """Patients [lo, hi) as a new Population (views, no copies)."""
+        arrays = {f: getattr(self, f)[lo:hi] for f in self.__dataclass_fields__ if f != "n"}
+        return Population(n=hi - lo, **arrays)
+
 
 @dataclass(frozen=True)
 class Sessions:
@@ -76,14 +81,14 @@ class Sessions:
 
     patient: IntArray
     day: IntArray  # relative to index
-    route: NDArray[np.str_]
-    drug: NDArray[np.str_]
+    route: NDArray[np.int8]  # index into ROUTES
     dose_mg: FloatArray
     auc: FloatArray  # mg·h/L
     minutes: FloatArray
     maintenance: BoolArray
 
-    def subset(self, keep: BoolArray) -> "Sessions":
+    def subset(self, keep: BoolArray | slice) -> "Sessions":
+        """The sessions selected by a boolean mask or a slice (order kept: by patient, then day)."""
         return Sessions(**{f: getattr(self, f)[keep] for f in self.__dataclass_fields__})
 
 
@@ -135,12 +140,16 @@ def draw_population(s: Scenario, n: int, rng: np.random.Generator) -> Population
     )
 
 
-def _choice_by_share(shares: dict[str, float], n: int, rng: np.random.Generator) -> NDArray[np.str_]:
-    keys = list(shares)
-    probs = np.array([shares[k] for k in keys], dtype=float)
+def _choice_by_share(shares: dict[str, float], n: int, rng: np.random.Generator) -> IntArray:
+    """Draw indices into ``list(shares)`` with the given (unnormalised) shares."""
+    probs = np.array(list(shares.values()), dtype=float)
     if np.any(probs < 0) or probs.sum() <= 0:
         raise ValueError(f"shares must be non-negative and sum to a positive number, got {shares}")
-    return np.array(keys)[rng.choice(len(keys), size=n, p=probs / probs.sum())]
+    return rng.choice(len(probs), size=n, p=probs / probs.sum())
+
+
+def _keys_as_floats(shares: dict[str, float]) -> FloatArray:
+    return np.array([float(k) for k in shares])
 
 
 def plan_courses(s: Scenario, pop: Population, rng: np.random.Generator) -> Sessions:
@@ -153,31 +162,31 @@ def plan_courses(s: Scenario, pop: Population, rng: np.random.Generator) -> Sess
     """
     t, ph, obs = s.treatment, s.pharmacology, s.observation
     n = pop.n
-    route = _choice_by_share(t.route_shares, n, rng)
-    unknown = set(np.unique(route)) - set(ROUTES)
+    unknown = set(t.route_shares) - set(ROUTES)
     if unknown:
         raise ValueError(f"unknown route(s) {sorted(unknown)} in treatment.route_shares; use {ROUTES}")
-    iv_dose = _choice_by_share(t.iv_dose_mg_per_kg, n, rng).astype(float)
-    eske_dose = _choice_by_share(t.esketamine_dose_mg, n, rng).astype(float)
+    route = np.array([ROUTES.index(r) for r in t.route_shares])[_choice_by_share(t.route_shares, n, rng)]
+    iv_dose = _keys_as_floats(t.iv_dose_mg_per_kg)[_choice_by_share(t.iv_dose_mg_per_kg, n, rng)]
+    eske_dose = _keys_as_floats(t.esketamine_dose_mg)[_choice_by_share(t.esketamine_dose_mg, n, rng)]
     # Number of induction sessions completed before stopping (geometric adherence).
     stop_after = rng.geometric(t.discontinue_per_session, n) if t.discontinue_per_session > 0 else np.full(n, 10**6)
     maintain = rng.random(n) < t.maintenance_share
 
-    pieces: list[tuple[IntArray, IntArray, NDArray[np.str_], BoolArray]] = []
-    for r in ROUTES:
-        who = np.flatnonzero(route == r)
+    pieces: list[tuple[IntArray, IntArray, NDArray[np.int8], BoolArray]] = []
+    for code, r in enumerate(ROUTES):
+        who = np.flatnonzero(route == code)
         days = np.array(SESSION_DAYS[r])
         k = np.minimum(stop_after[who], len(days))
         grid = np.arange(len(days))[None, :] < k[:, None]
         pi, si = np.nonzero(grid)
-        pieces.append((who[pi], days[si], np.full(len(pi), r), np.zeros(len(pi), bool)))
+        pieces.append((who[pi], days[si], np.full(len(pi), code, np.int8), np.zeros(len(pi), bool)))
         # Maintenance after a completed induction course.
         cont = who[(k == len(days)) & maintain[who]]
         n_maint = max(0, (obs.follow_up_days - days[-1]) // t.maintenance_interval_days)
         if n_maint and len(cont):
             m_days = days[-1] + t.maintenance_interval_days * np.arange(1, n_maint + 1)
             pieces.append((np.repeat(cont, n_maint), np.tile(m_days, len(cont)),
-                           np.full(len(cont) * n_maint, r), np.ones(len(cont) * n_maint, bool)))
+                           np.full(len(cont) * n_maint, code, np.int8), np.ones(len(cont) * n_maint, bool)))
     patient = np.concatenate([p[0] for p in pieces])
     day = np.concatenate([p[1] for p in pieces])
     route_s = np.concatenate([p[2] for p in pieces])
@@ -186,34 +195,27 @@ def plan_courses(s: Scenario, pop: Population, rng: np.random.Generator) -> Sess
     day = day + delay[patient]
 
     w = pop.weight0_kg[patient]
-    first_eske = (route_s == "esketamine") & (day == delay[patient])
+    is_route = {r: route_s == i for i, r in enumerate(ROUTES)}
+    first_eske = is_route["esketamine"] & (day == delay[patient])
     dose = np.select(
-        [route_s == "iv", route_s == "im", route_s == "oral", first_eske, route_s == "esketamine"],
+        [is_route["iv"], is_route["im"], is_route["oral"], first_eske, is_route["esketamine"]],
         [iv_dose[patient] * w, t.im_dose_mg_per_kg * w, t.oral_dose_mg_per_kg * w,
          np.full(len(day), t.esketamine_first_dose_mg), eske_dose[patient]],
     )
     dose = np.round(dose, 1)
-    bio = _lookup(ph.bioavailability, route_s)
+    bio = _by_route(ph.bioavailability)[route_s]
     auc = session_auc(dose, bio, pop.clearance[patient])
-    order = np.lexsort((day, patient))
-    drug = np.where(route_s == "esketamine", "esketamine", "ketamine")
-    minutes = _lookup(SESSION_MINUTES, route_s)
+    order = np.argsort(patient.astype(np.int64) * 4096 + day, kind="stable")  # by patient, then day (day < 4096)
+    minutes = _by_route(SESSION_MINUTES)[route_s]
     keep = day <= obs.follow_up_days
     order = order[keep[order]]
-    return Sessions(patient=patient[order], day=day[order], route=route_s[order], drug=drug[order],
+    return Sessions(patient=patient[order], day=day[order], route=route_s[order],
                     dose_mg=dose[order], auc=auc[order], minutes=minutes[order], maintenance=maint[order])
 
 
-def _lookup(mapping: dict[str, float], keys: NDArray[np.str_]) -> FloatArray:
-    """Vectorised ``mapping[key]`` for an array of string keys."""
-    uniq, inverse = np.unique(keys, return_inverse=True)
-    missing = [k for k in uniq if k not in mapping]
+def _by_route(mapping: dict[str, float]) -> FloatArray:
+    """``mapping`` as an array indexed by route code (see ROUTES)."""
+    missing = [r for r in ROUTES if r not in mapping]
     if missing:
-        raise ValueError(f"no value for {missing}; known keys: {sorted(mapping)}")
-    return np.array([mapping[k] for k in uniq], dtype=float)[inverse]
-
-
-def holiday_mask(index_doy: IntArray, day: int) -> BoolArray:
-    """True where calendar day ``index + day`` falls in 20 Nov – 5 Jan (ignores leap days)."""
-    doy = (index_doy + day) % 365
-    return (doy >= 323) | (doy <= 4)
+        raise ValueError(f"no value for route(s) {missing}; known: {sorted(mapping)}")
+    return np.array([mapping[r] for r in ROUTES], dtype=float)

@@ -65,9 +65,12 @@ def simulate(
     seed: int,
     *,
     truth: bool = True,
-    on_day: Callable[[int], None] | None = None,
+    on_patients: Callable[[int], None] | None = None,
 ) -> SimulationResult:
-    """Simulate ``n_patients`` under ``scenario``; with ``truth`` also every counterfactual world."""
+    """Simulate ``n_patients`` under ``scenario``; with ``truth`` also every counterfactual world.
+
+    ``on_patients(k)`` reports progress as chunks of ``k`` patients finish.
+    """
     if n_patients < 1:
         raise ValueError(f"n_patients must be at least 1, got {n_patients}")
     pop_ss, course_ss, obs_ss = np.random.SeedSequence(seed).spawn(3)
@@ -76,11 +79,11 @@ def simulate(
     factual_sessions = planned.subset(pop.treated[planned.patient])
     if truth:
         worlds = counterfactual_worlds(scenario)
-        traj = simulate_worlds(scenario, pop, planned, worlds, n_detailed=2, on_day=on_day)
+        traj = simulate_worlds(scenario, pop, planned, worlds, n_detailed=2, on_patients=on_patients)
     else:
         p = scenario.pathways
         worlds = (World("factual", course=True, appetite=p.appetite, metabolism=p.metabolism, mood=p.mood),)
-        traj = simulate_worlds(scenario, pop, factual_sessions, worlds, n_detailed=1, on_day=on_day)
+        traj = simulate_worlds(scenario, pop, factual_sessions, worlds, n_detailed=1, on_patients=on_patients)
     view = _factual_view(traj, pop.treated, composite=truth)
     tables = observe(scenario, pop, factual_sessions, view, np.random.default_rng(obs_ss))
     summary, per_patient = (None, None)
@@ -91,6 +94,7 @@ def simulate(
 
 
 def n_simulated_days(s: Scenario) -> int:
+    """Days stepped per patient: from the first pre-index visit to the end of follow-up."""
     grid = grid_days(s)
     return int(grid[-1] - grid[0] + 1)
 

@@ -70,7 +70,7 @@ def test_fast_ipw_bootstrap_equals_generic_bootstrap():
     est = IPW(variance="bootstrap", n_bootstrap=30, seed=9, n_jobs=2)
     fast = est._bootstrap(data)
     generic = Estimator._bootstrap(est, data)
-    np.testing.assert_allclose(fast, generic, rtol=1e-9, atol=1e-9)
+    np.testing.assert_allclose(fast, generic, rtol=0, atol=1e-5)  # chord stop 1e-6 vs Newton; SE here ≈ 0.15
     again = IPW(variance="bootstrap", n_bootstrap=30, seed=9, n_jobs=1)._bootstrap(data)
     np.testing.assert_array_equal(fast, again)
 
@@ -78,7 +78,7 @@ def test_fast_ipw_bootstrap_equals_generic_bootstrap():
 def test_fast_ipw_bootstrap_with_censoring_and_truncation_equals_generic(nhefs, nhefs_spec):
     data = prepare(nhefs, nhefs_spec(censor="censored"))
     est = IPW(variance="bootstrap", n_bootstrap=12, seed=4, truncate=(1.0, 99.0))
-    np.testing.assert_allclose(est._bootstrap(data), Estimator._bootstrap(est, data), rtol=1e-8, atol=1e-9)
+    np.testing.assert_allclose(est._bootstrap(data), Estimator._bootstrap(est, data), rtol=0, atol=1e-5)
 
 
 def test_bootstrap_se_close_to_sandwich_on_nhefs(nhefs, nhefs_spec):

@@ -77,7 +77,8 @@ class Store:
         return self._load(staged, typed=True)
 
     def _stage(self, name: str, frame: pd.DataFrame | pa.Table, typed: bool) -> str:
-        """Copy incoming rows into a temporary all-text table with a ``_line`` column."""
+        """Copy incoming rows into a temporary table with a ``_line`` column: text columns
+        for files, canonical types for typed frames (a value that cannot be cast is an error)."""
         view, staged = f"_incoming_{name}", f"_staged_{name}"
         self.con.register(view, frame)
         table = TABLES[name]
@@ -88,16 +89,25 @@ class Store:
                 self.con.unregister(view)
                 raise InputError([(Location(f"data frame: {name}", None, c), "unknown column") for c in extra])
             casts = ", ".join(
-                f'CAST("{c.name}" AS VARCHAR) AS "{c.name}"' if c.name in columns else f'NULL::VARCHAR AS "{c.name}"'
+                f'CAST("{c.name}" AS {c.sql_type}) AS "{c.name}"' if c.name in columns
+                else f'NULL::{c.sql_type} AS "{c.name}"'
                 for c in table.columns
             )
-            self.con.execute(f'CREATE OR REPLACE TEMP TABLE {staged} AS SELECT row_number() OVER () AS _line, {casts} FROM {view}')
+            try:
+                self.con.execute(f'CREATE OR REPLACE TEMP TABLE {staged} AS SELECT row_number() OVER () AS _line, {casts} FROM {view}')
+            except duckdb.ConversionException as exc:
+                raise InputError([(Location(f"data frame: {name}"), f"a column does not have its canonical type: {exc}")]) from exc
+            finally:
+                self.con.unregister(view)
+            return staged
         else:
             casts = ", ".join(
-                f'"{c.name}"' if c.name in frame.columns else f'NULL::VARCHAR AS "{c.name}"' for c in table.columns
+                f'NULLIF(trim("{c.name}"), \'\') AS "{c.name}"' if c.name in frame.columns
+                else f'NULL::VARCHAR AS "{c.name}"'
+                for c in table.columns
             )
             self.con.execute(f"CREATE OR REPLACE TEMP TABLE {staged} AS SELECT _line, {casts} FROM {view}")
-        self.con.unregister(view)
+            self.con.unregister(view)
         return staged
 
     def _load(self, incoming: dict[str, tuple[Any, str, str]], *, typed: bool) -> LoadReport:
@@ -113,6 +123,7 @@ class Store:
                 problems += validate_staged(
                     self.con, TABLES[name], staged_names[name], label, line_label=line_label,
                     staged_patients=staged_names.get("patients") if name != "patients" else None,
+                    text=not typed,
                 )
             if problems:
                 raise InputError(problems)
@@ -123,7 +134,7 @@ class Store:
             try:
                 for name in TABLES:
                     if name in staged_names:
-                        self.con.execute(insert_sql(TABLES[name], staged_names[name]))
+                        self.con.execute(insert_sql(TABLES[name], staged_names[name], text=not typed))
                         report.rows[name] = self.con.execute(f"SELECT count(*) FROM {staged_names[name]}").fetchone()[0]
                 self.con.execute("COMMIT")
             except BaseException:

@@ -1,10 +1,13 @@
 """Validation of incoming rows against the canonical schema, in DuckDB SQL.
 
-Rows are first *staged*: every column as text plus a ``_line`` column (the line of the CSV
-file, header = line 1; for Parquet and data frames the 1-based row).  Each check is one SQL
-query that returns the offending ``_line`` values, so one implementation serves CSV, Parquet
-and the simulator, and ten million rows are checked in seconds.  All problems are collected
-(up to a limit per check) before anything is written.
+Rows are first *staged* with a ``_line`` column and text values trimmed (an empty value
+becomes NULL) (the line of the CSV file, header = line 1;
+for Parquet and data frames the 1-based row).  Files are staged as text, so that a value
+that does not parse is reported as written; typed data frames (the simulator's Arrow
+tables) are staged in their canonical types and skip the parse checks.  Each check is one
+SQL query that returns the offending ``_line`` values, so one implementation serves CSV,
+Parquet and the simulator.  All problems are collected (up to a limit per check) before
+anything is written.
 """
 
 from __future__ import annotations
@@ -24,26 +27,39 @@ def _q(name: str) -> str:
     return '"' + name.replace('"', '""') + '"'
 
 
-def typed_expr(table: Table, column: str, alias: str = "s") -> str:
-    """SQL that parses a staged text column into its canonical type (NULL if unparsable or empty)."""
+def typed_expr(table: Table, column: str, alias: str = "s", *, text: bool = True) -> str:
+    """SQL for a staged column in its canonical type: parsed from text (NULL if unparsable or
+    empty), or the column itself when it was staged typed."""
     col = table.column(column)
     raw = f"{alias}.{_q(column)}"
+    if not text:
+        return raw
     if col.sql_type == "BOOLEAN":
-        return (f"CASE lower(trim({raw})) WHEN 'true' THEN TRUE WHEN '1' THEN TRUE WHEN 'yes' THEN TRUE "
+        return (f"CASE lower({raw}) WHEN 'true' THEN TRUE WHEN '1' THEN TRUE WHEN 'yes' THEN TRUE "
                 f"WHEN 'false' THEN FALSE WHEN '0' THEN FALSE WHEN 'no' THEN FALSE END")
-    return f"TRY_CAST(NULLIF(trim({raw}), '') AS {col.sql_type})"
+    return f"TRY_CAST({raw} AS {col.sql_type})"
 
 
-def measurement_value_expr(alias: str = "s") -> str:
-    """SQL for a measurement value converted to its kind's canonical unit (NULL if unit unknown)."""
-    cases = []
-    for kind in MEASUREMENT_KINDS.values():
-        for unit, factor in kind.accepted_units.items():
-            cases.append(
-                f"WHEN trim({alias}.kind) = '{kind.name}' AND trim({alias}.unit) = '{unit}' "
-                f"THEN {typed_expr(TABLES['measurements'], 'value', alias)} * {factor!r}"
-            )
-    return "CASE " + " ".join(cases) + " END"
+UNITS_TABLE = "_measurement_units"
+
+
+def create_units_table(con: duckdb.DuckDBPyConnection) -> None:
+    """A temporary table of (kind, unit, factor to canonical, canonical unit, minimum, maximum).
+
+    Joining on it is much faster than a CASE over every kind and unit on tens of millions of rows.
+    """
+    rows = [
+        (k.name, unit, factor, k.unit, k.minimum, k.maximum)
+        for k in MEASUREMENT_KINDS.values() for unit, factor in k.accepted_units.items()
+    ]
+    con.execute(f"CREATE OR REPLACE TEMP TABLE {UNITS_TABLE} (kind VARCHAR, unit VARCHAR, factor DOUBLE, "
+                "canonical_unit VARCHAR, minimum DOUBLE, maximum DOUBLE)")
+    con.executemany(f"INSERT INTO {UNITS_TABLE} VALUES (?, ?, ?, ?, ?, ?)", rows)
+
+
+def _with_units(staged_alias: str = "s") -> str:
+    """LEFT JOIN clause attaching the unit row ``u`` to each staged measurement."""
+    return f"LEFT JOIN {UNITS_TABLE} u ON u.kind = {staged_alias}.kind AND u.unit = {staged_alias}.unit"
 
 
 def _collect(con: duckdb.DuckDBPyConnection, sql: str, label: str, column: str | None,
@@ -68,9 +84,11 @@ def validate_staged(
     *,
     line_label: str = "line",
     staged_patients: str | None = None,
+    text: bool = True,
 ) -> list[Problem]:
-    """Check a staged table (text columns + ``_line``) against ``table``'s schema and the store.
+    """Check a staged table (columns + ``_line``) against ``table``'s schema and the store.
 
+    ``text`` says whether the staged columns are text (files) or already typed.
     ``staged_patients`` names a staged patients table loaded in the same batch, so rows may
     reference patients that are being added together with them.
     """
@@ -80,94 +98,96 @@ def validate_staged(
     def check(sql: str, column: str | None, reason: str | None = None) -> None:
         problems.extend(_collect(con, sql, label, column, reason, line_label))
 
+    def typed(column: str, alias: str = "s") -> str:
+        return typed_expr(table, column, alias, text=text)
+
     for col in table.columns:
         raw = f"s.{_q(col.name)}"
-        typed = typed_expr(table, col.name)
+        value = typed(col.name)
         if col.required:
-            check(f"SELECT _line, NULL AS detail FROM {s} WHERE {raw} IS NULL OR trim({raw}) = ''", col.name,
+            check(f"SELECT _line, NULL AS detail FROM {s} WHERE {raw} IS NULL", col.name,
                   "missing value (required column; a truncated line?)")
-        if col.sql_type != "VARCHAR":
+        if text and col.sql_type != "VARCHAR":
             check(f"SELECT _line, 'not a valid ' || '{col.sql_type.lower()}: ' || {raw} AS detail FROM {s} "
-                  f"WHERE {raw} IS NOT NULL AND trim({raw}) <> '' AND {typed} IS NULL", col.name)
+                  f"WHERE {raw} IS NOT NULL AND {value} IS NULL", col.name)
         if col.allowed is not None:
             allowed = ", ".join(f"'{a}'" for a in col.allowed)
             check(f"SELECT _line, 'unknown value ' || {raw} || ' (allowed: {', '.join(col.allowed)})' AS detail "
-                  f"FROM {s} WHERE trim({raw}) <> '' AND trim({raw}) NOT IN ({allowed})", col.name)
+                  f"FROM {s} WHERE {raw} NOT IN ({allowed})", col.name)
         if col.minimum is not None or col.maximum is not None:
             lo, hi = col.minimum, col.maximum
             unit = f" {col.unit}" if col.unit else ""
             conds = []
             if lo is not None:
-                conds.append(f"{typed} {'<=' if col.minimum_exclusive else '<'} {lo}")
+                conds.append(f"{value} {'<=' if col.minimum_exclusive else '<'} {lo}")
             if hi is not None:
-                conds.append(f"{typed} > {hi}")
+                conds.append(f"{value} > {hi}")
             bounds = f"{'>' if col.minimum_exclusive else '≥'} {lo:g} and ≤ {hi:g}{unit}"
             check(f"SELECT _line, 'impossible value ' || {raw} || '{unit} (must be {bounds})' AS detail "
                   f"FROM {s} WHERE {' OR '.join(conds)}", col.name)
 
     if table.name == "measurements":
-        units = " OR ".join(
-            f"(trim(s.kind) = '{k.name}' AND trim(s.unit) IN ({', '.join(repr(u) for u in k.accepted_units)}))"
-            for k in MEASUREMENT_KINDS.values()
-        )
-        check(f"SELECT _line, 'unknown unit ' || coalesce(s.unit, '(empty)') || ' for kind ' || s.kind AS detail "
-              f"FROM {s} WHERE trim(s.kind) IN ({', '.join(repr(k) for k in MEASUREMENT_KINDS)}) AND NOT ({units})", "unit")
-        ranges = " OR ".join(
-            f"(trim(s.kind) = '{k.name}' AND (v < {k.minimum} OR v > {k.maximum}))" for k in MEASUREMENT_KINDS.values()
-        )
-        check(f"SELECT _line, 'impossible ' || trim(s.kind) || ' value ' || s.value || ' ' || s.unit AS detail FROM "
-              f"(SELECT *, {measurement_value_expr()} AS v FROM {s}) s WHERE v IS NOT NULL AND ({ranges})", "value")
+        create_units_table(con)
+        known_kinds = ", ".join(repr(k) for k in MEASUREMENT_KINDS)
+        check(f"SELECT s._line, 'unknown unit ' || coalesce(s.unit, '(empty)') || ' for kind ' || s.kind AS detail "
+              f"FROM {s} {_with_units()} WHERE s.kind IN ({known_kinds}) AND u.kind IS NULL", "unit")
+        value = typed("value")
+        check(f"SELECT s._line, 'impossible ' || u.kind || ' value ' || s.value || ' ' || s.unit AS detail "
+              f"FROM {s} {_with_units()} WHERE {value} * u.factor < u.minimum OR {value} * u.factor > u.maximum", "value")
 
-    key_typed = ", ".join(typed_expr(table, k) for k in table.key)
-    check(f"SELECT _line, 'duplicate key (' || '{', '.join(table.key)}' || ') also on ' || "
-          f"'{line_label} ' || first_line AS detail FROM (SELECT _line, min(_line) OVER (PARTITION BY {key_typed}) AS first_line "
-          f"FROM {s}) WHERE _line <> first_line", None)
-    existing_keys = " AND ".join(f"t.{_q(k)} = {typed_expr(table, k)}" for k in table.key)
+    # Aggregate first (cheap hash group-by); only duplicated keys are joined back for their lines.
+    key_cols = ", ".join(f"{typed(k)} AS k{i}" for i, k in enumerate(table.key))
+    key_join = " AND ".join(f"d.k{i} = {typed(k)}" for i, k in enumerate(table.key))
+    group = ", ".join(f"k{i}" for i in range(len(table.key)))
+    check(f"SELECT s._line, 'duplicate key ({', '.join(table.key)}) also on {line_label} ' || d.first_line AS detail "
+          f"FROM {s} JOIN (SELECT {group}, min(_line) AS first_line FROM (SELECT _line, {key_cols} FROM {s}) "
+          f"GROUP BY {group} HAVING count(*) > 1) d ON {key_join} WHERE s._line <> d.first_line", None)
+    existing_keys = " AND ".join(f"t.{_q(k)} = {typed(k)}" for k in table.key)
     check(f"SELECT _line, 'key already in the store' AS detail FROM {s} "
           f"WHERE EXISTS (SELECT 1 FROM {_q(table.name)} t WHERE {existing_keys})", None)
 
     if table.references_patients:
         known = "SELECT patient_id FROM patients"
         if staged_patients is not None:
-            known += f" UNION ALL SELECT trim(patient_id) FROM {_q(staged_patients)}"
-        check(f"SELECT _line, 'unknown patient (not in patients)' AS detail FROM {s} "
-              f"WHERE trim(s.patient_id) <> '' AND trim(s.patient_id) NOT IN ({known})", "patient_id")
+            known += f" UNION ALL SELECT patient_id FROM {_q(staged_patients)}"
+        check(f"SELECT s._line, 'unknown patient (not in patients)' AS detail FROM {s} "
+              f"ANTI JOIN ({known}) k ON k.patient_id = s.patient_id", "patient_id")
         time_col = "start" if table.name == "lifestyle" else "time"
         births = "SELECT patient_id, birth_year FROM patients"
         if staged_patients is not None:
-            births += (f" UNION ALL SELECT trim(patient_id), TRY_CAST(NULLIF(trim(birth_year), '') AS INTEGER) "
-                       f"FROM {_q(staged_patients)}")
+            births += (f" UNION ALL SELECT patient_id, {typed_expr(TABLES['patients'], 'birth_year', 'p', text=text)} "
+                       f"FROM {_q(staged_patients)} p")
         check(f"SELECT s._line, 'date before the patient''s birth year ' || b.birth_year AS detail FROM {s} "
-              f"JOIN ({births}) b ON b.patient_id = trim(s.patient_id) "
-              f"WHERE year({typed_expr(table, time_col)}) < b.birth_year", time_col)
+              f"JOIN ({births}) b ON b.patient_id = s.patient_id "
+              f"WHERE year({typed(time_col)}) < b.birth_year", time_col)
     if table.name == "lifestyle":
         check(f"SELECT _line, 'end before start' AS detail FROM {s} "
-              f"WHERE {typed_expr(table, 'end')} < {typed_expr(table, 'start')}", "end")
+              f"WHERE {typed('end')} < {typed('start')}", "end")
     return problems
 
 
-def insert_sql(table: Table, staged: str) -> str:
-    """INSERT … SELECT that parses staged text into canonical types (and units for measurements)."""
+def insert_sql(table: Table, staged: str, *, text: bool = True) -> str:
+    """INSERT … SELECT that parses staged columns into canonical types (and units for measurements)."""
     exprs = []
     for col in table.columns:
         if table.name == "measurements" and col.name == "value":
-            exprs.append(measurement_value_expr())
+            exprs.append(f"{typed_expr(table, 'value', text=text)} * u.factor")
         elif table.name == "measurements" and col.name == "unit":
-            exprs.append("CASE " + " ".join(
-                f"WHEN trim(s.kind) = '{k.name}' THEN '{k.unit}'" for k in MEASUREMENT_KINDS.values()) + " END")
+            exprs.append("u.canonical_unit")
         elif col.sql_type == "VARCHAR":
-            exprs.append(f"NULLIF(trim(s.{_q(col.name)}), '')")
+            exprs.append(f"s.{_q(col.name)}")
         else:
-            exprs.append(typed_expr(table, col.name))
+            exprs.append(typed_expr(table, col.name, text=text))
     cols = ", ".join(_q(c.name) for c in table.columns)
-    return f"INSERT INTO {_q(table.name)} ({cols}) SELECT {', '.join(exprs)} FROM {_q(staged)} s"
+    join = _with_units() if table.name == "measurements" else ""
+    return f"INSERT INTO {_q(table.name)} ({cols}) SELECT {', '.join(exprs)} FROM {_q(staged)} s {join}"
 
 
 def unit_conversions(con: duckdb.DuckDBPyConnection, staged: str) -> dict[str, int]:
     """Rows of a staged measurements table that are not in their canonical unit, by 'kind: from → to'."""
-    canonical = " OR ".join(f"(trim(kind) = '{k.name}' AND trim(unit) = '{k.unit}')" for k in MEASUREMENT_KINDS.values())
+    canonical = " OR ".join(f"(kind = '{k.name}' AND unit = '{k.unit}')" for k in MEASUREMENT_KINDS.values())
     rows = con.execute(
-        f"SELECT trim(kind), trim(unit), count(*) FROM {_q(staged)} WHERE NOT ({canonical}) GROUP BY 1, 2 ORDER BY 1, 2"
+        f"SELECT kind, unit, count(*) FROM {_q(staged)} WHERE NOT ({canonical}) GROUP BY 1, 2 ORDER BY 1, 2"
     ).fetchall()
     return {
         f"{kind}: {unit} → {MEASUREMENT_KINDS[kind].unit} (× {MEASUREMENT_KINDS[kind].accepted_units[unit]:.8g})": n

@@ -9,23 +9,35 @@ so the marginal of ``n`` is a mixture of negative binomials,
 ``f_k(n) = NB(n; size α_k, prob β_k/(β_k + E))``.
 
 Hyperparameters ``θ = (α1, β1, α2, β2, P)`` are fitted by maximum likelihood over the
-cells with ``n ≥ N*`` (default 1).  As in openEBGM's ``negLL``/``negLLsquash`` each
-component is truncated below ``N*`` *and then* mixed (DuMouchel & Pregibon 2001):
+cells with ``n ≥ 1`` (cells never reported are not in the data).  Two zero-truncated
+likelihoods are offered (``w_i`` = 1 per cell, or the bin size on squashed data):
 
-    −log L(θ) = −Σ_i w_i · log( P·f1(n_i)/(1 − F1(N*−1)) + (1 − P)·f2(n_i)/(1 − F2(N*−1)) )
+* ``truncation="mixture"`` (default) — the exact conditional likelihood of ``n`` given
+  ``n ≥ 1`` under the model (the form vigipy and PhViD use)::
 
-(``w_i`` = 1 per cell, or the bin size on squashed data).  vigipy truncates the mixture
-instead of each component; :func:`truncated_loglik` is the one definition this package
-reports, and it can score any prior, including one fitted by another tool.
+      log L = Σ w_i · [log(P·f1(n_i) + (1−P)·f2(n_i)) − log(1 − P·f1(0) − (1−P)·f2(0))]
+
+* ``truncation="component"`` — openEBGM's ``negLL``: each component truncated, then mixed::
+
+      log L = Σ w_i · log(P·f1(n_i)/(1 − f1(0)) + (1−P)·f2(n_i)/(1 − f2(0)))
+
+  This is not the conditional likelihood of the model whose posterior is used for EBGM
+  (it lets the mixing weight of the *reported* cells stand in for the prior weight P):
+  on tables simulated from a known prior it does not recover that prior, whereas the
+  mixture form does (``tests/signals/test_mgps.py``).  It is kept for parity with openEBGM.
+
+:func:`truncated_loglik` evaluates either definition for any prior, including one fitted
+by another tool, so fits can be compared on the same footing.
 
 Posterior (DuMouchel 1999, eq. 6–11): ``Qn`` is the posterior weight of component 1,
 ``λ | n ~ Qn·Γ(α1+n, β1+E) + (1−Qn)·Γ(α2+n, β2+E)``;
 ``EBGM = exp(E[log λ | n])`` and EB05/EB95 are the 5th/95th posterior percentiles.
 
-The fit is fast and checked: several starts are run on a squashed copy of the data (only
-to find the basin), the best is polished on the full data with an analytic gradient, and
-convergence is verified with the Newton decrement from a finite-difference Hessian of the
-analytic gradient.  A fit that fails the check is reported (``converged=False`` plus a
+The fit is fast and checked: several starts are run (L-BFGS-B, analytic gradient) on a
+squashed copy of the data when there are more than 20,000 cells (only to find the basin);
+the best is polished by damped Newton steps on the full data, and convergence is verified by
+the Newton decrement ``gᵀH⁻¹g/2 ≤ 1e-3`` (log-likelihood units) with a positive-definite
+Hessian (finite differences of the analytic gradient, on the squashed copy when one is used).  A fit that fails the check is reported (``converged=False`` plus a
 :class:`~ketaweight.exceptions.ConvergenceWarning`), never silently returned as if fine.
 
 References: DuMouchel W (1999) Am Stat 53:177–190; DuMouchel W, Pregibon D (2001) KDD'01
@@ -37,11 +49,14 @@ from __future__ import annotations
 import math
 import warnings
 from dataclasses import dataclass, field
+from typing import Literal
 
 import numpy as np
 from scipy import optimize, special
 
 from ketaweight.exceptions import ConvergenceWarning
+
+Truncation = Literal["component", "mixture"]
 
 __all__ = [
     "GammaMixturePrior",
@@ -113,99 +128,206 @@ DEFAULT_STARTS: tuple[tuple[float, ...], ...] = (
 # --------------------------------------------------------------------------------------
 
 
-@dataclass(frozen=True)
 class _Cells:
-    n: np.ndarray  # float counts, n >= n_star
-    e: np.ndarray  # expected counts, > 0
-    w: np.ndarray  # weights
-    uniq: np.ndarray  # unique counts
-    inv: np.ndarray  # index into uniq
-    log_e: np.ndarray
-    w_sum_by_n: np.ndarray  # Σ w per unique count
-    n_star: int
+    """Cells with n ≥ 1 prepared for fast likelihood evaluation.
 
-    @classmethod
-    def build(cls, n, e, w, n_star: int) -> _Cells:
+    n-only terms (log-gamma, digamma) are computed once per distinct count; every per-cell
+    array operation writes into preallocated buffers (``out=``), because allocating fresh
+    arrays of a million doubles costs more than the arithmetic (page faults)."""
+
+    def __init__(self, n, e, w, truncation: str = "component") -> None:
+        if truncation not in ("component", "mixture"):
+            raise ValueError(f"truncation must be 'component' or 'mixture', got {truncation!r}")
         n = np.asarray(n, dtype=float)
         e = np.asarray(e, dtype=float)
-        w = np.ones_like(n) if w is None else np.asarray(w, dtype=float)
-        if not (n.shape == e.shape == w.shape) or n.ndim != 1:
+        w = None if w is None else np.asarray(w, dtype=float)
+        if not (n.shape == e.shape) or n.ndim != 1 or (w is not None and w.shape != n.shape):
             raise ValueError("n, e and weights must be 1-D arrays of the same length")
-        keep = n >= n_star
-        n, e, w = n[keep], e[keep], w[keep]
+        keep = n >= 1
+        n, e = n[keep], e[keep]
+        w = None if w is None else w[keep]
         if n.size == 0:
-            raise ValueError(f"no cell has a count ≥ {n_star}: nothing to fit a prior to")
+            raise ValueError("no cell has a count ≥ 1: nothing to fit a prior to")
         if not (np.all(np.isfinite(e)) and np.all(e > 0)):
-            raise ValueError("every expected count E must be finite and > 0 for cells with n ≥ N*")
-        uniq, inv = np.unique(n, return_inverse=True)
-        return cls(
-            n=n, e=e, w=w, uniq=uniq, inv=inv, log_e=np.log(e),
-            w_sum_by_n=np.bincount(inv, weights=w, minlength=uniq.size), n_star=int(n_star),
-        )
+            raise ValueError("every expected count E must be finite and > 0 for cells with n ≥ 1")
+        if w is not None and np.all(w == 1.0):
+            w = None
+        self.n, self.e, self.truncation = n, e, truncation
+        self._w = w
+        self.w_total = float(n.size if w is None else w.sum())
+        self.uniq, self.inv = np.unique(n, return_inverse=True)
+        self.log_e = np.log(e)
+        self.gln1 = special.gammaln(self.uniq + 1.0)
+        m = n.size
+        self._buf = {k: np.empty(m) for k in (
+            "lbe1", "lbe2", "logf1", "logf2", "lz1", "lz2", "gfa1", "gfa2", "gfb1", "gfb2", "gzb1", "gzb2",
+            "x1", "x2", "t1", "t2", "ll", "r1")}
+
+    @classmethod
+    def build(cls, n, e, w, truncation: str = "component") -> _Cells:
+        return cls(n, e, w, truncation)
+
+    @property
+    def w(self) -> np.ndarray:
+        return np.ones_like(self.n) if self._w is None else self._w
+
+    def wdot(self, x: np.ndarray) -> float:
+        return float(x.sum()) if self._w is None else float(np.multiply(self._w, x).sum())
 
 
-def _component_terms(alpha: float, beta: float, cells: _Cells, want_grad: bool):
-    """log f*(n) (zero-truncated NB) per cell, and its derivatives in (log α, log β)."""
-    log_b = math.log(beta)
-    log_be = np.log(beta + cells.e)
-    log_q = log_b - log_be  # log(β/(β+E)) < 0
-    lg = special.gammaln(cells.uniq + alpha) - special.gammaln(alpha) - special.gammaln(cells.uniq + 1.0)
-    logf = lg[cells.inv] + alpha * log_q + cells.n * (cells.log_e - log_be)
-    # truncation below n_star: 1 - F(n_star - 1)
-    if cells.n_star == 1:
-        a_logq = alpha * log_q
-        one_minus_f0 = -np.expm1(a_logq)  # 1 - q^α
-        log_trunc = np.log(one_minus_f0)
-    else:
-        # P(X >= n*) for NB(size α, prob q) = I_q? use regularized beta: P(X <= k) = I_q(α, k+1)
-        q = np.exp(log_q)
-        cdf = special.betainc(alpha, float(cells.n_star), q)  # P(X <= n*-1)
-        one_minus_f0 = 1.0 - cdf
-        log_trunc = np.log(one_minus_f0)
-    logfs = logf - log_trunc
+def _component_terms(alpha: float, beta: float, c: _Cells, k: int, want_grad: bool):
+    """Untruncated log NB(n; α, β/(β+E)) per cell and log z = log f(0) = α·log(β/(β+E)),
+    and (if asked) their derivatives in (log α, log β).  Results live in ``c._buf``."""
+    B = c._buf
+    lbe, logf, lz = B[f"lbe{k}"], B[f"logf{k}"], B[f"lz{k}"]
+    np.add(c.e, beta, out=lbe)
+    np.log(lbe, out=lbe)  # log(β+E)
+    np.subtract(math.log(beta), lbe, out=lz)
+    lz *= alpha  # α·log q
+    np.subtract(c.log_e, lbe, out=logf)
+    logf *= c.n
+    logf += lz
+    lg = special.gammaln(c.uniq + alpha) - special.gammaln(alpha) - c.gln1
+    logf += np.take(lg, c.inv, out=B["t1"])
     if not want_grad:
-        return logfs, None, None
-    if cells.n_star != 1:
-        raise NotImplementedError("analytic gradient is implemented for N* = 1")
-    qa = np.exp(a_logq)  # q^α
-    ratio = qa / one_minus_f0  # q^α / (1 - q^α)
-    dig = special.digamma(cells.uniq + alpha) - special.digamma(alpha)
-    # d/dα
-    d_alpha = dig[cells.inv] + log_q + ratio * log_q
-    # d/dβ  (d log q / dβ = E / (β (β+E)))
-    inv_be = np.exp(-log_be)
-    dlogq_db = cells.e * inv_be / beta
-    d_beta = alpha / beta - (alpha + cells.n) * inv_be + ratio * alpha * dlogq_db
-    # chain rule to log α, log β
-    return logfs, d_alpha * alpha, d_beta * beta
+        return None
+    gfa, gfb, gzb = B[f"gfa{k}"], B[f"gfb{k}"], B[f"gzb{k}"]
+    dig = special.digamma(c.uniq + alpha) - special.digamma(alpha)
+    np.take(dig, c.inv, out=gfa)
+    gfa *= alpha
+    gfa += lz  # d log f / d log α = α(ψ(n+α) − ψ(α) + log q)
+    np.negative(lbe, out=gzb)
+    np.exp(gzb, out=gzb)  # 1/(β+E)
+    np.add(c.n, alpha, out=gfb)
+    gfb *= gzb
+    gfb *= -beta
+    gfb += alpha  # d log f / d log β = α − (α+n)·β/(β+E)
+    gzb *= c.e
+    gzb *= alpha  # d log z / d log β = α·E/(β+E);  d log z / d log α = log z
+    return None
 
 
-def _negll_and_grad(u: np.ndarray, cells: _Cells, want_grad: bool = True):
-    """Negative weighted log-likelihood in the unconstrained parameters
-    u = (log α1, log β1, log α2, log β2, logit P), and its gradient."""
-    a1, b1, a2, b2 = np.exp(u[:4])
-    p = special.expit(u[4])
-    l1, g_a1, g_b1 = _component_terms(a1, b1, cells, want_grad)
-    l2, g_a2, g_b2 = _component_terms(a2, b2, cells, want_grad)
-    x1 = l1 + math.log(p)
-    x2 = l2 + math.log1p(-p)
-    m = np.maximum(x1, x2)
-    s = np.exp(x1 - m) + np.exp(x2 - m)
-    ll = m + np.log(s)
-    nll = -float(np.dot(cells.w, ll))
+def _exp_floor(x: np.ndarray, out: np.ndarray) -> np.ndarray:
+    """exp with the argument floored at -60, in place: avoids subnormal numbers (very slow on
+    x86); exp(-60) ≈ 9e-27 is below double precision relative to the terms it is added to."""
+    np.maximum(x, -60.0, out=out)
+    return np.exp(out, out=out)
+
+
+def _dot(a: np.ndarray, b: np.ndarray) -> float:
+    """Σ a·b without BLAS (OpenBLAS threads make a 1-D dot 20× slower on a busy machine)."""
+    return float(np.multiply(a, b).sum())
+
+
+def _negll_and_grad(u: np.ndarray, c: _Cells, want_grad: bool = True):
+    """Negative weighted log-likelihood of cells with n ≥ 1 in the unconstrained parameters
+    u = (log α1, log β1, log α2, log β2, logit P), and its gradient.
+
+    ``truncation == "component"``: each NB truncated at zero, then mixed (openEBGM).
+    ``"mixture"``: the mixture truncated at zero (the exact conditional likelihood of n given
+    n ≥ 1; vigipy / PhViD)."""
+    a1, b1, a2, b2 = (float(v) for v in np.exp(u[:4]))
+    p = float(special.expit(u[4]))
+    _component_terms(a1, b1, c, 1, want_grad)
+    _component_terms(a2, b2, c, 2, want_grad)
+    B = c._buf
+    lz1, lz2, x1, x2, t1, t2, ll, r1 = B["lz1"], B["lz2"], B["x1"], B["x2"], B["t1"], B["t2"], B["ll"], B["r1"]
+    lp, lq = math.log(p), math.log1p(-p)
+    comp = c.truncation == "component"
+    if comp:
+        # x_k = log f_k − log(1 − z_k) + log weight_k
+        np.expm1(lz1, out=t1)
+        np.negative(t1, out=t1)
+        np.log(t1, out=x1)
+        np.subtract(B["logf1"], x1, out=x1)
+        x1 += lp
+        np.expm1(lz2, out=t2)
+        np.negative(t2, out=t2)
+        np.log(t2, out=x2)
+        np.subtract(B["logf2"], x2, out=x2)
+        x2 += lq
+    else:
+        np.add(B["logf1"], lp, out=x1)
+        np.add(B["logf2"], lq, out=x2)
+    # ll = logsumexp(x1, x2)
+    np.maximum(x1, x2, out=ll)
+    np.subtract(x1, ll, out=t1)
+    _exp_floor(t1, t1)
+    np.subtract(x2, ll, out=t2)
+    _exp_floor(t2, t2)
+    t1 += t2
+    np.log(t1, out=t1)
+    ll += t1  # log of the untruncated (mixture) or truncated (component) mixture density
+    if comp:
+        nll = -c.wdot(ll)
+    else:
+        # log(1 − Z), Z = P z1 + (1 − P) z2
+        _exp_floor(lz1, t1)
+        _exp_floor(lz2, t2)
+        t1 *= p
+        t2 *= 1.0 - p
+        t1 += t2  # Z
+        np.negative(t1, out=t1)
+        np.log1p(t1, out=t1)  # log(1 − Z)
+        nll = -(c.wdot(ll) - c.wdot(t1))
     if not want_grad:
         return nll
-    r1 = np.exp(x1 - ll)  # responsibility of component 1
-    r2 = 1.0 - r1
-    wr1 = cells.w * r1
-    wr2 = cells.w * r2
+    # responsibilities r1 = P f1 / (P f1 + (1−P) f2) (truncated densities if comp)
+    np.subtract(x1, ll, out=r1)
+    _exp_floor(r1, r1)
     grad = np.empty(5)
-    grad[0] = -np.dot(wr1, g_a1)
-    grad[1] = -np.dot(wr1, g_b1)
-    grad[2] = -np.dot(wr2, g_a2)
-    grad[3] = -np.dot(wr2, g_b2)
-    # d/d logit P of log(P f1 + (1-P) f2) = r1 - P
-    grad[4] = -(float(wr1.sum()) - p * float(cells.w.sum()))
+    w = c._w
+    if comp:
+        # rat_k = z_k / (1 − z_k); grads: r_k (g_f + rat_k g_z)
+        for k, (a_idx, b_idx) in ((1, (0, 1)), (2, (2, 3))):
+            lz = B[f"lz{k}"]
+            rat = t1 if k == 1 else t2
+            _exp_floor(lz, rat)
+            np.expm1(lz, out=x2 if k == 1 else x1)  # reuse x buffers (no longer needed) for −(1 − z)
+            den = x2 if k == 1 else x1
+            np.negative(den, out=den)
+            rat /= den
+            resp = r1 if k == 1 else None
+            if k == 2:
+                np.subtract(1.0, r1, out=ll)  # r2 (ll no longer needed)
+                resp = ll
+            if w is not None:
+                resp = resp * w
+            ga = B[f"gfa{k}"]
+            gb = B[f"gfb{k}"]
+            # g_f_a + rat * lz
+            np.multiply(rat, lz, out=den)
+            den += ga
+            grad[a_idx] = -float(_dot(resp, den))
+            np.multiply(rat, B[f"gzb{k}"], out=den)
+            den += gb
+            grad[b_idx] = -float(_dot(resp, den))
+        grad[4] = -(c.wdot(r1) - p * c.w_total)
+    else:
+        # t_k = weight_k z_k / (1 − Z): first recompute 1 − Z into x2
+        _exp_floor(lz1, t1)
+        _exp_floor(lz2, t2)
+        np.multiply(t1, p, out=x2)
+        np.multiply(t2, 1.0 - p, out=x1)
+        x2 += x1
+        np.subtract(1.0, x2, out=x2)  # 1 − Z
+        # (z1 − z2)/(1 − Z) for the P gradient, kept in x1
+        np.subtract(t1, t2, out=x1)
+        x1 /= x2
+        dp_extra = p * (1.0 - p) * c.wdot(x1)
+        t1 *= p
+        t1 /= x2  # P z1 / (1 − Z)
+        t2 *= 1.0 - p
+        t2 /= x2  # (1−P) z2 / (1 − Z)
+        np.subtract(1.0, r1, out=ll)  # r2
+        rr = (r1, ll)
+        tt = (t1, t2)
+        for k, (a_idx, b_idx) in ((1, (0, 1)), (2, (2, 3))):
+            resp = rr[k - 1] if w is None else rr[k - 1] * w
+            tk = tt[k - 1] if w is None else tt[k - 1] * w
+            grad[a_idx] = -(float(_dot(resp, B[f"gfa{k}"])) + float(_dot(tk, B[f"lz{k}"])))
+            grad[b_idx] = -(float(_dot(resp, B[f"gfb{k}"])) + float(_dot(tk, B[f"gzb{k}"])))
+        grad[4] = -(c.wdot(r1) - p * c.w_total + dp_extra)
     return nll, grad
 
 
@@ -218,15 +340,17 @@ def _from_u(u: np.ndarray) -> np.ndarray:
     return np.concatenate([np.exp(u[:4]), [special.expit(u[4])]])
 
 
-def truncated_loglik(prior, n, e, *, weights=None, n_star: int = 1) -> float:
-    """Log-likelihood of a prior under the per-component zero-truncated definition (module doc).
+def truncated_loglik(prior, n, e, *, weights=None, truncation: Truncation = "component") -> float:
+    """Log-likelihood (nats, not negated) of a prior on the cells with n ≥ 1.
 
-    ``prior`` is a :class:`GammaMixturePrior` or five numbers (α1, β1, α2, β2, P).  Cells with
-    ``n < n_star`` are ignored.  Returns the log-likelihood (not negated), in nats.
+    ``truncation="component"`` is the openEBGM definition of the module docstring; ``"mixture"``
+    truncates the mixture instead (vigipy's definition, the exact conditional likelihood).
+    ``prior`` is a :class:`GammaMixturePrior` or five numbers (α1, β1, α2, β2, P); a prior
+    fitted by another tool can be scored on the same footing.
     """
     theta = prior.as_array() if isinstance(prior, GammaMixturePrior) else np.asarray(prior, dtype=float)
     GammaMixturePrior.from_array(theta).validate()
-    cells = _Cells.build(n, e, weights, n_star)
+    cells = _Cells.build(n, e, weights, truncation)
     return -_negll_and_grad(_to_u(theta), cells, want_grad=False)
 
 
@@ -288,7 +412,7 @@ class PriorFit:
     """A fitted gamma-mixture prior and the evidence that the fit is trustworthy.
 
     ``loglik`` is the full-data log-likelihood (per-component zero-truncated definition,
-    cells with n ≥ ``n_star``), whatever data the fit itself used.  ``converged`` is True
+    cells with n ≥ 1, under the ``truncation`` the fit used), whatever data the fit itself used.  ``converged`` is True
     only when the optimiser reported success *and* the Newton decrement at the estimate is
     below ``tolerance`` (log-likelihood units) with a positive-definite Hessian.
     """
@@ -301,16 +425,21 @@ class PriorFit:
     n_cells: int
     n_points_fitted: int
     squashed: bool
-    n_star: int
+    truncation: str
     n_evaluations: int
     starts: tuple[StartResult, ...]
     message: str
+    boundary: bool = False
+    """True when a shape parameter went to ~0 or P to 0/1: the likelihood is maximised at the
+    edge of the parameter space (reported; EBGM is still well defined)."""
     se_log: tuple[float, ...] | None = field(default=None)
     """Standard errors of (log α1, log β1, log α2, log β2, logit P) from the inverse Hessian."""
 
     def to_dict(self) -> dict:
         return {
-            "method": "zero-truncated maximum likelihood (per-component truncation, openEBGM negLL)",
+            "method": ("zero-truncated maximum likelihood, "
+                       + ("each component truncated then mixed (openEBGM negLL)" if self.truncation == "component"
+                          else "mixture truncated (exact conditional likelihood; vigipy)")),
             "prior": self.prior.to_dict(),
             "loglik": self.loglik,
             "converged": self.converged,
@@ -319,7 +448,8 @@ class PriorFit:
             "n_cells": self.n_cells,
             "n_points_fitted": self.n_points_fitted,
             "squashed": self.squashed,
-            "n_star": self.n_star,
+            "truncation": self.truncation,
+            "boundary": self.boundary,
             "n_evaluations": self.n_evaluations,
             "se_log_params": list(self.se_log) if self.se_log is not None else None,
             "starts": [s.__dict__ for s in self.starts],
@@ -367,9 +497,9 @@ def fit_prior(
     weights=None,
     starts=None,
     squash_data: bool = False,
-    n_star: int = 1,
+    truncation: Truncation = "mixture",
     max_iter: int = 500,
-    tolerance: float = 1e-6,
+    tolerance: float = 1e-3,
     proxy_threshold: int = 20_000,
     warn: bool = True,
 ) -> PriorFit:
@@ -388,25 +518,23 @@ def fit_prior(
         If True, fit on squashed data (openEBGM style, an approximation); the reported
         ``loglik`` is still evaluated on the full data.  If False (default) the estimate is
         the full-data MLE: squashing is used only to choose the starting basin.
-    n_star
-        Smallest count used (``N*``); only ``n_star = 1`` supports the fast gradient fit.
+    truncation
+        ``"mixture"`` (default: the exact conditional likelihood of n given n ≥ 1, as in vigipy)
+        or ``"component"`` (openEBGM's negLL); see the module docstring and ``docs/signals.md``.
     tolerance
         Convergence requires the Newton decrement ``gᵀH⁻¹g/2`` below this, in log-likelihood units.
     proxy_threshold
         Above this many cells the multistart runs on a squashed proxy first.
     """
-    if n_star != 1:
-        raise ValueError("fit_prior supports N* = 1 (zero-truncation), as openEBGM recommends")
-    full = _Cells.build(n, e, weights, n_star)
+    full = _Cells.build(n, e, weights, truncation)
     starts = DEFAULT_STARTS if starts is None else tuple(tuple(float(v) for v in s) for s in starts)
     for s in starts:
         GammaMixturePrior.from_array(s).validate()
     counter = [0]
 
     if squash_data or full.n.size > proxy_threshold:
-        sn, se, sw = squash(full.n, full.e, weights=full.w, bin_size=50 if squash_data else 20,
-                            keep_bins=2, min_pts=500 if squash_data else 200)
-        proxy = _Cells.build(sn, se, sw, n_star)
+        sn, se, sw = squash(full.n, full.e, weights=full.w, bin_size=50, keep_bins=2, min_pts=500)
+        proxy = _Cells.build(sn, se, sw, truncation)
     else:
         proxy = full
 
@@ -424,7 +552,7 @@ def fit_prior(
         prior = GammaMixturePrior.from_array(starts[0])
         fit = PriorFit(prior=prior, loglik=float("nan"), converged=False, newton_decrement=None, tolerance=tolerance,
                        n_cells=int(full.n.size), n_points_fitted=int(proxy.n.size), squashed=proxy is not full,
-                       n_star=n_star, n_evaluations=counter[0], starts=tuple(results),
+                       truncation=truncation, n_evaluations=counter[0], starts=tuple(results),
                        message="every start failed (non-finite likelihood)")
         if warn:
             warnings.warn(f"MGPS prior fit failed: {fit.message}", ConvergenceWarning, stacklevel=2)
@@ -432,60 +560,73 @@ def fit_prior(
 
     target = proxy if squash_data else full
     u = best_u
-    message = "multistart on squashed proxy, polished on full data" if (proxy is not full and not squash_data) else (
-        "fitted on squashed data" if squash_data else "multistart on full data")
-    success = True
-    if target is not proxy:
-        res = _minimize(target, u, max_iter, counter)
-        success = bool(res.success)
-        u = res.x
-        if not success:
-            message += f"; polish: {res.message}"
-    else:
-        success = any(r.success for r in results)
+    message = "multistart on squashed proxy, Newton-polished on full data" if (proxy is not full and not squash_data) \
+        else ("fitted on squashed data" if squash_data else "multistart on full data")
+    if proxy is not full and not squash_data:
+        message += " (Hessian metric from the proxy)"
 
-    # Newton check (and up to 3 Newton polishing steps) on the target data
-    decrement, se_log, pd_ok = None, None, False
-    for _ in range(4):
-        f, g = _negll_and_grad(u, target)
-        counter[0] += 1
-        h = _hessian(target, u, counter)
-        try:
-            c = np.linalg.cholesky(h)
-            pd_ok = True
-        except np.linalg.LinAlgError:
-            pd_ok = False
-            break
-        step = np.linalg.solve(h, g)
-        decrement = float(0.5 * g @ step)
-        if decrement <= tolerance:
-            hinv = np.linalg.inv(h)
-            se_log = tuple(float(v) for v in np.sqrt(np.clip(np.diag(hinv), 0, None)))
-            del c
-            break
-        # a Newton step, accepted only if it improves the likelihood
-        cand = u - step
-        fc = _negll_and_grad(cand, target, want_grad=False)
-        counter[0] += 1
-        if np.isfinite(fc) and fc < f:
+    def newton(u):
+        """Damped Newton on ``target`` with the Hessian of ``proxy`` (exact when they coincide)."""
+        decrement, se_log, pd_ok, h = None, None, False, None
+        for it in range(40):
+            f, g = _negll_and_grad(u, target)
+            counter[0] += 1
+            if h is None or it % 8 == 7:
+                h = _hessian(proxy, u, counter)
+            try:
+                np.linalg.cholesky(h)
+                pd_ok = True
+            except np.linalg.LinAlgError:
+                return u, None, None, False, "Hessian not positive definite"
+            step = np.linalg.solve(h, g)
+            decrement = float(0.5 * g @ step)
+            if not np.isfinite(decrement):
+                return u, None, None, False, "non-finite gradient"
+            if decrement <= tolerance:
+                se_log = tuple(float(v) for v in np.sqrt(np.clip(np.diag(np.linalg.inv(h)), 0, None)))
+                return u, decrement, se_log, pd_ok, ""
+            t = 1.0
+            for _ in range(30):
+                cand = u - t * step
+                with np.errstate(all="ignore"):
+                    fc = _negll_and_grad(cand, target, want_grad=False) if np.all(np.abs(cand) < 40) else np.inf
+                counter[0] += 1
+                if np.isfinite(fc) and fc <= f - 1e-4 * t * float(g @ step):
+                    break
+                t *= 0.5
+            else:
+                return u, decrement, None, pd_ok, "line search failed"
             u = cand
-        else:
-            break
+        return u, decrement, None, pd_ok, "Newton iteration limit"
+
+    u1, decrement, se_log, pd_ok, why = newton(u)
+    if decrement is None or decrement > tolerance:
+        # fall back to the quasi-Newton optimiser on the target data, then check again
+        res = _minimize(target, u1 if np.all(np.isfinite(u1)) else u, max_iter, counter)
+        message += f"; Newton polish stopped ({why}), quasi-Newton fallback: {res.message}"
+        u1, decrement, se_log, pd_ok, why = newton(res.x)
+        if why:
+            message += f"; check: {why}"
+    u = u1
 
     theta = _from_u(u)
     prior = GammaMixturePrior.from_array(theta).canonical()
     loglik = -_negll_and_grad(_to_u(prior.as_array()), full, want_grad=False)
-    converged = bool(success and pd_ok and decrement is not None and decrement <= tolerance)
-    if not pd_ok:
-        message += "; Hessian not positive definite at the estimate (boundary or flat likelihood)"
-    elif decrement is not None and decrement > tolerance:
+    # The criterion is the Newton decrement at a positive-definite Hessian; the optimiser's own
+    # stop message (e.g. a line-search stop at an optimum) is kept in ``message``.
+    converged = bool(pd_ok and decrement is not None and decrement <= tolerance)
+    if decrement is not None and decrement > tolerance:
         message += f"; Newton decrement {decrement:.3g} above tolerance {tolerance:g}"
-    if abs(prior.p) < 1e-6 or abs(1 - prior.p) < 1e-6:
-        message += "; mixture weight at the boundary (one component suffices)"
+    boundary = bool(prior.p < 1e-6 or prior.p > 1 - 1e-6 or min(prior.alpha1, prior.alpha2) < 1e-6
+                    or max(prior.alpha1, prior.beta1, prior.alpha2, prior.beta2) > 1e6)
+    if boundary:
+        message += ("; estimate at the edge of the parameter space (a shape → 0 or ∞, or P → 0/1): "
+                    "the likelihood has no interior maximum for these data")
     fit = PriorFit(
         prior=prior, loglik=float(loglik), converged=converged, newton_decrement=decrement, tolerance=tolerance,
         n_cells=int(full.n.size), n_points_fitted=int(target.n.size), squashed=target is not full,
-        n_star=n_star, n_evaluations=counter[0], starts=tuple(results), message=message, se_log=se_log,
+        truncation=truncation, n_evaluations=counter[0], starts=tuple(results), message=message, se_log=se_log,
+        boundary=boundary,
     )
     if warn and not converged:
         warnings.warn(
@@ -549,7 +690,8 @@ def _unique_map(n: np.ndarray):
     return uniq, inv.reshape(n.shape)
 
 
-def posterior_quantile(prior, n, e, prob: float, q=None, *, rtol: float = 1e-10, max_iter: int = 100) -> np.ndarray:
+def posterior_quantile(prior, n, e, prob: float, q=None, *, rtol: float = 1e-9, ftol: float = 1e-10,
+                       max_iter: int = 200) -> np.ndarray:
     """``prob`` quantile of the posterior mixture of gammas (EB05: prob=0.05; EB95: 0.95).
 
     Solved per cell by safeguarded Newton iteration in log λ inside the bracket formed by
@@ -575,15 +717,15 @@ def posterior_quantile(prior, n, e, prob: float, q=None, *, rtol: float = 1e-10,
     x1, x2 = t1 / b1, t2 / b2
     lo = np.log(np.minimum(x1, x2))
     hi = np.log(np.maximum(x1, x2))
-    out = np.exp(lo)
-    # Cells where one component carries (almost) all posterior mass or the bracket is tiny
-    dominant1 = q >= 1.0 - 1e-14
-    dominant2 = q <= 1e-14
-    out[dominant1] = x1[dominant1]
-    out[dominant2] = x2[dominant2]
+    # Cells where one component carries all but < 1e-12 of the posterior mass: that
+    # component's quantile (CDF error < 1e-12).  Others: Newton from the Q-weighted point.
+    dominant1 = q >= 1.0 - 1e-12
+    dominant2 = q <= 1e-12
+    out = np.where(dominant1, x1, x2)
     todo = np.flatnonzero(~(dominant1 | dominant2) & (hi - lo > rtol))
-    out[np.flatnonzero(~(dominant1 | dominant2) & (hi - lo <= rtol))] = np.exp(lo[~(dominant1 | dominant2) & (hi - lo <= rtol)])
-    y = 0.5 * (lo + hi)
+    y = q * np.log(x1) + (1.0 - q) * np.log(x2)
+    tiny = ~(dominant1 | dominant2) & (hi - lo <= rtol)
+    out[tiny] = np.exp(y[tiny])
     for _ in range(max_iter):
         if todo.size == 0:
             break
@@ -598,14 +740,26 @@ def posterior_quantile(prior, n, e, prob: float, q=None, *, rtol: float = 1e-10,
         d2 = np.exp(a2[todo] * np.log(z2) - z2 - lg2[todo])
         dF = qt * d1 + (1.0 - qt) * d2
         err = F - prob
+        conv = np.abs(err) <= ftol
+        if conv.any():
+            out[todo[conv]] = xt[conv]
+            keep = ~conv
+            todo, yt, xt, err, dF, qt = todo[keep], yt[keep], xt[keep], err[keep], None, None
+            if todo.size == 0:
+                break
+            d1, d2, z1, z2 = d1[keep], d2[keep], z1[keep], z2[keep]
+            dF = q[todo] * d1 + (1.0 - q[todo]) * d2
         # update bracket
         above = err > 0
         hi_t, lo_t = hi[todo], lo[todo]
         hi_t = np.where(above, yt, hi_t)
         lo_t = np.where(above, lo_t, yt)
         hi[todo], lo[todo] = hi_t, lo_t
-        with np.errstate(divide="ignore", invalid="ignore"):
-            ynew = yt - err / dF
+        # Halley step: F'' = Σ weight_k · d_k · (a_k − z_k)
+        qq = q[todo]
+        d2F = qq * d1 * (a1[todo] - z1) + (1.0 - qq) * d2 * (a2[todo] - z2)
+        with np.errstate(divide="ignore", invalid="ignore", over="ignore"):
+            ynew = yt - 2.0 * err * dF / (2.0 * dF * dF - err * d2F)
         bad = ~np.isfinite(ynew) | (ynew <= lo_t) | (ynew >= hi_t)
         ynew = np.where(bad, 0.5 * (lo_t + hi_t), ynew)
         done = (np.abs(ynew - yt) <= rtol) | (hi_t - lo_t <= rtol)

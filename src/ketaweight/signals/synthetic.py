@@ -66,6 +66,8 @@ class SyntheticQuarter:
         "sertraline": 0.02, "quetiapine": 0.015})
     signals: dict[tuple[str, str], float] = field(default_factory=lambda: {
         ("mirtazapine", "weight-gain"): 4.0, ("topiramate", "weight-loss"): 3.0})
+    profile_size: int = 25
+    profile_rate: float = 0.12
     version_share: float = 0.06
     deleted_share: float = 0.004
     defects: bool = True
@@ -113,7 +115,7 @@ def write_synthetic_quarter(out_dir: str | Path, spec: SyntheticQuarter | None =
     caseid = 10_000_000 + rng.choice(89_000_000, size=n, replace=False)
     version = rng.integers(1, 4, size=n)
     ndrug = 1 + rng.poisson(spec.drugs_per_report - 1, size=n)
-    nev = 1 + rng.poisson(spec.events_per_report - 1, size=n)
+    nev = 1 + rng.poisson(max(spec.events_per_report - 1 - spec.drugs_per_report * spec.profile_rate, 0.1), size=n)
 
     # ---- drugs per report
     d_rep = np.repeat(np.arange(n), ndrug)
@@ -136,9 +138,22 @@ def write_synthetic_quarter(out_dir: str | Path, spec: SyntheticQuarter | None =
     seq = np.concatenate([np.arange(1, k + 1) for k in ndrug]) if n < 2000 else _seq(ndrug)
     role = np.where(seq == 1, "PS", rng.choice(np.array(["SS", "C", "I"]), size=total_d, p=[0.35, 0.6, 0.05]))
 
-    # ---- events per report: independent of drugs, plus planted extras
+    # ---- events per report: background events, plus each drug's own profile (heterogeneous
+    # relative rates, as in real data), plus planted extras.  Profiles never hold group terms,
+    # so ketamine, esketamine and amoxicillin stay null for the weight groups.
     e_rep = np.repeat(np.arange(n), nev)
     ev_idx = rng.choice(events.size, size=e_rep.size, p=ev_p)
+    n_group = len(group_terms)
+    prof_p = ev_p[n_group:] / ev_p[n_group:].sum()
+    profiles = n_group + rng.choice(events.size - n_group, size=(spec.n_drugs + len(named), spec.profile_size), p=prof_p)
+    drug_code = drug_idx.copy()
+    for k, ing in enumerate(named):
+        drug_code[ingredient == ing] = spec.n_drugs + k
+    add = rng.random(total_d) < spec.profile_rate
+    pick = rng.zipf(1.6, size=int(add.sum())) - 1
+    pick = np.minimum(pick, spec.profile_size - 1)
+    e_rep = np.r_[e_rep, d_rep[add]]
+    ev_idx = np.r_[ev_idx, profiles[drug_code[add], pick]]
     extra_rep, extra_ev = [], []
     ev_lookup = {t.lower(): i for i, t in enumerate(events)}
     truth_signals = {}
@@ -154,11 +169,10 @@ def write_synthetic_quarter(out_dir: str | Path, spec: SyntheticQuarter | None =
         extra_ev.append(idx[rng.choice(idx.size, size=chosen.size, p=pe)])
         truth_signals[f"{ing}|{target}"] = {"rr_planted": rr, "reports_with_drug": int(reps.size),
                                            "extra_reports": int(chosen.size)}
-    if extra_rep:
-        e_rep = np.concatenate([e_rep] + extra_rep)
-        ev_idx = np.concatenate([ev_idx] + extra_ev)
-        order = np.argsort(e_rep, kind="stable")
-        e_rep, ev_idx = e_rep[order], ev_idx[order]
+    e_rep = np.concatenate([e_rep] + extra_rep)
+    ev_idx = np.concatenate([ev_idx] + extra_ev)
+    order = np.argsort(e_rep, kind="stable")
+    e_rep, ev_idx = e_rep[order], ev_idx[order]
 
     # ---- versions: some cases get an older version too (same content)
     has_old = rng.random(n) < spec.version_share
@@ -286,3 +300,40 @@ def _seq(counts: np.ndarray) -> np.ndarray:
     ends = np.cumsum(counts)
     starts = ends - counts
     return np.arange(total) - np.repeat(starts, counts) + 1
+
+
+def synthetic_pair_table(
+    *,
+    n_drugs: int = 2_000,
+    n_events: int = 4_000,
+    n_reports: float = 2.2e6,
+    prior: tuple[float, float, float, float, float] = (3.25379356, 0.39988854, 2.02612692, 1.90807970, 0.06534557),
+    seed: int = 1,
+):
+    """A drug × event count table drawn from DuMouchel's model with a known prior.
+
+    Margins follow Zipf laws; each cell has ``λ ~ P·Γ(α1, β1) + (1−P)·Γ(α2, β2)`` (default: the
+    openEBGM CAERS prior) and ``n ~ Poisson(λ·μ)`` with ``μ = N·p_drug·p_event``.  Returns a long
+    DataFrame (drug, event, count) of the non-zero cells; about 1,000,000 with the defaults.
+    """
+    import pandas as pd
+
+    rng = np.random.default_rng(seed)
+    pd_ = _zipf_p(n_drugs, 0.9, rng)
+    pe_ = _zipf_p(n_events, 0.8, rng)
+    a1, b1, a2, b2, p = prior
+    out_d, out_e, out_n = [], [], []
+    for i in range(n_drugs):
+        mu = n_reports * pd_[i] * pe_
+        comp = rng.random(n_events) < p
+        lam = np.where(comp, rng.gamma(a1, 1 / b1, n_events), rng.gamma(a2, 1 / b2, n_events))
+        cnt = rng.poisson(lam * mu)
+        nz = np.flatnonzero(cnt)
+        out_d.append(np.full(nz.size, i, dtype=np.int32))
+        out_e.append(nz.astype(np.int32))
+        out_n.append(cnt[nz])
+    d = np.concatenate(out_d)
+    e = np.concatenate(out_e)
+    return pd.DataFrame({"drug": pd.Categorical.from_codes(d, [f"drug{i:05d}" for i in range(n_drugs)]),
+                         "event": pd.Categorical.from_codes(e, [f"event{j:05d}" for j in range(n_events)]),
+                         "count": np.concatenate(out_n)})

@@ -10,7 +10,7 @@ from scipy.special import expit
 from causal_synthetic import CONFOUNDED_SPEC, confounded_table
 from ketaweight.causal import IPW, Estimator, Standardization
 from ketaweight.causal.data import prepare
-from ketaweight.causal.design import outcome_matrix
+from ketaweight.causal.design import interaction_columns
 from ketaweight.causal.mestimation import sandwich
 from ketaweight.causal.weights import censoring_design, censoring_model, propensity_model
 
@@ -43,13 +43,17 @@ def test_ipw_stacked_se_equals_numerical_sandwich(nhefs, nhefs_spec):
     assert r.se == pytest.approx(se, rel=1e-5)
 
 
+def outcome_matrix(x: np.ndarray, a: np.ndarray, cols: np.ndarray) -> np.ndarray:
+    """The explicit outcome-model matrix [X, a, a·X_k] that ketaweight.causal.outcome avoids building."""
+    return np.column_stack([x, a, x[:, cols] * a[:, None]])
+
+
 def test_standardization_se_equals_numerical_sandwich(nhefs, nhefs_spec):
     data = prepare(nhefs, nhefs_spec(missing_outcome="censor"))
     r = Standardization(interactions=("smokeintensity",)).fit(data)
-    xa = outcome_matrix(data.x, data.a, ("smokeintensity",))
-    dx = outcome_matrix(data.x, np.ones(data.n), ("smokeintensity",)) - outcome_matrix(
-        data.x, np.zeros(data.n), ("smokeintensity",)
-    )
+    cols = interaction_columns(data.x, ("smokeintensity",))
+    xa = outcome_matrix(data.x.matrix, data.a, cols)
+    dx = outcome_matrix(data.x.matrix, np.ones(data.n), cols) - outcome_matrix(data.x.matrix, np.zeros(data.n), cols)
     obs = data.observed
     y0 = np.where(obs, data.y, 0.0)
     beta = np.linalg.lstsq(xa[obs], data.y[obs], rcond=None)[0]

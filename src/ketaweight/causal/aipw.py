@@ -31,9 +31,10 @@ from sklearn.base import clone
 
 from ketaweight.causal.base import Estimator, Fitted
 from ketaweight.causal.data import AnalysisData
-from ketaweight.causal.design import outcome_matrix
+from ketaweight.causal.design import interaction_columns
 from ketaweight.causal.diagnostics import WarningLog
-from ketaweight.causal.glm import fit_linear, fit_logistic
+from ketaweight.causal.glm import fit_logistic
+from ketaweight.causal.outcome import fit_outcome_model
 from ketaweight.causal.standardization import check_interactions
 from ketaweight.causal.weights import FittedModel, censoring_design, censoring_weights, treatment_weights
 
@@ -123,9 +124,7 @@ class AIPW(Estimator):
         x, a, obs, n = data.x.matrix, data.a, data.observed, data.n
         y0 = np.where(obs, data.y, 0.0)
         xz = censoring_design(data) if data.censored else None
-        xa = outcome_matrix(data.x, a, self.interactions)
-        x1 = outcome_matrix(data.x, np.ones(n), self.interactions)
-        x0 = outcome_matrix(data.x, np.zeros(n), self.interactions)
+        cols = interaction_columns(data.x, self.interactions)
         e, pi, m1, m0 = (np.empty(n) for _ in range(4))
         pi[:] = 1.0
         models: list[FittedModel] = []
@@ -144,8 +143,8 @@ class AIPW(Estimator):
                 pi[test] = expit(xz[test] @ fit_c.coef)
             rows = train & obs
             if self.outcome_learner is None:
-                coef = fit_linear(xa[rows], data.y[rows]).coef
-                m1[test], m0[test] = x1[test] @ coef, x0[test] @ coef
+                model = fit_outcome_model(x[rows], a[rows], data.y[rows], cols)
+                m1[test], m0[test] = model.counterfactual(x[test])
             else:
                 feats = np.column_stack([x, a])
                 learner = clone(self.outcome_learner).fit(feats[rows], data.y[rows])

@@ -168,17 +168,13 @@ def build_design(
     return Design(matrix, tuple(names), tuple(sources), tuple(kinds), tuple(levels), center, scale)
 
 
-def outcome_matrix(design: Design, a: np.ndarray, interactions: Sequence[str] | Literal["all"]) -> np.ndarray:
-    """Outcome-model matrix ``[X, a, a·X_k]`` for treatment values ``a`` (0/1, length n).
+def interaction_columns(design: Design, interactions: Sequence[str] | Literal["all"]) -> np.ndarray:
+    """Design columns multiplied by the treatment in the outcome model.
 
-    ``interactions`` names covariates whose linear and indicator columns are multiplied by
-    the treatment, as ``I(qsmk*smokeintensity)`` in Hernán & Robins (2020, Program 13.2);
-    ``"all"`` multiplies every non-intercept column, which equals separate models by arm.
-    Call with ``a`` set to all ones or all zeros to predict counterfactual outcomes.
+    ``interactions`` names covariates whose linear and indicator columns interact with the
+    treatment, as ``I(qsmk*smokeintensity)`` in Hernán & Robins (2020, Program 13.2);
+    ``"all"`` takes every non-intercept column, which equals separate models by arm.
     """
     if interactions == "all":
-        cols = np.arange(1, design.matrix.shape[1])
-    else:
-        cols = design.columns_of(interactions)
-    a = np.asarray(a, dtype=float)
-    return np.column_stack([design.matrix, a, design.matrix[:, cols] * a[:, None]])
+        return np.arange(1, design.matrix.shape[1])
+    return design.columns_of(interactions)

@@ -22,9 +22,10 @@ import numpy as np
 
 from ketaweight.causal.base import Estimator, Fitted
 from ketaweight.causal.data import AnalysisData
-from ketaweight.causal.design import outcome_matrix
+from ketaweight.causal.design import interaction_columns
 from ketaweight.causal.diagnostics import WarningLog
-from ketaweight.causal.glm import fit_linear, solve_spd
+from ketaweight.causal.glm import solve_spd
+from ketaweight.causal.outcome import fit_outcome_model
 from ketaweight.causal.weights import propensity_model, treatment_weights
 
 
@@ -58,23 +59,24 @@ class Standardization(Estimator):
 
     def _fit(self, data: AnalysisData, log: WarningLog, *, analytic: bool) -> Fitted:
         obs = data.observed
-        x_obs = outcome_matrix(data.x, data.a, self.interactions)[obs]
-        fit = fit_linear(x_obs, data.y[obs])
-        ones = np.ones(data.n)
-        diff_x = outcome_matrix(data.x, ones, self.interactions) - outcome_matrix(data.x, 0 * ones, self.interactions)
-        target = np.ones(data.n, bool) if data.spec.estimand == "ATE" else data.a == 1
-        d = diff_x @ fit.coef
+        x, a = data.x.matrix, data.a
+        cols = interaction_columns(data.x, self.interactions)
+        model = fit_outcome_model(x[obs], a[obs], data.y[obs], cols)
+        m1, m0 = model.counterfactual(x)
+        d = m1 - m0
+        target = np.ones(data.n, bool) if data.spec.estimand == "ATE" else a == 1
         estimate = float(d[target].mean())
         se = float("nan")
         if analytic:
             n = data.n
-            p_target = target.mean()
-            gram = x_obs.T @ x_obs / n
-            h = diff_x[target].sum(axis=0) / n
-            g_inv_h = solve_spd(gram, h)
+            xt = x[target]
+            # h = mean over rows of T·(z⁽¹⁾ − z⁽⁰⁾), with z⁽¹⁾ − z⁽⁰⁾ = [0, …, 0, 1, x[cols]]
+            h = np.concatenate([np.zeros(x.shape[1]), [xt.shape[0]], xt[:, cols].sum(axis=0)]) / n
+            g_inv_h = solve_spd(model.gram / n, h)
+            resid = data.y[obs] - model.z_dot(x[obs], a[obs], model.coef)
             infl = np.where(target, d - estimate, 0.0)
-            infl[obs] += (x_obs @ g_inv_h) * fit.residual
-            infl /= p_target
+            infl[obs] += model.z_dot(x[obs], a[obs], g_inv_h) * resid
+            infl /= target.mean()
             se = float(np.sqrt(np.sum(infl**2)) / n)
         ps = propensity_model(data)
         e = ps.fit.fitted
@@ -86,5 +88,5 @@ class Standardization(Estimator):
             e,
             [ps],
             treatment_weights(e, data.a, data.spec.estimand, stabilized=False),
-            extra={"outcome_model": {"columns": int(x_obs.shape[1]), "n_fit": int(obs.sum())}},
+            extra={"outcome_model": {"columns": int(model.coef.size), "n_fit": int(obs.sum())}},
         )

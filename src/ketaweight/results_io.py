@@ -70,20 +70,25 @@ def make_envelope(kind: str, results: Any, provenance: dict[str, Any]) -> dict[s
     }
 
 
-def write_json_atomic(path: str | Path, document: Any) -> Path:
-    """Write ``document`` as pretty JSON to ``path`` atomically (temp file + rename)."""
+def write_text_atomic(path: str | Path, text: str) -> Path:
+    """Write ``text`` (UTF-8) to ``path`` atomically: a temporary file beside it, then rename."""
     target = Path(path)
     target.parent.mkdir(parents=True, exist_ok=True)
     fd, tmp = tempfile.mkstemp(dir=target.parent, prefix=f".{target.name}.", suffix=".tmp")
     try:
         with os.fdopen(fd, "w", encoding="utf-8") as fh:
-            json.dump(_to_jsonable(document), fh, indent=2, sort_keys=False, allow_nan=False)
-            fh.write("\n")
+            fh.write(text)
         os.replace(tmp, target)
     except BaseException:
         Path(tmp).unlink(missing_ok=True)
         raise
     return target
+
+
+def write_json_atomic(path: str | Path, document: Any) -> Path:
+    """Write ``document`` as pretty JSON to ``path`` atomically (temp file + rename)."""
+    text = json.dumps(_to_jsonable(document), indent=2, sort_keys=False, allow_nan=False) + "\n"
+    return write_text_atomic(path, text)
 
 
 def write_results(path: str | Path, kind: str, results: Any, provenance: dict[str, Any]) -> Path:

@@ -37,11 +37,14 @@ class Store:
     """A DuckDB file with the canonical tables.  Use as a context manager or call :meth:`close`."""
 
     def __init__(self, path: str | Path, *, read_only: bool = False) -> None:
+        """Open (or create) the store at ``path``; ``":memory:"`` gives a throw-away in-memory store."""
         self.path = Path(path)
-        if read_only and not self.path.exists():
+        in_memory = str(path) == ":memory:"
+        if read_only and not in_memory and not self.path.exists():
             raise FileNotFoundError(f"{self.path}: store not found")
-        self.path.parent.mkdir(parents=True, exist_ok=True)
-        self.con = duckdb.connect(str(self.path), read_only=read_only)
+        if not in_memory:
+            self.path.parent.mkdir(parents=True, exist_ok=True)
+        self.con = duckdb.connect(str(path), read_only=read_only and not in_memory)
         if not read_only:
             for table in TABLES.values():
                 self.con.execute(create_table_sql(table))

@@ -50,7 +50,8 @@ def print_truth(result: SimulationResult) -> None:
     rows = [("weight change, kg", t["weight_change_kg"]), ("weight change, %", t["weight_change_pct"])]
     rows += [(f"  via {k}, kg" if k != "interaction" else "  pathway interaction, kg", v)
              for k, v in t["pathways_kg"].items()]
-    rows += [("MADRS change, points", t["madrs"]), ("resting HR (negative control), bpm", t["negative_control_resting_hr_bpm"])]
+    rows += [(f"MADRS change at {day.replace('_', ' ')}, points", v) for day, v in t["madrs_points"].items()]
+    rows += [("resting HR (negative control), bpm", t["negative_control_resting_hr_bpm"])]
     for label, v in rows:
         table.add_row(label, f"{v['ate']:+.3f}", f"{v['att']:+.3f}")
     table.add_row("crude difference of true change, kg", f"{t['crude_difference_true_weight_change_kg']:+.3f}", "")

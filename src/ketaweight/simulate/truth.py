@@ -7,7 +7,7 @@ horizon between worlds that share every random number:
 * effect via a pathway    = Y(course) − Y(course with that pathway switched off)
   (pathways can interact, so the three need not add up to the total; the remainder is
   reported as ``interaction``)
-* effect on depression    = MADRS(course) − MADRS(no course) at the horizon
+* effect on depression    = MADRS(course) − MADRS(no course) at days 14, 28 and 84
 * negative-control effect = exactly 0 by construction (resting heart rate never depends on
   ketamine in the model)
 """
@@ -25,6 +25,8 @@ from ketaweight.simulate.population import Population
 from ketaweight.simulate.scenario import Scenario
 
 PATHWAYS = ("appetite", "metabolism", "mood")
+MADRS_TRUTH_DAYS = (14, 28, 84)
+"""Days (after index) at which the true effect on MADRS is reported."""
 
 
 def weight_change(traj: Trajectories, world: int, horizon_day: int) -> tuple[np.ndarray, np.ndarray]:
@@ -72,11 +74,14 @@ def compute_truth(s: Scenario, pop: Population, traj: Trajectories, horizon_day:
     interaction = effect_kg - sum(per_patient[f"effect_via_{p}_kg"] for p in PATHWAYS)
     pathways["interaction"] = _summary(interaction, treated)
 
-    g = list(traj.grid_days).index(horizon_day)
-    nat = natural_improvement(pop.natural_pmax, horizon_day, s.pharmacology.natural_improvement_tau_days)
-    madrs_effect = (madrs_true(pop.madrs0, traj.benefit[i1, g].astype(float), nat)
-                    - madrs_true(pop.madrs0, np.zeros(pop.n), nat))
-    per_patient["effect_madrs"] = madrs_effect
+    madrs: dict[str, Any] = {}
+    for day in MADRS_TRUTH_DAYS:
+        g = list(traj.grid_days).index(day)
+        nat = natural_improvement(pop.natural_pmax, day, s.pharmacology.natural_improvement_tau_days)
+        effect = (madrs_true(pop.madrs0, traj.benefit[i1, g].astype(float), nat)
+                  - madrs_true(pop.madrs0, np.zeros(pop.n), nat))
+        per_patient[f"effect_madrs_day{day}"] = effect
+        madrs[f"day_{day}"] = _summary(effect, treated)
     observed_change = np.where(treated, kg1, kg0)
     crude = float(observed_change[treated].mean() - observed_change[~treated].mean()) if 0 < treated.sum() < pop.n else float("nan")
 
@@ -87,7 +92,7 @@ def compute_truth(s: Scenario, pop: Population, traj: Trajectories, horizon_day:
         "weight_change_kg": _summary(effect_kg, treated),
         "weight_change_pct": _summary(effect_pct, treated),
         "pathways_kg": pathways,
-        "madrs": _summary(madrs_effect, treated),
+        "madrs_points": madrs,
         "negative_control_resting_hr_bpm": {"ate": 0.0, "att": 0.0, "atc": 0.0},
         "individual_effect_kg": {
             "sd": float(effect_kg.std()),

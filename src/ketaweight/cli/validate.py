@@ -1,0 +1,47 @@
+"""CLI: ``ketaweight validate`` — estimators against the simulator's truth over replicate cohorts."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import typer
+from rich.table import Table as RichTable
+
+from ketaweight.cli import app
+from ketaweight.cli._common import console, progress_bar, run_cli
+from ketaweight.results_io import write_results, write_text_atomic
+from ketaweight.validation import as_markdown, validate
+
+
+@app.command("validate")
+def validate_command(
+    study: str = typer.Option("ketamine-weight", "--study", help="Shipped study name or a study TOML."),
+    scenarios: str = typer.Option("null,article", "--scenarios", help="Comma-separated simulator scenarios."),
+    replicates: int = typer.Option(200, "--replicates", "-r", min=2, help="Replicate cohorts per scenario."),
+    patients: int = typer.Option(5000, "--patients", "-n", min=200, help="Patients per replicate cohort."),
+    truth_patients: int = typer.Option(200_000, "--truth-patients", min=1000, help="Patients in the large cohort that gives the truth."),
+    seed: int = typer.Option(2026, "--seed", help="Master seed (replicate seeds are spawned from it)."),
+    out: Path = typer.Option(Path("validation-output"), "--out", "-o", help="Folder for validation.json and validation.md."),
+) -> None:
+    """Coverage and bias of every estimator against the simulator's ground truth (slow: minutes)."""
+    names = tuple(s.strip() for s in scenarios.split(",") if s.strip())
+
+    def action():
+        with progress_bar(f"{replicates} replicates × {len(names)} scenarios", replicates * len(names)) as advance:
+            return validate(study, names, replicates=replicates, n_patients=patients,
+                            truth_patients=truth_patients, seed=seed, on_replicate=advance)
+
+    rows = run_cli(action)
+    out.mkdir(parents=True, exist_ok=True)
+    write_results(out / "validation.json", "validation", [r.to_dict() for r in rows],
+                  {"synthetic": True, "source": "ketaweight simulator", "study": study, "seed": seed,
+                   "replicates": replicates, "patients": patients})
+    write_text_atomic(out / "validation.md", as_markdown(rows, n_patients=patients) + "\n")
+    table = RichTable(title=f"Validation against simulator truth ({replicates} replicates × {patients:,} patients)")
+    for col in ("scenario", "outcome", "method", "truth", "bias", "bias/SE", "coverage"):
+        table.add_column(col, justify="left" if col in ("scenario", "outcome", "method") else "right")
+    for r in rows:
+        table.add_row(r.scenario, r.outcome, r.method, f"{r.truth:+.3f}", f"{r.bias:+.4f}",
+                      f"{100 * r.bias_over_se:+.1f}%", f"{100 * r.coverage:.1f}%")
+    console.print(table)
+    console.print(f"written: {out / 'validation.json'}, {out / 'validation.md'}")

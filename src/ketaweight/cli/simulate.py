@@ -84,22 +84,3 @@ def scenarios_command() -> None:
     for name in builtin_scenarios():
         table.add_row(name, load_scenario(name).description)
     console.print(table)
-
-
-@app.command("demo")
-def demo_command(
-    out: Path = typer.Option(Path("demo-output"), "--out", "-o", help="Output folder (replaced if it holds an earlier demo)."),
-    scenario: str = typer.Option("article", "--scenario", "-s", help="Scenario to simulate."),
-    patients: int = typer.Option(20000, "--patients", "-n", min=100, help="Number of virtual patients."),
-    seed: int = typer.Option(7, "--seed", help="Random seed."),
-) -> None:
-    """End to end: simulate a clinic cohort, load it into the store and summarise it."""
-    import shutil
-
-    if (out / "store.duckdb").exists():
-        shutil.rmtree(out)
-    result, store_path = run_cli(lambda: run_simulation(scenario, patients, seed, out, ExportFormat.duckdb, True))
-    with Store(store_path, read_only=True) as store:
-        print_store_summary(store)
-    print_truth(result)
-    console.print(f"\nDemo output in [bold]{out}[/]")

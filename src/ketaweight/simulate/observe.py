@@ -72,7 +72,7 @@ def attendance(s: Scenario, pop: Population, view: FactualView, rng: np.random.G
 
     Screening (first grid day), assessment (day 0) and week 2 always happen; other visits are
     missed at random; dropout after week 2 has a per-visit hazard that rises with the
-    observed week-2 MADRS relative to 70% of the baseline score.
+    observed week-2 MADRS relative to 70% of the assessment score (both recorded).
     """
     o = s.observation
     grid = view.grid_days
@@ -87,7 +87,7 @@ def attendance(s: Scenario, pop: Population, view: FactualView, rng: np.random.G
     madrs14 = np.clip(np.rint(madrs_true(pop.madrs0, view.benefit[g14].astype(float),
                                          natural_improvement(pop.natural_pmax, 14, s.pharmacology.natural_improvement_tau_days))
                                + rng.normal(0, o.madrs_noise_sd, n)), 0, 60)
-    hazard = np.clip(o.dropout_hazard * np.exp(o.dropout_per_week2_madrs_point * (madrs14 - 0.7 * pop.madrs0)), 0, 0.5)
+    hazard = np.clip(o.dropout_hazard * np.exp(o.dropout_per_week2_madrs_point * (madrs14 - 0.7 * pop.madrs_assessed)), 0, 0.5)
     later = grid > 14
     leaves = (rng.random((len(grid), n)) < hazard[None, :]) & later[:, None]
     first_absent = np.where(leaves.any(axis=0), leaves.argmax(axis=0), len(grid))
@@ -141,6 +141,7 @@ def observe(s: Scenario, pop: Population, sessions: Sessions, view: FactualView,
                         natural_improvement(pop.natural_pmax[dp], dd, s.pharmacology.natural_improvement_tau_days))
     madrs = np.clip(np.rint(true_m + rng.normal(0, o.madrs_noise_sd, len(dp))), 0, 60)
     madrs[dd == 14] = madrs14[dp[dd == 14]]  # the same week-2 rating that drove dropout
+    madrs[dd == 0] = pop.madrs_assessed[dp[dd == 0]]  # the assessment rating that drove the decisions
     kinds.append(("madrs", "score", dp, dd, dm, madrs))
     kinds.append(("phq9", "score", dp, dd, dm, madrs_to_phq9(true_m, rng)))
 

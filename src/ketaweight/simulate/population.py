@@ -56,7 +56,8 @@ class Population:
     height_m: FloatArray
     weight0_kg: FloatArray  # at simulation start (pre-index)
     pal: FloatArray
-    madrs0: FloatArray
+    madrs0: FloatArray  # true baseline severity
+    madrs_assessed: FloatArray  # the rating at the assessment (day 0): what clinicians and patients act on
     atypical: BoolArray
     motivation: FloatArray  # latent, never written to the store
     diet: BoolArray
@@ -111,7 +112,12 @@ def draw_population(s: Scenario, n: int, rng: np.random.Generator) -> Population
     year_start = index_date.astype("datetime64[Y]").astype("datetime64[D]")
     index_doy = (index_date - year_start).astype(np.int64)
 
-    m_c, b_c, a_c = madrs0 - 33.0, bmi - 28.0, age - 44.0
+    # Decisions (ketamine, programmes) follow the *rated* severity at the assessment, which is
+    # recorded; deciding on the unrecorded true score would leave residual confounding through
+    # rating noise (regression to the mean), and make programme enrolment a collider between
+    # motivation and true severity.
+    madrs_assessed = np.clip(np.rint(madrs0 + rng.normal(0.0, s.observation.madrs_noise_sd, n)), 0, 60)
+    m_c, b_c, a_c = madrs_assessed - 33.0, bmi - 28.0, age - 44.0
     diet = rng.random(n) < expit(c.diet_intercept + c.diet_per_motivation_sd * motivation
                                  + c.diet_per_bmi_unit * b_c + c.diet_per_madrs_point * m_c)
     exercise = rng.random(n) < expit(c.exercise_intercept + c.exercise_per_motivation_sd * motivation
@@ -133,7 +139,7 @@ def draw_population(s: Scenario, n: int, rng: np.random.Generator) -> Population
 
     return Population(
         n=n, index_date=index_date, index_doy=index_doy, age=age, male=male, height_m=height,
-        weight0_kg=weight, pal=pal, madrs0=madrs0, atypical=atypical, motivation=motivation,
+        weight0_kg=weight, pal=pal, madrs0=madrs0, madrs_assessed=madrs_assessed, atypical=atypical, motivation=motivation,
         diet=diet, diet_start=diet_start, exercise=exercise, exercise_start=exercise_start,
         emax=emax, natural_pmax=natural_pmax, clearance=clearance, treated=treated,
         propensity=propensity,

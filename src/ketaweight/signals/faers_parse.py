@@ -218,7 +218,7 @@ def parse_table_bytes(data: bytes, spec: TableSpec, file_label: str) -> ParsedFi
                 while len(joined) < ncols and j + 1 < n_lines and (j + 1) in bad_set and counts[j + 1] < ncols - 1:
                     j += 1
                     nxt = line_text(j).split("$")
-                    joined = joined[:-1] + [joined[-1] + " " + nxt[0]] + nxt[1:]
+                    joined = joined[:-1] + [(joined[-1].rstrip() + " " + nxt[0].lstrip()).strip()] + nxt[1:]
                 if len(joined) == ncols and j > i:
                     for k in range(i + 1, j + 1):
                         consumed.add(k)

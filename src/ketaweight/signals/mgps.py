@@ -490,26 +490,14 @@ def _hessian(cells: _Cells, u: np.ndarray, counter: list[int]) -> np.ndarray:
     return 0.5 * (h + h.T)
 
 
-def fit_prior(
-    n,
-    e,
-    *,
-    weights=None,
-    starts=None,
-    squash_data: bool = False,
-    truncation: Truncation = "mixture",
-    max_iter: int = 500,
-    tolerance: float = 1e-3,
-    proxy_threshold: int = 20_000,
-    warn: bool = True,
-) -> PriorFit:
+def fit_prior(*args, **kwargs) -> PriorFit:
     """Fit the two-gamma mixture prior by zero-truncated maximum likelihood.
 
     Parameters
     ----------
     n, e
-        Observed and expected counts per drug–event cell (cells with ``n < n_star`` are
-        ignored; zero cells may be passed and are dropped).
+        Observed and expected counts per drug–event cell (cells with ``n = 0`` may be
+        passed and are dropped).
     weights
         Optional cell weights (e.g. from :func:`squash`).
     starts
@@ -526,6 +514,23 @@ def fit_prior(
     proxy_threshold
         Above this many cells the multistart runs on a squashed proxy first.
     """
+    with np.errstate(all="ignore"):
+        return _fit_prior(*args, **kwargs)
+
+
+def _fit_prior(
+    n,
+    e,
+    *,
+    weights=None,
+    starts=None,
+    squash_data: bool = False,
+    truncation: Truncation = "mixture",
+    max_iter: int = 500,
+    tolerance: float = 1e-3,
+    proxy_threshold: int = 20_000,
+    warn: bool = True,
+) -> PriorFit:
     full = _Cells.build(n, e, weights, truncation)
     starts = DEFAULT_STARTS if starts is None else tuple(tuple(float(v) for v in s) for s in starts)
     for s in starts:
@@ -692,6 +697,12 @@ def _unique_map(n: np.ndarray):
 
 def posterior_quantile(prior, n, e, prob: float, q=None, *, rtol: float = 1e-9, ftol: float = 1e-10,
                        max_iter: int = 200) -> np.ndarray:
+    with np.errstate(all="ignore"):
+        return _posterior_quantile(prior, n, e, prob, q, rtol=rtol, ftol=ftol, max_iter=max_iter)
+
+
+def _posterior_quantile(prior, n, e, prob: float, q=None, *, rtol: float = 1e-9, ftol: float = 1e-10,
+                        max_iter: int = 200) -> np.ndarray:
     """``prob`` quantile of the posterior mixture of gammas (EB05: prob=0.05; EB95: 0.95).
 
     Solved per cell by safeguarded Newton iteration in log λ inside the bracket formed by
@@ -708,8 +719,9 @@ def posterior_quantile(prior, n, e, prob: float, q=None, *, rtol: float = 1e-9, 
     q = (qn(pr, n, e) if q is None else np.asarray(q, dtype=float)).ravel()
     uniq, inv = _unique_map(n)
     a1u, a2u = pr.alpha1 + uniq, pr.alpha2 + uniq
-    t1 = special.gammaincinv(a1u, prob)[inv]
-    t2 = special.gammaincinv(a2u, prob)[inv]
+    tiny = np.finfo(float).tiny
+    t1 = np.maximum(special.gammaincinv(a1u, prob), tiny)[inv]
+    t2 = np.maximum(special.gammaincinv(a2u, prob), tiny)[inv]
     lg1 = special.gammaln(a1u)[inv]
     lg2 = special.gammaln(a2u)[inv]
     a1, a2 = a1u[inv], a2u[inv]
@@ -767,7 +779,9 @@ def posterior_quantile(prior, n, e, prob: float, q=None, *, rtol: float = 1e-9, 
         out[todo[done]] = np.exp(ynew[done])
         todo = todo[~done]
     if todo.size:
-        raise RuntimeError(f"posterior quantile did not converge for {todo.size} cell(s) in {max_iter} iterations")
+        out[todo] = np.nan
+        warnings.warn(f"posterior {prob:g} quantile did not converge for {todo.size} cell(s) in {max_iter} "
+                      "iterations; those values are NaN", ConvergenceWarning, stacklevel=2)
     return out.reshape(shape)
 
 

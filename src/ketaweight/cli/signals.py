@@ -1,0 +1,193 @@
+"""``ketaweight signals``: FAERS ingestion and disproportionality scans (thin wrappers)."""
+
+from __future__ import annotations
+
+from enum import Enum
+from pathlib import Path
+
+import typer
+from rich.table import Table
+
+from ketaweight.cli import app
+from ketaweight.cli._common import console, progress_bar, run_cli
+from ketaweight.exceptions import InputError, Location
+from ketaweight.privacy import mask_count
+
+signals_app = typer.Typer(
+    help="Signals from spontaneous reports: ingest FDA FAERS quarterly files and run disproportionality "
+    "analysis (PRR, ROR, IC, EBGM) for drug–event pairs, with positive and negative controls.",
+    no_args_is_help=True,
+)
+app.add_typer(signals_app, name="signals")
+
+
+class Truncation(str, Enum):
+    mixture = "mixture"
+    component = "component"
+
+
+@signals_app.command("ingest")
+def ingest_cmd(
+    zips: list[Path] = typer.Argument(..., help="FAERS quarterly ASCII zips (faers_ascii_YYYYqN.zip), one or more."),
+    store: Path = typer.Option(..., "--store", help="DuckDB store file to load into (created if missing)."),
+    replace: bool = typer.Option(False, "--replace", help="Load a quarter again, replacing its earlier rows."),
+    json_out: Path | None = typer.Option(None, "--json", help="Also write the ingest accounting as JSON here."),
+) -> None:
+    """Load FAERS quarters into the store: repair or quarantine bad rows, deduplicate cases.
+
+    All quarters load in one transaction: on any error the store is left exactly as it was.
+    """
+    from ketaweight.results_io import write_results
+    from ketaweight.signals.faers import ingest_faers
+
+    def action():
+        with progress_bar("Reading FAERS files", total=None) as advance:
+            return ingest_faers(zips, store, replace=replace, progress=advance)
+
+    report = run_cli(action)
+    t = Table(title=f"FAERS ingest into {store}")
+    for col in ("quarter", "file", "lines", "records", "loaded", "quarantined", "repairs"):
+        t.add_column(col, justify="left" if col in ("quarter", "file") else "right")
+    for f in report.files:
+        repairs = []
+        for label, k in (("encoding", f.encoding_repairs), ("joined", f.lines_joined), ("split", f.records_split),
+                         ("'$'", f.dollar_repairs)):
+            if k:
+                repairs.append(f"{label} {k}")
+        t.add_row(f.quarter, f.member, f"{f.data_lines:,}", f"{f.records:,}", f"{f.loaded:,}", f"{f.quarantined:,}",
+                  ", ".join(repairs) + ("; " if repairs and f.notes else "") + "; ".join(f.notes))
+    console.print(t)
+    d = Table(title="Deduplication (DEMO rows → unique current reports)")
+    for col in ("step", "before", "removed", "after"):
+        d.add_column(col, justify="left" if col == "step" else "right")
+    for row in report.dedup:
+        d.add_row(row["step"], f"{row['rows_before']:,}", f"{row['removed']:,}", f"{row['rows_after']:,}")
+    console.print(d)
+    for note in report.notes:
+        console.print(f"note: {note}", highlight=False)
+    console.print(f"{report.reports:,} unique reports in {store}; quarantined rows are in table faers_quarantine.")
+    if json_out:
+        write_results(json_out, kind="faers_ingest", results=report.to_dict(),
+                      provenance={"data": [str(z) for z in zips], "store": str(store)})
+
+
+def _split(values: list[str]) -> list[str]:
+    out = []
+    for v in values:
+        out.extend(x.strip() for x in v.split(",") if x.strip())
+    return out
+
+
+@signals_app.command("scan")
+def scan_cmd(
+    drug: list[str] = typer.Option(["ketamine", "esketamine"], "--drug", help="Drug ingredient(s) to score; repeat "
+                                   "or comma-separate. Brand and salt names are mapped (see --drug-map)."),
+    events: list[str] = typer.Option(["weight-loss"], "--events", help="Event term-group keys (weight-loss, "
+                                     "weight-gain, or your own from --groups) or single MedDRA terms; repeatable."),
+    store: Path | None = typer.Option(None, "--store", help="FAERS store (DuckDB) written by `signals ingest`."),
+    table: Path | None = typer.Option(None, "--table", help="A contingency table CSV in the mddc format: rows "
+                                      "events, columns drugs (with 'Other')."),
+    long: Path | None = typer.Option(None, "--long", help="A long table (CSV or Parquet) of report_id, drug, event "
+                                     "and optionally stratum rows, as openEBGM's processRaw takes."),
+    roles: str = typer.Option("PS,SS,C,I", "--roles", help="FAERS drug roles counted (store only): PS primary "
+                              "suspect, SS secondary suspect, C concomitant, I interacting."),
+    stratify: str = typer.Option("", "--stratify", help="Stratify expected counts by sex, age, year (store only; "
+                                 "comma-separated)."),
+    truncation: Truncation = typer.Option(Truncation.mixture, "--truncation", help="Zero-truncated likelihood for "
+                                          "the EBGM prior: 'mixture' (exact conditional likelihood) or 'component' "
+                                          "(openEBGM)."),
+    squash: bool = typer.Option(False, "--squash", help="Fit the prior on squashed data (DuMouchel & Pregibon 2001)."),
+    prior: str | None = typer.Option(None, "--prior", help="Use this prior instead of fitting one: "
+                                     "'alpha1,beta1,alpha2,beta2,P'."),
+    drug_map: list[Path] = typer.Option([], "--drug-map", help="Extra name,ingredient CSV(s) extending the shipped "
+                                        "drug-name map."),
+    groups: list[Path] = typer.Option([], "--groups", help="Extra term-group TOML file(s) extending the shipped "
+                                      "groups."),
+    controls: list[Path] = typer.Option([], "--controls", help="Extra control-pair TOML file(s)."),
+    no_controls: bool = typer.Option(False, "--no-controls", help="Leave the shipped positive/negative controls out."),
+    alpha: float = typer.Option(0.05, "--alpha", help="1 − confidence level of the PRR, ROR and IC intervals."),
+    haldane: bool = typer.Option(False, "--haldane", help="Add 0.5 to all cells of 2×2 tables with a zero "
+                                 "(otherwise such ratios are reported as undefined)."),
+    strict: bool = typer.Option(False, "--strict", help="Fail (exit 2) if the EBGM prior fit does not converge."),
+    exact_counts: bool = typer.Option(False, "--exact-counts", help="Write exact counts (also 1–10) to the JSON "
+                                      "file; the terminal always masks them."),
+    out: Path | None = typer.Option(None, "--out", help="Directory for signals.json (the common results envelope)."),
+) -> None:
+    """Score drug–event pairs (default: ketamine and esketamine × weight loss) with PRR, ROR, IC and EBGM."""
+    from ketaweight.results_io import write_results
+    from ketaweight.signals import mapping
+    from ketaweight.signals.faers_counts import counts_from_store
+    from ketaweight.signals.mgps import GammaMixturePrior
+    from ketaweight.signals.scan import scan
+    from ketaweight.signals.tables import read_contingency_csv, read_long_table
+
+    def action():
+        sources = [s for s in (store, table, long) if s is not None]
+        if len(sources) != 1:
+            raise InputError([(Location("command line"), "give exactly one of --store, --table or --long")])
+        grp = mapping.load_term_groups(groups)
+        ctl = [] if no_controls else mapping.load_controls(controls)
+        if no_controls and controls:
+            ctl = mapping.load_controls(controls, include_default=False)
+        given = None
+        if prior:
+            vals = [float(v) for v in prior.split(",")]
+            given = GammaMixturePrior.from_array(vals)
+            given.validate()
+        if store is not None:
+            ct, _ = counts_from_store(store, drug_map=mapping.load_drug_map(drug_map), groups=grp,
+                                      roles=_split([roles]), stratify=_split([stratify]))
+        elif table is not None:
+            ct = read_contingency_csv(table, groups=grp)
+        else:
+            ct = read_long_table(long, groups=grp)
+        res = scan(ct, drugs=_split(drug), events=_split(events), groups=grp, controls=ctl, prior=given,
+                   squash=squash, truncation=truncation.value, alpha=alpha, haldane=haldane, strict=strict)
+        return ct, res
+
+    ct, res = run_cli(action)
+    console.print(res.to_rich_table())
+    fit = res.prior_fit
+    if fit is not None:
+        p = fit.prior
+        console.print(
+            f"EBGM prior ({fit.truncation} truncation, {fit.n_cells:,} cells): α1={p.alpha1:.4g} β1={p.beta1:.4g} "
+            f"α2={p.alpha2:.4g} β2={p.beta2:.4g} P={p.p:.4g}; log-likelihood {fit.loglik:.3f}; "
+            f"converged: {'yes' if fit.converged else 'NO'} (Newton decrement "
+            f"{fit.newton_decrement if fit.newton_decrement is not None else float('nan'):.2g} ≤ {fit.tolerance:g})"
+            + ("; at the edge of the parameter space" if fit.boundary else ""), highlight=False)
+    console.print(f"Reports: {mask_count(ct.n_reports)}; source: {ct.source}", highlight=False)
+    for v in res.control_verdicts():
+        ok = [m for m, good in v["as_expected"].items() if good]
+        console.print(f"control {v['drug']} × {v['event']} (expected {v['expected']}): as expected under "
+                      f"{', '.join(ok) or 'no method'}", highlight=False)
+    for note in res.notes:
+        console.print(f"note: {note}", highlight=False)
+    if out is not None:
+        path = write_results(Path(out) / "signals.json", kind="signals", results=res.to_dict(exact_counts=exact_counts),
+                             provenance={"data": str(store or table or long), "source": ct.source,
+                                         "spec": {"drugs": _split(drug), "events": _split(events)}, "seed": None})
+        console.print(f"wrote {path}")
+
+
+@signals_app.command("synth")
+def synth_cmd(
+    out_dir: Path = typer.Argument(..., help="Folder to write faers_ascii_YYYYqN.zip into."),
+    reports: int = typer.Option(400_000, "--reports", help="Number of reports (a real quarter has about 400,000)."),
+    quarter: str = typer.Option("2023Q1", "--quarter", help="Quarter label, e.g. 2023Q1."),
+    seed: int = typer.Option(20230101, "--seed", help="Random seed (same seed, same files)."),
+    defects: bool = typer.Option(True, "--defects/--clean", help="Include the real files' defects (stray '$', "
+                                 "broken and collapsed lines, Windows-1252 bytes, bad rows)."),
+) -> None:
+    """Write a synthetic FAERS quarter in the real format with a known truth (not real data)."""
+    from ketaweight.signals.synthetic import SyntheticQuarter, write_synthetic_quarter
+
+    def action():
+        if reports < 100:
+            raise InputError([(Location("--reports"), f"need at least 100 reports, got {reports}")])
+        return write_synthetic_quarter(out_dir, SyntheticQuarter(n_reports=reports, quarter=quarter.upper(),
+                                                                 seed=seed, defects=defects))
+
+    path, truth = run_cli(action)
+    console.print(f"wrote {path}: {truth['reports']:,} reports, {truth['drug_rows']:,} drug rows, "
+                  f"{truth['reac_rows']:,} reaction rows (synthetic; planted: {', '.join(truth['signals'])})")

@@ -49,3 +49,13 @@ def copy_fixture(src: Path, dst_dir: Path, name: str | None = None) -> Path:
     dst = dst_dir / (name or src.name)
     shutil.copy(src, dst)
     return dst
+
+
+@pytest.fixture(scope="session")
+def q1_zip() -> Path:
+    return Q1
+
+
+@pytest.fixture(scope="session")
+def q2_zip() -> Path:
+    return Q2

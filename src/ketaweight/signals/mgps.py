@@ -547,7 +547,7 @@ def _fit_prior(
     best_u, best_f = None, np.inf
     for s in starts:
         res = _minimize(proxy, _to_u(np.asarray(s)), max_iter, counter)
-        ok = bool(res.success) and np.isfinite(res.fun)
+        ok = bool(res.success) and bool(np.isfinite(res.fun))
         est = tuple(float(v) for v in _from_u(res.x)) if np.isfinite(res.fun) else None
         results.append(StartResult(start=tuple(s), estimate=est, loglik=-float(res.fun) if np.isfinite(res.fun) else None,
                                    success=ok, message=str(res.message)))

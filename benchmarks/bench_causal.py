@@ -153,7 +153,7 @@ def large_n(repeats: int) -> dict:
     for est in (IPW(), AIPW()):
         times, r = [], None
         for _ in range(repeats):
-            t, r = timed(lambda: est.fit(df, SPEC))
+            t, r = timed(lambda est=est: est.fit(df, SPEC))
             times.append(t)
         out[est.method] = {"median": statistics.median(times), "times": times, "estimate": r.estimate, "se": r.se}
     out["total_median"] = out["ipw"]["median"] + out["aipw"]["median"]

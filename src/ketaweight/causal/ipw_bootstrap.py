@@ -40,7 +40,7 @@ CHORD_MAX_ITER = 50
 BATCH_CELLS = 4_000_000
 """Replicates × rows per batch (bounds memory: a few such float64 matrices live at once)."""
 CHUNK_CELLS = 320_000
-"""Replicates × rows per chunk of a pass (about 2.5 MB, cache-sized)."""
+"""Replicates × rows per chunk of a pass (about 1.3 MB per float32 matrix, cache-sized)."""
 
 
 def _logistic(eta: np.ndarray) -> np.ndarray:
@@ -59,7 +59,7 @@ def refit_logistic_batch(model: FittedModel, counts: np.ndarray) -> np.ndarray:
     accumulated in float64 per chunk of rows.  Float32 rounding perturbs the gradient by
     about 1e-5 at n = 100,000, i.e. the coefficients by about 1e-9 (the Hessian is of order
     n/5), far below the 1e-6 stopping rule.  Rows that fail to converge by chord steps are
-    refitted by float64 Newton; failures give NaN.
+    refitted by float64 Newton from the full-sample coefficients; failures give NaN.
     """
     x, y = model.x.astype(np.float32), model.response.astype(np.float32)
     r, n = counts.shape
@@ -83,7 +83,7 @@ def refit_logistic_batch(model: FittedModel, counts: np.ndarray) -> np.ndarray:
             break
         beta += step
     for j in np.flatnonzero(~done):
-        fit = fit_logistic(model.x, model.response, sample_weight=counts[j].astype(float), start=beta[j])
+        fit = fit_logistic(model.x, model.response, sample_weight=counts[j].astype(float), start=model.fit.coef)
         prob[j] = fit.fitted if fit.converged and not fit.separated else np.nan
     return prob
 

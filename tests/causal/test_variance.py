@@ -114,3 +114,14 @@ def test_ipw_att_stacked_se_equals_numerical_sandwich():
     cov = sandwich(estfun, theta)
     assert theta[-2] - theta[-1] == pytest.approx(r.estimate, abs=1e-10)
     assert r.se == pytest.approx(np.sqrt(cov[-2, -2] + cov[-1, -1] - 2 * cov[-2, -1]), rel=1e-5)
+
+
+def test_ipw_bootstrap_newton_fallback(monkeypatch):
+    """With one chord step allowed, every replicate falls back to full Newton: same answers."""
+    import ketaweight.causal.ipw_bootstrap as ib
+
+    data = prepare(confounded_table(400, effect=1.0, seed=8), CONFOUNDED_SPEC)
+    est = IPW(variance="bootstrap", n_bootstrap=8, seed=2)
+    expected = Estimator._bootstrap(est, data)
+    monkeypatch.setattr(ib, "CHORD_MAX_ITER", 1)
+    np.testing.assert_allclose(est._bootstrap(data), expected, rtol=0, atol=1e-6)

@@ -47,12 +47,15 @@ References: DuMouchel W (1999) Am Stat 53:177–190; DuMouchel W, Pregibon D (20
 from __future__ import annotations
 
 import math
+import os
 import warnings
+from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
 from typing import Literal
 
 import numpy as np
 from scipy import optimize, special
+from threadpoolctl import threadpool_limits
 
 from ketaweight.exceptions import ConvergenceWarning
 
@@ -155,7 +158,7 @@ class _Cells:
         self.n, self.e, self.truncation = n, e, truncation
         self._w = w
         self.w_total = float(n.size if w is None else w.sum())
-        self.uniq, self.inv = np.unique(n, return_inverse=True)
+        self.uniq, self.inv = _unique_map(n)
         self.log_e = np.log(e)
         self.gln1 = special.gammaln(self.uniq + 1.0)
         m = n.size
@@ -514,7 +517,8 @@ def fit_prior(*args, **kwargs) -> PriorFit:
     proxy_threshold
         Above this many cells the multistart runs on a squashed proxy first.
     """
-    with np.errstate(all="ignore"):
+    # L-BFGS-B calls BLAS on 5-vectors; OpenBLAS threads only add contention there.
+    with np.errstate(all="ignore"), threadpool_limits(limits=1, user_api="blas"):
         return _fit_prior(*args, **kwargs)
 
 
@@ -691,6 +695,15 @@ def ebgm(prior, n, e, q=None) -> np.ndarray:
 
 
 def _unique_map(n: np.ndarray):
+    """(unique values, inverse index) — by counting when the values are small whole numbers."""
+    n = np.asarray(n)
+    if n.size and np.all(n >= 0) and float(n.max()) < 5e6:
+        ni = n.astype(np.int64)
+        if np.array_equal(ni, n):
+            present = np.bincount(ni) > 0
+            uniq = np.flatnonzero(present)
+            lookup = np.cumsum(present) - 1
+            return uniq.astype(float), lookup[ni]
     uniq, inv = np.unique(n, return_inverse=True)
     return uniq, inv.reshape(n.shape)
 
@@ -729,6 +742,7 @@ def _posterior_quantile(prior, n, e, prob: float, q=None, *, rtol: float = 1e-9,
     x1, x2 = t1 / b1, t2 / b2
     lo = np.log(np.minimum(x1, x2))
     hi = np.log(np.maximum(x1, x2))
+    lb1, lb2 = np.log(b1), np.log(b2)
     # Cells where one component carries all but < 1e-12 of the posterior mass: that
     # component's quantile (CDF error < 1e-12).  Others: Newton from the Q-weighted point.
     dominant1 = q >= 1.0 - 1e-12
@@ -743,13 +757,15 @@ def _posterior_quantile(prior, n, e, prob: float, q=None, *, rtol: float = 1e-9,
             break
         yt = y[todo]
         xt = np.exp(yt)
-        z1 = b1[todo] * xt
-        z2 = b2[todo] * xt
+        lz1 = lb1[todo] + yt
+        lz2 = lb2[todo] + yt
+        z1 = np.exp(lz1)
+        z2 = np.exp(lz2)
         qt = q[todo]
         F = qt * special.gammainc(a1[todo], z1) + (1.0 - qt) * special.gammainc(a2[todo], z2)
         # dF/dy = x f(x) = Σ weight · z·pdf(z) with z = b x
-        d1 = np.exp(a1[todo] * np.log(z1) - z1 - lg1[todo])
-        d2 = np.exp(a2[todo] * np.log(z2) - z2 - lg2[todo])
+        d1 = np.exp(a1[todo] * lz1 - z1 - lg1[todo])
+        d2 = np.exp(a2[todo] * lz2 - z2 - lg2[todo])
         dF = qt * d1 + (1.0 - qt) * d2
         err = F - prob
         conv = np.abs(err) <= ftol
@@ -802,7 +818,12 @@ def ebgm_scores(prior, n, e) -> EBGMScores:
     pr = _as_prior(prior)
     n, e = _check_ne(n, e)
     q = qn(pr, n, e)
-    return EBGMScores(
-        n=n, e=e, qn=q, ebgm=ebgm(pr, n, e, q),
-        eb05=posterior_quantile(pr, n, e, 0.05, q), eb95=posterior_quantile(pr, n, e, 0.95, q),
-    )
+    if n.size >= 100_000 and (os.cpu_count() or 1) > 1:
+        # the two quantiles are independent and numpy/scipy release the GIL: one thread each
+        with ThreadPoolExecutor(max_workers=2) as pool:
+            f05 = pool.submit(posterior_quantile, pr, n, e, 0.05, q)
+            f95 = pool.submit(posterior_quantile, pr, n, e, 0.95, q)
+            eb05, eb95 = f05.result(), f95.result()
+    else:
+        eb05, eb95 = posterior_quantile(pr, n, e, 0.05, q), posterior_quantile(pr, n, e, 0.95, q)
+    return EBGMScores(n=n, e=e, qn=q, ebgm=ebgm(pr, n, e, q), eb05=eb05, eb95=eb95)

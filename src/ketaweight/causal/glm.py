@@ -13,10 +13,30 @@ from dataclasses import dataclass
 
 import numpy as np
 from scipy import linalg
+from scipy.linalg import blas
 from scipy.special import expit
 
 SEPARATION_EPS = 1e-10
 """Fitted probabilities closer than this to 0 or 1 signal (quasi-)separation, as R's glm."""
+
+GRAM_CHUNK_ROWS = 16_384
+"""Rows per block when accumulating XᵀVX, so the weighted copy of X stays in cache."""
+
+
+def weighted_gram(x: np.ndarray, v: np.ndarray) -> np.ndarray:
+    """Σᵢ vᵢ xᵢxᵢᵀ (p × p) for non-negative ``v``, accumulated over row blocks.
+
+    Each block is scaled by √v and handed to BLAS ``dsyrk`` (a symmetric rank-k update: half
+    the multiplications of a general product), and blocks keep the scaled copy in cache
+    instead of streaming an n × p temporary through memory (170 MB at n = 1,000,000 × 21).
+    Together about twice as fast as ``(v·X)ᵀX`` here, and exact to rounding.
+    """
+    upper = np.zeros((x.shape[1], x.shape[1]))
+    root = np.sqrt(v)
+    for s in range(0, x.shape[0], GRAM_CHUNK_ROWS):
+        scaled = x[s : s + GRAM_CHUNK_ROWS] * root[s : s + GRAM_CHUNK_ROWS, None]
+        upper += blas.dsyrk(1.0, scaled.T, trans=0)  # scaled.T is Fortran-ordered p × m: no copy
+    return np.triu(upper) + np.triu(upper, 1).T
 
 
 @dataclass(frozen=True)
@@ -83,7 +103,7 @@ def fit_logistic(
     prob = expit(eta)
     for n_iter in range(1, max_iter + 1):
         v = w * prob * (1.0 - prob)
-        hess = (x * v[:, None]).T @ x  # this operand order is ~9x faster in OpenBLAS than x.T @ (x*v)
+        hess = weighted_gram(x, v)
         grad = x.T @ (w * (y - prob))
         step = solve_spd(hess, grad)
         new_beta = beta + step
@@ -104,7 +124,7 @@ def fit_logistic(
             break
     v = w * prob * (1.0 - prob)
     total = float(w.sum()) if n else 1.0
-    information = ((x * v[:, None]).T @ x) / total
+    information = weighted_gram(x, v) / total
     separated = bool(np.any((w > 0) & ((prob < SEPARATION_EPS) | (prob > 1.0 - SEPARATION_EPS))))
     return LogisticFit(beta, prob, information, dev, n_iter, converged, separated)
 
@@ -121,7 +141,7 @@ class LinearFit:
 def fit_linear(x: np.ndarray, y: np.ndarray, *, sample_weight: np.ndarray | None = None) -> LinearFit:
     """Weighted least squares of ``y`` on ``x`` by the normal equations (x standardised)."""
     w = np.ones(len(y)) if sample_weight is None else np.asarray(sample_weight, dtype=float)
-    coef = solve_spd((x * w[:, None]).T @ x, x.T @ (w * y))
+    coef = solve_spd(weighted_gram(x, w), x.T @ (w * y))
     fitted = x @ coef
     return LinearFit(coef, fitted, y - fitted)
 
@@ -134,5 +154,5 @@ def linear_sandwich(fit: LinearFit, x: np.ndarray, *, sample_weight: np.ndarray 
     """
     w = np.ones(len(fit.residual)) if sample_weight is None else np.asarray(sample_weight, dtype=float)
     score = x * (w * fit.residual)[:, None]
-    bread = solve_spd((x * w[:, None]).T @ x, np.eye(x.shape[1]))
+    bread = solve_spd(weighted_gram(x, w), np.eye(x.shape[1]))
     return bread @ (score.T @ score) @ bread

@@ -13,7 +13,7 @@ from dataclasses import dataclass
 
 import numpy as np
 
-from ketaweight.causal.glm import solve_spd
+from ketaweight.causal.glm import solve_spd, weighted_gram
 
 
 @dataclass(frozen=True)
@@ -42,8 +42,8 @@ def fit_outcome_model(x: np.ndarray, a: np.ndarray, y: np.ndarray, cols: np.ndar
     t = a == 1
     xt, yt = x[t], y[t]
     p, k = x.shape[1], cols.size
-    g_all = x.T @ x
-    g_t = xt.T @ xt
+    g_all = weighted_gram(x, np.ones(x.shape[0]))
+    g_t = weighted_gram(xt, np.ones(xt.shape[0]))
     s_t = xt.sum(axis=0)
     gram = np.zeros((p + 1 + k, p + 1 + k))
     gram[:p, :p] = g_all

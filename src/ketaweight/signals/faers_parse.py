@@ -23,7 +23,6 @@ quarantine with file, line, column and reason.  Counts reconcile:
 
 from __future__ import annotations
 
-import io
 import re
 from dataclasses import dataclass, field
 
@@ -70,37 +69,78 @@ _NL = 10
 _DOLLAR = 36
 
 
-def _fix_encoding(data: bytes) -> tuple[bytes, list[int]]:
-    """Make ``data`` valid UTF-8, re-decoding each invalid line as cp1252 (or latin-1).
-    Returns the new bytes and the 0-based line indices repaired."""
+def _fix_encoding(data: bytes, chunk: int = 1 << 24) -> tuple[bytes, list[int]]:
+    """Make ``data`` valid UTF-8, re-decoding each invalid line as cp1252 (or latin-1): the
+    FAERS files mix encodings.  Validation runs in chunks (no full-size str is built).
+    Returns the (possibly new) bytes and the 0-based indices of the lines repaired."""
     mv = memoryview(data)
-    pos = 0
-    parts: list[bytes] = []
-    repaired: list[int] = []
-    lines_before = 0
-    while True:
+    bad_lines: list[tuple[int, int]] = []  # (line start, line end) byte offsets
+    pos, size = 0, len(data)
+    while pos < size:
+        end = min(pos + chunk, size)
+        if end < size:
+            nxt = data.find(b"\n", end)
+            end = size if nxt < 0 else nxt + 1
         try:
-            str(mv[pos:], "utf-8")
-            parts.append(bytes(mv[pos:]) if parts else data)
-            break
+            str(mv[pos:end], "utf-8")
+            pos = end
         except UnicodeDecodeError as exc:
             bad = pos + exc.start
             ls = data.rfind(b"\n", 0, bad) + 1
             le = data.find(b"\n", bad)
-            le = len(data) if le < 0 else le
-            parts.append(bytes(mv[pos:ls]))
-            raw = bytes(mv[ls:le])
-            try:
-                text = raw.decode("cp1252")
-            except UnicodeDecodeError:
-                text = raw.decode("latin-1")
-            parts.append(text.encode("utf-8"))
-            lines_before += data.count(b"\n", pos, ls)
-            repaired.append(lines_before)
+            le = size if le < 0 else le
+            bad_lines.append((ls, le))
+            # re-validate from the end of the bad line
             pos = le
-    if not repaired:
+    if not bad_lines:
         return data, []
+    parts, repaired, prev = [], [], 0
+    for ls, le in bad_lines:
+        parts.append(mv[prev:ls])
+        raw = bytes(mv[ls:le])
+        try:
+            text = raw.decode("cp1252")
+        except UnicodeDecodeError:
+            text = raw.decode("latin-1")
+        parts.append(text.encode("utf-8"))
+        repaired.append(data.count(b"\n", 0, ls))
+        prev = le
+    parts.append(mv[prev:])
     return b"".join(parts), repaired
+
+
+def _scan_lines(body: memoryview, base: int, chunk: int = 1 << 24):
+    """Per line of ``body``: end offsets (positions of '\\n'), '$' counts, and whether the line
+    is blank (empty or a lone '\\r').  ``body`` views ``body.obj`` from byte ``base`` on.
+    Works in chunks so no full-size temporary is made."""
+    arr = np.frombuffer(body, dtype=np.uint8)
+    nls, cnts, blanks = [], [], []
+    pos, size = 0, arr.size
+    while pos < size:
+        end = min(pos + chunk, size)
+        if end < size:
+            cut = body.obj.rfind(b"\n", base + pos, base + end) - base
+            end = cut + 1 if cut >= pos else min(size, _next_nl(arr, end) + 1)
+        a = arr[pos:end]
+        nl = np.flatnonzero(a == _NL)
+        if nl.size:
+            st = np.r_[0, nl[:-1] + 1]
+            c = np.add.reduceat((a == _DOLLAR).view(np.uint8), st, dtype=np.int64)
+            length = nl - st
+            c[length == 0] = 0  # reduceat returns the start element for empty segments
+            blank = (length == 0) | ((length == 1) & (a[st] == 13))
+            nls.append(nl + pos)
+            cnts.append(c)
+            blanks.append(blank)
+        pos = end
+    if not nls:
+        return np.zeros(0, np.int64), np.zeros(0, np.int64), np.zeros(0, bool)
+    return np.concatenate(nls), np.concatenate(cnts), np.concatenate(blanks)
+
+
+def _next_nl(arr: np.ndarray, start: int) -> int:
+    hit = np.flatnonzero(arr[start:] == _NL)
+    return start + int(hit[0]) if hit.size else arr.size - 1
 
 
 def _check_row(values: dict[str, str], spec: TableSpec, compiled) -> tuple[str, str] | None:
@@ -125,17 +165,14 @@ def _compile(spec: TableSpec):
 def parse_table_bytes(data: bytes, spec: TableSpec, file_label: str) -> ParsedFile:
     """Parse the bytes of one FAERS table file (see module docstring)."""
     compiled = _compile(spec)
-    data = data.replace(b"\r\n", b"\n")
-    if data.endswith(b"\r"):
-        data = data[:-1]
     data, enc_lines = _fix_encoding(data)
-    if not data.strip():
+    if re.search(rb"\S", data) is None:  # empty or whitespace only (no full copy)
         empty = pa.table({c: pa.array([], pa.string()) for c in spec.columns} | {"_line": pa.array([], pa.int64())})
         return ParsedFile(table=empty, header=[], notes=["empty file"])
     if not data.endswith(b"\n"):
         data += b"\n"
     first_nl = data.find(b"\n")
-    header_raw = data[:first_nl].decode("utf-8").lstrip("\ufeff")
+    header_raw = data[:first_nl].decode("utf-8").lstrip("\ufeff").rstrip("\r")
     header = [h.strip().lower() for h in header_raw.split("$")]
     trailing = len(header) > 1 and header[-1] == ""
     if trailing:
@@ -146,24 +183,11 @@ def parse_table_bytes(data: bytes, spec: TableSpec, file_label: str) -> ParsedFi
                            f"found {', '.join(header)}. Is this a FAERS {spec.name} file (2012Q4 or later)?")])
     ncols = len(header) + (1 if trailing else 0)
     names = header + (["_trailing"] if trailing else [])
-    body = data[first_nl + 1 :]
-    arr = np.frombuffer(body, dtype=np.uint8)
-    nl = np.flatnonzero(arr == _NL)
+    body = memoryview(data)[first_nl + 1 :]  # no copy
+    nl, counts, blank = _scan_lines(body, first_nl + 1)
     starts = np.r_[0, nl[:-1] + 1] if nl.size else np.zeros(0, dtype=np.int64)
     n_lines = nl.size
-    if n_lines:
-        counts = np.add.reduceat((arr == _DOLLAR).view(np.uint8), starts, dtype=np.int64)
-        # reduceat on an empty segment returns the element at the start: fix empty lines
-        empty_line = nl == starts
-        counts[empty_line] = 0
-    else:
-        counts = np.zeros(0, dtype=np.int64)
-        empty_line = np.zeros(0, dtype=bool)
-    # trailing delimiter convention may differ between header and lines: accept both
-    good = (counts == ncols - 1) & ~empty_line
-    if trailing:
-        pass
-    blank = empty_line
+    good = (counts == ncols - 1) & ~blank
     bad_idx = np.flatnonzero(~good & ~blank)
     pf = ParsedFile(table=None, header=header)  # type: ignore[arg-type]
     pf.data_lines = int(n_lines - blank.sum())
@@ -174,11 +198,11 @@ def parse_table_bytes(data: bytes, spec: TableSpec, file_label: str) -> ParsedFi
     # ---------------- fast path ----------------
     good_idx = np.flatnonzero(good)
     if bad_idx.size == 0:
-        good_bytes = body
+        good_bytes = pa.py_buffer(body)
     else:
         segs = []
         prev = 0
-        mvb = memoryview(body)
+        mvb = body
         # contiguous runs of good lines
         for i in bad_idx:
             s = int(starts[i])
@@ -203,7 +227,7 @@ def parse_table_bytes(data: bytes, spec: TableSpec, file_label: str) -> ParsedFi
 
         def line_text(i: int) -> str:
             if i not in text_lines:
-                text_lines[i] = bytes(body[int(starts[i]) : int(nl[i])]).decode("utf-8")
+                text_lines[i] = bytes(body[int(starts[i]) : int(nl[i])]).decode("utf-8").rstrip("\r")
             return text_lines[i]
 
         for i in i_iter:
@@ -348,7 +372,7 @@ def _empty(names):
 
 def _read_arrow(buf, names) -> pa.Table:
     return pacsv.read_csv(
-        io.BytesIO(buf) if not isinstance(buf, (bytes, bytearray)) else pa.BufferReader(buf),
+        pa.BufferReader(buf),
         read_options=pacsv.ReadOptions(column_names=names, block_size=1 << 24),
         parse_options=pacsv.ParseOptions(delimiter="$", quote_char=False, escape_char=False,
                                          newlines_in_values=False, ignore_empty_lines=True),

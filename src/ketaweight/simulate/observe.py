@@ -105,7 +105,7 @@ def observe(s: Scenario, pop: Population, sessions: Sessions, view: FactualView,
     attended, madrs14 = attendance(s, pop, view, rng)
     g_idx, p_idx = (a.astype(np.int32) for a in np.nonzero(attended))
     days = grid.astype(np.int32)[g_idx]
-    visit_minutes = rng.integers(8 * 60, 17 * 60, size=len(days))
+    visit_minutes = rng.integers(8 * 60, 17 * 60, size=len(days), dtype=np.int32)
 
     # --- weight: AR(1) scale noise over the patient's visits + weekly cycle
     innovations = rng.standard_normal(size=attended.shape, dtype=np.float32) * np.float32(o.scale_sd_kg)
@@ -119,15 +119,21 @@ def observe(s: Scenario, pop: Population, sessions: Sessions, view: FactualView,
     true_w = view.weight_kg[g_idx, p_idx].astype(float)
     weekly = o.weekly_cycle_share * true_w * np.cos(2 * np.pi * np.arange(7) / 7)[weekday]
     weight_obs = np.round(true_w + noise[g_idx, p_idx] + weekly, 1)
+    del innovations, noise, weekly, true_w, weekday  # per-visit temporaries: keep peak memory down
 
     # --- negative-control outcome: resting heart rate (no ketamine effect)
     bmi0 = pop.weight0_kg / pop.height_m**2
     hr_patient = 70 + 0.35 * (bmi0 - 28) + 0.08 * (pop.age - 44) + rng.normal(0, 6, n)
-    ex_adh = np.where(pop.exercise[p_idx] & (days >= pop.exercise_start[p_idx]),
-                      np.exp(-np.log(2) / s.confounding.exercise_adherence_half_life_days * (days - pop.exercise_start[p_idx])), 0.0)
+    since_exercise = (days - pop.exercise_start[p_idx]).astype(np.float32)
+    ex_adh = np.where(pop.exercise[p_idx] & (since_exercise >= 0),
+                      np.exp(np.float32(-np.log(2) / s.confounding.exercise_adherence_half_life_days) * since_exercise),
+                      np.float32(0.0))
+    del since_exercise
     diet_on = pop.diet[p_idx] & (days >= pop.diet_start[p_idx])
-    hr = np.rint(hr_patient[p_idx] - 5.0 * ex_adh - 2.0 * diet_on + rng.normal(0, 4, len(days)))
-    hr = np.clip(hr, 35, 140)
+    hr = hr_patient.astype(np.float32)[p_idx] - 5.0 * ex_adh - 2.0 * diet_on
+    hr += rng.standard_normal(len(days), dtype=np.float32) * np.float32(4.0)
+    hr = np.clip(np.rint(hr), 35, 140)
+    del ex_adh, diet_on
 
     kinds: list[tuple[str, str, NDArray[np.int64], NDArray[np.int64], NDArray[np.int64], FloatArray]] = [
         ("weight", "kg", p_idx, days, visit_minutes, weight_obs),

@@ -85,11 +85,12 @@ def simulate(
         worlds = (World("factual", course=True, appetite=p.appetite, metabolism=p.metabolism, mood=p.mood),)
         traj = simulate_worlds(scenario, pop, factual_sessions, worlds, n_detailed=1, on_patients=on_patients)
     view = _factual_view(traj, pop.treated, composite=truth)
-    tables = observe(scenario, pop, factual_sessions, view, np.random.default_rng(obs_ss))
     summary, per_patient = (None, None)
     if truth:
         summary, per_patient = compute_truth(scenario, pop, traj, HORIZON_DAYS)
         per_patient = per_patient.add_column(0, "patient_id", patient_ids(pop.n))
+    del traj  # the counterfactual worlds are done with; free them before observation (peak memory)
+    tables = observe(scenario, pop, factual_sessions, view, np.random.default_rng(obs_ss))
     return SimulationResult(scenario, seed, tables, summary, per_patient)
 
 

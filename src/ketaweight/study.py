@@ -29,7 +29,7 @@ from typing import Literal
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, model_validator
 
 from ketaweight.exceptions import InputError, Location
-from ketaweight.schema import DRUGS, MEASUREMENT_KINDS
+from ketaweight.schema import DRUGS, MEASUREMENT_KINDS, ROUTES
 
 
 class _Section(BaseModel):
@@ -108,6 +108,7 @@ class Study(_Section):
             kinds.append(self.analysis.negative_control_kind)
         problems += [f"unknown measurement kind {k!r} (known: {', '.join(MEASUREMENT_KINDS)})" for k in kinds if k not in MEASUREMENT_KINDS]
         problems += [f"unknown drug {d!r} (known: {', '.join(DRUGS)})" for d in self.treatment.drugs if d not in DRUGS]
+        problems += [f"unknown route {r!r} (known: {', '.join(ROUTES)})" for r in (self.treatment.routes or ()) if r not in ROUTES]
         names = [*self.covariates.baseline, *(self.censoring.covariates or ())]
         problems += [f"unknown covariate {c!r} (known: {', '.join(COVARIATES)})" for c in names if c not in COVARIATES]
         post = [c for c in self.covariates.baseline if COVARIATES.get(c) and COVARIATES[c].post_baseline]

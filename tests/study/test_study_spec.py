@@ -31,6 +31,7 @@ def test_defaults(tmp_path):
 @pytest.mark.parametrize("extra, message", [
     ('[outcome]\nkind = "waist"\n', "unknown measurement kind 'waist'"),
     ('[treatment]\ndrugs = ["ketamin"]\n', "unknown drug 'ketamin'"),
+    ('[treatment]\nroutes = ["nasal"]\n', "unknown route 'nasal'"),
     ('[analysis]\nestimand = "ATC"\n', "analysis.estimand"),
     ('[outcome]\nhorizon_days = -3\n', "outcome.horizon_days"),
     ('[eligibility]\nminimum_age = 18\n', "eligibility.minimum_age"),

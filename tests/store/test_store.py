@@ -148,3 +148,27 @@ def test_simulated_cohort_round_trips_through_csv_and_parquet(tmp_path):
                     left = a.query(f'SELECT * FROM "{name}" ORDER BY ALL')
                     right = b.query(f'SELECT * FROM "{name}" ORDER BY ALL')
                     assert left.equals(right), (fmt, name)
+
+
+def test_parquet_rows_are_named_by_row_number(store, tmp_path):
+    import pandas as pd
+
+    folder = tmp_path / "pq"
+    folder.mkdir()
+    pd.DataFrame({"patient_id": ["A1", "A1"], "time": ["2024-05-01 09:00:00", "2024-05-02 09:00:00"],
+                  "kind": ["weight", "weight"], "value": [70.0, -1.0], "unit": ["kg", "kg"]}).to_parquet(folder / "measurements.parquet")
+    message = load_error(store, folder)
+    assert "measurements.parquet, row 2, column 'value': impossible weight value -1.0 kg" in message
+
+
+def test_corrupt_parquet_is_a_clear_error(store, tmp_path):
+    folder = tmp_path / "badpq"
+    folder.mkdir()
+    (folder / "patients.parquet").write_bytes(b"PAR1 this is not parquet")
+    assert "cannot read Parquet file" in load_error(store, folder)
+
+
+def test_both_formats_for_one_table_is_ambiguous(store, tmp_path):
+    folder = write(tmp_path / "both", patients=PATIENTS)
+    (folder / "patients.parquet").write_bytes(b"")
+    assert "both patients.csv and patients.parquet exist" in load_error(store, folder)

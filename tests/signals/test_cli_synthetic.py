@@ -90,3 +90,20 @@ def test_synthetic_pair_table_size():
 def test_help(cmd):
     r = runner.invoke(app, cmd)
     assert r.exit_code == 0 and "Usage" in _text(r)
+
+
+def test_cli_scan_long_table(tmp_path):
+    rows = ["report_id,drug,event,stratum"]
+    rng = __import__("numpy").random.default_rng(4)
+    for r in range(400):
+        d = ["ketamine", "sertraline", "mirtazapine", "drug_x"][r % 4]
+        ev = ["Weight decreased", "Nausea", "Weight increased", "Headache", "Rash"][rng.integers(0, 5)]
+        rows.append(f"r{r},{d},{ev},{'F' if r % 3 else 'M'}")
+    p = tmp_path / "long.csv"
+    p.write_text("\n".join(rows) + "\n")
+    r = runner.invoke(app, ["signals", "scan", "--long", str(p), "--drug", "ketamine", "--events", "weight-loss",
+                            "--prior", "3.2538,0.3999,2.0261,1.9081,0.0653", "--out", str(tmp_path / "o")])
+    assert r.exit_code == 0, r.output
+    doc = read_results(tmp_path / "o" / "signals.json", kind="signals")
+    assert doc["results"]["data"]["stratified_by"] == "stratum"
+    assert doc["results"]["pairs"][0]["measures"][3]["method"] == "EBGM"

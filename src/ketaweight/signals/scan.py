@@ -79,7 +79,7 @@ class ScanResult:
                      "ci_level": 0.95, "signal": bool(r["ic_signal"])},
                     {"method": "EBGM", "estimate": r["ebgm"], "ci_low": r["eb05"], "ci_high": r["eb95"],
                      "ci_level": 0.90, "qn": r["qn"], "signal": bool(r["ebgm_signal"]),
-                     "prior_converged": bool(r["prior_converged"])},
+                     "prior_converged": bool(r["prior_converged"]), "prior_boundary": bool(r["prior_boundary"])},
                 ],
                 "source": r["source"] or None,
             })
@@ -119,7 +119,8 @@ class ScanResult:
             t.add_row(role, r["drug"], r["event"], mask_count(r["a"]), f"{r['e']:.1f}",
                       ci(r["prr"], r["prr_ci_low"], r["prr_ci_high"]), ci(r["ror"], r["ror_ci_low"], r["ror_ci_high"]),
                       ci(r["ic"], r["ic_ci_low"], r["ic_ci_high"]),
-                      ci(r["ebgm"], r["eb05"], r["eb95"]) + ("" if r["prior_converged"] else " (!)"),
+                      ci(r["ebgm"], r["eb05"], r["eb95"])
+                      + ("" if r["prior_converged"] and not r["prior_boundary"] else " (!)"),
                       ", ".join(sig) or "none")
         return t
 
@@ -203,11 +204,13 @@ def scan(
         prior_used = fit.prior
         prior_source = "fitted"
         converged = fit.converged
+        boundary = fit.boundary
     else:
         prior.validate()
         prior_used = prior
         prior_source = "given"
         converged = True
+        boundary = False
 
     prr = dp.prr(a, b, c, d, alpha=alpha, haldane=haldane)
     ror = dp.ror(a, b, c, d, alpha=alpha, haldane=haldane)
@@ -228,7 +231,7 @@ def scan(
         prr=prr["estimate"], prr_ci_low=prr["ci_low"], prr_ci_high=prr["ci_high"], chi2_yates=chi2,
         ror=ror["estimate"], ror_ci_low=ror["ci_low"], ror_ci_high=ror["ci_high"],
         ic=ic["estimate"], ic_ci_low=ic["ci_low"], ic_ci_high=ic["ci_high"],
-        qn=qn_, ebgm=eb, eb05=eb05, eb95=eb95, prior_converged=converged,
+        qn=qn_, ebgm=eb, eb05=eb05, eb95=eb95, prior_converged=converged, prior_boundary=boundary,
     )
     rows["prr_signal"] = (rows["prr"] >= 2) & (rows["chi2_yates"] >= 4) & (rows["a"] >= 3)
     rows["ror_signal"] = rows["ror_ci_low"] > 1

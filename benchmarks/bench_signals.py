@@ -16,7 +16,7 @@ What is timed
   (:func:`ketaweight.signals.mgps.truncated_loglik`): vigipy maximises the mixture-truncated
   one, so that is the like-for-like comparison.
 * Ingest: ``ingest_faers`` of one synthetic quarter into a fresh DuckDB file, each run in a
-  fresh child process; wall time and the child's peak resident memory (``ru_maxrss``).
+  fresh child process; wall time and the child's peak resident memory (``VmHWM``).
 
 The machine is shared: the load average is printed before each timed section.
 """
@@ -139,8 +139,19 @@ from ketaweight.signals.faers import ingest_faers
 t0 = time.perf_counter()
 rep = ingest_faers([sys.argv[1]], sys.argv[2])
 dt = time.perf_counter() - t0
-print(json.dumps({"seconds": dt, "maxrss_kib": resource.getrusage(resource.RUSAGE_SELF).ru_maxrss,
-                  "reports": rep.reports, "rows": {f.table: f.loaded for f in rep.files}}))
+# VmHWM: this process image's peak RSS.  (ru_maxrss survives exec, so a child forked from a big
+# parent would report the parent's size.)
+peak = None
+try:
+    for line in open("/proc/self/status"):
+        if line.startswith("VmHWM:"):
+            peak = int(line.split()[1])
+except OSError:
+    pass
+if peak is None:
+    peak = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss
+print(json.dumps({"seconds": dt, "maxrss_kib": peak, "reports": rep.reports,
+                  "rows": {f.table: f.loaded for f in rep.files}}))
 """
 
 

@@ -8,8 +8,13 @@ the defaults reproduce those sizes (4.5 drugs and 3.25 reactions per report on a
 
 What is planted (the truth, returned and written nowhere else):
 
-* drug popularity and event frequency follow Zipf laws; drugs and events are independent
-  except for the planted pairs, so every other pair is a true null;
+* drug popularity and event frequency follow Zipf laws; each background event is drawn given
+  one drug of its report with a mean-1 gamma multiplier per drug and event (shape
+  ``heterogeneity``), and each drug adds a few events from its own short "profile" — so, as in
+  real data, relative reporting rates vary continuously and the EBGM prior has an interior
+  maximum.  The named drugs (ketamine, esketamine, the controls) get no multiplier and no
+  weight terms in their profiles: their pairs with the weight groups are exact nulls unless
+  planted;
 * planted associations ``signals = {(ingredient, group_or_term): rr}``: reports with the
   drug get extra events from the group so the reporting ratio is about ``rr``;
   defaults plant the positive controls (mirtazapine → weight gain, topiramate → weight
@@ -67,7 +72,8 @@ class SyntheticQuarter:
     signals: dict[tuple[str, str], float] = field(default_factory=lambda: {
         ("mirtazapine", "weight-gain"): 4.0, ("topiramate", "weight-loss"): 3.0})
     profile_size: int = 25
-    profile_rate: float = 0.12
+    profile_rate: float = 0.04
+    heterogeneity: float = 0.5
     version_share: float = 0.06
     deleted_share: float = 0.004
     defects: bool = True
@@ -142,13 +148,32 @@ def write_synthetic_quarter(out_dir: str | Path, spec: SyntheticQuarter | None =
     # relative rates, as in real data), plus planted extras.  Profiles never hold group terms,
     # so ketamine, esketamine and amoxicillin stay null for the weight groups.
     e_rep = np.repeat(np.arange(n), nev)
-    ev_idx = rng.choice(events.size, size=e_rep.size, p=ev_p)
     n_group = len(group_terms)
-    prof_p = ev_p[n_group:] / ev_p[n_group:].sum()
-    profiles = n_group + rng.choice(events.size - n_group, size=(spec.n_drugs + len(named), spec.profile_size), p=prof_p)
     drug_code = drug_idx.copy()
     for k, ing in enumerate(named):
         drug_code[ingredient == ing] = spec.n_drugs + k
+    # background events: drawn given one drug of the report, with a mean-1 gamma
+    # multiplier (shape ``heterogeneity``) per drug and event — real tables have no exact nulls.
+    # Named drugs and the group terms get multiplier 1, so the planted nulls stay exactly null.
+    ev_idx = np.empty(e_rep.size, dtype=np.int64)
+    # each background event is attributed to one of its report's drugs, at random
+    rep_start = np.r_[0, np.cumsum(ndrug)[:-1]]
+    owner = drug_code[rep_start[e_rep] + (rng.random(e_rep.size) * ndrug[e_rep]).astype(np.int64)]
+    order = np.argsort(owner, kind="stable")
+    codes, first = np.unique(owner[order], return_index=True)
+    bounds = np.r_[first, order.size]
+    for k, code in enumerate(codes):
+        idx = order[bounds[k]: bounds[k + 1]]
+        if code >= spec.n_drugs or spec.heterogeneity <= 0:
+            p_d = ev_p
+        else:
+            mult = rng.gamma(spec.heterogeneity, 1.0 / spec.heterogeneity, size=events.size)
+            mult[:n_group] = 1.0
+            p_d = ev_p * mult
+            p_d /= p_d.sum()
+        ev_idx[idx] = rng.choice(events.size, size=idx.size, p=p_d)
+    prof_p = ev_p[n_group:] / ev_p[n_group:].sum()
+    profiles = n_group + rng.choice(events.size - n_group, size=(spec.n_drugs + len(named), spec.profile_size), p=prof_p)
     add = rng.random(total_d) < spec.profile_rate
     pick = rng.zipf(1.6, size=int(add.sum())) - 1
     pick = np.minimum(pick, spec.profile_size - 1)

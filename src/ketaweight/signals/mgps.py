@@ -456,6 +456,8 @@ class PriorFit:
             "n_evaluations": self.n_evaluations,
             "se_log_params": list(self.se_log) if self.se_log is not None else None,
             "starts": [s.__dict__ for s in self.starts],
+            "starts_loglik_on": "squashed proxy" if self.n_points_fitted != self.n_cells or self.squashed
+            or "proxy" in self.message else "full data",
             "message": self.message,
         }
 

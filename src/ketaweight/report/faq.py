@@ -1,0 +1,63 @@
+"""The article's five FAQs, answered from this run's numbers (and the disclaimer).
+
+The article answers each question from general knowledge; here each answer keeps that
+general statement and adds what this run measured, with its data label.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+from ketaweight.evidence import Answer, GradingRules, fmt_kg
+from ketaweight.report.collect import RunResults
+from ketaweight.report.extract import primary_estimate
+from ketaweight.report.safety import display_count
+from ketaweight.report.sections import data_label
+
+DISCLAIMER = ("This report is for informational and research purposes only and does not constitute medical advice. "
+              "Numbers from simulated or synthetic data describe a model world, not real patients. Always consult a "
+              "qualified healthcare professional before starting or changing any treatment.")
+
+
+def _flag(run: RunResults, starts: str) -> dict[str, Any] | None:
+    if run.responsible_use is None:
+        return None
+    return next((f for f in run.responsible_use["results"]["flags"] if f["flag"].startswith(starts)), None)
+
+
+def faq_section(run: RunResults, answer: Answer, rules: GradingRules) -> dict[str, Any]:
+    label = data_label(run.weight)
+    res = run.weight["results"]
+    pct = primary_estimate(res["analyses"].get("outcome_change_pct", {}), rules.primary_method)
+    crude = primary_estimate(res["analyses"]["outcome_change"], "crude")
+    rapid, dose = _flag(run, "weight loss"), _flag(run, "ketamine IV/IM")
+
+    significant = (f"The largest loss compatible with this run is {fmt_kg(answer.ci_low_kg)} kg"
+                   + (f" ({fmt_kg(pct['ci_low'])}% of body weight)" if pct else "")
+                   + f", against the 5% that weight-loss treatments are judged by. {answer.sentence}")
+    side = ("Reduced appetite and nausea are the plausible weight-related effects. "
+            + (f"In this run, {display_count(rapid['count'])} of {display_count(rapid['of'])} treated patients lost more "
+               f"than 5% of their weight within 28 days of starting ({label}); such patients need review."
+               if rapid else "Rapid weight loss was not assessed in this run."))
+    combine = ("Ketamine is not a weight-loss strategy. "
+               + (f"In this run, diet and exercise programmes started around the same time explain part of the raw "
+                  f"difference: crude {fmt_kg(crude['estimate'])} kg versus adjusted {fmt_kg(answer.estimate_kg)} kg "
+                  f"({label})." if crude else ""))
+    offlabel = ("No. Ketamine should be given only under qualified supervision, for approved uses, within protocol. "
+                + (f"Over-protocol dosing is monitored: {display_count(dose['count'])} of {display_count(dose['of'])} "
+                   f"IV/IM sessions were above 1 mg/kg in this run ({label})." if dose else ""))
+    items = [
+        ("Is ketamine approved for weight loss?",
+         f"No: ketamine is approved as an anaesthetic and (esketamine) for treatment-resistant depression. This run "
+         f"does not change that: {answer.sentence}"),
+        ("Can ketamine therapy lead to significant weight loss?", significant),
+        ("Are there any potential side effects of ketamine related to weight loss?", side),
+        ("Can ketamine be used in combination with other weight loss strategies?", combine),
+        ("Is it safe to use ketamine for off-label purposes like weight loss?", offlabel),
+    ]
+    return {"id": "faq", "title": "Frequently asked questions, answered from this run", "paragraphs": [],
+            "faq": [{"question": q, "answer": a} for q, a in items], "tables": [], "figures": []}
+
+
+def disclaimer_section() -> dict[str, Any]:
+    return {"id": "disclaimer", "title": "Disclaimer", "paragraphs": [DISCLAIMER], "tables": [], "figures": []}

@@ -42,6 +42,12 @@ COVARIATES: dict[str, Covariate] = {
     "index_quarter": Covariate("calendar quarter of time zero (1-4; season and holidays)"),
     "index_year": Covariate("calendar year of time zero"),
     "madrs_week2": Covariate("MADRS nearest day 14 (± 4 days); after time zero: censoring models only", "points", True),
+    "baseline_appetite": Covariate("last appetite rating in the baseline window", "0-10"),
+    # Mediators (mechanisms): mean of the records from day 1 to the day before the outcome window, minus baseline.
+    "intake_change": Covariate("reported energy intake during follow-up minus baseline (mediator)", "kcal/d", True),
+    "appetite_change": Covariate("appetite rating during follow-up minus baseline (mediator)", "0-10", True),
+    "activity_change": Covariate("activity during follow-up minus baseline (mediator)", "min/d", True),
+    "madrs_change": Covariate("MADRS during follow-up minus baseline (mediator)", "points", True),
 }
 """Covariates a study may name; all are computed for every patient by :func:`build_cohort`."""
 
@@ -64,7 +70,7 @@ def _sql(study: Study) -> str:
     drugs = ", ".join(f"'{d}'" for d in tr.drugs)
     routes = f"AND route IN ({', '.join(repr(r) for r in tr.routes)})" if tr.routes else ""
     nc = study.analysis.negative_control_kind
-    kinds = sorted({"weight", "madrs", "phq9", "resting_hr", "activity", "energy_intake", out.kind, *([nc] if nc else [])})
+    kinds = sorted({"weight", "madrs", "phq9", "resting_hr", "activity", "energy_intake", "appetite", out.kind, *([nc] if nc else [])})
     kind_list = ", ".join(f"'{k}'" for k in kinds)
 
     def baseline(kind: str) -> str:
@@ -74,6 +80,9 @@ def _sql(study: Study) -> str:
         # nearest to the target day; ties go to the earlier measurement
         return (f"arg_min(value, abs(day - {day}) * 2 + (day > {day})::INT) "
                 f"FILTER (WHERE kind = '{kind}' AND day BETWEEN {day - window} AND {day + window})")
+
+    def followup(kind: str) -> str:  # mediator window: day 1 to the day before the outcome window
+        return f"avg(value) FILTER (WHERE kind = '{kind}' AND day BETWEEN 1 AND {out.horizon_days - out.window_days - 1})"
 
     outcome_nearest = nearest(out.kind, out.horizon_days, out.window_days)
     nc_cols = (f", {baseline(nc)} AS nc_base, {nearest(nc, out.horizon_days, out.window_days)} AS nc_end") if nc else ""
@@ -94,6 +103,11 @@ def _sql(study: Study) -> str:
             {baseline('resting_hr')} AS baseline_resting_hr,
             {baseline('activity')} AS baseline_activity,
             {baseline('energy_intake')} AS baseline_energy_intake,
+            {baseline('appetite')} AS baseline_appetite,
+            {followup('energy_intake')} AS followup_energy_intake,
+            {followup('appetite')} AS followup_appetite,
+            {followup('activity')} AS followup_activity,
+            {followup('madrs')} AS followup_madrs,
             {baseline(out.kind)} AS outcome_base,
             {outcome_nearest} AS outcome_end,
             {nearest('madrs', 14, 4)} AS madrs_week2
@@ -126,6 +140,10 @@ def _sql(study: Study) -> str:
         p.height_cm,
         mm.* EXCLUDE (patient_id),
         mm.baseline_weight / ((p.height_cm / 100.0) ^ 2) AS bmi,
+        mm.followup_energy_intake - mm.baseline_energy_intake AS intake_change,
+        mm.followup_appetite - mm.baseline_appetite AS appetite_change,
+        mm.followup_activity - mm.baseline_activity AS activity_change,
+        mm.followup_madrs - mm.baseline_madrs AS madrs_change,
         coalesce(ls.diet_programme, 0) AS diet_programme,
         coalesce(ls.exercise_programme, 0) AS exercise_programme,
         p.atypical_features::INT AS atypical_features,

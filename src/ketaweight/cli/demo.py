@@ -53,13 +53,13 @@ def _scan_and_write(table: CountTable, drugs: list[str], out: Path, label: str, 
     return res
 
 
-def synthetic_faers_signals(work: Path, out: Path) -> ScanResult:
-    """Generate a small synthetic FAERS quarter (real format, known truth), ingest it, scan it."""
+def synthetic_faers_signals(work: Path, out: Path, n_reports: int = SYNTHETIC_FAERS_REPORTS) -> ScanResult:
+    """Generate a small synthetic FAERS quarter (real format, known truth) of ``n_reports``, ingest it, scan it."""
     from ketaweight.signals.faers import ingest_faers
     from ketaweight.signals.faers_counts import counts_from_store
     from ketaweight.signals.synthetic import SyntheticQuarter, write_synthetic_quarter
 
-    spec = SyntheticQuarter(n_reports=SYNTHETIC_FAERS_REPORTS)
+    spec = SyntheticQuarter(n_reports=n_reports)
     zip_path, _ = write_synthetic_quarter(work, spec)
     ingest_faers([zip_path], work / "faers.duckdb")
     table, _ = counts_from_store(work / "faers.duckdb", drug_map=mapping.load_drug_map(),

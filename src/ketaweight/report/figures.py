@@ -19,6 +19,7 @@ import matplotlib
 
 matplotlib.use("Agg")
 import matplotlib.pyplot as plt  # noqa: E402
+from matplotlib import ticker  # noqa: E402
 
 _ids = count(1)
 _RC = {"svg.fonttype": "none", "svg.hashsalt": "ketaweight", "font.size": 9, "axes.spines.top": False,
@@ -64,8 +65,10 @@ def forest_plot(labels: Sequence[str], estimates: Sequence[float], lows: Sequenc
         ax.axvline(reference, color=GREY, lw=1, ls="--")
         ax.set_yticks(y, labels)
         ax.set_xlabel(unit)
-        if log:
+        if log:  # plain tick labels: matplotlib's default log labels go through mathtext
             ax.set_xscale("log")
+            ax.xaxis.set_major_formatter(ticker.FormatStrFormatter("%g"))
+            ax.xaxis.set_minor_formatter(ticker.NullFormatter())
         ax.grid(axis="x", color="#dddddd", lw=0.6)
         return _to_svg(fig, alt)
 

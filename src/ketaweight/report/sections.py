@@ -291,9 +291,11 @@ def signals_section(run: RunResults) -> dict[str, Any]:
 
 
 def _ratio(m: dict[str, Any]) -> str:
+    """'est (low–high)'; EBGM from a prior fit that did not converge is marked, as the signals CLI does."""
     if m.get("estimate") is None:
         return "undefined"
-    return f"{m['estimate']:.2f} ({m['ci_low']:.2f}–{m['ci_high']:.2f})"
+    flag = " (!) prior fit not converged" if m.get("prior_converged") is False or m.get("prior_boundary") else ""
+    return f"{m['estimate']:.2f} ({m['ci_low']:.2f}–{m['ci_high']:.2f}){flag}"
 
 
 def responsible_section(run: RunResults) -> dict[str, Any]:

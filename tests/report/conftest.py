@@ -1,0 +1,35 @@
+"""One small end-to-end run shared by the report tests (simulated cohort, both studies, signals)."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import pytest
+
+from ketaweight.cli.demo import mddc_signals, synthetic_faers_signals
+from ketaweight.cli.simulate import ExportFormat, run_simulation
+from ketaweight.emulation import data_source, run_study
+from ketaweight.report.render import ReportPaths, write_report
+from ketaweight.report.safety import responsible_use
+from ketaweight.results_io import write_results
+
+
+def make_run(out: Path, scenario: str, patients: int, *, signals: bool) -> Path:
+    """Simulate, emulate both studies, responsible use and (optionally) signals; return the results folder."""
+    _, store = run_simulation(scenario, patients, 3, out, ExportFormat.duckdb, True)
+    results = out / "results"
+    for study in ("ketamine-weight", "ketamine-depression"):
+        run_study(store, study, results)
+    write_results(results / "responsible_use.json", "responsible_use", responsible_use(store), data_source(store))
+    if signals:
+        synthetic_faers_signals(out / "faers", results / "signals-synthetic-faers.json", n_reports=20_000)
+        mddc_signals(results / "signals-mddc.json")
+    return results
+
+
+@pytest.fixture(scope="session")
+def article_run(tmp_path_factory) -> tuple[Path, ReportPaths]:
+    """An article-scenario run of 3,000 patients with signals, and its report."""
+    out = tmp_path_factory.mktemp("report-article") / "run"
+    results = make_run(out, "article", 3000, signals=True)
+    return results, write_report(results, out / "report.html")

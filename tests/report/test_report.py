@@ -1,0 +1,167 @@
+"""The report: sections in the article's order, real figures, labels, privacy, offline, optional analyses."""
+
+from __future__ import annotations
+
+import json
+import re
+import shutil
+
+import pytest
+from typer.testing import CliRunner
+
+from ketaweight.cli import app
+from ketaweight.report.collect import collect
+from ketaweight.report.render import build_report, write_report
+from ketaweight.results_io import read_results, write_results
+
+from .conftest import make_run
+
+ORDER = ["answer", "mechanism", "therapeutic-context", "the-link", "three-mechanisms", "dose-and-variability",
+         "limitations", "signals", "responsible-use", "faq", "disclaimer"]
+COUNT_COLUMNS = {"n", "reports (a)", "remaining", "excluded", "sessions", "patients", "events", "count", "of"}
+
+
+def test_sections_in_the_article_order(article_run):
+    _, paths = article_run
+    html = paths.html.read_text(encoding="utf-8")
+    positions = [html.index(f'<section id="{s}"') for s in ORDER]
+    assert positions == sorted(positions)
+    doc = json.loads(paths.json.read_text(encoding="utf-8"))
+    assert [s["id"] for s in doc["sections"]] == ORDER
+    assert doc["answer"]["sentence"] == paths.sentence
+    assert paths.sentence in html and paths.sentence in paths.markdown.read_text(encoding="utf-8")
+
+
+def test_figures_are_accessible_inline_svg(article_run):
+    _, paths = article_run
+    html = paths.html.read_text(encoding="utf-8")
+    svgs = re.findall(r"<svg[^>]*>\s*<title id=\"[^\"]+\">([^<]+)</title>", html)
+    # therapeutic forest, weight forest, individual spread, attrition, balance, overlap, 2 signals forests
+    assert len(svgs) == html.count("<svg") >= 8
+    assert all(len(alt) > 20 for alt in svgs)
+    assert html.count('role="img"') == html.count("<svg")
+    assert html.count("<caption>") >= 10 and html.count("<figcaption>") == html.count("<svg")
+    # the weight forest plot carries the five estimators' labels as text
+    assert "AIPW (doubly robust, cross-fitted)" in html and "g-estimation (SNMM)" in html
+
+
+def test_self_contained_and_offline(article_run):
+    _, paths = article_run
+    html = paths.html.read_text(encoding="utf-8")
+    assert not re.search(r"""(src|href)\s*=\s*["'](https?:)?//""", html)
+    assert "<script" not in html and "<link" not in html and "@import" not in html
+    assert 'name="viewport"' in html and '<html lang="en">' in html
+
+
+def test_every_number_is_labelled_with_its_source(article_run):
+    _, paths = article_run
+    doc = json.loads(paths.json.read_text(encoding="utf-8"))
+    captions = [t["caption"] for s in doc["sections"] for t in s["tables"]]
+    assert captions and all(re.search(r"simulated|simulator truth|synthetic|real FAERS", c) for c in captions)
+    figures = [f["figure"] for s in doc["sections"] for f in s["figures"]]
+    assert figures and all(re.search(r"simulated|simulator truth|synthetic|real FAERS", f) for f in figures)
+    assert any("2021Q1–2023Q4" in c and "mddc" in c for c in captions)
+
+
+def test_no_identifiers_and_no_small_counts(article_run, tmp_path):
+    results, paths = article_run
+    for p in (paths.html, paths.markdown, paths.json):
+        assert "SIM0" not in p.read_text(encoding="utf-8")
+    doc = json.loads(paths.json.read_text(encoding="utf-8"))
+    checked = masked = 0
+    for s in doc["sections"]:
+        for t in s["tables"]:
+            for j, col in enumerate(t["columns"]):
+                if col not in COUNT_COLUMNS:
+                    continue
+                for row in t["rows"]:
+                    cell = row[j]
+                    checked += 1
+                    masked += cell == "<11"
+                    if cell not in ("<11", "—"):
+                        assert int(cell.replace(",", "")) == 0 or int(cell.replace(",", "")) >= 11, (t["caption"], cell)
+    assert checked > 50 and masked >= 1  # the run has small cells (real mddc table), and they are masked
+
+
+def test_small_signal_cells_hide_their_ratios(article_run):
+    _, paths = article_run
+    doc = json.loads(paths.json.read_text(encoding="utf-8"))
+    sig = next(s for s in doc["sections"] if s["id"] == "signals")
+    for t in sig["tables"]:
+        a = t["columns"].index("reports (a)")
+        for row in t["rows"]:
+            if row[a] == "<11":
+                assert all(c.startswith("suppressed") for c in row[a + 1:a + 6])
+
+
+def test_numbers_come_from_the_results_files(article_run):
+    results, paths = article_run
+    weight = read_results(results / "ketamine-weight.json")
+    aipw = next(e for e in weight["results"]["analyses"]["outcome_change"]["estimates"] if e["method"] == "aipw")
+    html = paths.html.read_text(encoding="utf-8")
+    assert f"{aipw['estimate']:.2f}".replace("-", "−") in paths.sentence
+    truth = read_results(results.parent / "truth.json")
+    assert f"{truth['results']['weight_change_kg']['ate']:.2f}".replace("-", "−") in html
+
+
+def test_missing_analyses_say_not_yet_analysed(article_run):
+    results, _ = article_run
+    report = build_report(collect(results))
+    text = json.dumps(report["sections"][4:6], default=str)
+    assert text.count("Not yet analysed in this run") == 3  # mediation, dose-response, heterogeneity
+
+
+def test_optional_results_render_when_present(article_run, tmp_path):
+    results, _ = article_run
+    run = tmp_path / "results"
+    shutil.copytree(results, run)
+    write_results(run / "mediation.json", "mediation",
+                  {"pathways": [{"pathway": "appetite", "estimate": -0.312, "ci_low": -0.41, "ci_high": -0.2},
+                                {"pathway": "mood", "estimate": -0.171, "ci_low": -0.25, "ci_high": -0.09}]},
+                  {"synthetic": True, "source": "ketaweight simulator, scenario 'article'"})
+    paths = write_report(run, tmp_path / "r.html")
+    md = paths.markdown.read_text(encoding="utf-8")
+    assert "| appetite | −0.31 | −0.41 to −0.20 |" in md
+    assert md.count("Not yet analysed in this run") == 2
+    assert "Plausibility (mechanism) | Does a measured pathway" in md and "| supports | 0 |" in md
+
+
+def test_markdown_tables_are_well_formed(article_run):
+    _, paths = article_run
+    for block in re.findall(r"((?:^\|.*\|\n)+)", paths.markdown.read_text(encoding="utf-8"), flags=re.M):
+        widths = {len(re.findall(r"(?<!\\)\|", line)) for line in block.strip().split("\n")}
+        assert len(widths) == 1, block[:200]
+
+
+def test_cli_report_on_a_null_run(tmp_path):
+    """The null scenario: the report's answer is 'no detectable effect' with its grade."""
+    out = tmp_path / "null"
+    results = make_run(out, "null", 3000, signals=False)
+    res = CliRunner().invoke(app, ["report", "--results", str(results), "--out", str(out / "report.html")])
+    assert res.exit_code == 0, res.output
+    doc = json.loads((out / "report.json").read_text(encoding="utf-8"))
+    assert doc["answer"]["conclusion"] == "no detectable effect"
+    assert "no detectable effect on weight" in doc["answer"]["sentence"] and doc["answer"]["grade"] == "moderate"
+    assert (out / "report.md").exists()
+    sig = next(s for s in doc["sections"] if s["id"] == "signals")
+    assert any("Not yet analysed" in p for p in sig["paragraphs"])
+
+
+def test_cli_report_without_weight_results_is_a_clear_error(tmp_path):
+    (tmp_path / "empty").mkdir()
+    res = CliRunner().invoke(app, ["report", "--results", str(tmp_path / "empty")])
+    assert res.exit_code == 2 and "no weight study results" in " ".join(res.output.split())
+
+
+@pytest.mark.parametrize("n", [500])
+def test_tiny_cohort_masks_small_safety_counts(tmp_path, n):
+    """A 500-patient clinic has flags and adverse-event cells under 11: each is shown as <11."""
+    from ketaweight.cli.simulate import ExportFormat, run_simulation
+    from ketaweight.report.safety import responsible_use
+
+    _, store = run_simulation("article", n, 3, tmp_path / "tiny", ExportFormat.duckdb, False)
+    r = responsible_use(store)
+    values = [f["count"] for f in r["flags"]] + [x["events"] for x in r["adverse_events"]]
+    assert "<11" in values
+    assert all(v == "<11" or v == 0 or v >= 11 for v in values)
+    assert all(x["per_100_sessions"] is None for x in r["adverse_events"] if x["events"] == "<11")

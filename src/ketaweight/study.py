@@ -88,6 +88,44 @@ class Analysis(_Section):
     negative_control_kind: str | None = Field(None, description="measurement kind used as a negative-control outcome")
 
 
+class MediationSection(_Section):
+    """Mediation (``ketaweight mechanisms``): ordered pathways of post-baseline mediator columns."""
+
+    pathways: dict[str, tuple[str, ...]] = Field(
+        {"mood": ("madrs_change", "activity_change"), "appetite": ("intake_change", "appetite_change")},
+        description="pathway name → mediator columns in causal order; pathways in causal order (mood first: "
+                    "mood moves intake too); the store has no energy-expenditure record, so no metabolism pathway")
+    intermediate: tuple[str, ...] = Field(("sessions_to_horizon", "cumulative_mg_per_kg"),
+                                          description="treatment-affected confounders of mediators and outcome (course intensity)")
+    extra_covariates: tuple[str, ...] = Field(("baseline_energy_intake", "baseline_activity", "baseline_appetite"),
+                                              description="baseline values of the mediators, added to the confounders")
+    censor_covariates: tuple[str, ...] = Field(("madrs_week2",), description="extra predictors of complete mediators/outcome")
+    n_bootstrap: int = Field(1000, ge=50)
+
+
+class DoseResponseSection(_Section):
+    """Dose-response curves among the treated (``ketaweight mechanisms``)."""
+
+    exposures: tuple[str, ...] = Field(("cumulative_mg_per_kg", "sessions_to_horizon", "sessions_per_week", "course_length_days"),
+                                       description="dose columns (mg/kg, sessions, sessions/week, days)")
+    by_route: bool = Field(True, description="also the cumulative mg/kg curve with the first session's route as a factor")
+    degree: int = Field(2, ge=1, le=3, description="polynomial degree of the dose")
+
+
+class HeterogeneitySection(_Section):
+    """Subgroups and per-patient effects (``ketaweight mechanisms``)."""
+
+    modifiers: tuple[str, ...] = Field(("female", "bmi_class", "severity"), description="prespecified baseline modifiers")
+    versions: tuple[str, ...] = Field(("first_route",), description="treatment versions compared with no treatment")
+    loss_threshold_kg: float = Field(-1.0, description="per-patient effects below this count as 'loses more than'")
+
+
+class Mechanisms(_Section):
+    mediation: MediationSection = MediationSection()
+    dose_response: DoseResponseSection = DoseResponseSection()
+    heterogeneity: HeterogeneitySection = HeterogeneitySection()
+
+
 class Study(_Section):
     study: StudyInfo
     eligibility: Eligibility = Eligibility()
@@ -97,6 +135,7 @@ class Study(_Section):
     covariates: Covariates
     censoring: Censoring = Censoring()
     analysis: Analysis = Analysis()
+    mechanisms: Mechanisms = Mechanisms()
 
     @model_validator(mode="after")
     def _check_names(self) -> "Study":
@@ -116,6 +155,14 @@ class Study(_Section):
         for group in ("categorical", "squared"):
             stray = [c for c in getattr(self.covariates, group) if c not in self.covariates.baseline]
             problems += [f"covariates.{group} lists {c!r}, which is not in covariates.baseline" for c in stray]
+        from ketaweight.causal.mechanisms import MECHANISM_COLUMNS
+
+        m = self.mechanisms
+        named = [*(c for cols in m.mediation.pathways.values() for c in cols), *m.mediation.intermediate,
+                 *m.mediation.extra_covariates, *m.mediation.censor_covariates, *m.dose_response.exposures,
+                 *m.heterogeneity.modifiers, *m.heterogeneity.versions]
+        problems += [f"mechanisms: unknown column {c!r} (known: {', '.join([*COVARIATES, *MECHANISM_COLUMNS])})"
+                     for c in named if c not in COVARIATES and c not in MECHANISM_COLUMNS]
         if problems:
             raise ValueError("; ".join(problems))
         return self

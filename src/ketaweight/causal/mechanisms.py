@@ -1,0 +1,163 @@
+"""The article's "how", "how much" and "for whom" for one study: mediation, dose-response and
+heterogeneity on the study's analysis table, written as one results file
+(``kind = "mechanisms"``; schema in ``docs/mechanisms.md``).
+
+Settings come from the study's ``[mechanisms]`` sections (:class:`ketaweight.study.Mechanisms`).
+The analysis table is the study's cohort (:func:`ketaweight.cohort.build_cohort`) plus the
+derived columns in :data:`MECHANISM_COLUMNS`.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, replace
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import pandas as pd
+
+from ketaweight.causal.dose_response import DoseResponse, DoseResponseResult, DoseResponseSpec
+from ketaweight.causal.heterogeneity import (
+    DRLearner,
+    IndividualEffects,
+    ModifierResult,
+    VersionResult,
+    subgroup_analysis,
+    version_effects,
+)
+from ketaweight.causal.mediation import Mediation, MediationResult, MediationSpec, Pathway
+from ketaweight.privacy import masked_or_exact
+
+MECHANISM_COLUMNS: dict[str, str] = {
+    "sessions_to_horizon": "sessions from time zero to the outcome horizon (count)",
+    "cumulative_mg_per_kg": "cumulative dose to the horizon per kg of baseline weight (mg/kg)",
+    "first_route": "route of the first session (iv, im, intranasal, oral)",
+    "sessions_per_week": "7 × (sessions − 1) / (last − first session day); undefined for a single session (sessions/week)",
+    "course_length_days": "last − first session day + 1 (days)",
+    "bmi_class": "baseline BMI class: normal (<25), overweight (25-30), obese (>=30)",
+    "severity": "baseline MADRS: moderate (<35), severe (>=35)",
+}
+"""Columns the mechanism analyses may name besides the cohort covariate catalogue."""
+
+MIN_LEVEL_ROWS = 30
+"""Factor levels (routes) with fewer treated rows are left out of by-level curves."""
+
+COUNT_KEYS = frozenset({"n", "n_analysed", "n_complete", "n_observed_outcome", "n_before", "n_excluded", "n_after"})
+
+
+def add_mechanism_columns(table: pd.DataFrame) -> pd.DataFrame:
+    """The cohort table with the derived columns of :data:`MECHANISM_COLUMNS` (a copy)."""
+    out = table.copy()
+    first, last = (pd.to_numeric(out[c]).astype(float) for c in ("first_session_day", "last_session_day"))
+    span = (last - first).to_numpy()
+    out["course_length_days"] = span + 1
+    with np.errstate(divide="ignore", invalid="ignore"):
+        out["sessions_per_week"] = np.where(span > 0, 7.0 * (out["sessions_to_horizon"].astype(float) - 1) / span, np.nan)
+    out["bmi_class"] = pd.cut(out["bmi"], [-np.inf, 25, 30, np.inf], right=False,
+                              labels=["normal (<25)", "overweight (25-30)", "obese (>=30)"]).astype(object)
+    out["severity"] = np.where(out["baseline_madrs"] >= 35, "severe (>=35)", "moderate (<35)")
+    out.loc[out["baseline_madrs"].isna(), "severity"] = None
+    return out
+
+
+@dataclass(frozen=True)
+class MechanismsResults:
+    """Everything ``ketaweight mechanisms`` computes for one study."""
+
+    mediation: MediationResult
+    dose_response: tuple[DoseResponseResult, ...]
+    subgroups: tuple[ModifierResult, ...]
+    versions: tuple[VersionResult, ...]
+    individual: IndividualEffects
+    table: pd.DataFrame  # the analysis table (identifiers stay in memory; never written)
+    path: Path | None = None
+
+    def payload(self, *, exact_counts: bool = False) -> dict[str, Any]:
+        """The ``results`` member of the mechanisms results file."""
+        body = {
+            "outcome_units": "kg",
+            "counts": "exact" if exact_counts else "masked below 11",
+            "mediation": self.mediation.to_dict(),
+            "dose_response": [r.to_dict() for r in self.dose_response],
+            "heterogeneity": {
+                "subgroups": [r.to_dict() for r in self.subgroups],
+                "multiplicity": "Holm step-down over the prespecified modifiers (p_holm)",
+                "versions": [r.to_dict() for r in self.versions],
+                "individual": self.individual.to_dict(),
+            },
+        }
+        return body if exact_counts else _mask(body)
+
+
+def _mask(value: Any) -> Any:
+    if isinstance(value, dict):
+        return {k: (masked_or_exact(v) if k in COUNT_KEYS and isinstance(v, int) else _mask(v)) for k, v in value.items()}
+    if isinstance(value, list):
+        return [_mask(v) for v in value]
+    return value
+
+
+def mediation_spec(study: Any, table: pd.DataFrame) -> MediationSpec:
+    """The study's mediation spec (mediator baselines present in the table join the confounders)."""
+    m, cov = study.mechanisms.mediation, study.covariates
+    extra = tuple(c for c in m.extra_covariates if c in table.columns and c not in cov.baseline)
+    return MediationSpec(
+        treatment="treated", outcome="outcome_change", covariates=cov.baseline + extra,
+        categorical=cov.categorical, squared=cov.squared,
+        pathways=tuple(Pathway(name, cols) for name, cols in m.pathways.items()),
+        censor_covariates=m.censor_covariates, intermediate=m.intermediate,
+    )
+
+
+def dose_specs(study: Any, treated: pd.DataFrame) -> list[DoseResponseSpec]:
+    """One spec per exposure (among the treated), plus mg/kg by route when asked."""
+    d, cov = study.mechanisms.dose_response, study.covariates
+    common = dict(outcome="outcome_change", covariates=cov.baseline, categorical=cov.categorical, squared=cov.squared,
+                  censor="censored", degree=d.degree)
+    specs = [DoseResponseSpec(exposure=e, **common) for e in d.exposures]
+    if d.by_route:
+        specs.append(DoseResponseSpec(exposure="cumulative_mg_per_kg", by="first_route", **common))
+    return specs
+
+
+def run_mechanisms(store: Any, study: Any, out_dir: str | Path | None = None, *, n_bootstrap: int | None = None,
+                   seed: int | None = None, exact_counts: bool = False) -> MechanismsResults:
+    """Mediation, dose-response and heterogeneity of ``study`` on ``store`` (an open store or a
+    path); with ``out_dir``, write ``<out_dir>/<study name>-mechanisms.json``."""
+    from ketaweight.cohort import build_cohort
+    from ketaweight.emulation import analysis_spec, data_source
+    from ketaweight.results_io import write_results
+    from ketaweight.store import Store
+    from ketaweight.study import Study, load_study
+
+    study = study if isinstance(study, Study) else load_study(study)
+    seed = study.analysis.seed if seed is None else seed
+    if isinstance(store, Store):
+        store_path, cohort = store.path, build_cohort(store, study)
+    else:
+        store_path = Path(store)
+        with Store(store_path, read_only=True) as opened:
+            cohort = build_cohort(opened, study)
+    table = add_mechanism_columns(cohort.table)
+    mech = study.mechanisms
+    mediation = Mediation(n_bootstrap=n_bootstrap or mech.mediation.n_bootstrap, seed=seed).fit(table, mediation_spec(study, table))
+    treated = table.loc[table["treated"] == 1]
+    curves = []
+    for spec in dose_specs(study, treated):
+        rows = treated
+        if spec.by:
+            counts = rows[spec.by].value_counts()
+            rows = rows.loc[rows[spec.by].isin(counts[counts >= MIN_LEVEL_ROWS].index)]
+        curves.extend(DoseResponse(method=m).fit(rows, spec) for m in ("msm", "g-formula"))
+    spec = analysis_spec(study, "outcome_change")
+    het = mech.heterogeneity
+    subgroups = subgroup_analysis(table, spec, het.modifiers)
+    versions = [version_effects(table, spec, v) for v in het.versions]
+    individual = DRLearner(loss_threshold=het.loss_threshold_kg, seed=seed).fit(table, spec)
+    res = MechanismsResults(mediation, tuple(curves), tuple(subgroups), tuple(versions), individual, table)
+    if out_dir is not None:
+        provenance = {**data_source(store_path), "store": store_path.name, "study": study.study.name, "seed": seed}
+        path = write_results(Path(out_dir) / f"{study.study.name}-mechanisms.json", "mechanisms",
+                             res.payload(exact_counts=exact_counts), provenance)
+        res = replace(res, path=path)
+    return res

@@ -1,0 +1,59 @@
+"""CLI: ``ketaweight mechanisms`` — mediation, dose-response and heterogeneity of a study.
+
+A thin wrapper over :func:`ketaweight.causal.mechanisms.run_mechanisms`; settings come from
+the study's ``[mechanisms]`` sections.
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import typer
+from rich.table import Table as RichTable
+
+from ketaweight.causal.mechanisms import MechanismsResults, run_mechanisms
+from ketaweight.cli import app
+from ketaweight.cli._common import console, run_cli
+from ketaweight.privacy import mask_count
+
+
+@app.command("mechanisms")
+def mechanisms_command(
+    store: Path = typer.Option(..., "--store", help="DuckDB store file (e.g. from `ketaweight simulate`)."),
+    study: str = typer.Option("ketamine-weight", "--study", help="Shipped study name or a study TOML."),
+    out: Path = typer.Option(Path("out"), "--out", "-o", help="Folder for <study>-mechanisms.json."),
+    bootstrap: int = typer.Option(0, "--bootstrap", min=0, help="Mediation bootstrap replicates (0 = the study's setting)."),
+    seed: int = typer.Option(-1, "--seed", help="Seed (-1 = the study's analysis seed)."),
+) -> None:
+    """How, how much and for whom: mediation by pathway, dose-response curves, subgroup and per-patient effects."""
+    res = run_cli(lambda: run_mechanisms(store, study, out, n_bootstrap=bootstrap or None,
+                                         seed=None if seed < 0 else seed))
+    _print(res)
+    console.print(f"written: {res.path}")
+
+
+def _print(res: MechanismsResults) -> None:
+    med = RichTable(title="Mediation (interventional effects, kg)")
+    for col in ("effect", "estimate", "95% CI"):
+        med.add_column(col, justify="left" if col == "effect" else "right")
+    for r in res.mediation.effects:
+        med.add_row(r.estimand, f"{r.estimate:+.3f}", f"({r.ci_low:+.3f}, {r.ci_high:+.3f})")
+    console.print(med)
+    sub = RichTable(title="Effect modification (kg)")
+    for col in ("modifier", "level", "n", "effect", "95% CI", "p (Holm)"):
+        sub.add_column(col, justify="left" if col in ("modifier", "level") else "right")
+    for m in res.subgroups:
+        for lev, r in zip(m.levels, m.subgroups):
+            sub.add_row(m.modifier, lev, mask_count(r.n), f"{r.estimate:+.3f}", f"({r.ci_low:+.3f}, {r.ci_high:+.3f})",
+                        f"{m.p_value:.3f} ({m.p_holm:.3f})")
+    console.print(sub)
+    s = res.individual.summary
+    console.print(f"Per-patient effects (DR-learner): SD {s['predicted']['sd']:.3f} kg; share predicted below "
+                  f"{s['threshold']:g} kg {100 * s['share_predicted_below_threshold']:.1f}%; calibration slope "
+                  f"{s['calibration']['blp_slope']:.2f} (95% CI {s['calibration']['blp_slope_ci'][0]:.2f}, "
+                  f"{s['calibration']['blp_slope_ci'][1]:.2f})")
+    for c in res.dose_response:
+        if c.method == "msm":
+            lo, hi = c.curve[0], c.curve[-1]
+            console.print(f"Dose-response {c.exposure}{' by ' + str(c.settings['spec']['by']) if c.settings['spec']['by'] else ''}: "
+                          f"{lo.estimate:+.2f} kg at {lo.exposure:.2f} → {hi.estimate:+.2f} kg at {hi.exposure:.2f} (MSM)")

@@ -134,14 +134,16 @@ def scan_cmd(
             vals = [float(v) for v in prior.split(",")]
             given = GammaMixturePrior.from_array(vals)
             given.validate()
+        dmap = mapping.load_drug_map(drug_map)
+        wanted = [dmap.lookup(d)[0] or d for d in _split(drug)]  # brand/salt names → ingredient
         if store is not None:
-            ct, _ = counts_from_store(store, drug_map=mapping.load_drug_map(drug_map), groups=grp,
+            ct, _ = counts_from_store(store, drug_map=dmap, groups=grp,
                                       roles=_split([roles]), stratify=_split([stratify]))
         elif table is not None:
             ct = read_contingency_csv(table, groups=grp)
         else:
             ct = read_long_table(long, groups=grp)
-        res = scan(ct, drugs=_split(drug), events=_split(events), groups=grp, controls=ctl, prior=given,
+        res = scan(ct, drugs=wanted, events=_split(events), groups=grp, controls=ctl, prior=given,
                    squash=squash, truncation=truncation.value, alpha=alpha, haldane=haldane, strict=strict)
         return ct, res
 

@@ -828,9 +828,26 @@ class EBGMScores:
 
 
 def ebgm_scores(prior, n, e) -> EBGMScores:
-    """Qn, EBGM, EB05 and EB95 for every cell (vectorised; counts may be 0)."""
+    """Qn, EBGM, EB05 and EB95 for every cell (vectorised; counts may be 0).
+
+    Large tables repeat (n, E) pairs (cells whose drug and event margins coincide); each
+    distinct pair is scored once and the results are copied back (exact)."""
     pr = _as_prior(prior)
     n, e = _check_ne(n, e)
+    if n.ndim == 1 and n.size >= 200_000:
+        order = np.lexsort((e, n))
+        ns, es = n[order], e[order]
+        first = np.r_[True, (ns[1:] != ns[:-1]) | (es[1:] != es[:-1])]
+        if first.mean() < 0.9:
+            group = np.cumsum(first) - 1
+            inv = np.empty(n.size, dtype=np.int64)
+            inv[order] = group
+            u = _ebgm_scores(pr, ns[first], es[first])
+            return EBGMScores(n=n, e=e, qn=u.qn[inv], ebgm=u.ebgm[inv], eb05=u.eb05[inv], eb95=u.eb95[inv])
+    return _ebgm_scores(pr, n, e)
+
+
+def _ebgm_scores(pr: GammaMixturePrior, n: np.ndarray, e: np.ndarray) -> EBGMScores:
     q = qn(pr, n, e)
     if n.size >= 100_000 and (os.cpu_count() or 1) > 1:
         # the two quantiles are independent and numpy/scipy release the GIL: one thread each

@@ -172,6 +172,8 @@ def scan(
     missing_groups = {e for _, e, k, _, _, _ in wanted if k == "group" and e not in table.event_reports}
     for g in sorted(missing_groups):
         notes.append(f"no report has any term of group {g!r}")
+    for e in sorted({e for _, e, k, *_ in wanted if k == "term" and e not in table.event_reports}):
+        notes.append(f"event term {e!r} appears in no report (check the spelling: MedDRA preferred terms)")
     unknown_drugs = sorted({d for d, *_ in wanted if d not in table.drug_reports})
     for d in unknown_drugs:
         notes.append(f"drug {d!r} appears in no report (check the name map)")

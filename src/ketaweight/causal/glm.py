@@ -9,7 +9,8 @@ separation as flags that the calling estimator turns into warnings with context.
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+from dataclasses import dataclass, field
+from functools import cached_property
 
 import numpy as np
 from scipy import linalg
@@ -43,19 +44,27 @@ def weighted_gram(x: np.ndarray, v: np.ndarray) -> np.ndarray:
 class LogisticFit:
     """A fitted logistic model.
 
-    ``coef`` (p,), ``fitted`` P(y = 1 | x) per row, ``information`` the weighted information
-    matrix Σ wᵢ pᵢ(1 − pᵢ) xᵢxᵢᵀ divided by Σ wᵢ (p, p), ``n_iter`` Newton steps taken,
+    ``coef`` (p,), ``fitted`` P(y = 1 | x) per row, ``n_iter`` Newton steps taken,
     ``converged`` whether the relative deviance change fell below the tolerance, and
     ``separated`` whether some fitted probability is within 1e-10 of 0 or 1.
+    ``information`` (computed on first use, as only the sandwich variances need it) is the
+    weighted information matrix Σ wᵢ pᵢ(1 − pᵢ) xᵢxᵢᵀ / Σ wᵢ at the final coefficients (p, p).
     """
 
     coef: np.ndarray
     fitted: np.ndarray
-    information: np.ndarray
     deviance: float
     n_iter: int
     converged: bool
     separated: bool
+    x: np.ndarray = field(repr=False, compare=False)
+    weight: np.ndarray = field(repr=False, compare=False)
+
+    @cached_property
+    def information(self) -> np.ndarray:
+        """Σ wᵢ pᵢ(1 − pᵢ) xᵢxᵢᵀ / Σ wᵢ at the fitted coefficients."""
+        total = float(self.weight.sum()) or 1.0
+        return weighted_gram(self.x, self.weight * self.fitted * (1.0 - self.fitted)) / total
 
 
 def solve_spd(matrix: np.ndarray, rhs: np.ndarray) -> np.ndarray:
@@ -126,11 +135,8 @@ def fit_logistic(
         if change < tol:
             converged = True
             break
-    v = w * prob * (1.0 - prob)
-    total = float(w.sum()) if n else 1.0
-    information = weighted_gram(x, v) / total
     separated = bool(np.any((w > 0) & ((prob < SEPARATION_EPS) | (prob > 1.0 - SEPARATION_EPS))))
-    return LogisticFit(beta, prob, information, dev, n_iter, converged, separated)
+    return LogisticFit(beta, prob, dev, n_iter, converged, separated, x, w)
 
 
 @dataclass(frozen=True)

@@ -8,12 +8,12 @@ phone and is read by screen readers; output is deterministic (fixed hash salt, n
 
 from __future__ import annotations
 
+import hashlib
 import html
 import io
 import re
 from collections.abc import Sequence
 from dataclasses import dataclass
-from itertools import count
 
 import matplotlib
 
@@ -21,7 +21,6 @@ matplotlib.use("Agg")
 import matplotlib.pyplot as plt  # noqa: E402
 from matplotlib import ticker  # noqa: E402
 
-_ids = count(1)
 _RC = {"svg.fonttype": "none", "svg.hashsalt": "ketaweight", "font.size": 9, "axes.spines.top": False,
        "axes.spines.right": False, "font.family": "sans-serif"}
 BLUE, ORANGE, GREY = "#1f5fa8", "#c0571b", "#666666"
@@ -42,7 +41,7 @@ def _to_svg(fig: plt.Figure, alt: str) -> Figure:
     plt.close(fig)
     text = buf.getvalue()
     text = text[text.index("<svg"):]
-    fid = f"fig{next(_ids)}"
+    fid = "fig-" + hashlib.sha1((alt + text).encode("utf-8")).hexdigest()[:12]  # stable across runs
     text = re.sub(r'<svg([^>]*?) width="[^"]*" height="[^"]*"', r'<svg\1', text, count=1)
     text = text.replace("<svg", f'<svg role="img" aria-labelledby="{fid}-title" class="figure"', 1)
     head_end = text.index(">", text.index("<svg")) + 1

@@ -313,9 +313,13 @@ def compare_to_truth(predicted: np.ndarray, truth: np.ndarray) -> dict[str, floa
 
     ``correlation`` (Pearson), ``calibration_slope`` of the truth regressed on the prediction
     (1 = calibrated; < 1 = predictions too spread), ``calibration_intercept``, ``rmse``, and the
-    true and predicted SDs.
+    true and predicted SDs.  Correlation and slope are NaN when either side is constant.
     """
-    slope, intercept = np.polyfit(predicted, truth, 1)
-    return {"correlation": float(np.corrcoef(predicted, truth)[0, 1]), "calibration_slope": float(slope),
+    if not (truth.std() > 0 and predicted.std() > 0):  # e.g. the null scenario: every true effect is 0
+        corr = slope = intercept = float("nan")
+    else:
+        slope, intercept = np.polyfit(predicted, truth, 1)
+        corr = float(np.corrcoef(predicted, truth)[0, 1])
+    return {"correlation": corr, "calibration_slope": float(slope),
             "calibration_intercept": float(intercept), "rmse": float(np.sqrt(np.mean((predicted - truth) ** 2))),
             "sd_truth": float(truth.std()), "sd_predicted": float(predicted.std())}

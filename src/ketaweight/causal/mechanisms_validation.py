@@ -151,8 +151,13 @@ def validate_mechanisms(
             rows.append(MechanismRow(scenario, q, float(tr.mean()), float(est.mean()), cover,
                                      math.sqrt(cover * (1 - cover) / replicates), replicates))
         extra[scenario] = {**{f"dose_{k2}": float(np.mean([d[k2] for d in dose])) for k2 in dose[0]},
-                           **{f"individual_{k2}": float(np.nanmean([d[k2] for d in ind])) for k2 in ind[0]}}
+                           **{f"individual_{k2}": _nanmean([d[k2] for d in ind]) for k2 in ind[0]}}
     return rows, extra
+
+
+def _nanmean(values: list[float]) -> float:
+    finite = [v for v in values if math.isfinite(v)]
+    return float(np.mean(finite)) if finite else float("nan")
 
 
 def as_markdown(rows: list[MechanismRow], extra: dict[str, dict[str, float]], *, n_patients: int) -> str:

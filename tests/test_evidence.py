@@ -14,7 +14,7 @@ import pytest
 
 from ketaweight.cli.simulate import ExportFormat, run_simulation
 from ketaweight.emulation import run_study
-from ketaweight.evidence import LEVELS, GradingRules, conclude, fmt_kg, grade_evidence
+from ketaweight.evidence import LEVELS, GradingRules, conclude, fmt_num, grade_evidence
 from ketaweight.results_io import read_results
 
 SCENARIOS = ("null", "article", "appetite", "metabolic", "mood-activity")
@@ -38,8 +38,8 @@ def test_sentence_true_to_the_numbers(scenario_run):
     a = grade_evidence(doc)
     # the sentence states the primary estimate, its CI and the % change, as computed
     nums = _numbers(a.sentence)
-    assert nums[:3] == [float(fmt_kg(a.estimate_kg).replace("−", "-")), float(fmt_kg(a.ci_low_kg).replace("−", "-")),
-                        float(fmt_kg(a.ci_high_kg).replace("−", "-"))]
+    assert nums[:3] == [float(fmt_num(a.estimate_kg).replace("−", "-")), float(fmt_num(a.ci_low_kg).replace("−", "-")),
+                        float(fmt_num(a.ci_high_kg).replace("−", "-"))]
     assert a.sentence.startswith("In these simulated data")
     assert a.sentence.endswith(f"certainty: {a.grade}.")
     assert a.grade in LEVELS
@@ -137,7 +137,7 @@ def test_conclude_and_format():
     assert conclude(-0.05, -0.08, -0.02, r) == "negligible"
     assert conclude(-0.5, -0.8, -0.2, r) == "loss"
     assert conclude(0.5, 0.2, 0.8, r) == "gain"
-    assert fmt_kg(-0.001) == "0.00" and fmt_kg(-1.234) == "−1.23"
+    assert fmt_num(-0.001) == "0.00" and fmt_num(-1.234) == "−1.23"
 
 
 def test_missing_primary_method_is_explained(article_doc):

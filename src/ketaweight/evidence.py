@@ -88,8 +88,8 @@ class Answer:
         return asdict(self)
 
 
-def fmt_kg(x: float, digits: int = 2) -> str:
-    """A signed number with a true minus sign; −0.00 is written 0.00."""
+def fmt_num(x: float, digits: int = 2) -> str:
+    """A number for people: fixed decimals, a true minus sign (U+2212); −0.00 is written 0.00."""
     s = f"{x:.{digits}f}"
     if float(s) == 0:
         return f"{0:.{digits}f}"
@@ -97,7 +97,7 @@ def fmt_kg(x: float, digits: int = 2) -> str:
 
 
 def _ci_text(lo: float, hi: float, level: float = 0.95) -> str:
-    return f"{int(round(level * 100))}% CI {fmt_kg(lo)} to {fmt_kg(hi)}"
+    return f"{int(round(level * 100))}% CI {fmt_num(lo)} to {fmt_num(hi)}"
 
 
 def conclude(est: float, lo: float, hi: float, rules: GradingRules) -> Literal["loss", "gain", "negligible", "no detectable effect"]:
@@ -122,8 +122,8 @@ def _strength(primary: dict[str, Any], conclusion: str, rules: GradingRules, bia
     ev_ci, ev_est, rr = sens.get("evalue_ci"), sens.get("evalue_estimate"), sens.get("rr")
     rule = (f"effect detected: CI-limit E-value < {rules.evalue_weak:g} → −1; approximate RR ≤ {1 / rules.large_rr:g} "
             f"or ≥ {rules.large_rr:g} with no bias downgrade → +1; no effect detected → 0")
-    finding = (f"estimate {fmt_kg(primary['estimate'])} kg; E-value {ev_est:.2f} for the estimate, {ev_ci:.2f} for the CI limit"
-               if ev_ci is not None and ev_est is not None else f"estimate {fmt_kg(primary['estimate'])} kg; E-value not available")
+    finding = (f"estimate {fmt_num(primary['estimate'])} kg; E-value {ev_est:.2f} for the estimate, {ev_ci:.2f} for the CI limit"
+               if ev_ci is not None and ev_est is not None else f"estimate {fmt_num(primary['estimate'])} kg; E-value not available")
     if conclusion in ("no detectable effect", "negligible"):
         return Criterion("Strength", "How large is the effect, and how strong would unmeasured confounding have to be "
                          "to explain it?", finding + "; no effect to explain away", "neutral", 0, rule)
@@ -147,7 +147,7 @@ def _consistency(analysis: dict[str, Any], primary: dict[str, Any], conclusion: 
     lo, hi = primary["ci_low"], primary["ci_high"]
     bad = [e["method"] for e in adjusted
            if e["ci_high"] < lo or e["ci_low"] > hi or conclude(e["estimate"], e["ci_low"], e["ci_high"], rules) != conclusion]
-    span = f"{fmt_kg(min(e['estimate'] for e in adjusted))} to {fmt_kg(max(e['estimate'] for e in adjusted))} kg"
+    span = f"{fmt_num(min(e['estimate'] for e in adjusted))} to {fmt_num(max(e['estimate'] for e in adjusted))} kg"
     if bad:
         return Criterion("Consistency", q, f"{len(adjusted)} adjusted estimators range {span}; disagree: {', '.join(bad)}",
                          "against", -1, rule)
@@ -160,7 +160,7 @@ def _precision(primary: dict[str, Any], rules: GradingRules) -> Criterion:
     rule = (f"CI width ≤ MID ({rules.mid_kg:g} kg) → 0; wider → −1; CI spanning 0 and an important effect "
             f"(≤ −{rules.mid_kg:g} or ≥ {rules.mid_kg:g} kg) → −2")
     q = "Is the interval narrow enough to tell an important effect from none?"
-    finding = f"95% CI {fmt_kg(lo)} to {fmt_kg(hi)} kg (width {width:.2f} kg)"
+    finding = f"95% CI {fmt_num(lo)} to {fmt_num(hi)} kg (width {width:.2f} kg)"
     if lo <= 0 <= hi and (lo <= -rules.mid_kg or hi >= rules.mid_kg):
         return Criterion("Precision", q, finding + ": compatible with no effect and with an important one", "against", -2, rule)
     if width > rules.mid_kg:
@@ -185,7 +185,7 @@ def _negative_control(analysis: dict[str, Any]) -> Criterion:
         return Criterion("Negative control", q, "no negative-control outcome was analysed", "not assessed", 0, rule)
     nc = ncs[0]
     r = nc["result"]
-    finding = f"{r['method']} estimate on {nc['outcome']}: {fmt_kg(r['estimate'])} ({fmt_kg(r['ci_low'])} to {fmt_kg(r['ci_high'])})"
+    finding = f"{r['method']} estimate on {nc['outcome']}: {fmt_num(r['estimate'])} ({fmt_num(r['ci_low'])} to {fmt_num(r['ci_high'])})"
     if nc.get("covers_null"):
         return Criterion("Negative control", q, finding + ": covers 0", "supports", 0, rule)
     return Criterion("Negative control", q, finding + ": excludes 0, a sign of bias", "against", -1, rule)
@@ -214,7 +214,7 @@ def _rows_criterion(name: str, question: str, rows: list[EstimateRow] | None, co
     if not rows:
         return Criterion(name, question, "the results file holds no estimate with a confidence interval", "not assessed", 0, rule)
     same = [r for r in rows if r.excludes_zero and (r.estimate < 0) == (est < 0)]
-    listing = "; ".join(f"{r.label} {fmt_kg(r.estimate)} ({fmt_kg(r.ci_low)} to {fmt_kg(r.ci_high)})" for r in rows[:6])
+    listing = "; ".join(f"{r.label} {fmt_num(r.estimate)} ({fmt_num(r.ci_low)} to {fmt_num(r.ci_high)})" for r in rows[:6])
     if conclusion in ("loss", "gain") and same:
         return Criterion(name, question, listing, "supports", change_if_support, rule)
     if conclusion in ("loss", "gain"):
@@ -299,16 +299,16 @@ def _with_sentence(a: Answer, weight: dict[str, Any], rules: GradingRules) -> An
     drugs = " or ".join((study.get("treatment") or {}).get("drugs") or ["ketamine"])
     when = horizon_phrase((study.get("outcome") or {}).get("horizon_days"))
     ci = _ci_text(a.ci_low_kg, a.ci_high_kg)
-    pct = f"; {fmt_kg(a.estimate_pct)}% of body weight" if a.estimate_pct is not None else ""
+    pct = f"; {fmt_num(a.estimate_pct)}% of body weight" if a.estimate_pct is not None else ""
     if a.conclusion == "no detectable effect":
         bound = (f", ruling out a change of {rules.mid_kg:g} kg or more either way"
                  if -rules.mid_kg < a.ci_low_kg and a.ci_high_kg < rules.mid_kg else "")
         body = (f"starting a {drugs} course had no detectable effect on weight at {when}: "
-                f"{fmt_kg(a.estimate_kg)} kg ({ci}{pct}){bound}")
+                f"{fmt_num(a.estimate_kg)} kg ({ci}{pct}){bound}")
     elif a.conclusion == "negligible":
         body = (f"starting a {drugs} course had no effect of practical size on weight at {when}: "
-                f"{fmt_kg(a.estimate_kg)} kg ({ci}{pct}), less than {rules.negligible_kg:g} kg either way")
+                f"{fmt_num(a.estimate_kg)} kg ({ci}{pct}), less than {rules.negligible_kg:g} kg either way")
     else:
-        body = (f"starting a {drugs} course changed weight at {when} by {fmt_kg(a.estimate_kg)} kg "
+        body = (f"starting a {drugs} course changed weight at {when} by {fmt_num(a.estimate_kg)} kg "
                 f"({ci}{pct}), {_size_word(a.estimate_kg, rules)} {a.conclusion}")
     return replace(a, sentence=f"{data}, {body}; certainty: {a.grade}.")

@@ -8,7 +8,7 @@ from __future__ import annotations
 
 from typing import Any
 
-from ketaweight.evidence import Answer, GradingRules, fmt_kg
+from ketaweight.evidence import Answer, GradingRules, fmt_num
 from ketaweight.report.collect import RunResults
 from ketaweight.report.extract import primary_estimate
 from ketaweight.report.safety import display_count
@@ -32,8 +32,8 @@ def faq_section(run: RunResults, answer: Answer, rules: GradingRules) -> dict[st
     crude = primary_estimate(res["analyses"]["outcome_change"], "crude")
     rapid, dose = _flag(run, "weight loss"), _flag(run, "ketamine IV/IM")
 
-    significant = (f"The largest loss compatible with this run is {fmt_kg(answer.ci_low_kg)} kg"
-                   + (f" ({fmt_kg(pct['ci_low'])}% of body weight)" if pct else "")
+    significant = (f"The largest loss compatible with this run is {fmt_num(answer.ci_low_kg)} kg"
+                   + (f" ({fmt_num(pct['ci_low'])}% of body weight)" if pct else "")
                    + f", against the 5% that weight-loss treatments are judged by. {answer.sentence}")
     side = ("Reduced appetite and nausea are the plausible weight-related effects. "
             + (f"In this run, {display_count(rapid['count'])} of {display_count(rapid['of'])} treated patients lost more "
@@ -41,11 +41,11 @@ def faq_section(run: RunResults, answer: Answer, rules: GradingRules) -> dict[st
                if rapid else "Rapid weight loss was not assessed in this run."))
     combine = ("Ketamine is not a weight-loss strategy. "
                + (f"In this run, diet and exercise programmes started around the same time explain part of the raw "
-                  f"difference: crude {fmt_kg(crude['estimate'])} kg versus adjusted {fmt_kg(answer.estimate_kg)} kg "
+                  f"difference: crude {fmt_num(crude['estimate'])} kg versus adjusted {fmt_num(answer.estimate_kg)} kg "
                   f"({label})." if crude else ""))
     offlabel = ("No. Ketamine should be given only under qualified supervision, for approved uses, within protocol. "
                 + (f"Over-protocol dosing is monitored: {display_count(dose['count'])} of {display_count(dose['of'])} "
-                   f"IV/IM sessions were above 1 mg/kg in this run ({label})." if dose else ""))
+                   f"sessions were flagged in this run — {dose['flag']} ({label})." if dose else ""))
     items = [
         ("Is ketamine approved for weight loss?",
          f"No: ketamine is approved as an anaesthetic and (esketamine) for treatment-resistant depression. This run "

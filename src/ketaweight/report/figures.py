@@ -66,6 +66,7 @@ def forest_plot(labels: Sequence[str], estimates: Sequence[float], lows: Sequenc
         ax.set_xlabel(unit)
         if log:  # plain tick labels: matplotlib's default log labels go through mathtext
             ax.set_xscale("log")
+            ax.xaxis.set_major_locator(ticker.LogLocator(base=10, subs=(1.0, 2.0, 5.0)))
             ax.xaxis.set_major_formatter(ticker.FormatStrFormatter("%g"))
             ax.xaxis.set_minor_formatter(ticker.NullFormatter())
         ax.grid(axis="x", color="#dddddd", lw=0.6)

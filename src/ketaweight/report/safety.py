@@ -8,8 +8,8 @@ Flags (thresholds are keyword settings of :class:`SafetyRules`, documented in do
 
 * rapid weight loss: a treated patient's weight falls by more than 5% of the last weight on
   or before the first session within the 28 days after it;
-* over-protocol dose: a ketamine IV or IM session above 1 mg/kg (mg/kg from the nearest
-  weight), or an esketamine session above 84 mg;
+* over-protocol dose: a ketamine IV or IM session above 1 mg/kg plus 5% for rounding and
+  weighing noise (mg/kg from the nearest weight), or an esketamine session above 84 mg;
 * over-protocol frequency: more than 2 sessions in any 7 days after the 28-day induction.
 """
 
@@ -30,6 +30,9 @@ class SafetyRules:
     rapid_loss_pct: float = 5.0
     rapid_loss_window_days: int = 28
     max_mg_per_kg_parenteral: float = 1.0
+    dose_tolerance_pct: float = 5.0
+    """Allowance above the mg/kg ceiling for dose rounding and weighing noise (a 1.0 mg/kg dose of the
+    baseline weight reads 1.02 mg/kg after a 2% weight loss), percent."""
     max_esketamine_mg: float = 84.0
     induction_days: int = 28
     max_sessions_per_7_days: int = 2
@@ -89,8 +92,8 @@ def responsible_use(store_path: str | Path, rules: SafetyRules | None = None) ->
         totals = store.query(_SESSIONS_SQL).set_index("grp").sort_index()
         events = store.query(_AE_SQL).sort_values(["grp", "term"])
         rapid = store.query(_RAPID_SQL, [rules.rapid_loss_window_days, rules.rapid_loss_pct]).iloc[0]
-        dose = store.query(_DOSE_SQL, [rules.max_mg_per_kg_parenteral, rules.max_mg_per_kg_parenteral,
-                                       rules.max_esketamine_mg]).iloc[0]
+        ceiling = rules.max_mg_per_kg_parenteral * (1 + rules.dose_tolerance_pct / 100)
+        dose = store.query(_DOSE_SQL, [ceiling, ceiling, rules.max_esketamine_mg]).iloc[0]
         freq = store.query(_FREQ_SQL, [rules.induction_days, rules.max_sessions_per_7_days]).iloc[0]
     ae_rows = []
     for _, r in events.iterrows():
@@ -108,7 +111,8 @@ def responsible_use(store_path: str | Path, rules: SafetyRules | None = None) ->
         {"flag": f"weight loss > {rules.rapid_loss_pct:g}% within {rules.rapid_loss_window_days} days of the first session",
          "unit": "patients", "count": masked_or_exact(int(rapid["flagged"])),
          "of": masked_or_exact(int(rapid["patients_checked"])), "percent": share(int(rapid["flagged"]), int(rapid["patients_checked"]))},
-        {"flag": f"ketamine IV/IM session above {rules.max_mg_per_kg_parenteral:g} mg/kg", "unit": "sessions",
+        {"flag": f"ketamine IV/IM session above {rules.max_mg_per_kg_parenteral:g} mg/kg "
+                 f"(+{rules.dose_tolerance_pct:g}% for rounding and weighing)", "unit": "sessions",
          "count": masked_or_exact(int(dose["sessions_high_mgkg"])), "of": masked_or_exact(int(dose["parenteral_sessions"])),
          "percent": share(int(dose["sessions_high_mgkg"]), int(dose["parenteral_sessions"]))},
         {"flag": f"esketamine session above {rules.max_esketamine_mg:g} mg", "unit": "sessions",

@@ -11,7 +11,7 @@ from __future__ import annotations
 
 from typing import Any
 
-from ketaweight.evidence import LEVELS, Answer, fmt_kg
+from ketaweight.evidence import LEVELS, Answer, fmt_num
 from ketaweight.report import figures as fg
 from ketaweight.report.collect import RunResults
 from ketaweight.report.extract import EstimateRow, estimate_rows, horizon_phrase, primary_estimate
@@ -39,14 +39,14 @@ def _table(caption: str, columns: list[str], rows: list[list[Any]]) -> dict[str,
 
 
 def _ci(lo: float | None, hi: float | None) -> str:
-    return "—" if lo is None or hi is None else f"{fmt_kg(lo)} to {fmt_kg(hi)}"
+    return "—" if lo is None or hi is None else f"{fmt_num(lo)} to {fmt_num(hi)}"
 
 
 def _estimates_table(analysis: dict[str, Any], unit: str, label: str, title: str) -> dict[str, Any]:
     rows = []
     for e in analysis.get("estimates", []):
         s = e.get("sensitivity") or {}
-        rows.append([METHOD_NAMES.get(e["method"], e["method"]), fmt_kg(e["estimate"]), _ci(e["ci_low"], e["ci_high"]),
+        rows.append([METHOD_NAMES.get(e["method"], e["method"]), fmt_num(e["estimate"]), _ci(e["ci_low"], e["ci_high"]),
                      display_count(e.get("n")),
                      "—" if s.get("evalue_ci") is None else f"{s['evalue_estimate']:.2f} ({s['evalue_ci']:.2f})"])
     return _table(f"{title} — {label}", ["method", f"estimate ({unit})", "95% CI", "n", "E-value (CI limit)"], rows)
@@ -62,7 +62,7 @@ def _forest(analysis: dict[str, Any], unit: str, alt: str) -> fg.Figure:
 def _rows_block(rows: list[EstimateRow], unit: str, label: str, title: str) -> dict[str, Any]:
     return {
         "table": _table(f"{title} — {label}", ["estimate", f"value ({unit})", "95% CI"],
-                        [[r.label, fmt_kg(r.estimate), _ci(r.ci_low, r.ci_high)] for r in rows]),
+                        [[r.label, fmt_num(r.estimate), _ci(r.ci_low, r.ci_high)] for r in rows]),
         "figure": fg.forest_plot([r.label[-40:] for r in rows[:25]], [r.estimate for r in rows[:25]],
                                  [r.ci_low for r in rows[:25]], [r.ci_high for r in rows[:25]], unit=unit,
                                  alt=f"{title}: estimates with 95% confidence intervals ({label})"),
@@ -117,7 +117,7 @@ def therapeutic_section(run: RunResults) -> dict[str, Any]:
     when = horizon_phrase(res["study"]["outcome"].get("horizon_days"))
     an = res["analyses"]["outcome_change"]
     p = primary_estimate(an, "aipw") or an["estimates"][-1]
-    sec["paragraphs"].append(f"Starting a course changed the {kind} score at {when} by {fmt_kg(p['estimate'])} {unit} "
+    sec["paragraphs"].append(f"Starting a course changed the {kind} score at {when} by {fmt_num(p['estimate'])} {unit} "
                              f"(95% CI {_ci(p['ci_low'], p['ci_high'])}; {p['method']}; {label}). A fall in {kind} is "
                              f"an improvement: this is the benefit the weight question sits beside.")
     sec["tables"].append(_estimates_table(an, unit, label, f"Effect on {kind} change at {when}"))
@@ -141,16 +141,16 @@ def link_section(run: RunResults) -> dict[str, Any]:
                                           f"orange ({label})"))
     crude, aipw = primary_estimate(res["analyses"]["outcome_change"], "crude"), primary_estimate(res["analyses"]["outcome_change"], "aipw")
     if crude and aipw:
-        sec["paragraphs"].append(f"The crude difference ({fmt_kg(crude['estimate'])} kg) and the adjusted AIPW estimate "
-                                 f"({fmt_kg(aipw['estimate'])} kg) differ by {abs(crude['estimate'] - aipw['estimate']):.2f} kg: "
+        sec["paragraphs"].append(f"The crude difference ({fmt_num(crude['estimate'])} kg) and the adjusted AIPW estimate "
+                                 f"({fmt_num(aipw['estimate'])} kg) differ by {abs(crude['estimate'] - aipw['estimate']):.2f} kg: "
                                  f"that much of the raw difference came from who chose ketamine (diet and exercise "
                                  f"programmes, severity, BMI), not from ketamine.")
     if run.truth is not None:
         t = run.truth["results"]
         sec["paragraphs"].append(f"Check against the simulator's truth (known only because the data are simulated): "
-                                 f"true average effect {fmt_kg(t['weight_change_kg']['ate'])} kg "
-                                 f"({fmt_kg(t['weight_change_pct']['ate'])}%); the crude difference of true weight change "
-                                 f"would be {fmt_kg(t['crude_difference_true_weight_change_kg'])} kg.")
+                                 f"true average effect {fmt_num(t['weight_change_kg']['ate'])} kg "
+                                 f"({fmt_num(t['weight_change_pct']['ate'])}%); the crude difference of true weight change "
+                                 f"would be {fmt_num(t['crude_difference_true_weight_change_kg'])} kg.")
     return sec
 
 
@@ -172,7 +172,7 @@ def mechanisms_section(run: RunResults) -> dict[str, Any]:
         pw = run.truth["results"]["pathways_kg"]
         sec["tables"].append(_table("What each pathway truly carries — simulator truth (known only in simulation)",
                                     ["pathway", "true average effect (kg)"],
-                                    [[k, fmt_kg(v["ate"])] for k, v in pw.items()]))
+                                    [[k, fmt_num(v["ate"])] for k, v in pw.items()]))
     return sec
 
 
@@ -195,7 +195,7 @@ def dose_section(run: RunResults) -> dict[str, Any]:
         sec["paragraphs"].append(
             f"Individual variability in the simulated patients (simulator truth, known only in simulation): "
             f"each patient's own effect has SD {ind['sd']:.2f} kg; 90% of patients lie between "
-            f"{fmt_kg(ind['p05'])} and {fmt_kg(ind['p95'])} kg (median {fmt_kg(ind['p50'])} kg); "
+            f"{fmt_num(ind['p05'])} and {fmt_num(ind['p95'])} kg (median {fmt_num(ind['p50'])} kg); "
             f"{100 * ind['share_losing_more_than_1kg']:.1f}% lose more than 1 kg because of the course.")
         sec["figures"].append(fg.forest_plot(["individual effects: 5th–95th percentile (median)"], [ind["p50"]],
                                              [ind["p05"]], [ind["p95"]], unit="per-patient effect (kg)",
@@ -238,12 +238,16 @@ def limitations_section(run: RunResults) -> dict[str, Any]:
     ncs = an.get("negative_controls", [])
     if ncs:
         sec["tables"].append(_table(f"Negative-control outcome — {label}", ["outcome", "method", "estimate", "95% CI", "reading"],
-                                    [[nc["outcome"], nc["result"]["method"], fmt_kg(nc["result"]["estimate"]),
+                                    [[nc["outcome"], nc["result"]["method"], fmt_num(nc["result"]["estimate"]),
                                       _ci(nc["result"]["ci_low"], nc["result"]["ci_high"]), nc["interpretation"]]
                                      for nc in ncs]))
     warns = sorted({w for e in an.get("estimates", []) for w in e.get("warnings", [])})
     sec["paragraphs"].extend(f"Warning: {w}" for w in warns)
     return sec
+
+
+def _about_ketamine(doc: dict[str, Any]) -> bool:
+    return any(p["drug"] in ("ketamine", "esketamine") for p in doc["results"]["pairs"])
 
 
 def signals_section(run: RunResults) -> dict[str, Any]:
@@ -253,7 +257,7 @@ def signals_section(run: RunResults) -> dict[str, Any]:
                           "itself changes appetite and weight)."]}
     if not run.signals:
         sec["paragraphs"].append(NOT_ANALYSED)
-    for doc in run.signals:
+    for doc in sorted(run.signals, key=lambda d: not _about_ketamine(d)):  # ketamine's own reports first
         label = data_label(doc)
         r = doc["results"]
         rows, lab, est, lo, hi = [], [], [], [], []
@@ -272,7 +276,7 @@ def signals_section(run: RunResults) -> dict[str, Any]:
                 est.append(prr["estimate"])
                 lo.append(prr["ci_low"])
                 hi.append(prr["ci_high"])
-        sec["tables"].append(_table(f"Disproportionality, unique reports — {label}",
+        sec["tables"].append(_table(f"Disproportionality, counts as the source counts them — {label}",
                                     ["role", "drug", "event", "reports (a)", "expected (E)", "PRR (95% CI)",
                                      "ROR (95% CI)", "IC (95% CI)", "EBGM (EB05–EB95)", "signals"], rows))
         if lab:
@@ -295,7 +299,7 @@ def _ratio(m: dict[str, Any]) -> str:
     if m.get("estimate") is None:
         return "undefined"
     flag = " (!) prior fit not converged" if m.get("prior_converged") is False or m.get("prior_boundary") else ""
-    return f"{m['estimate']:.2f} ({m['ci_low']:.2f}–{m['ci_high']:.2f}){flag}"
+    return f"{fmt_num(m['estimate'])} ({fmt_num(m['ci_low'])} to {fmt_num(m['ci_high'])}){flag}"
 
 
 def responsible_section(run: RunResults) -> dict[str, Any]:

@@ -131,28 +131,28 @@ class AIPW(Estimator):
         start_e = start_c = None  # folds' fits differ by O(n^-1/2): warm-start each from the previous
         for k, (train, test) in enumerate(self._folds(n, split)):
             tag = "" if self.n_folds == 1 else f" (fold {k + 1})"
+            xtr, atr, xte, obs_tr = x[train], a[train], x[test], obs[train]  # one copy of each, reused
             if self.propensity_learner is None:
-                fit = fit_logistic(x[train], a[train], start=start_e)
+                fit = fit_logistic(xtr, atr, start=start_e)
                 start_e = fit.coef
-                models.append(FittedModel("propensity" + tag, x[train], a[train], fit))
-                e[test] = expit(x[test] @ fit.coef)
+                models.append(FittedModel("propensity" + tag, xtr, atr, fit))
+                e[test] = expit(xte @ fit.coef)
             else:
-                learner = clone(self.propensity_learner).fit(x[train], a[train])
-                e[test] = learner.predict_proba(x[test])[:, 1]
+                e[test] = clone(self.propensity_learner).fit(xtr, atr).predict_proba(xte)[:, 1]
             if xz is not None:
-                fit_c = fit_logistic(xz[train], obs[train].astype(float), start=start_c)
+                rtr = obs_tr.astype(float)
+                fit_c = fit_logistic(xz[train], rtr, start=start_c)
                 start_c = fit_c.coef
-                models.append(FittedModel("censoring" + tag, xz[train], obs[train].astype(float), fit_c))
+                models.append(FittedModel("censoring" + tag, fit_c.x, rtr, fit_c))
                 pi[test] = expit(xz[test] @ fit_c.coef)
-            rows = train & obs
+            ytr = data.y[train]
+            xo, ao, yo = (xtr, atr, ytr) if obs_tr.all() else (xtr[obs_tr], atr[obs_tr], ytr[obs_tr])
             if self.outcome_learner is None:
-                model = fit_outcome_model(x[rows], a[rows], data.y[rows], cols)
-                m1[test], m0[test] = model.counterfactual(x[test])
+                m1[test], m0[test] = fit_outcome_model(xo, ao, yo, cols).counterfactual(xte)
             else:
-                feats = np.column_stack([x, a])
-                learner = clone(self.outcome_learner).fit(feats[rows], data.y[rows])
-                m1[test] = learner.predict(np.column_stack([x[test], np.ones(test.sum())]))
-                m0[test] = learner.predict(np.column_stack([x[test], np.zeros(test.sum())]))
+                learner = clone(self.outcome_learner).fit(np.column_stack([xo, ao]), yo)
+                m1[test] = learner.predict(np.column_stack([xte, np.ones(len(xte))]))
+                m0[test] = learner.predict(np.column_stack([xte, np.zeros(len(xte))]))
         r = obs.astype(float)
         if data.spec.estimand == "ATE":
             phi = m1 - m0 + a * r * (y0 - m1) / (e * pi) - (1 - a) * r * (y0 - m0) / ((1 - e) * pi)

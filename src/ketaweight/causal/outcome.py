@@ -39,12 +39,11 @@ class LinearOutcomeModel:
 
 def fit_outcome_model(x: np.ndarray, a: np.ndarray, y: np.ndarray, cols: np.ndarray) -> LinearOutcomeModel:
     """Ordinary least squares of ``y`` on Z = [x, a, a·x[:, cols]] from blockwise Gram matrices."""
-    t = a == 1
-    xt, yt = x[t], y[t]
+    t = (a == 1).astype(float)
     p, k = x.shape[1], cols.size
     g_all = weighted_gram(x, np.ones(x.shape[0]))
-    g_t = weighted_gram(xt, np.ones(xt.shape[0]))
-    s_t = xt.sum(axis=0)
+    g_t = weighted_gram(x, t)  # 0/1 weights instead of a copy of the treated rows
+    s_t = t @ x
     gram = np.zeros((p + 1 + k, p + 1 + k))
     gram[:p, :p] = g_all
     gram[:p, p] = gram[p, :p] = s_t
@@ -53,5 +52,6 @@ def fit_outcome_model(x: np.ndarray, a: np.ndarray, y: np.ndarray, cols: np.ndar
     gram[p, p] = t.sum()
     gram[p, p + 1 :] = gram[p + 1 :, p] = s_t[cols]
     gram[p + 1 :, p + 1 :] = g_t[np.ix_(cols, cols)]
-    rhs = np.concatenate([x.T @ y, [yt.sum()], xt[:, cols].T @ yt])
+    xty_t = x.T @ (t * y)
+    rhs = np.concatenate([x.T @ y, [t @ y], xty_t[cols]])
     return LinearOutcomeModel(solve_spd(gram, rhs), cols, gram)

@@ -46,6 +46,8 @@ from ketaweight.causal.spec import OnFailure
 from ketaweight.exceptions import InputError, Location, PositivityWarning
 
 Method = Literal["msm", "g-formula"]
+_Fit = tuple[dict[str, dict[str, float]], list["CurvePoint"], dict[str, Any], str]
+"""(coefficients, curve points, diagnostics, variance in words) of one estimator."""
 
 
 @dataclass(frozen=True, kw_only=True)
@@ -273,7 +275,7 @@ class DoseResponse:
                 out.append(CurvePoint(float(a), e, s, e - z * s, e + z * s, lev if by else None))
         return out
 
-    def _msm(self, p: _Prepared, spec: DoseResponseSpec, grid: np.ndarray, log: WarningLog):
+    def _msm(self, p: _Prepared, spec: DoseResponseSpec, grid: np.ndarray, log: WarningLog) -> _Fit:
         obs = p.observed
         den, sigma_den = _normal_density(p.a, p.x)
         v = np.column_stack([np.ones(len(p.a))] + [(p.level_of_row == k).astype(float) for k in range(1, len(p.levels))])
@@ -310,7 +312,7 @@ class DoseResponse:
                     "(GEE independence working correlation, as Hernán & Robins 2020 Program 12.4)")
         return coefficients, self._points(grid, p.levels, spec.by, est, se), diagnostics, variance
 
-    def _gformula(self, p: _Prepared, spec: DoseResponseSpec, grid: np.ndarray, log: WarningLog):
+    def _gformula(self, p: _Prepared, spec: DoseResponseSpec, grid: np.ndarray, log: WarningLog) -> _Fit:
         obs = p.observed
         full = np.hstack([_msm_design(p.a, p.level_of_row, len(p.levels), spec.degree), p.x[:, 1:]])
         fit = fit_linear(full[obs], p.y[obs])

@@ -32,7 +32,7 @@ share who would.
 from __future__ import annotations
 
 from collections.abc import Sequence
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from typing import Any
 
 import numpy as np
@@ -106,8 +106,12 @@ def modifier_effects(table: pd.DataFrame, spec: AnalysisSpec, modifier: str, *, 
     levels = tuple(_levels(frame[modifier]))
     if len(levels) < 2:
         raise InputError([(Location("table", column=modifier), f"needs at least 2 levels, found {list(levels)}")])
-    ind = np.column_stack([(text == lev).astype(float) for lev in levels[1:]])
     a = data.a
+    thin = [lev for lev in levels if len(set(a[text == lev].tolist())) < 2]
+    if thin:
+        raise InputError([(Location("table", column=modifier),
+                           f"level(s) {thin} lack treated or untreated rows; merge or drop them")])
+    ind = np.column_stack([(text == lev).astype(float) for lev in levels[1:]])
     e = fit_logistic(data.x.matrix, a).fitted
     num = fit_logistic(np.column_stack([np.ones(len(a)), ind]), a).fitted
     sw = np.where(a == 1, num / e, (1 - num) / (1 - e))
@@ -162,7 +166,7 @@ def subgroup_analysis(table: pd.DataFrame, spec: AnalysisSpec, modifiers: Sequen
     """:func:`modifier_effects` for each prespecified modifier, with Holm-adjusted test p-values."""
     results = [modifier_effects(table, spec, m, ci_level=ci_level) for m in modifiers]
     adjusted = holm([r.p_value for r in results])
-    return [ModifierResult(**{**r.__dict__, "p_holm": p}) for r, p in zip(results, adjusted)]
+    return [replace(r, p_holm=p) for r, p in zip(results, adjusted)]
 
 
 @dataclass(frozen=True)
@@ -195,8 +199,8 @@ def version_effects(table: pd.DataFrame, spec: AnalysisSpec, version: str, *, mi
     for lev in kept:
         rows = ~treated | (table[version].astype(object).map(str) == lev)
         r = IPW().fit(table.loc[rows], spec)
-        effects.append(CausalResult(**{**r.__dict__, "estimand": f"{spec.estimand} of {version} = {lev} vs none",
-                                       "diagnostics": {**r.diagnostics, "levels_left_out": sorted(set(counts.index) - set(kept))}}))
+        effects.append(replace(r, estimand=f"{spec.estimand} of {version} = {lev} vs none",
+                               diagnostics={**r.diagnostics, "levels_left_out": sorted(set(counts.index) - set(kept))}))
     est = np.array([r.estimate for r in effects])
     se = np.array([r.se for r in effects])
     if len(effects) < 2:

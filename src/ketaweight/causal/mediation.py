@@ -318,9 +318,10 @@ class Mediation:
         n = len(arr.a)
         point, info = engine.effects(np.ones(n))
         start = info.get("completeness_model", {}).get("coef")
-        messages: list[str] = []
+        raised: list[tuple[type[KetaweightWarning], str]] = []
         if "completeness_model" in info and not info["completeness_model"]["converged"]:
-            messages.append(f"{ConvergenceWarning.__name__}: the completeness model did not converge")
+            raised.append((ConvergenceWarning, "the completeness model did not converge "
+                                               "(threshold: relative deviance change < 1e-10)"))
 
         def one(rng: np.random.Generator) -> np.ndarray:
             counts = np.bincount(rng.integers(0, n, n), minlength=n)
@@ -329,8 +330,8 @@ class Mediation:
         reps = bootstrap_replicates(one, n_bootstrap=self.n_bootstrap, seed=self.seed, n_jobs=self.n_jobs)
         se, lo, hi, failed = percentile_summary(reps, self.ci_level)
         if failed:
-            messages.append(f"{MediationWarning.__name__}: {failed} of {self.n_bootstrap} bootstrap replicates failed "
-                            "and were left out (threshold: any)")
+            raised.append((MediationWarning, f"{failed} of {self.n_bootstrap} bootstrap replicates failed and were "
+                                             "left out (threshold: any)"))
         variance = (f"nonparametric bootstrap, {self.n_bootstrap} replicates (seed {self.seed}), every model refitted "
                     "per replicate; SE = SD of replicates, CI = percentile interval")
         names = ["total", "direct", *(p.name for p in spec.pathways), "interaction"]
@@ -351,8 +352,9 @@ class Mediation:
             "bootstrap": {"replicates": self.n_bootstrap, "failed": failed, "seed": self.seed},
             "completeness_weights": arr.zc is not None,
         }
-        for msg in messages:
-            warnings.warn(msg, MediationWarning, stacklevel=2)
+        for category, msg in raised:
+            warnings.warn(msg, category, stacklevel=2)
+        messages = [f"{category.__name__}: {msg}" for category, msg in raised]
         return MediationResult(
             total=by_name["total"], direct=by_name["direct"],
             pathways={p.name: by_name[p.name] for p in spec.pathways}, interaction=by_name["interaction"],

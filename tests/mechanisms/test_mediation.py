@@ -92,3 +92,20 @@ def test_spec_errors():
         MediationSpec(treatment="a", outcome="y", covariates=("l",), pathways=(Pathway("direct", ("m1",)),))
     with pytest.raises(InputError, match="column not found"):
         Mediation(n_bootstrap=2).fit(linear_sem(100, 0).drop(columns="m3"), SPEC)
+
+
+@pytest.mark.parametrize("interaction", [False, True])
+def test_single_mediator_equals_product_of_coefficients_from_statsmodels(interaction):
+    """One mediator, linear models: IE = a·(b + b_AM) (Imai, Keele & Tingley 2010's ACME(treated)),
+    DE = θ_A + b_AM·E[M | A = 0] — computed from statsmodels OLS fits of the same models (to 1e-8)."""
+    import statsmodels.formula.api as smf
+
+    data = linear_sem(3000, 4)
+    spec = MediationSpec(treatment="a", outcome="y", covariates=("l",), pathways=(Pathway("p", ("m3",)),))
+    r = Mediation(n_bootstrap=2, interaction=interaction).fit(data, spec)
+    med = smf.ols("m3 ~ l + a", data).fit()
+    out = smf.ols("y ~ l + a + m3" + (" + a:m3" if interaction else ""), data).fit()
+    b_am = out.params["a:m3"] if interaction else 0.0
+    m0 = med.params["Intercept"] + med.params["l"] * data["l"].mean()
+    assert r.pathways["p"].estimate == pytest.approx(med.params["a"] * (out.params["m3"] + b_am), abs=1e-8)
+    assert r.direct.estimate == pytest.approx(out.params["a"] + b_am * m0, abs=1e-8)

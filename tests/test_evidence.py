@@ -121,14 +121,28 @@ def test_weak_evalue_and_inconsistency_downgrade(article_doc):
     assert changes["Strength"] == -1 and changes["Consistency"] == -1 and a.grade == "very low"
 
 
-def test_gradient_upgrades_and_mechanism_is_shown(article_doc):
-    dose = {"results": {"curve": [{"dose": "per session", "estimate": -0.1, "ci_low": -0.15, "ci_high": -0.05}]}}
-    med = {"results": {"pathways": [{"pathway": "appetite", "estimate": -0.3, "ci_low": -0.4, "ci_high": -0.2}]}}
-    a = grade_evidence(article_doc, dose_response=dose, mediation=med)
+def _mechanisms(slope: tuple[float, float, float]) -> dict:
+    """A mechanisms results document with one pathway and one MSM dose-response curve."""
+    est = dict(zip(("estimate", "ci_low", "ci_high"), slope, strict=True))
+    pathway = {"estimand": "via appetite", "estimate": -0.3, "ci_low": -0.4, "ci_high": -0.2}
+    return {"kind": "mechanisms", "results": {
+        "mediation": {"pathways": {"appetite": pathway}},
+        "dose_response": [{"exposure": "sessions_to_horizon", "method": "msm", "settings": {"spec": {"by": None}},
+                           "coefficients": {"(intercept)": est, "sessions_to_horizon": est}, "curve": []}]}}
+
+
+def test_gradient_offsets_a_downgrade_but_never_reaches_high(article_doc):
+    weak, est = _edit(article_doc)
+    est["sensitivity"]["evalue_ci"] = 1.2
+    assert grade_evidence(weak).grade == "low"
+    a = grade_evidence(weak, mechanisms=_mechanisms((-0.1, -0.15, -0.05)))
     changes = {c.name: c for c in a.criteria}
-    assert changes["Biological gradient"].grade_change == 1 and a.grade == "high"
+    assert changes["Biological gradient"].grade_change == 1 and a.grade == "moderate"
     assert changes["Plausibility (mechanism)"].verdict == "supports"
-    assert "appetite −0.30" in changes["Plausibility (mechanism)"].finding
+    assert "via appetite −0.300" in changes["Plausibility (mechanism)"].finding
+    assert grade_evidence(article_doc, mechanisms=_mechanisms((-0.1, -0.15, -0.05))).grade == "moderate"  # capped
+    flat = grade_evidence(weak, mechanisms=_mechanisms((0.01, -0.05, 0.07)))
+    assert {c.name: c.grade_change for c in flat.criteria}["Biological gradient"] == 0 and flat.grade == "low"
 
 
 def test_conclude_and_format():

@@ -21,9 +21,10 @@ only measured confounders are adjusted for, so it starts the table at **moderate
 * gradient: a dose-response estimate excluding 0 in the direction of the effect, with no
   bias downgrade (+1).
 
-The level is clamped to very low … high.  The sentence reports the primary estimator's
-estimate with its CI in kg (and %), the direction only when the CI excludes zero, and the
-grade.
+The level is clamped to very low … moderate: upgrades can offset downgrades, but one emulated
+trial in one data source never reaches high (that needs replication).  The sentence reports
+the primary estimator's estimate with its CI in kg (and %), the direction only when the CI
+excludes zero, and the grade.
 """
 
 from __future__ import annotations
@@ -31,7 +32,7 @@ from __future__ import annotations
 from dataclasses import asdict, dataclass, field, replace
 from typing import Any, Literal
 
-from ketaweight.report.extract import EstimateRow, estimate_rows, horizon_phrase, primary_estimate
+from ketaweight.report.extract import EstimateRow, gradient_rows, horizon_phrase, pathway_rows, primary_estimate
 
 LEVELS = ("very low", "low", "moderate", "high")
 """Certainty levels, lowest first (GRADE)."""
@@ -55,6 +56,9 @@ class GradingRules:
     """Approximate risk ratio (or its inverse) counted as a large effect (GRADE)."""
     start_level: int = 2
     """Index into LEVELS where an emulated target trial starts (2 = moderate: high − 1 for measured-only adjustment)."""
+    max_level: int = 2
+    """Highest level one emulated trial in one data source can reach (2 = moderate): upgrades offset
+    downgrades but 'high' needs replication in another data source or a randomised trial."""
 
 
 @dataclass(frozen=True)
@@ -212,9 +216,10 @@ def _rows_criterion(name: str, question: str, rows: list[EstimateRow] | None, co
     if rows is None:
         return Criterion(name, question, "not yet analysed in this run", "not assessed", 0, rule)
     if not rows:
-        return Criterion(name, question, "the results file holds no estimate with a confidence interval", "not assessed", 0, rule)
+        return Criterion(name, question, "the mechanisms results hold no such estimate", "not assessed", 0, rule)
     same = [r for r in rows if r.excludes_zero and (r.estimate < 0) == (est < 0)]
-    listing = "; ".join(f"{r.label} {fmt_num(r.estimate)} ({fmt_num(r.ci_low)} to {fmt_num(r.ci_high)})" for r in rows[:6])
+    listing = "; ".join(f"{r.label} {fmt_num(r.estimate, 3)} ({fmt_num(r.ci_low, 3)} to {fmt_num(r.ci_high, 3)})"
+                        for r in rows)
     if conclusion in ("loss", "gain") and same:
         return Criterion(name, question, listing, "supports", change_if_support, rule)
     if conclusion in ("loss", "gain"):
@@ -244,15 +249,14 @@ def grade_evidence(
     weight: dict[str, Any],
     *,
     signals: list[dict[str, Any]] | None = None,
-    mediation: dict[str, Any] | None = None,
-    dose_response: dict[str, Any] | None = None,
+    mechanisms: dict[str, Any] | None = None,
     rules: GradingRules | None = None,
 ) -> Answer:
     """Grade the answer from the weight study's results file (``kind = "causal"``) and whatever else ran.
 
-    ``mediation`` and ``dose_response`` are those analyses' results files (any shape that uses
-    ``estimate``/``ci_low``/``ci_high``) or None when they did not run; ``signals`` are
-    signals results files.  Raises ValueError when the primary estimator is missing.
+    ``mechanisms`` is the weight study's mechanisms results file (``kind = "mechanisms"``:
+    mediation and dose-response) or None when it did not run; ``signals`` are signals results
+    files.  Raises ValueError when the primary estimator is missing.
     """
     rules = rules or GradingRules()
     res = weight["results"]
@@ -275,19 +279,20 @@ def grade_evidence(
         _precision(primary, rules),
         _temporality(res.get("study", {})),
         _rows_criterion("Biological gradient", "Does more ketamine (dose, sessions, course length) go with more effect?",
-                        None if dose_response is None else estimate_rows(dose_response.get("results", dose_response)),
-                        conclusion, est, "a dose-response estimate excluding 0 in the effect's direction, no bias "
-                        "downgrade → +1; otherwise 0", 1 if bias_ok else 0),
+                        None if mechanisms is None else gradient_rows(mechanisms),
+                        conclusion, est, "a dose-response slope (MSM linear term: cumulative mg/kg, sessions, "
+                        "sessions/week or course length) excluding 0 in the effect's direction, no bias downgrade → +1; "
+                        "otherwise 0", 1 if bias_ok else 0),
         _rows_criterion("Plausibility (mechanism)", "Does a measured pathway (appetite, metabolism, mood → activity) "
                         "carry the effect?",
-                        None if mediation is None else estimate_rows(mediation.get("results", mediation)),
+                        None if mechanisms is None else pathway_rows(mechanisms),
                         conclusion, est, "shown, never graded: mediation needs stronger assumptions than the total "
                         "effect", 0),
         _coherence(signals or []),
         nc,
         balance,
     ]
-    level = max(0, min(len(LEVELS) - 1, rules.start_level + sum(c.grade_change for c in criteria)))
+    level = max(0, min(rules.max_level, rules.start_level + sum(c.grade_change for c in criteria)))
     answer = Answer(est, lo, hi, pct["estimate"] if pct else None, rules.primary_method, conclusion, LEVELS[level], criteria)
     return _with_sentence(answer, weight, rules)
 

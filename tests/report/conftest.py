@@ -6,6 +6,7 @@ from pathlib import Path
 
 import pytest
 
+from ketaweight.causal.mechanisms import run_mechanisms
 from ketaweight.cli.demo import mddc_signals, synthetic_faers_signals
 from ketaweight.cli.simulate import ExportFormat, run_simulation
 from ketaweight.emulation import data_source, run_study
@@ -14,12 +15,15 @@ from ketaweight.report.safety import responsible_use
 from ketaweight.results_io import write_results
 
 
-def make_run(out: Path, scenario: str, patients: int, *, signals: bool) -> Path:
-    """Simulate, emulate both studies, responsible use and (optionally) signals; return the results folder."""
+def make_run(out: Path, scenario: str, patients: int, *, signals: bool, mechanisms: bool = False) -> Path:
+    """Simulate, emulate both studies, responsible use and (optionally) mechanisms and signals;
+    return the results folder."""
     _, store = run_simulation(scenario, patients, 3, out, ExportFormat.duckdb, True)
     results = out / "results"
     for study in ("ketamine-weight", "ketamine-depression"):
         run_study(store, study, results)
+    if mechanisms:
+        run_mechanisms(store, "ketamine-weight", results, n_bootstrap=50)
     write_results(results / "responsible_use.json", "responsible_use", responsible_use(store), data_source(store))
     if signals:
         synthetic_faers_signals(out / "faers", results / "signals-synthetic-faers.json", n_reports=20_000)
@@ -29,7 +33,7 @@ def make_run(out: Path, scenario: str, patients: int, *, signals: bool) -> Path:
 
 @pytest.fixture(scope="session")
 def article_run(tmp_path_factory) -> tuple[Path, ReportPaths]:
-    """An article-scenario run of 3,000 patients with signals, and its report."""
+    """An article-scenario run of 3,000 patients with mechanisms and signals, and its report."""
     out = tmp_path_factory.mktemp("report-article") / "run"
-    results = make_run(out, "article", 3000, signals=True)
+    results = make_run(out, "article", 3000, signals=True, mechanisms=True)
     return results, write_report(results, out / "report.html")

@@ -12,7 +12,8 @@ from typer.testing import CliRunner
 from ketaweight.cli import app
 from ketaweight.report.collect import collect
 from ketaweight.report.render import build_report, write_report
-from ketaweight.results_io import read_results, write_results
+from ketaweight.evidence import fmt_num
+from ketaweight.results_io import read_results
 
 from .conftest import make_run
 
@@ -104,26 +105,27 @@ def test_numbers_come_from_the_results_files(article_run):
     assert f"{truth['results']['weight_change_kg']['ate']:.2f}".replace("-", "−") in html
 
 
-def test_missing_analyses_say_not_yet_analysed(article_run):
-    results, _ = article_run
-    report = build_report(collect(results))
-    text = json.dumps(report["sections"][4:6], default=str)
-    assert text.count("Not yet analysed in this run") == 3  # mediation, dose-response, heterogeneity
+def test_mechanisms_render_from_their_results(article_run):
+    results, paths = article_run
+    mech = read_results(next(results.glob("*-mechanisms.json")), kind="mechanisms")["results"]
+    md = paths.markdown.read_text(encoding="utf-8")
+    for r in [mech["mediation"]["total"], *mech["mediation"]["pathways"].values(), mech["mediation"]["direct"]]:
+        assert f"| {r['estimand']} | {fmt_num(r['estimate'], 3)} |" in md
+    html = paths.html.read_text(encoding="utf-8")
+    assert "Dose-response curve: effect on weight at 12 weeks by sessions to horizon" in html
+    assert "Effects by subgroup and by route (heterogeneity)" in html
+    assert "Not yet analysed" not in md
 
 
-def test_optional_results_render_when_present(article_run, tmp_path):
+def test_missing_mechanisms_say_not_yet_analysed(article_run, tmp_path):
     results, _ = article_run
     run = tmp_path / "results"
-    shutil.copytree(results, run)
-    write_results(run / "mediation.json", "mediation",
-                  {"pathways": [{"pathway": "appetite", "estimate": -0.312, "ci_low": -0.41, "ci_high": -0.2},
-                                {"pathway": "mood", "estimate": -0.171, "ci_low": -0.25, "ci_high": -0.09}]},
-                  {"synthetic": True, "source": "ketaweight simulator, scenario 'article'"})
-    paths = write_report(run, tmp_path / "r.html")
-    md = paths.markdown.read_text(encoding="utf-8")
-    assert "| appetite | −0.31 | −0.41 to −0.20 |" in md
-    assert md.count("Not yet analysed in this run") == 2
-    assert "Plausibility (mechanism) | Does a measured pathway" in md and "| supports | 0 |" in md
+    shutil.copytree(results, run, ignore=shutil.ignore_patterns("*-mechanisms.json"))
+    report = build_report(collect(run))
+    text = json.dumps(report["sections"][4:6], default=str)
+    assert text.count("Not yet analysed in this run") == 2  # mediation; dose-response, subgroups, per-patient
+    crit = {c["name"]: c for c in report["answer"]["criteria"]}
+    assert crit["Biological gradient"]["finding"] == "not yet analysed in this run"
 
 
 def test_markdown_tables_are_well_formed(article_run):

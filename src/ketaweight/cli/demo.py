@@ -2,13 +2,11 @@
 
 1. simulate a ketamine-clinic cohort (scenario ``article`` by default) into the DuckDB store;
 2. emulate both shipped target trials (weight; depression as the therapeutic context);
-3. responsible-use views from the store (adverse events per session, monitoring flags);
-4. FAERS signals on a small synthetic quarter in the real FAERS file format (generated here,
+3. the weight study's mechanisms: mediation by pathway, dose-response, heterogeneity;
+4. responsible-use views from the store (adverse events per session, monitoring flags);
+5. FAERS signals on a small synthetic quarter in the real FAERS file format (generated here,
    labelled synthetic) and on a real FAERS-derived table shipped by ``mddc``;
-5. the evidence grade and the report (HTML, Markdown, JSON); print its path and the answer.
-
-Mechanism, dose-response and heterogeneity analyses join the report when their results
-files are in the results folder; until then the report says "not yet analysed".
+6. the evidence grade and the report (HTML, Markdown, JSON); print its path and the answer.
 """
 
 from __future__ import annotations
@@ -20,6 +18,7 @@ from pathlib import Path
 import typer
 
 from ketaweight.causal.io import results_table
+from ketaweight.causal.mechanisms import run_mechanisms
 from ketaweight.cli import app
 from ketaweight.cli._common import console, run_cli
 from ketaweight.cli.simulate import ExportFormat, print_truth, run_simulation
@@ -94,32 +93,36 @@ def demo_command(
     if (out / "store.duckdb").exists():
         shutil.rmtree(out)
     results = out / "results"
-    console.rule("1/6 simulate a ketamine-clinic cohort (synthetic data)")
+    console.rule("1/7 simulate a ketamine-clinic cohort (synthetic data)")
     result, store_path = run_cli(lambda: run_simulation(scenario, patients, seed, out, ExportFormat.duckdb, True))
     with Store(store_path, read_only=True) as store:
         print_store_summary(store)
     for i, study in enumerate(DEMO_STUDIES, start=2):
-        console.rule(f"{i}/6 target-trial emulation: {study}")
+        console.rule(f"{i}/7 target-trial emulation: {study}")
         with console.status(f"running {study}"):
             res = run_cli(lambda: run_study(store_path, study, results))
         for rs in res.results.values():
             console.print(results_table(rs))
         if res.negative_control is not None:
             console.print(f"negative control: {res.negative_control.interpretation}")
-    console.rule("4/6 responsible use: adverse events and monitoring flags")
+    console.rule("4/7 mechanisms: mediation, dose-response, heterogeneity (ketamine-weight)")
+    with console.status("fitting mediation, dose-response curves, subgroup and per-patient effects"):
+        mech = run_cli(lambda: run_mechanisms(store_path, DEMO_STUDIES[0], results))
+    console.print(mech.mediation.as_text(), highlight=False)
+    console.rule("5/7 responsible use: adverse events and monitoring flags")
     with console.status("querying the store"):
         safety = run_cli(lambda: responsible_use(store_path))
         write_results(results / "responsible_use.json", "responsible_use", safety, data_source(store_path))
     for f in safety["flags"]:
         console.print(f"{f['flag']}: {f['count']} {f['unit']}", highlight=False)
-    console.rule("5/6 signals from spontaneous reports (FAERS format)")
+    console.rule("6/7 signals from spontaneous reports (FAERS format)")
     with console.status(f"synthetic FAERS quarter ({SYNTHETIC_FAERS_REPORTS:,} reports): generate, ingest, scan"):
         syn = run_cli(lambda: synthetic_faers_signals(out / "faers", results / "signals-synthetic-faers.json"))
     console.print(syn.to_rich_table())
     with console.status(f"real FAERS table mddc {MDDC_TABLE[0]}: scan"):
         real = run_cli(lambda: mddc_signals(results / "signals-mddc.json"))
     console.print(real.to_rich_table())
-    console.rule("6/6 evidence grade and report")
+    console.rule("7/7 evidence grade and report")
     with console.status("grading and writing the report"):
         paths = run_cli(lambda: write_report(results, out / "report.html"))
     console.rule("the simulator's ground truth (what a perfect analysis would find)")

@@ -2,8 +2,9 @@
 
 A run folder (``ketaweight demo`` writes one) holds the causal study files (``kind =
 "causal"``), signals scans (``"signals"``), responsible-use views (``"responsible_use"``),
-and, when issue-4 analyses ran, mediation / dose-response / heterogeneity files.  The
-simulator truth (``"simulation_truth"``) is looked for in the folder and its parent.
+and, when ``ketaweight mechanisms`` ran, the weight study's mediation, dose-response and
+heterogeneity results (``"mechanisms"``).  The simulator truth (``"simulation_truth"``) is
+looked for in the folder and its parent.
 """
 
 from __future__ import annotations
@@ -16,11 +17,6 @@ from typing import Any
 from ketaweight.exceptions import InputError, Location
 from ketaweight.results_io import read_results
 
-OPTIONAL_KINDS = {"mediation": ("mediation",), "dose_response": ("dose_response", "dose-response"),
-                  "heterogeneity": ("heterogeneity",)}
-"""Analyses that may or may not have run: report key → accepted ``kind`` values (or file stems)."""
-
-
 @dataclass
 class RunResults:
     """Everything the report reads, as results documents (the common envelope)."""
@@ -31,7 +27,7 @@ class RunResults:
     signals: list[dict[str, Any]] = field(default_factory=list)
     responsible_use: dict[str, Any] | None = None
     truth: dict[str, Any] | None = None
-    optional: dict[str, dict[str, Any] | None] = field(default_factory=dict)
+    mechanisms: dict[str, Any] | None = None
 
 
 def _outcome_kind(doc: dict[str, Any]) -> str | None:
@@ -57,9 +53,7 @@ def collect(folder: str | Path) -> RunResults:
     if weight is None:
         raise InputError([(Location(str(root)), "no weight study results (kind 'causal' with outcome kind 'weight'); "
                            "run `ketaweight analyze --store STORE --study ketamine-weight --out DIR` first")])
-    optional: dict[str, dict[str, Any] | None] = {}
-    for key, names in OPTIONAL_KINDS.items():
-        optional[key] = next((d for p, d in docs if d.get("kind") in names or p.stem in names), None)
+    weight_study = weight["results"]["study"]["study"]["name"]
     truth = None
     for candidate in (root / "truth.json", root.parent / "truth.json"):
         if candidate.exists():
@@ -72,5 +66,6 @@ def collect(folder: str | Path) -> RunResults:
         signals=[d for _, d in docs if d.get("kind") == "signals"],
         responsible_use=next((d for _, d in docs if d.get("kind") == "responsible_use"), None),
         truth=truth,
-        optional=optional,
+        mechanisms=next((d for _, d in docs if d.get("kind") == "mechanisms"
+                         and d.get("provenance", {}).get("study") == weight_study), None),
     )

@@ -1,28 +1,20 @@
 """Read what the report and the evidence grade need out of results files, without copying them.
 
-The causal results (``kind = "causal"``, see ``docs/results-schema.md``) have a fixed shape;
-mechanism, dose-response and heterogeneity results follow the same estimate vocabulary
-(``estimate``, ``ci_low``, ``ci_high``) but their nesting is their authors' choice, so
-:func:`estimate_rows` finds every estimate in a document generically and labels it by the
-path to it.  Nothing here invents a number: a missing value stays ``None``.
+The causal results (``kind = "causal"``) and the mechanisms results (``kind = "mechanisms"``:
+mediation, dose-response, heterogeneity, written by ``ketaweight.causal.mechanisms``) have fixed
+shapes (``docs/results-schema.md``); these readers turn the parts the report shows into
+labelled estimate rows.  Nothing here invents a number: a missing part gives no row.
 """
 
 from __future__ import annotations
 
-import math
 from dataclasses import dataclass
 from typing import Any
-
-ESTIMATE_KEYS = ("estimate", "ci_low", "ci_high")
-"""A dict holding these three keys is an estimate, whatever file it sits in."""
-
-LABEL_KEYS = ("label", "pathway", "mediator", "subgroup", "level", "term", "name", "effect", "method", "dose", "x")
-"""Keys whose value names an estimate (first found wins), in order of preference."""
 
 
 @dataclass(frozen=True)
 class EstimateRow:
-    """One estimate with its interval, in the outcome's units."""
+    """One estimate with its interval, in the outcome's units (kg unless stated)."""
 
     label: str
     estimate: float
@@ -36,36 +28,40 @@ class EstimateRow:
         return self.ci_low > 0 or self.ci_high < 0
 
 
-def _finite(v: Any) -> bool:
-    return isinstance(v, (int, float)) and not isinstance(v, bool) and math.isfinite(v)
+def _row(label: str, d: dict[str, Any]) -> EstimateRow:
+    return EstimateRow(label, float(d["estimate"]), float(d["ci_low"]), float(d["ci_high"]), d.get("n"))
 
 
-def _label(d: dict[str, Any], path: list[str]) -> str:
-    parts = [str(d[k]) for k in LABEL_KEYS if k in d and isinstance(d[k], (str, int, float)) and not isinstance(d[k], bool)]
-    return " · ".join(path + parts[:2]) if parts else " · ".join(path) or "estimate"
+def mediation_rows(mechanisms: dict[str, Any]) -> list[EstimateRow]:
+    """Total, each pathway, the direct and the interaction remainder (interventional effects, kg)."""
+    m = mechanisms["results"]["mediation"]
+    return ([_row(m["total"]["estimand"], m["total"])]
+            + [_row(r["estimand"], r) for r in m["pathways"].values()]
+            + [_row(m["direct"]["estimand"], m["direct"]), _row(m["interaction"]["estimand"], m["interaction"])])
 
 
-def estimate_rows(document: Any, *, path: list[str] | None = None) -> list[EstimateRow]:
-    """Every finite estimate (a dict with ``estimate``, ``ci_low``, ``ci_high``) in ``document``, in order.
+def pathway_rows(mechanisms: dict[str, Any]) -> list[EstimateRow]:
+    """Only the named pathways (what 'plausibility' asks about)."""
+    return [_row(r["estimand"], r) for r in mechanisms["results"]["mediation"]["pathways"].values()]
 
-    Nested estimates under ``diagnostics``/``settings``/``sensitivity``/``negative_controls`` are
-    skipped: they describe an estimate, they are not further answers.
-    """
-    path = path or []
-    out: list[EstimateRow] = []
-    if isinstance(document, dict):
-        if all(k in document for k in ESTIMATE_KEYS) and all(_finite(document[k]) for k in ESTIMATE_KEYS):
-            out.append(EstimateRow(_label(document, path), float(document["estimate"]), float(document["ci_low"]),
-                                   float(document["ci_high"]), document.get("n")))
-            return out
-        for key, value in document.items():
-            if key in ("diagnostics", "settings", "sensitivity", "negative_controls", "provenance"):
-                continue
-            out.extend(estimate_rows(value, path=path + [str(key)] if isinstance(value, dict) else path))
-    elif isinstance(document, list):
-        for item in document:
-            out.extend(estimate_rows(item, path=path))
-    return out
+
+def curves(mechanisms: dict[str, Any], method: str = "msm") -> list[dict[str, Any]]:
+    """Dose-response curves of one method over the whole treated group (not by a factor)."""
+    return [c for c in mechanisms["results"]["dose_response"]
+            if c["method"] == method and not c["settings"]["spec"].get("by")]
+
+
+def gradient_rows(mechanisms: dict[str, Any]) -> list[EstimateRow]:
+    """The MSM's linear dose term per exposure: the curve's slope at zero exposure (kg per unit)."""
+    return [_row(f"{c['exposure']} (MSM slope, kg per unit)", c["coefficients"][c["exposure"]])
+            for c in curves(mechanisms) if c["exposure"] in c["coefficients"]]
+
+
+def subgroup_rows(mechanisms: dict[str, Any]) -> list[EstimateRow]:
+    """Effect within each level of each prespecified modifier, then each version (route) vs none."""
+    het = mechanisms["results"]["heterogeneity"]
+    rows = [_row(r["estimand"], r) for m in het["subgroups"] for r in m["subgroups"]]
+    return rows + [_row(r["estimand"], r) for v in het["versions"] for r in v["effects"]]
 
 
 def primary_estimate(analysis: dict[str, Any], method: str) -> dict[str, Any] | None:

@@ -41,11 +41,9 @@ class ReportPaths:
 def build_report(run: RunResults, rules: GradingRules | None = None) -> dict[str, Any]:
     """The report's content: title, the graded answer, and the sections in the article's order."""
     rules = rules or GradingRules()
-    optional = run.optional
-    answer = grade_evidence(run.weight, signals=run.signals, mediation=optional.get("mediation"),
-                            dose_response=optional.get("dose_response"), rules=rules)
+    answer = grade_evidence(run.weight, signals=run.signals, mechanisms=run.mechanisms, rules=rules)
     sections = [
-        sx.answer_section(run, answer, rules.start_level),
+        sx.answer_section(run, answer, rules),
         sx.mechanism_section(run),
         sx.therapeutic_section(run),
         sx.link_section(run),

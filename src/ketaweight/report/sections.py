@@ -11,10 +11,18 @@ from __future__ import annotations
 
 from typing import Any
 
-from ketaweight.evidence import LEVELS, Answer, fmt_num
+from ketaweight.evidence import LEVELS, Answer, GradingRules, fmt_num
 from ketaweight.report import figures as fg
 from ketaweight.report.collect import RunResults
-from ketaweight.report.extract import EstimateRow, estimate_rows, horizon_phrase, primary_estimate
+from ketaweight.report.extract import (
+    EstimateRow,
+    curves,
+    gradient_rows,
+    horizon_phrase,
+    mediation_rows,
+    primary_estimate,
+    subgroup_rows,
+)
 from ketaweight.report.safety import display_count
 
 NOT_ANALYSED = "Not yet analysed in this run: no results file for this analysis was found, so no number is shown."
@@ -59,12 +67,14 @@ def _forest(analysis: dict[str, Any], unit: str, alt: str) -> fg.Figure:
                           highlight=[e["method"] == "crude" for e in est])
 
 
-def _rows_block(rows: list[EstimateRow], unit: str, label: str, title: str) -> dict[str, Any]:
+def _rows_block(rows: list[EstimateRow], unit: str, label: str, title: str, digits: int = 2) -> dict[str, Any]:
+    """A table and a forest plot of labelled estimates."""
     return {
-        "table": _table(f"{title} — {label}", ["estimate", f"value ({unit})", "95% CI"],
-                        [[r.label, fmt_num(r.estimate), _ci(r.ci_low, r.ci_high)] for r in rows]),
-        "figure": fg.forest_plot([r.label[-40:] for r in rows[:25]], [r.estimate for r in rows[:25]],
-                                 [r.ci_low for r in rows[:25]], [r.ci_high for r in rows[:25]], unit=unit,
+        "table": _table(f"{title} — {label}", ["estimate", f"value ({unit})", "95% CI", "n"],
+                        [[r.label, fmt_num(r.estimate, digits), f"{fmt_num(r.ci_low, digits)} to {fmt_num(r.ci_high, digits)}",
+                          display_count(r.n)] for r in rows]),
+        "figure": fg.forest_plot([r.label for r in rows], [r.estimate for r in rows], [r.ci_low for r in rows],
+                                 [r.ci_high for r in rows], unit=unit,
                                  alt=f"{title}: estimates with 95% confidence intervals ({label})"),
     }
 
@@ -72,7 +82,7 @@ def _rows_block(rows: list[EstimateRow], unit: str, label: str, title: str) -> d
 # ---- sections -------------------------------------------------------------------------------
 
 
-def answer_section(run: RunResults, answer: Answer, start_level: int) -> dict[str, Any]:
+def answer_section(run: RunResults, answer: Answer, rules: GradingRules) -> dict[str, Any]:
     label = data_label(run.weight)
     rows = [[c.name, c.question, c.finding, c.verdict, f"{c.grade_change:+d}" if c.grade_change else "0", c.rule]
             for c in answer.criteria]
@@ -80,8 +90,10 @@ def answer_section(run: RunResults, answer: Answer, start_level: int) -> dict[st
         "id": "answer", "title": "Does ketamine cause weight loss?",
         "paragraphs": [answer.sentence,
                        f"Data: {label}. The grade says how sure this run can be, by the rules below: an emulated "
-                       f"target trial starts at '{LEVELS[start_level]}' (only measured confounders are adjusted "
-                       f"for) and each criterion may move it up or down; the result is '{answer.grade}'."],
+                       f"target trial starts at '{LEVELS[rules.start_level]}' (only measured confounders are "
+                       f"adjusted for) and each criterion may move it down or up, never above "
+                       f"'{LEVELS[rules.max_level]}' for one data source (higher certainty needs replication); "
+                       f"the result is '{answer.grade}'."],
         "sentence": answer.sentence, "grade": answer.grade,
         "tables": [_table(f"Evidence criteria (Bradford Hill style) and their effect on the grade — {label}",
                           ["criterion", "question", "finding in this run", "verdict", "grade change", "rule"], rows)],
@@ -157,39 +169,67 @@ def link_section(run: RunResults) -> dict[str, Any]:
 def mechanisms_section(run: RunResults) -> dict[str, Any]:
     sec = {"id": "three-mechanisms", "title": "The three mechanisms: appetite, metabolism, mood → activity",
            "paragraphs": [], "tables": [], "figures": []}
-    doc = run.optional.get("mediation")
+    doc = run.mechanisms
     if doc is None:
         sec["paragraphs"].append("Mediation analysis: " + NOT_ANALYSED)
     else:
-        rows = estimate_rows(doc.get("results", doc))
-        if rows:
-            block = _rows_block(rows, "kg", data_label(doc), "Effect carried by each pathway (mediation)")
-            sec["tables"].append(block["table"])
-            sec["figures"].append(block["figure"])
-        else:
-            sec["paragraphs"].append("The mediation results file holds no estimate with a confidence interval.")
+        med = doc["results"]["mediation"]
+        block = _rows_block(mediation_rows(doc), "kg", data_label(doc), "Effect carried by each measured pathway "
+                            "(interventional mediation, g-computation)", digits=3)
+        sec["paragraphs"].append("Each pathway's effect is what shifting its measured mediators (food-diary intake and "
+                                 "appetite; depression score and activity) to their distribution under treatment would "
+                                 "do; what no measured mediator captures — such as energy expenditure — stays in the "
+                                 "direct remainder. The estimates rest on these assumptions:")
+        sec["paragraphs"].extend(f"• {a}" for a in med["assumptions"])
+        sec["paragraphs"].extend(f"Warning: {w}" for w in med.get("warnings", []))
+        sec["tables"].append(block["table"])
+        sec["figures"].append(block["figure"])
     if run.truth is not None:
         pw = run.truth["results"]["pathways_kg"]
         sec["tables"].append(_table("What each pathway truly carries — simulator truth (known only in simulation)",
                                     ["pathway", "true average effect (kg)"],
-                                    [[k, fmt_num(v["ate"])] for k, v in pw.items()]))
+                                    [[k, fmt_num(v["ate"], 3)] for k, v in pw.items()]))
     return sec
 
 
 def dose_section(run: RunResults) -> dict[str, Any]:
     sec = {"id": "dose-and-variability", "title": "Dose, frequency, duration and individual variability",
            "paragraphs": [], "tables": [], "figures": []}
-    for key, title in (("dose_response", "Dose-response"), ("heterogeneity", "Effects by subgroup (heterogeneity)")):
-        doc = run.optional.get(key)
-        rows = estimate_rows(doc.get("results", doc)) if doc is not None else []
-        if doc is None:
-            sec["paragraphs"].append(f"{title}: {NOT_ANALYSED}")
-        elif not rows:
-            sec["paragraphs"].append(f"{title}: the results file holds no estimate with a confidence interval.")
-        else:
-            block = _rows_block(rows, "kg", data_label(doc), title)
-            sec["tables"].append(block["table"])
-            sec["figures"].append(block["figure"])
+    doc = run.mechanisms
+    if doc is None:
+        sec["paragraphs"].append(f"Dose-response, subgroup effects and per-patient effects: {NOT_ANALYSED}")
+    else:
+        label = data_label(doc)
+        sec["paragraphs"].append("Dose-response among treated patients: marginal structural models (stabilized "
+                                 "generalized-propensity weights), effect versus no treatment at each exposure level.")
+        for c in curves(doc):
+            pts = c["curve"]
+            sec["figures"].append(fg.curve_plot([p["exposure"] for p in pts], [p["estimate"] for p in pts],
+                                                [p["ci_low"] for p in pts], [p["ci_high"] for p in pts],
+                                                xlabel=c["exposure"].replace("_", " "), ylabel="effect on weight (kg)",
+                                                alt=f"Dose-response curve: effect on weight at 12 weeks by "
+                                                    f"{c['exposure'].replace('_', ' ')}, MSM with 95% band ({label})"))
+        grad = _rows_block(gradient_rows(doc), "kg per unit", label, "Dose-response slopes", digits=3)
+        sec["tables"].append(grad["table"])
+        sub = _rows_block(subgroup_rows(doc), "kg", label, "Effects by subgroup and by route (heterogeneity)")
+        sec["tables"].append(sub["table"])
+        sec["figures"].append(sub["figure"])
+        het = doc["results"]["heterogeneity"]
+        sec["tables"].append(_table(f"Tests of effect modification — {label}", ["modifier", "χ²", "df", "p", "p (Holm)"],
+                                    [[m["modifier"], f"{m['test']['chi2']:.2f}", m["test"]["df"], f"{m['test']['p_value']:.3f}",
+                                      f"{m['test']['p_holm']:.3f}"] for m in het["subgroups"]]))
+        ind = het["individual"]
+        pr, cal = ind["predicted"], ind["calibration"]
+        sec["paragraphs"].append(
+            f"Per-patient effects ({ind['method']}; {label}): predicted effects have SD {pr['sd']:.2f} kg, 90% between "
+            f"{fmt_num(pr['p05'])} and {fmt_num(pr['p95'])} kg; {100 * ind['share_predicted_below_threshold']:.1f}% "
+            f"are predicted to lose more than {abs(ind['threshold']):g} kg. Calibration slope {cal['blp_slope']:.2f} "
+            f"(95% CI {cal['blp_slope_ci'][0]:.2f} to {cal['blp_slope_ci'][1]:.2f}; 1 = well calibrated). "
+            f"{cal.get('reading', '')} {ind.get('caveat', '')}")
+        sec["figures"].append(fg.forest_plot(["predicted per-patient effects: 5th–95th percentile (median)"],
+                                             [pr["p50"]], [pr["p05"]], [pr["p95"]], unit="per-patient effect (kg)",
+                                             alt=f"Spread of predicted per-patient effects: median with 5th to 95th "
+                                                 f"percentile ({label})"))
     if run.truth is not None:
         ind = run.truth["results"]["individual_effect_kg"]
         sec["paragraphs"].append(
@@ -197,9 +237,9 @@ def dose_section(run: RunResults) -> dict[str, Any]:
             f"each patient's own effect has SD {ind['sd']:.2f} kg; 90% of patients lie between "
             f"{fmt_num(ind['p05'])} and {fmt_num(ind['p95'])} kg (median {fmt_num(ind['p50'])} kg); "
             f"{100 * ind['share_losing_more_than_1kg']:.1f}% lose more than 1 kg because of the course.")
-        sec["figures"].append(fg.forest_plot(["individual effects: 5th–95th percentile (median)"], [ind["p50"]],
+        sec["figures"].append(fg.forest_plot(["true per-patient effects: 5th–95th percentile (median)"], [ind["p50"]],
                                              [ind["p05"]], [ind["p95"]], unit="per-patient effect (kg)",
-                                             alt="Spread of per-patient effects: median with 5th to 95th percentile "
+                                             alt="Spread of true per-patient effects: median with 5th to 95th percentile "
                                                  "(simulator truth)"))
     return sec
 

@@ -112,7 +112,7 @@ def test_mechanisms_render_from_their_results(article_run):
     for r in [mech["mediation"]["total"], *mech["mediation"]["pathways"].values(), mech["mediation"]["direct"]]:
         assert f"| {r['estimand']} | {fmt_num(r['estimate'], 3)} |" in md
     html = paths.html.read_text(encoding="utf-8")
-    assert "Dose-response curve: effect on weight at 12 weeks by sessions to horizon" in html
+    assert "Dose-response curve: mean weight change at 12 weeks by sessions to horizon" in html
     assert "Effects by subgroup and by route (heterogeneity)" in html
     assert "Not yet analysed" not in md
 

@@ -201,13 +201,15 @@ def dose_section(run: RunResults) -> dict[str, Any]:
     else:
         label = data_label(doc)
         sec["paragraphs"].append("Dose-response among treated patients: marginal structural models (stabilized "
-                                 "generalized-propensity weights), effect versus no treatment at each exposure level.")
+                                 "generalized-propensity weights) give the mean weight change at 12 weeks if every "
+                                 "treated patient had received a given exposure, E[Y^a], over the 5th–95th percentile "
+                                 "of the exposures seen; the curves' slopes are the gradient.")
         for c in curves(doc):
             pts = c["curve"]
             sec["figures"].append(fg.curve_plot([p["exposure"] for p in pts], [p["estimate"] for p in pts],
                                                 [p["ci_low"] for p in pts], [p["ci_high"] for p in pts],
-                                                xlabel=c["exposure"].replace("_", " "), ylabel="effect on weight (kg)",
-                                                alt=f"Dose-response curve: effect on weight at 12 weeks by "
+                                                xlabel=c["exposure"].replace("_", " "), ylabel="mean weight change (kg)",
+                                                alt=f"Dose-response curve: mean weight change at 12 weeks by "
                                                     f"{c['exposure'].replace('_', ' ')}, MSM with 95% band ({label})"))
         grad = _rows_block(gradient_rows(doc), "kg per unit", label, "Dose-response slopes", digits=3)
         sec["tables"].append(grad["table"])
@@ -224,8 +226,8 @@ def dose_section(run: RunResults) -> dict[str, Any]:
             f"Per-patient effects ({ind['method']}; {label}): predicted effects have SD {pr['sd']:.2f} kg, 90% between "
             f"{fmt_num(pr['p05'])} and {fmt_num(pr['p95'])} kg; {100 * ind['share_predicted_below_threshold']:.1f}% "
             f"are predicted to lose more than {abs(ind['threshold']):g} kg. Calibration slope {cal['blp_slope']:.2f} "
-            f"(95% CI {cal['blp_slope_ci'][0]:.2f} to {cal['blp_slope_ci'][1]:.2f}; 1 = well calibrated). "
-            f"{cal.get('reading', '')} {ind.get('caveat', '')}")
+            f"(95% CI {cal['blp_slope_ci'][0]:.2f} to {cal['blp_slope_ci'][1]:.2f}). "
+            + " ".join(t[0].upper() + t[1:].rstrip(".") + "." for t in (cal.get("reading"), ind.get("caveat")) if t))
         sec["figures"].append(fg.forest_plot(["predicted per-patient effects: 5th–95th percentile (median)"],
                                              [pr["p50"]], [pr["p05"]], [pr["p95"]], unit="per-patient effect (kg)",
                                              alt=f"Spread of predicted per-patient effects: median with 5th to 95th "

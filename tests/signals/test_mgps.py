@@ -149,3 +149,24 @@ def test_loglik_at_least_vigipy_on_statin49(statin49, truncation):
     their_ll = mgps.truncated_loglik(theirs, c["n"], c["e"], truncation=truncation)
     assert ours.converged
     assert ours.loglik >= their_ll - 1e-9
+
+
+def test_squashed_fit_is_close_to_the_full_fit(model_table):
+    """openEBGM-style fit on squashed data: reported as squashed, its full-data log-likelihood within
+    0.1% of the exact MLE's (squashing is an approximation; the default fit is exact)."""
+    _, n, e = model_table
+    exact = mgps.fit_prior(n, e)
+    sq = mgps.fit_prior(n, e, squash_data=True)
+    assert sq.squashed and sq.n_points_fitted < sq.n_cells and not exact.squashed
+    assert sq.loglik <= exact.loglik + 1e-6
+    assert sq.loglik == pytest.approx(exact.loglik, rel=1e-3)
+
+
+def test_repeated_cells_scored_once_give_identical_results():
+    rng = np.random.default_rng(5)
+    n = rng.integers(1, 6, size=250_000).astype(float)
+    e = rng.choice([0.1, 0.5, 1.0, 2.5], size=n.size)
+    s = mgps.ebgm_scores(THETA, n, e)  # de-duplicated path (20 distinct cells)
+    ref = mgps._ebgm_scores(mgps.GammaMixturePrior(*THETA), n[:2000], e[:2000])
+    np.testing.assert_array_equal(s.eb05[:2000], ref.eb05)
+    np.testing.assert_array_equal(s.ebgm[:2000], ref.ebgm)

@@ -107,3 +107,12 @@ def test_cli_scan_long_table(tmp_path):
     doc = read_results(tmp_path / "o" / "signals.json", kind="signals")
     assert doc["results"]["data"]["stratified_by"] == "stratum"
     assert doc["results"]["pairs"][0]["measures"][3]["method"] == "EBGM"
+
+
+def test_cli_status_shows_quarantine(fixture_store):
+    r = runner.invoke(app, ["signals", "status", "--store", str(fixture_store)])
+    assert r.exit_code == 0, r.output
+    text = _text(r)
+    assert "role_cod" in text and "empty preferred" in text and "DRUG23Q1.txt" in text
+    r = runner.invoke(app, ["signals", "status", "--store", str(fixture_store.parent / "none.duckdb")])
+    assert r.exit_code == 2 and "no such store" in _text(r)

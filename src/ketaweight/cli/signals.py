@@ -41,7 +41,10 @@ def ingest_cmd(
     from ketaweight.signals.faers import ingest_faers
 
     def action():
-        with progress_bar("Reading FAERS files", total=None) as advance:
+        from ketaweight.signals.faers import discover_zip
+
+        total = sum(len(z.members) + len(z.deleted) for z in (discover_zip(p) for p in zips))
+        with progress_bar("Reading FAERS files", total=total) as advance:
             return ingest_faers(zips, store, replace=replace, progress=advance)
 
     report = run_cli(action)
@@ -193,3 +196,54 @@ def synth_cmd(
     path, truth = run_cli(action)
     console.print(f"wrote {path}: {truth['reports']:,} reports, {truth['drug_rows']:,} drug rows, "
                   f"{truth['reac_rows']:,} reaction rows (synthetic; planted: {', '.join(truth['signals'])})")
+
+
+@signals_app.command("status")
+def status_cmd(
+    store: Path = typer.Option(..., "--store", help="FAERS store (DuckDB) written by `signals ingest`."),
+    quarantine: int = typer.Option(20, "--quarantine", help="Show up to this many quarantined rows (0: none)."),
+) -> None:
+    """Show what a store holds: quarters and per-file accounting, deduplication steps, quarantined rows."""
+    import duckdb
+
+    def action():
+        if not store.exists():
+            raise FileNotFoundError(f"{store}: no such store")
+        con = duckdb.connect(str(store), read_only=True)
+        try:
+            names = {t for (t,) in con.execute("SELECT table_name FROM information_schema.tables").fetchall()}
+            if "faers_files" not in names:
+                raise InputError([(Location(str(store)), "no FAERS data in this store; run `ketaweight signals ingest`")])
+            files = con.execute("SELECT quarter, member, table_name, data_lines, records, loaded, quarantined, notes "
+                                "FROM faers_files ORDER BY quarter, table_name").fetchall()
+            dedup = con.execute("SELECT step, rows_before, removed, rows_after FROM faers_dedup_log "
+                                "ORDER BY step_no").fetchall()
+            bad = con.execute("SELECT quarter, file, line, column_name, reason FROM faers_quarantine "
+                              f"ORDER BY quarter, file, line LIMIT {int(max(quarantine, 0))}").fetchall()
+            n_bad = con.execute("SELECT count(*) FROM faers_quarantine").fetchall()[0][0]
+        finally:
+            con.close()
+        return files, dedup, bad, n_bad
+
+    files, dedup, bad, n_bad = run_cli(action)
+    t = Table(title=f"FAERS files in {store}")
+    for col in ("quarter", "file", "table", "lines", "records", "loaded", "quarantined", "notes"):
+        t.add_column(col, justify="right" if col in ("lines", "records", "loaded", "quarantined") else "left")
+    for q, m, tn, dl, rc, ld, qu, nt in files:
+        t.add_row(q, m, tn, f"{dl:,}", f"{rc:,}", f"{ld:,}", f"{qu:,}", nt or "")
+    console.print(t)
+    d = Table(title="Deduplication")
+    for col in ("step", "before", "removed", "after"):
+        d.add_column(col, justify="left" if col == "step" else "right")
+    for step, b, r, a in dedup:
+        d.add_row(step, f"{b:,}", f"{r:,}", f"{a:,}")
+    console.print(d)
+    if bad:
+        qt = Table(title=f"Quarantined rows ({len(bad)} of {n_bad:,} shown; table faers_quarantine)")
+        for col in ("quarter", "file", "line", "column", "reason"):
+            qt.add_column(col)
+        for q, f, ln, c, r in bad:
+            qt.add_row(q, f, str(ln), c or "", r)
+        console.print(qt)
+    else:
+        console.print(f"{n_bad:,} quarantined rows.")

@@ -1,0 +1,58 @@
+"""Empty, tiny and malformed inputs give errors that name the problem (STYLE.md §9)."""
+
+from __future__ import annotations
+
+import numpy as np
+import pandas as pd
+import pytest
+
+from ketaweight.causal import AnalysisSpec
+from ketaweight.causal.dose_response import DoseResponse, DoseResponseSpec
+from ketaweight.causal.effects import holm
+from ketaweight.causal.heterogeneity import compare_to_truth, modifier_effects
+from ketaweight.causal.mediation import Mediation, MediationSpec, Pathway
+from ketaweight.exceptions import InputError
+
+
+def small(n: int) -> pd.DataFrame:
+    rng = np.random.default_rng(0)
+    return pd.DataFrame({"a": np.arange(n) % 2, "l": rng.normal(size=n), "d": rng.normal(size=n),
+                         "m": rng.normal(size=n), "y": rng.normal(size=n), "v": ["x"] * n})
+
+
+def test_dose_response_needs_ten_rows():
+    spec = DoseResponseSpec(exposure="d", outcome="y", covariates=("l",))
+    with pytest.raises(InputError, match="only 5 analysable rows"):
+        DoseResponse().fit(small(5), spec)
+    with pytest.raises(InputError, match="column not found"):
+        DoseResponse().fit(small(50).drop(columns="d"), spec)
+    with pytest.raises(ValueError, match="degree"):
+        DoseResponseSpec(exposure="d", outcome="y", covariates=(), degree=5)
+
+
+def test_modifier_needs_two_levels_with_both_arms():
+    spec = AnalysisSpec(treatment="a", outcome="y", covariates=("l",))
+    with pytest.raises(InputError, match="at least 2 levels"):
+        modifier_effects(small(40), spec, "v")
+    t = small(40)
+    t.loc[t["a"] == 1, "v"] = "only-treated"
+    with pytest.raises(InputError, match="lack treated or untreated"):
+        modifier_effects(t, spec, "v")
+
+
+def test_mediation_needs_complete_rows_in_both_arms():
+    spec = MediationSpec(treatment="a", outcome="y", covariates=("l",), pathways=(Pathway("p", ("m",)),))
+    with pytest.raises(InputError, match="too few"):
+        Mediation(n_bootstrap=2).fit(small(10), spec)
+
+
+def test_holm_hand_computed():
+    """p = (0.01, 0.04, 0.03): sorted 0.01·3 = 0.03, 0.03·2 = 0.06, max(0.06, 0.04·1) = 0.06."""
+    assert holm([0.01, 0.04, 0.03]) == pytest.approx([0.03, 0.06, 0.06])
+
+
+def test_compare_to_truth_perfect_and_constant():
+    x = np.linspace(-1, 1, 11)
+    r = compare_to_truth(x, 2 * x)
+    assert r["correlation"] == pytest.approx(1.0) and r["calibration_slope"] == pytest.approx(2.0)
+    assert np.isnan(compare_to_truth(x, np.zeros(11))["correlation"])

@@ -134,3 +134,10 @@ def test_header_only_and_trailing_delimiters():
     assert pf.loaded == 0 and pf.records == 0
     pf = parse_table_bytes(b"primaryid$caseid$outc_cod$\n1$1$DE$\n2$2$HO$\n", TABLES["OUTC"], "OUTC.txt")
     assert pf.loaded == 2 and pf.table["outc_cod"].to_pylist() == ["DE", "HO"]
+
+
+def test_trailing_dollar_on_lines_but_not_header():
+    data = b"primaryid$caseid$outc_cod\r\n1$1$DE$\r\n2$2$HO$\r\n3$3$OT$extra\r\n"
+    pf = parse_table_bytes(data, TABLES["OUTC"], "OUTC.txt")
+    assert pf.table["outc_cod"].to_pylist() == ["DE", "HO"]
+    assert pf.quarantined[0].line == 4 and "after the final" in pf.quarantined[0].reason

@@ -187,6 +187,19 @@ def parse_table_bytes(data: bytes, spec: TableSpec, file_label: str) -> ParsedFi
     nl, counts, blank = _scan_lines(body, first_nl + 1)
     starts = np.r_[0, nl[:-1] + 1] if nl.size else np.zeros(0, dtype=np.int64)
     n_lines = nl.size
+    if not trailing and n_lines and not blank.all():
+        arr = np.frombuffer(body, dtype=np.uint8)
+        prev1 = arr[np.maximum(nl - 1, 0)]
+        prev2 = arr[np.maximum(nl - 2, 0)]
+        ends_dollar = (prev1 == _DOLLAR) | ((prev1 == 13) & (prev2 == _DOLLAR))
+        trailing_lines = float(np.mean(((counts == ncols) & ends_dollar)[~blank]))
+    else:
+        trailing_lines = 0.0
+    if trailing_lines > 0.5:
+        # data lines end with a '$' the header lacks (older FAERS files): an always-empty extra field
+        trailing = True
+        ncols += 1
+        names = names + ["_trailing"]
     good = (counts == ncols - 1) & ~blank
     bad_idx = np.flatnonzero(~good & ~blank)
     pf = ParsedFile(table=None, header=header)  # type: ignore[arg-type]

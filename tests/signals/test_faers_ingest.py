@@ -141,3 +141,12 @@ def test_trailing_dollar_on_lines_but_not_header():
     pf = parse_table_bytes(data, TABLES["OUTC"], "OUTC.txt")
     assert pf.table["outc_cod"].to_pylist() == ["DE", "HO"]
     assert pf.quarantined[0].line == 4 and "after the final" in pf.quarantined[0].reason
+
+
+def test_store_that_is_not_duckdb_is_a_clear_error(tmp_path, q1_zip):
+    bad = tmp_path / "notduck.duckdb"
+    bad.write_bytes(b"this is not a database file" * 100)
+    before = bad.read_bytes()
+    with pytest.raises(InputError, match="cannot open the store"):
+        ingest_faers([q1_zip], bad)
+    assert bad.read_bytes() == before

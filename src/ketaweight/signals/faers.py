@@ -271,7 +271,10 @@ def ingest_faers(
     store = Path(store)
     existed = store.exists()
     report = IngestReport(store=store, quarters=[z.quarter for z in plan])
-    con = duckdb.connect(str(store))
+    try:
+        con = duckdb.connect(str(store))
+    except duckdb.Error as exc:
+        raise InputError([(Location(str(store)), f"cannot open the store ({exc}); is another process using it?")]) from exc
     ok = False
     try:
         con.execute(f"SET memory_limit = '{memory_limit}'")

@@ -44,7 +44,10 @@ def counts_from_store(store: str | Path, *, drug_map: DrugMap, groups: dict[str,
     unknown = [s for s in stratify if s not in STRATA]
     if unknown:
         raise InputError([(Location("--stratify"), f"unknown stratum {unknown[0]!r}; choose from {', '.join(STRATA)}")])
-    con = duckdb.connect(str(p), read_only=True)
+    try:
+        con = duckdb.connect(str(p), read_only=True)
+    except duckdb.Error as exc:
+        raise InputError([(Location(str(p)), f"cannot open the store ({exc}); is another process writing it?")]) from exc
     try:
         tables = {t for (t,) in con.execute("SELECT table_name FROM information_schema.tables").fetchall()}
         if "faers_reports" not in tables:

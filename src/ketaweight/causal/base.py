@@ -215,6 +215,11 @@ class Estimator(ABC):
     def _fit(self, data: AnalysisData, log: WarningLog, *, analytic: bool) -> Fitted:
         """Point estimate, and when ``analytic`` its analytic SE, plus diagnostic inputs."""
 
+    def _point(self, data: AnalysisData) -> float:
+        """The point estimate alone, as a bootstrap replicate needs it (estimators whose
+        diagnostics cost extra model fits override this to skip them)."""
+        return self._fit(data, WarningLog("warn", silent=True), analytic=False).estimate
+
     # -- bootstrap ------------------------------------------------------------------------
     def _bootstrap(self, data: AnalysisData) -> np.ndarray:
         """Replicate estimates (NaN where a replicate could not be estimated)."""
@@ -225,7 +230,7 @@ class Estimator(ABC):
             rows = np.random.default_rng(children[r]).integers(0, data.n, data.n)
             sub = data.subset(rows)
             try:
-                return self._fit(sub, WarningLog("warn", silent=True), analytic=False).estimate
+                return self._point(sub)
             except (InputError, ValueError, np.linalg.LinAlgError, ZeroDivisionError):
                 return float("nan")
 

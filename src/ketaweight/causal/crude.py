@@ -35,11 +35,15 @@ class Crude(Estimator):
     variances: ClassVar[tuple[str, ...]] = ("sandwich", "model", "bootstrap")
     adjusted: ClassVar[bool] = False
 
+    def _point(self, data: AnalysisData) -> float:
+        y, a = data.y[data.observed], data.a[data.observed]
+        return float(y[a == 1].mean() - y[a == 0].mean())
+
     def _fit(self, data: AnalysisData, log: WarningLog, *, analytic: bool) -> Fitted:
         obs = data.observed
         y, a = data.y[obs], data.a[obs]
         y1, y0 = y[a == 1], y[a == 0]
-        estimate = float(y1.mean() - y0.mean())
+        estimate = self._point(data)
         se = float("nan")
         text = ""
         if analytic and self.variance == "model":

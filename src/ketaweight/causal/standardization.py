@@ -25,7 +25,7 @@ from ketaweight.causal.data import AnalysisData
 from ketaweight.causal.design import interaction_columns
 from ketaweight.causal.diagnostics import WarningLog
 from ketaweight.causal.glm import solve_spd
-from ketaweight.causal.outcome import fit_outcome_model
+from ketaweight.causal.outcome import LinearOutcomeModel, fit_outcome_model
 from ketaweight.causal.weights import propensity_model, treatment_weights
 
 
@@ -57,15 +57,24 @@ class Standardization(Estimator):
             raise ValueError(f"{type(self).__name__}: " + "; ".join(problems))
         super()._validate(data)
 
-    def _fit(self, data: AnalysisData, log: WarningLog, *, analytic: bool) -> Fitted:
+    def _standardize(self, data: AnalysisData) -> tuple[LinearOutcomeModel, np.ndarray, np.ndarray, float]:
+        """Outcome model, predicted differences d per row, target-row mask and ψ̂."""
         obs = data.observed
         x, a = data.x.matrix, data.a
-        cols = interaction_columns(data.x, self.interactions)
-        model = fit_outcome_model(x[obs], a[obs], data.y[obs], cols)
+        model = fit_outcome_model(x[obs], a[obs], data.y[obs], interaction_columns(data.x, self.interactions))
         m1, m0 = model.counterfactual(x)
         d = m1 - m0
         target = np.ones(data.n, bool) if data.spec.estimand == "ATE" else a == 1
-        estimate = float(d[target].mean())
+        return model, d, target, float(d[target].mean())
+
+    def _point(self, data: AnalysisData) -> float:
+        return self._standardize(data)[3]
+
+    def _fit(self, data: AnalysisData, log: WarningLog, *, analytic: bool) -> Fitted:
+        obs = data.observed
+        x, a = data.x.matrix, data.a
+        model, d, target, estimate = self._standardize(data)
+        cols = model.cols
         se = float("nan")
         if analytic:
             n = data.n

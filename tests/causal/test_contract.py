@@ -57,6 +57,8 @@ def test_reproducible_and_att(cls, table):
 def test_bootstrap_variance(cls, table):
     r = cls(variance="bootstrap", n_bootstrap=40, seed=5, n_jobs=2).fit(table, CONFOUNDED_SPEC)
     assert r.diagnostics["bootstrap"] == {"replicates": 40, "failed": 0, "seed": 5}
+    one_worker = cls(variance="bootstrap", n_bootstrap=40, seed=5, n_jobs=1).fit(table, CONFOUNDED_SPEC)
+    assert (one_worker.se, one_worker.ci_low, one_worker.ci_high) == (r.se, r.ci_low, r.ci_high)
     assert r.ci_low < r.estimate < r.ci_high and "bootstrap" in r.variance
     assert 0.6 < r.se / cls().fit(table, CONFOUNDED_SPEC).se < 1.6
 

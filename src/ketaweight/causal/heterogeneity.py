@@ -20,8 +20,10 @@ the shared untreated rows (so the test is conservative; stated in the output).
 
 **Per-patient effects** (DR-learner; Kennedy 2023, *Electron. J. Stat.* 17:3008).  The cross-
 fitted AIPW pseudo-outcome φᵢ (doubly robust, with IPCW for censoring; :mod:`ketaweight.causal.aipw`)
-is regressed on the covariates by a scikit-learn learner, itself cross-fitted, so each patient's
-prediction τ̂(Lᵢ) comes from models that never saw that patient.  Honest summaries: spread of
+is regressed on the covariates by a scikit-learn learner, itself cross-fitted: for each held-out
+fold, the pseudo-outcomes of the other folds are recomputed by an inner cross-fit on those folds
+only, so each patient's prediction τ̂(Lᵢ) comes from models (nuisances included) that never saw
+that patient.  Honest summaries: spread of
 τ̂, share with τ̂ < −1 kg, and calibration — the best-linear-predictor slope of φ on τ̂ − mean τ̂
 (1 = heterogeneity well calibrated, 0 = no detectable heterogeneity; Chernozhukov, Demirer,
 Duflo & Fernández-Val 2018) and DR group means of φ by quintile of τ̂.  Predicted effects are
@@ -281,10 +283,10 @@ class DRLearner:
         if spec.estimand != "ATE":
             raise ValueError("the DR-learner targets conditional average effects; use estimand='ATE'")
         data = prepare(table, spec)
-        pseudo_ss, second_ss = np.random.SeedSequence(self.seed).spawn(2)
+        pseudo_ss, second_ss, *inner_ss = np.random.SeedSequence(self.seed).spawn(2 + self.n_folds)
         aipw = AIPW(n_folds=self.n_folds, propensity_learner=self.propensity_learner, outcome_learner=self.outcome_learner)
         estimate, infl, *_ = aipw._crossfit(data, pseudo_ss)
-        phi = infl + estimate
+        phi = infl + estimate  # each row's pseudo-outcome, nuisances fitted without that row
         x = data.x.matrix[:, 1:]
         learner = self.effect_learner if self.effect_learner is not None else default_effect_learner()
         fold = np.random.default_rng(second_ss).permutation(data.n) % self.n_folds
@@ -292,7 +294,12 @@ class DRLearner:
         with threadpool_limits(limits=1):  # OpenMP oversubscription makes small boosting fits ~10x slower
             for k in range(self.n_folds):
                 test = fold == k
-                tau[test] = clone(learner).fit(x[~test], phi[~test]).predict(x[test])
+                # The held-out fold's predictions come from pseudo-outcomes whose nuisances never saw the
+                # fold either (an inner cross-fit on the training folds): otherwise the held-out outcomes
+                # leak into the training pseudo-outcomes and bias the calibration slope downwards.
+                train = np.flatnonzero(~test)
+                inner_est, inner_infl, *_ = aipw._crossfit(data.subset(train), inner_ss[k])
+                tau[test] = clone(learner).fit(x[train], inner_infl + inner_est).predict(x[test])
         rows = _analysed_rows(table, spec, data).index.to_numpy()
         summary = {
             "method": "cross-fitted DR-learner (Kennedy 2023)",

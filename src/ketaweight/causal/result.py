@@ -98,6 +98,8 @@ class Summary:
     @classmethod
     def of(cls, results: list[CausalResult]) -> Summary:
         """Summarise one or several results of the same question side by side."""
+        if not results:
+            raise ValueError("no results to summarise; fit at least one estimator")
         first = results[0]
         title = f"Effect of {first.treatment} on {first.outcome} ({first.estimand})"
         header = ("method", "estimate", "se", f"{first.ci_level:.0%} CI", "n", "max |SMD| w", "ESS", "E-value (CI)")

@@ -766,7 +766,7 @@ def _posterior_quantile(prior, n, e, prob: float, q=None, *, rtol: float = 1e-9,
     y = q * np.log(x1) + (1.0 - q) * np.log(x2)
     tiny = ~(dominant1 | dominant2) & (hi - lo <= rtol)
     out[tiny] = np.exp(y[tiny])
-    for _ in range(max_iter):
+    for it in range(max_iter):
         if todo.size == 0:
             break
         yt = y[todo]
@@ -803,6 +803,8 @@ def _posterior_quantile(prior, n, e, prob: float, q=None, *, rtol: float = 1e-9,
         with np.errstate(divide="ignore", invalid="ignore", over="ignore"):
             ynew = yt - 2.0 * err * dF / (2.0 * dF * dF - err * d2F)
         bad = ~np.isfinite(ynew) | (ynew <= lo_t) | (ynew >= hi_t)
+        if it % 6 == 5:  # a bisection now and then guarantees the bracket shrinks (flat CDFs)
+            bad |= True
         ynew = np.where(bad, 0.5 * (lo_t + hi_t), ynew)
         done = (np.abs(ynew - yt) <= rtol) | (hi_t - lo_t <= rtol)
         y[todo] = ynew

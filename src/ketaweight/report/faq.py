@@ -11,8 +11,7 @@ from typing import Any
 from ketaweight.evidence import Answer, GradingRules, fmt_num
 from ketaweight.report.collect import RunResults
 from ketaweight.report.extract import primary_estimate
-from ketaweight.report.safety import display_count
-from ketaweight.report.sections import data_label
+from ketaweight.report.blocks import data_label, display_count
 
 DISCLAIMER = ("This report is for informational and research purposes only and does not constitute medical advice. "
               "Numbers from simulated or synthetic data describe a model world, not real patients. Always consult a "

@@ -17,9 +17,13 @@ import jinja2
 from ketaweight import __version__
 from ketaweight.evidence import GradingRules, grade_evidence
 from ketaweight.report import sections as sx
+from ketaweight.report.blocks import data_label
 from ketaweight.report.collect import RunResults, collect
 from ketaweight.report.faq import disclaimer_section, faq_section
+from ketaweight.report.mechanisms_sections import dose_section, mechanisms_section
 from ketaweight.report.figures import Figure
+from ketaweight.report.safety import responsible_section
+from ketaweight.report.signals_section import signals_section
 from ketaweight.results_io import write_json_atomic, write_text_atomic
 
 _ENV = jinja2.Environment(loader=jinja2.PackageLoader("ketaweight.report", "templates"),
@@ -47,16 +51,16 @@ def build_report(run: RunResults, rules: GradingRules | None = None) -> dict[str
         sx.mechanism_section(run),
         sx.therapeutic_section(run),
         sx.link_section(run),
-        sx.mechanisms_section(run),
-        sx.dose_section(run),
+        mechanisms_section(run),
+        dose_section(run),
         sx.limitations_section(run),
-        sx.signals_section(run),
-        sx.responsible_section(run),
+        signals_section(run),
+        responsible_section(run),
         faq_section(run, answer, rules),
         disclaimer_section(),
     ]
     return {"title": "Does ketamine cause weight loss? An answer from data", "version": __version__,
-            "data_label": sx.data_label(run.weight), "answer": answer.to_dict(), "sections": sections}
+            "data_label": data_label(run.weight), "answer": answer.to_dict(), "sections": sections}
 
 
 def _for_json(report: dict[str, Any]) -> dict[str, Any]:

@@ -1,4 +1,5 @@
-"""Responsible use: adverse events per session, rapid weight loss and over-protocol dosing, from the store.
+"""Responsible use: adverse events per session, rapid weight loss and over-protocol dosing, from the store,
+and the report section that shows them.
 
 The article asks for "regulated and monitored" use; these are the monitoring views a ketamine
 service would run, per cohort (never per patient in the output).  All counts are masked below
@@ -19,7 +20,9 @@ from dataclasses import asdict, dataclass
 from pathlib import Path
 from typing import Any
 
-from ketaweight.privacy import mask_count, masked_or_exact
+from ketaweight.privacy import masked_or_exact
+from ketaweight.report.blocks import NOT_ANALYSED, data_label, display_count, table
+from ketaweight.report.collect import RunResults
 from ketaweight.store import Store
 
 
@@ -126,6 +129,25 @@ def responsible_use(store_path: str | Path, rules: SafetyRules | None = None) ->
                     "Counts from 1 to 10 are shown as <11."}
 
 
-def display_count(value: int | str | None) -> str:
-    """A count from a masked JSON payload, for people: '<11' stays, integers get separators."""
-    return value if isinstance(value, str) else mask_count(value)
+def responsible_section(run: RunResults) -> dict[str, Any]:
+    sec = {"id": "responsible-use", "title": "Responsible use: adverse events and monitoring flags",
+           "paragraphs": ["Ketamine is a controlled substance with a potential for misuse; these are the views a "
+                          "service would monitor."], "tables": [], "figures": []}
+    doc = run.responsible_use
+    if doc is None:
+        sec["paragraphs"].append(NOT_ANALYSED)
+        return sec
+    label, r = data_label(doc), doc["results"]
+    sec["tables"].append(table(f"Sessions by drug and route — {label}", ["drug (route)", "sessions", "patients"],
+                                [[x["group"], display_count(x["sessions"]), display_count(x["patients"])] for x in r["routes"]]))
+    sec["tables"].append(table(f"Adverse events on session days — {label}",
+                                ["drug (route)", "event", "events", "per 100 sessions"],
+                                [[x["group"], x["term"], display_count(x["events"]),
+                                  "—" if x["per_100_sessions"] is None else f"{x['per_100_sessions']:.1f}"]
+                                 for x in r["adverse_events"]]))
+    sec["tables"].append(table(f"Monitoring flags — {label}", ["flag", "count", "of", "%"],
+                                [[f"{x['flag']} ({x['unit']})", display_count(x["count"]),
+                                  "—" if x["of"] is None else display_count(x["of"]),
+                                  "—" if x["percent"] is None else f"{x['percent']:.1f}"] for x in r["flags"]]))
+    sec["paragraphs"].append(r["note"])
+    return sec

@@ -55,7 +55,13 @@ from typing import Literal
 
 import numpy as np
 from scipy import optimize, special
-from threadpoolctl import threadpool_limits
+try:  # a scikit-learn dependency; only used to keep BLAS single-threaded inside L-BFGS-B
+    from threadpoolctl import threadpool_limits
+except ImportError:  # pragma: no cover
+    from contextlib import nullcontext
+
+    def threadpool_limits(*args, **kwargs):  # type: ignore[no-redef]
+        return nullcontext()
 
 from ketaweight.exceptions import ConvergenceWarning
 

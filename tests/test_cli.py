@@ -74,3 +74,20 @@ def test_store_summary_masks_small_counts(tmp_path):
     res = runner.invoke(app, ["store", "summary", "--store", str(tmp_path / "s.duckdb")])
     assert res.exit_code == 0 and "<11" in res.output
     assert "A" not in [w.strip("│ ") for w in res.output.split()]  # no identifiers
+
+
+def test_analyze_store_and_study(tmp_path):
+    assert runner.invoke(app, ["simulate", "--patients", "600", "--seed", "3", "--out", str(tmp_path / "sim")]).exit_code == 0
+    res = runner.invoke(app, ["analyze", "--store", str(tmp_path / "sim" / "store.duckdb"), "--study", "ketamine-weight",
+                              "--out", str(tmp_path / "results")])
+    assert res.exit_code == 0, res.output
+    doc = read_results(tmp_path / "results" / "ketamine-weight.json", kind="causal")
+    assert doc["provenance"]["synthetic"] is True  # the simulator's truth.json sits beside the store
+    methods = [e["method"] for e in doc["results"]["analyses"]["outcome_change"]["estimates"]]
+    assert methods == ["crude", "standardization", "ipw", "aipw", "g-estimation"]
+    assert "baseline weight" in res.output and "SIM0" not in res.output
+
+
+def test_analyze_needs_one_form(tmp_path):
+    res = runner.invoke(app, ["analyze", "--store", str(tmp_path / "x.duckdb")])
+    assert res.exit_code == 2 and "give either --store and --study" in res.output

@@ -102,10 +102,12 @@ def analyze_table(
 
 @app.command("analyze")
 def analyze_command(
-    table: Path = typer.Option(..., "--table", "-t", help="Analysis table, one row per person: .csv or .parquet."),
-    treatment: str = typer.Option(..., "--treatment", help="0/1 treatment column (1 = treated)."),
-    outcome: str = typer.Option(..., "--outcome", help="Numeric outcome column (e.g. weight change in kg)."),
-    covariates: str = typer.Option(..., "--covariates", help="Comma-separated baseline confounder columns."),
+    store: Path | None = typer.Option(None, "--store", help="Canonical DuckDB store (with --study): emulate the study's target trial."),
+    study: str | None = typer.Option(None, "--study", help="Study spec TOML or shipped study name (ketamine-weight, ketamine-depression)."),
+    table: Path | None = typer.Option(None, "--table", "-t", help="Or: an analysis table, one row per person (.csv or .parquet)."),
+    treatment: str | None = typer.Option(None, "--treatment", help="With --table: 0/1 treatment column (1 = treated)."),
+    outcome: str | None = typer.Option(None, "--outcome", help="With --table: numeric outcome column (e.g. weight change in kg)."),
+    covariates: str | None = typer.Option(None, "--covariates", help="With --table: comma-separated baseline confounder columns."),
     categorical: str = typer.Option("", "--categorical", help="Comma-separated covariates entered as level indicators."),
     squared: str = typer.Option("", "--squared", help="Comma-separated numeric covariates that also enter squared."),
     censor: str | None = typer.Option(None, "--censor", help="0/1 column, 1 = lost to follow-up; enables censoring weights."),
@@ -118,9 +120,23 @@ def analyze_command(
     jobs: int = typer.Option(-1, "--jobs", help="Worker threads for the bootstrap (-1 = every core)."),
     on_failure: OnFailureOption = typer.Option(OnFailureOption.warn, "--on-failure", help="'warn' on failed diagnostics, or 'raise' to stop with an error."),
     negative_controls: str = typer.Option("", "--negative-control", help="Comma-separated negative-control outcome columns (analysed with IPW)."),
-    out: Path | None = typer.Option(None, "--out", "-o", help="Folder for causal_results.json (not written if omitted)."),
+    out: Path | None = typer.Option(None, "--out", "-o", help="Folder for the results JSON (causal_results.json, or <study>.json with --study)."),
 ) -> None:
-    """Estimate the treatment effect with several estimators side by side, with diagnostics."""
+    """Estimate the treatment effect with several estimators side by side, with diagnostics.
+
+    Two forms: ``--store FILE --study NAME`` emulates a target trial from the canonical store
+    (the study spec sets estimators and options); ``--table FILE --treatment … --outcome …
+    --covariates …`` analyses a ready table such as NHEFS.
+    """
+    if (store is None) == (table is None) or (store is not None) != (study is not None):
+        console.print("[bold red]error:[/] give either --store and --study, or --table with --treatment, --outcome and --covariates")
+        raise typer.Exit(code=2)
+    if store is not None:
+        _analyze_study(store, study, out)  # type: ignore[arg-type]
+        return
+    if treatment is None or outcome is None or covariates is None:
+        console.print("[bold red]error:[/] --table needs --treatment, --outcome and --covariates")
+        raise typer.Exit(code=2)
 
     def action() -> Analysis:
         spec = AnalysisSpec(
@@ -148,10 +164,29 @@ def analyze_command(
         )
 
     analysis = run_cli(action)
-    console.print(results_table(analysis.results))
-    for i, note in enumerate(Summary.of(analysis.results).notes, 1):
+    _print_results(analysis.results, analysis.negative_controls, analysis.path)
+
+
+def _print_results(results: Sequence[CausalResult], controls: Sequence[NegativeControl], path: Path | None) -> None:
+    console.print(results_table(results))
+    for i, note in enumerate(Summary.of(list(results)).notes, 1):
         console.print(f"[dim][{i}][/] {note}", highlight=False)
-    for nc in analysis.negative_controls:
+    for nc in controls:
         console.print(f"negative control: {nc.interpretation}", highlight=False)
-    if analysis.path is not None:
-        console.print(f"results: [bold]{analysis.path}[/]")
+    if path is not None:
+        console.print(f"results: [bold]{path}[/]")
+
+
+def _analyze_study(store: Path, study: str, out: Path | None) -> None:
+    """The ``--store/--study`` form: attrition, then both outcome scales side by side."""
+    from ketaweight.emulation import run_study
+    from ketaweight.privacy import mask_count
+
+    res = run_cli(lambda: run_study(store, study, out))
+    console.print(f"[bold]{res.study.study.title}[/]")
+    for step in res.cohort.attrition:
+        console.print(f"  {step.step:<16} {mask_count(step.n_after):>10}  ({step.reason}; excluded {mask_count(step.n_excluded)})",
+                      highlight=False)
+    for i, rs in enumerate(res.results.values()):
+        controls = [res.negative_control] if (res.negative_control is not None and i == 0) else []
+        _print_results(rs, controls, res.path if i == len(res.results) - 1 else None)

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import fcntl
+import json
 from pathlib import Path
 
 import pytest
@@ -32,8 +34,20 @@ def make_run(out: Path, scenario: str, patients: int, *, signals: bool, mechanis
 
 
 @pytest.fixture(scope="session")
-def article_run(tmp_path_factory) -> tuple[Path, ReportPaths]:
-    """An article-scenario run of 3,000 patients with mechanisms and signals, and its report."""
-    out = tmp_path_factory.mktemp("report-article") / "run"
-    results = make_run(out, "article", 3000, signals=True, mechanisms=True)
-    return results, write_report(results, out / "report.html")
+def article_run(tmp_path_factory, worker_id) -> tuple[Path, ReportPaths]:
+    """An article-scenario run of 3,000 patients with mechanisms and signals, and its report.
+
+    Built once for the whole test session, also under pytest-xdist: workers share the base
+    temporary folder and the first one to take the lock builds the run (read-only afterwards).
+    """
+    base = tmp_path_factory.getbasetemp()
+    root = base.parent if worker_id != "master" else base
+    out = root / "report-article"
+    with open(root / "report-article.lock", "w") as lock:
+        fcntl.flock(lock, fcntl.LOCK_EX)
+        if not (out / "report.json").exists():
+            results = make_run(out / "run", "article", 3000, signals=True, mechanisms=True)
+            write_report(results, out / "report.html")
+    answer = json.loads((out / "report.json").read_text(encoding="utf-8"))["answer"]
+    return out / "run" / "results", ReportPaths(out / "report.html", out / "report.md", out / "report.json",
+                                                answer["sentence"], answer["grade"])

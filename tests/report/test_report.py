@@ -167,3 +167,17 @@ def test_tiny_cohort_masks_small_safety_counts(tmp_path, n):
     assert "<11" in values
     assert all(v == "<11" or v == 0 or v >= 11 for v in values)
     assert all(x["per_100_sessions"] is None for x in r["adverse_events"] if x["events"] == "<11")
+
+
+def test_faq_answers_with_the_run_numbers(article_run):
+    _, paths = article_run
+    doc = json.loads(paths.json.read_text(encoding="utf-8"))
+    faq = next(s for s in doc["sections"] if s["id"] == "faq")["faq"]
+    assert [f["question"] for f in faq] == [
+        "Is ketamine approved for weight loss?", "Can ketamine therapy lead to significant weight loss?",
+        "Are there any potential side effects of ketamine related to weight loss?",
+        "Can ketamine be used in combination with other weight loss strategies?",
+        "Is it safe to use ketamine for off-label purposes like weight loss?"]
+    a = doc["answer"]
+    assert f"The largest loss compatible with this run is {-a['ci_low_kg']:.2f} kg" in faq[1]["answer"]
+    assert a["sentence"] in faq[0]["answer"] and "lost more than 5%" in faq[2]["answer"]

@@ -31,9 +31,12 @@ def faq_section(run: RunResults, answer: Answer, rules: GradingRules) -> dict[st
     crude = primary_estimate(res["analyses"]["outcome_change"], "crude")
     rapid, dose = _flag(run, "weight loss"), _flag(run, "ketamine IV/IM")
 
-    significant = (f"The largest loss compatible with this run is {fmt_num(answer.ci_low_kg)} kg"
-                   + (f" ({fmt_num(pct['ci_low'])}% of body weight)" if pct else "")
-                   + f", against the 5% that weight-loss treatments are judged by. {answer.sentence}")
+    if answer.ci_low_kg < 0:
+        significant = (f"The largest loss compatible with this run is {fmt_num(-answer.ci_low_kg)} kg"
+                       + (f" ({fmt_num(-pct['ci_low'])}% of body weight)" if pct and pct["ci_low"] < 0 else "")
+                       + f", against the 5% of body weight that weight-loss treatments are judged by. {answer.sentence}")
+    else:
+        significant = f"No weight loss is compatible with this run. {answer.sentence}"
     side = ("Reduced appetite and nausea are the plausible weight-related effects. "
             + (f"In this run, {display_count(rapid['count'])} of {display_count(rapid['of'])} treated patients lost more "
                f"than 5% of their weight within 28 days of starting ({label}); such patients need review."

@@ -90,3 +90,15 @@ def test_holm_over_modifiers(nhefs, qsmk_spec):
     adjusted = sorted(r.p_holm for r in rs)
     assert adjusted[0] == pytest.approx(min(1.0, 2 * p[0]))
     assert adjusted[1] == pytest.approx(max(adjusted[0], p[1]))
+
+
+def test_msm_by_factor_weights_condition_on_the_factor(smokers):
+    """With a factor V (sex), SW = f(A | V)/f(A | L, V) averages about 1 (computed 1.00) and each
+    level's curve at a = 0 is its own intercept."""
+    spec = DoseResponseSpec(exposure="smkintensity82_71", outcome="wt82_71", by="sex", **BOOK_CONFOUNDERS)
+    r = DoseResponse(method="msm", grid=(0.0,)).fit(smokers, spec)
+    assert r.diagnostics["weights"]["mean"] == pytest.approx(1.0, abs=0.02)
+    c = r.coefficients
+    men, women = (p.estimate for p in r.curve)
+    assert men == pytest.approx(c["(intercept)"]["estimate"])
+    assert women == pytest.approx(c["(intercept)"]["estimate"] + c["sex[1]"]["estimate"])

@@ -10,9 +10,9 @@ ch. 12.4, Program 12.4).  E[Y^a] = β0 + β1·a + β2·a² (``degree`` 2), optio
 (e.g. route): E[Y^a | V] = β(V)·(1, a, a²).  It is fitted by weighted least squares with
 stabilized generalized-propensity weights
 
-    SW = f(A | V) / f(A | L),
+    SW = f(A | V) / f(A | L, V),
 
-where both densities are normal linear models (the denominator on the confounders L, the
+where both densities are normal linear models (the denominator on the confounders L and V, the
 numerator on V only; residual SD with n − p degrees of freedom, as R's ``glm``).  The
 variance treats the weights as known (GEE robust, "sandwich"), as the book does; with a
 censor column the weights are multiplied by stabilized inverse-probability-of-censoring weights.
@@ -277,8 +277,10 @@ class DoseResponse:
 
     def _msm(self, p: _Prepared, spec: DoseResponseSpec, grid: np.ndarray, log: WarningLog) -> _Fit:
         obs = p.observed
-        den, sigma_den = _normal_density(p.a, p.x)
         v = np.column_stack([np.ones(len(p.a))] + [(p.level_of_row == k).astype(float) for k in range(1, len(p.levels))])
+        # the denominator conditions on the factor too (as sex is among L in Program 12.5)
+        x_den = np.column_stack([p.x, v[:, 1:]])
+        den, sigma_den = _normal_density(p.a, x_den)
         num, sigma_num = _normal_density(p.a, v)
         sw = num / den
         w = sw * _censoring_weights(p, log)
@@ -305,7 +307,7 @@ class DoseResponse:
         diagnostics = {
             "weights": summary,
             "dose_models": {"denominator_sd": sigma_den, "numerator_sd": sigma_num,
-                            "denominator_parameters": int(p.x.shape[1]), "numerator_parameters": int(v.shape[1])},
+                            "denominator_parameters": int(x_den.shape[1]), "numerator_parameters": int(v.shape[1])},
             "weights_used_by_estimator": True,
         }
         variance = ("robust (HC0) sandwich of the weighted least-squares MSM, weights treated as known "

@@ -87,6 +87,8 @@ def demo_command(
     scenario: str = typer.Option("article", "--scenario", "-s", help="Simulator scenario (e.g. article, null)."),
     patients: int = typer.Option(20000, "--patients", "-n", min=500, help="Number of virtual patients."),
     seed: int = typer.Option(7, "--seed", help="Random seed: the same seed gives the same files and numbers."),
+    faers_reports: int = typer.Option(SYNTHETIC_FAERS_REPORTS, "--faers-reports", min=5000,
+                                      help="Reports in the synthetic FAERS quarter (a real quarter has about 400,000)."),
 ) -> None:
     """End to end: simulate a clinic, emulate both target trials, scan FAERS, grade the evidence, write the report."""
     started = time.monotonic()
@@ -116,8 +118,9 @@ def demo_command(
     for f in safety["flags"]:
         console.print(f"{f['flag']}: {f['count']} {f['unit']}", highlight=False)
     console.rule("6/7 signals from spontaneous reports (FAERS format)")
-    with console.status(f"synthetic FAERS quarter ({SYNTHETIC_FAERS_REPORTS:,} reports): generate, ingest, scan"):
-        syn = run_cli(lambda: synthetic_faers_signals(out / "faers", results / "signals-synthetic-faers.json"))
+    with console.status(f"synthetic FAERS quarter ({faers_reports:,} reports): generate, ingest, scan"):
+        syn = run_cli(lambda: synthetic_faers_signals(out / "faers", results / "signals-synthetic-faers.json",
+                                                      faers_reports))
     console.print(syn.to_rich_table())
     with console.status(f"real FAERS table mddc {MDDC_TABLE[0]}: scan"):
         real = run_cli(lambda: mddc_signals(results / "signals-mddc.json"))

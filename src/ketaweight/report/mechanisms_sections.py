@@ -9,7 +9,7 @@ from typing import Any
 
 from ketaweight.evidence import fmt_num
 from ketaweight.report import figures as fg
-from ketaweight.report.blocks import NOT_ANALYSED, data_label, rows_forest, rows_table, table
+from ketaweight.report.blocks import NOT_ANALYSED, ci_text, data_label, display_count, rows_forest, rows_table, table
 from ketaweight.report.collect import RunResults
 from ketaweight.report.extract import curves, gradient_rows, mediation_rows, subgroup_rows
 
@@ -74,10 +74,14 @@ def dose_section(run: RunResults) -> dict[str, Any]:
             f"are predicted to lose more than {abs(ind['threshold']):g} kg. Calibration slope {cal['blp_slope']:.2f} "
             f"(95% CI {cal['blp_slope_ci'][0]:.2f} to {cal['blp_slope_ci'][1]:.2f}). "
             + " ".join(t[0].upper() + t[1:].rstrip(".") + "." for t in (cal.get("reading"), ind.get("caveat")) if t))
-        sec["figures"].append(fg.forest_plot(["predicted per-patient effects: 5th–95th percentile (median)"],
-                                             [pr["p50"]], [pr["p05"]], [pr["p95"]], unit="per-patient effect (kg)",
-                                             alt=f"Spread of predicted per-patient effects: median with 5th to 95th "
-                                                 f"percentile ({label})"))
+        sec["tables"].append(table(f"Calibration of predicted per-patient effects by quintile — {label}",
+                                   ["quintile", "mean predicted (kg)", "doubly robust estimate (kg)", "95% CI", "n"],
+                                   [[q["group"], fmt_num(q["mean_predicted"]), fmt_num(q["dr_estimate"]),
+                                     ci_text(q["ci_low"], q["ci_high"]), display_count(q["n"])]
+                                    for q in cal["by_quintile"]]))
+    spread = _spread_figure(doc, run.truth)
+    if spread is not None:
+        sec["figures"].append(spread)
     if run.truth is not None:
         ind = run.truth["results"]["individual_effect_kg"]
         sec["paragraphs"].append(
@@ -85,8 +89,22 @@ def dose_section(run: RunResults) -> dict[str, Any]:
             f"each patient's own effect has SD {ind['sd']:.2f} kg; 90% of patients lie between "
             f"{fmt_num(ind['p05'])} and {fmt_num(ind['p95'])} kg (median {fmt_num(ind['p50'])} kg); "
             f"{100 * ind['share_losing_more_than_1kg']:.1f}% lose more than 1 kg because of the course.")
-        sec["figures"].append(fg.forest_plot(["true per-patient effects: 5th–95th percentile (median)"], [ind["p50"]],
-                                             [ind["p05"]], [ind["p95"]], unit="per-patient effect (kg)",
-                                             alt="Spread of true per-patient effects: median with 5th to 95th percentile "
-                                                 "(simulator truth)"))
     return sec
+
+
+def _spread_figure(mechanisms: dict[str, Any] | None, truth: dict[str, Any] | None) -> fg.Figure | None:
+    """Per-patient effects, median with 5th–95th percentile: predicted (DR-learner) and true (simulator)."""
+    rows, sources = [], []
+    if mechanisms is not None:
+        pr = mechanisms["results"]["heterogeneity"]["individual"]["predicted"]
+        rows.append(("predicted (DR-learner)", pr["p50"], pr["p05"], pr["p95"]))
+        sources.append(f"predicted from {data_label(mechanisms)}")
+    if truth is not None:
+        t = truth["results"]["individual_effect_kg"]
+        rows.append(("true (simulator)", t["p50"], t["p05"], t["p95"]))
+        sources.append("true: simulator truth")
+    if not rows:
+        return None
+    labels, mid, lo, hi = (list(x) for x in zip(*rows, strict=True))
+    return fg.forest_plot(labels, mid, lo, hi, unit="per-patient effect on weight (kg): median, 5th–95th percentile",
+                          alt=f"Spread of per-patient effects, median with 5th to 95th percentile ({'; '.join(sources)})")

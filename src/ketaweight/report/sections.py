@@ -93,6 +93,11 @@ def therapeutic_section(run: RunResults) -> dict[str, Any]:
     sec["paragraphs"].append(f"Starting a course changed the {kind} score at {when} by {fmt_num(p['estimate'])} {unit} "
                              f"(95% CI {ci_text(p['ci_low'], p['ci_high'])}; {p['method']}; {label}). A fall in {kind} is "
                              f"an improvement: this is the benefit the weight question sits beside.")
+    days = res["study"]["outcome"].get("horizon_days")
+    truth = (run.truth or {}).get("results", {}).get("madrs_points", {}).get(f"day_{days}") if kind == "MADRS" else None
+    if truth is not None:
+        sec["paragraphs"].append(f"Check against the simulator's truth (known only because the data are simulated): "
+                                 f"true average effect on MADRS at day {days}: {fmt_num(truth['ate'])} points.")
     sec["tables"].append(_estimates_table(an, unit, label, f"Effect on {kind} change at {when}"))
     sec["figures"].append(_forest(an, f"change in {kind} ({unit})", f"Forest plot: effect of starting a course on "
                                   f"{kind} at {when}, five estimators with 95% CIs ({label})"))

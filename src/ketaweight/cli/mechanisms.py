@@ -22,12 +22,11 @@ def mechanisms_command(
     store: Path = typer.Option(..., "--store", help="DuckDB store file (e.g. from `ketaweight simulate`)."),
     study: str = typer.Option("ketamine-weight", "--study", help="Shipped study name or a study TOML."),
     out: Path = typer.Option(Path("out"), "--out", "-o", help="Folder for <study>-mechanisms.json."),
-    bootstrap: int = typer.Option(0, "--bootstrap", min=0, help="Mediation bootstrap replicates (0 = the study's setting)."),
-    seed: int = typer.Option(-1, "--seed", help="Seed (-1 = the study's analysis seed)."),
+    bootstrap: int | None = typer.Option(None, "--bootstrap", min=2, help="Mediation bootstrap replicates (default: the study's [mechanisms.mediation] n_bootstrap)."),
+    seed: int | None = typer.Option(None, "--seed", help="Seed (default: the study's analysis seed)."),
 ) -> None:
     """How, how much and for whom: mediation by pathway, dose-response curves, subgroup and per-patient effects."""
-    res = run_cli(lambda: run_mechanisms(store, study, out, n_bootstrap=bootstrap or None,
-                                         seed=None if seed < 0 else seed))
+    res = run_cli(lambda: run_mechanisms(store, study, out, n_bootstrap=bootstrap, seed=seed))
     _print(res)
     console.print(f"written: {res.path}")
 

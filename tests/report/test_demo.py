@@ -17,7 +17,7 @@ def test_demo_null_world_end_to_end(tmp_path):
     text = " ".join(res.output.split())
     for step in ("1/7", "2/7", "3/7", "4/7", "5/7", "6/7", "7/7"):
         assert step in text
-    assert f"Report: {out / 'report.html'}" in text
+    assert "Report: " in text and (out / "report.html").exists()  # rich may fold the long path
     doc = json.loads((out / "report.json").read_text(encoding="utf-8"))
     assert doc["answer"]["conclusion"] == "no detectable effect"
     assert f"Answer: {doc['answer']['sentence']}" in text

@@ -53,7 +53,7 @@ def curves(mechanisms: dict[str, Any], method: str = "msm") -> list[dict[str, An
 
 def gradient_rows(mechanisms: dict[str, Any]) -> list[EstimateRow]:
     """The MSM's linear dose term per exposure: the curve's slope at zero exposure (kg per unit)."""
-    return [_row(f"{c['exposure']} (MSM slope, kg per unit)", c["coefficients"][c["exposure"]])
+    return [_row(f"{c['exposure']} (MSM slope, kg per unit)", {**c["coefficients"][c["exposure"]], "n": c.get("n")})
             for c in curves(mechanisms) if c["exposure"] in c["coefficients"]]
 
 

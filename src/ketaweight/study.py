@@ -155,7 +155,7 @@ class Study(_Section):
         for group in ("categorical", "squared"):
             stray = [c for c in getattr(self.covariates, group) if c not in self.covariates.baseline]
             problems += [f"covariates.{group} lists {c!r}, which is not in covariates.baseline" for c in stray]
-        from ketaweight.causal.mechanisms import MECHANISM_COLUMNS
+        from ketaweight.causal.mechanism_columns import MECHANISM_COLUMNS
 
         m = self.mechanisms
         named = [*(c for cols in m.mediation.pathways.values() for c in cols), *m.mediation.intermediate,

@@ -4,7 +4,7 @@ heterogeneity on the study's analysis table, written as one results file
 
 Settings come from the study's ``[mechanisms]`` sections (:class:`ketaweight.study.Mechanisms`).
 The analysis table is the study's cohort (:func:`ketaweight.cohort.build_cohort`) plus the
-derived columns in :data:`MECHANISM_COLUMNS`.
+derived columns in :data:`~ketaweight.causal.mechanism_columns.MECHANISM_COLUMNS`.
 """
 
 from __future__ import annotations
@@ -13,7 +13,6 @@ from dataclasses import dataclass, replace
 from pathlib import Path
 from typing import Any
 
-import numpy as np
 import pandas as pd
 
 from ketaweight.causal.dose_response import DoseResponse, DoseResponseResult, DoseResponseSpec
@@ -25,39 +24,14 @@ from ketaweight.causal.heterogeneity import (
     subgroup_analysis,
     version_effects,
 )
+from ketaweight.causal.mechanism_columns import MECHANISM_COLUMNS, add_mechanism_columns
 from ketaweight.causal.mediation import Mediation, MediationResult, MediationSpec, Pathway
 from ketaweight.privacy import masked_or_exact
-
-MECHANISM_COLUMNS: dict[str, str] = {
-    "sessions_to_horizon": "sessions from time zero to the outcome horizon (count)",
-    "cumulative_mg_per_kg": "cumulative dose to the horizon per kg of baseline weight (mg/kg)",
-    "first_route": "route of the first session (iv, im, intranasal, oral)",
-    "sessions_per_week": "7 × (sessions − 1) / (last − first session day); undefined for a single session (sessions/week)",
-    "course_length_days": "last − first session day + 1 (days)",
-    "bmi_class": "baseline BMI class: normal (<25), overweight (25-30), obese (>=30)",
-    "severity": "baseline MADRS: moderate (<35), severe (>=35)",
-}
-"""Columns the mechanism analyses may name besides the cohort covariate catalogue."""
 
 MIN_LEVEL_ROWS = 30
 """Factor levels (routes) with fewer treated rows are left out of by-level curves."""
 
 COUNT_KEYS = frozenset({"n", "n_analysed", "n_complete", "n_observed_outcome", "n_before", "n_excluded", "n_after"})
-
-
-def add_mechanism_columns(table: pd.DataFrame) -> pd.DataFrame:
-    """The cohort table with the derived columns of :data:`MECHANISM_COLUMNS` (a copy)."""
-    out = table.copy()
-    first, last = (pd.to_numeric(out[c]).astype(float) for c in ("first_session_day", "last_session_day"))
-    span = (last - first).to_numpy()
-    out["course_length_days"] = span + 1
-    with np.errstate(divide="ignore", invalid="ignore"):
-        out["sessions_per_week"] = np.where(span > 0, 7.0 * (out["sessions_to_horizon"].astype(float) - 1) / span, np.nan)
-    out["bmi_class"] = pd.cut(out["bmi"], [-np.inf, 25, 30, np.inf], right=False,
-                              labels=["normal (<25)", "overweight (25-30)", "obese (>=30)"]).astype(object)
-    out["severity"] = np.where(out["baseline_madrs"] >= 35, "severe (>=35)", "moderate (<35)")
-    out.loc[out["baseline_madrs"].isna(), "severity"] = None
-    return out
 
 
 @dataclass(frozen=True)
@@ -161,3 +135,6 @@ def run_mechanisms(store: Any, study: Any, out_dir: str | Path | None = None, *,
                              res.payload(exact_counts=exact_counts), provenance)
         res = replace(res, path=path)
     return res
+
+
+__all__ = ["MECHANISM_COLUMNS", "MechanismsResults", "add_mechanism_columns", "dose_specs", "mediation_spec", "run_mechanisms"]

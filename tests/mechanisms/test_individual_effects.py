@@ -63,3 +63,31 @@ def test_derived_columns_by_hand():
     assert out["bmi_class"].tolist()[:3] == ["normal (<25)", "overweight (25-30)", "obese (>=30)"]
     assert out["severity"].tolist()[:3] == ["moderate (<35)", "severe (>=35)", "moderate (<35)"]
     assert pd.isna(out["severity"][3]) and pd.isna(out["bmi_class"][3])
+
+
+def test_version_effects_against_known_route_effects():
+    """Two versions with effects 1 and 3 against no treatment (confounded by l1, differently by
+    version; multinomial-logit assignment): each IPW estimate
+    covers its truth and the equality test rejects; a version with < 30 treated rows is left out."""
+    from ketaweight.causal.heterogeneity import version_effects
+
+    rng = np.random.default_rng(4)
+    n = 6000
+    l1 = rng.normal(size=n)
+    # multinomial logit (none, iv, oral): within {none, one version} the propensity is exactly logistic
+    expo = np.exp(np.column_stack([np.zeros(n), -0.5 + 0.5 * l1, -0.5 + 0.8 * l1]))
+    u = rng.random(n)[:, None] > np.cumsum(expo / expo.sum(axis=1, keepdims=True), axis=1)
+    choice = u.sum(axis=1)
+    a = (choice > 0).astype(float)
+    version = np.array([None, "iv", "oral"], dtype=object)[choice]
+    version[np.flatnonzero(a == 1)[:10]] = "im"
+    effect = np.select([version == "iv", version == "oral", version == "im"], [1.0, 3.0, 0.0], 0.0)
+    y = l1 + effect + rng.normal(size=n)
+    data = pd.DataFrame({"a": a, "l1": l1, "y": y, "route": version})
+    res = version_effects(data, AnalysisSpec(treatment="a", outcome="y", covariates=("l1",)), "route")
+    est = {r.estimand: r for r in res.effects}
+    assert set(est) == {"ATE of route = iv vs none", "ATE of route = oral vs none"}
+    assert est["ATE of route = iv vs none"].ci_low < 1.0 < est["ATE of route = iv vs none"].ci_high
+    assert est["ATE of route = oral vs none"].ci_low < 3.0 < est["ATE of route = oral vs none"].ci_high
+    assert res.df == 1 and res.p_value < 1e-6
+    assert res.effects[0].diagnostics["levels_left_out"] == ["im"]

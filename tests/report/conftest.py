@@ -1,4 +1,4 @@
-"""One small end-to-end run shared by the report tests (simulated cohort, both studies, signals)."""
+"""One small end-to-end run shared by the report tests (simulated cohort, both studies, mechanisms, signals)."""
 
 from __future__ import annotations
 
@@ -17,19 +17,17 @@ from ketaweight.report.safety import responsible_use
 from ketaweight.results_io import write_results
 
 
-def make_run(out: Path, scenario: str, patients: int, *, signals: bool, mechanisms: bool = False) -> Path:
-    """Simulate, emulate both studies, responsible use and (optionally) mechanisms and signals;
-    return the results folder."""
+def make_run(out: Path, scenario: str, patients: int) -> Path:
+    """Simulate, emulate both studies, mechanisms, responsible use and signals (a 10,000-report
+    synthetic FAERS quarter and the mddc table); return the results folder."""
     _, store = run_simulation(scenario, patients, 3, out, ExportFormat.duckdb, True)
     results = out / "results"
     for study in ("ketamine-weight", "ketamine-depression"):
         run_study(store, study, results)
-    if mechanisms:
-        run_mechanisms(store, "ketamine-weight", results, n_bootstrap=50)
+    run_mechanisms(store, "ketamine-weight", results, n_bootstrap=50)
     write_results(results / "responsible_use.json", "responsible_use", responsible_use(store), data_source(store))
-    if signals:
-        synthetic_faers_signals(out / "faers", results / "signals-synthetic-faers.json", n_reports=20_000)
-        mddc_signals(results / "signals-mddc.json")
+    synthetic_faers_signals(out / "faers", results / "signals-synthetic-faers.json", n_reports=10_000)
+    mddc_signals(results / "signals-mddc.json")
     return results
 
 
@@ -46,7 +44,7 @@ def article_run(tmp_path_factory, worker_id) -> tuple[Path, ReportPaths]:
     with open(root / "report-article.lock", "w") as lock:
         fcntl.flock(lock, fcntl.LOCK_EX)
         if not (out / "report.json").exists():
-            results = make_run(out / "run", "article", 3000, signals=True, mechanisms=True)
+            results = make_run(out / "run", "article", 3000)
             write_report(results, out / "report.html")
     answer = json.loads((out / "report.json").read_text(encoding="utf-8"))["answer"]
     return out / "run" / "results", ReportPaths(out / "report.html", out / "report.md", out / "report.json",

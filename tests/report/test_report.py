@@ -10,12 +10,11 @@ import pytest
 from typer.testing import CliRunner
 
 from ketaweight.cli import app
-from ketaweight.report.collect import collect
-from ketaweight.report.render import build_report, write_report
 from ketaweight.evidence import fmt_num
+from ketaweight.report.collect import collect
+from ketaweight.report.render import build_report
 from ketaweight.results_io import read_results
 
-from .conftest import make_run
 
 ORDER = ["answer", "mechanism", "therapeutic-context", "the-link", "three-mechanisms", "dose-and-variability",
          "limitations", "signals", "responsible-use", "faq", "disclaimer"]
@@ -117,15 +116,18 @@ def test_mechanisms_render_from_their_results(article_run):
     assert "Not yet analysed" not in md
 
 
-def test_missing_mechanisms_say_not_yet_analysed(article_run, tmp_path):
+def test_missing_analyses_say_not_yet_analysed(article_run, tmp_path):
     results, _ = article_run
     run = tmp_path / "results"
-    shutil.copytree(results, run, ignore=shutil.ignore_patterns("*-mechanisms.json"))
+    shutil.copytree(results, run, ignore=shutil.ignore_patterns("*-mechanisms.json", "signals*.json",
+                                                                "responsible_use.json"))
     report = build_report(collect(run))
-    text = json.dumps(report["sections"][4:6], default=str)
-    assert text.count("Not yet analysed in this run") == 2  # mediation; dose-response, subgroups, per-patient
+    sections = {s["id"]: json.dumps(s, default=str) for s in report["sections"]}
+    for sid in ("three-mechanisms", "dose-and-variability", "signals", "responsible-use"):
+        assert sections[sid].count("Not yet analysed in this run") == 1, sid
     crit = {c["name"]: c for c in report["answer"]["criteria"]}
     assert crit["Biological gradient"]["finding"] == "not yet analysed in this run"
+    assert crit["Coherence"]["verdict"] == "not assessed"
 
 
 def test_markdown_tables_are_well_formed(article_run):
@@ -135,18 +137,15 @@ def test_markdown_tables_are_well_formed(article_run):
         assert len(widths) == 1, block[:200]
 
 
-def test_cli_report_on_a_null_run(tmp_path):
-    """The null scenario: the report's answer is 'no detectable effect' with its grade."""
-    out = tmp_path / "null"
-    results = make_run(out, "null", 3000, signals=False)
-    res = CliRunner().invoke(app, ["report", "--results", str(results), "--out", str(out / "report.html")])
+def test_cli_report_writes_three_forms(article_run, tmp_path):
+    results, paths = article_run
+    out = tmp_path / "cli" / "answer.html"
+    res = CliRunner().invoke(app, ["report", "--results", str(results), "--out", str(out)])
     assert res.exit_code == 0, res.output
-    doc = json.loads((out / "report.json").read_text(encoding="utf-8"))
-    assert doc["answer"]["conclusion"] == "no detectable effect"
-    assert "no detectable effect on weight" in doc["answer"]["sentence"] and doc["answer"]["grade"] == "moderate"
-    assert (out / "report.md").exists()
-    sig = next(s for s in doc["sections"] if s["id"] == "signals")
-    assert any("Not yet analysed" in p for p in sig["paragraphs"])
+    assert "Answer: " + paths.sentence in " ".join(res.output.split())
+    assert out.exists() and out.with_suffix(".md").exists()
+    doc = json.loads(out.with_suffix(".json").read_text(encoding="utf-8"))
+    assert doc["answer"]["sentence"] == paths.sentence
 
 
 def test_cli_report_without_weight_results_is_a_clear_error(tmp_path):

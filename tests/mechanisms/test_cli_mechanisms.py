@@ -60,3 +60,14 @@ def test_mechanisms_study_sections_have_defaults_and_validate_names():
 def test_missing_store_is_a_clear_error(tmp_path):
     res = runner.invoke(app, ["mechanisms", "--store", str(tmp_path / "none.duckdb"), "--out", str(tmp_path)])
     assert res.exit_code == 2 and "error" in res.output
+
+
+def test_mediation_not_estimable_is_recorded_not_fatal(store, tmp_path):
+    """ketamine-depression: the outcome is MADRS, which is also the mood pathway's mediator; the
+    other analyses still run and the file says why mediation was skipped."""
+    res = runner.invoke(app, ["mechanisms", "--store", str(store), "--study", "ketamine-depression",
+                              "--out", str(tmp_path), "--bootstrap", "50"])
+    assert res.exit_code == 0, res.output
+    r = read_results(tmp_path / "ketamine-depression-mechanisms.json", kind="mechanisms")["results"]
+    assert r["mediation"] is None and "outcome measure itself" in r["not_estimable"]["mediation"]
+    assert r["outcome_units"] == "score" and r["dose_response"] and r["heterogeneity"]["subgroups"]

@@ -9,7 +9,8 @@ derived columns in :data:`~ketaweight.causal.mechanism_columns.MECHANISM_COLUMNS
 
 from __future__ import annotations
 
-from dataclasses import dataclass, replace
+import warnings
+from dataclasses import dataclass, field, replace
 from pathlib import Path
 from typing import Any
 
@@ -25,7 +26,8 @@ from ketaweight.causal.heterogeneity import (
     version_effects,
 )
 from ketaweight.causal.mechanism_columns import MECHANISM_COLUMNS, add_mechanism_columns
-from ketaweight.causal.mediation import Mediation, MediationResult, MediationSpec, Pathway
+from ketaweight.causal.mediation import Mediation, MediationResult, MediationSpec, MediationWarning, Pathway
+from ketaweight.exceptions import InputError
 from ketaweight.privacy import masked_or_exact
 
 MIN_LEVEL_ROWS = 30
@@ -38,20 +40,23 @@ COUNT_KEYS = frozenset({"n", "n_analysed", "n_complete", "n_observed_outcome", "
 class MechanismsResults:
     """Everything ``ketaweight mechanisms`` computes for one study."""
 
-    mediation: MediationResult
+    mediation: MediationResult | None  # None when not estimable on this table (reason in ``skipped``)
     dose_response: tuple[DoseResponseResult, ...]
     subgroups: tuple[ModifierResult, ...]
     versions: tuple[VersionResult, ...]
     individual: IndividualEffects
     table: pd.DataFrame  # the analysis table (identifiers stay in memory; never written)
+    outcome_unit: str = "kg"
+    skipped: dict[str, str] = field(default_factory=dict)  # analysis → why it could not be estimated
     path: Path | None = None
 
     def payload(self, *, exact_counts: bool = False) -> dict[str, Any]:
         """The ``results`` member of the mechanisms results file."""
         body = {
-            "outcome_units": "kg",
+            "outcome_units": self.outcome_unit,
+            "not_estimable": self.skipped,
             "counts": "exact" if exact_counts else "masked below 11",
-            "mediation": self.mediation.to_dict(),
+            "mediation": self.mediation.to_dict() if self.mediation is not None else None,
             "dose_response": [r.to_dict() for r in self.dose_response],
             "heterogeneity": {
                 "subgroups": [r.to_dict() for r in self.subgroups],
@@ -114,7 +119,19 @@ def run_mechanisms(store: Any, study: Any, out_dir: str | Path | None = None, *,
             cohort = build_cohort(opened, study)
     table = add_mechanism_columns(cohort.table)
     mech = study.mechanisms
-    mediation = Mediation(n_bootstrap=n_bootstrap or mech.mediation.n_bootstrap, seed=seed).fit(table, mediation_spec(study, table))
+    skipped: dict[str, str] = {}
+    spec_m = mediation_spec(study, table)
+    circular = [c for c in spec_m.mediators if c == f"{study.outcome.kind}_change"]
+    mediation = None
+    if circular:
+        skipped["mediation"] = f"mediator(s) {circular} are the outcome measure itself; set [mechanisms.mediation] pathways"
+    else:
+        try:
+            mediation = Mediation(n_bootstrap=n_bootstrap or mech.mediation.n_bootstrap, seed=seed).fit(table, spec_m)
+        except InputError as exc:  # e.g. no mediator recorded before a short outcome window
+            skipped["mediation"] = str(exc)
+    if "mediation" in skipped:
+        warnings.warn(f"mediation not estimable: {skipped['mediation']}", MediationWarning, stacklevel=2)
     treated = table.loc[table["treated"] == 1]
     curves = []
     for spec in dose_specs(study, treated):
@@ -128,7 +145,8 @@ def run_mechanisms(store: Any, study: Any, out_dir: str | Path | None = None, *,
     subgroups = subgroup_analysis(table, spec, het.modifiers)
     versions = [version_effects(table, spec, v) for v in het.versions]
     individual = DRLearner(loss_threshold=het.loss_threshold_kg, seed=seed).fit(table, spec)
-    res = MechanismsResults(mediation, tuple(curves), tuple(subgroups), tuple(versions), individual, table)
+    res = MechanismsResults(mediation, tuple(curves), tuple(subgroups), tuple(versions), individual, table,
+                            cohort.outcome_unit, skipped)
     if out_dir is not None:
         provenance = {**data_source(store_path), "store": store_path.name, "study": study.study.name, "seed": seed}
         path = write_results(Path(out_dir) / f"{study.study.name}-mechanisms.json", "mechanisms",

@@ -32,13 +32,17 @@ def mechanisms_command(
 
 
 def _print(res: MechanismsResults) -> None:
-    med = RichTable(title="Mediation (interventional effects, kg)")
-    for col in ("effect", "estimate", "95% CI"):
-        med.add_column(col, justify="left" if col == "effect" else "right")
-    for r in res.mediation.effects:
-        med.add_row(r.estimand, f"{r.estimate:+.3f}", f"({r.ci_low:+.3f}, {r.ci_high:+.3f})")
-    console.print(med)
-    sub = RichTable(title="Effect modification (kg)")
+    unit = res.outcome_unit
+    if res.mediation is not None:
+        med = RichTable(title=f"Mediation (interventional effects, {unit})")
+        for col in ("effect", "estimate", "95% CI"):
+            med.add_column(col, justify="left" if col == "effect" else "right")
+        for r in res.mediation.effects:
+            med.add_row(r.estimand, f"{r.estimate:+.3f}", f"({r.ci_low:+.3f}, {r.ci_high:+.3f})")
+        console.print(med)
+    for name, why in res.skipped.items():
+        console.print(f"{name}: not estimable — {why}")
+    sub = RichTable(title=f"Effect modification ({unit})")
     for col in ("modifier", "level", "n", "effect", "95% CI", "p (Holm)"):
         sub.add_column(col, justify="left" if col in ("modifier", "level") else "right")
     for m in res.subgroups:
@@ -47,15 +51,15 @@ def _print(res: MechanismsResults) -> None:
                         f"{m.p_value:.3f} ({m.p_holm:.3f})")
     console.print(sub)
     s = res.individual.summary
-    console.print(f"Per-patient effects (DR-learner): SD {s['predicted']['sd']:.3f} kg; share predicted below "
-                  f"{s['threshold']:g} kg {100 * s['share_predicted_below_threshold']:.1f}%; calibration slope "
+    console.print(f"Per-patient effects (DR-learner): SD {s['predicted']['sd']:.3f} {unit}; share predicted below "
+                  f"{s['threshold']:g} {unit} {100 * s['share_predicted_below_threshold']:.1f}%; calibration slope "
                   f"{s['calibration']['blp_slope']:.2f} (95% CI {s['calibration']['blp_slope_ci'][0]:.2f}, "
                   f"{s['calibration']['blp_slope_ci'][1]:.2f})")
     for c in res.dose_response:
         if c.method == "msm":
             lo, hi = c.curve[0], c.curve[-1]
             console.print(f"Dose-response {c.exposure}{' by ' + str(c.settings['spec']['by']) if c.settings['spec']['by'] else ''}: "
-                          f"{lo.estimate:+.2f} kg at {lo.exposure:.2f} → {hi.estimate:+.2f} kg at {hi.exposure:.2f} (MSM)")
+                          f"{lo.estimate:+.2f} {unit} at {lo.exposure:.2f} → {hi.estimate:+.2f} {unit} at {hi.exposure:.2f} (MSM)")
 
 
 @app.command("mechanisms-validate")

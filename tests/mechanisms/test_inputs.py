@@ -42,7 +42,7 @@ def test_modifier_needs_two_levels_with_both_arms():
 
 def test_mediation_needs_complete_rows_in_both_arms():
     spec = MediationSpec(treatment="a", outcome="y", covariates=("l",), pathways=(Pathway("p", ("m",)),))
-    with pytest.raises(InputError, match="too few"):
+    with pytest.raises(InputError, match="at least 20 rows"):
         Mediation(n_bootstrap=2).fit(small(10), spec)
 
 

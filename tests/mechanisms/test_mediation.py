@@ -131,3 +131,11 @@ def test_intermediate_confounder_of_mediator_and_outcome():
         assert got.ci_low < truth < got.ci_high, got.estimand
     naive = Mediation(n_bootstrap=200, seed=3).fit(data, MediationSpec(**base))
     assert naive.pathways["p"].ci_low > 1.3 + 0.1
+
+
+def test_text_and_html_summaries_list_every_effect():
+    r = Mediation(n_bootstrap=20).fit(linear_sem(500, 1), SPEC)
+    text, page = r.as_text(), r.as_html()
+    for e in r.effects:
+        assert e.estimand in text and e.estimand in page
+    assert page.count("<li>") == len(ASSUMPTIONS)

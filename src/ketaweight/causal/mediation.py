@@ -44,6 +44,7 @@ The identifying assumptions are written into every result (:data:`ASSUMPTIONS`).
 
 from __future__ import annotations
 
+import html
 import warnings
 from dataclasses import asdict, dataclass, field
 from typing import Any
@@ -173,6 +174,15 @@ class MediationResult:
             lines.append(f"{r.estimand:<28}{r.estimate:>10.3f}  ({r.ci_low:.3f}, {r.ci_high:.3f})")
         return "\n".join(lines)
 
+    def as_html(self) -> str:
+        """An HTML table of the effects followed by the assumptions (for the report)."""
+        esc = html.escape
+        rows = "".join(f"<tr><td>{esc(r.estimand)}</td><td>{r.estimate:.3f}</td><td>({r.ci_low:.3f}, {r.ci_high:.3f})</td></tr>"
+                       for r in self.effects)
+        notes = "".join(f"<li>{esc(a)}</li>" for a in self.assumptions)
+        return (f'<table class="ketaweight-mediation"><thead><tr><th>effect</th><th>estimate</th><th>CI</th></tr></thead>'
+                f"<tbody>{rows}</tbody></table><ol>{notes}</ol>")
+
 
 @dataclass(frozen=True)
 class _Arrays:
@@ -196,7 +206,7 @@ def _arrays(table: pd.DataFrame, spec: MediationSpec) -> _Arrays:
     base = [spec.treatment, *spec.covariates, *spec.censor_covariates, *spec.intermediate]
     bad = table[base].isna().any(axis=1)
     frame = table.loc[~bad]
-    steps.append({"step": "missing treatment or covariates", "reason": "excluded", "n_before": len(table),
+    steps.append({"step": "missing treatment or covariates", "reason": f"a missing value in {base} (excluded)", "n_before": len(table),
                   "n_excluded": int(bad.sum()), "n_after": len(frame)})
     a = numeric_by_value(frame[spec.treatment], spec.treatment)
     if not np.isin(a, (0.0, 1.0)).all():
@@ -208,8 +218,11 @@ def _arrays(table: pd.DataFrame, spec: MediationSpec) -> _Arrays:
                   "distribution, re-weighted out of the model fits (IPW for completeness)", "n_before": len(frame),
                   "n_excluded": 0, "n_after": len(frame), "n_complete": int(complete.sum())})
     if complete.sum() < 20 or a[complete].min() == a[complete].max():
+        arms = sorted({int(v) for v in a[complete]})
         raise InputError([(Location("table", column=spec.outcome),
-                           f"{int(complete.sum())} complete rows with both arms needed for mediation; found too few")])
+                           f"mediation needs at least 20 rows with the outcome and every mediator observed, in both "
+                           f"arms; found {int(complete.sum())} (arms {arms}); check that the mediators are recorded "
+                           "before the outcome window")])
     x = build_design(frame, spec.covariates, categorical=spec.categorical, squared=spec.squared).matrix
     z = np.column_stack([numeric_by_value(frame[c], c) for c in spec.intermediate]) if spec.intermediate else np.empty((len(a), 0))
     zc = None

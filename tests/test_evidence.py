@@ -140,7 +140,11 @@ def test_gradient_offsets_a_downgrade_but_never_reaches_high(article_doc):
     assert changes["Biological gradient"].grade_change == 1 and a.grade == "moderate"
     assert changes["Plausibility (mechanism)"].verdict == "supports"
     assert "via appetite −0.300" in changes["Plausibility (mechanism)"].finding
-    assert grade_evidence(article_doc, mechanisms=_mechanisms((-0.1, -0.15, -0.05))).grade == "moderate"  # capped
+    capped = grade_evidence(article_doc, mechanisms=_mechanisms((-0.1, -0.15, -0.05)))
+    rows = {c.name: c.grade_change for c in capped.criteria}
+    assert capped.grade == "moderate" and rows["Biological gradient"] == 1 and rows["Replication"] == -1
+    for a_ in (a, capped):  # the table adds up: start level + grade changes = the grade
+        assert GradingRules().start_level + sum(c.grade_change for c in a_.criteria) == LEVELS.index(a_.grade)
     flat = grade_evidence(weak, mechanisms=_mechanisms((0.01, -0.05, 0.07)))
     assert {c.name: c.grade_change for c in flat.criteria}["Biological gradient"] == 0 and flat.grade == "low"
 

@@ -242,6 +242,15 @@ def _coherence(signals: list[dict[str, Any]]) -> Criterion:
     return Criterion("Coherence", q, "; ".join(rows), "neutral", 0, rule)
 
 
+def _replication(raw_level: int, rules: GradingRules) -> Criterion:
+    """The cap, as a row: one emulated trial in one data source cannot exceed ``rules.max_level``."""
+    rule = f"one emulated trial in one data source: the level is capped at '{LEVELS[rules.max_level]}'"
+    q = "Has the answer been replicated in another data source or a randomised trial?"
+    if raw_level > rules.max_level:
+        return Criterion("Replication", q, "no: the upgrades above are capped", "against", rules.max_level - raw_level, rule)
+    return Criterion("Replication", q, "no (the cap does not bind in this run)", "not assessed", 0, rule)
+
+
 # ---- the grade and the sentence -----------------------------------------------------------
 
 
@@ -292,7 +301,8 @@ def grade_evidence(
         nc,
         balance,
     ]
-    level = max(0, min(rules.max_level, rules.start_level + sum(c.grade_change for c in criteria)))
+    criteria.append(_replication(rules.start_level + sum(c.grade_change for c in criteria), rules))
+    level = max(0, rules.start_level + sum(c.grade_change for c in criteria))
     answer = Answer(est, lo, hi, pct["estimate"] if pct else None, rules.primary_method, conclusion, LEVELS[level], criteria)
     return _with_sentence(answer, weight, rules)
 

@@ -122,7 +122,7 @@ def link_section(run: RunResults) -> dict[str, Any]:
         sec["paragraphs"].append(f"The crude difference ({fmt_num(crude['estimate'])} kg) and the adjusted AIPW estimate "
                                  f"({fmt_num(aipw['estimate'])} kg) differ by {abs(crude['estimate'] - aipw['estimate']):.2f} kg: "
                                  f"that much of the raw difference came from who chose ketamine (diet and exercise "
-                                 f"programmes, severity, BMI), not from ketamine.")
+                                 f"programmes, severity, BMI), not from ketamine ({label}).")
     if run.truth is not None:
         t = run.truth["results"]
         sec["paragraphs"].append(f"Check against the simulator's truth (known only because the data are simulated): "
@@ -160,7 +160,7 @@ def limitations_section(run: RunResults) -> dict[str, Any]:
                                               f"support ({label})"))
     s = p["sensitivity"]
     sec["paragraphs"].append(
-        f"E-value ({p['method']}): {s['evalue_estimate']:.2f} for the estimate, {s['evalue_ci']:.2f} for the CI limit — "
+        f"E-value ({p['method']}; {label}): {s['evalue_estimate']:.2f} for the estimate, {s['evalue_ci']:.2f} for the CI limit — "
         f"an unmeasured confounder would need risk-ratio associations of that size with both ketamine and weight change "
         f"to explain the estimate (or move the CI to 0) away. {s.get('approximation', '')}.")
     ncs = an.get("negative_controls", [])

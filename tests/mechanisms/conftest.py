@@ -25,6 +25,13 @@ def nhefs() -> pd.DataFrame:
 
 
 @pytest.fixture(scope="session")
+def book_confounders() -> dict[str, tuple[str, ...]]:
+    """:data:`BOOK_CONFOUNDERS` as a fixture (test modules cannot import a conftest by name
+    when several test folders have one)."""
+    return BOOK_CONFOUNDERS
+
+
+@pytest.fixture(scope="session")
 def qsmk_spec() -> AnalysisSpec:
     """qsmk → wt82_71 with the book's confounders, complete cases (n = 1566)."""
     return AnalysisSpec(treatment="qsmk", outcome="wt82_71", **BOOK_CONFOUNDERS)

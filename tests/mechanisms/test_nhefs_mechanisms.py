@@ -14,8 +14,6 @@ import pytest
 from ketaweight.causal.dose_response import DoseResponse, DoseResponseSpec
 from ketaweight.causal.heterogeneity import modifier_effects, subgroup_analysis
 
-from conftest import BOOK_CONFOUNDERS  # noqa: E402  (tests/mechanisms/conftest.py)
-
 
 @pytest.fixture(scope="module")
 def smokers(nhefs):
@@ -23,13 +21,15 @@ def smokers(nhefs):
     return rows
 
 
-def msm_spec() -> DoseResponseSpec:
-    return DoseResponseSpec(exposure="smkintensity82_71", outcome="wt82_71", **BOOK_CONFOUNDERS)
+@pytest.fixture(scope="module")
+def msm_spec(book_confounders) -> DoseResponseSpec:
+    """Program 12.4's model: the book's confounders in the dose (denominator) model."""
+    return DoseResponseSpec(exposure="smkintensity82_71", outcome="wt82_71", **book_confounders)
 
 
-def test_continuous_msm_program_12_4(smokers):
+def test_continuous_msm_program_12_4(smokers, msm_spec):
     assert len(smokers) == 1162
-    r = DoseResponse(method="msm").fit(smokers, msm_spec())
+    r = DoseResponse(method="msm").fit(smokers, msm_spec)
     c = r.coefficients
     assert r.n == 1162
     assert c["(intercept)"]["estimate"] == pytest.approx(2.005, abs=0.001)
@@ -47,11 +47,11 @@ def test_continuous_msm_program_12_4(smokers):
     assert all(p.ci_low < p.estimate < p.ci_high for p in r.curve)
 
 
-def test_gformula_curve_agrees_with_msm(smokers):
+def test_gformula_curve_agrees_with_msm(smokers, msm_spec):
     """Both identify E[Y^a] under different models; on NHEFS they agree within one standard
     error over the interquartile dose range (largest gap 0.53 SE; computed, not published)."""
-    msm = DoseResponse(method="msm").fit(smokers, msm_spec())
-    gf = DoseResponse(method="g-formula").fit(smokers, msm_spec())
+    msm = DoseResponse(method="msm").fit(smokers, msm_spec)
+    gf = DoseResponse(method="g-formula").fit(smokers, msm_spec)
     q25, q75 = gf.diagnostics["exposure_quantiles"]["p25"], gf.diagnostics["exposure_quantiles"]["p75"]
     for pm, pg in zip(msm.curve, gf.curve):
         assert pm.exposure == pg.exposure
@@ -59,10 +59,10 @@ def test_gformula_curve_agrees_with_msm(smokers):
             assert abs(pm.estimate - pg.estimate) < pm.se
 
 
-def test_gformula_variance_matches_bootstrap(smokers):
+def test_gformula_variance_matches_bootstrap(smokers, msm_spec):
     """The stacked influence-function SE of the g-formula curve at a = 0 against 400 bootstrap
     replicates (seed 3): within 15%."""
-    spec = msm_spec()
+    spec = msm_spec
     est = DoseResponse(method="g-formula", grid=(0.0, 10.0))
     point = est.fit(smokers, spec).curve
     rng = np.random.default_rng(3)
@@ -92,10 +92,10 @@ def test_holm_over_modifiers(nhefs, qsmk_spec):
     assert adjusted[1] == pytest.approx(max(adjusted[0], p[1]))
 
 
-def test_msm_by_factor_weights_condition_on_the_factor(smokers):
+def test_msm_by_factor_weights_condition_on_the_factor(smokers, book_confounders):
     """With a factor V (sex), SW = f(A | V)/f(A | L, V) averages about 1 (computed 1.00) and each
     level's curve at a = 0 is its own intercept."""
-    spec = DoseResponseSpec(exposure="smkintensity82_71", outcome="wt82_71", by="sex", **BOOK_CONFOUNDERS)
+    spec = DoseResponseSpec(exposure="smkintensity82_71", outcome="wt82_71", by="sex", **book_confounders)
     r = DoseResponse(method="msm", grid=(0.0,)).fit(smokers, spec)
     assert r.diagnostics["weights"]["mean"] == pytest.approx(1.0, abs=0.02)
     c = r.coefficients

@@ -180,3 +180,20 @@ def test_faq_answers_with_the_run_numbers(article_run):
     a = doc["answer"]
     assert f"The largest loss compatible with this run is {-a['ci_low_kg']:.2f} kg" in faq[1]["answer"]
     assert a["sentence"] in faq[0]["answer"] and "lost more than 5%" in faq[2]["answer"]
+
+
+def test_mediation_not_estimable_is_said_not_faked(article_run, tmp_path):
+    results, _ = article_run
+    run = tmp_path / "results"
+    shutil.copytree(results, run)
+    path = next(run.glob("*-mechanisms.json"))
+    doc = json.loads(path.read_text(encoding="utf-8"))
+    doc["results"]["mediation"] = None
+    doc["results"]["not_estimable"] = {"mediation": "no mediator recorded before the outcome window"}
+    path.write_text(json.dumps(doc), encoding="utf-8")
+    report = build_report(collect(run))
+    mech = next(s for s in report["sections"] if s["id"] == "three-mechanisms")
+    assert "Mediation could not be estimated in this run: no mediator recorded before the outcome window." in mech["paragraphs"]
+    assert not mech["figures"]
+    crit = {c["name"]: c for c in report["answer"]["criteria"]}
+    assert crit["Plausibility (mechanism)"]["verdict"] == "not assessed"

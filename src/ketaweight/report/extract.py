@@ -35,6 +35,8 @@ def _row(label: str, d: dict[str, Any]) -> EstimateRow:
 def mediation_rows(mechanisms: dict[str, Any]) -> list[EstimateRow]:
     """Total, each pathway, the direct and the interaction remainder (interventional effects, kg)."""
     m = mechanisms["results"]["mediation"]
+    if m is None:  # not estimable in this run (the reason is in results["not_estimable"])
+        return []
     return ([_row(m["total"]["estimand"], m["total"])]
             + [_row(r["estimand"], r) for r in m["pathways"].values()]
             + [_row(m["direct"]["estimand"], m["direct"]), _row(m["interaction"]["estimand"], m["interaction"])])
@@ -42,7 +44,8 @@ def mediation_rows(mechanisms: dict[str, Any]) -> list[EstimateRow]:
 
 def pathway_rows(mechanisms: dict[str, Any]) -> list[EstimateRow]:
     """Only the named pathways (what 'plausibility' asks about)."""
-    return [_row(r["estimand"], r) for r in mechanisms["results"]["mediation"]["pathways"].values()]
+    m = mechanisms["results"]["mediation"]
+    return [] if m is None else [_row(r["estimand"], r) for r in m["pathways"].values()]
 
 
 def curves(mechanisms: dict[str, Any], method: str = "msm") -> list[dict[str, Any]]:

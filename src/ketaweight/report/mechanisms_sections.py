@@ -20,6 +20,9 @@ def mechanisms_section(run: RunResults) -> dict[str, Any]:
     doc = run.mechanisms
     if doc is None:
         sec["paragraphs"].append("Mediation analysis: " + NOT_ANALYSED)
+    elif doc["results"]["mediation"] is None:
+        reason = (doc["results"].get("not_estimable") or {}).get("mediation", "no reason recorded")
+        sec["paragraphs"].append(f"Mediation could not be estimated in this run: {reason}.")
     else:
         med = doc["results"]["mediation"]
         title, rows = "Effect carried by each measured pathway (interventional mediation, g-computation)", mediation_rows(doc)

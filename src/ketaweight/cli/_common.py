@@ -22,22 +22,25 @@ T = TypeVar("T")
 def run_cli(action: Callable[[], T]) -> T:
     """Run a library call; turn input and numerical errors into a red message and exit code 2.
 
-    Warnings of the ketaweight family are shown in yellow, never swallowed.
+    Warnings of the ketaweight family are shown in yellow, never swallowed; other warnings are
+    passed on.  They are shown after the recording context has closed: inside it,
+    ``warnings.showwarning`` is the recorder itself, and re-emitting there would append to the
+    list being read (an endless loop).
     """
-    with warnings.catch_warnings(record=True) as caught:
-        warnings.simplefilter("always", KetaweightWarning)
-        try:
-            result = action()
-        except (InputError, NumericalError, FileNotFoundError, ValueError) as exc:
-            err_console.print(f"[bold red]error:[/] {exc}", highlight=False)
-            raise typer.Exit(code=2) from exc
-        finally:
-            for w in caught:
-                if issubclass(w.category, KetaweightWarning):
-                    err_console.print(f"[yellow]warning ({w.category.__name__}):[/] {w.message}", highlight=False)
-                else:
-                    warnings.showwarning(w.message, w.category, w.filename, w.lineno)
-    return result
+    caught: list[warnings.WarningMessage] = []
+    try:
+        with warnings.catch_warnings(record=True) as caught:
+            warnings.simplefilter("always", KetaweightWarning)
+            return action()
+    except (InputError, NumericalError, FileNotFoundError, ValueError) as exc:
+        err_console.print(f"[bold red]error:[/] {exc}", highlight=False)
+        raise typer.Exit(code=2) from exc
+    finally:
+        for w in caught:
+            if issubclass(w.category, KetaweightWarning):
+                err_console.print(f"[yellow]warning ({w.category.__name__}):[/] {w.message}", highlight=False)
+            else:
+                warnings.warn_explicit(w.message, w.category, w.filename, w.lineno)
 
 
 @contextmanager

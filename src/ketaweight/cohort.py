@@ -31,6 +31,8 @@ COVARIATES: dict[str, Covariate] = {
     "height_cm": Covariate("height", "cm"),
     "baseline_weight": Covariate("last weight in the baseline window", "kg"),
     "bmi": Covariate("baseline weight / height²", "kg/m²"),
+    "screening_bmi": Covariate("first weight in the baseline window (the screening visit) / height²: the BMI the "
+                               "treatment decision saw, before any pre-index programme moved it", "kg/m²"),
     "baseline_madrs": Covariate("last MADRS in the baseline window", "points"),
     "baseline_phq9": Covariate("last PHQ-9 in the baseline window", "points"),
     "baseline_resting_hr": Covariate("last resting heart rate in the baseline window", "bpm"),
@@ -98,6 +100,7 @@ def _sql(study: Study) -> str:
     mm AS (
         SELECT patient_id,
             {baseline('weight')} AS baseline_weight,
+            arg_min(value, time) FILTER (WHERE kind = 'weight' AND day BETWEEN -{e.baseline_window_days} AND 0) AS screening_weight,
             {baseline('madrs')} AS baseline_madrs,
             {baseline('phq9')} AS baseline_phq9,
             {baseline('resting_hr')} AS baseline_resting_hr,
@@ -140,6 +143,7 @@ def _sql(study: Study) -> str:
         p.height_cm,
         mm.* EXCLUDE (patient_id),
         mm.baseline_weight / ((p.height_cm / 100.0) ^ 2) AS bmi,
+        mm.screening_weight / ((p.height_cm / 100.0) ^ 2) AS screening_bmi,
         mm.followup_energy_intake - mm.baseline_energy_intake AS intake_change,
         mm.followup_appetite - mm.baseline_appetite AS appetite_change,
         mm.followup_activity - mm.baseline_activity AS activity_change,

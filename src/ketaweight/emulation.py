@@ -20,7 +20,7 @@ from ketaweight.causal.runner import default_estimators, run_estimators
 from ketaweight.causal.sensitivity import NegativeControl, negative_control
 from ketaweight.causal.spec import AnalysisSpec
 from ketaweight.cohort import COVARIATES, Cohort, build_cohort
-from ketaweight.privacy import masked_or_exact
+from ketaweight.privacy import mask_counts
 from ketaweight.results_io import write_results
 from ketaweight.store import Store
 from ketaweight.study import Study, load_study
@@ -99,10 +99,7 @@ def write_study_results(res: StudyResults, out_dir: Path, store_path: Path, stud
     payload: dict[str, Any] = {
         "study": res.study.model_dump(mode="json"),
         "outcome_units": {col: (suffix or unit) for col, suffix in OUTCOME_SCALES.items()},
-        "cohort_attrition": [
-            {**s.to_dict(), **{k: masked_or_exact(v) for k, v in s.to_dict().items() if k.startswith("n_")}}
-            for s in res.cohort.attrition
-        ],
+        "cohort_attrition": mask_counts([s.to_dict() for s in res.cohort.attrition]),
         "covariates": {c: COVARIATES[c].description for c in res.study.covariates.baseline},
         "analyses": {
             col: causal_payload(rs, negative_controls=[res.negative_control] if (res.negative_control and col == "outcome_change") else [])

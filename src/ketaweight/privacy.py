@@ -9,6 +9,7 @@ for them explicitly (``exact_counts=True``) for internal reproducibility checks.
 from __future__ import annotations
 
 import math
+from typing import Any
 
 MIN_CELL_COUNT = 11
 """Smallest count that may be shown; counts 1..10 are written as "<11"."""
@@ -34,3 +35,20 @@ def masked_or_exact(n: int, *, minimum: int = MIN_CELL_COUNT) -> int | str:
     """For JSON meant for people: the exact count when >= minimum or 0, else the string "<11"."""
     count = int(n)
     return count if count == 0 or count >= minimum else f"<{minimum}"
+
+
+COUNT_KEYS = frozenset(
+    {"n", "n_analysed", "n_complete", "n_observed_outcome", "n_treated", "n_control", "n_before", "n_excluded",
+     "n_after", "n_outside_support", "n_used", "n_fit"}
+)
+"""Keys whose values count people in results files; :func:`mask_counts` masks them below 11."""
+
+
+def mask_counts(value: Any, *, keys: frozenset[str] = COUNT_KEYS) -> Any:
+    """A copy of a JSON-like value with every integer under a count key masked (see :func:`masked_or_exact`)."""
+    if isinstance(value, dict):
+        return {k: (masked_or_exact(v) if k in keys and isinstance(v, int) else mask_counts(v, keys=keys))
+                for k, v in value.items()}
+    if isinstance(value, list):
+        return [mask_counts(v, keys=keys) for v in value]
+    return value

@@ -86,7 +86,7 @@ def numeric_by_value(values: pd.Series, column: str, source: str = "table") -> n
     return pd.to_numeric(values).to_numpy(dtype=float)
 
 
-def _levels(values: pd.Series) -> list[str]:
+def category_levels(values: pd.Series) -> list[str]:
     """Distinct levels as strings, ordered numerically when all parse as numbers."""
     levels = sorted({str(v) for v in values.astype(object)})
     try:
@@ -134,7 +134,7 @@ def build_design(
     for name in covariates:
         if name in categorical:
             as_text = frame[name].astype(object).map(str)
-            for lev in _levels(frame[name])[1:]:
+            for lev in category_levels(frame[name])[1:]:
                 cols.append((as_text == lev).to_numpy(dtype=float))
                 names.append(f"{name}[{lev}]")
                 sources.append(name)

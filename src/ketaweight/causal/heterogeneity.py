@@ -46,6 +46,7 @@ from threadpoolctl import threadpool_limits
 
 from ketaweight.causal.aipw import AIPW
 from ketaweight.causal.data import AnalysisData, prepare
+from ketaweight.causal.design import category_levels
 from ketaweight.causal.effects import holm, wald_result, weight_summary, z_value
 from ketaweight.causal.glm import fit_linear, fit_logistic, linear_sandwich
 from ketaweight.causal.ipw import IPW
@@ -85,14 +86,6 @@ class ModifierResult:
         }
 
 
-def _levels(values: pd.Series) -> list[str]:
-    levels = sorted({str(v) for v in values.astype(object)})
-    try:
-        return sorted(levels, key=float)
-    except ValueError:
-        return levels
-
-
 def modifier_effects(table: pd.DataFrame, spec: AnalysisSpec, modifier: str, *, ci_level: float = 0.95) -> ModifierResult:
     """Effect modification by ``modifier`` (a column of ``table``; see the module docstring).
 
@@ -105,7 +98,7 @@ def modifier_effects(table: pd.DataFrame, spec: AnalysisSpec, modifier: str, *, 
     data = prepare(frame, spec)
     frame = _analysed_rows(frame, spec, data)
     text = frame[modifier].astype(object).map(str).to_numpy()
-    levels = tuple(_levels(frame[modifier]))
+    levels = tuple(category_levels(frame[modifier]))
     if len(levels) < 2:
         raise InputError([(Location("table", column=modifier), f"needs at least 2 levels, found {list(levels)}")])
     a = data.a

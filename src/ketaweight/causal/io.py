@@ -14,23 +14,8 @@ from rich.table import Table
 
 from ketaweight.causal.result import CausalResult, Summary
 from ketaweight.causal.sensitivity import NegativeControl
-from ketaweight.privacy import masked_or_exact
+from ketaweight.privacy import mask_counts
 from ketaweight.results_io import write_results
-
-COUNT_KEYS = frozenset(
-    {"n", "n_analysed", "n_observed_outcome", "n_treated", "n_control", "n_before", "n_excluded", "n_after",
-     "n_outside_support", "n_used", "n_fit"}
-)
-"""Keys whose values count people and are masked below 11 in files meant for people."""
-
-
-def _mask(value: Any) -> Any:
-    if isinstance(value, dict):
-        return {k: (masked_or_exact(v) if k in COUNT_KEYS and isinstance(v, int) else _mask(v)) for k, v in value.items()}
-    if isinstance(value, list):
-        return [_mask(v) for v in value]
-    return value
-
 
 def causal_payload(
     results: Sequence[CausalResult], *, negative_controls: Sequence[NegativeControl] = (), exact_counts: bool = False
@@ -44,7 +29,7 @@ def causal_payload(
         "negative_controls": [nc.to_dict() for nc in negative_controls],
         "counts": "exact" if exact_counts else "masked below 11",
     }
-    return payload if exact_counts else _mask(payload)
+    return payload if exact_counts else mask_counts(payload)
 
 
 def write_causal_results(

@@ -28,12 +28,11 @@ from ketaweight.causal.heterogeneity import (
 from ketaweight.causal.mechanism_columns import MECHANISM_COLUMNS, add_mechanism_columns
 from ketaweight.causal.mediation import Mediation, MediationResult, MediationSpec, MediationWarning, Pathway
 from ketaweight.exceptions import InputError
-from ketaweight.privacy import masked_or_exact
+from ketaweight.privacy import mask_counts
 
 MIN_LEVEL_ROWS = 30
 """Factor levels (routes) with fewer treated rows are left out of by-level curves."""
 
-COUNT_KEYS = frozenset({"n", "n_analysed", "n_complete", "n_observed_outcome", "n_before", "n_excluded", "n_after"})
 
 
 @dataclass(frozen=True)
@@ -65,15 +64,7 @@ class MechanismsResults:
                 "individual": self.individual.to_dict(),
             },
         }
-        return body if exact_counts else _mask(body)
-
-
-def _mask(value: Any) -> Any:
-    if isinstance(value, dict):
-        return {k: (masked_or_exact(v) if k in COUNT_KEYS and isinstance(v, int) else _mask(v)) for k, v in value.items()}
-    if isinstance(value, list):
-        return [_mask(v) for v in value]
-    return value
+        return body if exact_counts else mask_counts(body)
 
 
 def mediation_spec(study: Any, table: pd.DataFrame) -> MediationSpec:

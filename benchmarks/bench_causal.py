@@ -34,6 +34,7 @@ from collections.abc import Callable
 from pathlib import Path
 
 import numpy as np
+from machine_info import cpu_model, load_average
 import pandas as pd
 from threadpoolctl import threadpool_info
 
@@ -174,14 +175,7 @@ def large_n(repeats: int) -> dict:
 
 
 def machine() -> dict:
-    cpu = "unknown"
-    try:
-        for line in Path("/proc/cpuinfo").read_text().splitlines():
-            if line.startswith("model name"):
-                cpu = line.split(":", 1)[1].strip()
-                break
-    except OSError:
-        pass
+    cpu = cpu_model()
     blas = ", ".join(f"{i['internal_api']} {i.get('version')} ({i['num_threads']} threads)"
                      for i in threadpool_info() if i["user_api"] == "blas")
     return {"cpu": cpu, "cores": os.cpu_count(), "python": platform.python_version(), "numpy": np.__version__,

@@ -35,21 +35,12 @@ import time
 from pathlib import Path
 
 import numpy as np
+from machine_info import cpu_model, load_average
 
-
-def load() -> str:
-    return " ".join(f"{x:.2f}" for x in os.getloadavg())
 
 
 def machine() -> dict:
-    cpu = "unknown"
-    try:
-        for line in Path("/proc/cpuinfo").read_text().splitlines():
-            if line.startswith("model name"):
-                cpu = line.split(":", 1)[1].strip()
-                break
-    except OSError:
-        pass
+    cpu = cpu_model()
     import numpy
     import scipy
 
@@ -77,7 +68,7 @@ def bench_ebgm(runs: int, vigipy_runs: int, skip_vigipy: bool) -> dict:
     print(f"\n== EBGM for all pairs: {n.size:,} drug–event cells with n ≥ 1 ==")
     times, fits = [], []
     for i in range(runs):
-        print(f"  ketaweight run {i + 1}/{runs} (load {load()})", flush=True)
+        print(f"  ketaweight run {i + 1}/{runs} (load {load_average()})", flush=True)
         t0 = time.perf_counter()
         fit = mgps.fit_prior(n, e, truncation="mixture")
         t_fit = time.perf_counter() - t0
@@ -112,7 +103,7 @@ def bench_ebgm(runs: int, vigipy_runs: int, skip_vigipy: bool) -> dict:
     long["AE"] = long["AE"].astype(str)
     vt = []
     for i in range(vigipy_runs):
-        print(f"  vigipy run {i + 1}/{vigipy_runs} (load {load()}); this takes minutes", flush=True)
+        print(f"  vigipy run {i + 1}/{vigipy_runs} (load {load_average()}); this takes minutes", flush=True)
         t0 = time.perf_counter()
         cont = vigipy.convert(long)
         t_conv = time.perf_counter() - t0
@@ -121,7 +112,7 @@ def bench_ebgm(runs: int, vigipy_runs: int, skip_vigipy: bool) -> dict:
         vt.append((t_conv, time.perf_counter() - t0))
     theta = np.asarray(res.params["prior_param"], dtype=float)
     # vigipy's scoring alone (its prior given, so no fit): fit time = total − scoring
-    print(f"  vigipy scoring only, prior given (load {load()})", flush=True)
+    print(f"  vigipy scoring only, prior given (load {load_average()})", flush=True)
     t0 = time.perf_counter()
     vigipy.gps(cont, min_events=1, decision_metric="rank", decision_thres=0, prior_param=list(theta))
     t_score = time.perf_counter() - t0
@@ -172,7 +163,7 @@ def bench_ingest(runs: int, workdir: Path) -> dict:
     res = []
     for i in range(runs):
         store = workdir / f"ingest{i}.duckdb"
-        print(f"  ingest run {i + 1}/{runs} (load {load()})", flush=True)
+        print(f"  ingest run {i + 1}/{runs} (load {load_average()})", flush=True)
         proc = subprocess.run([sys.executable, "-c", _INGEST_CHILD, str(path), str(store)], capture_output=True,
                               text=True, check=True)
         res.append(json.loads(proc.stdout.strip().splitlines()[-1]))
@@ -193,14 +184,14 @@ def main(argv=None) -> int:
     ap.add_argument("--skip-ingest", action="store_true", help="only the EBGM comparison")
     ap.add_argument("--json", type=Path, default=None, help="write all figures as JSON here")
     args = ap.parse_args(argv)
-    info = {"machine": machine(), "load_at_start": load()}
+    info = {"machine": machine(), "load_at_start": load_average()}
     print(json.dumps(info["machine"]))
     print(f"load average at start: {info['load_at_start']}")
     info["ebgm"] = bench_ebgm(args.runs, args.vigipy_runs, args.skip_vigipy)
     if not args.skip_ingest:
         with tempfile.TemporaryDirectory() as tmp:
             info["ingest"] = bench_ingest(args.runs, Path(tmp))
-    info["load_at_end"] = load()
+    info["load_at_end"] = load_average()
 
     k = info["ebgm"]["ketaweight"]
     v = info["ebgm"].get("vigipy", {})

@@ -70,6 +70,17 @@ def _haldane(a, b, c, d, zero_mask, correct: bool):
     return a + adj, b + adj, c + adj, d + adj, zero_mask
 
 
+def _log_scale_result(est, se_log, z: float, undefined, corrected) -> dict:
+    """Estimate with its Wald CI on the log scale; NaN where the ratio is undefined (a zero
+    cell without the Haldane correction).  Shared by PRR and ROR."""
+    with np.errstate(divide="ignore", invalid="ignore"):
+        lo = np.exp(np.log(est) - z * se_log)
+        hi = np.exp(np.log(est) + z * se_log)
+    for x in (est, se_log, lo, hi):
+        x[undefined] = np.nan
+    return {"estimate": est, "se_log": se_log, "ci_low": lo, "ci_high": hi, "haldane": corrected}
+
+
 def prr(a, b, c, d, *, alpha: float = 0.05, haldane: bool = False):
     """PRR, its (1−alpha) CI, and whether the Haldane correction was applied, per table."""
     a, b, c, d = _arrays(a, b, c, d)
@@ -79,12 +90,7 @@ def prr(a, b, c, d, *, alpha: float = 0.05, haldane: bool = False):
     with np.errstate(divide="ignore", invalid="ignore"):
         est = (a2 / (a2 + b2)) / (c2 / (c2 + d2))
         se = np.sqrt(1 / a2 - 1 / (a2 + b2) + 1 / c2 - 1 / (c2 + d2))
-        lo = np.exp(np.log(est) - z * se)
-        hi = np.exp(np.log(est) + z * se)
-    undefined = zero & ~corrected
-    for x in (est, se, lo, hi):
-        x[undefined] = np.nan
-    return {"estimate": est, "se_log": se, "ci_low": lo, "ci_high": hi, "haldane": corrected}
+    return _log_scale_result(est, se, z, zero & ~corrected, corrected)
 
 
 def ror(a, b, c, d, *, alpha: float = 0.05, haldane: bool = False):
@@ -96,12 +102,7 @@ def ror(a, b, c, d, *, alpha: float = 0.05, haldane: bool = False):
     with np.errstate(divide="ignore", invalid="ignore"):
         est = (a2 * d2) / (b2 * c2)
         se = np.sqrt(1 / a2 + 1 / b2 + 1 / c2 + 1 / d2)
-        lo = np.exp(np.log(est) - z * se)
-        hi = np.exp(np.log(est) + z * se)
-    undefined = zero & ~corrected
-    for x in (est, se, lo, hi):
-        x[undefined] = np.nan
-    return {"estimate": est, "se_log": se, "ci_low": lo, "ci_high": hi, "haldane": corrected}
+    return _log_scale_result(est, se, z, zero & ~corrected, corrected)
 
 
 def yates_chi2(a, b, c, d):

@@ -10,10 +10,12 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
+import numpy as np
 import pandas as pd
 
 from ketaweight.causal.data import AttritionStep
 from ketaweight.exceptions import InputError, Location
+from ketaweight.schema import MEASUREMENT_KINDS
 from ketaweight.store import Store
 from ketaweight.study import Study
 
@@ -43,15 +45,40 @@ COVARIATES: dict[str, Covariate] = {
     "atypical_features": Covariate("1 = depression with atypical features"),
     "index_quarter": Covariate("calendar quarter of time zero (1-4; season and holidays)"),
     "index_year": Covariate("calendar year of time zero"),
+    "holiday_days_baseline_week": Covariate("days of the 7 before time zero in the holiday season (20 Nov - 5 Jan): "
+                                            "the baseline week's intake is then not the usual one", "days"),
+    "holiday_days_to_horizon": Covariate("days from time zero to the outcome horizon in the holiday season "
+                                         "(known at time zero: the calendar)", "days"),
     "madrs_week2": Covariate("MADRS nearest day 14 (± 4 days); after time zero: censoring models only", "points", True),
     "baseline_appetite": Covariate("last appetite rating in the baseline window", "0-10"),
-    # Mediators (mechanisms): mean of the records from day 1 to the day before the outcome window, minus baseline.
-    "intake_change": Covariate("reported energy intake during follow-up minus baseline (mediator)", "kcal/d", True),
+    "baseline_energy_intake_7d": Covariate("app-logged mean intake of the week before time zero", "kcal/d"),
+    "baseline_activity_7d": Covariate("wearable mean active minutes of the week before time zero", "min/d"),
+    "baseline_energy_expenditure_7d": Covariate("wearable mean expenditure of the week before time zero", "kcal/d"),
+    # Mediators (mechanisms): mean of the records covering time zero to the day before the horizon, minus baseline.
+    "intake_change": Covariate("reported energy intake (food diaries) during follow-up minus baseline (mediator)", "kcal/d", True),
     "appetite_change": Covariate("appetite rating during follow-up minus baseline (mediator)", "0-10", True),
-    "activity_change": Covariate("activity during follow-up minus baseline (mediator)", "min/d", True),
+    "activity_change": Covariate("activity (diaries) during follow-up minus baseline (mediator)", "min/d", True),
     "madrs_change": Covariate("MADRS during follow-up minus baseline (mediator)", "points", True),
+    "intake_7d_change": Covariate("app-logged weekly mean intake during follow-up minus baseline week (mediator)", "kcal/d", True),
+    "activity_7d_change": Covariate("wearable weekly mean activity during follow-up minus baseline week (mediator)", "min/d", True),
+    "expenditure_7d_change": Covariate("wearable weekly mean expenditure during follow-up minus baseline week (mediator)", "kcal/d", True),
 }
 """Covariates a study may name; all are computed for every patient by :func:`build_cohort`."""
+
+BASELINE_KINDS: dict[str, str] = {
+    "weight": "baseline_weight", "madrs": "baseline_madrs", "phq9": "baseline_phq9", "resting_hr": "baseline_resting_hr",
+    "activity": "baseline_activity", "energy_intake": "baseline_energy_intake", "appetite": "baseline_appetite",
+    "energy_intake_7d": "baseline_energy_intake_7d", "activity_7d": "baseline_activity_7d",
+    "energy_expenditure_7d": "baseline_energy_expenditure_7d",
+}
+"""Measurement kind → its baseline column (the last record in the baseline window)."""
+
+FOLLOWUP_CHANGES: dict[str, str] = {
+    "intake_change": "energy_intake", "appetite_change": "appetite", "activity_change": "activity",
+    "madrs_change": "madrs", "intake_7d_change": "energy_intake_7d", "activity_7d_change": "activity_7d",
+    "expenditure_7d_change": "energy_expenditure_7d",
+}
+"""Mediator column → measurement kind: mean of the follow-up records minus the kind's baseline."""
 
 
 @dataclass(frozen=True)
@@ -72,7 +99,7 @@ def _sql(study: Study) -> str:
     drugs = ", ".join(f"'{d}'" for d in tr.drugs)
     routes = f"AND route IN ({', '.join(repr(r) for r in tr.routes)})" if tr.routes else ""
     nc = study.analysis.negative_control_kind
-    kinds = sorted({"weight", "madrs", "phq9", "resting_hr", "activity", "energy_intake", "appetite", out.kind, *([nc] if nc else [])})
+    kinds = sorted({*BASELINE_KINDS, out.kind, *([nc] if nc else [])})
     kind_list = ", ".join(f"'{k}'" for k in kinds)
 
     def baseline(kind: str) -> str:
@@ -83,10 +110,16 @@ def _sql(study: Study) -> str:
         return (f"arg_min(value, abs(day - {day}) * 2 + (day > {day})::INT) "
                 f"FILTER (WHERE kind = '{kind}' AND day BETWEEN {day - window} AND {day + window})")
 
-    def followup(kind: str) -> str:  # mediator window: day 1 to the day before the outcome window
-        return f"avg(value) FILTER (WHERE kind = '{kind}' AND day BETWEEN 1 AND {out.horizon_days - out.window_days - 1})"
+    def followup(kind: str) -> str:
+        # Mediator window: what happened from time zero to the day before the horizon (the days that can move the
+        # horizon's weight): point records dated 1 … horizon − 1; p-day summaries dated p … horizon (covering 0 … horizon − 1).
+        period = MEASUREMENT_KINDS[kind].period_days
+        first, last = (period, out.horizon_days) if period else (1, out.horizon_days - 1)
+        return f"avg(value) FILTER (WHERE kind = '{kind}' AND day BETWEEN {first} AND {last})"
 
     outcome_nearest = nearest(out.kind, out.horizon_days, out.window_days)
+    baselines = ",\n            ".join(f"{baseline(kind)} AS {col}" for kind, col in BASELINE_KINDS.items())
+    followups = ",\n            ".join(f"{followup(kind)} - {baseline(kind)} AS {col}" for col, kind in FOLLOWUP_CHANGES.items())
     nc_cols = (f", {baseline(nc)} AS nc_base, {nearest(nc, out.horizon_days, out.window_days)} AS nc_end") if nc else ""
     return f"""
     WITH t0 AS (
@@ -99,18 +132,9 @@ def _sql(study: Study) -> str:
     ),
     mm AS (
         SELECT patient_id,
-            {baseline('weight')} AS baseline_weight,
+            {baselines},
             arg_min(value, time) FILTER (WHERE kind = 'weight' AND day BETWEEN -{e.baseline_window_days} AND 0) AS screening_weight,
-            {baseline('madrs')} AS baseline_madrs,
-            {baseline('phq9')} AS baseline_phq9,
-            {baseline('resting_hr')} AS baseline_resting_hr,
-            {baseline('activity')} AS baseline_activity,
-            {baseline('energy_intake')} AS baseline_energy_intake,
-            {baseline('appetite')} AS baseline_appetite,
-            {followup('energy_intake')} AS followup_energy_intake,
-            {followup('appetite')} AS followup_appetite,
-            {followup('activity')} AS followup_activity,
-            {followup('madrs')} AS followup_madrs,
+            {followups},
             {baseline(out.kind)} AS outcome_base,
             {outcome_nearest} AS outcome_end,
             {nearest('madrs', 14, 4)} AS madrs_week2
@@ -144,10 +168,6 @@ def _sql(study: Study) -> str:
         mm.* EXCLUDE (patient_id),
         mm.baseline_weight / ((p.height_cm / 100.0) ^ 2) AS bmi,
         mm.screening_weight / ((p.height_cm / 100.0) ^ 2) AS screening_bmi,
-        mm.followup_energy_intake - mm.baseline_energy_intake AS intake_change,
-        mm.followup_appetite - mm.baseline_appetite AS appetite_change,
-        mm.followup_activity - mm.baseline_activity AS activity_change,
-        mm.followup_madrs - mm.baseline_madrs AS madrs_change,
         coalesce(ls.diet_programme, 0) AS diet_programme,
         coalesce(ls.exercise_programme, 0) AS exercise_programme,
         p.atypical_features::INT AS atypical_features,
@@ -196,14 +216,12 @@ def build_cohort(store: Store, study: Study) -> Cohort:
         age_ok &= frame["age"] <= e.max_age
     keep(age_ok, "age", f"age {e.min_age:g}{'–' + format(e.max_age, 'g') if e.max_age else '+'} years at time zero")
     for kind in e.require_baseline:
-        col = {"weight": "baseline_weight", "madrs": "baseline_madrs", "phq9": "baseline_phq9",
-               "resting_hr": "baseline_resting_hr", "activity": "baseline_activity",
-               "energy_intake": "baseline_energy_intake"}.get(kind)
+        col = BASELINE_KINDS.get(kind)
         if col is None:
             col = "outcome_base" if kind == study.outcome.kind else None
         if col is None:
             raise InputError([(Location("study", column="eligibility.require_baseline"),
-                               f"baseline of {kind!r} is not computed; use one of weight, madrs, phq9, resting_hr, activity, energy_intake or the outcome kind")])
+                               f"baseline of {kind!r} is not computed; use one of {', '.join(BASELINE_KINDS)} or the outcome kind")])
         keep(frame[col].notna(), f"baseline {kind}", f"a {kind} measurement within {e.baseline_window_days} days before time zero")
     if e.min_baseline_madrs is not None:
         keep(frame["baseline_madrs"] >= e.min_baseline_madrs, "depression", f"baseline MADRS ≥ {e.min_baseline_madrs:g}")
@@ -220,14 +238,36 @@ def build_cohort(store: Store, study: Study) -> Cohort:
         table["negative_control_change"] = table["nc_end"] - table["nc_base"]
     for col in ("atypical_features",):
         table[col] = table[col].astype("float")
+    t0 = pd.to_datetime(table["t0"])
+    table["holiday_days_baseline_week"] = holiday_days(t0 - pd.Timedelta(days=7), t0)
+    table["holiday_days_to_horizon"] = holiday_days(t0, t0 + pd.Timedelta(days=study.outcome.horizon_days))
     unit = _outcome_unit(study)
     return Cohort(table=table.reset_index(drop=True), attrition=tuple(steps), outcome_unit=unit)
 
 
-def _outcome_unit(study: Study) -> str:
-    from ketaweight.schema import MEASUREMENT_KINDS
+def is_holiday_season(dates: pd.DatetimeIndex) -> np.ndarray:
+    """True on 20 November - 5 January (the season of holiday weight gain)."""
+    month, day = dates.month, dates.day
+    return np.asarray(((month == 11) & (day >= 20)) | (month == 12) | ((month == 1) & (day <= 5)))
 
+
+def holiday_days(start: pd.Series, end: pd.Series) -> np.ndarray:
+    """Holiday-season days in [start, end) per row (dates; NaT gives NaN), by prefix sums over a calendar."""
+    ok = start.notna() & end.notna()
+    out = np.full(len(start), np.nan)
+    if not ok.any():
+        return out
+    first, last = start[ok].min().normalize(), end[ok].max().normalize()
+    calendar = pd.date_range(first, last, freq="D")
+    before = np.concatenate([[0], np.cumsum(is_holiday_season(calendar))])  # holidays before calendar[i]
+    lo = (start[ok].dt.normalize() - first).dt.days.to_numpy()
+    hi = (end[ok].dt.normalize() - first).dt.days.to_numpy()
+    out[ok.to_numpy()] = before[hi] - before[lo]
+    return out
+
+
+def _outcome_unit(study: Study) -> str:
     return MEASUREMENT_KINDS[study.outcome.kind].unit
 
 
-__all__ = ["COVARIATES", "Cohort", "Covariate", "build_cohort"]
+__all__ = ["BASELINE_KINDS", "COVARIATES", "FOLLOWUP_CHANGES", "Cohort", "Covariate", "build_cohort"]

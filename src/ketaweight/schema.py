@@ -45,7 +45,9 @@ class Table:
 
 @dataclass(frozen=True)
 class MeasurementKind:
-    """A measurement kind, its canonical unit, accepted units (factor to canonical) and plausible range."""
+    """A measurement kind, its canonical unit, accepted units (factor to canonical), plausible range,
+    and ``period_days``: how many days before the record's date it summarises (0 = a measurement
+    at that time, e.g. a weight; 7 = a weekly summary from a wearable or an app)."""
 
     name: str
     unit: str
@@ -53,6 +55,7 @@ class MeasurementKind:
     minimum: float = float("-inf")
     maximum: float = float("inf")
     description: str = ""
+    period_days: int = 0
 
     @property
     def accepted_units(self) -> dict[str, float]:
@@ -68,6 +71,12 @@ MEASUREMENT_KINDS: dict[str, MeasurementKind] = {
         MeasurementKind("energy_intake", "kcal/d", {"kJ/d": 1 / 4.184}, 0, 10000, "reported energy intake"),
         MeasurementKind("activity", "min/d", {"h/d": 60.0}, 0, 1440, "physical activity (light or more)"),
         MeasurementKind("appetite", "score", {}, 0, 10, "appetite, 0 (none) to 10 (very strong)"),
+        MeasurementKind("energy_intake_7d", "kcal/d", {"kJ/d": 1 / 4.184}, 0, 10000,
+                        "mean logged energy intake over the 7 days before the record's date (food-logging app)", period_days=7),
+        MeasurementKind("activity_7d", "min/d", {"h/d": 60.0}, 0, 1440,
+                        "mean daily active minutes over the 7 days before the record's date (wearable)", period_days=7),
+        MeasurementKind("energy_expenditure_7d", "kcal/d", {"kJ/d": 1 / 4.184}, 0, 10000,
+                        "mean estimated total energy expenditure over the 7 days before the record's date (wearable)", period_days=7),
         MeasurementKind("resting_hr", "bpm", {}, 25, 220, "resting heart rate (negative-control outcome)"),
         MeasurementKind("systolic_bp", "mmHg", {}, 60, 260, "systolic blood pressure"),
         MeasurementKind("diastolic_bp", "mmHg", {}, 30, 160, "diastolic blood pressure"),

@@ -92,13 +92,27 @@ class MediationSection(_Section):
     """Mediation (``ketaweight mechanisms``): ordered pathways of post-baseline mediator columns."""
 
     pathways: dict[str, tuple[str, ...]] = Field(
-        {"mood": ("madrs_change", "activity_change"), "appetite": ("intake_change", "appetite_change")},
-        description="pathway name → mediator columns in causal order; pathways in causal order (mood first: "
-                    "mood moves intake too); the store has no energy-expenditure record, so no metabolism pathway")
+        {"mood": ("madrs_change", "activity_7d_change"), "appetite": ("intake_7d_change",),
+         "metabolism": ("expenditure_7d_change",)},
+        description="pathway name → mediator columns in causal order; pathways in causal order (mood first: mood "
+                    "moves intake and expenditure too).  Defaults use the weekly wearable/app records; a pathway "
+                    "whose mediators were never recorded is left out (its effect joins the direct remainder)")
     intermediate: tuple[str, ...] = Field(("sessions_to_horizon", "cumulative_mg_per_kg"),
-                                          description="treatment-affected confounders of mediators and outcome (course intensity)")
-    extra_covariates: tuple[str, ...] = Field(("baseline_energy_intake", "baseline_activity", "baseline_appetite"),
-                                              description="baseline values of the mediators, added to the confounders")
+                                          description="treatment-affected confounders of the mediators (course intensity "
+                                                      "moves both mood and intake)")
+    intermediate_in_outcome: bool = Field(False, description="the intermediate confounders also act on the outcome "
+                                                             "other than through the mediators (that part then joins "
+                                                             "the direct remainder; see docs/mechanisms.md)")
+    extra_covariates: tuple[str, ...] = Field(
+        ("baseline_energy_intake", "baseline_activity", "baseline_appetite", "holiday_days_to_horizon"),
+        description="confounders of mediators and outcome added to the study's baseline covariates: baseline values "
+                    "of the mediators, and the holiday-season days up to the horizon")
+    exclude_if: tuple[str, ...] = Field(
+        ("diet_programme", "exercise_programme", "holiday_days_baseline_week"),
+        description="columns; patients with a nonzero value in any of them are left out of the mediation: the "
+                    "mediators are changes from the baseline week, which must be a steady state — a weight "
+                    "programme in progress or holiday eating makes it a moving baseline, confounding mediators "
+                    "with the outcome in a way no additive adjustment removes")
     censor_covariates: tuple[str, ...] = Field(("madrs_week2",), description="extra predictors of complete mediators/outcome")
     n_bootstrap: int = Field(1000, ge=50)
 
@@ -158,7 +172,7 @@ class Study(_Section):
         from ketaweight.causal.mechanism_columns import MECHANISM_COLUMNS
 
         m = self.mechanisms
-        named = [*(c for cols in m.mediation.pathways.values() for c in cols), *m.mediation.intermediate,
+        named = [*(c for cols in m.mediation.pathways.values() for c in cols), *m.mediation.intermediate, *m.mediation.exclude_if,
                  *m.mediation.extra_covariates, *m.mediation.censor_covariates, *m.dose_response.exposures,
                  *m.heterogeneity.modifiers, *m.heterogeneity.versions]
         problems += [f"mechanisms: unknown column {c!r} (known: {', '.join([*COVARIATES, *MECHANISM_COLUMNS])})"

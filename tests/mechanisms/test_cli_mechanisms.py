@@ -32,7 +32,9 @@ def test_mechanisms_writes_one_reproducible_results_file(store, tmp_path):
     r = docs[0]["results"]
     assert r["counts"] == "masked below 11" and r["outcome_units"] == "kg"
     med = r["mediation"]
-    assert set(med["pathways"]) == {"mood", "appetite"} and len(med["assumptions"]) >= 8
+    assert set(med["pathways"]) == {"mood", "appetite", "metabolism"} and len(med["assumptions"]) >= 8
+    restriction = next(s for s in med["diagnostics"]["attrition"] if s["step"] == "restriction")
+    assert restriction["n_excluded"] > 0  # weight programmes and holiday baseline weeks are left out
     for effect in (med["total"], med["direct"], *med["pathways"].values()):
         assert effect["ci_low"] <= effect["estimate"] <= effect["ci_high"] and "bootstrap, 60 replicates" in effect["variance"]
     exposures = {(c["exposure"], c["method"], c["settings"]["spec"]["by"]) for c in r["dose_response"]}
@@ -51,7 +53,7 @@ def test_mechanisms_writes_one_reproducible_results_file(store, tmp_path):
 def test_mechanisms_study_sections_have_defaults_and_validate_names():
     base = {"study": {"name": "x", "title": "t"}, "covariates": {"baseline": ["age"]}}
     s = Study.model_validate(base)
-    assert list(s.mechanisms.mediation.pathways) == ["mood", "appetite"]
+    assert list(s.mechanisms.mediation.pathways) == ["mood", "appetite", "metabolism"]
     assert s.mechanisms.heterogeneity.modifiers == ("female", "bmi_class", "severity")
     with pytest.raises(ValueError, match="mechanisms: unknown column 'nope'"):
         Study.model_validate({**base, "mechanisms": {"dose_response": {"exposures": ["nope"]}}})

@@ -126,11 +126,37 @@ def test_intermediate_confounder_of_mediator_and_outcome():
     y = 0.4 * a + 0.6 * z + m + l + rng.normal(size=n)
     data = pd.DataFrame({"a": a, "l": l, "z": z, "m": m, "y": y})
     base = dict(treatment="a", outcome="y", covariates=("l",), pathways=(Pathway("p", ("m",)),))
-    r = Mediation(n_bootstrap=200, seed=3).fit(data, MediationSpec(**base, intermediate=("z",)))
+    r = Mediation(n_bootstrap=200, seed=3).fit(data, MediationSpec(**base, intermediate=("z",), intermediate_in_outcome=True))
     for got, truth in ((r.pathways["p"], 1.3), (r.direct, 1.0), (r.total, 2.3)):
         assert got.ci_low < truth < got.ci_high, got.estimand
     naive = Mediation(n_bootstrap=200, seed=3).fit(data, MediationSpec(**base))
     assert naive.pathways["p"].ci_low > 1.3 + 0.1
+    # Declared as confounding the mediators only, Z's direct path to Y is missed: the IE is overstated too.
+    mediators_only = Mediation(n_bootstrap=200, seed=3).fit(data, MediationSpec(**base, intermediate=("z",)))
+    assert mediators_only.pathways["p"].ci_low > 1.3 + 0.1
+
+
+def test_intermediate_confounder_of_two_mediators():
+    """Course intensity Z (caused by A) moves mood M1 and intake M2, and M1 has no effect on M2 or Y:
+    Z = 2A + e, M1 = −A − 0.5Z + 0.3L + e, M2 = −1.0Z + 0.2L + e, Y = 0.5A + 0.3·M2 + L + e.
+    Interventional truth: via mood 0, via intake 0.3·(−1.0·2) = −0.6, direct 0.5.  With Z in the
+    mediator models the mood pathway is ~0; without, M1 → M2 looks causal (both move with Z) and
+    the mood pathway is spuriously negative."""
+    rng = np.random.default_rng(23)
+    n = 20_000
+    l = rng.normal(size=n)
+    a = (rng.random(n) < expit(0.4 * l)).astype(float)
+    z = 2 * a + rng.normal(size=n)
+    m1 = -a - 0.5 * z + 0.3 * l + rng.normal(size=n)
+    m2 = -1.0 * z + 0.2 * l + rng.normal(size=n)
+    y = 0.5 * a + 0.3 * m2 + l + rng.normal(size=n)
+    data = pd.DataFrame({"a": a, "l": l, "z": z, "m1": m1, "m2": m2, "y": y})
+    base = dict(treatment="a", outcome="y", covariates=("l",), pathways=(Pathway("mood", ("m1",)), Pathway("intake", ("m2",))))
+    r = Mediation(n_bootstrap=200, seed=4).fit(data, MediationSpec(**base, intermediate=("z",)))
+    for got, truth in ((r.pathways["mood"], 0.0), (r.pathways["intake"], -0.6), (r.direct, 0.5), (r.total, -0.1)):
+        assert got.ci_low < truth < got.ci_high, got.estimand
+    naive = Mediation(n_bootstrap=200, seed=4).fit(data, MediationSpec(**base))
+    assert naive.pathways["mood"].ci_high < -0.05
 
 
 def test_text_and_html_summaries_list_every_effect():

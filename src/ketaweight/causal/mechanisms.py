@@ -27,7 +27,7 @@ from ketaweight.causal.heterogeneity import (
 )
 from ketaweight.causal.mechanism_columns import MECHANISM_COLUMNS, add_mechanism_columns
 from ketaweight.causal.mediation import Mediation, MediationResult, MediationSpec, MediationWarning, Pathway
-from ketaweight.exceptions import InputError
+from ketaweight.exceptions import InputError, Location
 from ketaweight.privacy import mask_counts
 
 MIN_LEVEL_ROWS = 30
@@ -67,15 +67,35 @@ class MechanismsResults:
         return body if exact_counts else mask_counts(body)
 
 
+def unrecorded_pathways(study: Any, table: pd.DataFrame) -> dict[str, str]:
+    """Pathways of the study with a mediator that no patient in ``table`` has → why they are left out."""
+    out = {}
+    for name, cols in study.mechanisms.mediation.pathways.items():
+        missing = [c for c in cols if c not in table.columns or table[c].notna().sum() == 0]
+        if missing:
+            out[f"mediation pathway {name}"] = (
+                f"no patient has {', '.join(repr(c) for c in missing)} (its measurement kind was never recorded in the "
+                "mediator window); the pathway is left out and its effect is part of the direct remainder")
+    return out
+
+
 def mediation_spec(study: Any, table: pd.DataFrame) -> MediationSpec:
-    """The study's mediation spec (mediator baselines present in the table join the confounders)."""
+    """The study's mediation spec on ``table``: mediator baselines present in the table join the
+    confounders, restriction columns (``exclude_if``) leave them; pathways whose mediators were
+    never recorded are left out (:func:`unrecorded_pathways` says which and why)."""
     m, cov = study.mechanisms.mediation, study.covariates
     extra = tuple(c for c in m.extra_covariates if c in table.columns and c not in cov.baseline)
+    left_out = {key.removeprefix("mediation pathway ") for key in unrecorded_pathways(study, table)}
+    pathways = tuple(Pathway(name, cols) for name, cols in m.pathways.items() if name not in left_out)
+    if not pathways:
+        raise InputError([(Location("study", column="mechanisms.mediation.pathways"),
+                           "no pathway has every mediator recorded: " + "; ".join(unrecorded_pathways(study, table).values()))])
+    covariates = tuple(c for c in cov.baseline + extra if c not in m.exclude_if)
     return MediationSpec(
-        treatment="treated", outcome="outcome_change", covariates=cov.baseline + extra,
-        categorical=cov.categorical, squared=cov.squared,
-        pathways=tuple(Pathway(name, cols) for name, cols in m.pathways.items()),
-        censor_covariates=m.censor_covariates, intermediate=m.intermediate,
+        treatment="treated", outcome="outcome_change", covariates=covariates,
+        categorical=tuple(c for c in cov.categorical if c in covariates), squared=tuple(c for c in cov.squared if c in covariates),
+        pathways=pathways, censor_covariates=m.censor_covariates, intermediate=m.intermediate,
+        intermediate_in_outcome=m.intermediate_in_outcome, exclude_if=m.exclude_if,
     )
 
 
@@ -110,19 +130,19 @@ def run_mechanisms(store: Any, study: Any, out_dir: str | Path | None = None, *,
             cohort = build_cohort(opened, study)
     table = add_mechanism_columns(cohort.table)
     mech = study.mechanisms
-    skipped: dict[str, str] = {}
-    spec_m = mediation_spec(study, table)
-    circular = [c for c in spec_m.mediators if c == f"{study.outcome.kind}_change"]
+    skipped: dict[str, str] = unrecorded_pathways(study, table)
+    circular = [c for cols in mech.mediation.pathways.values() for c in cols if c == f"{study.outcome.kind}_change"]
     mediation = None
     if circular:
         skipped["mediation"] = f"mediator(s) {circular} are the outcome measure itself; set [mechanisms.mediation] pathways"
     else:
         try:
+            spec_m = mediation_spec(study, table)
             mediation = Mediation(n_bootstrap=n_bootstrap or mech.mediation.n_bootstrap, seed=seed).fit(table, spec_m)
         except InputError as exc:  # e.g. no mediator recorded before a short outcome window
             skipped["mediation"] = str(exc)
-    if "mediation" in skipped:
-        warnings.warn(f"mediation not estimable: {skipped['mediation']}", MediationWarning, stacklevel=2)
+    for what, why in skipped.items():
+        warnings.warn(f"{what} not estimable: {why}", MediationWarning, stacklevel=2)
     treated = table.loc[table["treated"] == 1]
     curves = []
     for spec in dose_specs(study, treated):
@@ -146,4 +166,5 @@ def run_mechanisms(store: Any, study: Any, out_dir: str | Path | None = None, *,
     return res
 
 
-__all__ = ["MECHANISM_COLUMNS", "MechanismsResults", "add_mechanism_columns", "dose_specs", "mediation_spec", "run_mechanisms"]
+__all__ = ["MECHANISM_COLUMNS", "MechanismsResults", "add_mechanism_columns", "dose_specs", "mediation_spec", "run_mechanisms",
+           "unrecorded_pathways"]

@@ -4,10 +4,10 @@ Per scenario and replicate: simulate a cohort (with its counterfactual worlds), 
 study's analysis table, run mediation, the dose-response MSM on sessions and the DR-learner,
 and compare with the truth *of that cohort's analysed patients*:
 
-* mediation — truth is the mean over analysed patients of the simulator's pathway effects
-  ``effect_via_{pathway}_kg`` ("course minus course with that pathway switched off"), of
-  ``effect_kg`` (total), and, for the direct remainder, of the effect through pathways with
-  no measured mediator (metabolism: nothing in the store measures energy expenditure);
+* mediation — truth is the mean over the mediation's patients (after its restriction) of the
+  simulator's pathway effects ``effect_via_{pathway}_kg`` ("course minus course with that
+  pathway switched off"), of ``effect_kg`` (total), and, for the direct remainder, of the
+  effect through pathways left out of the analysis (0 when every pathway has its mediators);
 * dose-response — the *true curve* at s sessions is the mean true 12-week weight change under
   each treated patient's own course, E[Y(course) | sessions = s], over treated analysed patients
   (noise-free, from ``patient_truth``).  It equals the MSM's E[Y^s] when the number of sessions
@@ -31,20 +31,22 @@ import pandas as pd
 from ketaweight.causal.dose_response import DoseResponse, DoseResponseSpec
 from ketaweight.causal.heterogeneity import DRLearner, compare_to_truth
 from ketaweight.causal.mechanisms import add_mechanism_columns, mediation_spec
-from ketaweight.causal.mediation import Mediation
+from ketaweight.causal.mediation import Mediation, restriction_mask
 from ketaweight.exceptions import KetaweightWarning
 
 MIN_BIN = 50
 """Treated patients needed at a session count for the true curve to be compared there."""
 
 
-def scenario_cohort(scenario: str, study: Any, n_patients: int, seed: int) -> tuple[pd.DataFrame, pd.DataFrame]:
-    """(analysis table with mechanism columns, patient truth aligned to its rows)."""
+def scenario_cohort(scenario: str, study: Any, n_patients: int, seed: int,
+                    measurement: str = "clinic") -> tuple[pd.DataFrame, pd.DataFrame]:
+    """(analysis table with mechanism columns, patient truth aligned to its rows); ``measurement``
+    is a design of :data:`ketaweight.simulate.MEASUREMENTS`."""
     from ketaweight.cohort import build_cohort
-    from ketaweight.simulate import load_scenario, simulate
+    from ketaweight.simulate import load_scenario, simulate, with_measurement
     from ketaweight.store import Store
 
-    res = simulate(load_scenario(scenario), n_patients, seed)
+    res = simulate(with_measurement(load_scenario(scenario), measurement), n_patients, seed)
     with Store(":memory:") as store:
         store.load_frames(res.tables, label="simulated")
         table = add_mechanism_columns(build_cohort(store, study).table)
@@ -56,6 +58,7 @@ def mediation_check(table: pd.DataFrame, truth: pd.DataFrame, study: Any, *, n_b
     """Estimates, CIs and truths of total, direct and each pathway on one cohort."""
     spec = mediation_spec(study, table)
     res = Mediation(n_bootstrap=n_bootstrap, seed=seed, n_jobs=1).fit(table, spec)
+    truth = truth.loc[restriction_mask(table, spec).to_numpy()]  # the restriction's patients
     measured = {p.name for p in spec.pathways}
     unmeasured = [c for c in ("appetite", "metabolism", "mood") if c not in measured]
     true = {"total": truth["effect_kg"].mean(),
@@ -122,6 +125,7 @@ def validate_mechanisms(
     n_patients: int = 10_000,
     n_bootstrap: int = 200,
     seed: int = 2026,
+    measurement: str = "clinic",
     on_replicate: Callable[[int], None] | None = None,
 ) -> tuple[list[MechanismRow], dict[str, dict[str, float]]]:
     """Mediation coverage per effect, plus dose-response and DR-learner agreement (means over replicates)."""
@@ -139,7 +143,7 @@ def validate_mechanisms(
             s = int(seeds[k * replicates + r])
             with warnings.catch_warnings():
                 warnings.simplefilter("ignore", KetaweightWarning)
-                table, truth = scenario_cohort(scenario, study, n_patients, s)
+                table, truth = scenario_cohort(scenario, study, n_patients, s, measurement)
                 med.append(mediation_check(table, truth, study, n_bootstrap=n_bootstrap, seed=s))
                 dose.append(dose_check(table, truth, study))
                 ind.append(individual_check(table, truth, study, s))
@@ -160,7 +164,8 @@ def _nanmean(values: list[float]) -> float:
     return float(np.mean(finite)) if finite else float("nan")
 
 
-def as_markdown(rows: list[MechanismRow], extra: dict[str, dict[str, float]], *, n_patients: int) -> str:
+def as_markdown(rows: list[MechanismRow], extra: dict[str, dict[str, float]], *, n_patients: int,
+                measurement: str = "clinic") -> str:
     """The validation tables for docs/mechanisms.md."""
     lines = ["| scenario | effect | truth (kg) | mean estimate (kg) | 95% CI coverage (MCSE) |", "|---|---|---:|---:|---:|"]
     lines += [f"| {r.scenario} | {r.quantity} | {r.truth:+.3f} | {r.mean_estimate:+.3f} | "
@@ -174,5 +179,6 @@ def as_markdown(rows: list[MechanismRow], extra: dict[str, dict[str, float]], *,
                      f"{e['individual_calibration_slope']:.2f} | {e['individual_blp_slope']:.2f} | "
                      f"{100 * e['individual_share_predicted_below_-1']:.1f}% / {100 * e['individual_share_true_below_-1']:.1f}% |")
     replicates = rows[0].replicates if rows else 0
-    lines += ["", f"{replicates} replicate cohorts of {n_patients:,} simulated patients per scenario (means over replicates)."]
+    lines += ["", f"{replicates} replicate cohorts of {n_patients:,} simulated patients per scenario, measurement "
+                  f"'{measurement}' (means over replicates)."]
     return "\n".join(lines)

@@ -9,7 +9,14 @@ order); each may depend on the treatment, the baseline confounders L and every e
 **Models** (linear, fitted by weighted least squares on the rows with the outcome and every
 mediator observed):
 
-    M_k = δ_k'(1, L, A, M_1, …, M_{k−1}) + ε_k,        Y = β'(1, L, A, M, A·M) + ε.
+    Z_q = γ_q'(1, L, A, Z_1, …, Z_{q−1}),   M_k = δ_k'(1, L, A, Z, M_1, …, M_{k−1}) + ε_k,
+    Y = β'(1, L, A, [Z], M, A·M) + ε,
+
+with Z the declared intermediate confounders (treatment-affected common causes of mediators, e.g.
+the number of sessions, which moves both mood and intake), set at each pathway's level in that
+pathway's mediator models (a fresh draw of Z per pathway, independent of earlier pathways'
+mediators); Z enters the outcome model (at the outcome's treatment level) only when declared to
+act on the outcome other than through the mediators (``intermediate_in_outcome``).
 
 **Estimands** (interventional effects; VanderWeele, Vansteelandt & Robins 2014, *Epidemiology*
 25:300; Vansteelandt & Daniel 2017, *Epidemiology* 28:258).  Write Ψ(a_Y; a_1, …, a_J) for the
@@ -100,9 +107,16 @@ class MediationSpec:
     treatment (0/1), outcome (numeric), covariates/categorical/squared (baseline confounders, as
     :class:`~ketaweight.causal.spec.AnalysisSpec`), pathways (ordered), censor_covariates (extra
     columns of the model for being complete, e.g. an early post-baseline score; default none),
-    intermediate (treatment-affected confounders of mediators and outcome that are not a
-    mechanism, e.g. the number of sessions or cumulative dose: they enter the outcome model at
-    the outcome model's treatment level, and mediator distributions are marginal over them).
+    intermediate (treatment-affected confounders that are not a mechanism, e.g. the number of
+    sessions or cumulative dose: they enter each mediator model at that mediator's pathway level,
+    so mediator-mediator associations are free of them), intermediate_in_outcome (also enter the
+    outcome model, at the outcome's treatment level: for course intensity that may act on the
+    outcome through something unmeasured — that part then joins the direct remainder — at the
+    price that the mediators' effects are identified only from their variation beyond Z, which
+    measurement error in the mediators then attenuates badly),
+    exclude_if (restriction: rows with a nonzero value in any of these columns are left out,
+    e.g. patients already in a weight programme at time zero, whose baseline week is no steady
+    state; counted as an attrition step).
     """
 
     treatment: str
@@ -113,9 +127,11 @@ class MediationSpec:
     squared: tuple[str, ...] = ()
     censor_covariates: tuple[str, ...] = ()
     intermediate: tuple[str, ...] = ()
+    intermediate_in_outcome: bool = False
+    exclude_if: tuple[str, ...] = ()
 
     def __post_init__(self) -> None:
-        for name in ("covariates", "categorical", "squared", "censor_covariates", "pathways", "intermediate"):
+        for name in ("covariates", "categorical", "squared", "censor_covariates", "pathways", "intermediate", "exclude_if"):
             object.__setattr__(self, name, tuple(getattr(self, name)))
         mediators = self.mediators
         problems = []
@@ -126,6 +142,10 @@ class MediationSpec:
             problems.append(f"{clash} cannot be both a mediator and the treatment/outcome/a covariate")
         if not self.pathways:
             problems.append("at least one pathway is needed")
+        constant = sorted(set(self.exclude_if) & set(self.covariates))
+        if constant:
+            problems.append(f"{constant} are both restriction columns (exclude_if) and covariates: after the restriction "
+                            "they are constant; leave them out of the covariates")
         reserved = sorted({p.name for p in self.pathways} & {"total", "direct", "interaction"})
         if reserved or len({p.name for p in self.pathways}) != len(self.pathways):
             problems.append(f"pathway names must be unique and not 'total', 'direct' or 'interaction': {reserved}")
@@ -197,12 +217,25 @@ class _Arrays:
     attrition: list[dict[str, Any]]
 
 
+def restriction_mask(table: pd.DataFrame, spec: MediationSpec) -> pd.Series:
+    """True for the rows the restriction keeps (every ``exclude_if`` column 0 or missing)."""
+    if not spec.exclude_if:
+        return pd.Series(True, index=table.index)
+    return ~table[list(spec.exclude_if)].apply(pd.to_numeric, errors="coerce").fillna(0).ne(0).any(axis=1)
+
+
 def _arrays(table: pd.DataFrame, spec: MediationSpec) -> _Arrays:
-    needed = [spec.treatment, spec.outcome, *spec.covariates, *spec.mediators, *spec.censor_covariates, *spec.intermediate]
+    needed = [spec.treatment, spec.outcome, *spec.covariates, *spec.mediators, *spec.censor_covariates, *spec.intermediate,
+              *spec.exclude_if]
     missing = sorted({c for c in needed if c not in table.columns})
     if missing:
         raise InputError([(Location("table", column=c), "column not found; check the spelling") for c in missing])
     steps = [{"step": "input", "reason": "rows in the table", "n_before": len(table), "n_excluded": 0, "n_after": len(table)}]
+    if spec.exclude_if:
+        flags = ~restriction_mask(table, spec)
+        steps.append({"step": "restriction", "reason": f"a nonzero value in {list(spec.exclude_if)} (excluded)",
+                      "n_before": len(table), "n_excluded": int(flags.sum()), "n_after": int((~flags).sum())})
+        table = table.loc[~flags]
     base = [spec.treatment, *spec.covariates, *spec.censor_covariates, *spec.intermediate]
     bad = table[base].isna().any(axis=1)
     frame = table.loc[~bad]
@@ -240,8 +273,8 @@ def _solve_block(gram: np.ndarray, rows: np.ndarray, target: int) -> np.ndarray:
 class _Engine:
     """All models of one (re)sample from one weighted Gram matrix of Z = [L, A, M, A·M, Y]."""
 
-    def __init__(self, arr: _Arrays, interaction: bool) -> None:
-        self.arr = arr
+    def __init__(self, arr: _Arrays, interaction: bool, z_in_outcome: bool) -> None:
+        self.arr, self.z_in_outcome = arr, z_in_outcome
         p, k, q = arr.x.shape[1], arr.m.shape[1], arr.z.shape[1]
         c = arr.complete
         mz = np.where(c[:, None], arr.m, 0.0)
@@ -271,23 +304,32 @@ class _Engine:
         gammas = [_solve_block(gram, np.concatenate([lx, [self.ia], self.iz[:j]]), self.iz[j]) for j in range(self.q)]
         deltas = []
         for j in range(self.k):
-            rows = np.concatenate([lx, [self.ia], self.im[:j]])
+            rows = np.concatenate([lx, [self.ia], self.iz, self.im[:j]])
             deltas.append(_solve_block(gram, rows, self.im[j]))
-        ycols = np.concatenate([lx, [self.ia], self.iz, self.im, self.iam])
-        beta = _solve_block(gram, ycols, self.iy)
+        if self.z_in_outcome:
+            beta = _solve_block(gram, np.concatenate([lx, [self.ia], self.iz, self.im, self.iam]), self.iy)
+        else:  # Z acts on the outcome only through the mediators: its coefficients are 0
+            fitted = _solve_block(gram, np.concatenate([lx, [self.ia], self.im, self.iam]), self.iy)
+            beta = np.concatenate([fitted[: self.p + 1], np.zeros(self.q), fitted[self.p + 1 :]])
         n_path = int(arr.mediator_pathway.max()) + 1
         p, q, k = self.p, self.q, self.k
         b_m = beta[p + 1 + q : p + 1 + q + k]
 
+        def z_means(a: float) -> np.ndarray:
+            """Means of the intermediate confounders with the treatment set to ``a``."""
+            out = np.empty(q)
+            for j in range(q):
+                out[j] = gammas[j][:p] @ xbar + gammas[j][p] * a + gammas[j][p + 1 :] @ out[:j]
+            return out
+
+        z_at = {0.0: z_means(0.0), 1.0: z_means(1.0)}
+
         def psi(a_y: float, a_path: np.ndarray) -> float:
-            zmeans = np.empty(q)
-            for j in range(q):  # intermediate confounders at the outcome model's treatment level
-                zmeans[j] = gammas[j][:p] @ xbar + gammas[j][p] * a_y + gammas[j][p + 1 :] @ zmeans[:j]
             means = np.empty(k)
-            for j in range(k):
-                d = deltas[j]
-                means[j] = d[:p] @ xbar + d[p] * a_path[arr.mediator_pathway[j]] + d[p + 1 :] @ means[:j]
-            value = beta[:p] @ xbar + beta[p] * a_y + beta[p + 1 : p + 1 + q] @ zmeans + b_m @ means
+            for j in range(k):  # each mediator with Z and its own pathway's treatment level
+                d, a_j = deltas[j], float(a_path[arr.mediator_pathway[j]])
+                means[j] = d[:p] @ xbar + d[p] * a_j + d[p + 1 : p + 1 + q] @ z_at[a_j] + d[p + 1 + q :] @ means[:j]
+            value = beta[:p] @ xbar + beta[p] * a_y + beta[p + 1 : p + 1 + q] @ z_at[a_y] + b_m @ means
             if self.interaction:
                 value += a_y * (beta[p + 1 + q + k :] @ means)
             return float(value)
@@ -327,7 +369,7 @@ class Mediation:
         if not 0 < self.ci_level < 1:
             raise ValueError(f"ci_level={self.ci_level!r} must be in (0, 1)")
         arr = _arrays(table, spec)
-        engine = _Engine(arr, self.interaction)
+        engine = _Engine(arr, self.interaction, spec.intermediate_in_outcome)
         n = len(arr.a)
         point, info = engine.effects(np.ones(n))
         start = info.get("completeness_model", {}).get("coef")

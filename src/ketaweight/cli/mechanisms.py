@@ -14,6 +14,7 @@ from rich.table import Table as RichTable
 from ketaweight.causal.mechanisms import MechanismsResults, run_mechanisms
 from ketaweight.cli import app
 from ketaweight.cli._common import console, run_cli
+from ketaweight.cli.simulate import Measurement
 from ketaweight.privacy import mask_count
 
 
@@ -71,7 +72,11 @@ def mechanisms_validate_command(
     patients: int = typer.Option(10_000, "--patients", "-n", min=1000, help="Patients per replicate cohort."),
     bootstrap: int = typer.Option(200, "--bootstrap", min=50, help="Mediation bootstrap replicates per cohort."),
     seed: int = typer.Option(2026, "--seed", help="Master seed (replicate seeds are spawned from it)."),
-    out: Path = typer.Option(Path("validation-output"), "--out", "-o", help="Folder for mechanisms-validation.json/.md."),
+    out: Path = typer.Option(Path("validation-output"), "--out", "-o",
+                             help="Folder for mechanisms-validation-<measurement>.json/.md."),
+    measurement: Measurement = typer.Option("clinic", "--measurement",
+                                            help="clinic: the scenarios' records; research: every mediator measured "
+                                                 "without error (the estimator's check under its assumptions)."),
 ) -> None:
     """Mediation, dose-response and per-patient effects against the simulator's truth (slow: minutes)."""
     from ketaweight.causal.mechanisms_validation import as_markdown, validate_mechanisms
@@ -82,15 +87,16 @@ def mechanisms_validate_command(
 
     def action():
         with progress_bar(f"{replicates} replicates × {len(names)} scenarios", replicates * len(names)) as advance:
-            return validate_mechanisms(study, names, replicates=replicates, n_patients=patients,
-                                       n_bootstrap=bootstrap, seed=seed, on_replicate=advance)
+            return validate_mechanisms(study, names, replicates=replicates, n_patients=patients, n_bootstrap=bootstrap,
+                                       seed=seed, measurement=measurement.value, on_replicate=advance)
 
     rows, extra = run_cli(action)
     out.mkdir(parents=True, exist_ok=True)
-    write_results(out / "mechanisms-validation.json", "mechanisms_validation",
+    stem = f"mechanisms-validation-{measurement.value}"
+    write_results(out / f"{stem}.json", "mechanisms_validation",
                   {"mediation": [r.to_dict() for r in rows], "dose_and_individual": extra},
                   {"synthetic": True, "source": "ketaweight simulator", "study": study, "seed": seed,
-                   "replicates": replicates, "patients": patients, "bootstrap": bootstrap})
-    text = as_markdown(rows, extra, n_patients=patients)
-    write_text_atomic(out / "mechanisms-validation.md", text + "\n")
+                   "replicates": replicates, "patients": patients, "bootstrap": bootstrap, "measurement": measurement.value})
+    text = as_markdown(rows, extra, n_patients=patients, measurement=measurement.value)
+    write_text_atomic(out / f"{stem}.md", text + "\n")
     console.print(text)

@@ -11,7 +11,7 @@ from rich.table import Table as RichTable
 from ketaweight.cli import app
 from ketaweight.cli._common import console, progress_bar, run_cli
 from ketaweight.cli.store import print_store_summary
-from ketaweight.simulate import builtin_scenarios, load_scenario, simulate, write_truth
+from ketaweight.simulate import MEASUREMENTS, builtin_scenarios, load_scenario, simulate, with_measurement, write_truth
 from ketaweight.simulate.run import SimulationResult, n_simulated_days
 from ketaweight.store import Store
 
@@ -22,10 +22,14 @@ class ExportFormat(str, Enum):
     parquet = "parquet"
 
 
+Measurement = Enum("Measurement", {name: name for name in MEASUREMENTS}, type=str)  # type: ignore[misc]
+"""The simulator's measurement designs as a CLI choice (from :data:`ketaweight.simulate.MEASUREMENTS`)."""
+
+
 def run_simulation(scenario: str, patients: int, seed: int, out: Path, export: ExportFormat,
-                   truth: bool) -> tuple[SimulationResult, Path]:
+                   truth: bool, measurement: str = "clinic") -> tuple[SimulationResult, Path]:
     """Simulate, write the store (and optional CSV/Parquet copy) and the truth into ``out``."""
-    s = load_scenario(scenario)
+    s = with_measurement(load_scenario(scenario), measurement)
     store_path = out / "store.duckdb"
     if store_path.exists():
         raise ValueError(f"{store_path} already exists; choose an empty --out folder or delete it")
@@ -66,9 +70,12 @@ def simulate_command(
     out: Path = typer.Option(..., "--out", "-o", help="Output folder: store.duckdb, truth.json, patient_truth.parquet."),
     export: ExportFormat = typer.Option(ExportFormat.duckdb, "--format", help="Also export the tables as CSV or Parquet into OUT/<format>/."),
     truth: bool = typer.Option(True, "--truth/--no-truth", help="Simulate the counterfactual worlds and write the ground truth."),
+    measurement: Measurement = typer.Option("clinic", "--measurement",
+                                            help="clinic: records as the scenario says (consumer wearables for some patients); "
+                                                 "research: weighed intake and calibrated expenditure for everyone, without error."),
 ) -> None:
     """Simulate a ketamine-clinic cohort with a known ground truth."""
-    result, store_path = run_cli(lambda: run_simulation(scenario, patients, seed, out, export, truth))
+    result, store_path = run_cli(lambda: run_simulation(scenario, patients, seed, out, export, truth, measurement.value))
     console.print(f"store: [bold]{store_path}[/]")
     if result.truth is not None:
         console.print(f"truth: [bold]{out / 'truth.json'}[/] and {out / 'patient_truth.parquet'}")

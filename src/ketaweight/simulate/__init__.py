@@ -3,6 +3,6 @@ appetite and metabolic effects → Hall energy balance → body weight, with con
 indication, a clinic's observation process and the ground truth beside the data."""
 
 from ketaweight.simulate.run import HORIZON_DAYS, SimulationResult, simulate, write_truth
-from ketaweight.simulate.scenario import Scenario, builtin_scenarios, load_scenario
+from ketaweight.simulate.scenario import MEASUREMENTS, Scenario, builtin_scenarios, load_scenario, with_measurement
 
-__all__ = ["HORIZON_DAYS", "Scenario", "SimulationResult", "builtin_scenarios", "load_scenario", "simulate", "write_truth"]
+__all__ = ["HORIZON_DAYS", "MEASUREMENTS", "Scenario", "SimulationResult", "builtin_scenarios", "load_scenario", "simulate", "with_measurement", "write_truth"]

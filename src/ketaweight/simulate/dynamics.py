@@ -48,8 +48,11 @@ class World:
 class Trajectories:
     """True (noise-free) states at the grid days, float32, shape (worlds, grid days, patients).
 
-    ``benefit``, ``intake_change``, ``activity_min`` and ``expenditure_change`` are kept
-    only for the first ``n_detailed`` worlds (those observation needs); ``weight_kg`` for all.
+    ``benefit``, ``intake_change``, ``activity_min`` and the ``*_7d`` means are kept only for
+    the first ``n_detailed`` worlds (those observation needs); ``weight_kg`` for all.  The
+    ``*_7d`` arrays are means over the :data:`WEEK_DAYS` days before the grid day (what a
+    wearable or a food-logging app summarises at a weekly visit); NaN where that week was not
+    simulated (the first grid day).
     """
 
     worlds: tuple[World, ...]
@@ -58,7 +61,9 @@ class Trajectories:
     benefit: NDArray[np.float32]
     intake_change: NDArray[np.float32]  # kcal/day vs baseline, on the grid day
     activity_min: NDArray[np.float32]  # extra minutes/day of activity vs baseline
-    expenditure_change: NDArray[np.float32]  # drug-induced extra expenditure, kcal/day
+    intake_change_7d: NDArray[np.float32]  # kcal/day vs baseline, mean of the week before the grid day
+    activity_min_7d: NDArray[np.float32]  # extra minutes/day of activity, mean of the week before
+    expenditure_change_7d: NDArray[np.float32]  # extra expenditure (drug + exercise, not activity), kcal/day, mean of the week before
 
     def world_index(self, name: str) -> int:
         return [w.name for w in self.worlds].index(name)
@@ -70,6 +75,9 @@ def grid_days(s: Scenario) -> NDArray[np.int64]:
     start = -(o.pre_index_days // o.visit_interval_days) * o.visit_interval_days
     return np.arange(start, o.follow_up_days + 1, o.visit_interval_days)
 
+
+WEEK_DAYS = 7
+"""Days summarised by the weekly ``*_7d`` means (the days before a grid day)."""
 
 CHUNK_PATIENTS = 32_768
 """Patients stepped together in one chunk: small enough for the working set to stay in cache,
@@ -111,8 +119,8 @@ def simulate_worlds(
     shape, detail_shape = (n_worlds, len(grid), n), (n_detailed, len(grid), n)
     out = Trajectories(
         worlds=worlds, grid_days=grid, weight_kg=np.empty(shape, dtype=np.float32),
-        benefit=np.empty(detail_shape, dtype=np.float32), intake_change=np.empty(detail_shape, dtype=np.float32),
-        activity_min=np.empty(detail_shape, dtype=np.float32), expenditure_change=np.empty(detail_shape, dtype=np.float32),
+        **{name: np.empty(detail_shape, dtype=np.float32)
+           for name in ("benefit", "intake_change", "activity_min", "intake_change_7d", "activity_min_7d", "expenditure_change_7d")},
     )
     bounds = [(lo, min(lo + CHUNK_PATIENTS, n)) for lo in range(0, n, CHUNK_PATIENTS)]
 
@@ -170,6 +178,9 @@ def _simulate_chunk(s: Scenario, pop: Population, sessions: Sessions, worlds: tu
     holiday_offset = ((HOLIDAY_FIRST_DOY - pop.index_doy) % 365).astype(np.int16)
     unmeasured = c.unmeasured_intake_kcal_per_sd * pop.motivation
     grid_pos = {int(d): i for i, d in enumerate(grid)}
+    # Weekly means: day d counts towards the next grid day G > d when G − d ≤ WEEK_DAYS.
+    next_grid = np.searchsorted(grid, np.arange(first_day, last_day + 1), side="right")
+    week_sums = np.zeros((3, n_detailed, n))  # intake, activity, expenditure
 
     for offset, day in enumerate(range(first_day, last_day + 1)):
         benefit *= benefit_decay
@@ -180,6 +191,10 @@ def _simulate_chunk(s: Scenario, pop: Population, sessions: Sessions, worlds: tu
         if g is not None:  # visits are before the day's session (pre-dose ratings)
             out.weight_kg[:, g, lo:hi] = energy.weight_kg
             out.benefit[:, g, lo:hi] = benefit[:n_detailed]
+            week_complete = day - first_day >= WEEK_DAYS
+            for target, sums in zip((out.intake_change_7d, out.activity_min_7d, out.expenditure_change_7d), week_sums):
+                target[:, g, lo:hi] = sums / WEEK_DAYS if week_complete else np.nan
+            week_sums[:] = 0.0
         patients, auc = by_day[offset]
         if len(patients) and len(course_rows):
             rows = np.ix_(course_rows, patients)
@@ -206,8 +221,13 @@ def _simulate_chunk(s: Scenario, pop: Population, sessions: Sessions, worlds: tu
                   + intake_per_point * drug_points)
         drug_expenditure = metabolism_on * pw.metabolism_dose_day_kcal * dosed_today
         activity = shared_activity + pw.activity_min_per_madrs_point * drug_points
+        expenditure = shared_expenditure + drug_expenditure
         if g is not None:
             out.intake_change[:, g, lo:hi] = intake[:n_detailed]
             out.activity_min[:, g, lo:hi] = activity[:n_detailed]
-            out.expenditure_change[:, g, lo:hi] = drug_expenditure[:n_detailed]
-        energy.step(intake, shared_expenditure + drug_expenditure, activity)
+        nxt = next_grid[offset]
+        if nxt < len(grid) and grid[nxt] - day <= WEEK_DAYS:
+            week_sums[0] += intake[:n_detailed]
+            week_sums[1] += np.broadcast_to(activity, (n_worlds, n))[:n_detailed]
+            week_sums[2] += np.broadcast_to(expenditure, (n_worlds, n))[:n_detailed]
+        energy.step(intake, expenditure, activity)

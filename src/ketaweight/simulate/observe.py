@@ -19,10 +19,10 @@ import pyarrow as pa
 import pyarrow.compute as pc
 from numpy.typing import NDArray
 
-from ketaweight.simulate.energy import mifflin_st_jeor_rmr
 from ketaweight.simulate.pd import madrs_to_phq9, madrs_true, natural_improvement
 from ketaweight.simulate.population import ROUTES, Population, Sessions
 from ketaweight.simulate.scenario import Scenario
+from ketaweight.simulate.wearable import INTAKE_RANGE_KCAL, PatientBaseline, recorded_activity, wearable_records
 
 FloatArray = NDArray[np.float64]
 
@@ -42,6 +42,9 @@ class FactualView:
     benefit: NDArray[np.float32]
     intake_change: NDArray[np.float32]
     activity_min: NDArray[np.float32]
+    intake_change_7d: NDArray[np.float32]  # means over the week before the grid day (Trajectories)
+    activity_min_7d: NDArray[np.float32]
+    expenditure_change_7d: NDArray[np.float32]
 
 
 def patient_ids(n: int) -> pa.Array:
@@ -67,8 +70,18 @@ def _timestamps(pop: Population, patients: NDArray[np.integer], days: NDArray[np
     return pa.array(seconds, type=pa.int64()).cast(pa.timestamp("s"))
 
 
-def attendance(s: Scenario, pop: Population, view: FactualView, rng: np.random.Generator) -> tuple[NDArray[np.bool_], NDArray[np.float64]]:
-    """Which grid visits happen (grid × patients) and the observed week-2 MADRS.
+@dataclass(frozen=True)
+class Attendance:
+    """Which grid visits happen (grid × patients), the observed week-2 MADRS, and per patient
+    the first grid index after dropout (``len(grid)`` for those who stay)."""
+
+    attended: NDArray[np.bool_]
+    madrs_week2: NDArray[np.float64]
+    dropped_at: NDArray[np.int64]
+
+
+def attendance(s: Scenario, pop: Population, view: FactualView, rng: np.random.Generator) -> Attendance:
+    """Which grid visits happen, the observed week-2 MADRS and when patients drop out.
 
     Screening (first grid day), assessment (day 0) and week 2 always happen; other visits are
     missed at random; dropout after week 2 has a per-visit hazard that rises with the
@@ -92,17 +105,22 @@ def attendance(s: Scenario, pop: Population, view: FactualView, rng: np.random.G
     leaves = (rng.random((len(grid), n)) < hazard[None, :]) & later[:, None]
     first_absent = np.where(leaves.any(axis=0), leaves.argmax(axis=0), len(grid))
     attended &= np.arange(len(grid))[:, None] < first_absent[None, :]
-    return attended, madrs14
+    return Attendance(attended, madrs14, first_absent)
 
 
 def observe(s: Scenario, pop: Population, sessions: Sessions, view: FactualView,
-            rng: np.random.Generator) -> dict[str, pa.Table]:
-    """Make the canonical tables (Arrow) from the factual world.  ``sessions`` = factual sessions."""
+            rng: np.random.Generator, wearable_rng: np.random.Generator) -> dict[str, pa.Table]:
+    """Make the canonical tables (Arrow) from the factual world.  ``sessions`` = factual sessions.
+
+    ``wearable_rng`` draws the wearable/app records only, so the other tables of a seed do not
+    depend on whether (or how) wearable records are made.
+    """
     o = s.observation
     n = pop.n
     grid = view.grid_days
     ids = patient_ids(n)
-    attended, madrs14 = attendance(s, pop, view, rng)
+    visits = attendance(s, pop, view, rng)
+    attended, madrs14 = visits.attended, visits.madrs_week2
     g_idx, p_idx = (a.astype(np.int32) for a in np.nonzero(attended))
     days = grid.astype(np.int32)[g_idx]
     visit_minutes = rng.integers(8 * 60, 17 * 60, size=len(days), dtype=np.int32)
@@ -154,17 +172,15 @@ def observe(s: Scenario, pop: Population, sessions: Sessions, view: FactualView,
     # --- diaries: intake (under-reported), appetite, activity
     diary = np.isin(grid, DIARY_VISIT_DAYS)[g_idx]
     yp, yd, yg, ym = p_idx[diary], days[diary], g_idx[diary], visit_minutes[diary]
-    rmr = mifflin_st_jeor_rmr(pop.weight0_kg, pop.height_m, pop.age, pop.male)
-    intake0 = pop.pal * rmr
-    under = np.clip(rng.normal(o.intake_underreport_mean, o.intake_underreport_sd, n), 0, 0.6)
+    baseline = PatientBaseline.of(pop, np.clip(rng.normal(o.intake_underreport_mean, o.intake_underreport_sd, n), 0, 0.6))
     d_intake = view.intake_change[yg, yp].astype(float)
-    reported = np.round((intake0[yp] + d_intake) * (1 - under[yp]) + rng.normal(0, 120, len(yp)), 0)
+    reported = np.round(baseline.reported_intake(yp, d_intake) + rng.normal(0, 120, len(yp)), 0)
     appetite = np.clip(np.rint(5 + d_intake / 100 + rng.normal(0, 1.0, len(yp))), 0, 10)
-    base_activity = np.clip(45 + 120 * (pop.pal - 1.55), 5, None)
-    activity = np.clip(np.round(base_activity[yp] + view.activity_min[yg, yp] + rng.normal(0, 10, len(yp)), 0), 0, 600)
-    kinds += [("energy_intake", "kcal/d", yp, yd, ym, np.clip(reported, 300, 9000)),
+    activity = baseline.activity_min[yp] + view.activity_min[yg, yp] + rng.normal(0, 10, len(yp))
+    kinds += [("energy_intake", "kcal/d", yp, yd, ym, np.clip(reported, *INTAKE_RANGE_KCAL)),
               ("appetite", "score", yp, yd, ym, appetite),
-              ("activity", "min/d", yp, yd, ym, activity)]
+              ("activity", "min/d", yp, yd, ym, recorded_activity(activity))]
+    kinds += wearable_records(s, pop, view, baseline, visits.dropped_at, wearable_rng)
 
     kind_names = pa.array([k[0] for k in kinds])
     units = sorted({k[1] for k in kinds})

@@ -20,7 +20,7 @@ import tomllib
 from importlib import resources
 from pathlib import Path
 
-from pydantic import BaseModel, ConfigDict, Field, ValidationError
+from pydantic import BaseModel, ConfigDict, Field, ValidationError, model_validator
 
 from ketaweight.exceptions import InputError, Location
 
@@ -143,6 +143,22 @@ class Observation(_Section):
     dropout_per_week2_madrs_point: float = Field(0.04, description="log-hazard per MADRS point of the week-2 score above baseline-adjusted (non-response → dropout) [assumption]")
     intake_underreport_mean: float = Field(0.15, ge=0, lt=1, description="mean share of intake not reported [lit: doubly labelled water studies]")
     intake_underreport_sd: float = Field(0.08, ge=0, description="sd of the share [lit]")
+    wearable_share: float = Field(0.6, ge=0, le=1, description="share of patients who share a wrist wearable and a food-logging app with the clinic: weekly means of activity, expenditure and intake [assumption]")
+    wearable_weeks: int = Field(12, ge=1, description="weeks after index with weekly wearable/app records (plus the baseline week before index)")
+    wearable_missing_week_prob: float = Field(0.10, ge=0, lt=1, description="per week, no record (device not worn, nothing logged) [assumption]")
+    app_intake_noise_kcal: float = Field(150.0, ge=0, description="sd of a week's app-logged mean intake around the (under-reported) truth, kcal/day [assumption]")
+    wearable_activity_noise_min: float = Field(8.0, ge=0, description="sd of a week's mean active minutes around the truth, min/day [assumption]")
+    wearable_expenditure_noise_kcal: float = Field(80.0, ge=0, description="sd of a week's mean estimated expenditure around the device's systematic estimate, kcal/day [assumption]")
+    wearable_expenditure_bias_cv: float = Field(0.10, ge=0, lt=1, description="between-patient CV of the device's multiplicative expenditure bias [lit: wrist-worn devices ~10-25% error vs doubly labelled water]")
+
+    @model_validator(mode="after")
+    def _weekly_records_need_a_weekly_grid(self) -> Observation:
+        if self.wearable_share > 0 and self.visit_interval_days != 7:
+            raise ValueError("wearable records are weekly means dated at grid days: visit_interval_days must be 7 "
+                             "when wearable_share > 0")
+        if self.wearable_share > 0 and 7 * self.wearable_weeks > self.follow_up_days:
+            raise ValueError(f"wearable_weeks {self.wearable_weeks} reach past follow_up_days {self.follow_up_days}")
+        return self
     ae_rates: dict[str, dict[str, float]] = Field(
         default_factory=lambda: {
             "iv": {"Dissociation": 0.30, "Nausea": 0.12, "Blood pressure increased": 0.10, "Dizziness": 0.12, "Headache": 0.08},
@@ -168,6 +184,32 @@ class Scenario(_Section):
     def drug_affects_weight(self) -> bool:
         p = self.pathways
         return p.appetite or p.metabolism or p.mood
+
+
+MEASUREMENTS: dict[str, dict[str, float]] = {
+    "clinic": {},
+    "research": {
+        "wearable_share": 1.0, "wearable_missing_week_prob": 0.0, "app_intake_noise_kcal": 0.0,
+        "wearable_activity_noise_min": 0.0, "wearable_expenditure_noise_kcal": 0.0, "wearable_expenditure_bias_cv": 0.0,
+        "intake_underreport_mean": 0.0, "intake_underreport_sd": 0.0,
+    },
+}
+"""Measurement designs (observation overrides).  ``clinic``: the scenario as written (a share of
+patients with consumer wearables and a food app, with logging noise, device bias, missed weeks
+and under-reporting).  ``research``: every patient measured as in a metabolic study — weighed
+intake and calibrated expenditure every week, without error — the design under which mediation's
+identifying assumptions about measurement hold (docs/mechanisms.md)."""
+
+
+def with_measurement(s: Scenario, measurement: str) -> Scenario:
+    """``s`` with the observation overrides of :data:`MEASUREMENTS` ``[measurement]``."""
+    if measurement not in MEASUREMENTS:
+        raise InputError([(Location("measurement"), f"unknown measurement design {measurement!r}; "
+                                                    f"choose one of {', '.join(MEASUREMENTS)}")])
+    overrides = MEASUREMENTS[measurement]
+    if not overrides:
+        return s
+    return s.model_copy(update={"observation": s.observation.model_copy(update=overrides)})
 
 
 def _scenario_dir() -> resources.abc.Traversable:

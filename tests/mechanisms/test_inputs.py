@@ -56,3 +56,28 @@ def test_compare_to_truth_perfect_and_constant():
     r = compare_to_truth(x, 2 * x)
     assert r["correlation"] == pytest.approx(1.0) and r["calibration_slope"] == pytest.approx(2.0)
     assert np.isnan(compare_to_truth(x, np.zeros(11))["correlation"])
+
+
+def test_mediation_restriction_is_counted_and_cannot_double_as_covariate():
+    t = small(200).assign(prog=(np.arange(200) % 5 == 0).astype(int))
+    spec = MediationSpec(treatment="a", outcome="y", covariates=("l",), pathways=(Pathway("p", ("m",)),), exclude_if=("prog",))
+    r = Mediation(n_bootstrap=20).fit(t, spec)
+    step = next(s for s in r.diagnostics["attrition"] if s["step"] == "restriction")
+    assert (step["n_before"], step["n_excluded"], step["n_after"]) == (200, 40, 160) and r.total.n == 160
+    with pytest.raises(ValueError, match="exclude_if"):
+        MediationSpec(treatment="a", outcome="y", covariates=("l", "prog"), pathways=(Pathway("p", ("m",)),), exclude_if=("prog",))
+
+
+def test_pathways_without_records_are_left_out_with_a_reason():
+    from ketaweight.causal.mechanisms import mediation_spec, unrecorded_pathways
+    from ketaweight.study import load_study
+
+    study = load_study("ketamine-weight")
+    cols = {c: np.linspace(-1, 1, 40) for cols in study.mechanisms.mediation.pathways.values() for c in cols}
+    table = pd.DataFrame(cols)
+    table["expenditure_7d_change"] = np.nan  # no wearable expenditure at all
+    reasons = unrecorded_pathways(study, table)
+    assert list(reasons) == ["mediation pathway metabolism"] and "expenditure_7d_change" in reasons["mediation pathway metabolism"]
+    assert [p.name for p in mediation_spec(study, table).pathways] == ["mood", "appetite"]
+    with pytest.raises(InputError, match="no pathway has every mediator recorded"):
+        mediation_spec(study, table.assign(madrs_change=np.nan, intake_7d_change=np.nan))

@@ -18,11 +18,18 @@ N1,M,1975,178,false
 # C1 untreated, weight 70 at baseline (day -10), 71 at day 80 and 72 at day 88 (80 is nearer to 84)
 # C2 is a minor (excluded by age). P1 had ketamine 100 days before time zero (not a new user).
 # N1 has no baseline weight (excluded).
+# T1's weekly app records: baseline week 2000 kcal/d; records dated day 7 and day 84 (covering days 77-83, before the
+# horizon) count, day 85 does not; its MADRS on day 84 (the horizon) is not a mediator record (point kinds stop the day before).
 MEASUREMENTS = """patient_id,time,kind,value,unit
 T1,2024-01-01 09:00:00,madrs,30,score
 T1,2024-01-01 09:05:00,weight,80,kg
 T1,2024-03-25 09:00:00,weight,78,kg
 T1,2024-01-15 09:00:00,madrs,20,score
+T1,2024-03-25 09:00:00,madrs,10,score
+T1,2024-01-01 00:00:00,energy_intake_7d,2000,kcal/d
+T1,2024-01-08 00:00:00,energy_intake_7d,1900,kcal/d
+T1,2024-03-25 00:00:00,energy_intake_7d,1800,kcal/d
+T1,2024-03-26 00:00:00,energy_intake_7d,2500,kcal/d
 T2,2024-02-01 09:00:00,madrs,35,score
 T2,2024-02-01 09:05:00,weight,90,kg
 C1,2024-01-01 09:00:00,madrs,25,score
@@ -81,3 +88,18 @@ def test_values(cohort):
     assert t.loc["T1", "cumulative_mg_per_kg"] == pytest.approx(80 / 80)
     assert t.loc["T2", "first_route"] == "intranasal"
     assert t.loc["T1", "index_quarter"] == 1 and t.loc["T2", "atypical_features"] == 1
+
+
+def test_mediators_cover_time_zero_to_the_horizon(cohort):
+    t = cohort.table.set_index("patient_id")
+    assert t.loc["T1", "intake_7d_change"] == pytest.approx((1900 + 1800) / 2 - 2000)
+    assert t.loc["T1", "baseline_energy_intake_7d"] == 2000
+    assert t.loc["T1", "madrs_change"] == pytest.approx(20 - 30)  # the day-84 rating is at the horizon, not before
+    assert t["expenditure_7d_change"].isna().all()  # never recorded
+
+
+def test_holiday_days_from_the_calendar(cohort):
+    t = cohort.table.set_index("patient_id")
+    assert t.loc["T1", "holiday_days_baseline_week"] == 7  # 25-31 December
+    assert t.loc["T1", "holiday_days_to_horizon"] == 5  # 1-5 January of days 0-83
+    assert t.loc["T2", "holiday_days_baseline_week"] == 0 and t.loc["T2", "holiday_days_to_horizon"] == 0

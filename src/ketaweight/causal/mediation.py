@@ -70,12 +70,17 @@ ASSUMPTIONS = (
     "No unmeasured confounding of treatment and outcome given the baseline covariates L.",
     "No unmeasured confounding of treatment and each mediator given L.",
     "No unmeasured confounding of each mediator and the outcome given treatment, L and earlier mediators "
-    "(post-treatment confounders are allowed only if measured and listed as earlier mediators).",
+    "(post-treatment confounders are allowed only if measured: earlier mediators, or intermediate confounders "
+    "declared to act on the outcome).",
+    "No unmeasured confounding between mediators given treatment, L, the intermediate confounders (course intensity) "
+    "and earlier mediators.",
     "Positivity: every treatment level possible at every L.",
     "Correct models: linear mediator and outcome models (the outcome model allows treatment × mediator interaction).",
     "The pathway order is causal: later mediators may respond to earlier ones, never the reverse.",
-    "Measured mediators capture their pathway: a pathway acting through something unmeasured "
-    "(e.g. energy expenditure, or intake on days without a food diary) appears in the direct remainder.",
+    "Measured mediators capture their pathway without error: what a pathway does through something unmeasured, or "
+    "what noisy records (e.g. consumer-grade intake logs) fail to capture, appears in the direct remainder.",
+    "Mediators are changes from a steady-state baseline: patients whose baseline is moving (e.g. a weight programme in "
+    "progress, holiday eating) are excluded by the restriction.",
     "Missing mediators/outcome are missing at random given treatment, L and the censoring covariates.",
     "Interventional effects: contrasts of shifting a mediator's distribution, not of fixing each person's mediator "
     "(no cross-world assumption needed; they equal natural effects only without intermediate confounding).",

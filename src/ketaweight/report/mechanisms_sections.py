@@ -26,10 +26,16 @@ def mechanisms_section(run: RunResults) -> dict[str, Any]:
     else:
         med = doc["results"]["mediation"]
         title, rows = "Effect carried by each measured pathway (interventional mediation, g-computation)", mediation_rows(doc)
-        sec["paragraphs"].append("Each pathway's effect is what shifting its measured mediators (food-diary intake and "
-                                 "appetite; depression score and activity) to their distribution under treatment would "
-                                 "do; what no measured mediator captures — such as energy expenditure — stays in the "
-                                 "direct remainder. The estimates rest on these assumptions:")
+        by_pathway: dict[str, list[str]] = {}
+        for m in med["diagnostics"]["mediators"]:
+            by_pathway.setdefault(m["pathway"], []).append(m["column"].replace("_", " "))
+        measured = "; ".join(f"{name}: {', '.join(cols)}" for name, cols in by_pathway.items())
+        sec["paragraphs"].append(f"Each pathway's effect is what shifting its measured mediators ({measured}) to their "
+                                 "distribution under treatment would do; what no measured mediator captures — or "
+                                 "captures only through noisy records — stays in the direct remainder. The estimates "
+                                 "rest on these assumptions:")
+        left_out = {k: v for k, v in (doc["results"].get("not_estimable") or {}).items() if k.startswith("mediation pathway")}
+        sec["paragraphs"].extend(f"Not estimable — {k}: {v}." for k, v in left_out.items())
         sec["paragraphs"].extend(f"• {a}" for a in med["assumptions"])
         sec["paragraphs"].extend(f"Warning: {w}" for w in med.get("warnings", []))
         sec["tables"].append(rows_table(rows, "kg", data_label(doc), title, digits=3))

@@ -40,6 +40,12 @@ def _print(res: MechanismsResults) -> None:
             med.add_column(col, justify="left" if col == "effect" else "right")
         for r in res.mediation.effects:
             med.add_row(r.estimand, f"{r.estimate:+.3f}", f"({r.ci_low:+.3f}, {r.ci_high:+.3f})")
+        d = res.mediation.diagnostics
+        steps = {s["step"]: s for s in d["attrition"]}
+        restricted = (f"; {mask_count(steps['restriction']['n_excluded'])} left out by the restriction to steady-state "
+                      "baseline weeks" if "restriction" in steps else "")
+        med.caption = (f"{mask_count(d['n_analysed'])} patients, {mask_count(d['n_complete'])} with every mediator and the "
+                       f"outcome{restricted}; assumptions in the results file")
         console.print(med)
     for name, why in res.skipped.items():
         console.print(f"{name}: not estimable — {why}")

@@ -12,7 +12,9 @@ The article's three pathways enter the Hall energy balance as:
   (``activity_min_per_madrs_point``) and moves intake by depression subtype.
 
 The natural course of depression (P) moves activity and intake the same way in every world,
-so it never contributes to an effect.  Units: kcal/day, minutes/day, kg, days.
+so it never contributes to an effect.  Besides the states at grid days, the loop keeps the
+mean intake, activity and extra expenditure of the 7 days before each grid day, which the
+wearable/app records summarise.  Units: kcal/day, minutes/day, kg, days.
 """
 
 from __future__ import annotations

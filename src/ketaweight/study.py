@@ -100,9 +100,11 @@ class MediationSection(_Section):
     intermediate: tuple[str, ...] = Field(("sessions_to_horizon", "cumulative_mg_per_kg"),
                                           description="treatment-affected confounders of the mediators (course intensity "
                                                       "moves both mood and intake)")
-    intermediate_in_outcome: bool = Field(False, description="the intermediate confounders also act on the outcome "
-                                                             "other than through the mediators (that part then joins "
-                                                             "the direct remainder; see docs/mechanisms.md)")
+    intermediate_in_outcome: bool = Field(True, description="the intermediate confounders also enter the outcome model: "
+                                                            "course intensity acting on weight other than through the "
+                                                            "measured mediators (e.g. through what noisy records miss) "
+                                                            "then joins the direct remainder instead of being credited "
+                                                            "to a correlated mediator such as mood; see docs/mechanisms.md")
     extra_covariates: tuple[str, ...] = Field(
         ("baseline_energy_intake", "baseline_activity", "baseline_appetite", "holiday_days_to_horizon"),
         description="confounders of mediators and outcome added to the study's baseline covariates: baseline values "

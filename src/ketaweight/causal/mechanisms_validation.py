@@ -165,7 +165,7 @@ def _nanmean(values: list[float]) -> float:
 
 
 def as_markdown(rows: list[MechanismRow], extra: dict[str, dict[str, float]], *, n_patients: int,
-                measurement: str = "clinic") -> str:
+                measurement: str = "clinic", intermediate_in_outcome: bool = True) -> str:
     """The validation tables for docs/mechanisms.md."""
     lines = ["| scenario | effect | truth (kg) | mean estimate (kg) | 95% CI coverage (MCSE) |", "|---|---|---:|---:|---:|"]
     lines += [f"| {r.scenario} | {r.quantity} | {r.truth:+.3f} | {r.mean_estimate:+.3f} | "
@@ -179,6 +179,7 @@ def as_markdown(rows: list[MechanismRow], extra: dict[str, dict[str, float]], *,
                      f"{e['individual_calibration_slope']:.2f} | {e['individual_blp_slope']:.2f} | "
                      f"{100 * e['individual_share_predicted_below_-1']:.1f}% / {100 * e['individual_share_true_below_-1']:.1f}% |")
     replicates = rows[0].replicates if rows else 0
+    z = "in the mediator and outcome models" if intermediate_in_outcome else "in the mediator models only"
     lines += ["", f"{replicates} replicate cohorts of {n_patients:,} simulated patients per scenario, measurement "
-                  f"'{measurement}' (means over replicates)."]
+                  f"'{measurement}', course intensity {z} (means over replicates)."]
     return "\n".join(lines)

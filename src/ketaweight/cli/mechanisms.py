@@ -83,18 +83,29 @@ def mechanisms_validate_command(
     measurement: Measurement = typer.Option("clinic", "--measurement",
                                             help="clinic: the scenarios' records; research: every mediator measured "
                                                  "without error (the estimator's check under its assumptions)."),
+    intermediate_in_outcome: bool | None = typer.Option(
+        None, "--intermediate-in-outcome/--no-intermediate-in-outcome",
+        help="Override the study's [mechanisms.mediation] intermediate_in_outcome (default: as the study says)."),
 ) -> None:
     """Mediation, dose-response and per-patient effects against the simulator's truth (slow: minutes)."""
     from ketaweight.causal.mechanisms_validation import as_markdown, validate_mechanisms
     from ketaweight.cli._common import progress_bar
     from ketaweight.results_io import write_results, write_text_atomic
+    from ketaweight.study import load_study
 
     names = tuple(s.strip() for s in scenarios.split(",") if s.strip())
 
     def action():
+        spec = load_study(study)
+        if intermediate_in_outcome is not None:
+            mediation = spec.mechanisms.mediation.model_copy(update={"intermediate_in_outcome": intermediate_in_outcome})
+            spec = spec.model_copy(update={"mechanisms": spec.mechanisms.model_copy(update={"mediation": mediation})})
+        settings["intermediate_in_outcome"] = spec.mechanisms.mediation.intermediate_in_outcome
         with progress_bar(f"{replicates} replicates × {len(names)} scenarios", replicates * len(names)) as advance:
-            return validate_mechanisms(study, names, replicates=replicates, n_patients=patients, n_bootstrap=bootstrap,
+            return validate_mechanisms(spec, names, replicates=replicates, n_patients=patients, n_bootstrap=bootstrap,
                                        seed=seed, measurement=measurement.value, on_replicate=advance)
+
+    settings: dict[str, bool] = {}
 
     rows, extra = run_cli(action)
     out.mkdir(parents=True, exist_ok=True)
@@ -102,7 +113,8 @@ def mechanisms_validate_command(
     write_results(out / f"{stem}.json", "mechanisms_validation",
                   {"mediation": [r.to_dict() for r in rows], "dose_and_individual": extra},
                   {"synthetic": True, "source": "ketaweight simulator", "study": study, "seed": seed,
-                   "replicates": replicates, "patients": patients, "bootstrap": bootstrap, "measurement": measurement.value})
-    text = as_markdown(rows, extra, n_patients=patients, measurement=measurement.value)
+                   "replicates": replicates, "patients": patients, "bootstrap": bootstrap, "measurement": measurement.value,
+                   **settings})
+    text = as_markdown(rows, extra, n_patients=patients, measurement=measurement.value, **settings)
     write_text_atomic(out / f"{stem}.md", text + "\n")
     console.print(text)

@@ -28,6 +28,7 @@ from typing import TYPE_CHECKING
 import numpy as np
 from numpy.typing import NDArray
 
+from ketaweight.simulate.dynamics import WEEK_DAYS
 from ketaweight.simulate.energy import LIGHT_ACTIVITY_MET_ABOVE_REST, mifflin_st_jeor_rmr
 from ketaweight.simulate.population import Population
 from ketaweight.simulate.scenario import Scenario
@@ -73,7 +74,7 @@ def wearable_records(s: Scenario, pop: Population, view: FactualView, baseline: 
     """The weekly wearable/app records of the factual world (empty when ``wearable_share`` is 0)."""
     o = s.observation
     grid = view.grid_days
-    weeks = np.flatnonzero((grid >= 0) & (grid <= 7 * o.wearable_weeks))
+    weeks = np.flatnonzero((grid >= 0) & (grid <= WEEK_DAYS * o.wearable_weeks))
     wears = rng.random(pop.n) < o.wearable_share
     present = (rng.random((len(weeks), pop.n)) >= o.wearable_missing_week_prob) & wears[None, :]
     present &= weeks[:, None] < dropped_at[None, :]

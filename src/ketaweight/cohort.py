@@ -54,7 +54,7 @@ COVARIATES: dict[str, Covariate] = {
     "baseline_energy_intake_7d": Covariate("app-logged mean intake of the week before time zero", "kcal/d"),
     "baseline_activity_7d": Covariate("wearable mean active minutes of the week before time zero", "min/d"),
     "baseline_energy_expenditure_7d": Covariate("wearable mean expenditure of the week before time zero", "kcal/d"),
-    # Mediators (mechanisms): mean of the records covering time zero to the day before the horizon, minus baseline.
+    # Mediators (mechanisms): mean of the records covering time zero up to the outcome measurement, minus baseline.
     "intake_change": Covariate("reported energy intake (food diaries) during follow-up minus baseline (mediator)", "kcal/d", True),
     "appetite_change": Covariate("appetite rating during follow-up minus baseline (mediator)", "0-10", True),
     "activity_change": Covariate("activity (diaries) during follow-up minus baseline (mediator)", "min/d", True),
@@ -105,19 +105,21 @@ def _sql(study: Study) -> str:
     def baseline(kind: str) -> str:
         return (f"arg_max(value, time) FILTER (WHERE kind = '{kind}' AND day BETWEEN -{e.baseline_window_days} AND 0)")
 
-    def nearest(kind: str, day: int, window: int) -> str:
+    def nearest(kind: str, day: int, window: int, column: str = "value") -> str:
         # nearest to the target day; ties go to the earlier measurement
-        return (f"arg_min(value, abs(day - {day}) * 2 + (day > {day})::INT) "
+        return (f"arg_min({column}, abs(day - {day}) * 2 + (day > {day})::INT) "
                 f"FILTER (WHERE kind = '{kind}' AND day BETWEEN {day - window} AND {day + window})")
 
     def followup(kind: str) -> str:
-        # Mediator window: what happened from time zero to the day before the horizon (the days that can move the
-        # horizon's weight): point records dated 1 … horizon − 1; p-day summaries dated p … horizon (covering 0 … horizon − 1).
+        # Mediator window: what happened from time zero up to the outcome measurement (the horizon when the outcome
+        # was measured later or not at all) — the days that can move the outcome: point records dated 1 … end − 1;
+        # p-day summaries dated p … end (covering 0 … end − 1).  Nothing measured after the outcome is a mediator.
         period = MEASUREMENT_KINDS[kind].period_days
-        first, last = (period, out.horizon_days) if period else (1, out.horizon_days - 1)
+        first, last = (period, "mediator_end") if period else (1, "mediator_end - 1")
         return f"avg(value) FILTER (WHERE kind = '{kind}' AND day BETWEEN {first} AND {last})"
 
     outcome_nearest = nearest(out.kind, out.horizon_days, out.window_days)
+    outcome_day = nearest(out.kind, out.horizon_days, out.window_days, column="day")
     baselines = ",\n            ".join(f"{baseline(kind)} AS {col}" for kind, col in BASELINE_KINDS.items())
     followups = ",\n            ".join(f"{followup(kind)} - {baseline(kind)} AS {col}" for col, kind in FOLLOWUP_CHANGES.items())
     nc_cols = (f", {baseline(nc)} AS nc_base, {nearest(nc, out.horizon_days, out.window_days)} AS nc_end") if nc else ""
@@ -130,6 +132,10 @@ def _sql(study: Study) -> str:
         SELECT m.patient_id, m.kind, m.value, m.time, date_diff('day', t0.t0, CAST(m.time AS DATE)) AS day
         FROM measurements m JOIN t0 USING (patient_id) WHERE m.kind IN ({kind_list})
     ),
+    od AS (
+        SELECT patient_id, least(coalesce({outcome_day}, {out.horizon_days}), {out.horizon_days}) AS mediator_end
+        FROM m GROUP BY patient_id
+    ),
     mm AS (
         SELECT patient_id,
             {baselines},
@@ -139,7 +145,7 @@ def _sql(study: Study) -> str:
             {outcome_nearest} AS outcome_end,
             {nearest('madrs', 14, 4)} AS madrs_week2
             {nc_cols}
-        FROM m GROUP BY patient_id
+        FROM m JOIN od USING (patient_id) GROUP BY patient_id
     ),
     ex AS (
         SELECT x.patient_id,

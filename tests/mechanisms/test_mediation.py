@@ -126,13 +126,14 @@ def test_intermediate_confounder_of_mediator_and_outcome():
     y = 0.4 * a + 0.6 * z + m + l + rng.normal(size=n)
     data = pd.DataFrame({"a": a, "l": l, "z": z, "m": m, "y": y})
     base = dict(treatment="a", outcome="y", covariates=("l",), pathways=(Pathway("p", ("m",)),))
-    r = Mediation(n_bootstrap=200, seed=3).fit(data, MediationSpec(**base, intermediate=("z",), intermediate_in_outcome=True))
+    r = Mediation(n_bootstrap=200, seed=3).fit(data, MediationSpec(**base, intermediate=("z",)))  # Z in the outcome model too
     for got, truth in ((r.pathways["p"], 1.3), (r.direct, 1.0), (r.total, 2.3)):
         assert got.ci_low < truth < got.ci_high, got.estimand
     naive = Mediation(n_bootstrap=200, seed=3).fit(data, MediationSpec(**base))
     assert naive.pathways["p"].ci_low > 1.3 + 0.1
     # Declared as confounding the mediators only, Z's direct path to Y is missed: the IE is overstated too.
-    mediators_only = Mediation(n_bootstrap=200, seed=3).fit(data, MediationSpec(**base, intermediate=("z",)))
+    mediators_only = Mediation(n_bootstrap=200, seed=3).fit(
+        data, MediationSpec(**base, intermediate=("z",), intermediate_in_outcome=False))
     assert mediators_only.pathways["p"].ci_low > 1.3 + 0.1
 
 
@@ -152,9 +153,14 @@ def test_intermediate_confounder_of_two_mediators():
     y = 0.5 * a + 0.3 * m2 + l + rng.normal(size=n)
     data = pd.DataFrame({"a": a, "l": l, "z": z, "m1": m1, "m2": m2, "y": y})
     base = dict(treatment="a", outcome="y", covariates=("l",), pathways=(Pathway("mood", ("m1",)), Pathway("intake", ("m2",))))
-    r = Mediation(n_bootstrap=200, seed=4).fit(data, MediationSpec(**base, intermediate=("z",)))
-    for got, truth in ((r.pathways["mood"], 0.0), (r.pathways["intake"], -0.6), (r.direct, 0.5), (r.total, -0.1)):
-        assert got.ci_low < truth < got.ci_high, got.estimand
+    for in_outcome in (False, True):  # Z has no path to Y here: both settings are right, one more precise
+        r = Mediation(n_bootstrap=200, seed=4).fit(data, MediationSpec(**base, intermediate=("z",),
+                                                                       intermediate_in_outcome=in_outcome))
+        for got, truth in ((r.pathways["mood"], 0.0), (r.pathways["intake"], -0.6), (r.direct, 0.5), (r.total, -0.1)):
+            assert got.ci_low < truth < got.ci_high, (in_outcome, got.estimand)
+        # the diagnostic is the treatment's whole effect on each mediator: M1 −1 − 0.5·2 = −2, M2 −2
+        effects = [m["effect_of_treatment"] for m in r.diagnostics["mediators"]]
+        assert effects == pytest.approx([-2.0, -2.0], abs=0.1)
     naive = Mediation(n_bootstrap=200, seed=4).fit(data, MediationSpec(**base))
     assert naive.pathways["mood"].ci_high < -0.05
 

@@ -101,5 +101,7 @@ def test_weekly_records_need_a_weekly_grid(tmp_path):
         load_scenario(f)
     f.write_text('name = "biweekly"\n[observation]\nvisit_interval_days = 14\nwearable_share = 0.0\n')
     assert load_scenario(f).observation.visit_interval_days == 14
+    with pytest.raises(InputError, match="--measurement research: .*visit_interval_days must be 7"):
+        with_measurement(load_scenario(f), "research")  # the overrides are validated too
     with pytest.raises(InputError, match="unknown measurement design"):
         with_measurement(load_scenario("article"), "lab")

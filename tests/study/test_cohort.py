@@ -36,6 +36,9 @@ C1,2024-01-01 09:00:00,madrs,25,score
 C1,2023-12-22 09:00:00,weight,70,kg
 C1,2024-03-21 09:00:00,weight,71,kg
 C1,2024-03-29 09:00:00,weight,72,kg
+C1,2024-01-01 00:00:00,energy_intake_7d,2200,kcal/d
+C1,2024-03-18 00:00:00,energy_intake_7d,2100,kcal/d
+C1,2024-03-25 00:00:00,energy_intake_7d,1000,kcal/d
 C2,2024-01-01 09:00:00,madrs,25,score
 C2,2024-01-01 09:00:00,weight,60,kg
 P1,2024-01-01 09:00:00,madrs,25,score
@@ -96,6 +99,7 @@ def test_mediators_cover_time_zero_to_the_horizon(cohort):
     assert t.loc["T1", "baseline_energy_intake_7d"] == 2000
     assert t.loc["T1", "madrs_change"] == pytest.approx(20 - 30)  # the day-84 rating is at the horizon, not before
     assert t["expenditure_7d_change"].isna().all()  # never recorded
+    assert t.loc["C1", "intake_7d_change"] == pytest.approx(2100 - 2200)  # not the day-84 record: after the day-80 outcome
 
 
 def test_holiday_days_from_the_calendar(cohort):

@@ -31,7 +31,7 @@ import pandas as pd
 from ketaweight.causal.dose_response import DoseResponse, DoseResponseSpec
 from ketaweight.causal.heterogeneity import DRLearner, compare_to_truth
 from ketaweight.causal.mechanisms import add_mechanism_columns, mediation_spec
-from ketaweight.causal.mediation import Mediation, restriction_mask
+from ketaweight.causal.mediation import Mediation
 from ketaweight.exceptions import KetaweightWarning
 
 MIN_BIN = 50
@@ -58,7 +58,7 @@ def mediation_check(table: pd.DataFrame, truth: pd.DataFrame, study: Any, *, n_b
     """Estimates, CIs and truths of total, direct and each pathway on one cohort."""
     spec = mediation_spec(study, table)
     res = Mediation(n_bootstrap=n_bootstrap, seed=seed, n_jobs=1).fit(table, spec)
-    truth = truth.loc[restriction_mask(table, spec).to_numpy()]  # the restriction's patients
+    truth = truth.loc[res.row_index]  # the patients the mediation analysed (restriction, complete covariates)
     measured = {p.name for p in spec.pathways}
     unmeasured = [c for c in ("appetite", "metabolism", "mood") if c not in measured]
     true = {"total": truth["effect_kg"].mean(),

@@ -40,7 +40,7 @@ term is 0 by construction; it is reported so that the decomposition is visibly c
 
 **Variance**: nonparametric bootstrap refitting every model (and the censoring model) per
 replicate, seeded as the engine's bootstrap; all models of a replicate come from one weighted
-Gram matrix of [L, A, M, A·M, Y], so a replicate at n = 100,000 costs milliseconds.
+Gram matrix of [L, A, Z, M, A·M, Y], so a replicate at n = 100,000 costs milliseconds.
 
 **Missing mediators or outcome**: rows lacking any are weighted by inverse probability of being
 complete, P(complete | A, L, censoring covariates), logistic (Robins, Rotnitzky & Zhao 1994);
@@ -115,10 +115,11 @@ class MediationSpec:
     intermediate (treatment-affected confounders that are not a mechanism, e.g. the number of
     sessions or cumulative dose: they enter each mediator model at that mediator's pathway level,
     so mediator-mediator associations are free of them), intermediate_in_outcome (also enter the
-    outcome model, at the outcome's treatment level: for course intensity that may act on the
-    outcome through something unmeasured — that part then joins the direct remainder — at the
-    price that the mediators' effects are identified only from their variation beyond Z, which
-    measurement error in the mediators then attenuates badly),
+    outcome model, at the outcome's treatment level; default True: course intensity acting on the
+    outcome through something unmeasured, or through what noisy mediators miss, then joins the
+    direct remainder instead of being credited to a mediator that follows course intensity — at
+    the price that the mediators' effects are identified only from their variation beyond Z;
+    set False only for well-measured mediators),
     exclude_if (restriction: rows with a nonzero value in any of these columns are left out,
     e.g. patients already in a weight programme at time zero, whose baseline week is no steady
     state; counted as an attrition step).
@@ -132,7 +133,7 @@ class MediationSpec:
     squared: tuple[str, ...] = ()
     censor_covariates: tuple[str, ...] = ()
     intermediate: tuple[str, ...] = ()
-    intermediate_in_outcome: bool = False
+    intermediate_in_outcome: bool = True
     exclude_if: tuple[str, ...] = ()
 
     def __post_init__(self) -> None:
@@ -178,6 +179,7 @@ class MediationResult:
     assumptions: tuple[str, ...]
     diagnostics: dict[str, Any] = field(repr=False)
     warnings: tuple[str, ...] = ()
+    row_index: pd.Index | None = field(default=None, repr=False, compare=False)  # the analysed rows of the input table
 
     @property
     def effects(self) -> list[CausalResult]:
@@ -220,9 +222,10 @@ class _Arrays:
     zc: np.ndarray | None  # completeness-model design (None when every row is complete)
     mediator_pathway: np.ndarray  # pathway index of each mediator
     attrition: list[dict[str, Any]]
+    row_index: pd.Index  # labels of the analysed rows in the input table
 
 
-def restriction_mask(table: pd.DataFrame, spec: MediationSpec) -> pd.Series:
+def _restriction_mask(table: pd.DataFrame, spec: MediationSpec) -> pd.Series:
     """True for the rows the restriction keeps (every ``exclude_if`` column 0 or missing)."""
     if not spec.exclude_if:
         return pd.Series(True, index=table.index)
@@ -237,7 +240,7 @@ def _arrays(table: pd.DataFrame, spec: MediationSpec) -> _Arrays:
         raise InputError([(Location("table", column=c), "column not found; check the spelling") for c in missing])
     steps = [{"step": "input", "reason": "rows in the table", "n_before": len(table), "n_excluded": 0, "n_after": len(table)}]
     if spec.exclude_if:
-        flags = ~restriction_mask(table, spec)
+        flags = ~_restriction_mask(table, spec)
         steps.append({"step": "restriction", "reason": f"a nonzero value in {list(spec.exclude_if)} (excluded)",
                       "n_before": len(table), "n_excluded": int(flags.sum()), "n_after": int((~flags).sum())})
         table = table.loc[~flags]
@@ -268,7 +271,7 @@ def _arrays(table: pd.DataFrame, spec: MediationSpec) -> _Arrays:
         extra = build_design(frame, spec.censor_covariates).matrix[:, 1:] if spec.censor_covariates else np.empty((len(a), 0))
         zc = np.column_stack([x, a, extra])
     path_of = np.array([j for j, p in enumerate(spec.pathways) for _ in p.mediators])
-    return _Arrays(x, a, z, m, y, complete, zc, path_of, steps)
+    return _Arrays(x, a, z, m, y, complete, zc, path_of, steps, frame.index)
 
 
 def _solve_block(gram: np.ndarray, rows: np.ndarray, target: int) -> np.ndarray:
@@ -276,7 +279,7 @@ def _solve_block(gram: np.ndarray, rows: np.ndarray, target: int) -> np.ndarray:
 
 
 class _Engine:
-    """All models of one (re)sample from one weighted Gram matrix of Z = [L, A, M, A·M, Y]."""
+    """All models of one (re)sample from one weighted Gram matrix of [L, A, Z, M, A·M, Y]."""
 
     def __init__(self, arr: _Arrays, interaction: bool, z_in_outcome: bool) -> None:
         self.arr, self.z_in_outcome = arr, z_in_outcome
@@ -329,11 +332,16 @@ class _Engine:
 
         z_at = {0.0: z_means(0.0), 1.0: z_means(1.0)}
 
-        def psi(a_y: float, a_path: np.ndarray) -> float:
+        def mediator_means(a_path: np.ndarray) -> np.ndarray:
+            """Propagated mediator means, each with Z and its own pathway's treatment level."""
             means = np.empty(k)
-            for j in range(k):  # each mediator with Z and its own pathway's treatment level
+            for j in range(k):
                 d, a_j = deltas[j], float(a_path[arr.mediator_pathway[j]])
                 means[j] = d[:p] @ xbar + d[p] * a_j + d[p + 1 : p + 1 + q] @ z_at[a_j] + d[p + 1 + q :] @ means[:j]
+            return means
+
+        def psi(a_y: float, a_path: np.ndarray) -> float:
+            means = mediator_means(a_path)
             value = beta[:p] @ xbar + beta[p] * a_y + beta[p + 1 : p + 1 + q] @ z_at[a_y] + b_m @ means
             if self.interaction:
                 value += a_y * (beta[p + 1 + q + k :] @ means)
@@ -348,7 +356,8 @@ class _Engine:
             off = ones.copy()
             off[j] = 0.0
             ie.append(top - psi(1.0, off))
-        info["a_paths"] = [float(d[self.p]) for d in deltas]  # treatment → mediator coefficients
+        # The treatment's whole effect on each mediator (through Z and earlier mediators too).
+        info["a_paths"] = (mediator_means(ones) - mediator_means(zeros)).tolist()
         info["b_paths"] = b_m.tolist()  # mediator → outcome (untreated)
         return np.array([te, de, *ie, te - de - sum(ie)]), info
 
@@ -418,5 +427,5 @@ class Mediation:
         return MediationResult(
             total=by_name["total"], direct=by_name["direct"],
             pathways={p.name: by_name[p.name] for p in spec.pathways}, interaction=by_name["interaction"],
-            assumptions=ASSUMPTIONS, diagnostics=diagnostics, warnings=tuple(messages),
+            assumptions=ASSUMPTIONS, diagnostics=diagnostics, warnings=tuple(messages), row_index=arr.row_index,
         )

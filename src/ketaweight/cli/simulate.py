@@ -72,7 +72,7 @@ def simulate_command(
     truth: bool = typer.Option(True, "--truth/--no-truth", help="Simulate the counterfactual worlds and write the ground truth."),
     measurement: Measurement = typer.Option("clinic", "--measurement",
                                             help="clinic: records as the scenario says (consumer wearables for some patients); "
-                                                 "research: weighed intake and calibrated expenditure for everyone, without error."),
+                                                 "research: weekly intake, activity and expenditure for everyone, without noise, bias or missed weeks."),
 ) -> None:
     """Simulate a ketamine-clinic cohort with a known ground truth."""
     result, store_path = run_cli(lambda: run_simulation(scenario, patients, seed, out, export, truth, measurement.value))

@@ -196,9 +196,10 @@ MEASUREMENTS: dict[str, dict[str, float]] = {
 }
 """Measurement designs (observation overrides).  ``clinic``: the scenario as written (a share of
 patients with consumer wearables and a food app, with logging noise, device bias, missed weeks
-and under-reporting).  ``research``: every patient measured as in a metabolic study — weighed
-intake and calibrated expenditure every week, without error — the design under which mediation's
-identifying assumptions about measurement hold (docs/mechanisms.md)."""
+and under-reporting).  ``research``: every patient measured every week as a metabolic study
+would — weighed intake, no logging noise, device bias or missed weeks (the device still does not
+see adaptive thermogenesis or the fall of expenditure with weight) — the design under which
+mediation's assumption of well-measured mediators holds (docs/mechanisms.md)."""
 
 
 def with_measurement(s: Scenario, measurement: str) -> Scenario:
@@ -209,7 +210,12 @@ def with_measurement(s: Scenario, measurement: str) -> Scenario:
     overrides = MEASUREMENTS[measurement]
     if not overrides:
         return s
-    return s.model_copy(update={"observation": s.observation.model_copy(update=overrides)})
+    try:  # validated again: the overrides must fit the scenario (e.g. weekly records need a weekly grid)
+        observation = Observation.model_validate({**s.observation.model_dump(), **overrides})
+    except ValidationError as exc:
+        raise InputError([(Location(f"scenario '{s.name}'", column="observation"), f"--measurement {measurement}: {err['msg']}")
+                          for err in exc.errors()]) from exc
+    return s.model_copy(update={"observation": observation})
 
 
 def _scenario_dir() -> resources.abc.Traversable:

@@ -89,7 +89,9 @@ def mediation_spec(study: Any, table: pd.DataFrame) -> MediationSpec:
     pathways = tuple(Pathway(name, cols) for name, cols in m.pathways.items() if name not in left_out)
     if not pathways:
         raise InputError([(Location("study", column="mechanisms.mediation.pathways"),
-                           "no pathway has every mediator recorded: " + "; ".join(unrecorded_pathways(study, table).values()))])
+                           "no pathway has every mediator recorded (" + "; ".join(unrecorded_pathways(study, table).values())
+                           + "); name recorded mediator columns in [mechanisms.mediation] pathways, e.g. the food-diary "
+                             "columns intake_change and activity_change")])
     covariates = tuple(c for c in cov.baseline + extra if c not in m.exclude_if)
     return MediationSpec(
         treatment="treated", outcome="outcome_change", covariates=covariates,

@@ -24,7 +24,7 @@ from __future__ import annotations
 import tomllib
 from importlib import resources
 from pathlib import Path
-from typing import Literal
+from typing import Any, Literal
 
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, model_validator
 
@@ -182,6 +182,13 @@ class Study(_Section):
         if problems:
             raise ValueError("; ".join(problems))
         return self
+
+    def with_mediation(self, **settings: Any) -> Study:
+        """This study with ``[mechanisms.mediation]`` settings changed (validated like a study file),
+        e.g. ``with_mediation(intermediate_in_outcome=False)``."""
+        raw = self.model_dump()
+        raw["mechanisms"]["mediation"].update(settings)
+        return Study.model_validate(raw)
 
 
 def builtin_studies() -> list[str]:

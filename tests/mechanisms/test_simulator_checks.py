@@ -30,8 +30,7 @@ from ketaweight.exceptions import KetaweightWarning
 from ketaweight.study import load_study
 
 STUDY = load_study("ketamine-weight")
-ERROR_FREE = STUDY.model_copy(update={"mechanisms": STUDY.mechanisms.model_copy(update={
-    "mediation": STUDY.mechanisms.mediation.model_copy(update={"intermediate_in_outcome": False})})})
+ERROR_FREE = STUDY.with_mediation(intermediate_in_outcome=False)
 """The analysis matching error-free mediators: course intensity acts on weight only through them."""
 ACTIVE = {"null": None, "appetite": "appetite", "metabolic": "metabolism", "mood-activity": "mood"}
 

@@ -25,7 +25,7 @@ import pandas as pd
 from scipy import stats
 from threadpoolctl import threadpool_limits
 
-from ketaweight.causal.data import AnalysisData, prepare
+from ketaweight.causal.data import AnalysisData, as_analysis_data
 from ketaweight.causal.diagnostics import WarningLog, diagnose
 from ketaweight.causal.result import CausalResult
 from ketaweight.causal.sensitivity import evalue_difference
@@ -151,12 +151,7 @@ class Estimator(ABC):
         ``table`` may also be an :class:`AnalysisData` already prepared (``spec`` then ignored),
         which is how :func:`~ketaweight.causal.runner.run_estimators` avoids re-preparing.
         """
-        if isinstance(table, AnalysisData):
-            data = table
-        else:
-            if spec is None:
-                raise TypeError("fit(table, spec): a spec is required with a DataFrame")
-            data = prepare(table, spec)
+        data = as_analysis_data(table, spec, "fit")
         self._validate(data)
         log = WarningLog(self.on_failure)
         fitted = self._fit(data, log, analytic=self.variance != "bootstrap")

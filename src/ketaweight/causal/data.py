@@ -103,6 +103,16 @@ def _binary(values: np.ndarray, column: str, what: str) -> None:
         )
 
 
+def as_analysis_data(table: pd.DataFrame | AnalysisData, spec: AnalysisSpec | None, caller: str) -> AnalysisData:
+    """``table`` itself when already prepared (``spec`` then ignored), else :func:`prepare` of it;
+    ``caller`` names the function in the error when a DataFrame comes without a spec."""
+    if isinstance(table, AnalysisData):
+        return table
+    if spec is None:
+        raise TypeError(f"{caller}(table, spec): a spec is required with a DataFrame")
+    return prepare(table, spec)
+
+
 def prepare(table: pd.DataFrame, spec: AnalysisSpec) -> AnalysisData:
     """Validate ``table`` against ``spec`` and return the analysed rows as :class:`AnalysisData`.
 

@@ -85,11 +85,12 @@ def mediation_spec(study: Any, table: pd.DataFrame) -> MediationSpec:
     never recorded are left out (:func:`unrecorded_pathways` says which and why)."""
     m, cov = study.mechanisms.mediation, study.covariates
     extra = tuple(c for c in m.extra_covariates if c in table.columns and c not in cov.baseline)
-    left_out = {key.removeprefix("mediation pathway ") for key in unrecorded_pathways(study, table)}
+    unrecorded = unrecorded_pathways(study, table)
+    left_out = {key.removeprefix("mediation pathway ") for key in unrecorded}
     pathways = tuple(Pathway(name, cols) for name, cols in m.pathways.items() if name not in left_out)
     if not pathways:
         raise InputError([(Location("study", column="mechanisms.mediation.pathways"),
-                           "no pathway has every mediator recorded (" + "; ".join(unrecorded_pathways(study, table).values())
+                           "no pathway has every mediator recorded (" + "; ".join(unrecorded.values())
                            + "); name recorded mediator columns in [mechanisms.mediation] pathways, e.g. the food-diary "
                              "columns intake_change and activity_change")])
     covariates = tuple(c for c in cov.baseline + extra if c not in m.exclude_if)

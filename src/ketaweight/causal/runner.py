@@ -9,7 +9,7 @@ import pandas as pd
 from ketaweight.causal.aipw import AIPW
 from ketaweight.causal.base import Estimator, Variance
 from ketaweight.causal.crude import Crude
-from ketaweight.causal.data import AnalysisData, prepare
+from ketaweight.causal.data import AnalysisData, as_analysis_data
 from ketaweight.causal.gestimation import GEstimation
 from ketaweight.causal.ipw import IPW
 from ketaweight.causal.result import CausalResult
@@ -61,10 +61,5 @@ def run_estimators(
     """Fit ``estimators`` (default: crude, standardization, IPW, AIPW, g-estimation with
     default settings) on ``table`` as ``spec`` says; the table is validated and prepared
     once, so every result shares the same rows and attrition."""
-    if isinstance(table, AnalysisData):
-        data = table
-    else:
-        if spec is None:
-            raise TypeError("run_estimators(table, spec): a spec is required with a DataFrame")
-        data = prepare(table, spec)
+    data = as_analysis_data(table, spec, "run_estimators")
     return [est.fit(data) for est in (estimators if estimators is not None else default_estimators())]

@@ -98,8 +98,7 @@ def mechanisms_validate_command(
     def action():
         spec = load_study(study)
         if intermediate_in_outcome is not None:
-            mediation = spec.mechanisms.mediation.model_copy(update={"intermediate_in_outcome": intermediate_in_outcome})
-            spec = spec.model_copy(update={"mechanisms": spec.mechanisms.model_copy(update={"mediation": mediation})})
+            spec = spec.with_mediation(intermediate_in_outcome=intermediate_in_outcome)
         settings["intermediate_in_outcome"] = spec.mechanisms.mediation.intermediate_in_outcome
         with progress_bar(f"{replicates} replicates × {len(names)} scenarios", replicates * len(names)) as advance:
             return validate_mechanisms(spec, names, replicates=replicates, n_patients=patients, n_bootstrap=bootstrap,

@@ -228,8 +228,7 @@ def _simulate_chunk(s: Scenario, pop: Population, sessions: Sessions, worlds: tu
             out.intake_change[:, g, lo:hi] = intake[:n_detailed]
             out.activity_min[:, g, lo:hi] = activity[:n_detailed]
         nxt = next_grid[offset]
-        if nxt < len(grid) and grid[nxt] - day <= WEEK_DAYS:
-            week_sums[0] += intake[:n_detailed]
-            week_sums[1] += np.broadcast_to(activity, (n_worlds, n))[:n_detailed]
-            week_sums[2] += np.broadcast_to(expenditure, (n_worlds, n))[:n_detailed]
+        if nxt < len(grid) and grid[nxt] - day <= WEEK_DAYS:  # each is (worlds, patients)
+            for sums, value in zip(week_sums, (intake, activity, expenditure)):
+                sums += value[:n_detailed]
         energy.step(intake, expenditure, activity)

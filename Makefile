@@ -37,6 +37,7 @@ test: $(STAMP)
 	@command -v chromium >/dev/null 2>&1 || \
 	  (DEBIAN_FRONTEND=noninteractive apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq chromium) >/dev/null 2>&1 || \
 	  echo "note: chromium could not be installed (needs root and the Debian mirror); the browser test will skip"
+	$(BIN)/lint-imports
 	$(BIN)/python -m pytest -n 2 -q
 
 bench: $(PEERS_STAMP)

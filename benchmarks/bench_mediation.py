@@ -30,7 +30,7 @@ import pandas as pd
 from bench_causal import machine  # benchmarks/ is on sys.path when this script runs
 from scipy.special import expit
 
-from ketaweight.causal.mediation import Mediation, MediationSpec, Pathway
+from ketaweight.mechanisms.mediation import Mediation, MediationSpec, Pathway
 
 P = 10
 COVARIATES = tuple(f"x{j}" for j in range(P))

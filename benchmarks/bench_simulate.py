@@ -27,7 +27,7 @@ import time
 
 CHILD = r"""
 import json, resource, sys, time
-from ketaweight.simulate import load_scenario, simulate
+from ketaweight.sources.simulator import load_scenario, simulate
 n, truth = int(sys.argv[1]), sys.argv[2] == "truth"
 s = load_scenario("article")
 t, c = time.perf_counter(), time.process_time()
@@ -41,7 +41,7 @@ PEER = r"""
 import json, sys, time
 import numpy as np
 from scipy.integrate import solve_ivp
-from ketaweight.simulate.energy import (BETA_AT, BETA_TEF, ETA_F, ETA_L, FORBES_C, GAMMA_F, GAMMA_L, RHO_F,
+from ketaweight.sources.simulator.energy import (BETA_AT, BETA_TEF, ETA_F, ETA_L, FORBES_C, GAMMA_F, GAMMA_L, RHO_F,
                                          RHO_L, TAU_AT, EnergyState)
 n, days = int(sys.argv[1]), int(sys.argv[2])
 rng = np.random.default_rng(0)
@@ -74,10 +74,10 @@ def main() -> None:
     ap.add_argument("--peer-patients", type=int, default=200)
     args = ap.parse_args()
 
-    from ketaweight.simulate import load_scenario
-    from ketaweight.simulate.run import n_simulated_days
+    from ketaweight.sources.simulator import load_scenario
+    from ketaweight.sources.simulator.run import n_simulated_days
 
-    from ketaweight.simulate.dynamics import grid_days
+    from ketaweight.sources.simulator.dynamics import grid_days
 
     scenario = load_scenario("article")
     days, grid = n_simulated_days(scenario), grid_days(scenario)

@@ -11,7 +11,7 @@ import pytest
 
 from ketaweight.causal import AIPW, IPW, CausalResult, Crude, GEstimation, Standardization
 from ketaweight.causal.runner import ESTIMATORS, run_estimators
-from ketaweight.exceptions import InputError
+from ketaweight.core.errors import InputError
 from causal_synthetic import CONFOUNDED_SPEC, confounded_table
 
 ALL = [Crude, Standardization, IPW, AIPW, GEstimation]

@@ -11,7 +11,7 @@ import pytest
 from causal_synthetic import CONFOUNDED_SPEC, confounded_table
 from ketaweight.causal import IPW, AnalysisSpec, Crude, GEstimation, Standardization, Thresholds
 from ketaweight.causal.diagnostics import kish_ess, overlap_summary, smd
-from ketaweight.exceptions import (
+from ketaweight.core.errors import (
     BalanceWarning,
     NumericalError,
     PositivityWarning,
@@ -102,7 +102,7 @@ def test_missing_values_are_counted_never_silently_dropped():
 def test_non_binary_treatment_is_an_input_error():
     table = confounded_table(50, effect=0.0, seed=3)
     table.loc[0, "A"] = 2
-    from ketaweight.exceptions import InputError
+    from ketaweight.core.errors import InputError
 
     with pytest.raises(InputError, match="must be 0/1"):
         IPW().fit(table, CONFOUNDED_SPEC)

@@ -18,7 +18,7 @@ import pytest
 from ketaweight.causal import AIPW, IPW, AnalysisSpec, Crude, GEstimation, Standardization
 from ketaweight.causal.data import prepare
 from ketaweight.causal.weights import propensity_model, treatment_weights
-from ketaweight.exceptions import KetaweightWarning
+from ketaweight.core.errors import KetaweightWarning
 
 TABLE = pd.DataFrame(
     {

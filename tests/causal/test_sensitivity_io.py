@@ -10,10 +10,10 @@ from typer.testing import CliRunner
 
 from causal_synthetic import CONFOUNDED_SPEC, confounded_table
 from ketaweight.causal import IPW, evalue_difference, evalue_rr
-from ketaweight.causal.io import write_causal_results
+from ketaweight.pipelines.table_analysis import write_causal_results
 from ketaweight.causal.runner import run_estimators
 from ketaweight.cli import app
-from ketaweight.results_io import read_results
+from ketaweight.core.results import read_results
 
 
 def test_evalue_published_example():

@@ -8,8 +8,8 @@ import pytest
 from typer.testing import CliRunner
 
 from ketaweight.cli import app
-from ketaweight.results_io import read_results, strip_volatile
-from ketaweight.study import Study
+from ketaweight.core.results import read_results, strip_volatile
+from ketaweight.study.spec import Study
 
 runner = CliRunner()
 

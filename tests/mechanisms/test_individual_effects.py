@@ -8,8 +8,8 @@ import pytest
 from scipy.special import expit
 
 from ketaweight.causal import AnalysisSpec
-from ketaweight.causal.heterogeneity import DRLearner, compare_to_truth
-from ketaweight.causal.mechanisms import add_mechanism_columns
+from ketaweight.mechanisms.heterogeneity import DRLearner, compare_to_truth
+from ketaweight.study.cohort import add_mechanism_columns
 
 
 def heterogeneous(n: int, seed: int) -> tuple[pd.DataFrame, np.ndarray]:
@@ -69,7 +69,7 @@ def test_version_effects_against_known_route_effects():
     """Two versions with effects 1 and 3 against no treatment (confounded by l1, differently by
     version; multinomial-logit assignment): each IPW estimate
     covers its truth and the equality test rejects; a version with < 30 treated rows is left out."""
-    from ketaweight.causal.heterogeneity import version_effects
+    from ketaweight.mechanisms.heterogeneity import version_effects
 
     rng = np.random.default_rng(4)
     n = 6000

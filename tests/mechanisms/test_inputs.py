@@ -7,11 +7,11 @@ import pandas as pd
 import pytest
 
 from ketaweight.causal import AnalysisSpec
-from ketaweight.causal.dose_response import DoseResponse, DoseResponseSpec
-from ketaweight.causal.effects import holm
-from ketaweight.causal.heterogeneity import compare_to_truth, modifier_effects
-from ketaweight.causal.mediation import Mediation, MediationSpec, Pathway
-from ketaweight.exceptions import InputError
+from ketaweight.mechanisms.dose_response import DoseResponse, DoseResponseSpec
+from ketaweight.mechanisms.effects import holm
+from ketaweight.mechanisms.heterogeneity import compare_to_truth, modifier_effects
+from ketaweight.mechanisms.mediation import Mediation, MediationSpec, Pathway
+from ketaweight.core.errors import InputError
 
 
 def small(n: int) -> pd.DataFrame:
@@ -69,8 +69,8 @@ def test_mediation_restriction_is_counted_and_cannot_double_as_covariate():
 
 
 def test_pathways_without_records_are_left_out_with_a_reason():
-    from ketaweight.causal.mechanisms import mediation_spec, unrecorded_pathways
-    from ketaweight.study import load_study
+    from ketaweight.pipelines.mechanisms import mediation_spec, unrecorded_pathways
+    from ketaweight.study.spec import load_study
 
     study = load_study("ketamine-weight")
     cols = {c: np.linspace(-1, 1, 40) for cols in study.mechanisms.mediation.pathways.values() for c in cols}

@@ -16,8 +16,8 @@ import pandas as pd
 import pytest
 from scipy.special import expit
 
-from ketaweight.causal.mediation import ASSUMPTIONS, Mediation, MediationSpec, Pathway
-from ketaweight.exceptions import InputError
+from ketaweight.mechanisms.mediation import ASSUMPTIONS, Mediation, MediationSpec, Pathway
+from ketaweight.core.errors import InputError
 
 TRUTH = {"total": 4.2, "direct": 0.7, "p1": 1.1, "p2": 2.4}
 

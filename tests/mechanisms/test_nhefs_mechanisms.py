@@ -11,8 +11,8 @@ from __future__ import annotations
 import numpy as np
 import pytest
 
-from ketaweight.causal.dose_response import DoseResponse, DoseResponseSpec
-from ketaweight.causal.heterogeneity import modifier_effects, subgroup_analysis
+from ketaweight.mechanisms.dose_response import DoseResponse, DoseResponseSpec
+from ketaweight.mechanisms.heterogeneity import modifier_effects, subgroup_analysis
 
 
 @pytest.fixture(scope="module")

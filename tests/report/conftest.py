@@ -8,24 +8,23 @@ from pathlib import Path
 
 import pytest
 
-from ketaweight.causal.mechanisms import run_mechanisms
-from ketaweight.cli.demo import mddc_signals, synthetic_faers_signals
-from ketaweight.cli.simulate import ExportFormat, run_simulation
-from ketaweight.emulation import data_source, run_study
+from ketaweight.pipelines.mechanisms import run_mechanisms
+from ketaweight.pipelines.signals import mddc_signals, synthetic_faers_signals
+from ketaweight.pipelines.simulation import run_simulation
+from ketaweight.pipelines.emulation import run_study
 from ketaweight.report.render import ReportPaths, write_report
-from ketaweight.report.safety import responsible_use
-from ketaweight.results_io import write_results
+from ketaweight.pipelines.responsible_use import responsible_use
 
 
 def make_run(out: Path, scenario: str, patients: int) -> Path:
     """Simulate, emulate both studies, mechanisms, responsible use and signals (a 10,000-report
     synthetic FAERS quarter and the mddc table); return the results folder."""
-    _, store = run_simulation(scenario, patients, 3, out, ExportFormat.duckdb, True)
+    _, store = run_simulation(scenario, patients, 3, out, "duckdb", True)
     results = out / "results"
     for study in ("ketamine-weight", "ketamine-depression"):
         run_study(store, study, results)
     run_mechanisms(store, "ketamine-weight", results, n_bootstrap=50)
-    write_results(results / "responsible_use.json", "responsible_use", responsible_use(store), data_source(store))
+    responsible_use(store, out_path=results / "responsible_use.json")
     synthetic_faers_signals(out / "faers", results / "signals-synthetic-faers.json", n_reports=10_000)
     mddc_signals(results / "signals-mddc.json")
     return results

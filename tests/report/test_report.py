@@ -10,10 +10,10 @@ import pytest
 from typer.testing import CliRunner
 
 from ketaweight.cli import app
-from ketaweight.evidence import fmt_num
+from ketaweight.evidence.grade import fmt_num
 from ketaweight.report.collect import collect
 from ketaweight.report.render import build_report
-from ketaweight.results_io import read_results
+from ketaweight.core.results import read_results
 
 
 ORDER = ["answer", "mechanism", "therapeutic-context", "the-link", "three-mechanisms", "dose-and-variability",
@@ -157,10 +157,10 @@ def test_cli_report_without_weight_results_is_a_clear_error(tmp_path):
 @pytest.mark.parametrize("n", [500])
 def test_tiny_cohort_masks_small_safety_counts(tmp_path, n):
     """A 500-patient clinic has flags and adverse-event cells under 11: each is shown as <11."""
-    from ketaweight.cli.simulate import ExportFormat, run_simulation
-    from ketaweight.report.safety import responsible_use
+    from ketaweight.pipelines.simulation import run_simulation
+    from ketaweight.pipelines.responsible_use import responsible_use
 
-    _, store = run_simulation("article", n, 3, tmp_path / "tiny", ExportFormat.duckdb, False)
+    _, store = run_simulation("article", n, 3, tmp_path / "tiny", "duckdb", False)
     r = responsible_use(store)
     values = [f["count"] for f in r["flags"]] + [x["events"] for x in r["adverse_events"]]
     assert "<11" in values

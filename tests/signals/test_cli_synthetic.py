@@ -7,7 +7,7 @@ import pytest
 from typer.testing import CliRunner
 
 from ketaweight.cli import app
-from ketaweight.results_io import read_results
+from ketaweight.core.results import read_results
 from ketaweight.signals.faers import ingest_faers
 from ketaweight.signals.synthetic import SyntheticQuarter, synthetic_pair_table, write_synthetic_quarter
 

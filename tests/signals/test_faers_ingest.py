@@ -10,7 +10,7 @@ import zipfile
 import duckdb
 import pytest
 
-from ketaweight.exceptions import InputError
+from ketaweight.core.errors import InputError
 from ketaweight.signals.faers import discover_zip, ingest_faers
 from ketaweight.signals.faers_format import TABLES
 from ketaweight.signals.faers_parse import parse_table_bytes

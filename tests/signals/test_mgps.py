@@ -9,7 +9,7 @@ import numpy as np
 import pytest
 from scipy import stats
 
-from ketaweight.exceptions import ConvergenceWarning
+from ketaweight.core.errors import ConvergenceWarning
 from ketaweight.signals import mgps
 from ketaweight.signals.tables import from_contingency
 

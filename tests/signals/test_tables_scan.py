@@ -8,8 +8,8 @@ import json
 import pandas as pd
 import pytest
 
-from ketaweight.exceptions import InputError
-from ketaweight.results_io import read_results, write_results
+from ketaweight.core.errors import InputError
+from ketaweight.core.results import read_results, write_results
 from ketaweight.signals import mapping
 from ketaweight.signals.faers_counts import counts_from_store
 from ketaweight.signals.mgps import GammaMixturePrior

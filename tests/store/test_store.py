@@ -4,9 +4,9 @@ from pathlib import Path
 
 import pytest
 
-from ketaweight.exceptions import InputError
-from ketaweight.simulate import load_scenario, simulate
-from ketaweight.store import Store
+from ketaweight.core.errors import InputError
+from ketaweight.sources.simulator import load_scenario, simulate
+from ketaweight.store.store import Store
 
 PATIENTS = "patient_id,sex,birth_year,height_cm\nA1,F,1980,165\nA2,M,1975,180\n"
 MEASUREMENTS = "patient_id,time,kind,value,unit\nA1,2024-01-01 09:00:00,weight,70.5,kg\nA2,2024-01-01 09:00:00,weight,200,lb\n"

@@ -2,9 +2,9 @@
 
 import pytest
 
-from ketaweight.cohort import build_cohort
-from ketaweight.store import Store
-from ketaweight.study import load_study
+from ketaweight.study.cohort import build_cohort
+from ketaweight.store.store import Store
+from ketaweight.study.spec import load_study
 
 PATIENTS = """patient_id,sex,birth_year,height_cm,atypical_features
 T1,F,1980,160,false

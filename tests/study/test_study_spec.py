@@ -2,8 +2,8 @@
 
 import pytest
 
-from ketaweight.exceptions import InputError
-from ketaweight.study import builtin_studies, load_study
+from ketaweight.core.errors import InputError
+from ketaweight.study.spec import builtin_studies, load_study
 
 GOOD = """
 [study]

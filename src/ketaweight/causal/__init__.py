@@ -14,11 +14,13 @@ See ``docs/causal.md`` for the methods and ``docs/results-schema.md`` for the JS
 from ketaweight.causal.aipw import AIPW
 from ketaweight.causal.base import Estimator
 from ketaweight.causal.crude import Crude
-from ketaweight.causal.data import AnalysisData, AttritionStep, prepare
+from ketaweight.causal.data import AnalysisData, prepare
+from ketaweight.core.attrition import AttritionStep
 from ketaweight.causal.gestimation import GEstimation
 from ketaweight.causal.ipw import IPW
 from ketaweight.causal.result import CausalResult, Summary
-from ketaweight.causal.sensitivity import NegativeControl, evalue_difference, evalue_rr, negative_control
+from ketaweight.causal.evalue import evalue_difference, evalue_rr
+from ketaweight.causal.sensitivity import NegativeControl, negative_control
 from ketaweight.causal.spec import AnalysisSpec, Thresholds
 from ketaweight.causal.standardization import Standardization
 

@@ -28,10 +28,10 @@ from threadpoolctl import threadpool_limits
 from ketaweight.causal.data import AnalysisData, as_analysis_data
 from ketaweight.causal.diagnostics import WarningLog, diagnose
 from ketaweight.causal.result import CausalResult
-from ketaweight.causal.sensitivity import evalue_difference
+from ketaweight.causal.evalue import evalue_difference
 from ketaweight.causal.spec import AnalysisSpec, OnFailure, Thresholds
 from ketaweight.causal.weights import FittedModel
-from ketaweight.exceptions import InputError, Location
+from ketaweight.core.errors import InputError, Location
 
 Variance = Literal["sandwich", "fixed-weights", "model", "bootstrap"]
 
@@ -84,7 +84,7 @@ class Estimator(ABC):
         Diagnostic thresholds (:class:`~ketaweight.causal.spec.Thresholds`).
     on_failure:
         ``"warn"`` (default) or ``"raise"``: a failed diagnostic raises
-        :class:`~ketaweight.exceptions.NumericalError` instead of warning.
+        :class:`~ketaweight.core.errors.NumericalError` instead of warning.
     """
 
     method: ClassVar[str]

@@ -16,28 +16,8 @@ import pandas as pd
 
 from ketaweight.causal.design import Design, build_design, numeric_by_value
 from ketaweight.causal.spec import AnalysisSpec
-from ketaweight.exceptions import InputError, Location
-
-
-@dataclass(frozen=True)
-class AttritionStep:
-    """One filter: what it did, why, and the row counts before and after."""
-
-    step: str
-    reason: str
-    n_before: int
-    n_excluded: int
-    n_after: int
-
-    def to_dict(self) -> dict[str, Any]:
-        """Plain dict for the results file."""
-        return {
-            "step": self.step,
-            "reason": self.reason,
-            "n_before": self.n_before,
-            "n_excluded": self.n_excluded,
-            "n_after": self.n_after,
-        }
+from ketaweight.core.attrition import AttritionStep
+from ketaweight.core.errors import InputError, Location
 
 
 @dataclass(frozen=True)

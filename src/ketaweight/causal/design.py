@@ -19,7 +19,7 @@ from typing import Literal
 import numpy as np
 import pandas as pd
 
-from ketaweight.exceptions import InputError, Location
+from ketaweight.core.errors import InputError, Location
 
 ColumnKind = Literal["intercept", "linear", "indicator", "squared"]
 

@@ -21,7 +21,7 @@ import numpy as np
 from ketaweight.causal.data import AnalysisData
 from ketaweight.causal.spec import OnFailure, Thresholds
 from ketaweight.causal.weights import FittedModel
-from ketaweight.exceptions import (
+from ketaweight.core.errors import (
     BalanceWarning,
     ConvergenceWarning,
     KetaweightWarning,

@@ -11,7 +11,7 @@ import html
 from dataclasses import dataclass, field
 from typing import Any
 
-from ketaweight.privacy import mask_count
+from ketaweight.core.privacy import mask_count
 
 
 @dataclass(frozen=True)

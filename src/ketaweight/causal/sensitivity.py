@@ -1,71 +1,17 @@
-"""Sensitivity to unmeasured confounding: E-values and negative-control outcomes.
-
-E-value (VanderWeele & Ding 2017): the minimum strength of association, on the risk-ratio
-scale, that an unmeasured confounder would need with both treatment and outcome to explain
-away the estimate: E = RR + √(RR·(RR − 1)) for RR ≥ 1 (use 1/RR below 1).  For the CI, the
-limit nearer the null is used, and the E-value is 1 when the CI includes the null.
-
-The outcomes here are differences in means (kg), so the risk ratio is approximated from the
-standardized difference d = estimate / SD(outcome) by RR ≈ exp(0.91·d) (VanderWeele & Ding
-2017, section on continuous outcomes, after Hasselblad & Hedges 1995).  Every E-value this
-module returns says so in its ``approximation`` field.
-"""
+"""Negative-control outcomes: the study's estimator re-run on an outcome the treatment cannot
+affect but that shares the confounding (Lipsitch, Tchetgen Tchetgen & Cohen 2010).  E-values
+are in :mod:`ketaweight.causal.evalue`."""
 
 from __future__ import annotations
 
-import math
 from dataclasses import dataclass, replace
-from typing import TYPE_CHECKING, Any
+from typing import Any
 
 import pandas as pd
 
+from ketaweight.causal.base import Estimator
+from ketaweight.causal.result import CausalResult
 from ketaweight.causal.spec import AnalysisSpec
-
-if TYPE_CHECKING:
-    from ketaweight.causal.base import Estimator
-    from ketaweight.causal.result import CausalResult
-
-APPROXIMATION = (
-    "continuous outcome: RR ≈ exp(0.91·d) with d = estimate / SD(outcome) "
-    "(VanderWeele & Ding 2017, standardized-difference approximation)"
-)
-
-
-def evalue_rr(rr: float) -> float:
-    """E-value of a risk ratio (VanderWeele & Ding 2017, eq. 1); 1 at the null."""
-    if not math.isfinite(rr) or rr <= 0:
-        return float("nan")
-    if rr < 1:
-        rr = 1.0 / rr
-    return rr + math.sqrt(rr * (rr - 1.0))
-
-
-def evalue_difference(estimate: float, ci_low: float, ci_high: float, outcome_sd: float) -> dict[str, Any]:
-    """E-values for a difference in means and its CI, via the standardized difference.
-
-    Returns ``{"rr", "evalue_estimate", "evalue_ci", "ci_limit_used", "outcome_sd",
-    "approximation"}``; ``evalue_ci`` is 1 when the CI includes 0.
-    """
-    if not (math.isfinite(estimate) and math.isfinite(outcome_sd) and outcome_sd > 0):
-        return {"rr": None, "evalue_estimate": None, "evalue_ci": None, "ci_limit_used": None,
-                "outcome_sd": outcome_sd, "approximation": APPROXIMATION}
-    rr = math.exp(0.91 * estimate / outcome_sd)
-    if math.isfinite(ci_low) and math.isfinite(ci_high):
-        if ci_low <= 0 <= ci_high:
-            limit, e_ci = None, 1.0
-        else:
-            limit = ci_low if estimate > 0 else ci_high
-            e_ci = evalue_rr(math.exp(0.91 * limit / outcome_sd))
-    else:
-        limit, e_ci = None, float("nan")
-    return {
-        "rr": rr,
-        "evalue_estimate": evalue_rr(rr),
-        "evalue_ci": e_ci,
-        "ci_limit_used": limit,
-        "outcome_sd": outcome_sd,
-        "approximation": APPROXIMATION,
-    }
 
 
 @dataclass(frozen=True)

@@ -72,7 +72,7 @@ def treatment_weights(e: np.ndarray, a: np.ndarray, estimand: Estimand, *, stabi
     """Inverse probability of treatment weights per row (see module docstring).
 
     A separated propensity model (e of exactly 0 or 1) gives infinite weights; the model's
-    :class:`~ketaweight.exceptions.SeparationWarning` reports it, so numpy's is silenced.
+    :class:`~ketaweight.core.errors.SeparationWarning` reports it, so numpy's is silenced.
     """
     with np.errstate(divide="ignore", invalid="ignore"):
         return _treatment_weights(e, a, estimand, stabilized=stabilized)

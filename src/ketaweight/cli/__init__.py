@@ -8,7 +8,7 @@ from __future__ import annotations
 
 import typer
 
-from ketaweight import __version__
+from ketaweight.core.version import __version__
 
 app = typer.Typer(
     name="ketaweight",

@@ -11,7 +11,7 @@ import typer
 from rich.console import Console
 from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn
 
-from ketaweight.exceptions import InputError, KetaweightWarning, NumericalError
+from ketaweight.core.errors import InputError, KetaweightWarning, NumericalError
 
 console = Console(stderr=False)
 err_console = Console(stderr=True)

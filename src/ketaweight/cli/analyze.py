@@ -1,28 +1,29 @@
 """CLI: ``ketaweight analyze`` — estimators side by side on an analysis table.
 
-A thin wrapper: :func:`analyze_table` is the library call (also used by the study/cohort
-front end, which builds the table from a store and passes it in), the command only parses
-options and prints.
+A thin wrapper: :func:`ketaweight.pipelines.table_analysis.analyze_table` (``--table``) and
+:func:`ketaweight.pipelines.emulation.run_study` (``--store/--study``) are the library calls; the
+command only parses options and prints.
 """
 
 from __future__ import annotations
 
 from collections.abc import Sequence
-from dataclasses import dataclass
 from enum import Enum
 from pathlib import Path
 
-import pandas as pd
 import typer
 
-from ketaweight.causal import AnalysisSpec, negative_control
-from ketaweight.causal.io import results_table, write_causal_results
+from ketaweight.causal import AnalysisSpec
 from ketaweight.causal.result import CausalResult, Summary
-from ketaweight.causal.runner import ESTIMATORS, default_estimators, run_estimators
+from ketaweight.causal.runner import ESTIMATORS
 from ketaweight.causal.sensitivity import NegativeControl
 from ketaweight.causal.spec import as_tuple
 from ketaweight.cli import app
 from ketaweight.cli._common import console, run_cli
+from ketaweight.cli.tables import results_table
+from ketaweight.core.privacy import mask_count
+from ketaweight.pipelines.emulation import run_study
+from ketaweight.pipelines.table_analysis import Analysis, analyze_table, read_table
 
 
 class EstimandOption(str, Enum):
@@ -38,66 +39,6 @@ class MissingOutcomeOption(str, Enum):
 class OnFailureOption(str, Enum):
     warn = "warn"
     raise_ = "raise"
-
-
-@dataclass(frozen=True)
-class Analysis:
-    """What :func:`analyze_table` returns: the results, negative controls and file written."""
-
-    results: list[CausalResult]
-    negative_controls: list[NegativeControl]
-    path: Path | None
-
-
-def read_table(path: Path) -> pd.DataFrame:
-    """Read a CSV or Parquet analysis table (by extension)."""
-    if not path.exists():
-        raise FileNotFoundError(f"{path}: no such file; pass the analysis table with --table")
-    suffix = path.suffix.lower()
-    if suffix == ".parquet":
-        return pd.read_parquet(path)
-    if suffix in (".csv", ".txt"):
-        return pd.read_csv(path)
-    raise ValueError(f"{path}: unknown table format '{suffix}'; use .csv or .parquet")
-
-
-def analyze_table(
-    table: pd.DataFrame,
-    spec: AnalysisSpec,
-    *,
-    methods: Sequence[str] = tuple(ESTIMATORS),
-    bootstrap: int = 0,
-    seed: int = 0,
-    n_jobs: int = -1,
-    on_failure: str = "warn",
-    negative_controls: Sequence[str] = (),
-    out: Path | None = None,
-    provenance: dict | None = None,
-) -> Analysis:
-    """Run ``methods`` side by side on ``table`` and optionally write ``OUT/causal_results.json``.
-
-    ``bootstrap`` > 0 switches every estimator to a bootstrap of that many replicates;
-    each name in ``negative_controls`` is re-analysed with IPW as a negative-control outcome.
-    """
-    variance = "bootstrap" if bootstrap > 0 else "sandwich"
-    estimators = default_estimators(
-        methods=methods, variance=variance, n_bootstrap=bootstrap or 1000, seed=seed, n_jobs=n_jobs,
-        on_failure=on_failure,  # type: ignore[arg-type]
-    )
-    results = run_estimators(table, spec, estimators)
-    controls = [
-        negative_control(default_estimators(methods=("ipw",), seed=seed, on_failure=on_failure)[0], table, spec, col)  # type: ignore[arg-type]
-        for col in negative_controls
-    ]
-    path = None
-    if out is not None:
-        path = write_causal_results(
-            out / "causal_results.json",
-            results,
-            provenance={"spec": spec.to_dict(), "seed": seed, **(provenance or {})},
-            negative_controls=controls,
-        )
-    return Analysis(results, controls, path)
 
 
 @app.command("analyze")
@@ -179,9 +120,6 @@ def _print_results(results: Sequence[CausalResult], controls: Sequence[NegativeC
 
 def _analyze_study(store: Path, study: str, out: Path | None) -> None:
     """The ``--store/--study`` form: attrition, then both outcome scales side by side."""
-    from ketaweight.emulation import run_study
-    from ketaweight.privacy import mask_count
-
     res = run_cli(lambda: run_study(store, study, out))
     console.print(f"[bold]{res.study.study.title}[/]")
     for step in res.cohort.attrition:

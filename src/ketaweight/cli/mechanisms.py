@@ -1,6 +1,6 @@
 """CLI: ``ketaweight mechanisms`` — mediation, dose-response and heterogeneity of a study.
 
-A thin wrapper over :func:`ketaweight.causal.mechanisms.run_mechanisms`; settings come from
+A thin wrapper over :func:`ketaweight.pipelines.mechanisms.run_mechanisms`; settings come from
 the study's ``[mechanisms]`` sections.
 """
 
@@ -11,11 +11,13 @@ from pathlib import Path
 import typer
 from rich.table import Table as RichTable
 
-from ketaweight.causal.mechanisms import MechanismsResults, run_mechanisms
 from ketaweight.cli import app
-from ketaweight.cli._common import console, run_cli
+from ketaweight.cli._common import console, progress_bar, run_cli
 from ketaweight.cli.simulate import Measurement
-from ketaweight.privacy import mask_count
+from ketaweight.core.privacy import mask_count
+from ketaweight.pipelines.mechanisms import MechanismsResults, run_mechanisms
+from ketaweight.pipelines.mechanisms_validation import validate_mechanisms, write_mechanisms_validation
+from ketaweight.study import load_study
 
 
 @app.command("mechanisms")
@@ -88,11 +90,6 @@ def mechanisms_validate_command(
         help="Override the study's [mechanisms.mediation] intermediate_in_outcome (default: as the study says)."),
 ) -> None:
     """Mediation, dose-response and per-patient effects against the simulator's truth (slow: minutes)."""
-    from ketaweight.causal.mechanisms_validation import as_markdown, validate_mechanisms
-    from ketaweight.cli._common import progress_bar
-    from ketaweight.results_io import write_results, write_text_atomic
-    from ketaweight.study import load_study
-
     names = tuple(s.strip() for s in scenarios.split(",") if s.strip())
 
     def action():
@@ -107,13 +104,7 @@ def mechanisms_validate_command(
     settings: dict[str, bool] = {}
 
     rows, extra = run_cli(action)
-    out.mkdir(parents=True, exist_ok=True)
-    stem = f"mechanisms-validation-{measurement.value}"
-    write_results(out / f"{stem}.json", "mechanisms_validation",
-                  {"mediation": [r.to_dict() for r in rows], "dose_and_individual": extra},
-                  {"synthetic": True, "source": "ketaweight simulator", "study": study, "seed": seed,
-                   "replicates": replicates, "patients": patients, "bootstrap": bootstrap, "measurement": measurement.value,
-                   **settings})
-    text = as_markdown(rows, extra, n_patients=patients, measurement=measurement.value, **settings)
-    write_text_atomic(out / f"{stem}.md", text + "\n")
+    *_, text = write_mechanisms_validation(rows, extra, out, study=study, seed=seed, replicates=replicates,
+                                           patients=patients, bootstrap=bootstrap, measurement=measurement.value,
+                                           **settings)
     console.print(text)

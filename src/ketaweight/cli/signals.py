@@ -10,8 +10,13 @@ from rich.table import Table
 
 from ketaweight.cli import app
 from ketaweight.cli._common import console, progress_bar, run_cli
-from ketaweight.exceptions import InputError, Location
-from ketaweight.privacy import mask_count
+from ketaweight.core.errors import InputError, Location
+from ketaweight.core.privacy import mask_count
+from ketaweight.core.provenance import Provenance
+from ketaweight.pipelines.signals import scan_source, write_ingest, write_signals
+from ketaweight.signals.faers import discover_zip, ingest_faers
+from ketaweight.signals.status import faers_status
+from ketaweight.signals.synthetic import SyntheticQuarter, write_synthetic_quarter
 
 signals_app = typer.Typer(
     help="Signals from spontaneous reports: ingest FDA FAERS quarterly files and run disproportionality "
@@ -37,12 +42,7 @@ def ingest_cmd(
 
     All quarters load in one transaction: on any error the store is left exactly as it was.
     """
-    from ketaweight.results_io import write_results
-    from ketaweight.signals.faers import ingest_faers
-
     def action():
-        from ketaweight.signals.faers import discover_zip
-
         total = sum(len(z.members) + len(z.deleted) for z in (discover_zip(p) for p in zips))
         with progress_bar("Reading FAERS files", total=total) as advance:
             return ingest_faers(zips, store, replace=replace, progress=advance)
@@ -70,8 +70,7 @@ def ingest_cmd(
         console.print(f"note: {note}", highlight=False)
     console.print(f"{report.reports:,} unique reports in {store}; quarantined rows are in table faers_quarantine.")
     if json_out:
-        write_results(json_out, kind="faers_ingest", results=report.to_dict(),
-                      provenance={"data": [str(z) for z in zips], "store": str(store)})
+        write_ingest(json_out, report, zips, store)
 
 
 def _split(values: list[str]) -> list[str]:
@@ -117,38 +116,17 @@ def scan_cmd(
     out: Path | None = typer.Option(None, "--out", help="Directory for signals.json (the common results envelope)."),
 ) -> None:
     """Score drug–event pairs (default: ketamine and esketamine × weight loss) with PRR, ROR, IC and EBGM."""
-    from ketaweight.results_io import write_results
-    from ketaweight.signals import mapping
-    from ketaweight.signals.faers_counts import counts_from_store
-    from ketaweight.signals.mgps import GammaMixturePrior
-    from ketaweight.signals.scan import scan
-    from ketaweight.signals.tables import read_contingency_csv, read_long_table
-
     def action():
-        sources = [s for s in (store, table, long) if s is not None]
-        if len(sources) != 1:
-            raise InputError([(Location("command line"), "give exactly one of --store, --table or --long")])
-        grp = mapping.load_term_groups(groups)
-        ctl = [] if no_controls else mapping.load_controls(controls)
-        if no_controls and controls:
-            ctl = mapping.load_controls(controls, include_default=False)
-        given = None
+        prior_values = None
         if prior:
-            vals = [float(v) for v in prior.split(",")]
-            given = GammaMixturePrior.from_array(vals)
-            given.validate()
-        dmap = mapping.load_drug_map(drug_map)
-        wanted = [dmap.lookup(d)[0] or d for d in _split(drug)]  # brand/salt names → ingredient
-        if store is not None:
-            ct, _ = counts_from_store(store, drug_map=dmap, groups=grp,
-                                      roles=_split([roles]), stratify=_split([stratify]))
-        elif table is not None:
-            ct = read_contingency_csv(table, groups=grp)
-        else:
-            ct = read_long_table(long, groups=grp)
-        res = scan(ct, drugs=wanted, events=_split(events), groups=grp, controls=ctl, prior=given,
-                   squash=squash, truncation=truncation.value, alpha=alpha, haldane=haldane, strict=strict)
-        return ct, res
+            try:
+                prior_values = [float(v) for v in prior.split(",")]
+            except ValueError as exc:
+                raise InputError([(Location("--prior"), f"not five numbers 'alpha1,beta1,alpha2,beta2,P': {prior}")]) from exc
+        return scan_source(store=store, table=table, long=long, drugs=_split(drug), events=_split(events),
+                           roles=_split([roles]), stratify=_split([stratify]), drug_map=drug_map, groups=groups,
+                           controls=controls, no_controls=no_controls, prior=prior_values, squash=squash,
+                           truncation=truncation.value, alpha=alpha, haldane=haldane, strict=strict)
 
     ct, res = run_cli(action)
     console.print(res.to_rich_table())
@@ -169,9 +147,8 @@ def scan_cmd(
     for note in res.notes:
         console.print(f"note: {note}", highlight=False)
     if out is not None:
-        path = write_results(Path(out) / "signals.json", kind="signals", results=res.to_dict(exact_counts=exact_counts),
-                             provenance={"data": str(store or table or long), "source": ct.source,
-                                         "spec": {"drugs": _split(drug), "events": _split(events)}, "seed": None})
+        path = write_signals(Path(out) / "signals.json", res, ct, Provenance("real", ct.source), data=str(store or table or long),
+                             drugs=_split(drug), events=_split(events), exact_counts=exact_counts)
         console.print(f"wrote {path}")
 
 
@@ -185,8 +162,6 @@ def synth_cmd(
                                  "broken and collapsed lines, Windows-1252 bytes, bad rows)."),
 ) -> None:
     """Write a synthetic FAERS quarter in the real format with a known truth (not real data)."""
-    from ketaweight.signals.synthetic import SyntheticQuarter, write_synthetic_quarter
-
     def action():
         if reports < 100:
             raise InputError([(Location("--reports"), f"need at least 100 reports, got {reports}")])
@@ -204,28 +179,8 @@ def status_cmd(
     quarantine: int = typer.Option(20, "--quarantine", help="Show up to this many quarantined rows (0: none)."),
 ) -> None:
     """Show what a store holds: quarters and per-file accounting, deduplication steps, quarantined rows."""
-    import duckdb
-
-    def action():
-        if not store.exists():
-            raise FileNotFoundError(f"{store}: no such store")
-        con = duckdb.connect(str(store), read_only=True)
-        try:
-            names = {t for (t,) in con.execute("SELECT table_name FROM information_schema.tables").fetchall()}
-            if "faers_files" not in names:
-                raise InputError([(Location(str(store)), "no FAERS data in this store; run `ketaweight signals ingest`")])
-            files = con.execute("SELECT quarter, member, table_name, data_lines, records, loaded, quarantined, notes "
-                                "FROM faers_files ORDER BY quarter, table_name").fetchall()
-            dedup = con.execute("SELECT step, rows_before, removed, rows_after FROM faers_dedup_log "
-                                "ORDER BY step_no").fetchall()
-            bad = con.execute("SELECT quarter, file, line, column_name, reason FROM faers_quarantine "
-                              f"ORDER BY quarter, file, line LIMIT {int(max(quarantine, 0))}").fetchall()
-            n_bad = con.execute("SELECT count(*) FROM faers_quarantine").fetchall()[0][0]
-        finally:
-            con.close()
-        return files, dedup, bad, n_bad
-
-    files, dedup, bad, n_bad = run_cli(action)
+    status = run_cli(lambda: faers_status(store, quarantine_limit=quarantine))
+    files, dedup, bad, n_bad = status.files, status.dedup, status.quarantined, status.n_quarantined
     t = Table(title=f"FAERS files in {store}")
     for col in ("quarter", "file", "table", "lines", "records", "loaded", "quarantined", "notes"):
         t.add_column(col, justify="right" if col in ("lines", "records", "loaded", "quarantined") else "left")

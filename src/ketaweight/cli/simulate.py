@@ -10,10 +10,10 @@ from rich.table import Table as RichTable
 
 from ketaweight.cli import app
 from ketaweight.cli._common import console, progress_bar, run_cli
-from ketaweight.cli.store import print_store_summary
-from ketaweight.simulate import MEASUREMENTS, builtin_scenarios, load_scenario, simulate, with_measurement, write_truth
-from ketaweight.simulate.run import SimulationResult, n_simulated_days
-from ketaweight.store import Store
+from ketaweight.cli.tables import truth_table
+from ketaweight.pipelines.simulation import run_simulation
+from ketaweight.sources.simulator import MEASUREMENTS, SimulationResult, builtin_scenarios, load_scenario, with_measurement
+from ketaweight.sources.simulator.run import n_simulated_days
 
 
 class ExportFormat(str, Enum):
@@ -23,43 +23,22 @@ class ExportFormat(str, Enum):
 
 
 Measurement = Enum("Measurement", {name: name for name in MEASUREMENTS}, type=str)  # type: ignore[misc]
-"""The simulator's measurement designs as a CLI choice (from :data:`ketaweight.simulate.MEASUREMENTS`)."""
+"""The simulator's measurement designs as a CLI choice (from :data:`ketaweight.sources.simulator.MEASUREMENTS`)."""
 
 
-def run_simulation(scenario: str, patients: int, seed: int, out: Path, export: ExportFormat,
-                   truth: bool, measurement: str = "clinic") -> tuple[SimulationResult, Path]:
-    """Simulate, write the store (and optional CSV/Parquet copy) and the truth into ``out``."""
+def simulate_with_progress(scenario: str, patients: int, seed: int, out: Path, export: str = "duckdb",
+                           truth: bool = True, measurement: str = "clinic") -> tuple[SimulationResult, Path]:
+    """:func:`~ketaweight.pipelines.simulation.run_simulation` with a progress bar and stage messages."""
     s = with_measurement(load_scenario(scenario), measurement)
-    store_path = out / "store.duckdb"
-    if store_path.exists():
-        raise ValueError(f"{store_path} already exists; choose an empty --out folder or delete it")
     with progress_bar(f"simulating {patients:,} patients × {n_simulated_days(s)} days ({s.name})", patients) as advance:
-        result = simulate(s, patients, seed, truth=truth, on_patients=advance)
-    out.mkdir(parents=True, exist_ok=True)
-    with console.status("writing the store"), Store(store_path) as store:
-        store.load_frames(result.tables, label=f"simulated scenario '{s.name}'")
-        if export is not ExportFormat.duckdb:
-            store.export(out / export.value, export.value)
-    write_truth(result, out)
-    return result, store_path
+        return run_simulation(scenario, patients, seed, out, export, truth, measurement, on_patients=advance,  # type: ignore[arg-type]
+                              on_stage=lambda text: console.print(text))
 
 
 def print_truth(result: SimulationResult) -> None:
-    t = result.truth
-    if t is None:
-        return
-    table = RichTable(title=f"Ground truth at {t['horizon_days']} days (simulated, scenario '{result.scenario.name}')")
-    for col in ("quantity", "ATE", "ATT"):
-        table.add_column(col, justify="right" if col != "quantity" else "left")
-    rows = [("weight change, kg", t["weight_change_kg"]), ("weight change, %", t["weight_change_pct"])]
-    rows += [(f"  via {k}, kg" if k != "interaction" else "  pathway interaction, kg", v)
-             for k, v in t["pathways_kg"].items()]
-    rows += [(f"MADRS change at {day.replace('_', ' ')}, points", v) for day, v in t["madrs_points"].items()]
-    rows += [("resting HR (negative control), bpm", t["negative_control_resting_hr_bpm"])]
-    for label, v in rows:
-        table.add_row(label, f"{v['ate']:+.3f}", f"{v['att']:+.3f}")
-    table.add_row("crude difference of true change, kg", f"{t['crude_difference_true_weight_change_kg']:+.3f}", "")
-    console.print(table)
+    table = truth_table(result)
+    if table is not None:
+        console.print(table)
 
 
 @app.command("simulate")
@@ -75,7 +54,8 @@ def simulate_command(
                                                  "research: weekly intake, activity and expenditure for everyone, without noise, bias or missed weeks."),
 ) -> None:
     """Simulate a ketamine-clinic cohort with a known ground truth."""
-    result, store_path = run_cli(lambda: run_simulation(scenario, patients, seed, out, export, truth, measurement.value))
+    result, store_path = run_cli(lambda: simulate_with_progress(scenario, patients, seed, out, export.value, truth,
+                                                                measurement.value))
     console.print(f"store: [bold]{store_path}[/]")
     if result.truth is not None:
         console.print(f"truth: [bold]{out / 'truth.json'}[/] and {out / 'patient_truth.parquet'}")

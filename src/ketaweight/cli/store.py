@@ -5,12 +5,13 @@ from __future__ import annotations
 from pathlib import Path
 
 import typer
-from rich.table import Table as RichTable
 
 from ketaweight.cli import app
 from ketaweight.cli._common import console, run_cli
-from ketaweight.privacy import mask_count
+from ketaweight.cli.tables import store_tables
+from ketaweight.core.privacy import mask_count
 from ketaweight.store import Store
+from ketaweight.store.summary import store_summary
 
 store_app = typer.Typer(help="Create, load, export and summarise the canonical DuckDB store.", no_args_is_help=True)
 app.add_typer(store_app, name="store")
@@ -18,22 +19,8 @@ app.add_typer(store_app, name="store")
 
 def print_store_summary(store: Store) -> None:
     """Rows per table and measurements per kind (counts under 11 masked)."""
-    table = RichTable(title=f"Store {store.path.name}")
-    table.add_column("table")
-    table.add_column("rows", justify="right")
-    table.add_column("patients", justify="right")
-    for name, rows in store.counts().items():
-        patients = store.con.execute(f'SELECT count(DISTINCT patient_id) FROM "{name}"').fetchone()[0]
-        table.add_row(name, mask_count(rows), mask_count(patients))
-    console.print(table)
-    kinds = store.query("SELECT kind, unit, count(*) AS n, count(DISTINCT patient_id) AS patients FROM measurements GROUP BY 1, 2 ORDER BY 1")
-    if len(kinds):
-        t2 = RichTable(title="Measurements by kind")
-        for col in ("kind", "unit", "rows", "patients"):
-            t2.add_column(col, justify="right" if col in ("rows", "patients") else "left")
-        for row in kinds.itertuples():
-            t2.add_row(row.kind, row.unit, mask_count(row.n), mask_count(row.patients))
-        console.print(t2)
+    for table in store_tables(store_summary(store), store.path.name):
+        console.print(table)
 
 
 @store_app.command("load")
@@ -55,10 +42,10 @@ def load_command(
 @store_app.command("export")
 def export_command(
     store: Path = typer.Option(..., "--store", help="DuckDB store file."),
-    out: Path = typer.Option(..., "--out", help="Folder for <table>.csv or <table>.parquet."),
+    out: Path = typer.Option(..., "--out", help="Folder for <table>.csv or <table>.parquet (and provenance.json)."),
     fmt: str = typer.Option("parquet", "--format", help="csv or parquet."),
 ) -> None:
-    """Export every canonical table (canonical units) to CSV or Parquet."""
+    """Export every canonical table (canonical units) to CSV or Parquet, with the data's provenance."""
     def action():
         with Store(store, read_only=True) as st:
             return st.export(out, fmt)

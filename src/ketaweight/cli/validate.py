@@ -9,8 +9,7 @@ from rich.table import Table as RichTable
 
 from ketaweight.cli import app
 from ketaweight.cli._common import console, progress_bar, run_cli
-from ketaweight.results_io import write_results, write_text_atomic
-from ketaweight.validation import as_markdown, validate
+from ketaweight.pipelines.validation import validate, write_validation
 
 
 @app.command("validate")
@@ -32,11 +31,7 @@ def validate_command(
                             truth_patients=truth_patients, seed=seed, on_replicate=advance)
 
     rows = run_cli(action)
-    out.mkdir(parents=True, exist_ok=True)
-    write_results(out / "validation.json", "validation", [r.to_dict() for r in rows],
-                  {"synthetic": True, "source": "ketaweight simulator", "study": study, "seed": seed,
-                   "replicates": replicates, "patients": patients})
-    write_text_atomic(out / "validation.md", as_markdown(rows, n_patients=patients) + "\n")
+    json_path, md_path = write_validation(rows, out, study=study, seed=seed, replicates=replicates, patients=patients)
     table = RichTable(title=f"Validation against simulator truth ({replicates} replicates × {patients:,} patients)")
     for col in ("scenario", "outcome", "method", "truth", "bias", "bias/SE", "coverage"):
         table.add_column(col, justify="left" if col in ("scenario", "outcome", "method") else "right")
@@ -44,4 +39,4 @@ def validate_command(
         table.add_row(r.scenario, r.outcome, r.method, f"{r.truth:+.3f}", f"{r.bias:+.4f}",
                       f"{100 * r.bias_over_se:+.1f}%", f"{100 * r.coverage:.1f}%")
     console.print(table)
-    console.print(f"written: {out / 'validation.json'}, {out / 'validation.md'}")
+    console.print(f"written: {json_path}, {md_path}")

@@ -8,10 +8,10 @@ from __future__ import annotations
 
 from typing import Any
 
-from ketaweight.evidence import fmt_num
-from ketaweight.privacy import mask_count
+from ketaweight.evidence.grade import fmt_num
+from ketaweight.core.privacy import mask_count
 from ketaweight.report import figures as fg
-from ketaweight.report.extract import EstimateRow
+from ketaweight.evidence.extract import EstimateRow
 
 NOT_ANALYSED = "Not yet analysed in this run: no results file for this analysis was found, so no number is shown."
 

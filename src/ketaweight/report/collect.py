@@ -14,8 +14,8 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-from ketaweight.exceptions import InputError, Location
-from ketaweight.results_io import read_results
+from ketaweight.core.errors import InputError, Location
+from ketaweight.core.results import read_results
 
 @dataclass
 class RunResults:

@@ -8,9 +8,9 @@ from __future__ import annotations
 
 from typing import Any
 
-from ketaweight.evidence import Answer, GradingRules, fmt_num
+from ketaweight.evidence.grade import Answer, GradingRules, fmt_num
 from ketaweight.report.collect import RunResults
-from ketaweight.report.extract import primary_estimate
+from ketaweight.evidence.extract import primary_estimate
 from ketaweight.report.blocks import data_label, display_count
 
 DISCLAIMER = ("This report is for informational and research purposes only and does not constitute medical advice. "

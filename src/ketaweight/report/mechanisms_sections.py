@@ -7,11 +7,11 @@ from __future__ import annotations
 
 from typing import Any
 
-from ketaweight.evidence import fmt_num
+from ketaweight.evidence.grade import fmt_num
 from ketaweight.report import figures as fg
 from ketaweight.report.blocks import NOT_ANALYSED, ci_text, data_label, display_count, rows_forest, rows_table, table
 from ketaweight.report.collect import RunResults
-from ketaweight.report.extract import curves, gradient_rows, mediation_rows, subgroup_rows
+from ketaweight.evidence.extract import curves, gradient_rows, mediation_rows, subgroup_rows
 
 
 def mechanisms_section(run: RunResults) -> dict[str, Any]:

@@ -14,8 +14,8 @@ from typing import Any
 
 import jinja2
 
-from ketaweight import __version__
-from ketaweight.evidence import GradingRules, grade_evidence
+from ketaweight.core.version import __version__
+from ketaweight.evidence.grade import GradingRules, grade_evidence
 from ketaweight.report import sections as sx
 from ketaweight.report.blocks import data_label
 from ketaweight.report.collect import RunResults, collect
@@ -24,7 +24,7 @@ from ketaweight.report.mechanisms_sections import dose_section, mechanisms_secti
 from ketaweight.report.figures import Figure
 from ketaweight.report.safety import responsible_section
 from ketaweight.report.signals_section import signals_section
-from ketaweight.results_io import write_json_atomic, write_text_atomic
+from ketaweight.core.results import write_json_atomic, write_text_atomic
 
 _ENV = jinja2.Environment(loader=jinja2.PackageLoader("ketaweight.report", "templates"),
                           autoescape=jinja2.select_autoescape(["html"]), trim_blocks=True, lstrip_blocks=True,

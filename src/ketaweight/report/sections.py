@@ -12,11 +12,11 @@ from __future__ import annotations
 
 from typing import Any
 
-from ketaweight.evidence import LEVELS, Answer, GradingRules, fmt_num
+from ketaweight.evidence.grade import LEVELS, Answer, GradingRules, fmt_num
 from ketaweight.report import figures as fg
 from ketaweight.report.blocks import NOT_ANALYSED, ci_text, data_label, display_count, table
 from ketaweight.report.collect import RunResults
-from ketaweight.report.extract import horizon_phrase, primary_estimate
+from ketaweight.evidence.extract import horizon_phrase, primary_estimate
 
 METHOD_NAMES = {"crude": "crude difference (unadjusted)", "standardization": "standardization (g-formula)",
                 "ipw": "IPW (stabilized, censoring weights)", "aipw": "AIPW (doubly robust, cross-fitted)",

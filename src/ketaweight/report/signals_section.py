@@ -6,7 +6,7 @@ from __future__ import annotations
 
 from typing import Any
 
-from ketaweight.evidence import fmt_num
+from ketaweight.evidence.grade import fmt_num
 from ketaweight.report import figures as fg
 from ketaweight.report.blocks import NOT_ANALYSED, data_label, display_count, table
 from ketaweight.report.collect import RunResults

@@ -32,7 +32,7 @@ from pathlib import Path, PurePosixPath
 import duckdb
 import pyarrow as pa
 
-from ketaweight.exceptions import InputError, Location
+from ketaweight.core.errors import InputError, Location
 from ketaweight.signals.faers_format import MEMBER_RE, REQUIRED_TABLES, TABLES, ZIP_RE
 from ketaweight.signals.faers_parse import ParsedFile, parse_deleted_bytes, parse_table_bytes
 

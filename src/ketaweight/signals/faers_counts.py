@@ -13,7 +13,7 @@ from pathlib import Path
 import duckdb
 import pandas as pd
 
-from ketaweight.exceptions import InputError, Location
+from ketaweight.core.errors import InputError, Location
 from ketaweight.signals.mapping import DrugMap, TermGroup
 from ketaweight.signals.tables import CountTable, from_relations
 

@@ -31,7 +31,7 @@ import pyarrow as pa
 import pyarrow.compute as pc
 import pyarrow.csv as pacsv
 
-from ketaweight.exceptions import InputError, Location
+from ketaweight.core.errors import InputError, Location
 from ketaweight.signals.faers_format import TableSpec
 
 __all__ = ["ParsedFile", "Quarantined", "parse_table_bytes", "parse_deleted_bytes"]

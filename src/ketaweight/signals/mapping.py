@@ -25,7 +25,7 @@ from dataclasses import dataclass
 from importlib import resources
 from pathlib import Path
 
-from ketaweight.exceptions import InputError, Location
+from ketaweight.core.errors import InputError, Location
 
 __all__ = [
     "DrugMap",

@@ -38,7 +38,7 @@ squashed copy of the data when there are more than 20,000 cells (only to find th
 the best is polished by damped Newton steps on the full data, and convergence is verified by
 the Newton decrement ``gᵀH⁻¹g/2 ≤ 1e-8`` (log-likelihood units) with a positive-definite
 Hessian (finite differences of the analytic gradient, on the squashed copy when one is used).  A fit that fails the check is reported (``converged=False`` plus a
-:class:`~ketaweight.exceptions.ConvergenceWarning`), never silently returned as if fine.
+:class:`~ketaweight.core.errors.ConvergenceWarning`), never silently returned as if fine.
 
 References: DuMouchel W (1999) Am Stat 53:177–190; DuMouchel W, Pregibon D (2001) KDD'01
 67–76; Canida T, Ihrie J (2017) openEBGM, R Journal 9:499–519.
@@ -63,7 +63,7 @@ except ImportError:  # pragma: no cover
     def threadpool_limits(*args, **kwargs):  # type: ignore[no-redef]
         return nullcontext()
 
-from ketaweight.exceptions import ConvergenceWarning
+from ketaweight.core.errors import ConvergenceWarning
 
 Truncation = Literal["component", "mixture"]
 

@@ -19,8 +19,8 @@ from typing import Any
 import numpy as np
 import pandas as pd
 
-from ketaweight.exceptions import ConvergenceWarning, InputError, Location
-from ketaweight.privacy import mask_count, masked_or_exact
+from ketaweight.core.errors import ConvergenceWarning, InputError, Location
+from ketaweight.core.privacy import mask_count, masked_or_exact
 from ketaweight.signals import disproportionality as dp
 from ketaweight.signals import mgps
 from ketaweight.signals.mapping import Control, TermGroup, clean_name, clean_term
@@ -198,7 +198,7 @@ def scan(
                                  truncation=truncation)
         if not fit.converged:
             if strict:
-                from ketaweight.exceptions import NumericalError
+                from ketaweight.core.errors import NumericalError
 
                 raise NumericalError(f"MGPS prior fit did not converge: {fit.message}")
             for w in caught:

@@ -28,7 +28,7 @@ import duckdb
 import numpy as np
 import pandas as pd
 
-from ketaweight.exceptions import InputError, Location
+from ketaweight.core.errors import InputError, Location
 from ketaweight.signals.mapping import TermGroup, clean_term
 
 __all__ = ["CountTable", "PairCounts", "from_contingency", "read_contingency_csv", "from_long", "read_long_table",

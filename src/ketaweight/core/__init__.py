@@ -1,0 +1,2 @@
+"""The ground floor: errors, privacy, the canonical schema, the results envelope and protocol,
+attrition.  Imports nothing else from ketaweight; every other layer may import it."""

@@ -1,0 +1,1 @@
+"""The evidence grade and the one-sentence answer, from results (never from a store)."""

@@ -1,0 +1,329 @@
+"""The evidence grade and the one-sentence answer, by transparent rules.
+
+Every criterion of a Bradford Hill style table (strength, consistency, precision,
+temporality, gradient, plausibility, coherence, negative control, balance and overlap) is
+judged from the run's results with a written rule and a number; the criteria that are
+GRADE domains move the certainty level, the others are shown but do not.  The rules,
+their thresholds and their sources are in ``docs/evidence.md`` and in the report.
+
+Levels (GRADE Working Group; Schünemann et al. 2019 for non-randomised studies judged with
+ROBINS-I): an emulated target trial starts at **high** and loses one level at once because
+only measured confounders are adjusted for, so it starts the table at **moderate**; then
+
+* strength: an effect whose CI-limit E-value is < 1.5 could be explained by weak unmeasured
+  confounding (−1); a large effect (approximate RR ≤ 0.5 or ≥ 2) with no bias downgrade (+1);
+* consistency: adjusted estimators that disagree (a CI not overlapping the primary CI, or a
+  different conclusion) (−1);
+* precision: CI wider than the minimal important difference (MID, 1 kg) (−1), or CI spanning
+  both no effect and an important effect either way (−2);
+* negative control: CI excluding 0 (−1); balance/overlap: weighted |SMD| above threshold or
+  too many patients outside common support (−1);
+* gradient: a dose-response estimate excluding 0 in the direction of the effect, with no
+  bias downgrade (+1).
+
+The level is clamped to very low … moderate: upgrades can offset downgrades, but one emulated
+trial in one data source never reaches high (that needs replication).  The sentence reports
+the primary estimator's estimate with its CI in kg (and %), the direction only when the CI
+excludes zero, and the grade.
+"""
+
+from __future__ import annotations
+
+from dataclasses import asdict, dataclass, field, replace
+from typing import Any, Literal
+
+from ketaweight.evidence.extract import EstimateRow, gradient_rows, horizon_phrase, pathway_rows, primary_estimate
+
+LEVELS = ("very low", "low", "moderate", "high")
+"""Certainty levels, lowest first (GRADE)."""
+
+Verdict = Literal["supports", "against", "neutral", "not assessed"]
+
+
+@dataclass(frozen=True, kw_only=True)
+class GradingRules:
+    """Thresholds of the grading rules (units in each name).  Defaults are documented in docs/evidence.md."""
+
+    primary_method: str = "aipw"
+    """Estimator whose estimate the sentence reports (doubly robust: consistent if either model is right)."""
+    mid_kg: float = 1.0
+    """Minimal important difference of weight change, kg (about twice the SD of one clinic weighing)."""
+    negligible_kg: float = 0.1
+    """An interval entirely within ±this many kg shows no effect of practical size, kg."""
+    evalue_weak: float = 1.5
+    """CI-limit E-value below which weak unmeasured confounding could explain the effect."""
+    large_rr: float = 2.0
+    """Approximate risk ratio (or its inverse) counted as a large effect (GRADE)."""
+    start_level: int = 2
+    """Index into LEVELS where an emulated target trial starts (2 = moderate: high − 1 for measured-only adjustment)."""
+    max_level: int = 2
+    """Highest level one emulated trial in one data source can reach (2 = moderate): upgrades offset
+    downgrades but 'high' needs replication in another data source or a randomised trial."""
+
+
+@dataclass(frozen=True)
+class Criterion:
+    """One row of the Bradford Hill table: what was asked, what the run found, what it does to the grade."""
+
+    name: str
+    question: str
+    finding: str
+    verdict: Verdict
+    grade_change: int
+    rule: str
+
+
+@dataclass(frozen=True)
+class Answer:
+    """The graded answer: the primary estimate, its reading, the grade, the criteria and the sentence."""
+
+    estimate_kg: float
+    ci_low_kg: float
+    ci_high_kg: float
+    estimate_pct: float | None
+    method: str
+    conclusion: Literal["loss", "gain", "negligible", "no detectable effect"]
+    grade: str
+    criteria: list[Criterion] = field(default_factory=list)
+    sentence: str = ""
+
+    def to_dict(self) -> dict[str, Any]:
+        """JSON-ready form (the report's JSON carries it unchanged)."""
+        return asdict(self)
+
+
+def fmt_num(x: float, digits: int = 2) -> str:
+    """A number for people: fixed decimals, a true minus sign (U+2212); −0.00 is written 0.00."""
+    s = f"{x:.{digits}f}"
+    if float(s) == 0:
+        return f"{0:.{digits}f}"
+    return s.replace("-", "−")
+
+
+def _ci_text(lo: float, hi: float, level: float = 0.95) -> str:
+    return f"{int(round(level * 100))}% CI {fmt_num(lo)} to {fmt_num(hi)}"
+
+
+def conclude(est: float, lo: float, hi: float, rules: GradingRules) -> Literal["loss", "gain", "negligible", "no detectable effect"]:
+    """Read an interval: no detectable effect if it covers 0; negligible if inside ±negligible_kg; else its sign."""
+    if lo <= 0 <= hi:
+        return "no detectable effect"
+    if -rules.negligible_kg < lo and hi < rules.negligible_kg:
+        return "negligible"
+    return "loss" if est < 0 else "gain"
+
+
+def _size_word(est: float, rules: GradingRules) -> str:
+    a = abs(est)
+    return "a very small" if a < rules.mid_kg / 2 else "a small" if a < rules.mid_kg else "a clinically noticeable"
+
+
+# ---- criteria -------------------------------------------------------------------------------
+
+
+def _strength(primary: dict[str, Any], conclusion: str, rules: GradingRules, bias_ok: bool) -> Criterion:
+    sens = primary.get("sensitivity") or {}
+    ev_ci, ev_est, rr = sens.get("evalue_ci"), sens.get("evalue_estimate"), sens.get("rr")
+    rule = (f"effect detected: CI-limit E-value < {rules.evalue_weak:g} → −1; approximate RR ≤ {1 / rules.large_rr:g} "
+            f"or ≥ {rules.large_rr:g} with no bias downgrade → +1; no effect detected → 0")
+    finding = (f"estimate {fmt_num(primary['estimate'])} kg; E-value {ev_est:.2f} for the estimate, {ev_ci:.2f} for the CI limit"
+               if ev_ci is not None and ev_est is not None else f"estimate {fmt_num(primary['estimate'])} kg; E-value not available")
+    if conclusion in ("no detectable effect", "negligible"):
+        return Criterion("Strength", "How large is the effect, and how strong would unmeasured confounding have to be "
+                         "to explain it?", finding + "; no effect to explain away", "neutral", 0, rule)
+    if ev_ci is not None and ev_ci < rules.evalue_weak:
+        return Criterion("Strength", "How large is the effect, and how strong would unmeasured confounding have to be "
+                         "to explain it?", finding + f": a confounder associated with treatment and outcome by a risk "
+                         f"ratio of {ev_ci:.2f} could move the CI to include no effect", "against", -1, rule)
+    large = rr is not None and (rr <= 1 / rules.large_rr or rr >= rules.large_rr)
+    return Criterion("Strength", "How large is the effect, and how strong would unmeasured confounding have to be to "
+                     "explain it?", finding + (f"; approximate RR {rr:.2f}: a large effect" if large else ""),
+                     "supports", 1 if (large and bias_ok) else 0, rule)
+
+
+def _consistency(analysis: dict[str, Any], primary: dict[str, Any], conclusion: str, rules: GradingRules) -> Criterion:
+    adjusted = [e for e in analysis.get("estimates", []) if e.get("method") != "crude"]
+    rule = ("every adjusted estimator's CI overlaps the primary CI and reaches the same conclusion → 0; otherwise −1 "
+            "(the crude difference is shown, not judged)")
+    q = "Do the estimators that adjust in different ways (outcome model, weights, both, g-estimation) agree?"
+    if len(adjusted) < 2:
+        return Criterion("Consistency", q, "fewer than two adjusted estimators were run", "not assessed", 0, rule)
+    lo, hi = primary["ci_low"], primary["ci_high"]
+    bad = [e["method"] for e in adjusted
+           if e["ci_high"] < lo or e["ci_low"] > hi or conclude(e["estimate"], e["ci_low"], e["ci_high"], rules) != conclusion]
+    span = f"{fmt_num(min(e['estimate'] for e in adjusted))} to {fmt_num(max(e['estimate'] for e in adjusted))} kg"
+    if bad:
+        return Criterion("Consistency", q, f"{len(adjusted)} adjusted estimators range {span}; disagree: {', '.join(bad)}",
+                         "against", -1, rule)
+    return Criterion("Consistency", q, f"{len(adjusted)} adjusted estimators range {span} and agree", "supports", 0, rule)
+
+
+def _precision(primary: dict[str, Any], rules: GradingRules) -> Criterion:
+    lo, hi = primary["ci_low"], primary["ci_high"]
+    width = hi - lo
+    rule = (f"CI width ≤ MID ({rules.mid_kg:g} kg) → 0; wider → −1; CI spanning 0 and an important effect "
+            f"(≤ −{rules.mid_kg:g} or ≥ {rules.mid_kg:g} kg) → −2")
+    q = "Is the interval narrow enough to tell an important effect from none?"
+    finding = f"95% CI {fmt_num(lo)} to {fmt_num(hi)} kg (width {width:.2f} kg)"
+    if lo <= 0 <= hi and (lo <= -rules.mid_kg or hi >= rules.mid_kg):
+        return Criterion("Precision", q, finding + ": compatible with no effect and with an important one", "against", -2, rule)
+    if width > rules.mid_kg:
+        return Criterion("Precision", q, finding + ": wider than the MID", "against", -1, rule)
+    return Criterion("Precision", q, finding, "supports", 0, rule)
+
+
+def _temporality(study: dict[str, Any]) -> Criterion:
+    horizon = (study.get("outcome") or {}).get("horizon_days")
+    grace = (study.get("treatment") or {}).get("grace_days")
+    return Criterion("Temporality", "Does the exposure come before the outcome?",
+                     f"by design: treatment starts within {grace} days of time zero, weight is measured "
+                     f"{horizon_phrase(horizon)} later; baseline covariates are measured before time zero",
+                     "supports", 0, "target-trial emulation fixes the order; counted in the starting level")
+
+
+def _negative_control(analysis: dict[str, Any]) -> Criterion:
+    ncs = analysis.get("negative_controls") or []
+    rule = "negative-control outcome CI covers 0 → 0; excludes 0 (residual confounding or bias) → −1"
+    q = "Does the analysis find an 'effect' on an outcome ketamine cannot change (resting heart rate)?"
+    if not ncs:
+        return Criterion("Negative control", q, "no negative-control outcome was analysed", "not assessed", 0, rule)
+    nc = ncs[0]
+    r = nc["result"]
+    finding = f"{r['method']} estimate on {nc['outcome']}: {fmt_num(r['estimate'])} ({fmt_num(r['ci_low'])} to {fmt_num(r['ci_high'])})"
+    if nc.get("covers_null"):
+        return Criterion("Negative control", q, finding + ": covers 0", "supports", 0, rule)
+    return Criterion("Negative control", q, finding + ": excludes 0, a sign of bias", "against", -1, rule)
+
+
+def _balance(primary: dict[str, Any]) -> Criterion:
+    d = primary.get("diagnostics") or {}
+    bal, ov, th = d.get("balance") or {}, d.get("overlap") or {}, d.get("thresholds") or {}
+    smd, smd_th = bal.get("max_abs_smd_weighted"), bal.get("threshold", th.get("smd", 0.1))
+    out, out_th = ov.get("share_outside_support"), th.get("outside_support", 0.05)
+    rule = f"max weighted |SMD| ≤ {smd_th:g} and share outside common support ≤ {out_th:g} → 0; otherwise −1"
+    q = "After adjustment, do treated and untreated patients look alike, and do they overlap?"
+    if smd is None or out is None:
+        return Criterion("Balance and overlap", q, "diagnostics not available", "not assessed", 0, rule)
+    finding = f"max weighted |SMD| {smd:.3f}; {100 * out:.1f}% of patients outside common support"
+    if smd > smd_th or out > out_th:
+        return Criterion("Balance and overlap", q, finding, "against", -1, rule)
+    return Criterion("Balance and overlap", q, finding, "supports", 0, rule)
+
+
+def _rows_criterion(name: str, question: str, rows: list[EstimateRow] | None, conclusion: str, est: float,
+                    rule: str, change_if_support: int) -> Criterion:
+    """Gradient / plausibility: judged from another analysis' estimates when that analysis ran."""
+    if rows is None:
+        return Criterion(name, question, "not yet analysed in this run", "not assessed", 0, rule)
+    if not rows:
+        return Criterion(name, question, "the mechanisms results hold no such estimate", "not assessed", 0, rule)
+    same = [r for r in rows if r.excludes_zero and (r.estimate < 0) == (est < 0)]
+    listing = "; ".join(f"{r.label} {fmt_num(r.estimate, 3)} ({fmt_num(r.ci_low, 3)} to {fmt_num(r.ci_high, 3)})"
+                        for r in rows)
+    if conclusion in ("loss", "gain") and same:
+        return Criterion(name, question, listing, "supports", change_if_support, rule)
+    if conclusion in ("loss", "gain"):
+        return Criterion(name, question, listing + ": none in the direction of the effect", "against", 0, rule)
+    return Criterion(name, question, listing, "neutral", 0, rule)
+
+
+def _coherence(signals: list[dict[str, Any]]) -> Criterion:
+    rule = "shown, never graded: disproportionality compares reporting, not incidence"
+    q = "Do spontaneous reports (FAERS) mention weight loss with ketamine or esketamine more often than expected?"
+    rows = []
+    for doc in signals:
+        label = doc.get("provenance", {}).get("label") or doc.get("provenance", {}).get("source", "reports")
+        for p in doc.get("results", {}).get("pairs", []):
+            if p.get("role") == "requested" and p.get("drug") in ("ketamine", "esketamine") and "loss" in str(p.get("event")):
+                hit = [m["method"] for m in p["measures"] if m.get("signal")]
+                rows.append(f"{p['drug']} × {p['event']} in {label}: " + (f"signal by {', '.join(hit)}" if hit else "no signal"))
+    if not rows:
+        return Criterion("Coherence", q, "no ketamine or esketamine report data in this run", "not assessed", 0, rule)
+    return Criterion("Coherence", q, "; ".join(rows), "neutral", 0, rule)
+
+
+def _replication(raw_level: int, rules: GradingRules) -> Criterion:
+    """The cap, as a row: one emulated trial in one data source cannot exceed ``rules.max_level``."""
+    rule = f"one emulated trial in one data source: the level is capped at '{LEVELS[rules.max_level]}'"
+    q = "Has the answer been replicated in another data source or a randomised trial?"
+    if raw_level > rules.max_level:
+        return Criterion("Replication", q, "no: the upgrades above are capped", "against", rules.max_level - raw_level, rule)
+    return Criterion("Replication", q, "no (the cap does not bind in this run)", "not assessed", 0, rule)
+
+
+# ---- the grade and the sentence -----------------------------------------------------------
+
+
+def grade_evidence(
+    weight: dict[str, Any],
+    *,
+    signals: list[dict[str, Any]] | None = None,
+    mechanisms: dict[str, Any] | None = None,
+    rules: GradingRules | None = None,
+) -> Answer:
+    """Grade the answer from the weight study's results file (``kind = "causal"``) and whatever else ran.
+
+    ``mechanisms`` is the weight study's mechanisms results file (``kind = "mechanisms"``:
+    mediation and dose-response) or None when it did not run; ``signals`` are signals results
+    files.  Raises ValueError when the primary estimator is missing.
+    """
+    rules = rules or GradingRules()
+    res = weight["results"]
+    analysis = res["analyses"]["outcome_change"]
+    primary = primary_estimate(analysis, rules.primary_method)
+    if primary is None:
+        raise ValueError(f"the weight results have no '{rules.primary_method}' estimate; run the study with it, "
+                         f"or choose GradingRules(primary_method=...) among "
+                         f"{[e.get('method') for e in analysis.get('estimates', [])]}")
+    pct = primary_estimate(res["analyses"].get("outcome_change_pct", {}), rules.primary_method)
+    est, lo, hi = primary["estimate"], primary["ci_low"], primary["ci_high"]
+    conclusion = conclude(est, lo, hi, rules)
+
+    balance = _balance(primary)
+    nc = _negative_control(analysis)
+    bias_ok = balance.grade_change == 0 and nc.grade_change == 0
+    criteria = [
+        _strength(primary, conclusion, rules, bias_ok),
+        _consistency(analysis, primary, conclusion, rules),
+        _precision(primary, rules),
+        _temporality(res.get("study", {})),
+        _rows_criterion("Biological gradient", "Does more ketamine (dose, sessions, course length) go with more effect?",
+                        None if mechanisms is None else gradient_rows(mechanisms),
+                        conclusion, est, "a dose-response slope (MSM linear term: cumulative mg/kg, sessions, "
+                        "sessions/week or course length) excluding 0 in the effect's direction, no bias downgrade → +1; "
+                        "otherwise 0", 1 if bias_ok else 0),
+        _rows_criterion("Plausibility (mechanism)", "Does a measured pathway (appetite, metabolism, mood → activity) "
+                        "carry the effect?",
+                        None if mechanisms is None else pathway_rows(mechanisms),
+                        conclusion, est, "shown, never graded: mediation needs stronger assumptions than the total "
+                        "effect", 0),
+        _coherence(signals or []),
+        nc,
+        balance,
+    ]
+    criteria.append(_replication(rules.start_level + sum(c.grade_change for c in criteria), rules))
+    level = max(0, rules.start_level + sum(c.grade_change for c in criteria))
+    answer = Answer(est, lo, hi, pct["estimate"] if pct else None, rules.primary_method, conclusion, LEVELS[level], criteria)
+    return _with_sentence(answer, weight, rules)
+
+
+def _with_sentence(a: Answer, weight: dict[str, Any], rules: GradingRules) -> Answer:
+    prov = weight.get("provenance", {})
+    study = weight["results"].get("study", {})
+    data = "In these simulated data" if prov.get("synthetic") else f"In these data ({prov.get('source', 'records')})"
+    drugs = " or ".join((study.get("treatment") or {}).get("drugs") or ["ketamine"])
+    when = horizon_phrase((study.get("outcome") or {}).get("horizon_days"))
+    ci = _ci_text(a.ci_low_kg, a.ci_high_kg)
+    pct = f"; {fmt_num(a.estimate_pct)}% of body weight" if a.estimate_pct is not None else ""
+    if a.conclusion == "no detectable effect":
+        bound = (f", ruling out a change of {rules.mid_kg:g} kg or more either way"
+                 if -rules.mid_kg < a.ci_low_kg and a.ci_high_kg < rules.mid_kg else "")
+        body = (f"starting a {drugs} course had no detectable effect on weight at {when}: "
+                f"{fmt_num(a.estimate_kg)} kg ({ci}{pct}){bound}")
+    elif a.conclusion == "negligible":
+        body = (f"starting a {drugs} course had no effect of practical size on weight at {when}: "
+                f"{fmt_num(a.estimate_kg)} kg ({ci}{pct}), less than {rules.negligible_kg:g} kg either way")
+    else:
+        body = (f"starting a {drugs} course changed weight at {when} by {fmt_num(a.estimate_kg)} kg "
+                f"({ci}{pct}), {_size_word(a.estimate_kg, rules)} {a.conclusion}")
+    return replace(a, sentence=f"{data}, {body}; certainty: {a.grade}.")

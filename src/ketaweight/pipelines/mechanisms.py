@@ -1,0 +1,173 @@
+"""The article's "how", "how much" and "for whom" for one study: mediation, dose-response and
+heterogeneity on the study's analysis table, written as one results file
+(``kind = "mechanisms"``; schema in ``docs/mechanisms.md``).
+
+Settings come from the study's ``[mechanisms]`` sections (:class:`ketaweight.study.spec.Mechanisms`).
+The analysis table is the study's cohort (:func:`ketaweight.study.cohort.build_cohort`) plus the
+derived columns in :data:`~ketaweight.study.catalogue.MECHANISM_COLUMNS`.
+"""
+
+from __future__ import annotations
+
+import warnings
+from dataclasses import dataclass, field, replace
+from pathlib import Path
+from typing import Any
+
+import pandas as pd
+
+from ketaweight.mechanisms.dose_response import DoseResponse, DoseResponseResult, DoseResponseSpec
+from ketaweight.mechanisms.heterogeneity import (
+    DRLearner,
+    IndividualEffects,
+    ModifierResult,
+    VersionResult,
+    subgroup_analysis,
+    version_effects,
+)
+from ketaweight.study.catalogue import MECHANISM_COLUMNS
+from ketaweight.study.cohort import add_mechanism_columns
+from ketaweight.mechanisms.mediation import Mediation, MediationResult, MediationSpec, MediationWarning, Pathway
+from ketaweight.core.errors import InputError, Location
+from ketaweight.core.results import write_results
+from ketaweight.pipelines.emulation import analysis_spec
+from ketaweight.store import Store
+from ketaweight.study import Study, load_study
+from ketaweight.study.cohort import build_cohort
+from ketaweight.core.privacy import mask_counts
+
+MIN_LEVEL_ROWS = 30
+"""Factor levels (routes) with fewer treated rows are left out of by-level curves."""
+
+
+
+@dataclass(frozen=True)
+class MechanismsResults:
+    """Everything ``ketaweight mechanisms`` computes for one study."""
+
+    mediation: MediationResult | None  # None when not estimable on this table (reason in ``skipped``)
+    dose_response: tuple[DoseResponseResult, ...]
+    subgroups: tuple[ModifierResult, ...]
+    versions: tuple[VersionResult, ...]
+    individual: IndividualEffects
+    table: pd.DataFrame  # the analysis table (identifiers stay in memory; never written)
+    outcome_unit: str = "kg"
+    skipped: dict[str, str] = field(default_factory=dict)  # analysis → why it could not be estimated
+    path: Path | None = None
+
+    def payload(self, *, exact_counts: bool = False) -> dict[str, Any]:
+        """The ``results`` member of the mechanisms results file."""
+        body = {
+            "outcome_units": self.outcome_unit,
+            "not_estimable": self.skipped,
+            "counts": "exact" if exact_counts else "masked below 11",
+            "mediation": self.mediation.to_dict() if self.mediation is not None else None,
+            "dose_response": [r.to_dict() for r in self.dose_response],
+            "heterogeneity": {
+                "subgroups": [r.to_dict() for r in self.subgroups],
+                "multiplicity": "Holm step-down over the prespecified modifiers (p_holm)",
+                "versions": [r.to_dict() for r in self.versions],
+                "individual": self.individual.to_dict(),
+            },
+        }
+        return body if exact_counts else mask_counts(body)
+
+
+def unrecorded_pathways(study: Any, table: pd.DataFrame) -> dict[str, str]:
+    """Pathways of the study with a mediator that no patient in ``table`` has → why they are left out."""
+    out = {}
+    for name, cols in study.mechanisms.mediation.pathways.items():
+        missing = [c for c in cols if c not in table.columns or table[c].notna().sum() == 0]
+        if missing:
+            out[f"mediation pathway {name}"] = (
+                f"no patient has {', '.join(repr(c) for c in missing)} (its measurement kind was never recorded in the "
+                "mediator window); the pathway is left out and its effect is part of the direct remainder")
+    return out
+
+
+def mediation_spec(study: Any, table: pd.DataFrame) -> MediationSpec:
+    """The study's mediation spec on ``table``: mediator baselines present in the table join the
+    confounders, restriction columns (``exclude_if``) leave them; pathways whose mediators were
+    never recorded are left out (:func:`unrecorded_pathways` says which and why)."""
+    m, cov = study.mechanisms.mediation, study.covariates
+    extra = tuple(c for c in m.extra_covariates if c in table.columns and c not in cov.baseline)
+    unrecorded = unrecorded_pathways(study, table)
+    left_out = {key.removeprefix("mediation pathway ") for key in unrecorded}
+    pathways = tuple(Pathway(name, cols) for name, cols in m.pathways.items() if name not in left_out)
+    if not pathways:
+        raise InputError([(Location("study", column="mechanisms.mediation.pathways"),
+                           "no pathway has every mediator recorded (" + "; ".join(unrecorded.values())
+                           + "); name recorded mediator columns in [mechanisms.mediation] pathways, e.g. the food-diary "
+                             "columns intake_change and activity_change")])
+    covariates = tuple(c for c in cov.baseline + extra if c not in m.exclude_if)
+    return MediationSpec(
+        treatment="treated", outcome="outcome_change", covariates=covariates,
+        categorical=tuple(c for c in cov.categorical if c in covariates), squared=tuple(c for c in cov.squared if c in covariates),
+        pathways=pathways, censor_covariates=m.censor_covariates, intermediate=m.intermediate,
+        intermediate_in_outcome=m.intermediate_in_outcome, exclude_if=m.exclude_if,
+    )
+
+
+def dose_specs(study: Any, treated: pd.DataFrame) -> list[DoseResponseSpec]:
+    """One spec per exposure (among the treated), plus mg/kg by route when asked."""
+    d, cov = study.mechanisms.dose_response, study.covariates
+    common = dict(outcome="outcome_change", covariates=cov.baseline, categorical=cov.categorical, squared=cov.squared,
+                  censor="censored", degree=d.degree)
+    specs = [DoseResponseSpec(exposure=e, **common) for e in d.exposures]
+    if d.by_route:
+        specs.append(DoseResponseSpec(exposure="cumulative_mg_per_kg", by="first_route", **common))
+    return specs
+
+
+def run_mechanisms(store: Any, study: Any, out_dir: str | Path | None = None, *, n_bootstrap: int | None = None,
+                   seed: int | None = None, exact_counts: bool = False) -> MechanismsResults:
+    """Mediation, dose-response and heterogeneity of ``study`` on ``store`` (an open store or a
+    path); with ``out_dir``, write ``<out_dir>/<study name>-mechanisms.json``."""
+    study = study if isinstance(study, Study) else load_study(study)
+    seed = study.analysis.seed if seed is None else seed
+    if isinstance(store, Store):
+        store_path, provenance, cohort = store.path, store.provenance(), build_cohort(store, study)
+    else:
+        store_path = Path(store)
+        with Store(store_path, read_only=True) as opened:
+            provenance, cohort = opened.provenance(), build_cohort(opened, study)
+    table = add_mechanism_columns(cohort.table)
+    mech = study.mechanisms
+    skipped: dict[str, str] = unrecorded_pathways(study, table)
+    circular = [c for cols in mech.mediation.pathways.values() for c in cols if c == f"{study.outcome.kind}_change"]
+    mediation = None
+    if circular:
+        skipped["mediation"] = f"mediator(s) {circular} are the outcome measure itself; set [mechanisms.mediation] pathways"
+    else:
+        try:
+            spec_m = mediation_spec(study, table)
+            mediation = Mediation(n_bootstrap=n_bootstrap or mech.mediation.n_bootstrap, seed=seed).fit(table, spec_m)
+        except InputError as exc:  # e.g. no mediator recorded before a short outcome window
+            skipped["mediation"] = str(exc)
+    for what, why in skipped.items():
+        warnings.warn(f"{what} not estimable: {why}", MediationWarning, stacklevel=2)
+    treated = table.loc[table["treated"] == 1]
+    curves = []
+    for spec in dose_specs(study, treated):
+        rows = treated
+        if spec.by:
+            counts = rows[spec.by].value_counts()
+            rows = rows.loc[rows[spec.by].isin(counts[counts >= MIN_LEVEL_ROWS].index)]
+        curves.extend(DoseResponse(method=m).fit(rows, spec) for m in ("msm", "g-formula"))
+    spec = analysis_spec(study, "outcome_change")
+    het = mech.heterogeneity
+    subgroups = subgroup_analysis(table, spec, het.modifiers)
+    versions = [version_effects(table, spec, v) for v in het.versions]
+    individual = DRLearner(loss_threshold=het.loss_threshold_kg, seed=seed).fit(table, spec)
+    res = MechanismsResults(mediation, tuple(curves), tuple(subgroups), tuple(versions), individual, table,
+                            cohort.outcome_unit, skipped)
+    if out_dir is not None:
+        path = write_results(Path(out_dir) / f"{study.study.name}-mechanisms.json", "mechanisms",
+                             res.payload(exact_counts=exact_counts),
+                             {**provenance.to_dict(), "store": store_path.name, "study": study.study.name, "seed": seed})
+        res = replace(res, path=path)
+    return res
+
+
+__all__ = ["MECHANISM_COLUMNS", "MechanismsResults", "add_mechanism_columns", "dose_specs", "mediation_spec", "run_mechanisms",
+           "unrecorded_pathways"]

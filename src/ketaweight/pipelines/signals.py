@@ -1,0 +1,101 @@
+"""Signals as the CLI and the demo run them: score drug–event pairs from a FAERS store, a
+contingency table or a long table, and write ``kind = "signals"`` results files; the demo's two
+scans (a synthetic FAERS-format quarter and the real FAERS-derived ``mddc`` table)."""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from pathlib import Path
+from typing import Any
+
+from ketaweight.core.errors import InputError, Location
+from ketaweight.core.provenance import Provenance
+from ketaweight.core.results import write_results
+from ketaweight.signals import mapping
+from ketaweight.signals.faers import IngestReport, ingest_faers
+from ketaweight.signals.faers_counts import counts_from_store
+from ketaweight.signals.mgps import GammaMixturePrior
+from ketaweight.signals.scan import ScanResult, scan
+from ketaweight.signals.synthetic import SyntheticQuarter, write_synthetic_quarter
+from ketaweight.signals.tables import CountTable, from_contingency, read_contingency_csv, read_long_table
+
+SYNTHETIC_FAERS_REPORTS = 60_000
+"""Size of the demo's synthetic FAERS quarter (a real quarter has about 400,000 reports)."""
+MDDC_TABLE = ("sedative1000", "load_sedative1000_data", "2021Q1–2023Q4")
+"""The real FAERS-derived table used: mddc name, loader, FAERS period (from the mddc documentation)."""
+MDDC_DRUGS = ["midazolam", "dexmedetomidine", "diazepam", "lorazepam"]
+"""Sedatives and anaesthetics in the mddc table scored for weight loss (ketamine itself is not in any mddc table)."""
+
+
+def write_signals(path: Path, result: ScanResult, table: CountTable, provenance: Provenance, *, data: str,
+                  drugs: Sequence[str], events: Sequence[str], exact_counts: bool = False) -> Path:
+    """A ``kind = "signals"`` results file for one scan."""
+    return write_results(path, kind="signals", results=result.to_dict(exact_counts=exact_counts),
+                         provenance={**provenance.to_dict(), "data": data,
+                                     "spec": {"drugs": list(drugs), "events": list(events)}, "seed": None})
+
+
+def write_ingest(path: Path, report: IngestReport, zips: Sequence[Path], store: Path) -> Path:
+    """The ingest accounting of ``signals ingest --json`` (``kind = "faers_ingest"``)."""
+    return write_results(path, kind="faers_ingest", results=report.to_dict(),
+                         provenance={"data": [str(z) for z in zips], "store": str(store)})
+
+
+def scan_source(*, store: Path | None = None, table: Path | None = None, long: Path | None = None,
+                drugs: Sequence[str], events: Sequence[str], roles: Sequence[str] = ("PS", "SS", "C", "I"),
+                stratify: Sequence[str] = (), drug_map: Sequence[Path] = (), groups: Sequence[Path] = (),
+                controls: Sequence[Path] = (), no_controls: bool = False, prior: Sequence[float] | None = None,
+                **scan_options: Any) -> tuple[CountTable, ScanResult]:
+    """Count and score ``drugs`` × ``events`` from exactly one of a FAERS store, an mddc-format
+    contingency CSV or a long table; ``scan_options`` go to :func:`ketaweight.signals.scan.scan`."""
+    sources = [s for s in (store, table, long) if s is not None]
+    if len(sources) != 1:
+        raise InputError([(Location("command line"), "give exactly one of --store, --table or --long")])
+    grp = mapping.load_term_groups(list(groups))
+    ctl = [] if no_controls else mapping.load_controls(list(controls))
+    if no_controls and controls:
+        ctl = mapping.load_controls(list(controls), include_default=False)
+    given = None
+    if prior is not None:
+        given = GammaMixturePrior.from_array(list(prior))
+        given.validate()
+    dmap = mapping.load_drug_map(list(drug_map))
+    wanted = [dmap.lookup(d)[0] or d for d in drugs]  # brand/salt names → ingredient
+    if store is not None:
+        ct, _ = counts_from_store(store, drug_map=dmap, groups=grp, roles=list(roles), stratify=list(stratify))
+    elif table is not None:
+        ct = read_contingency_csv(table, groups=grp)
+    else:
+        ct = read_long_table(long, groups=grp)
+    return ct, scan(ct, drugs=wanted, events=list(events), groups=grp, controls=ctl, prior=given, **scan_options)
+
+
+def _scan_and_write(table: CountTable, drugs: list[str], out: Path, provenance: Provenance, data: str) -> ScanResult:
+    """Score ``drugs`` × weight loss with the shipped controls that the table can show; write ``out``."""
+    groups = mapping.load_term_groups()
+    controls = [c for c in mapping.load_controls() if c.drug in table.drug_reports]
+    res = scan(table, drugs=drugs, events=["weight-loss"], groups=groups, controls=controls)
+    write_signals(out, res, table, provenance, data=data, drugs=drugs, events=["weight-loss"])
+    return res
+
+
+def synthetic_faers_signals(work: Path, out: Path, n_reports: int = SYNTHETIC_FAERS_REPORTS) -> ScanResult:
+    """Generate a synthetic FAERS quarter (real format, known truth) of ``n_reports``, ingest it, scan it."""
+    spec = SyntheticQuarter(n_reports=n_reports)
+    zip_path, _ = write_synthetic_quarter(work, spec)
+    ingest_faers([zip_path], work / "faers.duckdb")
+    table, _ = counts_from_store(work / "faers.duckdb", drug_map=mapping.load_drug_map(),
+                                 groups=mapping.load_term_groups())
+    provenance = Provenance("synthetic", f"ketaweight FAERS-format generator, quarter {spec.quarter}, seed {spec.seed}")
+    return _scan_and_write(table, ["ketamine", "esketamine"], out, provenance, zip_path.name)
+
+
+def mddc_signals(out: Path) -> ScanResult:
+    """Scan the real FAERS-derived mddc table (sedatives) for weight loss, with the mirtazapine control."""
+    import MDDC.datasets  # heavy (loads every shipped table); only this scan needs it
+
+    name, loader, period = MDDC_TABLE
+    frame = getattr(MDDC.datasets, loader)()
+    table = from_contingency(frame, groups=mapping.load_term_groups(), source=f"mddc {name}")
+    provenance = Provenance("real", f"FAERS data as tabulated in the mddc package's {name} table", period)
+    return _scan_and_write(table, MDDC_DRUGS, out, provenance, f"mddc:{name}")

@@ -1,0 +1,217 @@
+"""The study spec: the protocol of the target trial that the observational data emulate.
+
+A study is a TOML file (``studies/ketamine-weight.toml``) validated here with every problem
+named by file and key.  Times are in days relative to time zero (the first depression
+assessment), and the outcome is a change from the baseline value of a measurement kind.
+
+Protocol elements (Hernán & Robins 2016, target-trial emulation):
+
+* eligibility — age, a baseline measurement of each required kind in the look-back window,
+  a minimum baseline depression score, no ketamine before time zero (new users);
+* treatment strategies — start a course of at least ``min_sessions`` sessions within
+  ``grace_days`` of time zero, versus no ketamine in that window;
+* time zero — the first rating of ``time_zero.kind`` (the assessment);
+* outcome — change of ``outcome.kind`` from baseline to the measurement nearest
+  ``horizon_days`` within ± ``window_days`` (in the kind's canonical unit and in %);
+* baseline covariates from the catalogue in :data:`ketaweight.study.catalogue.COVARIATES`;
+* censoring — no outcome measurement in the window; its model may also use post-baseline
+  covariates measured before any censoring (``censoring.covariates``);
+* estimand — ATE or ATT; estimators and variance.
+"""
+
+from __future__ import annotations
+
+import tomllib
+from importlib import resources
+from pathlib import Path
+from typing import Any, Literal
+
+from pydantic import BaseModel, ConfigDict, Field, ValidationError, model_validator
+
+from ketaweight.core.errors import InputError, Location
+from ketaweight.core.schema import DRUGS, MEASUREMENT_KINDS, ROUTES
+from ketaweight.study.catalogue import COVARIATES, MECHANISM_COLUMNS
+
+
+class _Section(BaseModel):
+    model_config = ConfigDict(extra="forbid", frozen=True)
+
+
+class StudyInfo(_Section):
+    name: str = Field(description="short identifier, used in file names")
+    title: str = Field(description="the question, in words")
+    description: str = ""
+
+
+class Eligibility(_Section):
+    min_age: float = Field(18.0, description="years at time zero")
+    max_age: float | None = Field(None, description="years at time zero")
+    baseline_window_days: int = Field(30, ge=0, description="look-back for baseline measurements, days before time zero (inclusive)")
+    require_baseline: tuple[str, ...] = Field(("weight",), description="measurement kinds that must have a baseline value")
+    min_baseline_madrs: float | None = Field(None, description="minimum baseline MADRS (depression of at least this severity)")
+    washout_days: int = Field(365, ge=0, description="no ketamine/esketamine in this many days before time zero (new users)")
+
+
+class TimeZero(_Section):
+    kind: str = Field("madrs", description="time zero = the first measurement of this kind (the assessment)")
+
+
+class TreatmentStrategies(_Section):
+    drugs: tuple[str, ...] = Field(DRUGS, description="ingredients that count as treatment")
+    min_sessions: int = Field(1, ge=1, description="sessions within the grace period for 'start a course'")
+    grace_days: int = Field(14, ge=0, description="the course must start within this many days after time zero")
+    routes: tuple[str, ...] | None = Field(None, description="restrict to these routes (None = any)")
+
+
+class Outcome(_Section):
+    kind: str = Field("weight", description="measurement kind whose change from baseline is the outcome")
+    horizon_days: int = Field(84, gt=0, description="days after time zero")
+    window_days: int = Field(14, ge=0, description="nearest measurement within ± this many days of the horizon")
+
+
+class Covariates(_Section):
+    baseline: tuple[str, ...] = Field(description="confounders, from the cohort covariate catalogue")
+    categorical: tuple[str, ...] = ()
+    squared: tuple[str, ...] = ()
+
+
+class Censoring(_Section):
+    covariates: tuple[str, ...] | None = Field(None, description="censoring-model covariates (default: baseline covariates)")
+
+
+class Analysis(_Section):
+    estimand: Literal["ATE", "ATT"] = "ATE"
+    methods: tuple[str, ...] = ("crude", "standardization", "ipw", "aipw", "g-estimation")
+    variance: Literal["sandwich", "bootstrap"] = "sandwich"
+    n_bootstrap: int = Field(1000, ge=50)
+    seed: int = 0
+    on_failure: Literal["warn", "raise"] = "warn"
+    negative_control_kind: str | None = Field(None, description="measurement kind used as a negative-control outcome")
+
+
+class MediationSection(_Section):
+    """Mediation (``ketaweight mechanisms``): ordered pathways of post-baseline mediator columns."""
+
+    pathways: dict[str, tuple[str, ...]] = Field(
+        {"mood": ("madrs_change", "activity_7d_change"), "appetite": ("intake_7d_change",),
+         "metabolism": ("expenditure_7d_change",)},
+        description="pathway name → mediator columns in causal order; pathways in causal order (mood first: mood "
+                    "moves intake and expenditure too).  Defaults use the weekly wearable/app records; a pathway "
+                    "whose mediators were never recorded is left out (its effect joins the direct remainder)")
+    intermediate: tuple[str, ...] = Field(("sessions_to_horizon", "cumulative_mg_per_kg"),
+                                          description="treatment-affected confounders of the mediators (course intensity "
+                                                      "moves both mood and intake)")
+    intermediate_in_outcome: bool = Field(True, description="the intermediate confounders also enter the outcome model: "
+                                                            "course intensity acting on weight other than through the "
+                                                            "measured mediators (e.g. through what noisy records miss) "
+                                                            "then joins the direct remainder instead of being credited "
+                                                            "to a correlated mediator such as mood; see docs/mechanisms.md")
+    extra_covariates: tuple[str, ...] = Field(
+        ("baseline_energy_intake", "baseline_activity", "baseline_appetite", "holiday_days_to_horizon"),
+        description="confounders of mediators and outcome added to the study's baseline covariates: baseline values "
+                    "of the mediators, and the holiday-season days up to the horizon")
+    exclude_if: tuple[str, ...] = Field(
+        ("diet_programme", "exercise_programme", "holiday_days_baseline_week"),
+        description="columns; patients with a nonzero value in any of them are left out of the mediation: the "
+                    "mediators are changes from the baseline week, which must be a steady state — a weight "
+                    "programme in progress or holiday eating makes it a moving baseline, confounding mediators "
+                    "with the outcome in a way no additive adjustment removes")
+    censor_covariates: tuple[str, ...] = Field(("madrs_week2",), description="extra predictors of complete mediators/outcome")
+    n_bootstrap: int = Field(1000, ge=50)
+
+
+class DoseResponseSection(_Section):
+    """Dose-response curves among the treated (``ketaweight mechanisms``)."""
+
+    exposures: tuple[str, ...] = Field(("cumulative_mg_per_kg", "sessions_to_horizon", "sessions_per_week", "course_length_days"),
+                                       description="dose columns (mg/kg, sessions, sessions/week, days)")
+    by_route: bool = Field(True, description="also the cumulative mg/kg curve with the first session's route as a factor")
+    degree: int = Field(2, ge=1, le=3, description="polynomial degree of the dose")
+
+
+class HeterogeneitySection(_Section):
+    """Subgroups and per-patient effects (``ketaweight mechanisms``)."""
+
+    modifiers: tuple[str, ...] = Field(("female", "bmi_class", "severity"), description="prespecified baseline modifiers")
+    versions: tuple[str, ...] = Field(("first_route",), description="treatment versions compared with no treatment")
+    loss_threshold_kg: float = Field(-1.0, description="per-patient effects below this count as 'loses more than'")
+
+
+class Mechanisms(_Section):
+    mediation: MediationSection = MediationSection()
+    dose_response: DoseResponseSection = DoseResponseSection()
+    heterogeneity: HeterogeneitySection = HeterogeneitySection()
+
+
+class Study(_Section):
+    study: StudyInfo
+    eligibility: Eligibility = Eligibility()
+    time_zero: TimeZero = TimeZero()
+    treatment: TreatmentStrategies = TreatmentStrategies()
+    outcome: Outcome = Outcome()
+    covariates: Covariates
+    censoring: Censoring = Censoring()
+    analysis: Analysis = Analysis()
+    mechanisms: Mechanisms = Mechanisms()
+
+    @model_validator(mode="after")
+    def _check_names(self) -> "Study":
+        problems = []
+        kinds = [self.time_zero.kind, self.outcome.kind, *self.eligibility.require_baseline]
+        if self.analysis.negative_control_kind:
+            kinds.append(self.analysis.negative_control_kind)
+        problems += [f"unknown measurement kind {k!r} (known: {', '.join(MEASUREMENT_KINDS)})" for k in kinds if k not in MEASUREMENT_KINDS]
+        problems += [f"unknown drug {d!r} (known: {', '.join(DRUGS)})" for d in self.treatment.drugs if d not in DRUGS]
+        problems += [f"unknown route {r!r} (known: {', '.join(ROUTES)})" for r in (self.treatment.routes or ()) if r not in ROUTES]
+        names = [*self.covariates.baseline, *(self.censoring.covariates or ())]
+        problems += [f"unknown covariate {c!r} (known: {', '.join(COVARIATES)})" for c in names if c not in COVARIATES]
+        post = [c for c in self.covariates.baseline if COVARIATES.get(c) and COVARIATES[c].post_baseline]
+        problems += [f"covariate {c!r} is measured after time zero; use it only in [censoring] covariates" for c in post]
+        for group in ("categorical", "squared"):
+            stray = [c for c in getattr(self.covariates, group) if c not in self.covariates.baseline]
+            problems += [f"covariates.{group} lists {c!r}, which is not in covariates.baseline" for c in stray]
+        m = self.mechanisms
+        named = [*(c for cols in m.mediation.pathways.values() for c in cols), *m.mediation.intermediate, *m.mediation.exclude_if,
+                 *m.mediation.extra_covariates, *m.mediation.censor_covariates, *m.dose_response.exposures,
+                 *m.heterogeneity.modifiers, *m.heterogeneity.versions]
+        problems += [f"mechanisms: unknown column {c!r} (known: {', '.join([*COVARIATES, *MECHANISM_COLUMNS])})"
+                     for c in named if c not in COVARIATES and c not in MECHANISM_COLUMNS]
+        if problems:
+            raise ValueError("; ".join(problems))
+        return self
+
+    def with_mediation(self, **settings: Any) -> Study:
+        """This study with ``[mechanisms.mediation]`` settings changed (validated like a study file),
+        e.g. ``with_mediation(intermediate_in_outcome=False)``."""
+        raw = self.model_dump()
+        raw["mechanisms"]["mediation"].update(settings)
+        return Study.model_validate(raw)
+
+
+def builtin_studies() -> list[str]:
+    """Names of the study specs shipped with ketaweight (``studies/*.toml``)."""
+    return sorted(p.name.removesuffix(".toml") for p in resources.files("ketaweight.study.studies").iterdir()
+                  if p.name.endswith(".toml"))
+
+
+def load_study(path: str | Path) -> Study:
+    """Read and validate a study TOML (a path, or the name of a shipped study such as
+    ``ketamine-weight``); raises :class:`InputError` naming the file and keys."""
+    p = Path(path)
+    if not p.exists() and p.suffix != ".toml" and str(path) in builtin_studies():
+        p = Path(str(resources.files("ketaweight.study.studies") / f"{path}.toml"))
+    if not p.exists():
+        raise InputError([(Location(str(p)), f"study file not found (shipped studies: {', '.join(builtin_studies())})")])
+    try:
+        raw = tomllib.loads(p.read_text(encoding="utf-8"))
+    except tomllib.TOMLDecodeError as exc:
+        raise InputError([(Location(str(p)), f"not valid TOML: {exc}")]) from exc
+    try:
+        return Study.model_validate(raw)
+    except ValidationError as exc:
+        problems = []
+        for err in exc.errors():
+            key = ".".join(str(x) for x in err["loc"]) or None
+            for msg in str(err["msg"]).removeprefix("Value error, ").split("; "):
+                problems.append((Location(str(p), column=key), msg))
+        raise InputError(problems) from exc

@@ -1,0 +1,131 @@
+"""Mechanism analyses against the simulator's truth, one cohort of 20,000 per scenario (seed 11).
+
+Truths are the means over the mediation's patients from ``patient_truth`` (see
+:mod:`ketaweight.pipelines.mechanisms_validation`); coverage over replicate cohorts is in
+docs/mechanisms.md (``ketaweight mechanisms-validate``).
+
+Two measurement designs (``ketaweight.sources.simulator.MEASUREMENTS``):
+
+* ``research`` — weekly intake, activity and expenditure for everyone, without error: the
+  mediators measure their pathways, so each pathway's estimate must sit on its truth (analysed
+  with course intensity in the mediator models only, as error-free mediators allow);
+* ``clinic`` — consumer wearables for 60% of patients, with logging noise and device bias: the
+  appetite and metabolic signals (tens of kcal/day) drown in measurement error, so attribution
+  fails and the effect lands in the direct remainder (the shipped study's conservative setting,
+  course intensity in the outcome model too, keeps it from being credited to mood).  A test pins
+  that documented limitation.
+
+Tolerance: |estimate − truth| < 3 bootstrap SE (a 0.3% false-alarm rate per check; a 95% CI
+would miss one of the 20 checks by chance) — coverage itself is measured by the validation run.
+"""
+
+from __future__ import annotations
+
+import warnings
+
+import pytest
+
+from ketaweight.pipelines.mechanisms_validation import dose_check, individual_check, mediation_check, scenario_cohort
+from ketaweight.core.errors import KetaweightWarning
+from ketaweight.study.spec import load_study
+
+STUDY = load_study("ketamine-weight")
+ERROR_FREE = STUDY.with_mediation(intermediate_in_outcome=False)
+"""The analysis matching error-free mediators: course intensity acts on weight only through them."""
+ACTIVE = {"null": None, "appetite": "appetite", "metabolic": "metabolism", "mood-activity": "mood"}
+
+
+def _cohort(scenario: str, measurement: str, study):
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore", KetaweightWarning)
+        table, truth = scenario_cohort(scenario, study, 20_000, 11, measurement)
+        return table, truth, mediation_check(table, truth, study, n_bootstrap=100, seed=1)
+
+
+@pytest.fixture(scope="module")
+def research():
+    return {scenario: _cohort(scenario, "research", ERROR_FREE) for scenario in ACTIVE}
+
+
+@pytest.fixture(scope="module")
+def clinic():
+    """The shipped study as is: course intensity also in the outcome model (conservative)."""
+    return {scenario: _cohort(scenario, "clinic", STUDY) for scenario in ("null", "appetite", "mood-activity")}
+
+
+def _se(lo: float, hi: float) -> float:
+    return (hi - lo) / (2 * 1.96)
+
+
+@pytest.mark.parametrize("scenario", list(ACTIVE))
+def test_research_measurement_every_effect_on_its_truth(research, scenario):
+    """Total, direct remainder and each pathway within 3 SE of the truth."""
+    for name, (est, lo, hi, truth) in research[scenario][2].items():
+        assert abs(est - truth) < 3 * _se(lo, hi) + 1e-3, (name, est, lo, hi, truth)
+
+
+@pytest.mark.parametrize("scenario", ["appetite", "metabolic", "mood-activity"])
+def test_research_measurement_the_active_pathway_carries_the_effect(research, scenario):
+    """The scenario's pathway carries ≥ 75% of the total; every other pathway and the direct
+    remainder are within 0.05 kg of 0 (the truth is exactly 0 for them)."""
+    m = research[scenario][2]
+    active = ACTIVE[scenario]
+    assert m[active][0] / m["total"][0] >= 0.75
+    for name in ("direct", *(p for p in ("appetite", "metabolism", "mood") if p != active)):
+        assert m[name][3] == 0.0 and abs(m[name][0]) < 0.05, name
+
+
+def test_research_measurement_null_everything_near_zero(research):
+    for name, (est, _lo, _hi, truth) in research["null"][2].items():
+        assert truth == 0.0 and abs(est) < 0.03, name
+
+
+def test_clinic_measurement_misses_appetite(clinic):
+    """Documented limitation: with consumer-grade records the appetite pathway captures < 20% of
+    its truth and the direct remainder's CI excludes 0 although its truth is 0.  The total stays
+    right (within 3 SE)."""
+    m = clinic["appetite"][2]
+    assert abs(m["appetite"][0]) < 0.2 * abs(m["appetite"][3])
+    assert m["direct"][3] == 0.0 and m["direct"][2] < 0.0
+    est, lo, hi, truth = m["total"]
+    assert abs(est - truth) < 3 * _se(lo, hi)
+
+
+def test_clinic_measurement_does_not_credit_mood_with_appetite(clinic):
+    """Course intensity in the outcome model: the appetite effect that noisy intake logs miss is not
+    passed to mood (whose truth is 0) beyond 0.06 kg (computed −0.023; −0.034 on average over 20 cohorts,
+    against −0.085 with course intensity in the mediator models only)."""
+    est, _lo, _hi, truth = clinic["appetite"][2]["mood"]
+    assert truth == 0.0 and abs(est) < 0.06
+
+
+def test_clinic_measurement_null_every_effect_near_zero(clinic):
+    """No drug effect on weight: with noisy records every effect is still within 0.05 kg of 0."""
+    for name, (est, _lo, _hi, truth) in clinic["null"][2].items():
+        assert truth == 0.0 and abs(est) < 0.05, name
+
+
+def test_dose_response_tracks_true_curve(clinic):
+    """MSM (quadratic) on sessions vs E[Y(course) | sessions]: slopes within 0.02 kg per session
+    (computed: −0.081 vs −0.079), the band covers the true curve at ≥ 50% of the 14 session
+    counts (computed 57%) and no point is off by more than 0.4 kg (computed 0.36 kg, at 14
+    sessions, where the true curve turns up: in this simulator every 14-session course is oral,
+    bioavailability 0.17, so less drug per session — sessions are not a pure dose, and a
+    quadratic in sessions cannot follow the route mix; 10–13 sessions are mostly esketamine)."""
+    table, truth, _ = clinic["appetite"]
+    d = dose_check(table, truth, STUDY)
+    assert d["true_slope"] < -0.05
+    assert d["estimated_slope"] == pytest.approx(d["true_slope"], abs=0.02)
+    assert d["share_covered"] >= 0.5 and d["max_abs_error"] < 0.4
+
+
+def test_individual_effects_against_truth(clinic):
+    """DR-learner on baseline covariates: in mood-activity, where the drug's mood effect varies with
+    baseline traits (subtype, severity), predictions correlate with the true effects (> 0.2) and
+    the calibration slope is positive; in null the truth is constant (correlation undefined)."""
+    table, truth, _ = clinic["mood-activity"]
+    r = individual_check(table, truth, STUDY, seed=0)
+    assert r["correlation"] > 0.2 and r["calibration_slope"] > 0
+    table, truth, _ = clinic["null"]
+    r = individual_check(table, truth, STUDY, seed=0)
+    assert r["sd_truth"] == 0.0 and r["correlation"] != r["correlation"]

@@ -162,10 +162,10 @@ def test_tiny_cohort_masks_small_safety_counts(tmp_path, n):
 
     _, store = run_simulation("article", n, 3, tmp_path / "tiny", "duckdb", False)
     r = responsible_use(store)
-    values = [f["count"] for f in r["flags"]] + [x["events"] for x in r["adverse_events"]]
+    values = [f.count for f in r.flags] + [x.events for x in r.adverse_events]
     assert "<11" in values
     assert all(v == "<11" or v == 0 or v >= 11 for v in values)
-    assert all(x["per_100_sessions"] is None for x in r["adverse_events"] if x["events"] == "<11")
+    assert all(x.per_100_sessions is None for x in r.adverse_events if x.events == "<11")
 
 
 def test_faq_answers_with_the_run_numbers(article_run):

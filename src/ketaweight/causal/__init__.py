@@ -18,7 +18,7 @@ from ketaweight.causal.data import AnalysisData, prepare
 from ketaweight.core.attrition import AttritionStep
 from ketaweight.causal.gestimation import GEstimation
 from ketaweight.causal.ipw import IPW
-from ketaweight.causal.result import CausalResult, Summary
+from ketaweight.causal.result import CausalResult, summarise
 from ketaweight.causal.evalue import evalue_difference, evalue_rr
 from ketaweight.causal.sensitivity import NegativeControl, negative_control
 from ketaweight.causal.spec import AnalysisSpec, Thresholds
@@ -36,7 +36,7 @@ __all__ = [
     "GEstimation",
     "NegativeControl",
     "Standardization",
-    "Summary",
+    "summarise",
     "Thresholds",
     "evalue_difference",
     "evalue_rr",

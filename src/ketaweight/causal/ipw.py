@@ -171,7 +171,7 @@ class IPW(Estimator):
     def _bootstrap(self, data: AnalysisData) -> np.ndarray:
         return bootstrap_ipw(
             data,
-            n_replicates=self.n_bootstrap,
+            n_bootstrap=self.n_bootstrap,
             seed=self.seed,
             n_jobs=n_workers(self.n_jobs),
             stabilized=self.stabilized,

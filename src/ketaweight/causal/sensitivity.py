@@ -5,17 +5,18 @@ are in :mod:`ketaweight.causal.evalue`."""
 from __future__ import annotations
 
 from dataclasses import dataclass, replace
-from typing import Any
 
 import pandas as pd
 
 from ketaweight.causal.base import Estimator
 from ketaweight.causal.result import CausalResult
 from ketaweight.causal.spec import AnalysisSpec
+from ketaweight.core.protocol import Result
+from ketaweight.core.summary import Summary
 
 
 @dataclass(frozen=True)
-class NegativeControl:
+class NegativeControl(Result):
     """An estimator run on a negative-control outcome: an outcome the treatment cannot
     affect but that shares the confounding (Lipsitch, Tchetgen Tchetgen & Cohen 2010).
 
@@ -27,14 +28,10 @@ class NegativeControl:
     covers_null: bool
     interpretation: str
 
-    def to_dict(self) -> dict[str, Any]:
-        """Plain dict for the results file."""
-        return {
-            "outcome": self.outcome,
-            "covers_null": self.covers_null,
-            "interpretation": self.interpretation,
-            "result": self.result.to_dict(),
-        }
+    def summary(self) -> Summary:
+        """The control's estimate beside its reading."""
+        s = self.result.summary()
+        return Summary(f"Negative control: {self.outcome}", s.header, s.rows, (self.interpretation, *s.notes))
 
 
 def negative_control(estimator: Estimator, table: pd.DataFrame, spec: AnalysisSpec, outcome: str) -> NegativeControl:

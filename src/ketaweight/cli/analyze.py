@@ -14,7 +14,7 @@ from pathlib import Path
 import typer
 
 from ketaweight.causal import AnalysisSpec
-from ketaweight.causal.result import CausalResult, Summary
+from ketaweight.causal.result import CausalResult, summarise
 from ketaweight.causal.runner import ESTIMATORS
 from ketaweight.causal.sensitivity import NegativeControl
 from ketaweight.causal.spec import as_tuple
@@ -95,7 +95,7 @@ def analyze_command(
             read_table(table),
             spec,
             methods=as_tuple(estimators),
-            bootstrap=bootstrap,
+            n_bootstrap=bootstrap,
             seed=seed,
             n_jobs=jobs,
             on_failure=on_failure.value,
@@ -110,7 +110,7 @@ def analyze_command(
 
 def _print_results(results: Sequence[CausalResult], controls: Sequence[NegativeControl], path: Path | None) -> None:
     console.print(results_table(results))
-    for i, note in enumerate(Summary.of(list(results)).notes, 1):
+    for i, note in enumerate(summarise(list(results)).notes, 1):
         console.print(f"[dim][{i}][/] {note}", highlight=False)
     for nc in controls:
         console.print(f"negative control: {nc.interpretation}", highlight=False)

@@ -20,6 +20,7 @@ from ketaweight.cli._common import console, progress_bar, run_cli
 from ketaweight.cli.simulate import print_truth
 from ketaweight.cli.store import print_store_summary
 from ketaweight.cli.tables import results_table
+from ketaweight.core.privacy import mask_count
 from ketaweight.pipelines.demo import STAGES, run_demo
 from ketaweight.pipelines.signals import SYNTHETIC_FAERS_REPORTS
 from ketaweight.report.render import write_report
@@ -37,10 +38,10 @@ def _show(what: str, value: Any) -> None:
         if value.negative_control is not None:
             console.print(f"negative control: {value.negative_control.interpretation}")
     elif what == "mechanisms" and value.mediation is not None:
-        console.print(value.mediation.as_text(), highlight=False)
+        console.print(value.mediation.summary().as_text(), highlight=False)
     elif what == "responsible_use":
-        for f in value["flags"]:
-            console.print(f"{f['flag']}: {f['count']} {f['unit']}", highlight=False)
+        for f in value.flags:
+            console.print(f"{f.flag}: {mask_count(f.count)} {f.unit}", highlight=False)
     elif what == "signals":
         console.print(value.to_rich_table())
 

@@ -35,7 +35,7 @@ def mechanisms_command(
 
 
 def _print(res: MechanismsResults) -> None:
-    unit = res.outcome_unit
+    unit = res.outcome_units
     if res.mediation is not None:
         med = RichTable(title=f"Mediation (interventional effects, {unit})")
         for col in ("effect", "estimate", "95% CI"):
@@ -49,17 +49,17 @@ def _print(res: MechanismsResults) -> None:
         med.caption = (f"{mask_count(d['n_analysed'])} patients, {mask_count(d['n_complete'])} with every mediator and the "
                        f"outcome{restricted}; assumptions in the results file")
         console.print(med)
-    for name, why in res.skipped.items():
+    for name, why in res.not_estimable.items():
         console.print(f"{name}: not estimable — {why}")
     sub = RichTable(title=f"Effect modification ({unit})")
     for col in ("modifier", "level", "n", "effect", "95% CI", "p (Holm)"):
         sub.add_column(col, justify="left" if col in ("modifier", "level") else "right")
-    for m in res.subgroups:
+    for m in res.heterogeneity.subgroups:
         for lev, r in zip(m.levels, m.subgroups):
             sub.add_row(m.modifier, lev, mask_count(r.n), f"{r.estimate:+.3f}", f"({r.ci_low:+.3f}, {r.ci_high:+.3f})",
                         f"{m.p_value:.3f} ({m.p_holm:.3f})")
     console.print(sub)
-    s = res.individual.summary
+    s = res.heterogeneity.individual.distribution
     console.print(f"Per-patient effects (DR-learner): SD {s['predicted']['sd']:.3f} {unit}; share predicted below "
                   f"{s['threshold']:g} {unit} {100 * s['share_predicted_below_threshold']:.1f}%; calibration slope "
                   f"{s['calibration']['blp_slope']:.2f} (95% CI {s['calibration']['blp_slope_ci'][0]:.2f}, "
@@ -105,6 +105,6 @@ def mechanisms_validate_command(
 
     rows, extra = run_cli(action)
     *_, text = write_mechanisms_validation(rows, extra, out, study=study, seed=seed, replicates=replicates,
-                                           patients=patients, bootstrap=bootstrap, measurement=measurement.value,
+                                           patients=patients, n_bootstrap=bootstrap, measurement=measurement.value,
                                            **settings)
     console.print(text)

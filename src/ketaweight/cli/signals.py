@@ -63,8 +63,8 @@ def ingest_cmd(
     d = Table(title="Deduplication (DEMO rows → unique current reports)")
     for col in ("step", "before", "removed", "after"):
         d.add_column(col, justify="left" if col == "step" else "right")
-    for row in report.dedup:
-        d.add_row(row["step"], f"{row['rows_before']:,}", f"{row['removed']:,}", f"{row['rows_after']:,}")
+    for s in report.dedup:
+        d.add_row(s.reason, f"{s.n_before:,}", f"{s.n_excluded:,}", f"{s.n_after:,}")
     console.print(d)
     for note in report.notes:
         console.print(f"note: {note}", highlight=False)
@@ -107,7 +107,8 @@ def scan_cmd(
                                       "groups."),
     controls: list[Path] = typer.Option([], "--controls", help="Extra control-pair TOML file(s)."),
     no_controls: bool = typer.Option(False, "--no-controls", help="Leave the shipped positive/negative controls out."),
-    alpha: float = typer.Option(0.05, "--alpha", help="1 − confidence level of the PRR, ROR and IC intervals."),
+    ci_level: float = typer.Option(0.95, "--ci-level", min=0.5, max=0.999, help="Confidence level of the PRR, ROR and IC "
+                                   "intervals (EBGM always reports EB05–EB95)."),
     haldane: bool = typer.Option(False, "--haldane", help="Add 0.5 to all cells of 2×2 tables with a zero "
                                  "(otherwise such ratios are reported as undefined)."),
     strict: bool = typer.Option(False, "--strict", help="Fail (exit 2) if the EBGM prior fit does not converge."),
@@ -126,7 +127,7 @@ def scan_cmd(
         return scan_source(store=store, table=table, long=long, drugs=_split(drug), events=_split(events),
                            roles=_split([roles]), stratify=_split([stratify]), drug_map=drug_map, groups=groups,
                            controls=controls, no_controls=no_controls, prior=prior_values, squash=squash,
-                           truncation=truncation.value, alpha=alpha, haldane=haldane, strict=strict)
+                           truncation=truncation.value, ci_level=ci_level, haldane=haldane, strict=strict)
 
     ct, res = run_cli(action)
     console.print(res.to_rich_table())
@@ -141,8 +142,8 @@ def scan_cmd(
             + ("; at the edge of the parameter space" if fit.boundary else ""), highlight=False)
     console.print(f"Reports: {mask_count(ct.n_reports)}; source: {ct.source}", highlight=False)
     for v in res.control_verdicts():
-        ok = [m for m, good in v["as_expected"].items() if good]
-        console.print(f"control {v['drug']} × {v['event']} (expected {v['expected']}): as expected under "
+        ok = [m for m, good in v.as_expected.items() if good]
+        console.print(f"control {v.drug} × {v.event} (expected {v.expected}): as expected under "
                       f"{', '.join(ok) or 'no method'}", highlight=False)
     for note in res.notes:
         console.print(f"note: {note}", highlight=False)

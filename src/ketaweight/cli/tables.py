@@ -7,7 +7,7 @@ from collections.abc import Sequence
 
 from rich.table import Table
 
-from ketaweight.causal.result import CausalResult, Summary
+from ketaweight.causal.result import CausalResult, summarise
 from ketaweight.core.privacy import mask_count
 from ketaweight.sources.simulator import SimulationResult
 from ketaweight.store.summary import StoreSummary
@@ -15,7 +15,7 @@ from ketaweight.store.summary import StoreSummary
 
 def results_table(results: Sequence[CausalResult]) -> Table:
     """A rich table of the estimates side by side, with diagnostics columns."""
-    summary = Summary.of(list(results))
+    summary = summarise(list(results))
     table = Table(title=summary.title, caption=f"variance methods and warnings: see notes ({len(summary.notes)})")
     for i, h in enumerate(summary.header):
         table.add_column(h, justify="left" if i == 0 else "right")

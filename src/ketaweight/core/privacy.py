@@ -15,14 +15,18 @@ MIN_CELL_COUNT = 11
 """Smallest count that may be shown; counts 1..10 are written as "<11"."""
 
 
-def mask_count(n: int | float | None, *, minimum: int = MIN_CELL_COUNT) -> str:
+def mask_count(n: int | float | str | None, *, minimum: int = MIN_CELL_COUNT) -> str:
     """Format a count for display: ``"<11"`` for 1..10, ``"0"`` for zero, thousands separators otherwise.
 
     Zero is shown because it discloses nothing about an individual.  ``None`` or NaN
-    (unknown) is shown as an em dash.
+    (unknown) is shown as an em dash; a count already masked in a results file (``"<11"``) stays so.
     """
     if n is None or (isinstance(n, float) and math.isnan(n)):
         return "—"
+    if isinstance(n, str):
+        if n != f"<{minimum}":
+            raise ValueError(f"a count is a number or '<{minimum}', got {n!r}")
+        return n
     count = int(n)
     if count < 0:
         raise ValueError(f"a count cannot be negative, got {n}")

@@ -3,26 +3,26 @@ negative control → one results file (``kind = "causal"``) per study.
 
 The analysis table is built once; every estimator sees the same rows.  The outcome is
 analysed on two scales, the change in the outcome kind's unit (e.g. kg) and in % of
-baseline; the negative-control outcome (when the study names one) is analysed with AIPW.
+baseline; the negative-control outcome (when the study names one) is analysed with the estimator
+the study names in ``[analysis] negative_control_method`` (AIPW by default).
 """
 
 from __future__ import annotations
 
 from dataclasses import dataclass, replace
 from pathlib import Path
-from typing import Any
 
+from ketaweight.causal.analysis import CausalAnalysis
 from ketaweight.causal.data import prepare
-from ketaweight.causal.io import causal_payload
 from ketaweight.causal.result import CausalResult
 from ketaweight.causal.runner import default_estimators, run_estimators
 from ketaweight.causal.sensitivity import NegativeControl, negative_control
 from ketaweight.causal.spec import AnalysisSpec
 from ketaweight.study.catalogue import COVARIATES
 from ketaweight.study.cohort import Cohort, build_cohort
-from ketaweight.core.privacy import mask_counts
 from ketaweight.core.provenance import Provenance
-from ketaweight.core.results import write_results
+from ketaweight.core.results import write_result
+from ketaweight.pipelines.results import CausalStudy
 from ketaweight.store.store import Store
 from ketaweight.study.spec import Study, load_study
 
@@ -38,6 +38,19 @@ class StudyResults:
     negative_control: NegativeControl | None
     provenance: Provenance
     path: Path | None = None
+
+    def document(self) -> CausalStudy:
+        """The results-file payload: per outcome scale the estimators side by side (the negative control
+        with the main scale), with the study, the cohort's attrition, units and covariates in words."""
+        unit = self.cohort.outcome_unit
+        controls = (self.negative_control,) if self.negative_control is not None else ()
+        return CausalStudy(
+            study=self.study,
+            outcome_units={col: (suffix or unit) for col, suffix in OUTCOME_SCALES.items()},
+            cohort_attrition=self.cohort.attrition,
+            covariates={c: COVARIATES[c].description for c in self.study.covariates.baseline},
+            analyses={col: CausalAnalysis.of(rs, controls if col == "outcome_change" else ())
+                      for col, rs in self.results.items()})
 
 
 def analysis_spec(study: Study, outcome: str) -> AnalysisSpec:
@@ -78,8 +91,10 @@ def run_study(store: Store | str | Path, study: Study | str | Path, out_dir: str
         results[column] = run_estimators(prepare(cohort.table, spec), estimators=estimators)
     nc = None
     if a.negative_control_kind:
-        aipw = next((e for e in estimators if e.__class__.__name__ == "AIPW"), estimators[-1])
-        nc = negative_control(aipw, cohort.table, analysis_spec(study, "outcome_change"), "negative_control_change")
+        control_estimator = default_estimators(methods=(a.negative_control_method,), variance=a.variance,
+                                               n_bootstrap=a.n_bootstrap, seed=a.seed, on_failure=a.on_failure)[0]
+        nc = negative_control(control_estimator, cohort.table, analysis_spec(study, "outcome_change"),
+                              "negative_control_change")
     out = StudyResults(study, cohort, results, nc, provenance)
     if out_dir is not None:
         path = write_study_results(out, Path(out_dir), store_path, study_path)
@@ -88,18 +103,6 @@ def run_study(store: Store | str | Path, study: Study | str | Path, out_dir: str
 
 
 def write_study_results(res: StudyResults, out_dir: Path, store_path: Path, study_path: Path | None) -> Path:
-    """The results file: per outcome scale the causal payload, plus study, cohort attrition and units."""
-    unit = res.cohort.outcome_unit
-    payload: dict[str, Any] = {
-        "study": res.study.model_dump(mode="json"),
-        "outcome_units": {col: (suffix or unit) for col, suffix in OUTCOME_SCALES.items()},
-        "cohort_attrition": mask_counts([s.to_dict() for s in res.cohort.attrition]),
-        "covariates": {c: COVARIATES[c].description for c in res.study.covariates.baseline},
-        "analyses": {
-            col: causal_payload(rs, negative_controls=[res.negative_control] if (res.negative_control and col == "outcome_change") else [])
-            for col, rs in res.results.items()
-        },
-    }
-    provenance = {**res.provenance.to_dict(), "store": store_path.name,
-                  "study_file": str(study_path) if study_path else None, "seed": res.study.analysis.seed}
-    return write_results(out_dir / f"{res.study.study.name}.json", "causal", payload, provenance)
+    """``<out_dir>/<study name>.json`` (``kind = "causal"``), counts under 11 masked."""
+    return write_result(out_dir / f"{res.study.study.name}.json", res.document(), res.provenance, store=store_path.name,
+                        study_file=str(study_path) if study_path else None, seed=res.study.analysis.seed)

@@ -29,48 +29,16 @@ from ketaweight.study.catalogue import MECHANISM_COLUMNS
 from ketaweight.study.cohort import add_mechanism_columns
 from ketaweight.mechanisms.mediation import Mediation, MediationResult, MediationSpec, MediationWarning, Pathway
 from ketaweight.core.errors import InputError, Location
-from ketaweight.core.results import write_results
+from ketaweight.core.results import write_result
+from ketaweight.pipelines.results import Heterogeneity, MechanismsResults
 from ketaweight.pipelines.emulation import analysis_spec
 from ketaweight.store import Store
 from ketaweight.study import Study, load_study
 from ketaweight.study.cohort import build_cohort
-from ketaweight.core.privacy import mask_counts
 
 MIN_LEVEL_ROWS = 30
 """Factor levels (routes) with fewer treated rows are left out of by-level curves."""
 
-
-
-@dataclass(frozen=True)
-class MechanismsResults:
-    """Everything ``ketaweight mechanisms`` computes for one study."""
-
-    mediation: MediationResult | None  # None when not estimable on this table (reason in ``skipped``)
-    dose_response: tuple[DoseResponseResult, ...]
-    subgroups: tuple[ModifierResult, ...]
-    versions: tuple[VersionResult, ...]
-    individual: IndividualEffects
-    table: pd.DataFrame  # the analysis table (identifiers stay in memory; never written)
-    outcome_unit: str = "kg"
-    skipped: dict[str, str] = field(default_factory=dict)  # analysis → why it could not be estimated
-    path: Path | None = None
-
-    def payload(self, *, exact_counts: bool = False) -> dict[str, Any]:
-        """The ``results`` member of the mechanisms results file."""
-        body = {
-            "outcome_units": self.outcome_unit,
-            "not_estimable": self.skipped,
-            "counts": "exact" if exact_counts else "masked below 11",
-            "mediation": self.mediation.to_dict() if self.mediation is not None else None,
-            "dose_response": [r.to_dict() for r in self.dose_response],
-            "heterogeneity": {
-                "subgroups": [r.to_dict() for r in self.subgroups],
-                "multiplicity": "Holm step-down over the prespecified modifiers (p_holm)",
-                "versions": [r.to_dict() for r in self.versions],
-                "individual": self.individual.to_dict(),
-            },
-        }
-        return body if exact_counts else mask_counts(body)
 
 
 def unrecorded_pathways(study: Any, table: pd.DataFrame) -> dict[str, str]:
@@ -159,12 +127,11 @@ def run_mechanisms(store: Any, study: Any, out_dir: str | Path | None = None, *,
     subgroups = subgroup_analysis(table, spec, het.modifiers)
     versions = [version_effects(table, spec, v) for v in het.versions]
     individual = DRLearner(loss_threshold=het.loss_threshold_kg, seed=seed).fit(table, spec)
-    res = MechanismsResults(mediation, tuple(curves), tuple(subgroups), tuple(versions), individual, table,
-                            cohort.outcome_unit, skipped)
+    res = MechanismsResults(study.study.name, cohort.outcome_unit, skipped, mediation, tuple(curves),
+                            Heterogeneity(tuple(subgroups), tuple(versions), individual), table=table)
     if out_dir is not None:
-        path = write_results(Path(out_dir) / f"{study.study.name}-mechanisms.json", "mechanisms",
-                             res.payload(exact_counts=exact_counts),
-                             {**provenance.to_dict(), "store": store_path.name, "study": study.study.name, "seed": seed})
+        path = write_result(Path(out_dir) / f"{study.study.name}-mechanisms.json", res, provenance,
+                            exact_counts=exact_counts, store=store_path.name, study=study.study.name, seed=seed)
         res = replace(res, path=path)
     return res
 

@@ -35,7 +35,9 @@ from ketaweight.pipelines.mechanisms import mediation_spec
 from ketaweight.study.cohort import add_mechanism_columns
 from ketaweight.mechanisms.mediation import Mediation
 from ketaweight.core.errors import KetaweightWarning
-from ketaweight.core.results import write_results, write_text_atomic
+from ketaweight.core.provenance import Provenance
+from ketaweight.core.results import write_result, write_text_atomic
+from ketaweight.pipelines.results import MechanismRow, MechanismsValidation
 from ketaweight.pipelines.emulation import analysis_spec
 from ketaweight.sources.simulator import load_scenario, simulate, with_measurement
 from ketaweight.store import Store
@@ -97,26 +99,10 @@ def individual_check(table: pd.DataFrame, truth: pd.DataFrame, study: Any, seed:
     fit = DRLearner(seed=seed).fit(table, analysis_spec(study, "outcome_change"))
     true = truth.loc[fit.row_index, "effect_kg"].to_numpy()
     out = compare_to_truth(fit.predicted, true)
-    out["blp_slope"] = fit.summary["calibration"]["blp_slope"]
-    out["share_predicted_below_-1"] = fit.summary["share_predicted_below_threshold"]
+    out["blp_slope"] = fit.distribution["calibration"]["blp_slope"]
+    out["share_predicted_below_-1"] = fit.distribution["share_predicted_below_threshold"]
     out["share_true_below_-1"] = float(np.mean(true < -1.0))
     return out
-
-
-@dataclass(frozen=True)
-class MechanismRow:
-    """One line of the validation table (means over replicates; coverage with its Monte-Carlo SE)."""
-
-    scenario: str
-    quantity: str
-    truth: float
-    mean_estimate: float
-    coverage: float
-    coverage_mcse: float
-    replicates: int
-
-    def to_dict(self) -> dict[str, Any]:
-        return self.__dict__.copy()
 
 
 def validate_mechanisms(
@@ -186,16 +172,15 @@ def as_markdown(rows: list[MechanismRow], extra: dict[str, dict[str, float]], *,
 
 
 def write_mechanisms_validation(rows: list[MechanismRow], extra: dict[str, dict[str, float]], out: Path, *,
-                                study: str, seed: int, replicates: int, patients: int, bootstrap: int,
+                                study: str, seed: int, replicates: int, patients: int, n_bootstrap: int,
                                 measurement: str, intermediate_in_outcome: bool) -> tuple[Path, Path, str]:
     """``out/mechanisms-validation-<measurement>.json`` and ``.md``; returns both paths and the Markdown."""
     out.mkdir(parents=True, exist_ok=True)
     stem = f"mechanisms-validation-{measurement}"
-    json_path = write_results(out / f"{stem}.json", "mechanisms_validation",
-                              {"mediation": [r.to_dict() for r in rows], "dose_and_individual": extra},
-                              {"origin": "simulated", "synthetic": True, "source": "ketaweight simulator", "study": study,
-                               "seed": seed, "replicates": replicates, "patients": patients, "bootstrap": bootstrap,
-                               "measurement": measurement, "intermediate_in_outcome": intermediate_in_outcome})
+    json_path = write_result(out / f"{stem}.json", MechanismsValidation(tuple(rows), extra),
+                             Provenance("simulated", "ketaweight simulator, replicate cohorts"), exact_counts=True,
+                             study=study, seed=seed, replicates=replicates, patients=patients, n_bootstrap=n_bootstrap,
+                             measurement=measurement, intermediate_in_outcome=intermediate_in_outcome)
     text = as_markdown(rows, extra, n_patients=patients, measurement=measurement,
                        intermediate_in_outcome=intermediate_in_outcome)
     md_path = write_text_atomic(out / f"{stem}.md", text + "\n")

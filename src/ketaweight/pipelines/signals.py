@@ -10,7 +10,7 @@ from typing import Any
 
 from ketaweight.core.errors import InputError, Location
 from ketaweight.core.provenance import Provenance
-from ketaweight.core.results import write_results
+from ketaweight.core.results import write_result
 from ketaweight.signals import mapping
 from ketaweight.signals.faers import IngestReport, ingest_faers
 from ketaweight.signals.faers_counts import counts_from_store
@@ -30,15 +30,13 @@ MDDC_DRUGS = ["midazolam", "dexmedetomidine", "diazepam", "lorazepam"]
 def write_signals(path: Path, result: ScanResult, table: CountTable, provenance: Provenance, *, data: str,
                   drugs: Sequence[str], events: Sequence[str], exact_counts: bool = False) -> Path:
     """A ``kind = "signals"`` results file for one scan."""
-    return write_results(path, kind="signals", results=result.to_dict(exact_counts=exact_counts),
-                         provenance={**provenance.to_dict(), "data": data,
-                                     "spec": {"drugs": list(drugs), "events": list(events)}, "seed": None})
+    return write_result(path, result.report(exact_counts=exact_counts), provenance, exact_counts=exact_counts,
+                        data=data, spec={"drugs": list(drugs), "events": list(events)}, seed=None)
 
 
 def write_ingest(path: Path, report: IngestReport, zips: Sequence[Path], store: Path) -> Path:
     """The ingest accounting of ``signals ingest --json`` (``kind = "faers_ingest"``)."""
-    return write_results(path, kind="faers_ingest", results=report.to_dict(),
-                         provenance={"data": [str(z) for z in zips], "store": str(store)})
+    return write_result(path, report, {"data": [str(z) for z in zips], "store": str(store)}, exact_counts=True)
 
 
 def scan_source(*, store: Path | None = None, table: Path | None = None, long: Path | None = None,

@@ -12,24 +12,38 @@ from typing import Any
 import pandas as pd
 
 from ketaweight.causal import AnalysisSpec, negative_control
-from ketaweight.causal.io import causal_payload
+from ketaweight.causal.analysis import CausalAnalysis
 from ketaweight.causal.result import CausalResult
 from ketaweight.causal.runner import ESTIMATORS, default_estimators, run_estimators
 from ketaweight.causal.sensitivity import NegativeControl
-from ketaweight.core.results import write_results
+from ketaweight.core.attrition import AttritionStep
+from ketaweight.core.provenance import Provenance
+from ketaweight.core.results import write_result
+from ketaweight.pipelines.results import CausalStudy
+
+
+def table_document(results: Sequence[CausalResult], negative_controls: Sequence[NegativeControl] = ()) -> CausalStudy:
+    """A plain table's analysis as a ``kind = "causal"`` payload (no study; the attrition of the table's rows)."""
+    if not results:
+        raise ValueError("no results to write; fit at least one estimator")
+    first = results[0]
+    attrition = tuple(AttritionStep(**s) for s in first.diagnostics.get("attrition", []))
+    return CausalStudy(study=None, outcome_units={first.outcome: "outcome units"}, cohort_attrition=attrition,
+                       covariates={c: "" for c in first.settings.get("spec", {}).get("covariates", ())},
+                       analyses={first.outcome: CausalAnalysis.of(results, negative_controls)})
 
 
 def write_causal_results(
     path: str | Path,
     results: Sequence[CausalResult],
     *,
-    provenance: dict[str, Any],
+    provenance: Provenance | dict[str, Any],
     negative_controls: Sequence[NegativeControl] = (),
     exact_counts: bool = False,
 ) -> Path:
-    """Write ``results`` as a ``kind="causal"`` results file (atomic); returns its path."""
-    payload = causal_payload(results, negative_controls=negative_controls, exact_counts=exact_counts)
-    return write_results(path, "causal", payload, provenance)
+    """Write ``results`` as a ``kind="causal"`` results file (atomic; counts under 11 masked unless
+    ``exact_counts``); returns its path."""
+    return write_result(path, table_document(results, negative_controls), provenance, exact_counts=exact_counts)
 
 
 @dataclass(frozen=True)
@@ -58,7 +72,7 @@ def analyze_table(
     spec: AnalysisSpec,
     *,
     methods: Sequence[str] = tuple(ESTIMATORS),
-    bootstrap: int = 0,
+    n_bootstrap: int = 0,
     seed: int = 0,
     n_jobs: int = -1,
     on_failure: str = "warn",
@@ -68,12 +82,12 @@ def analyze_table(
 ) -> Analysis:
     """Run ``methods`` side by side on ``table`` and optionally write ``OUT/causal_results.json``.
 
-    ``bootstrap`` > 0 switches every estimator to a bootstrap of that many replicates;
+    ``n_bootstrap`` > 0 switches every estimator to a bootstrap of that many replicates;
     each name in ``negative_controls`` is re-analysed with IPW as a negative-control outcome.
     """
-    variance = "bootstrap" if bootstrap > 0 else "sandwich"
+    variance = "bootstrap" if n_bootstrap > 0 else "sandwich"
     estimators = default_estimators(
-        methods=methods, variance=variance, n_bootstrap=bootstrap or 1000, seed=seed, n_jobs=n_jobs,
+        methods=methods, variance=variance, n_bootstrap=n_bootstrap or 1000, seed=seed, n_jobs=n_jobs,
         on_failure=on_failure,  # type: ignore[arg-type]
     )
     results = run_estimators(table, spec, estimators)
@@ -86,7 +100,8 @@ def analyze_table(
         path = write_causal_results(
             out / "causal_results.json",
             results,
-            provenance={"spec": spec.to_dict(), "seed": seed, **(provenance or {})},
+            provenance={**Provenance("real", "a table given to `analyze --table`").to_dict(), "spec": spec.to_dict(),
+                        "seed": seed, **(provenance or {})},
             negative_controls=controls,
         )
     return Analysis(results, controls, path)

@@ -30,6 +30,7 @@ from pydantic import BaseModel, ConfigDict, Field, ValidationError, model_valida
 
 from ketaweight.core.errors import InputError, Location
 from ketaweight.core.schema import DRUGS, MEASUREMENT_KINDS, ROUTES
+from ketaweight.core.vocabulary import METHODS, Method
 from ketaweight.study.catalogue import COVARIATES, MECHANISM_COLUMNS
 
 
@@ -81,12 +82,13 @@ class Censoring(_Section):
 
 class Analysis(_Section):
     estimand: Literal["ATE", "ATT"] = "ATE"
-    methods: tuple[str, ...] = ("crude", "standardization", "ipw", "aipw", "g-estimation")
+    methods: tuple[Method, ...] = Field(METHODS, description="estimators run side by side, in this order")
     variance: Literal["sandwich", "bootstrap"] = "sandwich"
     n_bootstrap: int = Field(1000, ge=50)
     seed: int = 0
     on_failure: Literal["warn", "raise"] = "warn"
     negative_control_kind: str | None = Field(None, description="measurement kind used as a negative-control outcome")
+    negative_control_method: Method = Field("aipw", description="estimator run on the negative-control outcome")
 
 
 class MediationSection(_Section):

@@ -78,7 +78,7 @@ class ModifierResult(Result):
     df: int
     p_value: Real
     p_holm: Real = float("nan")
-    weights: dict[str, Real] = field(default_factory=dict)
+    weights: dict[str, Any] = field(default_factory=dict)  # causal.diagnostics.weight_summary (n may be masked)
     test: str = "Wald chi-square, H0: no effect modification"
 
     def summary(self) -> Summary:

@@ -44,7 +44,7 @@ bench: $(PEERS_STAMP)
 	$(BIN)/python benchmarks/run_all.py
 
 validate: $(STAMP)
-	$(BIN)/ketaweight validate --out validation-output
+	$(BIN)/ketaweight validate estimators --out validation-output
 
 clean:
 	rm -rf $(VENV) $(DEMO_OUT) validation-output

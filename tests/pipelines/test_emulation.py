@@ -2,7 +2,7 @@
 
 Tolerances: each check is a 95% CI statement on one seeded cohort, so it could fail by chance
 in 5% of seeds; the seeds are fixed, and the 200-replicate coverage study is the
-`ketaweight validate` command (docs/validation.md).
+`ketaweight validate estimators` command (docs/validation.md).
 """
 
 import pytest

@@ -23,7 +23,11 @@ APPROXIMATION = (
 
 
 def evalue_rr(rr: float) -> float:
-    """E-value of a risk ratio (VanderWeele & Ding 2017, eq. 1); 1 at the null."""
+    """E-value of a risk ratio (VanderWeele & Ding 2017, eq. 1); 1 at the null.
+
+    >>> round(evalue_rr(3.9), 2), evalue_rr(1.0), round(evalue_rr(0.5), 2)   # 3.9: their smoking example
+    (7.26, 1.0, 3.41)
+    """
     if not math.isfinite(rr) or rr <= 0:
         return float("nan")
     if rr < 1:

@@ -100,10 +100,7 @@ class IPW(Estimator):
         ``None`` or (lower, upper) percentiles at which to clip the weights, e.g. (1, 99).
         The sandwich variance then treats the clipping points as fixed.
 
-    Example
-    -------
-    >>> IPW(variance="fixed-weights").fit(nhefs, spec).estimate   # doctest: +SKIP
-    3.44
+    Example: the NHEFS analysis in :mod:`ketaweight.causal` (IPW with censoring weights 3.5 kg, as Hernán & Robins' Program 12.6).
     """
 
     method: ClassVar[str] = "ipw"

@@ -12,12 +12,9 @@ import typer
 from rich.table import Table as RichTable
 
 from ketaweight.cli import app
-from ketaweight.cli._common import console, progress_bar, run_cli
-from ketaweight.cli.simulate import Measurement
+from ketaweight.cli._common import console, run_cli
 from ketaweight.core.privacy import mask_count
 from ketaweight.pipelines.mechanisms import MechanismsResults, run_mechanisms
-from ketaweight.pipelines.mechanisms_validation import validate_mechanisms, write_mechanisms_validation
-from ketaweight.study import load_study
 
 
 @app.command("mechanisms")
@@ -69,42 +66,3 @@ def _print(res: MechanismsResults) -> None:
             lo, hi = c.curve[0], c.curve[-1]
             console.print(f"Dose-response {c.exposure}{' by ' + str(c.settings['spec']['by']) if c.settings['spec']['by'] else ''}: "
                           f"{lo.estimate:+.2f} {unit} at {lo.exposure:.2f} → {hi.estimate:+.2f} {unit} at {hi.exposure:.2f} (MSM)")
-
-
-@app.command("mechanisms-validate")
-def mechanisms_validate_command(
-    study: str = typer.Option("ketamine-weight", "--study", help="Shipped study name or a study TOML."),
-    scenarios: str = typer.Option("null,appetite,metabolic,mood-activity,article", "--scenarios",
-                                  help="Comma-separated simulator scenarios."),
-    replicates: int = typer.Option(20, "--replicates", "-r", min=2, help="Replicate cohorts per scenario."),
-    patients: int = typer.Option(10_000, "--patients", "-n", min=1000, help="Patients per replicate cohort."),
-    bootstrap: int = typer.Option(200, "--bootstrap", min=50, help="Mediation bootstrap replicates per cohort."),
-    seed: int = typer.Option(2026, "--seed", help="Master seed (replicate seeds are spawned from it)."),
-    out: Path = typer.Option(Path("validation-output"), "--out", "-o",
-                             help="Folder for mechanisms-validation-<measurement>.json/.md."),
-    measurement: Measurement = typer.Option("clinic", "--measurement",
-                                            help="clinic: the scenarios' records; research: every mediator measured "
-                                                 "without noise, bias or missed weeks (the estimator's check under its assumptions)."),
-    intermediate_in_outcome: bool | None = typer.Option(
-        None, "--intermediate-in-outcome/--no-intermediate-in-outcome",
-        help="Override the study's [mechanisms.mediation] intermediate_in_outcome (default: as the study says)."),
-) -> None:
-    """Mediation, dose-response and per-patient effects against the simulator's truth (slow: minutes)."""
-    names = tuple(s.strip() for s in scenarios.split(",") if s.strip())
-
-    def action():
-        spec = load_study(study)
-        if intermediate_in_outcome is not None:
-            spec = spec.with_mediation(intermediate_in_outcome=intermediate_in_outcome)
-        settings["intermediate_in_outcome"] = spec.mechanisms.mediation.intermediate_in_outcome
-        with progress_bar(f"{replicates} replicates × {len(names)} scenarios", replicates * len(names)) as advance:
-            return validate_mechanisms(spec, names, replicates=replicates, n_patients=patients, n_bootstrap=bootstrap,
-                                       seed=seed, measurement=measurement.value, on_replicate=advance)
-
-    settings: dict[str, bool] = {}
-
-    rows, extra = run_cli(action)
-    *_, text = write_mechanisms_validation(rows, extra, out, study=study, seed=seed, replicates=replicates,
-                                           patients=patients, n_bootstrap=bootstrap, measurement=measurement.value,
-                                           **settings)
-    console.print(text)

@@ -23,7 +23,11 @@ class AttritionStep(Result):
 
     @classmethod
     def between(cls, step: str, reason: str, n_before: int, n_after: int) -> AttritionStep:
-        """The step that took ``n_before`` down to ``n_after``."""
+        """The step that took ``n_before`` down to ``n_after``.
+
+        >>> AttritionStep.between("age", "age 18+ years at time zero", 1000, 940)
+        AttritionStep(step='age', reason='age 18+ years at time zero', n_before=1000, n_excluded=60, n_after=940)
+        """
         return cls(step, reason, int(n_before), int(n_before) - int(n_after), int(n_after))
 
     @staticmethod

@@ -20,6 +20,9 @@ def mask_count(n: int | float | str | None, *, minimum: int = MIN_CELL_COUNT) ->
 
     Zero is shown because it discloses nothing about an individual.  ``None`` or NaN
     (unknown) is shown as an em dash; a count already masked in a results file (``"<11"``) stays so.
+
+    >>> [mask_count(n) for n in (0, 7, 11, 12345, None, "<11")]
+    ['0', '<11', '11', '12,345', '—', '<11']
     """
     if n is None or (isinstance(n, float) and math.isnan(n)):
         return "—"
@@ -36,7 +39,11 @@ def mask_count(n: int | float | str | None, *, minimum: int = MIN_CELL_COUNT) ->
 
 
 def masked_or_exact(n: int, *, minimum: int = MIN_CELL_COUNT) -> int | str:
-    """For JSON meant for people: the exact count when >= minimum or 0, else the string "<11"."""
+    """For JSON meant for people: the exact count when >= minimum or 0, else the string "<11".
+
+    >>> masked_or_exact(3), masked_or_exact(0), masked_or_exact(40)
+    ('<11', 0, 40)
+    """
     count = int(n)
     return count if count == 0 or count >= minimum else f"<{minimum}"
 
@@ -49,7 +56,11 @@ COUNT_KEYS = frozenset(
 
 
 def mask_counts(value: Any, *, keys: frozenset[str] = COUNT_KEYS) -> Any:
-    """A copy of a JSON-like value with every integer under a count key masked (see :func:`masked_or_exact`)."""
+    """A copy of a JSON-like value with every integer under a count key masked (see :func:`masked_or_exact`).
+
+    >>> mask_counts({"n": 4, "estimate": 4, "attrition": [{"n_excluded": 9, "n_after": 120}]})
+    {'n': '<11', 'estimate': 4, 'attrition': [{'n_excluded': '<11', 'n_after': 120}]}
+    """
     if isinstance(value, dict):
         return {k: (masked_or_exact(v) if k in keys and isinstance(v, int) else mask_counts(v, keys=keys))
                 for k, v in value.items()}

@@ -69,7 +69,11 @@ def subgroup_rows(m: MechanismsResults) -> list[EstimateRow]:
 
 
 def horizon_phrase(days: int | float | None) -> str:
-    """'12 weeks' for 84 days; '30 days' when not a whole number of weeks."""
+    """'12 weeks' for 84 days; '30 days' when not a whole number of weeks.
+
+    >>> horizon_phrase(84), horizon_phrase(30)
+    ('12 weeks', '30 days')
+    """
     if days is None:
         return "the outcome horizon"
     d = int(days)

@@ -105,7 +105,11 @@ class Answer(Result):
 
 def fmt_num(x: float | None, digits: int = 2) -> str:
     """A number for people: fixed decimals, a true minus sign (U+2212); −0.00 is written 0.00; an undefined
-    number (None, NaN, ±inf) is an em dash."""
+    number (None, NaN, ±inf) is an em dash.
+
+    >>> fmt_num(-0.537), fmt_num(-0.001), fmt_num(2.5, 1), fmt_num(float("nan"))
+    ('−0.54', '0.00', '2.5', '—')
+    """
     if x is None or not math.isfinite(x):
         return "—"
     s = f"{x:.{digits}f}"
@@ -120,7 +124,12 @@ def _ci_text(lo: float, hi: float, level: float = 0.95) -> str:
 
 def conclude(est: float, lo: float, hi: float, rules: GradingRules) -> Conclusion:
     """Read an interval: not estimable without a finite estimate and interval; no detectable effect if it
-    covers 0; negligible if inside ±negligible_kg; else its sign."""
+    covers 0; negligible if inside ±negligible_kg; else its sign.
+
+    >>> r = GradingRules()
+    >>> conclude(-0.54, -0.56, -0.51, r), conclude(0.0, -0.03, 0.02, r), conclude(-0.05, -0.08, -0.02, r)
+    ('loss', 'no detectable effect', 'negligible')
+    """
     if not all(math.isfinite(v) for v in (est, lo, hi)):
         return "not estimable"
     if lo <= 0 <= hi:

@@ -58,9 +58,9 @@ class Treatment(_Section):
     uptake_per_motivation_sd: float = Field(0.5, description="logit per SD of latent motivation (unmeasured) [assumption]")
     uptake_diet_programme: float = Field(0.6, description="logit if in a diet programme at index [assumption]")
     uptake_exercise_programme: float = Field(0.4, description="logit if in an exercise programme at index [assumption]")
-    route_shares: dict[str, float] = Field(
+    regimen_shares: dict[str, float] = Field(
         default_factory=lambda: {"iv": 0.55, "esketamine": 0.25, "im": 0.12, "oral": 0.08},
-        description="route mix among treated [assumption, typical US clinic mix]",
+        description="regimen mix among treated: iv, im, oral racemic ketamine; esketamine nasal spray [assumption, typical US clinic mix]",
     )
     iv_dose_mg_per_kg: dict[str, float] = Field(
         default_factory=lambda: {"0.5": 0.75, "0.75": 0.15, "1.0": 0.10},
@@ -82,8 +82,8 @@ class Pharmacology(_Section):
     clearance_l_per_h_70kg: float = Field(79.0, description="L/h per 70 kg [lit: Kamp 2020 meta-analysis]")
     clearance_cv: float = Field(0.30, description="between-patient CV of clearance [lit: Kamp 2020]")
     bioavailability: dict[str, float] = Field(
-        default_factory=lambda: {"iv": 1.0, "im": 0.93, "intranasal": 0.45, "esketamine": 0.50, "oral": 0.17},
-        description="fraction absorbed by route [lit: Kamp 2020; Spravato label]",
+        default_factory=lambda: {"iv": 1.0, "im": 0.93, "esketamine": 0.50, "oral": 0.17},
+        description="fraction absorbed by regimen [lit: Kamp 2020; Spravato label]",
     )
     ec50_auc_mg_h_per_l: float = Field(0.30, description="AUC giving half the maximal antidepressant effect, mg·h/L [assumption]")
     responder_emax_a: float = Field(6.0, description="Beta(a, b) of Emax among responders [assumption, mean 0.6]")
@@ -166,7 +166,7 @@ class Observation(_Section):
             "esketamine": {"Dissociation": 0.41, "Nausea": 0.27, "Blood pressure increased": 0.10, "Dizziness": 0.29, "Sedation": 0.23},
             "oral": {"Dissociation": 0.05, "Nausea": 0.08, "Dizziness": 0.06, "Headache": 0.05},
         },
-        description="per-session probability of each adverse event (MedDRA PT) by route [lit: Spravato label; Short 2018 review]",
+        description="per-session probability of each adverse event (MedDRA PT) by regimen [lit: Spravato label; Short 2018 review]",
     )
 
 

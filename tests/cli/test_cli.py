@@ -1,8 +1,6 @@
 """The command line: every command documented; simulate writes reproducible files."""
 
-import json
 
-import pytest
 from typer.main import get_command
 from typer.testing import CliRunner
 

@@ -10,24 +10,20 @@ derived columns in :data:`~ketaweight.study.catalogue.MECHANISM_COLUMNS`.
 from __future__ import annotations
 
 import warnings
-from dataclasses import dataclass, field, replace
+from dataclasses import replace
 from pathlib import Path
-from typing import Any
 
 import pandas as pd
 
-from ketaweight.mechanisms.dose_response import DoseResponse, DoseResponseResult, DoseResponseSpec
+from ketaweight.mechanisms.dose_response import DoseResponse, DoseResponseSpec
 from ketaweight.mechanisms.heterogeneity import (
     DRLearner,
-    IndividualEffects,
-    ModifierResult,
-    VersionResult,
     subgroup_analysis,
     version_effects,
 )
 from ketaweight.study.catalogue import MECHANISM_COLUMNS
 from ketaweight.study.cohort import add_mechanism_columns
-from ketaweight.mechanisms.mediation import Mediation, MediationResult, MediationSpec, MediationWarning, Pathway
+from ketaweight.mechanisms.mediation import Mediation, MediationSpec, MediationWarning, Pathway
 from ketaweight.core.errors import InputError, Location
 from ketaweight.core.results import write_result
 from ketaweight.pipelines.results import Heterogeneity, MechanismsResults
@@ -41,7 +37,7 @@ MIN_LEVEL_ROWS = 30
 
 
 
-def unrecorded_pathways(study: Any, table: pd.DataFrame) -> dict[str, str]:
+def unrecorded_pathways(study: Study, table: pd.DataFrame) -> dict[str, str]:
     """Pathways of the study with a mediator that no patient in ``table`` has → why they are left out."""
     out = {}
     for name, cols in study.mechanisms.mediation.pathways.items():
@@ -53,7 +49,7 @@ def unrecorded_pathways(study: Any, table: pd.DataFrame) -> dict[str, str]:
     return out
 
 
-def mediation_spec(study: Any, table: pd.DataFrame) -> MediationSpec:
+def mediation_spec(study: Study, table: pd.DataFrame) -> MediationSpec:
     """The study's mediation spec on ``table``: mediator baselines present in the table join the
     confounders, restriction columns (``exclude_if``) leave them; pathways whose mediators were
     never recorded are left out (:func:`unrecorded_pathways` says which and why)."""
@@ -76,7 +72,7 @@ def mediation_spec(study: Any, table: pd.DataFrame) -> MediationSpec:
     )
 
 
-def dose_specs(study: Any, treated: pd.DataFrame) -> list[DoseResponseSpec]:
+def dose_specs(study: Study, treated: pd.DataFrame) -> list[DoseResponseSpec]:
     """One spec per exposure (among the treated), plus mg/kg by route when asked."""
     d, cov = study.mechanisms.dose_response, study.covariates
     common = dict(outcome="outcome_change", covariates=cov.baseline, categorical=cov.categorical, squared=cov.squared,
@@ -87,7 +83,7 @@ def dose_specs(study: Any, treated: pd.DataFrame) -> list[DoseResponseSpec]:
     return specs
 
 
-def run_mechanisms(store: Any, study: Any, out_dir: str | Path | None = None, *, n_bootstrap: int | None = None,
+def run_mechanisms(store: Store | str | Path, study: Study | str | Path, out_dir: str | Path | None = None, *, n_bootstrap: int | None = None,
                    seed: int | None = None, exact_counts: bool = False) -> MechanismsResults:
     """Mediation, dose-response and heterogeneity of ``study`` on ``store`` (an open store or a
     path); with ``out_dir``, write ``<out_dir>/<study name>-mechanisms.json``."""

@@ -22,7 +22,7 @@ kind                   type
 from __future__ import annotations
 
 from dataclasses import dataclass, field
-from typing import Any, ClassVar
+from typing import ClassVar
 
 from ketaweight.causal.analysis import CausalAnalysis
 from ketaweight.core.attrition import AttritionStep

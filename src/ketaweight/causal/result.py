@@ -86,7 +86,7 @@ def summarise(results: Sequence[CausalResult]) -> Summary:
                 f"{r.estimate:.3f}",
                 f"{r.se:.3f}",
                 f"({r.ci_low:.3f}, {r.ci_high:.3f})",
-                mask_count(r.n),
+                _analysed_of_eligible(r),
                 f"{d['balance']['max_abs_smd_weighted']:.3f}" if d.get("adjusted") else "—",
                 f"{d['weights']['ess']:.0f}" if d.get("weights_used_by_estimator") else "—",
                 _fmt_evalue(ev),
@@ -97,6 +97,17 @@ def summarise(results: Sequence[CausalResult]) -> Summary:
     if any(r.sensitivity.get("approximation") for r in results):
         notes.append("E-values: " + next(r.sensitivity["approximation"] for r in results if r.sensitivity))
     return Summary(title, header, tuple(rows), tuple(notes))
+
+
+def _analysed_of_eligible(r: CausalResult) -> str:
+    """'n of n0' when rows were excluded before the analysis (counts masked; an exclusion of 1–10 rows
+    is written '+<11 excluded' so the two totals cannot be differenced)."""
+    steps = r.diagnostics.get("attrition") or []
+    n0 = steps[0].get("n_before") if steps else None
+    if not isinstance(n0, int) or not isinstance(r.n, int) or n0 == r.n:
+        return mask_count(r.n)
+    excluded = n0 - r.n
+    return f"{mask_count(r.n)} of {mask_count(n0)}" if excluded >= 11 else f"{mask_count(r.n)} (+<11 excluded)"
 
 
 def _fmt_evalue(ev: dict[str, Any]) -> str:

@@ -1,4 +1,4 @@
-"""CLI: ``ketaweight schemas`` — write the JSON Schemas of every results kind and of the study spec."""
+"""CLI: ketaweight schemas — write the JSON Schemas of every results kind and of the study spec."""
 
 from __future__ import annotations
 
@@ -8,7 +8,6 @@ import typer
 
 from ketaweight.cli import app
 from ketaweight.cli._common import console, run_cli
-from ketaweight.pipelines.schemas import write_schemas
 
 
 @app.command("schemas")
@@ -16,5 +15,7 @@ def schemas_command(
     out: Path = typer.Argument(Path("schemas"), help="Folder for <kind>.schema.json and study.schema.json."),
 ) -> None:
     """Write the JSON Schemas of every results file kind and of the study TOML (as shipped in docs/schemas/)."""
+    from ketaweight.pipelines.schemas import write_schemas
+
     for path in run_cli(lambda: write_schemas(out)):
         console.print(str(path), highlight=False)

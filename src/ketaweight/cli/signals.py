@@ -12,11 +12,6 @@ from ketaweight.cli import app
 from ketaweight.cli._common import console, progress_bar, run_cli
 from ketaweight.core.errors import InputError, Location
 from ketaweight.core.privacy import mask_count
-from ketaweight.core.provenance import Provenance
-from ketaweight.pipelines.signals import scan_source, write_ingest, write_signals
-from ketaweight.signals.faers import discover_zip, ingest_faers
-from ketaweight.signals.status import faers_status
-from ketaweight.signals.synthetic import SyntheticQuarter, write_synthetic_quarter
 
 signals_app = typer.Typer(
     help="Signals from spontaneous reports: ingest FDA FAERS quarterly files and run disproportionality "
@@ -42,6 +37,9 @@ def ingest_cmd(
 
     All quarters load in one transaction: on any error the store is left exactly as it was.
     """
+    from ketaweight.pipelines.signals import write_ingest
+    from ketaweight.signals.faers import discover_zip, ingest_faers
+
     def action():
         total = sum(len(z.members) + len(z.deleted) for z in (discover_zip(p) for p in zips))
         with progress_bar("Reading FAERS files", total=total) as advance:
@@ -117,6 +115,9 @@ def scan_cmd(
     out: Path | None = typer.Option(None, "--out", help="Directory for signals.json (the common results envelope)."),
 ) -> None:
     """Score drug–event pairs (default: ketamine and esketamine × weight loss) with PRR, ROR, IC and EBGM."""
+    from ketaweight.core.provenance import Provenance
+    from ketaweight.pipelines.signals import scan_source, write_signals
+
     def action():
         prior_values = None
         if prior:
@@ -163,6 +164,8 @@ def synth_cmd(
                                  "broken and collapsed lines, Windows-1252 bytes, bad rows)."),
 ) -> None:
     """Write a synthetic FAERS quarter in the real format with a known truth (not real data)."""
+    from ketaweight.signals.synthetic import SyntheticQuarter, write_synthetic_quarter
+
     def action():
         if reports < 100:
             raise InputError([(Location("--reports"), f"need at least 100 reports, got {reports}")])
@@ -180,6 +183,8 @@ def status_cmd(
     quarantine: int = typer.Option(20, "--quarantine", help="Show up to this many quarantined rows (0: none)."),
 ) -> None:
     """Show what a store holds: quarters and per-file accounting, deduplication steps, quarantined rows."""
+    from ketaweight.signals.status import faers_status
+
     status = run_cli(lambda: faers_status(store, quarantine_limit=quarantine))
     files, dedup, bad, n_bad = status.files, status.dedup, status.quarantined, status.n_quarantined
     t = Table(title=f"FAERS files in {store}")

@@ -24,11 +24,14 @@ from ketaweight.report.mechanisms_sections import dose_section, mechanisms_secti
 from ketaweight.report.figures import Figure
 from ketaweight.report.safety import responsible_section
 from ketaweight.report.signals_section import signals_section
+from ketaweight.core.outputs import check_file_target
 from ketaweight.core.results import write_json_atomic, write_text_atomic
 
 _ENV = jinja2.Environment(loader=jinja2.PackageLoader("ketaweight.report", "templates"),
-                          autoescape=jinja2.select_autoescape(["html"]), trim_blocks=True, lstrip_blocks=True,
-                          undefined=jinja2.StrictUndefined)
+                          # every data-derived string (event terms, study descriptions …) is escaped in the page;
+                          # the Markdown is text for people and other tools, escaped by its own filter where it matters
+                          autoescape=jinja2.select_autoescape(enabled_extensions=("html", "html.j2"), default=False),
+                          trim_blocks=True, lstrip_blocks=True, undefined=jinja2.StrictUndefined)
 
 
 @dataclass(frozen=True)
@@ -59,7 +62,8 @@ def build_report(run: RunResults, rules: GradingRules | None = None) -> dict[str
         faq_section(run, answer, rules),
         disclaimer_section(),
     ]
-    return {"title": "Does ketamine cause weight loss? An answer from data", "version": __version__,
+    return {"generator": f"ketaweight {__version__}", "title": "Does ketamine cause weight loss? An answer from data",
+            "version": __version__,
             "data_label": data_label(run.weight), "answer": answer.to_dict(), "sections": sections}
 
 
@@ -76,12 +80,19 @@ def _for_json(report: dict[str, Any]) -> dict[str, Any]:
     return strip(report)
 
 
-def write_report(results_dir: str | Path, out_html: str | Path, rules: GradingRules | None = None) -> ReportPaths:
-    """Read the run in ``results_dir`` and write ``out_html`` plus ``.md`` and ``.json`` beside it."""
+def write_report(results_dir: str | Path, out_html: str | Path, rules: GradingRules | None = None, *,
+                 replace: bool = True) -> ReportPaths:
+    """Read the run in ``results_dir`` and write ``out_html`` plus ``.md`` and ``.json`` beside it
+    (earlier report files are replaced only with ``replace``; other files, never)."""
+    html_path = Path(out_html)
+    if html_path.suffix.lower() not in (".html", ".htm"):
+        raise ValueError(f"{html_path}: the report page needs a name ending in .html (report.md and report.json "
+                         "are written beside it)")
+    md_path, json_path = html_path.with_suffix(".md"), html_path.with_suffix(".json")
+    for path in (html_path, md_path, json_path):
+        check_file_target(path, replace=replace)
     run = collect(results_dir)
     report = build_report(run, rules)
-    html_path = Path(out_html)
-    md_path, json_path = html_path.with_suffix(".md"), html_path.with_suffix(".json")
     write_text_atomic(html_path, _ENV.get_template("report.html.j2").render(r=report))
     write_text_atomic(md_path, _ENV.get_template("report.md.j2").render(r=report))
     write_json_atomic(json_path, _for_json(report))

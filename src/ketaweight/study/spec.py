@@ -39,7 +39,9 @@ class _Section(BaseModel):
 
 
 class StudyInfo(_Section):
-    name: str = Field(description="short identifier, used in file names")
+    name: str = Field(pattern=r"^[A-Za-z0-9][A-Za-z0-9._-]{0,63}$",
+                      description="short identifier, used as the results file's name: letters, digits, '.', '_', '-' "
+                                  "(no folders), at most 64 characters, e.g. ketamine-weight")
     title: str = Field(description="the question, in words")
     description: str = ""
 

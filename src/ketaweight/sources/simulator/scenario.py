@@ -23,6 +23,7 @@ from pathlib import Path
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, model_validator
 
 from ketaweight.core.errors import InputError, Location
+from ketaweight.core.vocabulary import MEASUREMENT_DESIGNS
 
 
 class _Section(BaseModel):
@@ -199,7 +200,10 @@ patients with consumer wearables and a food app, with logging noise, device bias
 and under-reporting).  ``research``: every patient measured every week as a metabolic study
 would — weighed intake, no logging noise, device bias or missed weeks (the device still does not
 see adaptive thermogenesis or the fall of expenditure with weight) — the design under which
-mediation's assumption of well-measured mediators holds (docs/mechanisms.md)."""
+mediation's assumption of well-measured mediators holds (docs/mechanisms.md).  The names are
+:data:`ketaweight.core.vocabulary.MEASUREMENT_DESIGNS` (checked at import)."""
+if tuple(MEASUREMENTS) != MEASUREMENT_DESIGNS:
+    raise ImportError(f"simulator measurement designs {tuple(MEASUREMENTS)} differ from core.vocabulary {MEASUREMENT_DESIGNS}")
 
 
 def with_measurement(s: Scenario, measurement: str) -> Scenario:

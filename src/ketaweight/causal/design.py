@@ -87,7 +87,11 @@ def numeric_by_value(values: pd.Series, column: str, source: str = "table") -> n
 
 
 def category_levels(values: pd.Series) -> list[str]:
-    """Distinct levels as strings, ordered numerically when all parse as numbers."""
+    """Distinct levels as strings: in the categories' own order for an ordered categorical (BMI classes
+    normal < overweight < obese), numerically when all parse as numbers, else alphabetically."""
+    if isinstance(values.dtype, pd.CategoricalDtype) and values.dtype.ordered:
+        present = set(values.dropna().astype(object))
+        return [str(c) for c in values.dtype.categories if c in present]
     levels = sorted({str(v) for v in values.astype(object)})
     try:
         return sorted(levels, key=float)

@@ -42,8 +42,9 @@ Real = Annotated[float, BeforeValidator(_nan_from_null),
                  PlainSerializer(_null_from_nonfinite, return_type=float | None)]
 """A float; NaN and infinities are written as ``null`` (JSON has no NaN) and read back as NaN."""
 
-Count = int | Literal["<11"]
-"""A count of people, rows or reports: exact in memory, ``"<11"`` in files meant for sharing."""
+Count = int | Literal["<11", "suppressed"]
+"""A count of people, rows or reports: exact in memory; in files meant for sharing ``"<11"`` when it is
+from 1 to 10, or ``"suppressed"`` when it would reveal such a count (``core.privacy``)."""
 
 InMemory = Annotated[Any, Field(exclude=True)]
 """A field that stays on the object and is never serialised (give it ``default=None, compare=False``)."""

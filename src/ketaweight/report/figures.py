@@ -80,8 +80,9 @@ def balance_plot(covariates: Sequence[str], unweighted: Sequence[float], weighte
     with plt.rc_context(_RC):
         fig, ax = plt.subplots(figsize=(6.4, 0.32 * n + 1.0))
         y = list(range(n))[::-1]
-        ax.plot([abs(v) for v in unweighted], y, "o", mfc="white", color=ORANGE, label="before adjustment")
-        ax.plot([abs(v) for v in weighted], y, "o", color=BLUE, label="after weighting")
+        nan = float("nan")  # an SMD that could not be computed (a constant column) is left out, not drawn at 0
+        ax.plot([nan if v is None else abs(v) for v in unweighted], y, "o", mfc="white", color=ORANGE, label="before adjustment")
+        ax.plot([nan if v is None else abs(v) for v in weighted], y, "o", color=BLUE, label="after weighting")
         ax.axvline(threshold, color=GREY, ls="--", lw=1, label=f"threshold {threshold:g}")
         ax.set_yticks(y, covariates)
         ax.set_xlabel("|standardized mean difference|")
@@ -122,13 +123,18 @@ def attrition_diagram(steps: Sequence[str], remaining: Sequence[str], excluded: 
 
 
 def curve_plot(x: Sequence[float], estimate: Sequence[float], low: Sequence[float], high: Sequence[float], *,
-               xlabel: str, ylabel: str, alt: str) -> Figure:
-    """A curve with its confidence band (dose-response)."""
+               xlabel: str, ylabel: str, alt: str, reference: float | None = None,
+               reference_label: str = "reference") -> Figure:
+    """A curve with its confidence band (dose-response); ``reference`` draws the level the curve is read
+    against (e.g. the same patients without treatment), labelled in a legend."""
     with plt.rc_context(_RC):
         fig, ax = plt.subplots(figsize=(6.4, 3.0))
         ax.fill_between(x, low, high, color=BLUE, alpha=0.2, lw=0)
-        ax.plot(x, estimate, color=BLUE, lw=2)
-        ax.axhline(0, color=GREY, ls="--", lw=1)
+        ax.plot(x, estimate, color=BLUE, lw=2, label="with this exposure")
+        ax.axhline(0, color=GREY, ls=":", lw=0.8)
+        if reference is not None:
+            ax.axhline(reference, color=ORANGE, ls="--", lw=1.5, label=reference_label)
+            ax.legend(frameon=False, loc="best")
         ax.set_xlabel(xlabel)
         ax.set_ylabel(ylabel)
         return _to_svg(fig, alt)

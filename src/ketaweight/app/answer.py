@@ -1,0 +1,179 @@
+"""The answer page's material, read from what :func:`ketaweight.report.render.write_report` wrote.
+
+The report is the authority on content: the service does not rebuild it.  It shows the report's
+own sections (split from ``report.html`` at its ``<section id=…>`` elements, with the report's
+stylesheet), so comments, "related" links and "latest" can sit beside each one; and it compares
+runs through ``report.json`` (the answer, and every table cell by section, caption and row), so
+nothing here depends on the results files' internals.  If a report cannot be split (its layout
+changed), the page says so and links the whole report instead.
+"""
+
+from __future__ import annotations
+
+import json
+import re
+from dataclasses import dataclass
+from html.parser import HTMLParser
+from pathlib import Path
+from typing import Any
+
+from markupsafe import Markup
+
+
+@dataclass(frozen=True)
+class ReportSection:
+    id: str
+    title: str
+    html: Markup  # the report's own, autoescaped HTML for this section
+
+
+class _Splitter(HTMLParser):
+    """Finds the byte spans of top-level ``<section id>`` elements inside ``<main>`` and the ``<style>`` text."""
+
+    def __init__(self) -> None:
+        super().__init__(convert_charrefs=False)
+        self.depth, self.in_main, self.spans, self.style = 0, False, [], ""
+        self._start: tuple[str, int] | None = None
+        self._in_style = False
+        self._title, self._in_h2 = "", False
+
+    def handle_starttag(self, tag: str, attrs: list[tuple[str, str | None]]) -> None:
+        if tag == "main":
+            self.in_main = True
+        elif tag == "style":
+            self._in_style = True
+        elif tag == "section" and self.in_main:
+            if self.depth == 0:
+                self._start = (dict(attrs).get("id") or "", self._offset())
+                self._title = ""
+            self.depth += 1
+        elif tag == "h2" and self.depth == 1:
+            self._in_h2 = True
+
+    def handle_endtag(self, tag: str) -> None:
+        if tag == "style":
+            self._in_style = False
+        elif tag == "h2":
+            self._in_h2 = False
+        elif tag == "main":
+            self.in_main = False
+        elif tag == "section" and self.depth:
+            self.depth -= 1
+            if self.depth == 0 and self._start is not None:
+                end = self._offset() + len("</section>")
+                self.spans.append((self._start[0], self._title.strip(), self._start[1], end))
+                self._start = None
+
+    def handle_data(self, data: str) -> None:
+        if self._in_style:
+            self.style += data
+        elif self._in_h2:
+            self._title += data
+
+    def handle_entityref(self, name: str) -> None:
+        if self._in_h2:
+            self._title += {"amp": "&", "lt": "<", "gt": ">", "quot": '"'}.get(name, "")
+
+    def handle_charref(self, name: str) -> None:
+        if self._in_h2:
+            self._title += chr(int(name[1:], 16) if name.startswith("x") else int(name))
+
+    def _offset(self) -> int:
+        line, col = self.getpos()
+        return self._line_starts[line - 1] + col
+
+    def feed_text(self, text: str) -> None:
+        self._line_starts = [0]
+        for m in re.finditer("\n", text):
+            self._line_starts.append(m.end())
+        self.feed(text)
+        self.close()
+
+
+def report_sections(report_html: Path) -> tuple[list[ReportSection], Markup]:
+    """The report's sections (id, title, HTML) in order, and its stylesheet; ([], "") if none were found."""
+    text = report_html.read_text(encoding="utf-8")
+    splitter = _Splitter()
+    splitter.feed_text(text)
+    sections = [ReportSection(sid, title, Markup(text[a:b])) for sid, title, a, b in splitter.spans if sid]
+    return sections, Markup(splitter.style)  # the report's own stylesheet (trusted: written by report/)
+
+
+def read_report(report_json: Path) -> dict[str, Any]:
+    return json.loads(report_json.read_text(encoding="utf-8"))
+
+
+def _caption_key(caption: str) -> tuple[str, str]:
+    """A table caption without the data label that follows its em dash, and that label."""
+    head, _, label = caption.partition(" — ")
+    return head.strip(), label.strip()
+
+
+def table_cells(report: dict[str, Any]) -> dict[tuple[str, str, str, str], str]:
+    """Every table cell of a report.json: (section id, caption, row label, column) → text."""
+    cells = {}
+    for section in report.get("sections", []):
+        for table in section.get("tables", []) or []:
+            caption = _caption_key(str(table.get("caption", "")))[0]
+            columns = [str(c) for c in table.get("columns", [])]
+            for row in table.get("rows", []) or []:
+                if not row:
+                    continue
+                for column, value in zip(columns[1:], row[1:]):
+                    cells[(section.get("id", ""), caption, str(row[0]), column)] = str(value)
+    return cells
+
+
+@dataclass(frozen=True)
+class Change:
+    section: str
+    what: str
+    before: str
+    after: str
+
+
+def compare_reports(before: dict[str, Any], after: dict[str, Any]) -> list[Change]:
+    """What changed from one run's report to another's: the answer, the data, and every table cell."""
+    changes = []
+    a, b = before.get("answer", {}), after.get("answer", {})
+    for key, label in (("grade", "certainty"), ("sentence", "the answer")):
+        if a.get(key) != b.get(key):
+            changes.append(Change("answer", label, str(a.get(key, "—")), str(b.get(key, "—"))))
+    if before.get("data_label") != after.get("data_label"):
+        changes.append(Change("answer", "data", str(before.get("data_label", "—")), str(after.get("data_label", "—"))))
+    labels_a = {_caption_key(str(t.get("caption", ""))) for s in before.get("sections", []) for t in s.get("tables", []) or []}
+    labels_b = {_caption_key(str(t.get("caption", ""))) for s in after.get("sections", []) for t in s.get("tables", []) or []}
+    for head, label in sorted(labels_b - labels_a):
+        old = next((lab for h, lab in labels_a if h == head), None)
+        if old is not None and label:
+            changes.append(Change("data", head, old, label))  # e.g. a new FAERS quarter
+    ca, cb = table_cells(before), table_cells(after)
+    for key in sorted(set(ca) | set(cb)):
+        if ca.get(key) != cb.get(key):
+            section, caption, row, column = key
+            changes.append(Change(section, f"{caption}: {row} — {column}", ca.get(key, "(absent)"), cb.get(key, "(absent)")))
+    return changes
+
+
+def section_titles(report: dict[str, Any]) -> dict[str, str]:
+    return {s.get("id", ""): s.get("title", "") for s in report.get("sections", [])}
+
+
+RELATED: dict[str, tuple[str, ...]] = {
+    "answer": ("causal",), "the-link": ("causal",), "limitations": ("causal",), "therapeutic-context": ("causal",),
+    "three-mechanisms": ("mechanisms",), "dose-and-variability": ("mechanisms",), "signals": ("signals",),
+    "responsible-use": ("responsible_use",), "faq": ("causal", "signals", "mechanisms"),
+}
+"""Which results files stand behind each report section, by their ``kind``."""
+
+
+def results_files(results: Path) -> list[tuple[str, str]]:
+    """(file name, kind) of every results file of a run (the envelope's ``kind``), sorted by name."""
+    out = []
+    for p in sorted(results.glob("*.json")):
+        try:
+            kind = json.loads(p.read_text(encoding="utf-8")).get("kind", "")
+        except (ValueError, UnicodeDecodeError):
+            continue
+        out.append((p.name, str(kind)))
+    return out

@@ -109,19 +109,19 @@ def _caption_key(caption: str) -> tuple[str, str]:
     return head.strip(), label.strip()
 
 
-def table_cells(report: dict[str, Any]) -> dict[tuple[str, str, str, str], str]:
-    """Every table cell of a report.json: (section id, caption, row label, column) → text."""
-    cells = {}
+def report_tables(report: dict[str, Any]) -> dict[tuple[str, str], dict[tuple[str, str], str]]:
+    """Every table of a report.json: (section id, caption without its data label) → {(row label, column): text}."""
+    tables: dict[tuple[str, str], dict[tuple[str, str], str]] = {}
     for section in report.get("sections", []):
         for table in section.get("tables", []) or []:
-            caption = _caption_key(str(table.get("caption", "")))[0]
+            key = (str(section.get("id", "")), _caption_key(str(table.get("caption", "")))[0])
             columns = [str(c) for c in table.get("columns", [])]
+            cells = tables.setdefault(key, {})
             for row in table.get("rows", []) or []:
-                if not row:
-                    continue
-                for column, value in zip(columns[1:], row[1:]):
-                    cells[(section.get("id", ""), caption, str(row[0]), column)] = str(value)
-    return cells
+                if row:
+                    for column, value in zip(columns[1:], row[1:]):
+                        cells[(str(row[0]), column)] = str(value)
+    return tables
 
 
 @dataclass(frozen=True)
@@ -147,11 +147,20 @@ def compare_reports(before: dict[str, Any], after: dict[str, Any]) -> list[Chang
         old = next((lab for h, lab in labels_a if h == head), None)
         if old is not None and label:
             changes.append(Change("data", head, old, label))  # e.g. a new FAERS quarter
-    ca, cb = table_cells(before), table_cells(after)
-    for key in sorted(set(ca) | set(cb)):
-        if ca.get(key) != cb.get(key):
-            section, caption, row, column = key
-            changes.append(Change(section, f"{caption}: {row} — {column}", ca.get(key, "(absent)"), cb.get(key, "(absent)")))
+    ta, tb = report_tables(before), report_tables(after)
+    for key in sorted(set(ta) | set(tb)):
+        section, caption = key
+        if key not in ta or key not in tb:
+            changes.append(Change(section, caption, "(no such table)" if key not in ta else "the table",
+                                  "the table" if key not in ta else "(no such table)"))
+            continue
+        ca, cb = ta[key], tb[key]
+        for row in sorted({r for r, _ in ca} ^ {r for r, _ in cb}):
+            changes.append(Change(section, f"{caption}: {row}", "(no such row)" if row not in {r for r, _ in ca} else "the row",
+                                  "the row" if row not in {r for r, _ in ca} else "(no such row)"))
+        for cell in sorted(set(ca) & set(cb)):
+            if ca[cell] != cb[cell]:
+                changes.append(Change(section, f"{caption}: {cell[0]} — {cell[1]}", ca[cell], cb[cell]))
     return changes
 
 

@@ -10,6 +10,7 @@ changed), the page says so and links the whole report instead.
 
 from __future__ import annotations
 
+import functools
 import json
 import re
 from dataclasses import dataclass
@@ -92,6 +93,12 @@ class _Splitter(HTMLParser):
 
 def report_sections(report_html: Path) -> tuple[list[ReportSection], Markup]:
     """The report's sections (id, title, HTML) in order, and its stylesheet; ([], "") if none were found."""
+    return _sections(report_html, report_html.stat().st_mtime_ns)
+
+
+@functools.lru_cache(maxsize=32)
+def _sections(report_html: Path, _mtime_ns: int) -> tuple[list[ReportSection], Markup]:
+    """Cached per file version: a run's report is written once, and splitting it costs ~20 ms."""
     text = report_html.read_text(encoding="utf-8")
     splitter = _Splitter()
     splitter.feed_text(text)
@@ -100,6 +107,11 @@ def report_sections(report_html: Path) -> tuple[list[ReportSection], Markup]:
 
 
 def read_report(report_json: Path) -> dict[str, Any]:
+    return _report(report_json, report_json.stat().st_mtime_ns)
+
+
+@functools.lru_cache(maxsize=32)
+def _report(report_json: Path, _mtime_ns: int) -> dict[str, Any]:
     return json.loads(report_json.read_text(encoding="utf-8"))
 
 

@@ -57,8 +57,8 @@ def line_chart(points: Sequence[Point], *, title: str, unit: str, chart_id: str,
     for v in _ticks(lo, hi):
         parts.append(f'<line x1="{pad_l}" x2="{width - pad_r}" y1="{y(v):.1f}" y2="{y(v):.1f}" class="grid"/>'
                      f'<text x="{pad_l - 6}" y="{y(v) + 4:.1f}" text-anchor="end" class="tick">{v:g}</text>')
-    for t in (t0, t0 + (t1 - t0) / 2, t1):
-        parts.append(f'<text x="{x(t):.1f}" y="{height - 8}" text-anchor="middle" class="tick">{t:%d %b %Y}</text>')
+    for t, anchor in ((t0, "start"), (t0 + (t1 - t0) / 2, "middle"), (t1, "end")):
+        parts.append(f'<text x="{x(t):.1f}" y="{height - 8}" text-anchor="{anchor}" class="tick">{t:%d %b %Y}</text>')
     for t in markers:
         parts.append(f'<line x1="{x(t):.1f}" x2="{x(t):.1f}" y1="{height - pad_b}" y2="{height - pad_b - 8}" class="marker"/>')
     poly = " ".join(f"{x(t):.1f},{y(v):.1f}" for t, v in points)

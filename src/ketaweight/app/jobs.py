@@ -20,13 +20,14 @@ from sqlalchemy.orm import sessionmaker
 from ketaweight.app.config import AppConfig
 from ketaweight.app.db import Job, utcnow
 from ketaweight.app.job_tasks import THREAD_VARIABLES
+from ketaweight.app.storelock import ReadAnchor
 
 
 class JobRunner:
     """Runs queued jobs in order, one at a time, until :meth:`stop`."""
 
-    def __init__(self, config: AppConfig, factory: sessionmaker) -> None:
-        self.config, self.factory = config, factory
+    def __init__(self, config: AppConfig, factory: sessionmaker, anchor: ReadAnchor) -> None:
+        self.config, self.factory, self.anchor = config, factory, anchor
         self._stop = threading.Event()
         self._wake = threading.Event()
         self._thread: threading.Thread | None = None
@@ -58,11 +59,17 @@ class JobRunner:
             with self.factory() as db:
                 job = db.scalars(select(Job).where(Job.status == "queued").order_by(Job.id).limit(1)).first()
                 job_id = job.id if job else None
+                writes = job is not None and job.kind == "load"
             if job_id is None:
                 self._wake.wait(0.5)
                 self._wake.clear()
                 continue
-            self._run(job_id)
+            if writes:
+                self.anchor.pause()
+            try:
+                self._run(job_id)
+            finally:
+                self.anchor.resume()
 
     def _run(self, job_id: int) -> None:
         env = {**os.environ, **{v: str(self.config.job_threads) for v in THREAD_VARIABLES}}

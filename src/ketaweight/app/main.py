@@ -16,7 +16,7 @@ from ketaweight.app.config import AppConfig
 from ketaweight.app.db import make_engine, migrate, session_factory
 from ketaweight.app.deps import NotSignedIn, current_auth, render
 from ketaweight.app.jobs import JobRunner
-from ketaweight.app.storelock import StoreBusy
+from ketaweight.app.storelock import ReadAnchor, StoreBusy
 from ketaweight.core.version import __version__
 from ketaweight.pipelines.monitoring_rules import load_rules
 
@@ -35,7 +35,8 @@ def create_app(config: AppConfig) -> FastAPI:
     migrate(config.url)
     engine = make_engine(config.url)
     factory = session_factory(engine)
-    runner = JobRunner(config, factory) if config.run_jobs else None
+    anchor = ReadAnchor(config.store_path)
+    runner = JobRunner(config, factory, anchor) if config.run_jobs else None
 
     @asynccontextmanager
     async def lifespan(app: FastAPI) -> AsyncIterator[None]:
@@ -44,12 +45,13 @@ def create_app(config: AppConfig) -> FastAPI:
         yield
         if runner is not None:
             runner.stop()
+        anchor.pause()
         engine.dispose()
 
     app = FastAPI(title="ketaweight clinic service", version=__version__, lifespan=lifespan,
                   docs_url=None, redoc_url=None,
                   description="Monitoring patients on ketamine, running studies and reading the answer.")
-    app.state.config, app.state.factory, app.state.engine = config, factory, engine
+    app.state.config, app.state.factory, app.state.engine, app.state.anchor = config, factory, engine, anchor
     app.state.rules = load_rules(config.rules_path)
     app.state.wake_jobs = runner.wake if runner is not None else (lambda: None)
     for module in (routes_auth, routes_patients, routes_data, routes_runs, routes_admin, routes_api):

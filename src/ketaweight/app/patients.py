@@ -18,7 +18,7 @@ from ketaweight.app.audit import audit
 from ketaweight.app.config import AppConfig
 from ketaweight.app.db import Acknowledgement, Alert, Clinic, PatientClinic, User, open_alert
 from ketaweight.app.deps import Auth, clinic_filter, visible_patient
-from ketaweight.app.storelock import store_lock
+from ketaweight.app.storelock import ReadAnchor, store_lock
 from ketaweight.core.privacy import masked_or_exact
 from ketaweight.pipelines.monitoring import rule_titles
 from ketaweight.pipelines.monitoring_rules import MonitoringRules
@@ -65,12 +65,14 @@ def alerts_for(db: DBSession, patient_id: str) -> list[dict[str, Any]]:
              "active": a.active, "acks": acks.get(a.alert_id, [])} for a in alerts]
 
 
-def load_patient(db: DBSession, auth: Auth, config: AppConfig, patient_id: str,
-                 client: str) -> tuple[PatientRecord, dict[str, Any]] | None:
+def load_patient(db: DBSession, auth: Auth, config: AppConfig, patient_id: str, client: str,
+                 anchor: ReadAnchor | None = None) -> tuple[PatientRecord, dict[str, Any]] | None:
     """The record and alerts of a patient the user may see (the view is audited), or None."""
     if not visible_patient(db, auth, patient_id) or not config.store_path.exists():
         return None
     with store_lock(config.store_path):
+        if anchor is not None:
+            anchor.ensure()
         record = patient_record(config.store_path, patient_id)
     if record is None:
         return None

@@ -172,7 +172,8 @@ def _alert_out(a: dict[str, Any], patient_id: str) -> dict[str, Any]:
 def patient(request: Request, patient_id: str = Path(min_length=1, max_length=120),
             auth: Auth = Depends(require(*PATIENT_LEVEL)), db: DBSession = Depends(get_db)) -> dict[str, Any]:
     """One patient's trajectories and alerts (404 when not in the user's clinic)."""
-    found = load_patient(db, auth, request.app.state.config, patient_id, client_of(request))
+    found = load_patient(db, auth, request.app.state.config, patient_id, client_of(request),
+                         request.app.state.anchor)
     if found is None:
         raise HTTPException(404, "no such patient in your clinic")
     r, extra = found

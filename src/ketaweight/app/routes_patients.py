@@ -41,7 +41,8 @@ def _fmt_time(t: object) -> str:
 def patient_page(request: Request, patient_id: str, flash: str = Query("", max_length=100),
                  auth: Auth = Depends(require(*PATIENT_LEVEL)), db: DBSession = Depends(get_db)) -> Response:
     """One patient: alerts with the rows behind them, weight, dose and MADRS over time (charts and tables)."""
-    found = load_patient(db, auth, request.app.state.config, patient_id, client_of(request))
+    found = load_patient(db, auth, request.app.state.config, patient_id, client_of(request),
+                         request.app.state.anchor)
     if found is None:
         raise HTTPException(404, "no such patient in your clinic")
     record, extra = found

@@ -8,10 +8,13 @@ exclusively; a page gives up after ``timeout_s`` with :class:`StoreBusy` instead
 from __future__ import annotations
 
 import fcntl
+import threading
 import time
 from collections.abc import Iterator
 from contextlib import contextmanager
 from pathlib import Path
+
+import duckdb
 
 
 class StoreBusy(RuntimeError):
@@ -41,3 +44,33 @@ def store_lock(store_path: Path, *, exclusive: bool = False, timeout_s: float | 
             yield
         finally:
             fcntl.flock(fh, fcntl.LOCK_UN)
+
+
+class ReadAnchor:
+    """Keeps one read-only connection to the store open in the web process, so each page's own
+    connection reuses DuckDB's already-open database (opening the file costs 25-45 ms; reusing it ~1 ms).
+
+    The job runner :meth:`pause`\s it (closing the connection) before a load, whose process must open the
+    file for writing, and :meth:`resume`\s it after: the next page then sees the new rows."""
+
+    def __init__(self, store_path: Path) -> None:
+        self.store_path = store_path
+        self._con: duckdb.DuckDBPyConnection | None = None
+        self._paused = False
+        self._lock = threading.Lock()
+
+    def ensure(self) -> None:
+        with self._lock:
+            if self._con is None and not self._paused and self.store_path.exists():
+                self._con = duckdb.connect(str(self.store_path), read_only=True)
+
+    def pause(self) -> None:
+        with self._lock:
+            self._paused = True
+            if self._con is not None:
+                self._con.close()
+                self._con = None
+
+    def resume(self) -> None:
+        with self._lock:
+            self._paused = False

@@ -46,16 +46,18 @@ def patient_record(store: Store | str | Path, patient_id: str) -> PatientRecord 
     if p.empty:
         return None
     m = store.query("SELECT time, kind, value FROM measurements WHERE patient_id = ? ORDER BY time", [patient_id])
-    sessions = store.query("""
-        SELECT e.time, e.drug, e.route, e.dose_mg,
-               e.dose_mg / arg_min(m.value, abs(epoch(m.time) - epoch(e.time))) AS mg_per_kg
-        FROM exposures e LEFT JOIN measurements m ON m.patient_id = e.patient_id AND m.kind = 'weight'
-        WHERE e.patient_id = ? GROUP BY e.time, e.drug, e.route, e.dose_mg ORDER BY e.time""", [patient_id])
+    sessions = store.query("SELECT time, drug, route, dose_mg FROM exposures WHERE patient_id = ? ORDER BY time", [patient_id])
+    weights = m.loc[m["kind"] == "weight", ["time", "value"]].reset_index(drop=True)
+    if len(sessions) and len(weights):  # mg/kg from the nearest weight, as the monitoring rules compute it
+        near = pd.merge_asof(sessions[["time"]], weights.rename(columns={"value": "kg"}), on="time", direction="nearest")
+        sessions["mg_per_kg"] = sessions["dose_mg"].to_numpy() / near["kg"].to_numpy()
+    else:
+        sessions["mg_per_kg"] = float("nan")
     ae = store.query("SELECT time, term, severity FROM adverse_events WHERE patient_id = ? ORDER BY time", [patient_id])
     row = p.iloc[0]
     return PatientRecord(
         patient_id=patient_id, sex=str(row["sex"]), birth_year=int(row["birth_year"]), height_cm=float(row["height_cm"]),
-        weights=m.loc[m["kind"] == "weight", ["time", "value"]].reset_index(drop=True),
+        weights=weights,
         sessions=sessions,
         depression=m.loc[m["kind"].isin(["madrs", "phq9"])].reset_index(drop=True),
         vitals=m.loc[m["kind"].isin(["systolic_bp", "diastolic_bp", "resting_hr"])].reset_index(drop=True),

@@ -3,7 +3,8 @@
 Starts ``ketaweight serve`` on 127.0.0.1 with a simulated clinic uploaded through the upload page,
 then, as 50 concurrent signed-in users browsing pages (start page, monitoring, answers, the patient
 list, a random patient, the answer page), measures requests/s and p50/p95/p99 latency in three
-phases of equal length: the floor (``/api/health`` only), pages with no job running, and pages while
+phases (users pause 0.5–1.5 s on each page, as people reading do; ``--think 0 0`` for back-to-back
+requests): the floor (``/api/health`` only), pages with no job running, and pages while
 a weight-study job (with mechanisms) runs in its background process the whole time.  Zero errors
 are required.  Prints the machine load (``uptime``) before and after, and the server's peak memory.
 
@@ -84,8 +85,10 @@ def wait_job(client: httpx.Client, job_id: int, timeout_s: float) -> dict:
     raise TimeoutError(f"job {job_id} did not finish in {timeout_s:.0f} s")
 
 
-async def browse(base: str, urls: list[str], seconds: float, users: int) -> tuple[list[float], int, int]:
-    """``users`` signed-in users fetch random ``urls`` back to back until the deadline; (latencies s, errors, n)."""
+async def browse(base: str, urls: list[str], seconds: float, users: int,
+                 think_s: tuple[float, float] = (0.0, 0.0)) -> tuple[list[float], int, int]:
+    """``users`` signed-in users fetch random ``urls`` until the deadline, pausing a random ``think_s`` (min, max)
+    between pages as people reading them do; (latencies s, errors, n).  Error statuses are printed."""
     latencies: list[float] = []
     errors = 0
     limits = httpx.Limits(max_connections=users, max_keepalive_connections=users)
@@ -101,12 +104,16 @@ async def browse(base: str, urls: list[str], seconds: float, users: int) -> tupl
                 url = rng.choice(urls)
                 t = time.perf_counter()
                 try:
-                    r = await client.get(url)
-                    ok = r.status_code == 200
-                except httpx.HTTPError:
-                    ok = False
+                    status: int | str = (await client.get(url)).status_code
+                except httpx.HTTPError as exc:
+                    status = type(exc).__name__
+                ok = status == 200
                 latencies.append(time.perf_counter() - t)
-                errors += not ok
+                if not ok:
+                    errors += 1
+                    print(f"  error: GET {url} → {status}", flush=True)
+                if think_s[1]:
+                    await asyncio.sleep(rng.uniform(*think_s))
 
     barrier = asyncio.Barrier(users)
     await asyncio.gather(*(user(i) for i in range(users)))
@@ -127,8 +134,11 @@ def main() -> int:
     ap.add_argument("--patients", type=int, default=20_000)
     ap.add_argument("--users", type=int, default=50)
     ap.add_argument("--seconds", type=float, default=60.0, help="length of each phase")
+    ap.add_argument("--think", type=float, nargs=2, default=(0.5, 1.5), metavar=("MIN", "MAX"),
+                    help="seconds a user reads a page before the next (0 0: back to back, a saturation test)")
     args = ap.parse_args()
-    print(f"clinic service load test: {args.patients:,} simulated patients, {args.users} users, {args.seconds:g} s per phase")
+    print(f"clinic service load test: {args.patients:,} simulated patients, {args.users} users reading each page "
+          f"{args.think[0]:g}-{args.think[1]:g} s, {args.seconds:g} s per phase")
     print(f"machine: {cpu_model()}; before: {uptime()}", flush=True)
     with tempfile.TemporaryDirectory(prefix="kw-bench-service-") as tmp_name:
         tmp = Path(tmp_name)
@@ -178,7 +188,7 @@ def main() -> int:
                         *[f"/patients/{p}" for p in patients[:50]]]
                 rows = [summary("floor: /api/health", *asyncio.run(browse(base, ["/api/health"], args.seconds / 4, args.users))[:2],
                                 args.seconds / 4)]
-                lat, err, _ = asyncio.run(browse(base, urls, args.seconds, args.users))
+                lat, err, _ = asyncio.run(browse(base, urls, args.seconds, args.users, tuple(args.think)))
                 rows.append(summary("pages, no job running", lat, err, args.seconds))
 
                 # keep a study job (with mechanisms) running through the whole phase
@@ -200,7 +210,7 @@ def main() -> int:
                 async def busy_phase() -> tuple[list[float], int, int]:
                     busy = asyncio.create_task(keep_busy())
                     await asyncio.sleep(3)  # the job process has started and is computing
-                    out = await browse(base, urls, args.seconds, args.users)
+                    out = await browse(base, urls, args.seconds, args.users, tuple(args.think))
                     await busy
                     return out
 

@@ -219,6 +219,10 @@ def main() -> int:
                 print(f"study jobs with mechanisms during the phase: {len(jobs_run)}, "
                       f"{', '.join(f'{s:.1f}' for s in jobs_run)} s each", flush=True)
             print(f"server peak memory (VmHWM): {peak_rss_mib(server.pid):.0f} MiB")
+        except BaseException:
+            log.flush()
+            print("server log (last 40 lines):\n" + "\n".join((tmp / "server.log").read_text().splitlines()[-40:]))
+            raise
         finally:
             server.terminate()
             server.wait(timeout=30)

@@ -9,6 +9,9 @@ BIN    := $(VENV)/bin
 STAMP  := $(VENV)/.installed-$(shell cat pyproject.toml | md5sum | cut -c1-12)
 PEERS_STAMP := $(VENV)/.peers-$(shell cat pyproject.toml | md5sum | cut -c1-12)
 DEMO_OUT ?= demo-output
+# axe-core (npm) for the clinic service's accessibility check, injected into pages by Playwright.
+AXE_DIR := .cache/axe
+AXE     := $(AXE_DIR)/node_modules/axe-core/axe.min.js
 
 .PHONY: demo test bench validate install peers clean
 
@@ -37,6 +40,8 @@ test: $(STAMP)
 	@command -v chromium >/dev/null 2>&1 || \
 	  (DEBIAN_FRONTEND=noninteractive apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq chromium) >/dev/null 2>&1 || \
 	  echo "note: chromium could not be installed (needs root and the Debian mirror); the browser test will skip"
+	@test -f $(AXE) || npm install --silent --no-audit --no-fund --prefix $(AXE_DIR) axe-core@4 >/dev/null 2>&1 || \
+	  echo "note: axe-core could not be installed from npm; the clinic service's accessibility check will skip"
 	$(BIN)/lint-imports
 	$(BIN)/python -m pytest -n 2 -q
 

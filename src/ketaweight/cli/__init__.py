@@ -56,8 +56,10 @@ def main() -> None:
 from ketaweight.cli import analyze as _analyze  # noqa: E402,F401
 from ketaweight.cli import demo as _demo  # noqa: E402,F401
 from ketaweight.cli import mechanisms as _mechanisms  # noqa: E402,F401
+from ketaweight.cli import monitor as _monitor  # noqa: E402,F401
 from ketaweight.cli import report as _report  # noqa: E402,F401
 from ketaweight.cli import schemas as _schemas  # noqa: E402,F401
+from ketaweight.cli import serve as _serve  # noqa: E402,F401
 from ketaweight.cli import signals as _signals  # noqa: E402,F401
 from ketaweight.cli import simulate as _simulate  # noqa: E402,F401
 from ketaweight.cli import store as _store  # noqa: E402,F401

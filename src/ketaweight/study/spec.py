@@ -43,7 +43,7 @@ class StudyInfo(_Section):
                       description="short identifier, used as the results file's name: letters, digits, '.', '_', '-' "
                                   "(no folders), at most 64 characters, e.g. ketamine-weight")
     title: str = Field(description="the question, in words")
-    description: str = ""
+    description: str = Field("", description="the target trial in a paragraph (shown in the report)")
 
 
 class Eligibility(_Section):
@@ -74,8 +74,8 @@ class Outcome(_Section):
 
 class Covariates(_Section):
     baseline: tuple[str, ...] = Field(description="confounders, from the cohort covariate catalogue")
-    categorical: tuple[str, ...] = ()
-    squared: tuple[str, ...] = ()
+    categorical: tuple[str, ...] = Field((), description="baseline covariates entered as level indicators")
+    squared: tuple[str, ...] = Field((), description="numeric baseline covariates that also enter squared")
 
 
 class Censoring(_Section):
@@ -83,12 +83,15 @@ class Censoring(_Section):
 
 
 class Analysis(_Section):
-    estimand: Literal["ATE", "ATT"] = "ATE"
+    estimand: Literal["ATE", "ATT"] = Field("ATE", description="ATE: the effect in everyone eligible; ATT: in those who "
+                                                                "started a course")
     methods: tuple[Method, ...] = Field(METHODS, description="estimators run side by side, in this order")
-    variance: Literal["sandwich", "bootstrap"] = "sandwich"
-    n_bootstrap: int = Field(1000, ge=50)
-    seed: int = 0
-    on_failure: Literal["warn", "raise"] = "warn"
+    variance: Literal["sandwich", "bootstrap"] = Field("sandwich", description="sandwich (influence function) or a "
+                                                                             "bootstrap that refits every model")
+    n_bootstrap: int = Field(1000, ge=50, description="bootstrap replicates when variance = bootstrap")
+    seed: int = Field(0, description="seeds bootstrap and cross-fitting: the same data, spec and seed give the same numbers")
+    on_failure: Literal["warn", "raise"] = Field("warn", description="a failed diagnostic (balance, overlap, weights) "
+                                                                     "warns, or stops the run with an error")
     negative_control_kind: str | None = Field(None, description="measurement kind used as a negative-control outcome")
     negative_control_method: Method = Field("aipw", description="estimator run on the negative-control outcome")
 
@@ -121,7 +124,7 @@ class MediationSection(_Section):
                     "programme in progress or holiday eating makes it a moving baseline, confounding mediators "
                     "with the outcome in a way no additive adjustment removes")
     censor_covariates: tuple[str, ...] = Field(("madrs_week2",), description="extra predictors of complete mediators/outcome")
-    n_bootstrap: int = Field(1000, ge=50)
+    n_bootstrap: int = Field(1000, ge=50, description="mediation bootstrap replicates")
 
 
 class DoseResponseSection(_Section):

@@ -53,6 +53,10 @@ class Location:
         return ", ".join(parts)
 
 
+Problem = tuple[Location, str]
+"""One problem with user input: where it is and why it is wrong."""
+
+
 class InputError(ValueError):
     """Bad user input (a file, a spec, a table).  ``problems`` lists every problem found."""
 

@@ -21,7 +21,6 @@ Protocol elements (Hernán & Robins 2016, target-trial emulation):
 
 from __future__ import annotations
 
-import tomllib
 from importlib import resources
 from pathlib import Path
 from typing import Any, Literal
@@ -29,6 +28,7 @@ from typing import Any, Literal
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, model_validator
 
 from ketaweight.core.errors import InputError, Location
+from ketaweight.core.tomlfile import read_toml, validation_problems
 from ketaweight.core.schema import DRUGS, MEASUREMENT_KINDS, ROUTES
 from ketaweight.core.vocabulary import METHODS, Method
 from ketaweight.study.catalogue import COVARIATES, MECHANISM_COLUMNS
@@ -209,16 +209,8 @@ def load_study(path: str | Path) -> Study:
         p = Path(str(resources.files("ketaweight.study.studies") / f"{path}.toml"))
     if not p.exists():
         raise InputError([(Location(str(p)), f"study file not found (shipped studies: {', '.join(builtin_studies())})")])
-    try:
-        raw = tomllib.loads(p.read_text(encoding="utf-8"))
-    except tomllib.TOMLDecodeError as exc:
-        raise InputError([(Location(str(p)), f"not valid TOML: {exc}")]) from exc
+    raw = read_toml(p)
     try:
         return Study.model_validate(raw)
     except ValidationError as exc:
-        problems = []
-        for err in exc.errors():
-            key = ".".join(str(x) for x in err["loc"]) or None
-            for msg in str(err["msg"]).removeprefix("Value error, ").split("; "):
-                problems.append((Location(str(p), column=key), msg))
-        raise InputError(problems) from exc
+        raise InputError(validation_problems(exc, str(p))) from exc

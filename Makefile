@@ -13,7 +13,7 @@ DEMO_OUT ?= demo-output
 AXE_DIR := .cache/axe
 AXE     := $(AXE_DIR)/node_modules/axe-core/axe.min.js
 
-.PHONY: demo test bench validate install peers clean
+.PHONY: demo test fuzz bench validate install peers clean
 
 $(STAMP): pyproject.toml
 	test -x $(BIN)/python || $(PYTHON) -m venv $(VENV)
@@ -44,6 +44,10 @@ test: $(STAMP)
 	  echo "note: axe-core could not be installed from npm; the clinic service's accessibility check will skip"
 	$(BIN)/lint-imports
 	$(BIN)/python -m pytest -n 2 -q
+
+# The fuzzers' long run: 10,000 generated inputs per target (docs/reliability.md); minutes to hours.
+fuzz: $(STAMP)
+	HYPOTHESIS_PROFILE=fuzz $(BIN)/python -m pytest -q -p no:randomly -k fuzz tests
 
 bench: $(PEERS_STAMP)
 	$(BIN)/python benchmarks/run_all.py

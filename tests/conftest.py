@@ -1,4 +1,4 @@
-"""Fuzzing budgets: a short one inside `make test`, a long one under `make fuzz`
+"""Shared test settings. Fuzzing budgets: a short one inside `make test`, a long one under `make fuzz`
 (HYPOTHESIS_PROFILE=fuzz: 10,000 inputs per target)."""
 
 from __future__ import annotations

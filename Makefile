@@ -32,7 +32,7 @@ $(PEERS_STAMP): $(STAMP)
 peers: $(PEERS_STAMP)
 
 demo: $(STAMP)
-	$(BIN)/ketaweight demo --out $(DEMO_OUT)
+	$(BIN)/ketaweight demo --out $(DEMO_OUT) --replace
 
 # The report's browser test needs Debian's headless Chromium; install it once if we can (root + mirror),
 # otherwise say so and let that test skip.

@@ -209,8 +209,9 @@ def load_study(path: str | Path) -> Study:
         p = Path(str(resources.files("ketaweight.study.studies") / f"{path}.toml"))
     if not p.exists():
         raise InputError([(Location(str(p)), f"study file not found (shipped studies: {', '.join(builtin_studies())})")])
-    raw = read_toml(p)
+    raw, text = read_toml(p)
     try:
         return Study.model_validate(raw)
     except ValidationError as exc:
-        raise InputError(validation_problems(exc, str(p))) from exc
+        raise InputError(validation_problems(exc, str(p), text, unknown_key="unknown key (the study reference, "
+                                             "docs/study-reference.md, lists every key)")) from exc

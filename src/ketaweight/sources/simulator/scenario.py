@@ -240,15 +240,16 @@ def load_scenario(name_or_path: str | Path) -> Scenario:
     if path.suffix == ".toml" or path.exists():
         if not path.exists():
             raise InputError([(Location(str(path)), "scenario file not found")])
-        raw, label = read_toml(path), str(path)
+        label = str(path)
+        raw, text = read_toml(path, label)
     else:
         resource = _scenario_dir() / f"{name_or_path}.toml"
         if not resource.is_file():
             raise InputError([(Location(str(name_or_path)),
                                f"unknown scenario; built-in scenarios are {', '.join(builtin_scenarios())}")])
         label = f"scenario '{name_or_path}'"
-        raw = read_toml(Path(str(resource)), label)
+        raw, text = read_toml(Path(str(resource)), label)
     try:
         return Scenario.model_validate(raw)
     except ValidationError as exc:
-        raise InputError(validation_problems(exc, label)) from exc
+        raise InputError(validation_problems(exc, label, text)) from exc

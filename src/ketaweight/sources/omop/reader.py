@@ -16,6 +16,7 @@ The store then re-validates everything it receives (:meth:`ketaweight.store.Stor
 from __future__ import annotations
 
 import json
+from collections.abc import Callable
 from dataclasses import dataclass
 
 import duckdb
@@ -136,7 +137,7 @@ def read_omop(cdm: CdmConnection, mapping: Mapping) -> OmopImport:
         w.register(name, table)
     report.persons_selected = pulled["persons"].num_rows
     _register_lookups(w, cdm, mapping, resolved, pulled)
-    tables = _shape(w, mapping, report, pulled)
+    tables = shape_canonical(w, mapping, report, pulled)
     period_row = w.execute("SELECT min(start_date), max(end_date) FROM periods JOIN patients_ok USING (person_id)").fetchall()[0]
     period = f"{period_row[0]} to {period_row[1]}" if period_row and period_row[0] is not None else None
     provenance = _provenance(cdm, present, period)
@@ -151,7 +152,8 @@ def _pull(cdm: CdmConnection, sel: str, resolved: Resolved, present: set[str], r
     out: dict[str, pa.Table] = {}
     out["persons"] = cdm.query(
         f"WITH {sel} SELECT CAST(person_id AS BIGINT) AS person_id, CAST(gender_concept_id AS BIGINT) AS gender_concept_id, "
-        f"CAST(year_of_birth AS BIGINT) AS year_of_birth, person_source_value FROM {t('person')} WHERE {in_sel}")
+        f"CAST(year_of_birth AS BIGINT) AS year_of_birth, person_source_value, CAST(person_id AS BIGINT) AS row_id "
+        f"FROM {t('person')} WHERE {in_sel}")
     out["periods"] = cdm.query(
         f"WITH {sel} SELECT CAST(person_id AS BIGINT) AS person_id, CAST(observation_period_start_date AS DATE) AS start_date, "
         f"CAST(observation_period_end_date AS DATE) AS end_date FROM {t('observation_period')} WHERE {in_sel}")
@@ -259,6 +261,16 @@ def _register_lookups(w: duckdb.DuckDBPyConnection, cdm: CdmConnection, mapping:
     codes = concept_codes(cdm, None, ids=unit_ids)
     w.register("unit_codes", pa.table({"unit_concept_id": pa.array(list(codes), pa.int64()),
                                        "code": pa.array(list(codes.values()), pa.string())}))
+    register_common(w, mapping)
+    gender = concept_codes(cdm, "Gender", ["F", "M"])
+    w.register("genders", pa.table({"gender_concept_id": pa.array(list(gender), pa.int64()),
+                                    "sex": pa.array(list(gender.values()), pa.string())}))
+    w.register("strengths", strengths)
+
+
+def register_common(w: duckdb.DuckDBPyConnection, mapping: Mapping) -> None:
+    """Lookups every source shares: unit and dose-unit tables, the kinds' accepted units and ranges, and the
+    route/severity source values."""
     w.register("units", pa.table({"code": pa.array(list(mapping.units), pa.string()),
                                   "store_unit": pa.array([u for u, _f in mapping.units.values()], pa.string()),
                                   "factor": pa.array([f for _u, f in mapping.units.values()], pa.float64())}))
@@ -271,10 +283,6 @@ def _register_lookups(w: duckdb.DuckDBPyConnection, cdm: CdmConnection, mapping:
     w.register("kinds", pa.table({"kind": [r[0] for r in rows], "store_unit": [r[1] for r in rows],
                                   "kind_factor": [r[2] for r in rows], "minimum": [float(r[3]) for r in rows],
                                   "maximum": [float(r[4]) for r in rows]}))
-    gender = concept_codes(cdm, "Gender", ["F", "M"])
-    w.register("genders", pa.table({"gender_concept_id": pa.array(list(gender), pa.int64()),
-                                    "sex": pa.array(list(gender.values()), pa.string())}))
-    w.register("strengths", strengths)
     sv = [(v, s.name, s.group) for s in mapping.sets if s.group in ("route", "severity") for v in s.source_values]
     w.register("source_values", pa.table({"value": [r[0] for r in sv], "name": [r[1] for r in sv], "grp": [r[2] for r in sv]}))
 
@@ -300,19 +308,29 @@ def _strengths(cdm: CdmConnection, resolved: Resolved, pulled: dict[str, pa.Tabl
         f"WHERE drug_concept_id IN {id_list(drug_ids)} AND ingredient_concept_id IN {id_list(ingredients)}")
 
 
-def _count(w: duckdb.DuckDBPyConnection, report: ImportReport, relation: str, label_sql: str) -> None:
+Locate = Callable[[str, int], str]
+"""(source table or resource type, row id) → how the owner's receipt names that record."""
+
+
+def _cdm_locate(table: str, row_id: int) -> str:
+    return f"{_ID_COLUMN.get(table, 'row id')} {row_id}"
+
+
+def _count(w: duckdb.DuckDBPyConnection, report: ImportReport, relation: str, label_sql: str, locate: Locate) -> None:
     """Add exclusions from ``relation`` (columns reason, src/table label, row_id) to the report."""
     rows = w.execute(f"SELECT {label_sql} AS tbl, reason, count(*) AS n, list(row_id ORDER BY row_id)[1:5] AS ex "
                      f"FROM {relation} WHERE reason IS NOT NULL GROUP BY 1, 2 ORDER BY 1, 2").fetchall()
     for table, reason, n, examples in rows:
-        report.exclude(table, reason, n, tuple(f"{_ID_COLUMN.get(table, 'row id')} {e}" for e in examples))
+        report.exclude(table, reason, n, tuple(locate(table, int(e)) for e in examples))
 
 
 _ID_COLUMN = {t: id_col for t, (_c, id_col) in DOMAIN_CONCEPT.items()} | {"person": "person_id"}
 
 
-def _shape(w: duckdb.DuckDBPyConnection, mapping: Mapping, report: ImportReport, pulled: dict[str, pa.Table]) -> dict[str, pa.Table]:
-    """Canonical tables from the pulled rows; every row left out is counted with its reason."""
+def shape_canonical(w: duckdb.DuckDBPyConnection, mapping: Mapping, report: ImportReport, pulled: dict[str, pa.Table],
+                    *, locate: Locate = _cdm_locate, person_table: str = "person") -> dict[str, pa.Table]:
+    """Canonical tables from the pulled rows (relations persons, periods, meas, drugs, events and the lookups
+    registered on ``w``); every row left out is counted with its reason."""
     ids = pulled["persons"].column("person_source_value")
     n_persons = pulled["persons"].num_rows
     use_source = n_persons > 0 and ids.null_count == 0 and len(set(ids.to_pylist())) == n_persons and "" not in set(ids.to_pylist())
@@ -353,11 +371,11 @@ def _shape(w: duckdb.DuckDBPyConnection, mapping: Mapping, report: ImportReport,
                  WHEN p.year_of_birth IS NULL OR p.year_of_birth < 1900 OR p.year_of_birth > 2030 THEN 'year of birth missing or outside 1900–2030'
                  WHEN h.height_cm IS NULL THEN 'no plausible height (100–250 cm) recorded: height is required'
                  WHEN NOT EXISTS (SELECT 1 FROM periods o WHERE o.person_id = p.person_id) THEN 'no observation period'
-            END AS reason, p.person_id AS row_id
+            END AS reason, p.row_id
         FROM persons p LEFT JOIN genders g USING (gender_concept_id)
         LEFT JOIN heights h USING (person_id) LEFT JOIN atypical a USING (person_id)
     """)
-    _count(w, report, "patients_all", "'person'")
+    _count(w, report, "patients_all", f"'{person_table}'", locate)
     w.execute("CREATE TEMP TABLE patients_ok AS SELECT * FROM patients_all WHERE reason IS NULL")
     report.persons_imported = w.execute("SELECT count(*) FROM patients_ok").fetchall()[0][0]
     in_period = ("EXISTS (SELECT 1 FROM periods o WHERE o.person_id = {a}.person_id "
@@ -367,7 +385,8 @@ def _shape(w: duckdb.DuckDBPyConnection, mapping: Mapping, report: ImportReport,
     w.execute(f"""
         CREATE TEMP TABLE meas_r AS
         SELECT m2.src, m2.row_id, m2.person_id, p.patient_id, m2.time, m2.name AS kind, m2.v AS value, m2.store_unit AS unit,
-            CASE WHEN p.person_id IS NULL THEN 'person left out (see person)'
+            CASE WHEN p.person_id IS NULL THEN 'person left out (see {person_table})'
+                 WHEN m2.time IS NULL THEN 'no usable date (missing, or only to the month or year)'
                  WHEN m2.value IS NULL THEN 'no numeric value'
                  WHEN m2.unit_code IS NULL THEN 'no unit (unit_concept_id 0 and no unit_source_value)'
                  WHEN m2.store_unit IS NULL OR k.kind IS NULL THEN 'unit ' || m2.unit_code || ' not convertible to ' || kc.unit
@@ -382,7 +401,7 @@ def _shape(w: duckdb.DuckDBPyConnection, mapping: Mapping, report: ImportReport,
         WHERE m2.grp = 'measurement'
     """)
     _dedupe(w, "meas_r", "patient_id, time, kind", "same person, time and kind")
-    _count(w, report, "meas_r", "src")
+    _count(w, report, "meas_r", "src", locate)
     n_bmi = w.execute("SELECT count(*) FROM m2 WHERE grp = 'counted'").fetchall()[0][0]
     report.exclude("measurement", "BMI rows (counted, not imported: BMI is derived from weight and height)", n_bmi)
     n_bad_height = w.execute(f"SELECT count(*) FROM m2 h WHERE grp = 'patient' AND name = 'height_cm' "
@@ -414,7 +433,8 @@ def _shape(w: duckdb.DuckDBPyConnection, mapping: Mapping, report: ImportReport,
             LEFT JOIN dose_units df ON df.code = lower(trim(d.dose_unit_source_value))
         )
         SELECT 'drug_exposure' AS src, dd.row_id, dd.person_id, p.patient_id, dd.time, dd.drug, dd.dose_mg, dd.route, dd.duration_min,
-            CASE WHEN p.person_id IS NULL THEN 'person left out (see person)'
+            CASE WHEN p.person_id IS NULL THEN 'person left out (see {person_table})'
+                 WHEN dd.time IS NULL THEN 'no usable date (missing, or only to the month or year)'
                  WHEN dd.quantity IS NULL OR dd.quantity <= 0 THEN 'no quantity'
                  WHEN NOT dd.dose_known THEN 'dose not computable (no drug_strength in mg and no dose unit in dose_unit_source_value)'
                  WHEN dd.dose_mg <= 0 OR dd.dose_mg > 2000 THEN 'implausible dose (must be > 0 and ≤ 2000 mg)'
@@ -426,13 +446,14 @@ def _shape(w: duckdb.DuckDBPyConnection, mapping: Mapping, report: ImportReport,
         FROM dd LEFT JOIN patients_ok p USING (person_id)
     """)
     _dedupe(w, "expo_r", "patient_id, time, drug", "same person, start time and drug")
-    _count(w, report, "expo_r", "src")
+    _count(w, report, "expo_r", "src", locate)
 
     # --- adverse events and lifestyle
     w.execute(f"""
         CREATE TEMP TABLE ae_r AS
         SELECT e.src, e.row_id, e.person_id, p.patient_id, e.time, c.name AS term, coalesce(q.name, sv.name) AS severity,
-            CASE WHEN p.person_id IS NULL THEN 'person left out (see person)'
+            CASE WHEN p.person_id IS NULL THEN 'person left out (see {person_table})'
+                 WHEN e.time IS NULL THEN 'no usable date (missing, or only to the month or year)'
                  WHEN NOT EXISTS (SELECT 1 FROM expo_r x WHERE x.reason IS NULL AND x.person_id = e.person_id
                                   AND date_diff('day', CAST(x.time AS DATE), CAST(e.time AS DATE)) BETWEEN 0 AND {int(mapping.ae_window_days)})
                       THEN 'not within {int(mapping.ae_window_days)} day(s) after a ketamine or esketamine session (not an adverse event of it)'
@@ -445,12 +466,13 @@ def _shape(w: duckdb.DuckDBPyConnection, mapping: Mapping, report: ImportReport,
         LEFT JOIN source_values sv ON sv.grp = 'severity' AND sv.value = lower(trim(e.qualifier_source_value))
     """)
     _dedupe(w, "ae_r", "patient_id, time, term", "same person, time and term")
-    _count(w, report, "ae_r", "src")
+    _count(w, report, "ae_r", "src", locate)
     w.execute(f"""
         CREATE TEMP TABLE life_r AS
         SELECT e.src, e.row_id, e.person_id, p.patient_id, CAST(e.time AS DATE) AS start, e.end_date AS "end", c.name AS kind,
             e.source_value AS detail,
-            CASE WHEN p.person_id IS NULL THEN 'person left out (see person)'
+            CASE WHEN p.person_id IS NULL THEN 'person left out (see {person_table})'
+                 WHEN e.time IS NULL THEN 'no usable date (missing, or only to the month or year)'
                  WHEN e.end_date < CAST(e.time AS DATE) THEN 'end before start'
                  WHEN NOT {in_period.format(a='e', col='time')} THEN 'outside an observation period'
                  WHEN year(e.time) < p.birth_year THEN 'dated before the year of birth'
@@ -459,7 +481,7 @@ def _shape(w: duckdb.DuckDBPyConnection, mapping: Mapping, report: ImportReport,
         LEFT JOIN patients_ok p USING (person_id)
     """)
     _dedupe(w, "life_r", "patient_id, start, kind", "same person, start and kind")
-    _count(w, report, "life_r", "src")
+    _count(w, report, "life_r", "src", locate)
     mdd = w.execute("SELECT count(DISTINCT e.person_id) FROM events e JOIN cmap c ON c.concept_id = e.concept_id "
                     "AND c.grp = 'condition' JOIN patients_ok USING (person_id)").fetchall()[0][0]
     for s in mapping.group("condition"):

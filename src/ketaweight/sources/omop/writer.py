@@ -197,24 +197,30 @@ def write_omop(con: duckdb.DuckDBPyConnection, out: Path, provenance: Provenance
     con.execute(f"CREATE OR REPLACE TEMP TABLE _obs_period AS {cdm['observation_period']}")
     written: dict[str, Path] = {}
     target_db = out / "cdm.duckdb"
+    out_con = None
     if layout == "duckdb":
+        # A second connection: the store may be open read-only, and the rows stream across as Arrow batches.
         if target_db.exists():
             target_db.unlink()
-        con.execute(f"ATTACH '{_path(target_db)}' AS _kw_out")
+        out_con = duckdb.connect(str(target_db))
     try:
         for table, sql in cdm.items():
             select = _conform(con, table, "_obs_period" if table == "observation_period" else f"({sql})")
-            if layout == "duckdb":
-                con.execute(create_sql(table, f"_kw_out.main.{table}"))
-                con.execute(f"INSERT INTO _kw_out.main.{table} {select}")
+            if out_con is not None:
+                rel = con.sql(select)
+                reader = rel.to_arrow_reader() if hasattr(rel, "to_arrow_reader") else rel.fetch_record_batch()
+                out_con.execute(create_sql(table, table))
+                out_con.register("_kw_in", reader)
+                out_con.execute(f"INSERT INTO {table} SELECT * FROM _kw_in")
+                out_con.unregister("_kw_in")
                 written[table] = target_db
             else:
                 path = out / f"{table.upper()}.csv"
                 con.execute(f"COPY ({select}) TO '{_path(path)}' (FORMAT csv, HEADER, TIMESTAMPFORMAT '%Y-%m-%d %H:%M:%S.%f')")
                 written[table] = path
     finally:
-        if layout == "duckdb":
-            con.execute("DETACH _kw_out")
+        if out_con is not None:
+            out_con.close()
         for name in ("_kw_person", "_kw_dates", "_obs_period"):
             con.execute(f"DROP TABLE IF EXISTS {name}")
         con.unregister("_kw_concepts")

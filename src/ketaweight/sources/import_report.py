@@ -101,9 +101,14 @@ class ImportReport:
                 out.append(f"  {e.table}: {m(e.n)} {e.reason}{ex}")
         else:
             out.append("left out: nothing")
-        missing = [n for n in self.concepts if n.n_concepts == 0]
+        by_set: dict[str, list[ConceptNote]] = {}
+        for n in self.concepts:
+            by_set.setdefault(n.concept_set, []).append(n)
+        missing = [(name, notes) for name, notes in by_set.items() if all(n.n_concepts == 0 for n in notes)]
         if missing:
-            out.append("not in this database's vocabulary:")
-            out += [f"  {n.concept_set}: {n.selector}{' — ' + n.note if n.note else ''}" for n in missing]
+            out.append("concept sets not found in this database's vocabulary:")
+            out += [f"  {name}: {', '.join(n.selector for n in notes)}" for name, notes in missing]
+        partial = sorted({n.note for n in self.concepts if n.note})
+        out += [f"note: {n}" for n in partial]
         out += [f"note: {n}" for n in self.notes]
         return out

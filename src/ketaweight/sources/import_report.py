@@ -105,10 +105,12 @@ class ImportReport:
         for n in self.concepts:
             by_set.setdefault(n.concept_set, []).append(n)
         missing = [(name, notes) for name, notes in by_set.items() if all(n.n_concepts == 0 for n in notes)]
-        if missing:
+        local = [name for name, notes in missing if all(n.selector.startswith("ketaweight ") for n in notes)]
+        standard = [(name, notes) for name, notes in missing if name not in local]
+        if standard:
             out.append("concept sets not found in this database's vocabulary:")
-            out += [f"  {name}: {', '.join(n.selector for n in notes)}" for name, notes in missing]
-        partial = sorted({n.note for n in self.concepts if n.note})
-        out += [f"note: {n}" for n in partial]
+            out += [f"  {name}: {', '.join(n.selector for n in notes)}" for name, notes in standard]
+        if local:
+            out.append(f"not found, coded only in ketaweight's local vocabulary (add your codes with --mapping): {', '.join(local)}")
         out += [f"note: {n}" for n in self.notes]
         return out

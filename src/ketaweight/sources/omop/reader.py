@@ -385,13 +385,13 @@ def shape_canonical(w: duckdb.DuckDBPyConnection, mapping: Mapping, report: Impo
     w.execute(f"""
         CREATE TEMP TABLE meas_r AS
         SELECT m2.src, m2.row_id, m2.person_id, p.patient_id, m2.time, m2.name AS kind, m2.v AS value, m2.store_unit AS unit,
-            CASE WHEN p.person_id IS NULL THEN 'person left out (see {person_table})'
-                 WHEN m2.time IS NULL THEN 'no usable date (missing, or only to the month or year)'
+            CASE WHEN m2.time IS NULL THEN 'no usable date (missing, or only to the month or year)'
                  WHEN m2.value IS NULL THEN 'no numeric value'
                  WHEN m2.unit_code IS NULL THEN 'no unit (unit_concept_id 0 and no unit_source_value)'
                  WHEN m2.store_unit IS NULL OR k.kind IS NULL THEN 'unit ' || m2.unit_code || ' not convertible to ' || kc.unit
                  WHEN m2.v * k.kind_factor < k.minimum OR m2.v * k.kind_factor > k.maximum
                       THEN 'implausible value (outside ' || k.minimum || '–' || k.maximum || ' ' || kc.unit || ')'
+                 WHEN p.person_id IS NULL THEN 'person left out (see {person_table})'
                  WHEN NOT {in_period.format(a='m2', col='time')} THEN 'outside an observation period'
                  WHEN year(m2.time) < p.birth_year THEN 'dated before the year of birth'
             END AS reason
@@ -433,13 +433,13 @@ def shape_canonical(w: duckdb.DuckDBPyConnection, mapping: Mapping, report: Impo
             LEFT JOIN dose_units df ON df.code = lower(trim(d.dose_unit_source_value))
         )
         SELECT 'drug_exposure' AS src, dd.row_id, dd.person_id, p.patient_id, dd.time, dd.drug, dd.dose_mg, dd.route, dd.duration_min,
-            CASE WHEN p.person_id IS NULL THEN 'person left out (see {person_table})'
-                 WHEN dd.time IS NULL THEN 'no usable date (missing, or only to the month or year)'
+            CASE WHEN dd.time IS NULL THEN 'no usable date (missing, or only to the month or year)'
                  WHEN dd.quantity IS NULL OR dd.quantity <= 0 THEN 'no quantity'
                  WHEN NOT dd.dose_known THEN 'dose not computable (no drug_strength in mg and no dose unit in dose_unit_source_value)'
                  WHEN dd.dose_mg <= 0 OR dd.dose_mg > 2000 THEN 'implausible dose (must be > 0 and ≤ 2000 mg)'
                  WHEN dd.route IS NULL THEN 'route not mapped (route_concept_id ' || coalesce(CAST(dd.route_concept_id AS VARCHAR), 'empty')
                       || ', route_source_value ' || coalesce(dd.route_source_value, 'empty') || ')'
+                 WHEN p.person_id IS NULL THEN 'person left out (see {person_table})'
                  WHEN NOT {in_period.format(a='dd', col='time')} THEN 'outside an observation period'
                  WHEN year(dd.time) < p.birth_year THEN 'dated before the year of birth'
             END AS reason
@@ -482,13 +482,11 @@ def shape_canonical(w: duckdb.DuckDBPyConnection, mapping: Mapping, report: Impo
     """)
     _dedupe(w, "life_r", "patient_id, start, kind", "same person, start and kind")
     _count(w, report, "life_r", "src", locate)
-    mdd = w.execute("SELECT count(DISTINCT e.person_id) FROM events e JOIN cmap c ON c.concept_id = e.concept_id "
-                    "AND c.grp = 'condition' JOIN patients_ok USING (person_id)").fetchall()[0][0]
     for s in mapping.group("condition"):
-        n = w.execute("SELECT count(DISTINCT e.person_id) FROM events e JOIN cmap c ON c.concept_id = e.concept_id "
-                      "AND c.grp = 'condition' AND c.name = ? JOIN patients_ok USING (person_id)", [s.name]).fetchall()[0][0]
-        report.found[f"imported persons with {s.name.replace('_', ' ')}"] = n
-    del mdd
+        for label, join in (("selected", "persons"), ("imported", "patients_ok")):
+            n = w.execute("SELECT count(DISTINCT e.person_id) FROM events e JOIN cmap c ON c.concept_id = e.concept_id "
+                          f"AND c.grp = 'condition' AND c.name = ? JOIN {join} USING (person_id)", [s.name]).fetchall()[0][0]
+            report.found[f"{label} persons with {s.name.replace('_', ' ')}"] = n
 
     schema = {name: TABLES[name] for name in TABLES}
     selects = {

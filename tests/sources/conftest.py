@@ -28,7 +28,7 @@ def canonical(tables: dict) -> dict[str, pd.DataFrame]:
         frame = frame[list(TABLES[name].column_names)].sort_values(list(TABLES[name].key)).reset_index(drop=True)
         for col in frame.columns:
             if str(frame[col].dtype) in ("category", "object") or col in ("start", "end"):
-                frame[col] = frame[col].astype(object).where(frame[col].notna(), None).map(lambda v: None if v is None else str(v)[:19] if col in ("start", "end") else v)
+                frame[col] = frame[col].astype(object).where(frame[col].notna(), None).map(lambda v: None if v is None else str(v)[:10] if col in ("start", "end") else v)
         out[name] = frame
     return out
 

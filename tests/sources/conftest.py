@@ -25,10 +25,12 @@ def canonical(tables: dict) -> dict[str, pd.DataFrame]:
     out = {}
     for name, table in tables.items():
         frame = table.to_pandas() if hasattr(table, "to_pandas") else table
-        frame = frame[list(TABLES[name].column_names)].sort_values(list(TABLES[name].key)).reset_index(drop=True)
+        frame = frame[list(TABLES[name].column_names)].copy()
         for col in frame.columns:
-            if str(frame[col].dtype) in ("category", "object") or col in ("start", "end"):
-                frame[col] = frame[col].astype(object).where(frame[col].notna(), None).map(lambda v: None if v is None else str(v)[:10] if col in ("start", "end") else v)
+            if str(frame[col].dtype) in ("category", "object", "string") or col in ("start", "end"):
+                values = frame[col].astype(object).where(frame[col].notna(), None)
+                frame[col] = values.map(lambda v: None if v is None else (str(v)[:10] if col in ("start", "end") else str(v)))
+        frame = frame.sort_values(list(TABLES[name].key)).reset_index(drop=True)
         out[name] = frame
     return out
 

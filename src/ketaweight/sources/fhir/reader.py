@@ -31,6 +31,7 @@ from ketaweight.core.provenance import Provenance
 from ketaweight.sources.fhir.codes import PROVENANCE_SYSTEM, SEVERITY_SYSTEM, SYSTEMS
 from ketaweight.sources.import_report import ImportReport
 from ketaweight.sources.omop.mapping import Mapping
+from ketaweight.sources.omop.cdm import configure
 from ketaweight.sources.omop.reader import register_common, shape_canonical
 
 USED_TYPES = ("Patient", "Observation", "MedicationAdministration", "MedicationStatement", "MedicationRequest",
@@ -439,9 +440,12 @@ def read_fhir(location: str | Path, mapping: Mapping, *, validate: bool = True) 
     pulled = {"persons": _table(r.persons.cols, PERSON_SCHEMA), "meas": _table(_subset(r.meas.cols, keep["meas"]), MEAS_SCHEMA),
               "drugs": _table(_subset(r.drugs.cols, keep["drugs"]), DRUG_SCHEMA),
               "events": _table(_subset(r.events.cols, keep["events"]), EVENT_SCHEMA)}
-    w = duckdb.connect(":memory:")
+    w = configure(duckdb.connect(":memory:"))
     for name, table in pulled.items():
-        w.register(name, table)
+        w.register(f"_{name}_arrow", table)
+        w.execute(f"CREATE TEMP TABLE {name} AS SELECT * FROM _{name}_arrow")  # a table: the shaping drops it when done
+        w.unregister(f"_{name}_arrow")
+    del pulled
     w.execute("""CREATE TEMP TABLE periods AS
         SELECT p.person_id, coalesce(min(d), make_date(CAST(p.year_of_birth AS INTEGER), 1, 1)) AS start_date,
                coalesce(max(d), make_date(CAST(p.year_of_birth AS INTEGER), 1, 1)) AS end_date
@@ -460,7 +464,7 @@ def read_fhir(location: str | Path, mapping: Mapping, *, validate: bool = True) 
                                       "numerator_unit_concept_id": pa.array([], pa.int64())}))
     register_common(w, mapping)
     report.notes.append("FHIR has no observation periods: each patient is observed from their first to their last record")
-    tables = shape_canonical(w, mapping, report, pulled, locate=lambda _t, rid: r.locate(rid), person_table="Patient")
+    tables = shape_canonical(w, mapping, report, locate=lambda _t, rid: r.locate(rid), person_table="Patient")
     period_row = w.execute("SELECT min(start_date), max(end_date) FROM periods JOIN patients_ok USING (person_id)").fetchall()[0]
     w.close()
     period = f"{period_row[0]} to {period_row[1]}" if period_row[0] is not None else None

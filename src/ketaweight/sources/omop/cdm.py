@@ -12,7 +12,9 @@ it builds Python tuples first.  DuckDB's own postgres extension is not used: it 
 
 from __future__ import annotations
 
+import os
 import re
+import tempfile
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, Protocol
@@ -33,6 +35,9 @@ class CdmConnection(Protocol):
     def table(self, name: str) -> str: ...
     def columns(self) -> dict[str, dict[str, str]]: ...  # table → column → category
     def query(self, sql: str) -> pa.Table: ...
+    def into(self, name: str, sql: str) -> None: ...  # the result of ``sql`` as temp table ``name`` of :attr:`work`
+    @property
+    def work(self) -> duckdb.DuckDBPyConnection: ...  # the local DuckDB where pulled rows are shaped
     def close(self) -> None: ...
 
 
@@ -40,6 +45,19 @@ def duck_arrow(con: duckdb.DuckDBPyConnection, sql: str) -> pa.Table:
     """A DuckDB query's result as an Arrow table (``to_arrow_table`` from DuckDB 1.4, ``arrow`` before)."""
     rel = con.sql(sql)
     return rel.to_arrow_table() if hasattr(rel, "to_arrow_table") else rel.arrow()
+
+
+def configure(con: duckdb.DuckDBPyConnection) -> duckdb.DuckDBPyConnection:
+    """Bound DuckDB's memory (40% of RAM, so the rows on their way to the store fit beside it) and let it
+    spill to a temporary folder instead; insertion order is not kept (outputs are sorted where it matters)."""
+    try:
+        ram = os.sysconf("SC_PAGE_SIZE") * os.sysconf("SC_PHYS_PAGES")
+        con.execute(f"SET memory_limit = '{max(1, int(ram * 0.4 / 2**30))}GB'")
+    except (ValueError, OSError):
+        pass  # the platform does not tell its memory: DuckDB's own default applies
+    con.execute(f"SET temp_directory = '{tempfile.gettempdir()}/ketaweight-duckdb-spill'")
+    con.execute("SET preserve_insertion_order = false")
+    return con
 
 
 def _ident(name: str) -> str:
@@ -64,7 +82,7 @@ class DuckDBCdm:
         if not self.path.is_file():
             raise InputError([(Location(str(self.path)), "CDM database file not found")])
         self.label = self.label or str(self.path)
-        self.con = duckdb.connect(":memory:")
+        self.con = configure(duckdb.connect(":memory:"))
         try:
             self.con.execute(f"ATTACH '{str(self.path).replace(chr(39), chr(39) * 2)}' AS cdm_src (READ_ONLY)")
         except duckdb.Error as exc:
@@ -99,6 +117,13 @@ class DuckDBCdm:
     def query(self, sql: str) -> pa.Table:
         return duck_arrow(self.con, sql)
 
+    @property
+    def work(self) -> duckdb.DuckDBPyConnection:
+        return self.con
+
+    def into(self, name: str, sql: str) -> None:
+        self.con.execute(f"CREATE OR REPLACE TEMP TABLE {name} AS {sql}")
+
     def close(self) -> None:
         self.con.close()
 
@@ -125,7 +150,7 @@ class CsvCdm:
                 if path.stem.lower() in self.files:
                     raise InputError([(Location(str(path)), f"two files for table {path.stem.lower()}; keep one")])
                 self.files[path.stem.lower()] = path
-        self.con = duckdb.connect(":memory:")
+        self.con = configure(duckdb.connect(":memory:"))
 
     def table(self, name: str) -> str:
         if name not in self._loaded:
@@ -171,6 +196,13 @@ class CsvCdm:
     def query(self, sql: str) -> pa.Table:
         return duck_arrow(self.con, sql)
 
+    @property
+    def work(self) -> duckdb.DuckDBPyConnection:
+        return self.con
+
+    def into(self, name: str, sql: str) -> None:
+        self.con.execute(f"CREATE OR REPLACE TEMP TABLE {name} AS {sql}")
+
     def close(self) -> None:
         self.con.close()
 
@@ -185,6 +217,7 @@ class PostgresCdm:
     label: str = ""
     kind: str = "postgresql"
     con: Any = field(default=None, repr=False)
+    _work: Any = field(default=None, repr=False)
 
     def __post_init__(self) -> None:
         import adbc_driver_postgresql.dbapi as pg  # imported here: only PostgreSQL users need the driver loaded
@@ -224,7 +257,27 @@ class PostgresCdm:
         self.con.commit()
         return table
 
+    @property
+    def work(self) -> duckdb.DuckDBPyConnection:
+        if self._work is None:
+            self._work = configure(duckdb.connect(":memory:"))
+        return self._work
+
+    def into(self, name: str, sql: str) -> None:
+        """Stream the result from PostgreSQL (Arrow batches over the binary COPY protocol) into a local table."""
+        with self.con.cursor() as cur:
+            cur.execute(sql)
+            reader = cur.fetch_record_batch()
+            self.work.register("_kw_incoming", reader)
+            try:
+                self.work.execute(f"CREATE OR REPLACE TEMP TABLE {name} AS SELECT * FROM _kw_incoming")
+            finally:
+                self.work.unregister("_kw_incoming")
+        self.con.commit()
+
     def close(self) -> None:
+        if self._work is not None:
+            self._work.close()
         self.con.close()
 
 

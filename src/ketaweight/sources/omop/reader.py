@@ -21,6 +21,7 @@ from dataclasses import dataclass
 
 import duckdb
 import pyarrow as pa
+import pyarrow.compute as pc
 
 from ketaweight.core.provenance import Provenance
 from ketaweight.core.schema import MEASUREMENT_KINDS, TABLES
@@ -131,30 +132,40 @@ def read_omop(cdm: CdmConnection, mapping: Mapping) -> OmopImport:
     report.population = rule
     report.persons_in_source = int(cdm.query(f"SELECT count(*) AS n FROM {cdm.table('person')}").column(0)[0].as_py())
 
-    w = duckdb.connect(":memory:")
-    pulled = _pull(cdm, sel, resolved, present, report)
-    for name, table in pulled.items():
-        w.register(name, table)
-    report.persons_selected = pulled["persons"].num_rows
-    _register_lookups(w, cdm, mapping, resolved, pulled)
-    tables = shape_canonical(w, mapping, report, pulled)
+    w = cdm.work
+    _pull(cdm, sel, resolved, present, report)
+    report.persons_selected = w.execute("SELECT count(*) FROM persons").fetchall()[0][0]
+    _register_lookups(w, cdm, mapping, resolved)
+    tables = shape_canonical(w, mapping, report)
     period_row = w.execute("SELECT min(start_date), max(end_date) FROM periods JOIN patients_ok USING (person_id)").fetchall()[0]
     period = f"{period_row[0]} to {period_row[1]}" if period_row and period_row[0] is not None else None
     provenance = _provenance(cdm, present, period)
-    w.close()
     return OmopImport(tables, provenance, report)
 
 
-def _pull(cdm: CdmConnection, sel: str, resolved: Resolved, present: set[str], report: ImportReport) -> dict[str, pa.Table]:
-    """The pushed-down queries: persons, their observation periods and the rows of used concepts."""
+EMPTY = {
+    "meas": "src VARCHAR, row_id BIGINT, person_id BIGINT, concept_id BIGINT, time TIMESTAMP, value DOUBLE, "
+            "unit_concept_id BIGINT, unit_source_value VARCHAR",
+    "drugs": "row_id BIGINT, person_id BIGINT, concept_id BIGINT, time TIMESTAMP, end_time TIMESTAMP, quantity DOUBLE, "
+             "route_concept_id BIGINT, route_source_value VARCHAR, dose_unit_source_value VARCHAR",
+    "events": "src VARCHAR, row_id BIGINT, person_id BIGINT, concept_id BIGINT, time TIMESTAMP, end_date DATE, "
+              "qualifier_concept_id BIGINT, qualifier_source_value VARCHAR, source_value VARCHAR",
+}
+"""Columns of the pulled relations (as created when a source has no such rows)."""
+
+
+def _pull(cdm: CdmConnection, sel: str, resolved: Resolved, present: set[str], report: ImportReport) -> None:
+    """The pushed-down queries, their results as tables ``persons``, ``periods``, ``meas``, ``drugs`` and
+    ``events`` of the local DuckDB (:attr:`CdmConnection.work`): persons, their observation periods, and the
+    rows of used concepts, with only the columns the shaping reads."""
     t = cdm.table
     in_sel = "person_id IN (SELECT person_id FROM sel)"
-    out: dict[str, pa.Table] = {}
-    out["persons"] = cdm.query(
+    w = cdm.work
+    cdm.into("persons", 
         f"WITH {sel} SELECT CAST(person_id AS BIGINT) AS person_id, CAST(gender_concept_id AS BIGINT) AS gender_concept_id, "
         f"CAST(year_of_birth AS BIGINT) AS year_of_birth, person_source_value, CAST(person_id AS BIGINT) AS row_id "
         f"FROM {t('person')} WHERE {in_sel}")
-    out["periods"] = cdm.query(
+    cdm.into("periods", 
         f"WITH {sel} SELECT CAST(person_id AS BIGINT) AS person_id, CAST(observation_period_start_date AS DATE) AS start_date, "
         f"CAST(observation_period_end_date AS DATE) AS end_date FROM {t('observation_period')} WHERE {in_sel}")
     meas_ids = resolved.ids("measurement") | resolved.ids("patient") | resolved.ids("counted")
@@ -175,13 +186,12 @@ def _pull(cdm: CdmConnection, sel: str, resolved: Resolved, present: set[str], r
                      f"COALESCE(CAST(observation_datetime AS TIMESTAMP), CAST(observation_date AS TIMESTAMP)) AS time, "
                      f"CAST(value_as_number AS DOUBLE PRECISION) AS value, CAST(unit_concept_id AS BIGINT) AS unit_concept_id, "
                      f"unit_source_value FROM {t('observation')} WHERE observation_concept_id IN {id_list(meas_ids)} AND {in_sel}")
-    empty_meas = pa.table({"src": pa.array([], pa.string()), "row_id": pa.array([], pa.int64()),
-                           "person_id": pa.array([], pa.int64()), "concept_id": pa.array([], pa.int64()),
-                           "time": pa.array([], pa.timestamp("us")), "value": pa.array([], pa.float64()),
-                           "unit_concept_id": pa.array([], pa.int64()), "unit_source_value": pa.array([], pa.string())})
-    out["meas"] = cdm.query(f"WITH {sel} " + " UNION ALL ".join(parts)) if parts else empty_meas
+    if parts:
+        cdm.into("meas", f"WITH {sel} " + " UNION ALL ".join(parts))
+    else:
+        w.execute(f"CREATE OR REPLACE TEMP TABLE meas ({EMPTY['meas']})")
     if "drug_exposure" in present and drug_ids:
-        out["drugs"] = cdm.query(
+        cdm.into("drugs", 
             f"WITH {sel} SELECT CAST(drug_exposure_id AS BIGINT) AS row_id, CAST(person_id AS BIGINT) AS person_id, "
             f"CAST(drug_concept_id AS BIGINT) AS concept_id, "
             f"COALESCE(CAST(drug_exposure_start_datetime AS TIMESTAMP), CAST(drug_exposure_start_date AS TIMESTAMP)) AS time, "
@@ -189,11 +199,7 @@ def _pull(cdm: CdmConnection, sel: str, resolved: Resolved, present: set[str], r
             f"CAST(route_concept_id AS BIGINT) AS route_concept_id, route_source_value, dose_unit_source_value "
             f"FROM {t('drug_exposure')} WHERE drug_concept_id IN {id_list(drug_ids)} AND {in_sel}")
     else:
-        out["drugs"] = pa.table({"row_id": pa.array([], pa.int64()), "person_id": pa.array([], pa.int64()),
-                                 "concept_id": pa.array([], pa.int64()), "time": pa.array([], pa.timestamp("us")),
-                                 "end_time": pa.array([], pa.timestamp("us")), "quantity": pa.array([], pa.float64()),
-                                 "route_concept_id": pa.array([], pa.int64()), "route_source_value": pa.array([], pa.string()),
-                                 "dose_unit_source_value": pa.array([], pa.string())})
+        w.execute(f"CREATE OR REPLACE TEMP TABLE drugs ({EMPTY['drugs']})")
     parts = []
     if event_ids:
         if "condition_occurrence" in present:
@@ -217,13 +223,11 @@ def _pull(cdm: CdmConnection, sel: str, resolved: Resolved, present: set[str], r
                          f"CAST(procedure_end_date AS DATE) AS end_date, CAST(NULL AS BIGINT) AS qualifier_concept_id, "
                          f"CAST(NULL AS VARCHAR(50)) AS qualifier_source_value, procedure_source_value AS source_value "
                          f"FROM {t('procedure_occurrence')} WHERE procedure_concept_id IN {id_list(event_ids)} AND {in_sel}")
-    out["events"] = cdm.query(f"WITH {sel} " + " UNION ALL ".join(parts)) if parts else pa.table({
-        "src": pa.array([], pa.string()), "row_id": pa.array([], pa.int64()), "person_id": pa.array([], pa.int64()),
-        "concept_id": pa.array([], pa.int64()), "time": pa.array([], pa.timestamp("us")), "end_date": pa.array([], pa.date32()),
-        "qualifier_concept_id": pa.array([], pa.int64()), "qualifier_source_value": pa.array([], pa.string()),
-        "source_value": pa.array([], pa.string())})
+    if parts:
+        cdm.into("events", f"WITH {sel} " + " UNION ALL ".join(parts))
+    else:
+        w.execute(f"CREATE OR REPLACE TEMP TABLE events ({EMPTY['events']})")
     _count_unused(cdm, sel, used, present, report)
-    return out
 
 
 def _count_unused(cdm: CdmConnection, sel: str, used: dict[str, set[int]], present: set[str], report: ImportReport) -> None:
@@ -249,13 +253,12 @@ def _count_unused(cdm: CdmConnection, sel: str, used: dict[str, set[int]], prese
             report.exclude(table, "rows whose person_id is not in the person table (orphans)", int(orphans.column(0)[0].as_py()))
 
 
-def _register_lookups(w: duckdb.DuckDBPyConnection, cdm: CdmConnection, mapping: Mapping, resolved: Resolved,
-                      pulled: dict[str, pa.Table]) -> None:
+def _register_lookups(w: duckdb.DuckDBPyConnection, cdm: CdmConnection, mapping: Mapping, resolved: Resolved) -> None:
     """Small lookup tables in the local DuckDB: concept → set, units, genders, routes, strengths, kinds."""
     w.register("cmap", resolved.frame(("measurement", "patient", "counted", "drug", "condition", "route", "severity",
                                        "adverse_event", "lifestyle")))
-    unit_ids = set(pulled["meas"].column("unit_concept_id").drop_null().to_pylist()) - {0}
-    strengths = _strengths(cdm, resolved, pulled)
+    unit_ids = {r[0] for r in w.execute("SELECT DISTINCT unit_concept_id FROM meas WHERE unit_concept_id <> 0").fetchall()}
+    strengths = _strengths(cdm, resolved, {r[0] for r in w.execute("SELECT DISTINCT concept_id FROM drugs").fetchall()})
     unit_ids |= set(strengths.column("amount_unit_concept_id").drop_null().to_pylist())
     unit_ids |= set(strengths.column("numerator_unit_concept_id").drop_null().to_pylist())
     codes = concept_codes(cdm, None, ids=unit_ids)
@@ -287,9 +290,8 @@ def register_common(w: duckdb.DuckDBPyConnection, mapping: Mapping) -> None:
     w.register("source_values", pa.table({"value": [r[0] for r in sv], "name": [r[1] for r in sv], "grp": [r[2] for r in sv]}))
 
 
-def _strengths(cdm: CdmConnection, resolved: Resolved, pulled: dict[str, pa.Table]) -> pa.Table:
+def _strengths(cdm: CdmConnection, resolved: Resolved, drug_ids: set[int]) -> pa.Table:
     """drug_strength rows of the exposed drugs for their ketamine/esketamine ingredient."""
-    drug_ids = set(pulled["drugs"].column("concept_id").to_pylist())
     ingredients = set().union(*resolved.ingredients.values()) if resolved.ingredients else set()
     empty = pa.table({"drug_concept_id": pa.array([], pa.int64()), "ingredient_concept_id": pa.array([], pa.int64()),
                       "amount_value": pa.array([], pa.float64()), "amount_unit_concept_id": pa.array([], pa.int64()),
@@ -327,13 +329,12 @@ def _count(w: duckdb.DuckDBPyConnection, report: ImportReport, relation: str, la
 _ID_COLUMN = {t: id_col for t, (_c, id_col) in DOMAIN_CONCEPT.items()} | {"person": "person_id"}
 
 
-def shape_canonical(w: duckdb.DuckDBPyConnection, mapping: Mapping, report: ImportReport, pulled: dict[str, pa.Table],
+def shape_canonical(w: duckdb.DuckDBPyConnection, mapping: Mapping, report: ImportReport,
                     *, locate: Locate = _cdm_locate, person_table: str = "person") -> dict[str, pa.Table]:
     """Canonical tables from the pulled rows (relations persons, periods, meas, drugs, events and the lookups
     registered on ``w``); every row left out is counted with its reason."""
-    ids = pulled["persons"].column("person_source_value")
-    n_persons = pulled["persons"].num_rows
-    use_source = n_persons > 0 and ids.null_count == 0 and len(set(ids.to_pylist())) == n_persons and "" not in set(ids.to_pylist())
+    n_persons, n_unique = w.execute("SELECT count(*), count(DISTINCT nullif(trim(person_source_value), '')) FROM persons").fetchall()[0]
+    use_source = n_persons > 0 and n_unique == n_persons
     pid = "p.person_source_value" if use_source else "CAST(p.person_id AS VARCHAR)"
     if n_persons and not use_source:
         report.notes.append("patient_id is the CDM person_id (person_source_value is missing or not unique)")
@@ -341,7 +342,7 @@ def shape_canonical(w: duckdb.DuckDBPyConnection, mapping: Mapping, report: Impo
 
     # --- measurement-like rows, with their set, unit and reason
     w.execute("""
-        CREATE TEMP TABLE m AS
+        CREATE OR REPLACE TEMP VIEW m AS
         SELECT x.*, c.grp, c.name,
             CASE WHEN x.unit_concept_id IS NOT NULL AND x.unit_concept_id <> 0 THEN uc.code
                  ELSE coalesce(nullif(trim(x.unit_source_value), ''), s.unit_if_missing) END AS unit_code
@@ -350,21 +351,21 @@ def shape_canonical(w: duckdb.DuckDBPyConnection, mapping: Mapping, report: Impo
         LEFT JOIN set_defaults s ON s.grp = c.grp AND s.name = c.name
     """.replace("set_defaults", _defaults_relation(w, mapping)))
     w.execute("""
-        CREATE TEMP TABLE m2 AS SELECT m.*, u.store_unit, u.factor, m.value * u.factor AS v FROM m
+        CREATE OR REPLACE TEMP TABLE m2 AS SELECT m.*, u.store_unit, u.factor, m.value * u.factor AS v FROM m
         LEFT JOIN units u ON u.code = m.unit_code
     """)
     # heights (cm) → patients; the most recent plausible one
     w.execute(f"""
-        CREATE TEMP TABLE heights AS SELECT person_id, arg_max(h.v, (h.time, h.row_id)) AS height_cm
+        CREATE OR REPLACE TEMP TABLE heights AS SELECT person_id, arg_max(h.v, (h.time, h.row_id)) AS height_cm
         FROM m2 h WHERE h.grp = 'patient' AND h.name = 'height_cm' AND h.store_unit = 'cm' AND {plausible_height}
         GROUP BY person_id
     """)
     w.execute("""
-        CREATE TEMP TABLE atypical AS SELECT person_id, arg_max(value, (time, row_id)) AS flag
+        CREATE OR REPLACE TEMP TABLE atypical AS SELECT person_id, arg_max(value, (time, row_id)) AS flag
         FROM m2 WHERE grp = 'patient' AND name = 'atypical_features' AND value IN (0, 1) GROUP BY person_id
     """)
     w.execute(f"""
-        CREATE TEMP TABLE patients_all AS
+        CREATE OR REPLACE TEMP TABLE patients_all AS
         SELECT p.person_id, {pid} AS patient_id, g.sex, p.year_of_birth AS birth_year, h.height_cm,
             CASE WHEN a.flag IS NULL THEN NULL ELSE a.flag = 1 END AS atypical_features,
             CASE WHEN g.sex IS NULL THEN 'gender is not female or male (the store needs F or M)'
@@ -376,14 +377,15 @@ def shape_canonical(w: duckdb.DuckDBPyConnection, mapping: Mapping, report: Impo
         LEFT JOIN heights h USING (person_id) LEFT JOIN atypical a USING (person_id)
     """)
     _count(w, report, "patients_all", f"'{person_table}'", locate)
-    w.execute("CREATE TEMP TABLE patients_ok AS SELECT * FROM patients_all WHERE reason IS NULL")
+    w.execute("CREATE OR REPLACE TEMP TABLE patients_ok AS SELECT *, CAST(row_number() OVER (ORDER BY patient_id) - 1 AS INTEGER) AS pidx "
+              "FROM patients_all WHERE reason IS NULL")
     report.persons_imported = w.execute("SELECT count(*) FROM patients_ok").fetchall()[0][0]
     in_period = ("EXISTS (SELECT 1 FROM periods o WHERE o.person_id = {a}.person_id "
                  "AND CAST({a}.{col} AS DATE) BETWEEN o.start_date AND o.end_date)")
 
     # --- measurements
     w.execute(f"""
-        CREATE TEMP TABLE meas_r AS
+        CREATE OR REPLACE TEMP TABLE meas_r AS
         SELECT m2.src, m2.row_id, m2.person_id, p.patient_id, m2.time, m2.name AS kind, m2.v AS value, m2.store_unit AS unit,
             CASE WHEN m2.time IS NULL THEN 'no usable date (missing, or only to the month or year)'
                  WHEN m2.value IS NULL THEN 'no numeric value'
@@ -407,10 +409,13 @@ def shape_canonical(w: duckdb.DuckDBPyConnection, mapping: Mapping, report: Impo
     n_bad_height = w.execute(f"SELECT count(*) FROM m2 h WHERE grp = 'patient' AND name = 'height_cm' "
                              f"AND NOT (h.store_unit = 'cm' AND coalesce({plausible_height}, false))").fetchall()[0][0]
     report.exclude("measurement", "height rows without a plausible value in cm (100–250)", n_bad_height)
+    w.execute("DROP VIEW m")
+    w.execute("DROP TABLE m2")
+    w.execute("DROP TABLE meas")  # the pulled rows: shaped, counted, no longer needed (memory at scale)
 
     # --- exposures
     w.execute(f"""
-        CREATE TEMP TABLE expo_r AS
+        CREATE OR REPLACE TEMP TABLE expo_r AS
         WITH d AS (
             SELECT x.*, c.name AS drug, s.amount_value, s.numerator_value,
                 coalesce(au.code, nu.code) AS strength_unit,
@@ -450,7 +455,7 @@ def shape_canonical(w: duckdb.DuckDBPyConnection, mapping: Mapping, report: Impo
 
     # --- adverse events and lifestyle
     w.execute(f"""
-        CREATE TEMP TABLE ae_r AS
+        CREATE OR REPLACE TEMP TABLE ae_r AS
         SELECT e.src, e.row_id, e.person_id, p.patient_id, e.time, c.name AS term, coalesce(q.name, sv.name) AS severity,
             CASE WHEN p.person_id IS NULL THEN 'person left out (see {person_table})'
                  WHEN e.time IS NULL THEN 'no usable date (missing, or only to the month or year)'
@@ -468,7 +473,7 @@ def shape_canonical(w: duckdb.DuckDBPyConnection, mapping: Mapping, report: Impo
     _dedupe(w, "ae_r", "patient_id, time, term", "same person, time and term")
     _count(w, report, "ae_r", "src", locate)
     w.execute(f"""
-        CREATE TEMP TABLE life_r AS
+        CREATE OR REPLACE TEMP TABLE life_r AS
         SELECT e.src, e.row_id, e.person_id, p.patient_id, CAST(e.time AS DATE) AS start, e.end_date AS "end", c.name AS kind,
             e.source_value AS detail,
             CASE WHEN p.person_id IS NULL THEN 'person left out (see {person_table})'
@@ -488,22 +493,49 @@ def shape_canonical(w: duckdb.DuckDBPyConnection, mapping: Mapping, report: Impo
                           f"AND c.grp = 'condition' AND c.name = ? JOIN {join} USING (person_id)", [s.name]).fetchall()[0][0]
             report.found[f"{label} persons with {s.name.replace('_', ' ')}"] = n
 
-    schema = {name: TABLES[name] for name in TABLES}
     selects = {
         "patients": "SELECT patient_id, sex, CAST(birth_year AS INTEGER) AS birth_year, height_cm, atypical_features FROM patients_ok",
-        "exposures": "SELECT patient_id, time, drug, dose_mg, route, duration_min FROM expo_r WHERE reason IS NULL",
-        "measurements": "SELECT patient_id, time, kind, value, unit FROM meas_r WHERE reason IS NULL",
-        "lifestyle": 'SELECT patient_id, start, "end", kind, detail FROM life_r WHERE reason IS NULL',
-        "adverse_events": "SELECT patient_id, time, term, severity FROM ae_r WHERE reason IS NULL",
+        "exposures": "SELECT pidx, time, drug, dose_mg, route, duration_min FROM expo_r JOIN patients_ok USING (patient_id) WHERE expo_r.reason IS NULL",
+        "measurements": "SELECT pidx, time, kind, value, unit FROM meas_r JOIN patients_ok USING (patient_id) WHERE meas_r.reason IS NULL",
+        "lifestyle": 'SELECT pidx, start, "end", kind, detail FROM life_r JOIN patients_ok USING (patient_id) WHERE life_r.reason IS NULL',
+        "adverse_events": "SELECT pidx, time, term, severity FROM ae_r JOIN patients_ok USING (patient_id) WHERE ae_r.reason IS NULL",
     }
+    ids = duck_arrow(w, "SELECT patient_id FROM patients_ok ORDER BY pidx").column(0).combine_chunks()
     tables: dict[str, pa.Table] = {}
     for name, sql in selects.items():
-        order = ", ".join(f'"{k}"' for k in schema[name].key)
-        tables[name] = duck_arrow(w, f"SELECT * FROM ({sql}) ORDER BY {order}")
+        order = ", ".join(f'"{k}"' if k != "patient_id" else ("pidx" if name != "patients" else "patient_id") for k in TABLES[name].key)
+        tables[name] = _dictionary_encoded(w, f"SELECT * FROM ({sql}) ORDER BY {order}", ids)
         report.rows[name] = tables[name].num_rows
     kinds = w.execute("SELECT kind, count(*) FROM meas_r WHERE reason IS NULL GROUP BY 1 ORDER BY 1").fetchall()
     report.kinds = {k: int(n) for k, n in kinds}
     return tables
+
+
+def _dictionary_encoded(w: duckdb.DuckDBPyConnection, sql: str, patient_ids: pa.Array) -> pa.Table:
+    """The rows of ``sql`` as Arrow with text columns dictionary-encoded and ``pidx`` turned into a
+    ``patient_id`` dictionary column (as the simulator hands its tables over): tens of millions of
+    measurements then take a few bytes per value instead of a string each."""
+    rel = w.sql(sql)
+    reader = rel.to_arrow_reader(1_000_000) if hasattr(rel, "to_arrow_reader") else rel.fetch_record_batch(1_000_000)
+    batches = []
+    for batch in reader:
+        cols, names = [], []
+        for name, col in zip(batch.schema.names, batch.columns):
+            if name == "pidx":
+                cols.append(pa.DictionaryArray.from_arrays(col, patient_ids))
+                names.append("patient_id")
+            elif pa.types.is_string(col.type) or pa.types.is_large_string(col.type):
+                cols.append(pc.dictionary_encode(col))
+                names.append(name)
+            else:
+                cols.append(col)
+                names.append(name)
+        batches.append(pa.Table.from_arrays(cols, names=names))
+    if not batches:
+        fields = [pa.field("patient_id", pa.dictionary(pa.int32(), pa.string())) if f.name == "pidx" else f
+                  for f in reader.schema]
+        return pa.schema(fields).empty_table()
+    return pa.concat_tables(batches).unify_dictionaries().combine_chunks()
 
 
 def _defaults_relation(w: duckdb.DuckDBPyConnection, mapping: Mapping) -> str:

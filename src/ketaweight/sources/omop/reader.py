@@ -320,7 +320,7 @@ def _cdm_locate(table: str, row_id: int) -> str:
 
 def _count(w: duckdb.DuckDBPyConnection, report: ImportReport, relation: str, label_sql: str, locate: Locate) -> None:
     """Add exclusions from ``relation`` (columns reason, src/table label, row_id) to the report."""
-    rows = w.execute(f"SELECT {label_sql} AS tbl, reason, count(*) AS n, list(row_id ORDER BY row_id)[1:5] AS ex "
+    rows = w.execute(f"SELECT {label_sql} AS tbl, reason, count(*) AS n, min(row_id, 5) AS ex "
                      f"FROM {relation} WHERE reason IS NOT NULL GROUP BY 1, 2 ORDER BY 1, 2").fetchall()
     for table, reason, n, examples in rows:
         report.exclude(table, reason, n, tuple(locate(table, int(e)) for e in examples))
@@ -351,7 +351,7 @@ def shape_canonical(w: duckdb.DuckDBPyConnection, mapping: Mapping, report: Impo
         LEFT JOIN set_defaults s ON s.grp = c.grp AND s.name = c.name
     """.replace("set_defaults", _defaults_relation(w, mapping)))
     w.execute("""
-        CREATE OR REPLACE TEMP TABLE m2 AS SELECT m.*, u.store_unit, u.factor, m.value * u.factor AS v FROM m
+        CREATE OR REPLACE TEMP VIEW m2 AS SELECT m.*, u.store_unit, u.factor, m.value * u.factor AS v FROM m
         LEFT JOIN units u ON u.code = m.unit_code
     """)
     # heights (cm) → patients; the most recent plausible one
@@ -383,10 +383,10 @@ def shape_canonical(w: duckdb.DuckDBPyConnection, mapping: Mapping, report: Impo
     in_period = ("EXISTS (SELECT 1 FROM periods o WHERE o.person_id = {a}.person_id "
                  "AND CAST({a}.{col} AS DATE) BETWEEN o.start_date AND o.end_date)")
 
-    # --- measurements
+    # --- measurements: a view, scanned once per use, so tens of millions of rows are never copied here
     w.execute(f"""
-        CREATE OR REPLACE TEMP TABLE meas_r AS
-        SELECT m2.src, m2.row_id, m2.person_id, p.patient_id, m2.time, m2.name AS kind, m2.v AS value, m2.store_unit AS unit,
+        CREATE OR REPLACE TEMP VIEW meas_r AS
+        SELECT m2.src, m2.row_id, m2.person_id, m2.time, m2.name AS kind, m2.v AS value, m2.store_unit AS unit,
             CASE WHEN m2.time IS NULL THEN 'no usable date (missing, or only to the month or year)'
                  WHEN m2.value IS NULL THEN 'no numeric value'
                  WHEN m2.unit_code IS NULL THEN 'no unit (unit_concept_id 0 and no unit_source_value)'
@@ -402,16 +402,16 @@ def shape_canonical(w: duckdb.DuckDBPyConnection, mapping: Mapping, report: Impo
         LEFT JOIN canonical_units kc ON kc.kind = m2.name
         WHERE m2.grp = 'measurement'
     """)
-    _dedupe(w, "meas_r", "patient_id, time, kind", "same person, time and kind")
     _count(w, report, "meas_r", "src", locate)
+    w.execute("""CREATE OR REPLACE TEMP TABLE meas_dups AS SELECT person_id, time, kind, min(struct_pack(src := src, row_id := row_id)) AS first, count(*) - 1 AS n
+                 FROM meas_r WHERE reason IS NULL GROUP BY ALL HAVING count(*) > 1""")
+    for src, n in w.execute("SELECT first.src, sum(n) FROM meas_dups GROUP BY 1").fetchall():
+        report.exclude(src, "duplicate (same person, time and kind); the first by row id is kept", int(n))
     n_bmi = w.execute("SELECT count(*) FROM m2 WHERE grp = 'counted'").fetchall()[0][0]
     report.exclude("measurement", "BMI rows (counted, not imported: BMI is derived from weight and height)", n_bmi)
     n_bad_height = w.execute(f"SELECT count(*) FROM m2 h WHERE grp = 'patient' AND name = 'height_cm' "
                              f"AND NOT (h.store_unit = 'cm' AND coalesce({plausible_height}, false))").fetchall()[0][0]
     report.exclude("measurement", "height rows without a plausible value in cm (100–250)", n_bad_height)
-    w.execute("DROP VIEW m")
-    w.execute("DROP TABLE m2")
-    w.execute("DROP TABLE meas")  # the pulled rows: shaped, counted, no longer needed (memory at scale)
 
     # --- exposures
     w.execute(f"""
@@ -496,7 +496,9 @@ def shape_canonical(w: duckdb.DuckDBPyConnection, mapping: Mapping, report: Impo
     selects = {
         "patients": "SELECT patient_id, sex, CAST(birth_year AS INTEGER) AS birth_year, height_cm, atypical_features FROM patients_ok",
         "exposures": "SELECT pidx, time, drug, dose_mg, route, duration_min FROM expo_r JOIN patients_ok USING (patient_id) WHERE expo_r.reason IS NULL",
-        "measurements": "SELECT pidx, time, kind, value, unit FROM meas_r JOIN patients_ok USING (patient_id) WHERE meas_r.reason IS NULL",
+        "measurements": "SELECT pidx, r.time, r.kind, r.value, r.unit FROM meas_r r JOIN patients_ok USING (person_id) "
+                        "LEFT JOIN meas_dups d ON d.person_id = r.person_id AND d.time = r.time AND d.kind = r.kind "
+                        "WHERE r.reason IS NULL AND (d.first IS NULL OR d.first = struct_pack(src := r.src, row_id := r.row_id))",
         "lifestyle": 'SELECT pidx, start, "end", kind, detail FROM life_r JOIN patients_ok USING (patient_id) WHERE life_r.reason IS NULL',
         "adverse_events": "SELECT pidx, time, term, severity FROM ae_r JOIN patients_ok USING (patient_id) WHERE ae_r.reason IS NULL",
     }
@@ -506,8 +508,8 @@ def shape_canonical(w: duckdb.DuckDBPyConnection, mapping: Mapping, report: Impo
         order = ", ".join(f'"{k}"' if k != "patient_id" else ("pidx" if name != "patients" else "patient_id") for k in TABLES[name].key)
         tables[name] = _dictionary_encoded(w, f"SELECT * FROM ({sql}) ORDER BY {order}", ids)
         report.rows[name] = tables[name].num_rows
-    kinds = w.execute("SELECT kind, count(*) FROM meas_r WHERE reason IS NULL GROUP BY 1 ORDER BY 1").fetchall()
-    report.kinds = {k: int(n) for k, n in kinds}
+    kinds = pc.value_counts(tables["measurements"].column("kind").combine_chunks().cast(pa.string())).to_pylist()
+    report.kinds = {d["values"]: int(d["counts"]) for d in sorted(kinds, key=lambda d: d["values"])}
     return tables
 
 
@@ -552,10 +554,10 @@ def _dedupe(w: duckdb.DuckDBPyConnection, table: str, key: str, what: str) -> No
     so a clean table of tens of millions of rows costs one GROUP BY, not a sort."""
     cols = [c.strip() for c in key.split(",")]
     group = ", ".join(cols)
-    w.execute(f"""CREATE OR REPLACE TEMP TABLE _dups AS SELECT {group}, min((src, row_id)) AS first FROM {table}
+    w.execute(f"""CREATE OR REPLACE TEMP TABLE _dups AS SELECT {group}, min(struct_pack(src := src, row_id := row_id)) AS first FROM {table}
                   WHERE reason IS NULL GROUP BY {group} HAVING count(*) > 1""")
     if w.execute("SELECT count(*) FROM _dups").fetchall()[0][0]:
         match = " AND ".join(f'{table}.{c} = d.{c}' for c in cols)
         w.execute(f"""UPDATE {table} SET reason = 'duplicate ({what}); the first by row id is kept' FROM _dups d
-                      WHERE {table}.reason IS NULL AND {match} AND ({table}.src, {table}.row_id) <> d.first""")
+                      WHERE {table}.reason IS NULL AND {match} AND struct_pack(src := {table}.src, row_id := {table}.row_id) <> d.first""")
     w.execute("DROP TABLE _dups")

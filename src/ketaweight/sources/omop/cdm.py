@@ -122,7 +122,8 @@ class DuckDBCdm:
         return self.con
 
     def into(self, name: str, sql: str) -> None:
-        self.con.execute(f"CREATE OR REPLACE TEMP TABLE {name} AS {sql}")
+        # A view: the rows stay in the source and are scanned where they are used, never copied.
+        self.con.execute(f"CREATE OR REPLACE TEMP VIEW {name} AS {sql}")
 
     def close(self) -> None:
         self.con.close()
@@ -201,7 +202,8 @@ class CsvCdm:
         return self.con
 
     def into(self, name: str, sql: str) -> None:
-        self.con.execute(f"CREATE OR REPLACE TEMP TABLE {name} AS {sql}")
+        # A view: the rows stay in the source and are scanned where they are used, never copied.
+        self.con.execute(f"CREATE OR REPLACE TEMP VIEW {name} AS {sql}")
 
     def close(self) -> None:
         self.con.close()

@@ -130,6 +130,9 @@ def read_omop(cdm: CdmConnection, mapping: Mapping) -> OmopImport:
         report.notes.append(f"{len(ids)} concept(s) belong to two {group} sets and are used by neither")
     sel, rule = _population_sql(cdm, mapping, resolved, present)
     report.population = rule
+    if cdm.kind != "postgresql":  # a local source: select the persons once, not in every scan of its rows
+        cdm.work.execute(f"CREATE OR REPLACE TEMP TABLE _selected AS WITH {sel} SELECT person_id FROM sel")
+        sel = "sel AS (SELECT person_id FROM _selected)"
     report.persons_in_source = int(cdm.query(f"SELECT count(*) AS n FROM {cdm.table('person')}").column(0)[0].as_py())
 
     w = cdm.work
@@ -380,8 +383,19 @@ def shape_canonical(w: duckdb.DuckDBPyConnection, mapping: Mapping, report: Impo
     w.execute("CREATE OR REPLACE TEMP TABLE patients_ok AS SELECT *, CAST(row_number() OVER (ORDER BY patient_id) - 1 AS INTEGER) AS pidx "
               "FROM patients_all WHERE reason IS NULL")
     report.persons_imported = w.execute("SELECT count(*) FROM patients_ok").fetchall()[0][0]
-    in_period = ("EXISTS (SELECT 1 FROM periods o WHERE o.person_id = {a}.person_id "
-                 "AND CAST({a}.{col} AS DATE) BETWEEN o.start_date AND o.end_date)")
+    # Overlapping periods merged first (gaps and islands), so a range join finds at most one period per row.
+    w.execute("""
+        CREATE OR REPLACE TEMP TABLE periods_m AS
+        WITH o AS (SELECT person_id, start_date, end_date, max(end_date) OVER (PARTITION BY person_id ORDER BY start_date
+                       ROWS BETWEEN UNBOUNDED PRECEDING AND 1 PRECEDING) AS prev_end FROM periods),
+             g AS (SELECT *, sum(CASE WHEN prev_end IS NULL OR start_date > prev_end THEN 1 ELSE 0 END)
+                       OVER (PARTITION BY person_id ORDER BY start_date) AS island FROM o)
+        SELECT person_id, min(start_date) AS start_date, max(end_date) AS end_date FROM g GROUP BY person_id, island
+    """)
+
+    def period_join(a: str, col: str) -> str:
+        return (f"LEFT JOIN periods_m o ON o.person_id = {a}.person_id "
+                f"AND CAST({a}.{col} AS DATE) BETWEEN o.start_date AND o.end_date")
 
     # --- measurements: a view, scanned once per use, so tens of millions of rows are never copied here
     w.execute(f"""
@@ -394,10 +408,10 @@ def shape_canonical(w: duckdb.DuckDBPyConnection, mapping: Mapping, report: Impo
                  WHEN m2.v * k.kind_factor < k.minimum OR m2.v * k.kind_factor > k.maximum
                       THEN 'implausible value (outside ' || k.minimum || '–' || k.maximum || ' ' || kc.unit || ')'
                  WHEN p.person_id IS NULL THEN 'person left out (see {person_table})'
-                 WHEN NOT {in_period.format(a='m2', col='time')} THEN 'outside an observation period'
+                 WHEN o.person_id IS NULL THEN 'outside an observation period'
                  WHEN year(m2.time) < p.birth_year THEN 'dated before the year of birth'
             END AS reason
-        FROM m2 LEFT JOIN patients_ok p USING (person_id)
+        FROM m2 LEFT JOIN patients_ok p USING (person_id) {period_join('m2', 'time')}
         LEFT JOIN kinds k ON k.kind = m2.name AND k.store_unit = m2.store_unit
         LEFT JOIN canonical_units kc ON kc.kind = m2.name
         WHERE m2.grp = 'measurement'
@@ -445,10 +459,10 @@ def shape_canonical(w: duckdb.DuckDBPyConnection, mapping: Mapping, report: Impo
                  WHEN dd.route IS NULL THEN 'route not mapped (route_concept_id ' || coalesce(CAST(dd.route_concept_id AS VARCHAR), 'empty')
                       || ', route_source_value ' || coalesce(dd.route_source_value, 'empty') || ')'
                  WHEN p.person_id IS NULL THEN 'person left out (see {person_table})'
-                 WHEN NOT {in_period.format(a='dd', col='time')} THEN 'outside an observation period'
+                 WHEN o.person_id IS NULL THEN 'outside an observation period'
                  WHEN year(dd.time) < p.birth_year THEN 'dated before the year of birth'
             END AS reason
-        FROM dd LEFT JOIN patients_ok p USING (person_id)
+        FROM dd LEFT JOIN patients_ok p USING (person_id) {period_join('dd', 'time')}
     """)
     _dedupe(w, "expo_r", "patient_id, time, drug", "same person, start time and drug")
     _count(w, report, "expo_r", "src", locate)
@@ -463,10 +477,10 @@ def shape_canonical(w: duckdb.DuckDBPyConnection, mapping: Mapping, report: Impo
                                   AND date_diff('day', CAST(x.time AS DATE), CAST(e.time AS DATE)) BETWEEN 0 AND {int(mapping.ae_window_days)})
                       THEN 'not within {int(mapping.ae_window_days)} day(s) after a ketamine or esketamine session (not an adverse event of it)'
                  WHEN coalesce(q.name, sv.name) IS NULL THEN 'adverse event without a severity'
-                 WHEN NOT {in_period.format(a='e', col='time')} THEN 'outside an observation period'
+                 WHEN o.person_id IS NULL THEN 'outside an observation period'
             END AS reason
         FROM events e JOIN cmap c ON c.concept_id = e.concept_id AND c.grp = 'adverse_event'
-        LEFT JOIN patients_ok p USING (person_id)
+        LEFT JOIN patients_ok p USING (person_id) {period_join('e', 'time')}
         LEFT JOIN cmap q ON q.concept_id = e.qualifier_concept_id AND q.grp = 'severity'
         LEFT JOIN source_values sv ON sv.grp = 'severity' AND sv.value = lower(trim(e.qualifier_source_value))
     """)
@@ -479,11 +493,11 @@ def shape_canonical(w: duckdb.DuckDBPyConnection, mapping: Mapping, report: Impo
             CASE WHEN p.person_id IS NULL THEN 'person left out (see {person_table})'
                  WHEN e.time IS NULL THEN 'no usable date (missing, or only to the month or year)'
                  WHEN e.end_date < CAST(e.time AS DATE) THEN 'end before start'
-                 WHEN NOT {in_period.format(a='e', col='time')} THEN 'outside an observation period'
+                 WHEN o.person_id IS NULL THEN 'outside an observation period'
                  WHEN year(e.time) < p.birth_year THEN 'dated before the year of birth'
             END AS reason
         FROM events e JOIN cmap c ON c.concept_id = e.concept_id AND c.grp = 'lifestyle'
-        LEFT JOIN patients_ok p USING (person_id)
+        LEFT JOIN patients_ok p USING (person_id) {period_join('e', 'time')}
     """)
     _dedupe(w, "life_r", "patient_id, start, kind", "same person, start and kind")
     _count(w, report, "life_r", "src", locate)

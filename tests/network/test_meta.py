@@ -88,6 +88,15 @@ def test_agrees_with_statsmodels_where_the_methods_coincide(bcg, ours, theirs):
     assert hk.se == pytest.approx(math.sqrt(sm.var_hksj_re), rel=1e-6)  # statsmodels' "random effect wls"
 
 
+def test_hartung_knapp_floor_keeps_the_interval_from_narrowing():
+    y, se = [0.1, 0.1001, 0.0999, 0.1], [0.05, 0.06, 0.05, 0.07]  # far more alike than their SEs say
+    plain = meta_analyze(y, se, method="reml")
+    hk = meta_analyze(y, se, method="reml", hartung_knapp=True)
+    floor = meta_analyze(y, se, method="reml", hartung_knapp=True, hartung_knapp_floor=True)
+    assert hk.se < 0.01 * plain.se and floor.se == pytest.approx(plain.se) and floor.df == 3
+    assert "floored" in floor.variance
+
+
 def test_homogeneous_sites_give_zero_tau2_and_the_fixed_effect():
     y, se = [0.1, 0.12, 0.09, 0.11], [0.05, 0.06, 0.05, 0.07]
     fe = meta_analyze(y, se, method="fixed")

@@ -218,13 +218,16 @@ def meta_analyze(
     *,
     method: Method = "reml",
     hartung_knapp: bool = False,
+    hartung_knapp_floor: bool = False,
     ci_level: float = 0.95,
     prediction: PredictionDistribution = "t",
     labels: Sequence[str] | None = None,
 ) -> MetaAnalysis:
     """Pool per-site ``estimates`` with standard errors ``ses`` (see module docstring).
 
-    ``prediction``: ``"t"`` (k − 2 df; needs k ≥ 3) or ``"normal"`` (metafor's default) for the
+    ``hartung_knapp_floor`` keeps the Hartung–Knapp variance from falling below the inverse-variance
+    one (the ad hoc q = max(1, q) of Knapp & Hartung 2003; Röver, Knapp & Friede 2015), which matters
+    with few, homogeneous sites.  ``prediction``: ``"t"`` (k − 2 df; needs k ≥ 3) or ``"normal"`` (metafor's default) for the
     prediction interval; with ``method="fixed"`` there is none.  Raises :class:`InputError`
     naming every non-finite estimate or non-positive SE.
     """
@@ -253,7 +256,8 @@ def meta_analyze(
     alpha = 1.0 - ci_level
     df: int | None = None
     if hartung_knapp and k >= 2:
-        var = float(np.sum(w * (y - mu) ** 2)) / ((k - 1) * float(np.sum(w)))
+        q_hk = float(np.sum(w * (y - mu) ** 2)) / (k - 1)
+        var = (max(1.0, q_hk) if hartung_knapp_floor else q_hk) / float(np.sum(w))
         df = k - 1
     se_mu = math.sqrt(var)
     crit = float(stats.t.ppf(1 - alpha / 2, df)) if df else float(stats.norm.ppf(1 - alpha / 2))
@@ -280,7 +284,8 @@ def meta_analyze(
         if math.isfinite(c):
             half = c * math.sqrt(tau2 + se_mu**2)
             pi_low, pi_high = mu - half, mu + half
-    words = (f"{METHODS[method]}; SE {'by Hartung–Knapp (t, ' + str(df) + ' df)' if df else 'from the inverse-variance weights (z)'}"
+    hk_words = f"by Hartung–Knapp{' (floored at the inverse-variance SE)' if hartung_knapp_floor else ''} (t, {df} df)"
+    words = (f"{METHODS[method]}; SE {hk_words if df else 'from the inverse-variance weights (z)'}"
              + (f"; prediction interval on t with {k - 2} df" if prediction == "t" and pi_low is not None
                 else "; prediction interval on the normal" if pi_low is not None else ""))
     return MetaAnalysis(

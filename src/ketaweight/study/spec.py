@@ -143,6 +143,27 @@ class Mechanisms(_Section):
     heterogeneity: HeterogeneitySection = HeterogeneitySection()
 
 
+class NetworkSection(_Section):
+    """Negative and positive controls for empirical calibration, and how sites are pooled (``ketaweight network``)."""
+
+    negative_controls: tuple[str, ...] = Field(
+        (), description="measurement kinds, or glob patterns such as 'control_*', that the treatment cannot change "
+                        "but that share the confounding; the change of each from baseline to the outcome horizon is "
+                        "estimated like the outcome and converted to outcome-equivalents")
+    positive_control_effects: tuple[float, ...] = Field(
+        (-0.5, -1.0, -2.0), description="true effects injected into every negative control among the treated (outcome "
+                                        "units, e.g. kg-equivalents), proportional to baseline weight, so the error "
+                                        "model can be fitted across effect sizes; () for none")
+    min_controls: int = Field(10, ge=2, description="fewer usable negative controls than this give a calibration warning")
+    pooling: Literal["reml", "dl", "pm", "fixed"] = Field("reml", description="τ² estimator of the random-effects pooling")
+    hartung_knapp: bool = Field(True, description="Hartung–Knapp SE (t on k − 1 df, never narrower than the "
+                                                  "inverse-variance SE) for the pooled estimate and pooled controls")
+    prior_sd_mu: float = Field(5.0, gt=0, description="SD of the normal prior on the pooled effect (outcome units) "
+                                                      "in the Bayesian pooling")
+    prior_sd_tau: float = Field(1.0, gt=0, description="SD of the half-normal prior on the between-site SD "
+                                                       "(outcome units) in the Bayesian pooling")
+
+
 class Study(_Section):
     study: StudyInfo
     eligibility: Eligibility = Eligibility()
@@ -153,6 +174,7 @@ class Study(_Section):
     censoring: Censoring = Censoring()
     analysis: Analysis = Analysis()
     mechanisms: Mechanisms = Mechanisms()
+    network: NetworkSection = NetworkSection()
 
     @model_validator(mode="after")
     def _check_names(self) -> "Study":
@@ -176,6 +198,9 @@ class Study(_Section):
                  *m.heterogeneity.modifiers, *m.heterogeneity.versions]
         problems += [f"mechanisms: unknown column {c!r} (known: {', '.join([*COVARIATES, *MECHANISM_COLUMNS])})"
                      for c in named if c not in COVARIATES and c not in MECHANISM_COLUMNS]
+        problems += [f"network.negative_controls: unknown measurement kind {k!r} (known: {', '.join(MEASUREMENT_KINDS)}; "
+                     "or a pattern such as 'control_*')"
+                     for k in self.network.negative_controls if not any(ch in k for ch in "*?[") and k not in MEASUREMENT_KINDS]
         if problems:
             raise ValueError("; ".join(problems))
         return self

@@ -1,0 +1,247 @@
+"""The coordinating centre: check that every bundle ran the same study, calibrate, pool, and say how
+consistent and how replicated the answer is.
+
+* **Same study**: one study hash for every bundle (every setting of the spec), one outcome and
+  estimand, unique site names; a different ketaweight version is a warning.
+* **Per site**: the primary estimate calibrated with the site's own controls
+  (:func:`ketaweight.network.calibration.calibrate`).
+* **Pooled, uncalibrated**: fixed effect, DerSimonian–Laird and the study's pooling (REML with
+  Hartung–Knapp by default) side by side, with τ², I², Q and the prediction interval; and the
+  Bayesian random-effects pooling of the sites' empirical-likelihood profiles
+  (:mod:`ketaweight.network.bayes`).
+* **Pooled, calibrated** (the network's answer): every control is pooled across the sites exactly
+  as the outcome is, and the pooled outcome is calibrated with the pooled controls — systematic
+  error that the sites share stays in the pooled controls and is removed, error that differs by
+  site widens them (as OHDSI's LEGEND studies calibrate meta-analytic estimates).  Under
+  Hartung–Knapp pooling every pooled SE enters calibration as SE·t/z (:func:`z_equivalent_se`),
+  so the t reference of a few-site pooling is kept.  Pooling the
+  per-site calibrated estimates is shown beside it ("calibrate, then pool"), which assumes the
+  sites' systematic errors independent.
+* **Replication and consistency** for the grade: how many sites' calibrated CIs exclude 0 in the
+  pooled direction, I², τ and the prediction interval.
+"""
+
+from __future__ import annotations
+
+import warnings
+from collections.abc import Sequence
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+from scipy import stats
+
+from ketaweight.causal.evalue import evalue_difference
+from ketaweight.core.errors import InputError, KetaweightWarning, Location
+from ketaweight.core.provenance import Provenance
+from ketaweight.core.results import write_results
+from ketaweight.network.bayes import BayesianMetaAnalysis, bayesian_meta_analysis
+from ketaweight.network.bundle import SiteBundle, read_bundle
+from ketaweight.network.calibration import CalibratedEstimate, CalibrationWarning, Controls, calibrate
+from ketaweight.network.likelihood import likelihood_from_dict
+from ketaweight.network.meta import MetaAnalysis, meta_analyze
+
+
+class NetworkWarning(KetaweightWarning):
+    """Bundles from different ketaweight versions, controls missing at some sites, a network of one site."""
+
+
+@dataclass(frozen=True)
+class SiteSummary:
+    """One site's primary estimate before and after calibration with its own controls (outcome units)."""
+
+    site: str
+    n: int | str
+    estimate: float
+    se: float
+    ci_low: float
+    ci_high: float
+    calibration: CalibratedEstimate
+    provenance: str
+    controls: list[dict[str, Any]] = field(repr=False)
+
+    def to_dict(self) -> dict[str, Any]:
+        return {"site": self.site, "n": self.n, "estimate": self.estimate, "se": self.se, "ci_low": self.ci_low,
+                "ci_high": self.ci_high, "provenance": self.provenance, "calibration": self.calibration.to_dict(),
+                "controls": self.controls}
+
+
+@dataclass(frozen=True)
+class NetworkResult:
+    """Everything the coordinating centre computed (see module docstring)."""
+
+    study_name: str
+    study_hash: str
+    outcome_unit: str
+    estimand: str
+    sites: list[SiteSummary]
+    pooled: dict[str, MetaAnalysis]
+    primary_pooling: str
+    bayesian: BayesianMetaAnalysis
+    pooled_controls: list[dict[str, Any]]
+    calibrated: CalibratedEstimate
+    calibrate_then_pool: MetaAnalysis
+    sensitivity: dict[str, Any]
+    replication: dict[str, Any]
+    consistency: dict[str, Any]
+    provenance: Provenance
+    warnings: tuple[str, ...]
+
+    @property
+    def primary(self) -> MetaAnalysis:
+        return self.pooled[self.primary_pooling]
+
+    def to_dict(self) -> dict[str, Any]:
+        return {
+            "study_name": self.study_name, "study_hash": self.study_hash, "outcome_unit": self.outcome_unit,
+            "estimand": self.estimand, "sites": [s.to_dict() for s in self.sites],
+            "pooled": {k: v.to_dict() for k, v in self.pooled.items()}, "primary_pooling": self.primary_pooling,
+            "bayesian": self.bayesian.to_dict(), "pooled_controls": self.pooled_controls,
+            "calibrated": self.calibrated.to_dict(), "calibrate_then_pool": self.calibrate_then_pool.to_dict(),
+            "sensitivity": self.sensitivity, "replication": self.replication, "consistency": self.consistency,
+            "warnings": list(self.warnings),
+        }
+
+
+def _warn(message: str, log: list[str]) -> None:
+    log.append(message)
+    warnings.warn(message, NetworkWarning, stacklevel=3)
+
+
+def _check_same_study(bundles: Sequence[SiteBundle], log: list[str]) -> None:
+    problems = []
+    first = bundles[0]
+    for b in bundles[1:]:
+        if b.results.study_hash != first.results.study_hash:
+            problems.append((Location(str(b.path), column="study_hash"),
+                             f"ran a different study ('{b.results.study_name}', hash {b.results.study_hash[:12]}…) than "
+                             f"{first.path.name} ('{first.results.study_name}', {first.results.study_hash[:12]}…); every "
+                             "site must run the same study file"))
+    names = [b.site for b in bundles]
+    problems += [(Location(str(b.path), column="site"), f"site name {b.site!r} appears more than once")
+                 for b in bundles if names.count(b.site) > 1]
+    if problems:
+        raise InputError(problems)
+    versions = sorted({b.manifest.get("ketaweight_version") for b in bundles})
+    if len(versions) > 1:
+        _warn(f"bundles come from different ketaweight versions ({', '.join(map(str, versions))}); estimates may "
+              "differ in ways the study hash cannot see", log)
+
+
+def _controls(b: SiteBundle) -> Controls:
+    c = b.results.controls
+    return Controls.of([r.name for r in c], [r.true_effect for r in c],
+                       [float("nan") if r.estimate is None else r.estimate for r in c],
+                       [float("nan") if r.se is None else r.se for r in c], [r.group for r in c])
+
+
+def _pool(b: Sequence[float], s: Sequence[float], study: Any, labels: Sequence[str]) -> MetaAnalysis:
+    n = study.network
+    return meta_analyze(b, s, method=n.pooling, hartung_knapp=n.hartung_knapp, hartung_knapp_floor=n.hartung_knapp,
+                        labels=labels)
+
+
+def z_equivalent_se(m: MetaAnalysis) -> float:
+    """The SE whose normal interval is the pooled one: SE·t/z under Hartung–Knapp (t on k − 1 df), else SE.
+
+    Calibration works on normal intervals; this carries the t reference of a Hartung–Knapp pooling
+    (and its width with few sites) into the calibrated interval instead of dropping it.
+    """
+    if m.df is None:
+        return m.se
+    level = m.ci_level
+    return m.se * float(stats.t.ppf(0.5 + level / 2, m.df) / stats.norm.ppf(0.5 + level / 2))
+
+
+def synthesize(bundles: Sequence[SiteBundle | str | Path]) -> NetworkResult:
+    """Check, calibrate and pool site bundles (paths or read bundles); see the module docstring."""
+    if not bundles:
+        raise InputError([(Location("network"), "no bundles given")])
+    read = [b if isinstance(b, SiteBundle) else read_bundle(b) for b in bundles]
+    log: list[str] = []
+    _check_same_study(read, log)
+    if len(read) < 2:
+        _warn("a network of one site: nothing is pooled or replicated", log)
+    study = read[0].study
+    net = study.network
+    labels = [b.site for b in read]
+    sites: list[SiteSummary] = []
+    with warnings.catch_warnings():  # calibration warnings are collected in each result and logged below
+        warnings.simplefilter("ignore", CalibrationWarning)
+        for b in read:
+            p = b.results.primary
+            cal = calibrate(p.estimate, p.se, _controls(b), ci_level=p.ci_level, min_controls=net.min_controls)
+            sites.append(SiteSummary(b.site, b.results.counts.n_analysed, p.estimate, p.se, p.ci_low, p.ci_high, cal,
+                                     b.results.provenance.get("label", ""), [r.model_dump() for r in b.results.controls]))
+    log += [f"site {s.site}: {w}" for s in sites for w in s.calibration.warnings]
+    est = np.array([s.estimate for s in sites])
+    se = np.array([s.se for s in sites])
+    pooled = {"fixed": meta_analyze(est, se, method="fixed", labels=labels),
+              "dl": meta_analyze(est, se, method="dl", labels=labels)}
+    key = net.pooling + ("+hk" if net.hartung_knapp else "")
+    pooled[key] = _pool(est, se, study, labels)
+    bayes = bayesian_meta_analysis([likelihood_from_dict(b.results.primary.likelihood) for b in read],
+                                   prior_sd_mu=net.prior_sd_mu, prior_sd_tau=net.prior_sd_tau)
+
+    # every control pooled across the sites exactly as the outcome
+    by_name: dict[str, list[tuple[str, Any]]] = {}
+    for b in read:
+        for r in b.results.controls:
+            if r.estimate is not None and r.se is not None and r.se > 0:
+                by_name.setdefault(r.name, []).append((b.site, r))
+    partial = sorted(n for n, rows in by_name.items() if len(rows) < len(read))
+    if partial:
+        _warn(f"{len(partial)} control(s) missing at some sites are pooled over the sites that have them: "
+              f"{', '.join(partial[:8])}{' …' if len(partial) > 8 else ''}", log)
+    pooled_controls = []
+    for name, rows in by_name.items():
+        m = _pool([r.estimate for _, r in rows], [r.se for _, r in rows], study, [s for s, _ in rows])
+        pooled_controls.append({"name": name, "group": rows[0][1].group, "true_effect": float(np.mean([r.true_effect for _, r in rows])),
+                                "estimate": m.estimate, "se": z_equivalent_se(m), "k": m.k, "tau2": m.tau2})
+    primary = pooled[key]
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore", CalibrationWarning)
+        calibrated = calibrate(primary.estimate, z_equivalent_se(primary), Controls.of(
+            [c["name"] for c in pooled_controls], [c["true_effect"] for c in pooled_controls],
+            [c["estimate"] for c in pooled_controls], [c["se"] for c in pooled_controls],
+            [c["group"] for c in pooled_controls]), ci_level=primary.ci_level, min_controls=net.min_controls)
+    log += [f"pooled: {w}" for w in calibrated.warnings]
+    ok = [s for s in sites if s.calibration.calibrated_se is not None]
+    # (the pooling of calibrated site estimates is shown with its own t interval)
+    then_pool = _pool([s.calibration.calibrated_estimate for s in ok], [s.calibration.calibrated_se for s in ok],
+                      study, [s.site for s in ok])
+    direction = -1.0 if (calibrated.calibrated_estimate or primary.estimate) < 0 else 1.0
+
+    def excludes_zero_same_way(lo: float | None, hi: float | None) -> bool:
+        return lo is not None and hi is not None and (hi < 0 if direction < 0 else lo > 0)
+
+    replication = {
+        "k": len(sites),
+        "sites_excluding_zero": sum(excludes_zero_same_way(s.ci_low, s.ci_high) for s in sites),
+        "sites_excluding_zero_calibrated": sum(excludes_zero_same_way(s.calibration.calibrated_ci_low,
+                                                                      s.calibration.calibrated_ci_high) for s in sites),
+        "sites_same_direction": int(sum(np.sign(s.estimate) == direction for s in sites)),
+        "direction": "loss" if direction < 0 else "gain",
+    }
+    consistency = {"i2": primary.i2, "tau": primary.tau, "tau2": primary.tau2, "q": primary.q, "q_p": primary.q_p,
+                   "prediction_low": primary.prediction_low, "prediction_high": primary.prediction_high,
+                   "k": primary.k}
+    sd = float(np.mean([b.results.outcome_sd_untreated for b in read]))
+    sensitivity = {"outcome_sd_untreated": sd}
+    if calibrated.calibrated_ci_low is not None:
+        sensitivity.update(evalue_difference(calibrated.calibrated_estimate, calibrated.calibrated_ci_low,
+                                             calibrated.calibrated_ci_high, sd))
+    provenance = Provenance.combine([Provenance.from_dict(b.results.provenance) for b in read])
+    assert provenance is not None
+    r0 = read[0].results
+    return NetworkResult(r0.study_name, r0.study_hash, r0.outcome_unit, r0.estimand, sites, pooled, key, bayes,
+                         pooled_controls, calibrated, then_pool, sensitivity, replication, consistency, provenance,
+                         tuple(log))
+
+
+def write_network(result: NetworkResult, out_dir: str | Path) -> Path:
+    """``out_dir/network.json`` (results envelope, ``kind = "network"``)."""
+    provenance = {**result.provenance.to_dict(), "study": result.study_name, "study_hash": result.study_hash,
+                  "sites": [s.site for s in result.sites]}
+    return write_results(Path(out_dir) / "network.json", "network", result.to_dict(), provenance)

@@ -38,6 +38,7 @@ def main(
 from ketaweight.cli import analyze as _analyze  # noqa: E402,F401
 from ketaweight.cli import demo as _demo  # noqa: E402,F401
 from ketaweight.cli import mechanisms as _mechanisms  # noqa: E402,F401
+from ketaweight.cli import network as _network  # noqa: E402,F401
 from ketaweight.cli import report as _report  # noqa: E402,F401
 from ketaweight.cli import signals as _signals  # noqa: E402,F401
 from ketaweight.cli import simulate as _simulate  # noqa: E402,F401

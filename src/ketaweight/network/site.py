@@ -127,16 +127,22 @@ def site_results(data: SiteData, site: str) -> tuple[dict[str, Any], CalibratedE
     return doc, calibration
 
 
+def bundle_site(data: SiteData, site: str, out: str | Path | None = None,
+                *, on_stage: Callable[[str], None] = lambda text: None) -> SiteRun:
+    """The site's results from its emulated study and, with ``out``, its bundle written there."""
+    on_stage(f"estimating {len(data.control_kinds)} negative controls × "
+             f"{1 + len(data.study.network.positive_control_effects)} effect sizes")
+    doc, calibration = site_results(data, site)
+    path = None
+    if out is not None:
+        on_stage("checking and writing the bundle")
+        path = write_bundle(out, doc, data.study, patient_ids=data.table["patient_id"].astype(str))
+    return SiteRun(doc, calibration, path)
+
+
 def run_site(store: Store | str | Path, study: Study | str | Path, site: str, out: str | Path | None = None,
              *, on_stage: Callable[[str], None] = lambda text: None) -> SiteRun:
     """Run ``study`` at one site and, with ``out``, write its bundle there (see module docstring)."""
     study = study if isinstance(study, Study) else load_study(study)
     on_stage(f"emulating {study.study.name} and measuring its negative controls")
-    data = site_data(store, study)
-    on_stage(f"estimating {len(data.control_kinds)} negative controls × {1 + len(study.network.positive_control_effects)} effect sizes")
-    doc, calibration = site_results(data, site)
-    path = None
-    if out is not None:
-        on_stage("checking and writing the bundle")
-        path = write_bundle(out, doc, study, patient_ids=data.table["patient_id"].astype(str))
-    return SiteRun(doc, calibration, path)
+    return bundle_site(site_data(store, study), site, out, on_stage=on_stage)

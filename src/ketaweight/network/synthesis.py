@@ -154,8 +154,11 @@ def z_equivalent_se(m: MetaAnalysis) -> float:
     return m.se * float(stats.t.ppf(0.5 + level / 2, m.df) / stats.norm.ppf(0.5 + level / 2))
 
 
-def synthesize(bundles: Sequence[SiteBundle | str | Path]) -> NetworkResult:
-    """Check, calibrate and pool site bundles (paths or read bundles); see the module docstring."""
+def synthesize(bundles: Sequence[SiteBundle | str | Path], *, leave_one_out: bool = True) -> NetworkResult:
+    """Check, calibrate and pool site bundles (paths or read bundles); see the module docstring.
+
+    ``leave_one_out=False`` skips the leave-one-out checks of each calibration (validation runs).
+    """
     if not bundles:
         raise InputError([(Location("network"), "no bundles given")])
     read = [b if isinstance(b, SiteBundle) else read_bundle(b) for b in bundles]
@@ -171,7 +174,8 @@ def synthesize(bundles: Sequence[SiteBundle | str | Path]) -> NetworkResult:
         warnings.simplefilter("ignore", CalibrationWarning)
         for b in read:
             p = b.results.primary
-            cal = calibrate(p.estimate, p.se, _controls(b), ci_level=p.ci_level, min_controls=net.min_controls)
+            cal = calibrate(p.estimate, p.se, _controls(b), ci_level=p.ci_level, min_controls=net.min_controls,
+                            with_leave_one_out=leave_one_out)
             sites.append(SiteSummary(b.site, b.results.counts.n_analysed, p.estimate, p.se, p.ci_low, p.ci_high, cal,
                                      b.results.provenance.get("label", ""), [r.model_dump() for r in b.results.controls]))
     log += [f"site {s.site}: {w}" for s in sites for w in s.calibration.warnings]
@@ -205,7 +209,8 @@ def synthesize(bundles: Sequence[SiteBundle | str | Path]) -> NetworkResult:
         calibrated = calibrate(primary.estimate, z_equivalent_se(primary), Controls.of(
             [c["name"] for c in pooled_controls], [c["true_effect"] for c in pooled_controls],
             [c["estimate"] for c in pooled_controls], [c["se"] for c in pooled_controls],
-            [c["group"] for c in pooled_controls]), ci_level=primary.ci_level, min_controls=net.min_controls)
+            [c["group"] for c in pooled_controls]), ci_level=primary.ci_level, min_controls=net.min_controls,
+            with_leave_one_out=leave_one_out)
     log += [f"pooled: {w}" for w in calibrated.warnings]
     ok = [s for s in sites if s.calibration.calibrated_se is not None]
     # (the pooling of calibrated site estimates is shown with its own t interval)

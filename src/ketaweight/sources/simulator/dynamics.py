@@ -79,9 +79,11 @@ def grid_days(s: Scenario) -> NDArray[np.int64]:
     return np.arange(start, o.follow_up_days + 1, o.visit_interval_days)
 
 
-ENERGY_DENSITY_KCAL_PER_KG = 7700.0
-"""kcal per kg-equivalent of the shared energy balance (the "3500 kcal per pound" yardstick: it ignores
-the adaptation that Hall's model has, so it is a first-order likeness of weight, not a weight)."""
+ENERGY_DENSITY_KCAL_PER_KG = 11_500.0
+"""kcal per kg-equivalent of the shared energy balance: what Hall's model turns a sustained intake change
+into over the 12 weeks after index (about two-thirds of the 7,700 kcal/kg yardstick; the thermic effect,
+adaptive thermogenesis and the lower expenditure of a lighter body absorb the rest: 0.64-0.69 for a
+diet programme and for constant shifts at 70-95 kg).  A first-order likeness of weight, not a weight."""
 
 WEEK_DAYS = 7
 """Days summarised by the weekly ``*_7d`` means (the days before a grid day)."""

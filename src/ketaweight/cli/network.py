@@ -28,20 +28,22 @@ app.add_typer(network_app, name="network")
 
 
 def _ci(lo: float | None, hi: float | None) -> str:
-    return "unbounded" if lo is None or hi is None else f"({lo:.3f}, {hi:.3f})"
+    return "unbounded" if lo is None or hi is None else f"({lo:.2f}, {hi:.2f})"
+
+
+def _est(est: float | None, lo: float | None, hi: float | None) -> str:
+    return "—" if est is None else f"{est:.3f} {_ci(lo, hi)}"
 
 
 def _calibration_rows(table: Table, label: str, n: int | str, c: CalibratedEstimate) -> None:
-    cal = "—" if c.calibrated_estimate is None else f"{c.calibrated_estimate:.3f}"
-    table.add_row(label, mask_count(n) if isinstance(n, int) else str(n), f"{c.estimate:.3f}", _ci(c.ci_low, c.ci_high),
-                  cal, _ci(c.calibrated_ci_low, c.calibrated_ci_high), f"{c.null.mean:+.3f} ± {c.null.sd:.3f}",
-                  f"{c.ease:.3f}", f"{c.calibrated_p:.3g}")
+    table.add_row(label, mask_count(n) if isinstance(n, int) else str(n), _est(c.estimate, c.ci_low, c.ci_high),
+                  _est(c.calibrated_estimate, c.calibrated_ci_low, c.calibrated_ci_high),
+                  f"{c.null.mean:+.3f}, {c.null.sd:.3f}", f"{c.calibrated_p:.2g}")
 
 
 def _calibration_table(title: str, unit: str) -> Table:
-    t = Table(title=title)
-    for col in ("site", "n", f"estimate ({unit})", "95% CI", "calibrated", "calibrated 95% CI", "null (mean ± SD)",
-                "EASE", "calibrated p"):
+    t = Table(title=title, caption=f"{unit}; null: the systematic error its controls show (mean, SD)")
+    for col in ("site", "n", "estimate (95% CI)", "calibrated (95% CI)", "null mean, SD", "cal. p"):
         t.add_column(col, justify="left" if col == "site" else "right")
     return t
 
@@ -74,24 +76,23 @@ def print_network(r: NetworkResult) -> None:
     for s in r.sites:
         _calibration_rows(t, s.site, s.n, s.calibration)
     console.print(t)
-    p = Table(title=f"Pooled over {len(r.sites)} sites (uncalibrated)")
-    for col in ("method", f"estimate ({unit})", "95% CI", "τ", "I²", "Q (p)", "95% prediction"):
+    p = Table(title=f"Pooled over {len(r.sites)} sites (uncalibrated), {unit}")
+    for col in ("method", "estimate (95% CI)", "τ", "I²", "Q (p)", "95% prediction"):
         p.add_column(col, justify="left" if col == "method" else "right")
     for key, m in r.pooled.items():
-        q = f"{m.q:.2f} ({m.q_p:.3g})" if m.q_p is not None else "—"
+        q = f"{m.q:.1f} ({m.q_p:.2g})" if m.q_p is not None else "—"
         pred = _ci(m.prediction_low, m.prediction_high) if m.prediction_low is not None else "—"
-        p.add_row(key, f"{m.estimate:.3f}", _ci(m.ci_low, m.ci_high), f"{m.tau:.3f}", f"{m.i2:.1f}%", q, pred)
+        p.add_row(key, _est(m.estimate, m.ci_low, m.ci_high), f"{m.tau:.3f}", f"{m.i2:.0f}%", q, pred)
     b = r.bayesian
-    p.add_row("bayesian (grid likelihoods)", f"{b.mu:.3f}", _ci(b.mu_ci_low, b.mu_ci_high), f"{b.tau:.3f}", "—", "—", "—")
+    p.add_row("bayesian", _est(b.mu, b.mu_ci_low, b.mu_ci_high), f"{b.tau:.3f}", "—", "—", "—")
     console.print(p)
     c = r.calibrated
     console.print(f"[bold]Calibrated network estimate[/] ({r.primary_pooling}, pooled controls): "
-                  f"{c.calibrated_estimate:.3f} {unit} {_ci(c.calibrated_ci_low, c.calibrated_ci_high)}; "
-                  f"calibrated p {c.calibrated_p:.3g}; pooled null {c.null.mean:+.3f} ± {c.null.sd:.3f}, "
-                  f"EASE {c.ease:.3f} {unit}" if c.calibrated_estimate is not None else
-                  "[bold]Calibrated network estimate:[/] unbounded (see warnings)", highlight=False)
+                  f"{_est(c.calibrated_estimate, c.calibrated_ci_low, c.calibrated_ci_high)} {unit}; calibrated p "
+                  f"{c.calibrated_p:.2g}; pooled null {c.null.mean:+.3f} (SD {c.null.sd:.3f}); EASE {c.ease:.3f} {unit}",
+                  highlight=False)
     tp = r.calibrate_then_pool
-    console.print(f"calibrate, then pool: {tp.estimate:.3f} {_ci(tp.ci_low, tp.ci_high)}", highlight=False)
+    console.print(f"calibrate, then pool: {_est(tp.estimate, tp.ci_low, tp.ci_high)} {unit}", highlight=False)
     rep = r.replication
     console.print(f"replication: {rep['sites_excluding_zero_calibrated']} of {rep['k']} sites' calibrated CIs exclude 0 "
                   f"in the direction of a {rep['direction']}", highlight=False)
@@ -130,7 +131,7 @@ def validate_command(
     rows = run_cli(action)
     json_path, md_path = write_network_validation(rows, out, networks=networks, sites=sites, patients=patients, seed=seed)
     t = Table(title=f"Network validation: {networks} networks × {sites} sites × {patients:,} patients")
-    for col in ("scenario", "interval", "coverage", "type-I error (p < 0.05)", "mean width"):
+    for col in ("scenario", "interval", "coverage", "type-I (p<0.05)", "mean width"):
         t.add_column(col, justify="left" if col in ("scenario", "interval") else "right")
     for r in rows:
         t.add_row(r.scenario, r.interval, f"{100 * r.coverage:.1f}%",

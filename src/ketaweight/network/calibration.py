@@ -244,11 +244,13 @@ def _error_model_ll(b: np.ndarray, s2: np.ndarray, t: np.ndarray, sd: np.ndarray
     return float(coef[0]), float(coef[1]), -0.5 * float(np.sum(np.log(2 * math.pi * v) + r**2 / v)), grad
 
 
-def fit_error_model(estimates: Sequence[float], ses: Sequence[float], true_effects: Sequence[float]) -> SystematicErrorModel:
+def fit_error_model(estimates: Sequence[float], ses: Sequence[float], true_effects: Sequence[float], *,
+                    start: SystematicErrorModel | None = None) -> SystematicErrorModel:
     """Maximum-likelihood systematic-error model from negative and positive controls (``fitSystematicErrorModel``).
 
     Needs at least two distinct true effects; the SD line is kept non-negative over the range of
-    |θ| seen, parameterised by its values at 0 and at max |θ|.
+    |θ| seen, parameterised by its values at 0 and at max |θ|.  Several starts, or only ``start``
+    (a model fitted to nearly the same controls, as leave-one-out refits are) plus one.
     """
     b, s, t = (np.asarray(x, dtype=float) for x in (estimates, ses, true_effects))
     ok = np.isfinite(b) & np.isfinite(s) & (s > 0)
@@ -266,9 +268,14 @@ def fit_error_model(estimates: Sequence[float], ses: Sequence[float], true_effec
         _, _, ll, grad = _error_model_ll(b, s2, t, p[0] + (p[1] - p[0]) * share)
         return -ll, -np.array([np.sum(grad * (1 - share)), np.sum(grad * share)])
 
+    if start is not None:
+        s0 = start.sd_intercept
+        starts = [np.array([s0, s0 + start.sd_slope * tmax]).clip(0), np.array([1.0, 1.0]) * scale]
+    else:
+        starts = [np.array(x) * scale for x in ((0.1, 0.1), (1.0, 1.0), (0.1, 2.0), (2.0, 0.1))]
     best = None
-    for start in ((0.1, 0.1), (1.0, 1.0), (0.1, 2.0), (2.0, 0.1)):
-        res = optimize.minimize(neg, np.array(start) * scale, jac=True, method="L-BFGS-B", bounds=[(0, None), (0, None)],
+    for x0 in starts:
+        res = optimize.minimize(neg, x0, jac=True, method="L-BFGS-B", bounds=[(0, None), (0, None)],
                                 options={"ftol": 1e-15, "gtol": 1e-12, "maxiter": 500})
         if best is None or res.fun < best.fun:
             best = res
@@ -301,9 +308,11 @@ class LeaveOneOut:
         return asdict(self)
 
 
-def _model_for(controls: Controls) -> SystematicErrorModel:
+def _model_for(controls: Controls, start: SystematicErrorModel | None = None) -> SystematicErrorModel:
     if len(np.unique(controls.true_effects)) >= 2 and (~controls.negative).sum() >= 2:
-        return fit_error_model(controls.estimates, controls.ses, controls.true_effects)
+        return fit_error_model(controls.estimates, controls.ses, controls.true_effects,
+                               start=start if start is not None and start.log_likelihood is not None and
+                               start.source.startswith("negative and positive") else None)
     neg = controls.negative
     return null_to_error_model(fit_null(controls.estimates[neg], controls.ses[neg]))
 
@@ -313,12 +322,13 @@ def leave_one_out(controls: Controls, *, levels: Sequence[float] = tuple(1 - a f
     c = controls.subset(controls.usable)
     groups = list(dict.fromkeys(c.groups))
     rows: list[dict[str, Any]] = []
+    full = _model_for(c)
     for g in groups:
         out = np.array([x == g for x in c.groups])
         train = c.subset(~out)
         if train.negative.sum() < 2:
             continue
-        model = _model_for(train)
+        model = _model_for(train, start=full)
         null = fit_null(train.estimates[train.negative], train.ses[train.negative])
         for i in np.flatnonzero(out):
             b, s, t = float(c.estimates[i]), float(c.ses[i]), float(c.true_effects[i])

@@ -67,8 +67,9 @@ def _primary_estimator(study: Study) -> AIPW:
     return est
 
 
-def site_results(data: SiteData, site: str) -> tuple[dict[str, Any], CalibratedEstimate]:
-    """The ``site.json`` content and the site's own calibration, from the emulated study."""
+def site_results(data: SiteData, site: str, *, leave_one_out: bool = True) -> tuple[dict[str, Any], CalibratedEstimate]:
+    """The ``site.json`` content and the site's own calibration (with its leave-one-out check unless
+    ``leave_one_out`` is False), from the emulated study."""
     if not SITE_NAME.match(site):
         raise InputError([(Location("site", column=site), "a site name is 1-64 letters, digits, '.', '_' or '-', "
                                                           "starting with a letter or digit")])
@@ -100,7 +101,7 @@ def site_results(data: SiteData, site: str) -> tuple[dict[str, Any], CalibratedE
     calibration = calibrate(primary.estimate, primary.se, Controls.of(
         [c["name"] for c in controls], [c["true_effect"] for c in controls], [c["estimate"] for c in controls],
         [c["se"] for c in controls], [c["group"] for c in controls]), ci_level=primary.ci_level,
-        min_controls=study.network.min_controls)
+        min_controls=study.network.min_controls, with_leave_one_out=leave_one_out)
     bal, ov, w = d.get("balance", {}), d.get("overlap", {}), d.get("weights", {})
     doc = {
         "format_version": FORMAT_VERSION, "site": site, "study_name": study.study.name, "study_hash": study_hash(study),
@@ -127,12 +128,12 @@ def site_results(data: SiteData, site: str) -> tuple[dict[str, Any], CalibratedE
     return doc, calibration
 
 
-def bundle_site(data: SiteData, site: str, out: str | Path | None = None,
-                *, on_stage: Callable[[str], None] = lambda text: None) -> SiteRun:
+def bundle_site(data: SiteData, site: str, out: str | Path | None = None, *, leave_one_out: bool = True,
+                on_stage: Callable[[str], None] = lambda text: None) -> SiteRun:
     """The site's results from its emulated study and, with ``out``, its bundle written there."""
     on_stage(f"estimating {len(data.control_kinds)} negative controls × "
              f"{1 + len(data.study.network.positive_control_effects)} effect sizes")
-    doc, calibration = site_results(data, site)
+    doc, calibration = site_results(data, site, leave_one_out=leave_one_out)
     path = None
     if out is not None:
         on_stage("checking and writing the bundle")

@@ -59,12 +59,13 @@ class SiteSummary:
     ci_high: float
     calibration: CalibratedEstimate
     provenance: str
+    balance: dict[str, float | None]
     controls: list[dict[str, Any]] = field(repr=False)
 
     def to_dict(self) -> dict[str, Any]:
         return {"site": self.site, "n": self.n, "estimate": self.estimate, "se": self.se, "ci_low": self.ci_low,
-                "ci_high": self.ci_high, "provenance": self.provenance, "calibration": self.calibration.to_dict(),
-                "controls": self.controls}
+                "ci_high": self.ci_high, "provenance": self.provenance, "balance": self.balance,
+                "calibration": self.calibration.to_dict(), "controls": self.controls}
 
 
 @dataclass(frozen=True)
@@ -176,8 +177,11 @@ def synthesize(bundles: Sequence[SiteBundle | str | Path], *, leave_one_out: boo
             p = b.results.primary
             cal = calibrate(p.estimate, p.se, _controls(b), ci_level=p.ci_level, min_controls=net.min_controls,
                             with_leave_one_out=leave_one_out)
+            balance = {"max_abs_smd_weighted": p.max_abs_smd_weighted, "share_outside_support": p.share_outside_support,
+                       "ess": p.ess}
             sites.append(SiteSummary(b.site, b.results.counts.n_analysed, p.estimate, p.se, p.ci_low, p.ci_high, cal,
-                                     b.results.provenance.get("label", ""), [r.model_dump() for r in b.results.controls]))
+                                     b.results.provenance.get("label", ""), balance,
+                                     [r.model_dump() for r in b.results.controls]))
     log += [f"site {s.site}: {w}" for s in sites for w in s.calibration.warnings]
     est = np.array([s.estimate for s in sites])
     se = np.array([s.se for s in sites])

@@ -70,7 +70,7 @@ def one_network(args: tuple[str, int, int, int]) -> dict[str, Any]:
         for spec in specs:
             with_truth = spec.scenario.drug_affects_weight
             res, data = simulated_site_data(spec, study, truth=with_truth)
-            paths.append(bundle_site(data, spec.name, Path(tmp) / f"{spec.name}.zip").path)
+            paths.append(bundle_site(data, spec.name, Path(tmp) / f"{spec.name}.zip", leave_one_out=False).path)
             if with_truth:
                 effect = res.patient_truth.to_pandas().set_index("patient_id")["effect_kg"]
                 truths.append(float(effect.loc[data.table["patient_id"]].mean()))

@@ -1,7 +1,7 @@
 """CLI: ``ketaweight demo`` — the main job end to end: from nothing to the graded answer and its report.
 
 Runs :func:`ketaweight.pipelines.demo.run_demo` (simulate, both target trials, mechanisms,
-responsible use, FAERS signals) with progress, then :func:`ketaweight.report.render.write_report`;
+responsible use, FAERS signals, and a 3-site network) with progress, then :func:`ketaweight.report.render.write_report`;
 prints each stage's tables, the report's path and the answer beside the simulator's truth.
 """
 
@@ -19,7 +19,9 @@ from ketaweight.cli import app
 from ketaweight.cli._common import console, progress_bar, run_cli
 from ketaweight.cli.simulate import print_truth
 from ketaweight.cli.store import print_store_summary
+from ketaweight.cli.network import print_network
 from ketaweight.cli.tables import results_table
+from ketaweight.network.demo import run_network_demo, site_patients
 from ketaweight.pipelines.demo import STAGES, run_demo
 from ketaweight.pipelines.signals import SYNTHETIC_FAERS_REPORTS
 from ketaweight.report.render import write_report
@@ -43,6 +45,8 @@ def _show(what: str, value: Any) -> None:
             console.print(f"{f['flag']}: {f['count']} {f['unit']}", highlight=False)
     elif what == "signals":
         console.print(value.to_rich_table())
+    elif what == "network":
+        print_network(value.result)
 
 
 @app.command("demo")
@@ -66,10 +70,14 @@ def demo_command(
                 bar.close()
             _show(what, value)
 
+        def network(folder: Path, results: Path):
+            return run_network_demo(folder / "network", results, scenario=scenario, patients=site_patients(patients),
+                                    seed=seed, on_stage=lambda text: console.print(text, highlight=False))
+
         def action():
             return run_demo(out, scenario=scenario, patients=patients, seed=seed, faers_reports=faers_reports,
                             on_stage=lambda i, title: console.rule(f"{i}/{STAGES} {title}"), on_done=on_done,
-                            on_patients=advance)
+                            on_patients=advance, network=network)
 
         run = run_cli(action)
     console.rule(f"{STAGES}/{STAGES} evidence grade and report")

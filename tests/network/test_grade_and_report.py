@@ -51,10 +51,10 @@ def test_the_grade_reads_the_calibrated_network_estimate(run):
 def test_empirical_null_rule(run):
     _, weight, net = run
     worse = copy.deepcopy(net)
-    worse["results"]["calibrated"]["ease"] = 2 * EASE_SHARE_OF_MID  # kg, MID 1 kg
+    worse["results"]["pool_then_calibrate"]["ease"] = 2 * EASE_SHARE_OF_MID  # kg, MID 1 kg
     assert _by_name(grade_evidence(weight, network=worse))["Systematic error (empirical null)"].grade_change == -1
     better = copy.deepcopy(net)
-    better["results"]["calibrated"]["ease"] = 0.01
+    better["results"]["pool_then_calibrate"]["ease"] = 0.01
     assert _by_name(grade_evidence(weight, network=better))["Systematic error (empirical null)"].grade_change == 0
 
 

@@ -86,13 +86,14 @@ def print_network(r: NetworkResult) -> None:
     b = r.bayesian
     p.add_row("bayesian", _est(b.mu, b.mu_ci_low, b.mu_ci_high), f"{b.tau:.3f}", "—", "—", "—")
     console.print(p)
-    c = r.calibrated
-    console.print(f"[bold]Calibrated network estimate[/] ({r.primary_pooling}, pooled controls): "
-                  f"{_est(c.calibrated_estimate, c.calibrated_ci_low, c.calibrated_ci_high)} {unit}; calibrated p "
-                  f"{c.calibrated_p:.2g}; pooled null {c.null.mean:+.3f} (SD {c.null.sd:.3f}); EASE {c.ease:.3f} {unit}",
+    lg, tp, c = r.pool_then_calibrate, r.calibrate_then_pool, r.calibrated
+    console.print(f"pool, then calibrate (LEGEND): {_est(lg.calibrated_estimate, lg.calibrated_ci_low, lg.calibrated_ci_high)} "
+                  f"{unit}; pooled controls' null {lg.null.mean:+.3f} (SD {lg.null.sd:.3f}), EASE {lg.ease:.3f} {unit}",
                   highlight=False)
-    tp = r.calibrate_then_pool
-    console.print(f"calibrate, then pool: {_est(tp.estimate, tp.ci_low, tp.ci_high)} {unit}", highlight=False)
+    console.print(f"calibrate each site, then pool: {_est(tp.estimate, tp.ci_low, tp.ci_high)} {unit}", highlight=False)
+    console.print(f"[bold]Calibrated network estimate[/] (then with the pooled calibrated controls, {r.primary_pooling}): "
+                  f"{_est(c.calibrated_estimate, c.calibrated_ci_low, c.calibrated_ci_high)} {unit}; calibrated p "
+                  f"{c.calibrated_p:.2g}; shared error: null {c.null.mean:+.3f} (SD {c.null.sd:.3f})", highlight=False)
     rep = r.replication
     console.print(f"replication: {rep['sites_excluding_zero_calibrated']} of {rep['k']} sites' calibrated CIs exclude 0 "
                   f"in the direction of a {rep['direction']}", highlight=False)

@@ -6,11 +6,12 @@ run, the grade reads it instead of one site's numbers where the network knows be
 * **the number** is the calibrated network estimate (pooled controls, the study's pooling) and its
   calibrated 95% CI; precision and strength are judged on it;
 * **systematic error** (replaces the single negative control): the expected absolute systematic
-  error (EASE) of the pooled empirical null against the minimal important difference — EASE ≤
+  error (EASE) of the empirical null of the pooled raw controls (the error the network's controls
+  show before calibration) against the minimal important difference — EASE ≤
   MID/4 → 0; larger → −1 (calibration widens the interval for the error it sees; the downgrade is
   for the risk that the controls miss some);
-* **consistency across sites** (GRADE inconsistency): I² > 50% with sites whose calibrated CIs lie
-  on opposite sides of 0 → −1;
+* **consistency across sites** (GRADE inconsistency): I² of the calibrated site estimates > 50% with
+  sites whose calibrated CIs lie on opposite sides of 0 → −1;
 * **replication**: at least 3 sites whose calibrated CIs mostly (≥ 2/3) agree with the network's
   conclusion (exclude 0 in its direction, or all cover 0 when it finds no effect) lift the cap on
   one data source: the level may reach *high*;
@@ -76,7 +77,7 @@ def network_primary(network: dict[str, Any]) -> dict[str, Any] | None:
 def systematic_error(network: dict[str, Any], mid_kg: float) -> NetworkFinding:
     """The empirical-null rule (replaces the single negative control)."""
     r = network["results"]
-    c = r["calibrated"]
+    c = r["pool_then_calibrate"]  # the error the pooled controls show before any calibration
     null = c["null"]
     threshold = EASE_SHARE_OF_MID * mid_kg
     rule = (f"EASE of the pooled empirical null ≤ {threshold:g} kg ({EASE_SHARE_OF_MID:g} × MID) → 0; larger → −1 "

@@ -293,7 +293,8 @@ def fit_error_model(estimates: Sequence[float], ses: Sequence[float], true_effec
 
 @dataclass(frozen=True)
 class LeaveOneOut:
-    """Each control calibrated by a model fitted without its group: rows and coverage summaries.
+    """Each control calibrated by a model fitted without its group: rows (with the calibrated estimate
+    and SE at the 95% level) and coverage summaries.
 
     ``coverage[level]`` is, per true effect, the share of (uncalibrated, calibrated) CIs at that
     level covering the truth; ``type_i[level]`` the share of negative controls with an
@@ -339,6 +340,9 @@ def leave_one_out(controls: Controls, *, levels: Sequence[float] = tuple(1 - a f
                 cal = model.calibrate(b, s, level)
                 row[f"ci_{level:g}"] = (b - z * s, b + z * s)
                 row[f"calibrated_ci_{level:g}"] = None if cal is None else (cal[1], cal[2])
+                if level == 0.95:  # the calibrated control itself, as an estimate and SE (pooled by the network)
+                    row["calibrated_estimate"] = None if cal is None else cal[0]
+                    row["calibrated_se"] = None if cal is None else (cal[2] - cal[1]) / (2 * z)
             rows.append(row)
     coverage: dict[str, dict[str, dict[str, float]]] = {}
     type_i: dict[str, dict[str, float]] = {}

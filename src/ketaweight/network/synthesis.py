@@ -9,14 +9,18 @@ consistent and how replicated the answer is.
   Hartung–Knapp by default) side by side, with τ², I², Q and the prediction interval; and the
   Bayesian random-effects pooling of the sites' empirical-likelihood profiles
   (:mod:`ketaweight.network.bayes`).
-* **Pooled, calibrated** (the network's answer): every control is pooled across the sites exactly
-  as the outcome is, and the pooled outcome is calibrated with the pooled controls — systematic
-  error that the sites share stays in the pooled controls and is removed, error that differs by
-  site widens them (as OHDSI's LEGEND studies calibrate meta-analytic estimates).  Under
-  Hartung–Knapp pooling every pooled SE enters calibration as SE·t/z (:func:`z_equivalent_se`),
-  so the t reference of a few-site pooling is kept.  Pooling the
-  per-site calibrated estimates is shown beside it ("calibrate, then pool"), which assumes the
-  sites' systematic errors independent.
+* **Calibrated** (the network's answer), in two steps.  First each site's estimate is calibrated
+  with its own controls and the calibrated estimates are pooled ("calibrate, then pool"): the error
+  each database shows is removed where it arises, so bias at one site does not pose as
+  heterogeneity.  Then every control, calibrated at each site by a model fitted without it
+  (leave-one-group-out), is pooled across the sites in the same way, and the pooled estimate is
+  calibrated again with these pooled calibrated controls: systematic error that the sites share
+  survives the first step in the controls as it does in the outcome, and widens or shifts the
+  answer; where there is none, the second step changes nothing.  Under Hartung–Knapp pooling every
+  pooled SE enters calibration as SE·t/z (:func:`z_equivalent_se`), so the t reference of a
+  few-site pooling is kept.  Pooling first and calibrating with the pooled raw controls (as OHDSI's
+  LEGEND studies calibrate meta-analytic estimates) is shown beside it ("pool, then calibrate"): it
+  keeps between-site differences in bias inside τ².
 * **Replication and consistency** for the grade: how many sites' calibrated CIs exclude 0 in the
   pooled direction, I², τ and the prediction interval.
 """
@@ -81,8 +85,10 @@ class NetworkResult:
     primary_pooling: str
     bayesian: BayesianMetaAnalysis
     pooled_controls: list[dict[str, Any]]
-    calibrated: CalibratedEstimate
+    pool_then_calibrate: CalibratedEstimate
     calibrate_then_pool: MetaAnalysis
+    pooled_calibrated_controls: list[dict[str, Any]]
+    calibrated: CalibratedEstimate
     sensitivity: dict[str, Any]
     replication: dict[str, Any]
     consistency: dict[str, Any]
@@ -99,7 +105,9 @@ class NetworkResult:
             "estimand": self.estimand, "sites": [s.to_dict() for s in self.sites],
             "pooled": {k: v.to_dict() for k, v in self.pooled.items()}, "primary_pooling": self.primary_pooling,
             "bayesian": self.bayesian.to_dict(), "pooled_controls": self.pooled_controls,
-            "calibrated": self.calibrated.to_dict(), "calibrate_then_pool": self.calibrate_then_pool.to_dict(),
+            "pool_then_calibrate": self.pool_then_calibrate.to_dict(),
+            "calibrate_then_pool": self.calibrate_then_pool.to_dict(),
+            "pooled_calibrated_controls": self.pooled_calibrated_controls, "calibrated": self.calibrated.to_dict(),
             "sensitivity": self.sensitivity, "replication": self.replication, "consistency": self.consistency,
             "warnings": list(self.warnings),
         }
@@ -139,7 +147,7 @@ def _controls(b: SiteBundle) -> Controls:
 
 def _pool(b: Sequence[float], s: Sequence[float], study: Any, labels: Sequence[str]) -> MetaAnalysis:
     n = study.network
-    return meta_analyze(b, s, method=n.pooling, hartung_knapp=n.hartung_knapp, hartung_knapp_floor=n.hartung_knapp,
+    return meta_analyze(b, s, method=n.pooling, hartung_knapp=n.hartung_knapp, hartung_knapp_floor=n.hartung_knapp_floor,
                         labels=labels)
 
 
@@ -158,7 +166,8 @@ def z_equivalent_se(m: MetaAnalysis) -> float:
 def synthesize(bundles: Sequence[SiteBundle | str | Path], *, leave_one_out: bool = True) -> NetworkResult:
     """Check, calibrate and pool site bundles (paths or read bundles); see the module docstring.
 
-    ``leave_one_out=False`` skips the leave-one-out checks of each calibration (validation runs).
+    Each site's calibration always carries its leave-one-out check (its calibrated controls feed the
+    answer); ``leave_one_out=False`` skips the checks of the two pooled calibrations (validation runs).
     """
     if not bundles:
         raise InputError([(Location("network"), "no bundles given")])
@@ -175,8 +184,7 @@ def synthesize(bundles: Sequence[SiteBundle | str | Path], *, leave_one_out: boo
         warnings.simplefilter("ignore", CalibrationWarning)
         for b in read:
             p = b.results.primary
-            cal = calibrate(p.estimate, p.se, _controls(b), ci_level=p.ci_level, min_controls=net.min_controls,
-                            with_leave_one_out=leave_one_out)
+            cal = calibrate(p.estimate, p.se, _controls(b), ci_level=p.ci_level, min_controls=net.min_controls)
             balance = {"max_abs_smd_weighted": p.max_abs_smd_weighted, "share_outside_support": p.share_outside_support,
                        "ess": p.ess}
             sites.append(SiteSummary(b.site, b.results.counts.n_analysed, p.estimate, p.se, p.ci_low, p.ci_high, cal,
@@ -192,34 +200,52 @@ def synthesize(bundles: Sequence[SiteBundle | str | Path], *, leave_one_out: boo
     bayes = bayesian_meta_analysis([likelihood_from_dict(b.results.primary.likelihood) for b in read],
                                    prior_sd_mu=net.prior_sd_mu, prior_sd_tau=net.prior_sd_tau)
 
-    # every control pooled across the sites exactly as the outcome
-    by_name: dict[str, list[tuple[str, Any]]] = {}
+    primary = pooled[key]
+
+    def pooled_controls_of(by_name: dict[str, list[tuple[str, float, float, float, str]]]) -> list[dict[str, Any]]:
+        """Each control (site, estimate, se, true effect, group) pooled across its sites as the outcome is."""
+        out = []
+        for name, rows in by_name.items():
+            m = _pool([r[1] for r in rows], [r[2] for r in rows], study, [r[0] for r in rows])
+            out.append({"name": name, "group": rows[0][4], "true_effect": float(np.mean([r[3] for r in rows])),
+                        "estimate": m.estimate, "se": z_equivalent_se(m), "k": m.k, "tau2": m.tau2})
+        return out
+
+    def calibrate_with(estimate: float, se: float, controls: list[dict[str, Any]]) -> CalibratedEstimate:
+        with warnings.catch_warnings():
+            warnings.simplefilter("ignore", CalibrationWarning)
+            return calibrate(estimate, se, Controls.of([c["name"] for c in controls], [c["true_effect"] for c in controls],
+                                                       [c["estimate"] for c in controls], [c["se"] for c in controls],
+                                                       [c["group"] for c in controls]),
+                             ci_level=primary.ci_level, min_controls=net.min_controls, with_leave_one_out=leave_one_out)
+
+    # (a) pool, then calibrate with the pooled raw controls (OHDSI LEGEND)
+    raw: dict[str, list[tuple[str, float, float, float, str]]] = {}
     for b in read:
         for r in b.results.controls:
             if r.estimate is not None and r.se is not None and r.se > 0:
-                by_name.setdefault(r.name, []).append((b.site, r))
-    partial = sorted(n for n, rows in by_name.items() if len(rows) < len(read))
+                raw.setdefault(r.name, []).append((b.site, r.estimate, r.se, r.true_effect, r.group))
+    partial = sorted(n for n, rows in raw.items() if len(rows) < len(read))
     if partial:
         _warn(f"{len(partial)} control(s) missing at some sites are pooled over the sites that have them: "
               f"{', '.join(partial[:8])}{' …' if len(partial) > 8 else ''}", log)
-    pooled_controls = []
-    for name, rows in by_name.items():
-        m = _pool([r.estimate for _, r in rows], [r.se for _, r in rows], study, [s for s, _ in rows])
-        pooled_controls.append({"name": name, "group": rows[0][1].group, "true_effect": float(np.mean([r.true_effect for _, r in rows])),
-                                "estimate": m.estimate, "se": z_equivalent_se(m), "k": m.k, "tau2": m.tau2})
-    primary = pooled[key]
-    with warnings.catch_warnings():
-        warnings.simplefilter("ignore", CalibrationWarning)
-        calibrated = calibrate(primary.estimate, z_equivalent_se(primary), Controls.of(
-            [c["name"] for c in pooled_controls], [c["true_effect"] for c in pooled_controls],
-            [c["estimate"] for c in pooled_controls], [c["se"] for c in pooled_controls],
-            [c["group"] for c in pooled_controls]), ci_level=primary.ci_level, min_controls=net.min_controls,
-            with_leave_one_out=leave_one_out)
-    log += [f"pooled: {w}" for w in calibrated.warnings]
+    pooled_controls = pooled_controls_of(raw)
+    pool_then_calibrate = calibrate_with(primary.estimate, z_equivalent_se(primary), pooled_controls)
+    # (b) calibrate each site with its own controls, then pool
     ok = [s for s in sites if s.calibration.calibrated_se is not None]
-    # (the pooling of calibrated site estimates is shown with its own t interval)
     then_pool = _pool([s.calibration.calibrated_estimate for s in ok], [s.calibration.calibrated_se for s in ok],
                       study, [s.site for s in ok])
+    # (c) the answer: (b) calibrated again with the pooled calibrated controls (each site's controls calibrated
+    #     leave-one-group-out), which keeps the systematic error the sites share
+    cal: dict[str, list[tuple[str, float, float, float, str]]] = {}
+    for s in ok:
+        for row in s.calibration.loo.rows if s.calibration.loo else ():
+            if row.get("calibrated_se"):
+                cal.setdefault(row["name"], []).append((s.site, row["calibrated_estimate"], row["calibrated_se"],
+                                                        row["true_effect"], row["group"]))
+    pooled_calibrated_controls = pooled_controls_of(cal)
+    calibrated = calibrate_with(then_pool.estimate, z_equivalent_se(then_pool), pooled_calibrated_controls)
+    log += [f"pooled: {w}" for w in calibrated.warnings]
     direction = -1.0 if (calibrated.calibrated_estimate or primary.estimate) < 0 else 1.0
 
     def excludes_zero_same_way(lo: float | None, hi: float | None) -> bool:
@@ -233,9 +259,9 @@ def synthesize(bundles: Sequence[SiteBundle | str | Path], *, leave_one_out: boo
         "sites_same_direction": int(sum(np.sign(s.estimate) == direction for s in sites)),
         "direction": "loss" if direction < 0 else "gain",
     }
-    consistency = {"i2": primary.i2, "tau": primary.tau, "tau2": primary.tau2, "q": primary.q, "q_p": primary.q_p,
-                   "prediction_low": primary.prediction_low, "prediction_high": primary.prediction_high,
-                   "k": primary.k}
+    consistency = {"i2": then_pool.i2, "tau": then_pool.tau, "tau2": then_pool.tau2, "q": then_pool.q, "q_p": then_pool.q_p,
+                   "prediction_low": then_pool.prediction_low, "prediction_high": then_pool.prediction_high,
+                   "k": then_pool.k, "i2_uncalibrated": primary.i2, "tau_uncalibrated": primary.tau}
     sd = float(np.mean([b.results.outcome_sd_untreated for b in read]))
     sensitivity = {"outcome_sd_untreated": sd}
     if calibrated.calibrated_ci_low is not None:
@@ -245,8 +271,8 @@ def synthesize(bundles: Sequence[SiteBundle | str | Path], *, leave_one_out: boo
     assert provenance is not None
     r0 = read[0].results
     return NetworkResult(r0.study_name, r0.study_hash, r0.outcome_unit, r0.estimand, sites, pooled, key, bayes,
-                         pooled_controls, calibrated, then_pool, sensitivity, replication, consistency, provenance,
-                         tuple(log))
+                         pooled_controls, pool_then_calibrate, then_pool, pooled_calibrated_controls, calibrated,
+                         sensitivity, replication, consistency, provenance, tuple(log))
 
 
 def write_network(result: NetworkResult, out_dir: str | Path) -> Path:

@@ -78,15 +78,16 @@ def one_network(args: tuple[str, int, int, int]) -> dict[str, Any]:
                 truths.append(0.0)
         r = synthesize(paths, leave_one_out=False)
     truth = float(np.mean(truths))
-    fe, prim, b, c, tp = r.pooled["fixed"], r.primary, r.bayesian, r.calibrated, r.calibrate_then_pool
+    fe, prim, b, c, tp, lg = r.pooled["fixed"], r.primary, r.bayesian, r.calibrated, r.calibrate_then_pool, r.pool_then_calibrate
     biased = r.sites[-1]
     out = {
         "truth": truth, "biased_truth": truths[-1],
         "fixed, uncalibrated": (fe.ci_low, fe.ci_high, fe.p_value, fe.estimate),
         f"{r.primary_pooling}, uncalibrated": (prim.ci_low, prim.ci_high, prim.p_value, prim.estimate),
         "bayesian, uncalibrated": (b.mu_ci_low, b.mu_ci_high, 2 * min(b.prob_below_zero, 1 - b.prob_below_zero), b.mu),
-        "calibrated (pooled controls)": (c.calibrated_ci_low, c.calibrated_ci_high, c.calibrated_p, c.calibrated_estimate),
+        "pool, then calibrate (LEGEND)": (lg.calibrated_ci_low, lg.calibrated_ci_high, lg.calibrated_p, lg.calibrated_estimate),
         "calibrate, then pool": (tp.ci_low, tp.ci_high, tp.p_value, tp.estimate),
+        "calibrated network estimate": (c.calibrated_ci_low, c.calibrated_ci_high, c.calibrated_p, c.calibrated_estimate),
         "biased site, uncalibrated": (biased.ci_low, biased.ci_high, _p(biased.estimate, biased.se), biased.estimate),
         "biased site, calibrated": (biased.calibration.calibrated_ci_low, biased.calibration.calibrated_ci_high,
                                     biased.calibration.calibrated_p, biased.calibration.calibrated_estimate),

@@ -84,8 +84,10 @@ def network_section(run: RunResults, network: dict[str, Any]) -> dict[str, Any]:
             f"Calibrated network estimate: {fmt_num(c['calibrated_estimate'])} {unit} (95% CI "
             f"{ci_text(c['calibrated_ci_low'], c['calibrated_ci_high'])}), calibrated p = {c['calibrated_p']:.2g}; "
             f"uncalibrated ({r['primary_pooling']}): {fmt_num(prim['estimate'])} {unit} "
-            f"({ci_text(prim['ci_low'], prim['ci_high'])}). Pooled null: mean {fmt_num(c['null']['mean'], 3)}, SD "
-            f"{fmt_num(c['null']['sd'], 3)} {unit}; expected absolute systematic error {fmt_num(c['ease'], 3)} {unit}.")
+            f"({ci_text(prim['ci_low'], prim['ci_high'])}). Each site was calibrated with its own controls before "
+            f"pooling; the pooled calibrated controls then show the systematic error the sites share: mean "
+            f"{fmt_num(c['null']['mean'], 3)}, SD {fmt_num(c['null']['sd'], 3)} {unit} (before any calibration the "
+            f"pooled controls showed an expected absolute systematic error of {fmt_num(r['pool_then_calibrate']['ease'], 3)} {unit}).")
     rows, labels, est, lo, hi, orange = [], [], [], [], [], []
     for s in sites:
         cal = s["calibration"]
@@ -115,22 +117,27 @@ def network_section(run: RunResults, network: dict[str, Any]) -> dict[str, Any]:
     b = r["bayesian"]
     pooled_rows.append(["bayesian (likelihood profiles)", fmt_num(b["mu"], 3), ci_text(b["mu_ci_low"], b["mu_ci_high"]),
                         fmt_num(b["tau"], 3), "—", "—"])
+    lg = r["pool_then_calibrate"]
+    pooled_rows.append(["pool, then calibrate with the pooled controls (OHDSI LEGEND)", fmt_num(lg.get("calibrated_estimate"), 3),
+                        ci_text(lg.get("calibrated_ci_low"), lg.get("calibrated_ci_high")), "—", "—", "—"])
     tp = r["calibrate_then_pool"]
     pooled_rows.append(["calibrate each site, then pool", fmt_num(tp["estimate"], 3), ci_text(tp["ci_low"], tp["ci_high"]),
                         fmt_num(tp["tau"], 3), f"{tp['i2']:.0f}%", ci_text(tp["prediction_low"], tp["prediction_high"])])
     if c.get("calibrated_estimate") is not None:
-        pooled_rows.append(["calibrated with pooled controls (the answer)", fmt_num(c["calibrated_estimate"], 3),
-                            ci_text(c["calibrated_ci_low"], c["calibrated_ci_high"]), "—", "—", "—"])
+        pooled_rows.append(["… and calibrated with the pooled calibrated controls (the answer)",
+                            fmt_num(c["calibrated_estimate"], 3), ci_text(c["calibrated_ci_low"], c["calibrated_ci_high"]),
+                            "—", "—", "—"])
     sec["tables"].append(table(f"Pooled over {len(sites)} databases ({unit}) — {label}",
                                ["method", "estimate", "95% CI", "τ", "I²", "95% prediction interval"], pooled_rows))
     negatives = [pc for pc in r["pooled_controls"] if pc["true_effect"] == 0]
     if negatives:
         sec["figures"].append(funnel_plot([pc["estimate"] for pc in negatives], [pc["se"] for pc in negatives],
-                                          c["null"]["mean"], c["null"]["sd"], unit=f"{unit}-equivalents",
-                                          outcome=(prim["estimate"], c["se"]),
-                                          alt=f"Funnel of the {len(negatives)} pooled negative controls with the fitted "
-                                              f"empirical null (mean {fmt_num(c['null']['mean'], 3)}, SD "
-                                              f"{fmt_num(c['null']['sd'], 3)}) and the region of random error only ({label})"))
+                                          lg["null"]["mean"], lg["null"]["sd"], unit=f"{unit}-equivalents",
+                                          outcome=(prim["estimate"], lg["se"]),
+                                          alt=f"Funnel of the {len(negatives)} negative controls pooled over the sites, "
+                                              f"before calibration, with their fitted empirical null (mean "
+                                              f"{fmt_num(lg['null']['mean'], 3)}, SD {fmt_num(lg['null']['sd'], 3)}) and "
+                                              f"the region of random error only ({label})"))
     loo_rows = []
     for s in sites:
         loo = s["calibration"].get("loo") or {}

@@ -158,10 +158,10 @@ class NetworkSection(_Section):
     pooling: Literal["reml", "dl", "pm", "fixed"] = Field("reml", description="τ² estimator of the random-effects pooling")
     hartung_knapp: bool = Field(True, description="Hartung–Knapp SE (t on k − 1 df) for the pooled estimate and the "
                                                   "pooled controls (IntHout et al. 2014: with few sites)")
-    hartung_knapp_floor: bool = Field(True, description="never let the Hartung–Knapp SE fall below the inverse-variance "
-                                                        "SE (Knapp & Hartung 2003; Röver, Knapp & Friede 2015): with few "
-                                                        "sites that agree by chance, plain Hartung–Knapp intervals can be "
-                                                        "narrower than the sites' own")
+    hartung_knapp_floor: bool = Field(False, description="never let the Hartung–Knapp SE fall below the inverse-variance "
+                                                         "SE (Knapp & Hartung 2003; Röver, Knapp & Friede 2015): more "
+                                                         "conservative; plain Hartung–Knapp is exact (t on k − 1 df) when "
+                                                         "the sites share one effect")
     prior_sd_mu: float = Field(5.0, gt=0, description="SD of the normal prior on the pooled effect (outcome units) "
                                                       "in the Bayesian pooling")
     prior_sd_tau: float = Field(1.0, gt=0, description="SD of the half-normal prior on the between-site SD "

@@ -69,30 +69,27 @@ def control_records(s: Scenario, pop: Population, view: FactualView, attended: N
     """The negative-control measurements at the visits of ``negative_controls.days`` that happen.
 
     ``attended`` is the (grid days × patients) visit mask of the observation process; ``rng`` is the
-    controls' own stream, so the other tables of a seed do not depend on the controls.
+    controls' own stream, so the other tables of a seed do not depend on the controls.  Every control
+    shares the patient, day and time arrays (one record per visit that happens).
     """
     nc = s.negative_controls
     if nc.n_outcomes == 0:
         return []
     design = control_design(s)
     grid = list(view.grid_days)
-    z = standardised_traits(pop)
-    drift = z @ design.trait_drift.T  # (patients, controls), kg-equivalents per 84 days
-    level = rng.normal(0.0, nc.level_sd, (pop.n, nc.n_outcomes))
-    day0 = view.lifestyle_kg[grid.index(0)].astype(float)
+    k = nc.n_outcomes
+    drift = design.trait_drift @ standardised_traits(pop).T  # (controls, patients): kg-equivalents per 84 days
+    level = rng.normal(0.0, nc.level_sd, (k, pop.n))
+    day0 = view.lifestyle_kg[grid.index(0)]
+    who = [np.flatnonzero(attended[grid.index(day)]) for day in nc.days]
+    patients = np.concatenate(who).astype(np.int64)  # every record of one control: the visits one after another
+    days = np.concatenate([np.full(len(w), day, dtype=np.int64) for w, day in zip(who, nc.days)])
+    life = np.concatenate([(view.lifestyle_kg[grid.index(day), w] - day0[w]).astype(float) for w, day in zip(who, nc.days)])
+    share = days / 84.0
+    noise = rng.normal(0.0, nc.noise_sd, (k, len(patients)))
+    minutes = np.full(len(patients), 8 * 60, dtype=np.int64)  # drawn at the start of the visit, before the weighing
     records: list[Record] = []
-    visits = [(day, np.flatnonzero(attended[grid.index(day)])) for day in nc.days]
-    noise = [rng.normal(0.0, nc.noise_sd, (len(who), nc.n_outcomes)) for _, who in visits]
-    for j, kind in enumerate(design.kinds):
-        pieces = []
-        for (day, who), eps in zip(visits, noise):
-            life = view.lifestyle_kg[grid.index(day), who].astype(float) - day0[who]
-            kg_eq = level[who, j] + design.lifestyle_loading[j] * life + drift[who, j] * day / 84.0 + eps[:, j]
-            value = np.round(design.offset[j] + design.scale[j] * kg_eq, 3)
-            pieces.append((who, np.full(len(who), day), value))
-        patients = np.concatenate([p[0] for p in pieces]).astype(np.int64)
-        days = np.concatenate([p[1] for p in pieces]).astype(np.int64)
-        values = np.concatenate([p[2] for p in pieces])
-        # drawn at the start of the visit, before the weighing (distinct times keep the key unique per kind)
-        records.append((kind, "au", patients, days, np.full(len(patients), 8 * 60, dtype=np.int64), values))
+    for j, kind in enumerate(design.kinds):  # rows of (controls, …) arrays are contiguous: one control at a time
+        kg_eq = level[j, patients] + design.lifestyle_loading[j] * life + drift[j, patients] * share + noise[j]
+        records.append((kind, "au", patients, days, minutes, np.round(design.offset[j] + design.scale[j] * kg_eq, 3)))
     return records

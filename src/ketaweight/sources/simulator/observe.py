@@ -176,16 +176,20 @@ def observe(s: Scenario, pop: Population, sessions: Sessions, view: FactualView,
     kind_names = pa.array([k[0] for k in kinds])
     units = sorted({k[1] for k in kinds})
     unit_names = pa.array(units)
-    measurements = pa.concat_tables([
-        pa.table({
+    pieces = []
+    kinds.reverse()
+    while kinds:  # each kind's numpy arrays are dropped once its Arrow table exists (peak memory)
+        i = len(pieces)
+        _kind, unit, patients, kind_days, minutes, values = kinds.pop()
+        pieces.append(pa.table({
             "patient_id": _dict_column(patients, ids),
             "time": _timestamps(pop, patients, kind_days, minutes),
             "kind": _constant_dict_column(i, len(patients), kind_names),
             "value": pa.array(np.asarray(values, dtype=float)),
             "unit": _constant_dict_column(units.index(unit), len(patients), unit_names),
-        })
-        for i, (_kind, unit, patients, kind_days, minutes, values) in enumerate(kinds)
-    ])
+        }))
+        del patients, kind_days, minutes, values
+    measurements = pa.concat_tables(pieces)
 
     # --- exposures (sessions at 09:00-12:00)
     session_minutes = rng.integers(9 * 60, 12 * 60, size=len(sessions.day))

@@ -29,7 +29,7 @@ def test_pooling_is_the_meta_analysis_of_the_site_estimates(result, network):
     est = [b.results.primary.estimate for b in bundles]
     se = [b.results.primary.se for b in bundles]
     assert result.pooled["fixed"].estimate == meta_analyze(est, se, method="fixed").estimate
-    reml = meta_analyze(est, se, method="reml", hartung_knapp=True, hartung_knapp_floor=True)
+    reml = meta_analyze(est, se, method="reml", hartung_knapp=True)
     assert result.primary_pooling == "reml+hk" and result.primary.estimate == reml.estimate
     assert result.primary.ci_low == reml.ci_low and result.primary.df == 2
     assert result.bayesian.likelihoods == ("grid",) * 3 and result.bayesian.mu_ci_low < result.bayesian.mu < result.bayesian.mu_ci_high

@@ -115,7 +115,10 @@ def main() -> None:
     with tempfile.TemporaryDirectory() as tmp:
         scenario = Path(tmp) / "network-benchmark.toml"
         scenario.write_text(f'name = "network-benchmark"\n[negative_controls]\nn_outcomes = {args.controls}\n', encoding="utf-8")
-        reps = [one_repeat(Path(tmp) / "run", scenario, args.patients, args.sites, args.seed) for _ in range(args.repeats)]
+        reps = []
+        for i in range(args.repeats):  # each repeat's raw figures as it finishes (a long run on a shared machine)
+            reps.append(one_repeat(Path(tmp) / "run", scenario, args.patients, args.sites, args.seed))
+            print(f"repeat {i + 1} (load {load_average()}): " + json.dumps(reps[-1]), flush=True)
         controls = _run(CONTROLS, str(Path(tmp) / "run" / "sim" / "site-1" / "store.duckdb"), str(args.naive_outcomes))
 
     def med(values: list[float]) -> float:

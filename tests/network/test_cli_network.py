@@ -56,4 +56,6 @@ def test_simulate_sites_writes_every_store_and_the_network_truth(tmp_path):
     assert [s["unmeasured_confounder"] for s in truth["sites"]] == [False, True]
     assert "network truth" in text(res) and "unmeasured confounder" in text(res)
     again = runner.invoke(app, ["simulate", "--sites", "2", "--patients", "300", "--out", str(tmp_path)])
-    assert again.exit_code == 2 and "already exists" in text(again)
+    assert again.exit_code == 2 and "pass --replace" in text(again)
+    replaced = runner.invoke(app, ["simulate", "--sites", "2", "--patients", "300", "--out", str(tmp_path), "--replace"])
+    assert replaced.exit_code == 0, replaced.output

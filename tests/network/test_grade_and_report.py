@@ -3,14 +3,14 @@ across sites, replication lifting the cap; the report's network section."""
 
 from __future__ import annotations
 
-import copy
 import json
 import shutil
 import warnings
+from dataclasses import replace
 
 import pytest
 
-from ketaweight.core.results import read_results
+from ketaweight.core.results import read_result
 from ketaweight.evidence.calibration import EASE_SHARE_OF_MID
 from ketaweight.evidence.grade import LEVELS, grade_evidence
 from ketaweight.network.synthesis import NetworkWarning, synthesize, write_network
@@ -26,7 +26,7 @@ def run(network, tmp_path_factory):
     with warnings.catch_warnings():
         warnings.simplefilter("ignore", NetworkWarning)
         path = write_network(synthesize(network["bundles"]), folder)
-    return folder, read_results(weight.path, kind="causal"), read_results(path, kind="network")
+    return folder, read_result(weight.path), read_result(path)
 
 
 def _by_name(answer):
@@ -36,9 +36,9 @@ def _by_name(answer):
 def test_the_grade_reads_the_calibrated_network_estimate(run):
     _, weight, net = run
     single, networked = grade_evidence(weight), grade_evidence(weight, network=net)
-    c = net["results"]["calibrated"]
+    c = net.results.calibrated
     assert (networked.estimate_kg, networked.ci_low_kg, networked.ci_high_kg) == (
-        c["calibrated_estimate"], c["calibrated_ci_low"], c["calibrated_ci_high"])
+        c.calibrated_estimate, c.calibrated_ci_low, c.calibrated_ci_high)
     assert networked.sentence.startswith("Across 3 simulated databases (calibrated with negative and positive controls), ")
     assert networked.estimate_pct is None and "of body weight" not in networked.sentence
     names = _by_name(networked)
@@ -48,41 +48,51 @@ def test_the_grade_reads_the_calibrated_network_estimate(run):
     assert sum(x.grade_change for x in networked.criteria) + 2 == LEVELS.index(networked.grade)
 
 
+def _with(net, **changes):
+    """The network results file with some of its result's fields replaced."""
+    return replace(net, results=replace(net.results, **changes))
+
+
+def _with_null(net, mean: float):
+    c = net.results.pool_then_calibrate
+    return _with(net, pool_then_calibrate=replace(c, null=replace(c.null, mean=mean, sd=0.0)))
+
+
 def test_empirical_null_rule(run):
     _, weight, net = run
-    worse = copy.deepcopy(net)
-    worse["results"]["pool_then_calibrate"]["ease"] = 2 * EASE_SHARE_OF_MID  # kg, MID 1 kg
+    worse = _with_null(net, 2 * EASE_SHARE_OF_MID)  # EASE of N(m, 0) is |m|, kg; MID 1 kg
     assert _by_name(grade_evidence(weight, network=worse))["Systematic error (empirical null)"].grade_change == -1
-    better = copy.deepcopy(net)
-    better["results"]["pool_then_calibrate"]["ease"] = 0.01
+    better = _with_null(net, 0.01)
     assert _by_name(grade_evidence(weight, network=better))["Systematic error (empirical null)"].grade_change == 0
+
+
+def _with_site_cis(net, cis):
+    sites = tuple(replace(s, calibration=replace(s.calibration, calibrated_ci_low=lo, calibrated_ci_high=hi))
+                  for s, (lo, hi) in zip(net.results.sites, cis))
+    return _with(net, sites=sites)
 
 
 def test_consistency_across_sites_rule(run):
     _, weight, net = run
-    split = copy.deepcopy(net)
-    r = split["results"]
-    r["consistency"]["i2"] = 80.0
-    r["sites"][0]["calibration"].update(calibrated_ci_low=0.2, calibrated_ci_high=0.5)
-    r["sites"][1]["calibration"].update(calibrated_ci_low=-0.9, calibrated_ci_high=-0.4)
+    split = _with_site_cis(net, [(0.2, 0.5), (-0.9, -0.4), (net.results.sites[2].calibration.calibrated_ci_low,
+                                                            net.results.sites[2].calibration.calibrated_ci_high)])
+    split = _with(split, consistency=replace(split.results.consistency, i2=80.0))
     crit = _by_name(grade_evidence(weight, network=split))["Consistency across sites"]
     assert crit.grade_change == -1 and "gain at site-1" in crit.finding
-    r["consistency"]["i2"] = 30.0
+    split = _with(split, consistency=replace(split.results.consistency, i2=30.0))
     assert _by_name(grade_evidence(weight, network=split))["Consistency across sites"].grade_change == 0
 
 
 def test_replication_lifts_the_cap_only_with_three_agreeing_databases(run):
     _, weight, net = run
-    agree = copy.deepcopy(net)
-    r = agree["results"]
-    r["calibrated"].update(calibrated_estimate=-2.0, calibrated_ci_low=-2.3, calibrated_ci_high=-1.7)
-    r["sensitivity"].update(rr=0.2, evalue_ci=5.0, evalue_estimate=8.0)  # a large effect: +1
-    for s in r["sites"]:
-        s["calibration"].update(calibrated_ci_low=-2.5, calibrated_ci_high=-1.5)
+    r = net.results
+    agree = _with(net, calibrated=replace(r.calibrated, calibrated_estimate=-2.0, calibrated_ci_low=-2.3,
+                                          calibrated_ci_high=-1.7),
+                  sensitivity={**r.sensitivity, "rr": 0.2, "evalue_ci": 5.0, "evalue_estimate": 8.0})  # a large effect: +1
+    agree = _with_site_cis(agree, [(-2.5, -1.5)] * 3)
     a = grade_evidence(weight, network=agree)
     assert _by_name(a)["Replication"].verdict == "supports" and LEVELS.index(a.grade) == 3  # high
-    r["sites"] = r["sites"][:2]
-    b = grade_evidence(weight, network=agree)
+    b = grade_evidence(weight, network=_with(agree, sites=agree.results.sites[:2]))
     assert _by_name(b)["Replication"].grade_change < 0 and b.grade == "moderate"
 
 

@@ -50,7 +50,7 @@ def test_calibration_undoes_the_biased_sites_unmeasured_confounder(result, netwo
         assert abs(s.calibration.null.mean) < 0.05 and s.calibration.ci_low <= truth[s.site] <= s.calibration.ci_high
     net_truth = network["truth"]["weight_change_kg"]["ate_mean_of_sites"]
     assert result.calibrated.calibrated_ci_low <= net_truth <= result.calibrated.calibrated_ci_high
-    assert result.replication["k"] == 3 and result.replication["direction"] == "loss"
+    assert result.replication.k == 3 and result.replication.direction == "loss"
     assert result.sensitivity["evalue_ci"] > 1
 
 
@@ -79,4 +79,4 @@ def test_bundles_of_different_studies_or_names_are_refused(network, tmp_path):
 def test_one_site_is_a_warning_not_a_network(network):
     with pytest.warns(NetworkWarning, match="one site"):
         r = synthesize(network["bundles"][:1], leave_one_out=False)
-    assert r.primary.k == 1 and r.replication["k"] == 1
+    assert r.primary.k == 1 and r.replication.k == 1

@@ -9,15 +9,17 @@ from __future__ import annotations
 from pathlib import Path
 
 import typer
+from typing import TYPE_CHECKING
+
 from rich.table import Table
 
 from ketaweight.cli import app
-from ketaweight.cli._common import console, progress_bar, run_cli
+from ketaweight.cli._common import console, make_table, progress_bar, run_cli
 from ketaweight.core.privacy import mask_count
-from ketaweight.network.calibration import CalibratedEstimate
-from ketaweight.network.site import run_site
-from ketaweight.network.synthesis import NetworkResult, synthesize, write_network
-from ketaweight.network.validation import validate_network, write_network_validation
+
+if TYPE_CHECKING:
+    from ketaweight.network.calibration import CalibratedEstimate
+    from ketaweight.network.synthesis import NetworkResult
 
 network_app = typer.Typer(
     help="Network studies: the same study in several databases that never share patient rows. Each site writes "
@@ -42,10 +44,9 @@ def _calibration_rows(table: Table, label: str, n: int | str, c: CalibratedEstim
 
 
 def _calibration_table(title: str, unit: str) -> Table:
-    t = Table(title=title, caption=f"{unit}; null: the systematic error its controls show (mean, SD)")
-    for col in ("site", "n", "estimate (95% CI)", "calibrated (95% CI)", "null mean, SD", "cal. p"):
-        t.add_column(col, justify="left" if col == "site" else "right")
-    return t
+    return make_table("site", "n", "estimate (95% CI)", "calibrated (95% CI)", "null mean, SD", "cal. p", title=title,
+                      caption=f"{unit}; null: the systematic error its controls show (mean, SD)",
+                      right=("n", "estimate (95% CI)", "calibrated (95% CI)", "null mean, SD", "cal. p"))
 
 
 @network_app.command("site")
@@ -53,10 +54,14 @@ def site_command(
     study: str = typer.Option(..., "--study", help="Shipped study name (e.g. ketamine-weight) or a study TOML; every site runs the same file."),
     store: Path = typer.Option(..., "--store", help="This site's DuckDB store (opened read-only)."),
     site: str = typer.Option(..., "--site", help="This site's name in the network (letters, digits, '.', '_', '-')."),
-    out: Path = typer.Option(..., "--out", "-o", help="Bundle to write (e.g. site-A.zip); replaced atomically if it exists."),
+    out: Path = typer.Option(..., "--out", "-o", help="Bundle to write (e.g. site-A.zip); written atomically."),
+    replace: bool = typer.Option(False, "--replace", help="Replace an earlier bundle at --out."),
 ) -> None:
     """Run the study at one site and write an aggregate-only bundle (no patient row, no count under 11)."""
-    res = run_cli(lambda: run_site(store, study, site, out, on_stage=lambda text: console.print(text, highlight=False)))
+    from ketaweight.network.site import run_site
+
+    res = run_cli(lambda: run_site(store, study, site, out, replace=replace,
+                                   on_stage=lambda text: console.print(text, highlight=False)))
     doc = res.results
     t = _calibration_table(f"Site {site}: {doc['study_name']}, primary estimate ({doc['primary']['method']}) "
                            "calibrated with this site's controls", doc["outcome_unit"])
@@ -76,9 +81,9 @@ def print_network(r: NetworkResult) -> None:
     for s in r.sites:
         _calibration_rows(t, s.site, s.n, s.calibration)
     console.print(t)
-    p = Table(title=f"Pooled over {len(r.sites)} sites (uncalibrated), {unit}")
-    for col in ("method", "estimate (95% CI)", "τ", "I²", "Q (p)", "95% prediction"):
-        p.add_column(col, justify="left" if col == "method" else "right")
+    p = make_table("method", "estimate (95% CI)", "τ", "I²", "Q (p)", "95% prediction",
+                   title=f"Pooled over {len(r.sites)} sites (uncalibrated), {unit}",
+                   right=("estimate (95% CI)", "τ", "I²", "Q (p)", "95% prediction"))
     for key, m in r.pooled.items():
         q = f"{m.q:.1f} ({m.q_p:.2g})" if m.q_p is not None else "—"
         pred = _ci(m.prediction_low, m.prediction_high) if m.prediction_low is not None else "—"
@@ -95,8 +100,8 @@ def print_network(r: NetworkResult) -> None:
                   f"{_est(c.calibrated_estimate, c.calibrated_ci_low, c.calibrated_ci_high)} {unit}; calibrated p "
                   f"{c.calibrated_p:.2g}; shared error: null {c.null.mean:+.3f} (SD {c.null.sd:.3f})", highlight=False)
     rep = r.replication
-    console.print(f"replication: {rep['sites_excluding_zero_calibrated']} of {rep['k']} sites' calibrated CIs exclude 0 "
-                  f"in the direction of a {rep['direction']}", highlight=False)
+    console.print(f"replication: {rep.sites_excluding_zero_calibrated} of {rep.k} sites' calibrated CIs exclude 0 "
+                  f"in the direction of a {rep.direction}", highlight=False)
     for w in r.warnings:
         console.print(f"[yellow]warning:[/] {w}", highlight=False)
 
@@ -104,11 +109,16 @@ def print_network(r: NetworkResult) -> None:
 @network_app.command("synthesize")
 def synthesize_command(
     bundles: list[Path] = typer.Argument(..., help="Site bundles (site-*.zip), two or more, all from the same study."),
-    out: Path = typer.Option(..., "--out", "-o", help="Folder for network.json (kind 'network'; `ketaweight report` shows it)."),
+    out: Path = typer.Option(..., "--out", "-o", help="Folder for network.json (kind 'network'; 'ketaweight report' shows it)."),
+    replace: bool = typer.Option(False, "--replace", help="Replace an earlier network.json in --out."),
 ) -> None:
     """Check that every bundle ran the same study, calibrate, pool and write network.json."""
+    from ketaweight.core.outputs import check_file_target
+    from ketaweight.network.synthesis import synthesize, write_network
+
+    run_cli(lambda: check_file_target(out / "network.json", replace=replace))  # before the work, not after
     result = run_cli(lambda: synthesize(bundles))
-    path = run_cli(lambda: write_network(result, out))
+    path = run_cli(lambda: write_network(result, out, replace=replace))
     print_network(result)
     console.print(f"written: [bold]{path}[/]")
 
@@ -121,19 +131,27 @@ def validate_command(
     scenarios: str = typer.Option("null,article", "--scenarios", help="Comma-separated simulator scenarios."),
     seed: int = typer.Option(2015, "--seed", help="Master seed (network seeds are spawned from it)."),
     out: Path = typer.Option(Path("validation-output"), "--out", "-o", help="Folder for network-validation.json and .md."),
+    replace: bool = typer.Option(False, "--replace", help="Replace earlier network-validation files in --out."),
 ) -> None:
     """Coverage of uncalibrated and calibrated pooled CIs, and calibrated type-I error, over simulated networks (slow)."""
+    from ketaweight.network.validation import validate_network, write_network_validation
+
+    from ketaweight.core.outputs import check_file_target
+
     names = tuple(s.strip() for s in scenarios.split(",") if s.strip())
+    for name in ("network-validation.json", "network-validation.md"):  # refuse before the work, not after
+        run_cli(lambda: check_file_target(out / name, replace=replace))
 
     def action():
         with progress_bar(f"{networks} networks × {len(names)} scenarios × {sites} sites", networks * len(names)) as advance:
             return validate_network(names, networks=networks, sites=sites, patients=patients, seed=seed, on_network=advance)
 
     rows = run_cli(action)
-    json_path, md_path = write_network_validation(rows, out, networks=networks, sites=sites, patients=patients, seed=seed)
-    t = Table(title=f"Network validation: {networks} networks × {sites} sites × {patients:,} patients")
-    for col in ("scenario", "interval", "coverage", "type-I (p<0.05)", "mean width"):
-        t.add_column(col, justify="left" if col in ("scenario", "interval") else "right")
+    json_path, md_path = run_cli(lambda: write_network_validation(rows, out, networks=networks, sites=sites,
+                                                                  patients=patients, seed=seed, replace=replace))
+    t = make_table("scenario", "interval", "coverage", "type-I (p<0.05)", "mean width",
+                   title=f"Network validation: {networks} networks × {sites} sites × {patients:,} patients",
+                   right=("coverage", "type-I (p<0.05)", "mean width"))
     for r in rows:
         t.add_row(r.scenario, r.interval, f"{100 * r.coverage:.1f}%",
                   "—" if r.type_i is None else f"{100 * r.type_i:.1f}%", f"{r.mean_width:.3f}")

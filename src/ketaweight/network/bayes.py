@@ -21,12 +21,13 @@ from __future__ import annotations
 
 import math
 from collections.abc import Sequence
-from dataclasses import asdict, dataclass
+from dataclasses import dataclass
 from typing import Any
 
 import numpy as np
 from scipy import stats
 
+from ketaweight.core.protocol import Real, Result
 from ketaweight.core.errors import InputError, Location
 from ketaweight.network.likelihood import Likelihood
 
@@ -37,27 +38,24 @@ POSTERIOR_TAIL = 1e-12  # τ's grid ends where an approximate posterior falls be
 
 
 @dataclass(frozen=True)
-class BayesianMetaAnalysis:
+class BayesianMetaAnalysis(Result):
     """Posterior summaries (outcome units); ``*_ci_*`` are highest-density intervals at ``ci_level``."""
 
-    mu: float
-    mu_se: float
-    mu_ci_low: float
-    mu_ci_high: float
-    tau: float
-    tau_ci_low: float
-    tau_ci_high: float
-    prob_below_zero: float
-    ci_level: float
+    mu: Real
+    mu_se: Real
+    mu_ci_low: Real
+    mu_ci_high: Real
+    tau: Real
+    tau_ci_low: Real
+    tau_ci_high: Real
+    prob_below_zero: Real
+    ci_level: Real
     k: int
-    prior_sd_mu: float
-    prior_sd_tau: float
+    prior_sd_mu: Real
+    prior_sd_tau: Real
     likelihoods: tuple[str, ...]
     method: str = ("Bayesian random effects (normal prior on μ, half-normal on τ), posterior on a grid, "
                    "highest-density intervals")
-
-    def to_dict(self) -> dict[str, Any]:
-        return asdict(self)
 
 
 def _fine_cdf(x: np.ndarray, density: np.ndarray) -> tuple[np.ndarray, np.ndarray]:

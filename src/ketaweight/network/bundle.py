@@ -30,52 +30,65 @@ import zipfile
 from collections.abc import Iterable
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any
+from typing import Any, ClassVar
 
-from pydantic import BaseModel, ConfigDict, ValidationError
+from pydantic import ConfigDict, ValidationError
 
 from ketaweight.core.errors import InputError, Location
+from ketaweight.core.outputs import ZIP_COMMENT, check_file_target
 from ketaweight.core.privacy import COUNT_KEYS, MIN_CELL_COUNT
-from ketaweight.core.results import _to_jsonable
+from ketaweight.core.protocol import Count, Real, Result, to_plain
+from ketaweight.core.results import make_envelope, parse_results
+from ketaweight.core.summary import Summary
 from ketaweight.core.version import __version__
 from ketaweight.study.spec import Study
 
 FORMAT = "ketaweight-site-bundle"
 FORMAT_VERSION = 1
 FILES = ("manifest.json", "study.json", "site.json")
+BUNDLE_COMMENT = ZIP_COMMENT
 MAX_LIST_LENGTH = 1000
 """Longest list a bundle may hold (controls × effects, grids, covariates): longer lists look like rows."""
 FORBIDDEN_KEYS = frozenset({"patient_id", "person_id", "patient", "birth_year", "birth_date", "time", "date", "t0", "id"})
 BUNDLE_COUNT_KEYS = COUNT_KEYS | {"n_analysed", "n_control", "n_outside_support"}
 
 
-class _Model(BaseModel):
-    model_config = ConfigDict(extra="forbid", frozen=True)
+_STRICT = ConfigDict(extra="forbid")
+"""Every bundle type refuses keys it does not know: what leaves a site is exactly what the schema says."""
 
 
-Count = int | str  # exact, or "<11"
+@dataclass(frozen=True)
+class EstimateRow(Result):
+    """One estimator's estimate on one outcome scale (outcome units)."""
 
-
-class EstimateRow(_Model):
+    __pydantic_config__ = _STRICT
     method: str
-    estimate: float | None
-    se: float | None
-    ci_low: float | None
-    ci_high: float | None
+    estimate: Real | None
+    se: Real | None
+    ci_low: Real | None
+    ci_high: Real | None
     n: Count
 
 
-class ControlRow(_Model):
+@dataclass(frozen=True)
+class ControlRow(Result):
+    """One negative (``delta = 0``) or injected positive control, in outcome-equivalents."""
+
+    __pydantic_config__ = _STRICT
     name: str
     group: str
-    true_effect: float
-    delta: float
-    estimate: float | None
-    se: float | None
+    true_effect: Real
+    delta: Real
+    estimate: Real | None
+    se: Real | None
     n_observed: Count
 
 
-class AttritionRow(_Model):
+@dataclass(frozen=True)
+class AttritionRow(Result):
+    """One attrition step (counts masked below 11)."""
+
+    __pydantic_config__ = _STRICT
     step: str
     reason: str
     n_before: Count
@@ -83,32 +96,45 @@ class AttritionRow(_Model):
     n_after: Count
 
 
-class Primary(_Model):
+@dataclass(frozen=True)
+class Primary(Result):
+    """The primary estimate, its likelihood profile and its balance and overlap summaries."""
+
+    __pydantic_config__ = _STRICT
     method: str
-    estimate: float
-    se: float
-    ci_low: float
-    ci_high: float
-    ci_level: float
+    estimate: Real
+    se: Real
+    ci_low: Real
+    ci_high: Real
+    ci_level: Real
     likelihood: dict[str, Any]
-    max_abs_smd_unweighted: float | None
-    max_abs_smd_weighted: float | None
-    share_outside_support: float | None
-    ess: float | None
-    covariates: list[str]
-    smd_weighted: list[float | None]
-    warnings: list[str]
+    max_abs_smd_unweighted: Real | None
+    max_abs_smd_weighted: Real | None
+    share_outside_support: Real | None
+    ess: Real | None
+    covariates: tuple[str, ...]
+    smd_weighted: tuple[Real | None, ...]
+    warnings: tuple[str, ...]
 
 
-class Counts(_Model):
+@dataclass(frozen=True)
+class Counts(Result):
+    """The analysed patients (masked below 11)."""
+
+    __pydantic_config__ = _STRICT
     n_analysed: Count
     n_treated: Count
     n_control: Count
     n_observed_outcome: Count
 
 
-class SiteResults(_Model):
-    """``site.json`` (outcome units throughout; controls in outcome-equivalents)."""
+@dataclass(frozen=True)
+class SiteResults(Result):
+    """A ``kind = "network_site"`` file (``site.json`` in a bundle; outcome units throughout, controls in
+    outcome-equivalents)."""
+
+    kind: ClassVar[str] = "network_site"
+    __pydantic_config__ = _STRICT
 
     format_version: int
     site: str
@@ -117,14 +143,21 @@ class SiteResults(_Model):
     outcome: str
     outcome_unit: str
     estimand: str
-    outcome_sd_untreated: float
+    outcome_sd_untreated: Real
     provenance: dict[str, Any]
     counts: Counts
     primary: Primary
-    estimates: dict[str, list[EstimateRow]]
-    controls: list[ControlRow]
-    control_factors: dict[str, float]
-    attrition: list[AttritionRow]
+    estimates: dict[str, tuple[EstimateRow, ...]]
+    controls: tuple[ControlRow, ...]
+    control_factors: dict[str, Real]
+    attrition: tuple[AttritionRow, ...]
+
+    def summary(self) -> Summary:
+        p = self.primary
+        return Summary(f"Site {self.site}: {self.study_name} ({self.outcome_unit})", ("quantity", "value"),
+                       (("primary estimate", f"{p.estimate:.3f} ({p.ci_low:.3f}, {p.ci_high:.3f})"),
+                        ("patients analysed", str(self.counts.n_analysed)),
+                        ("controls", str(len(self.controls)))))
 
 
 def study_hash(study: Study) -> str:
@@ -162,7 +195,7 @@ def check_site_results(doc: dict[str, Any], *, patient_ids: Iterable[str] = (), 
         if key is not None and key in ids:
             problems.append((where, "a patient identifier used as a key"))
     try:
-        SiteResults.model_validate(doc)
+        SiteResults.from_dict(doc)
     except ValidationError as exc:
         problems += [(Location(label, column="$." + ".".join(str(p) for p in err["loc"])), f"not in the bundle schema: {err['msg']}")
                      for err in exc.errors()]
@@ -170,23 +203,27 @@ def check_site_results(doc: dict[str, Any], *, patient_ids: Iterable[str] = (), 
 
 
 def _canonical(doc: Any) -> bytes:
-    return (json.dumps(_to_jsonable(doc), indent=1, sort_keys=True, ensure_ascii=False, allow_nan=False) + "\n").encode("utf-8")
+    return (json.dumps(to_plain(doc), indent=1, sort_keys=True, ensure_ascii=False, allow_nan=False) + "\n").encode("utf-8")
 
 
-def write_bundle(path: str | Path, site: dict[str, Any], study: Study, *, patient_ids: Iterable[str] = ()) -> Path:
+def write_bundle(path: str | Path, site: dict[str, Any], study: Study, *, patient_ids: Iterable[str] = (),
+                 replace: bool = False) -> Path:
     """Check ``site`` (:func:`check_site_results`) and write the bundle zip at ``path`` atomically.
 
     Raises :class:`InputError` listing every problem, writing nothing, when the check fails or the
-    site document's study hash is not the study's.
+    site document's study hash is not the study's; an earlier bundle is replaced only with ``replace``,
+    a file ketaweight did not write never (:func:`ketaweight.core.outputs.check_file_target`).
     """
     target = Path(path)
-    site = _to_jsonable(site)
+    check_file_target(target, replace=replace)
+    site = to_plain(site)
     problems = check_site_results(site, patient_ids=patient_ids)
     if site.get("study_hash") != study_hash(study):
         problems.append((Location("site.json", column="$.study_hash"), "does not match the study spec being written"))
     if problems:
         raise InputError([(Location(f"{target} (not written)", column=str(loc.column)), reason) for loc, reason in problems])
-    payload = {"study.json": _canonical(study.model_dump(mode="json")), "site.json": _canonical(site)}
+    envelope = make_envelope(SiteResults.kind, site, site["provenance"])
+    payload = {"study.json": _canonical(study.model_dump(mode="json")), "site.json": _canonical(envelope)}
     manifest = {
         "format": FORMAT, "format_version": FORMAT_VERSION, "site": site["site"], "study_name": site["study_name"],
         "study_hash": site["study_hash"], "ketaweight_version": __version__, "created_utc": site["provenance"].get("created_utc"),
@@ -196,6 +233,7 @@ def write_bundle(path: str | Path, site: dict[str, Any], study: Study, *, patien
     fd, tmp = tempfile.mkstemp(dir=target.parent, prefix=f".{target.name}.", suffix=".tmp")
     try:
         with os.fdopen(fd, "wb") as fh, zipfile.ZipFile(fh, "w", compression=zipfile.ZIP_DEFLATED) as zf:
+            zf.comment = BUNDLE_COMMENT  # how core.outputs knows a bundle ketaweight wrote (--replace)
             zf.writestr("manifest.json", _canonical(manifest))
             for name, data in payload.items():
                 zf.writestr(name, data)
@@ -248,7 +286,7 @@ def read_bundle(path: str | Path) -> SiteBundle:
     try:
         manifest = json.loads(data["manifest.json"])
         study_raw = json.loads(data["study.json"])
-        site = json.loads(data["site.json"])
+        envelope = json.loads(data["site.json"])
     except (json.JSONDecodeError, UnicodeDecodeError) as exc:
         raise InputError([(Location(label), f"a bundle file is not valid JSON: {exc}")]) from exc
     problems: list[tuple[Location, str]] = []
@@ -264,9 +302,12 @@ def read_bundle(path: str | Path) -> SiteBundle:
         study = Study.model_validate(study_raw)
     except ValidationError as exc:
         raise InputError(problems + [(Location(label, column="study.json"), f"not a valid study spec: {exc.errors()[0]['msg']}")]) from exc
+    if not isinstance(envelope, dict) or envelope.get("kind") != SiteResults.kind or not isinstance(envelope.get("results"), dict):
+        raise InputError(problems + [(Location(label, column="site.json"), f"not a '{SiteResults.kind}' results file")])
+    site = envelope["results"]
     if study_hash(study) != manifest.get("study_hash") or site.get("study_hash") != manifest.get("study_hash"):
         problems.append((Location(label, column="study_hash"), "the study hash in the manifest, the study spec and the results disagree"))
     problems += [(Location(label, column=f"site.json {loc.column}"), reason) for loc, reason in check_site_results(site)]
     if problems:
         raise InputError(problems)
-    return SiteBundle(p, manifest, study, SiteResults.model_validate(site))
+    return SiteBundle(p, manifest, study, parse_results(envelope, f"{p}:site.json", SiteResults).results)

@@ -30,12 +30,13 @@ from __future__ import annotations
 import math
 import warnings
 from collections.abc import Sequence
-from dataclasses import asdict, dataclass, field
+from dataclasses import dataclass, field
 from typing import Any
 
 import numpy as np
 from scipy import optimize, stats
 
+from ketaweight.core.protocol import Real, Result
 from ketaweight.core.errors import InputError, KetaweightWarning, Location, NumericalError
 
 MIN_CONTROLS = 10
@@ -119,14 +120,14 @@ def expected_absolute_systematic_error(mean: float, sd: float) -> float:
 
 
 @dataclass(frozen=True)
-class EmpiricalNull:
+class EmpiricalNull(Result):
     """Systematic error ~ N(mean, sd²) (estimate units), from ``n_controls`` negative controls."""
 
-    mean: float
-    sd: float
-    mean_se: float
+    mean: Real
+    sd: Real
+    mean_se: Real
     n_controls: int
-    log_likelihood: float
+    log_likelihood: Real
 
     @property
     def ease(self) -> float:
@@ -139,9 +140,6 @@ class EmpiricalNull:
         upper = float(stats.norm.cdf((self.mean - estimate) / d))
         lower = float(stats.norm.cdf((estimate - self.mean) / d))
         return 2 * min(upper, lower) if two_sided else upper
-
-    def to_dict(self) -> dict[str, Any]:
-        return {**asdict(self), "ease": self.ease}
 
 
 def fit_null(estimates: Sequence[float], ses: Sequence[float]) -> EmpiricalNull:
@@ -180,19 +178,19 @@ def fit_null(estimates: Sequence[float], ses: Sequence[float]) -> EmpiricalNull:
 
 
 @dataclass(frozen=True)
-class SystematicErrorModel:
+class SystematicErrorModel(Result):
     """Error ~ N(mean_intercept + mean_slope·θ, (sd_intercept + sd_slope·|θ|)²) for true effect θ.
 
     ``source`` says whether it was fitted to negative and positive controls, or converted from
     the empirical null under the assumption that the error does not change with θ.
     """
 
-    mean_intercept: float
-    mean_slope: float
-    sd_intercept: float
-    sd_slope: float
+    mean_intercept: Real
+    mean_slope: Real
+    sd_intercept: Real
+    sd_slope: Real
     n_controls: int
-    log_likelihood: float | None
+    log_likelihood: Real | None
     source: str
 
     def mean(self, theta: np.ndarray | float) -> np.ndarray | float:
@@ -221,9 +219,6 @@ class SystematicErrorModel:
                 return None
             out.append(float(optimize.brentq(f, lo, hi, args=(target,), xtol=1e-12 * span, rtol=1e-12)))
         return out[0], out[1], out[2]
-
-    def to_dict(self) -> dict[str, Any]:
-        return asdict(self)
 
 
 def null_to_error_model(null: EmpiricalNull, *, mean_slope: float = 1.0, sd_slope: float = 0.0) -> SystematicErrorModel:
@@ -292,7 +287,7 @@ def fit_error_model(estimates: Sequence[float], ses: Sequence[float], true_effec
 
 
 @dataclass(frozen=True)
-class LeaveOneOut:
+class LeaveOneOut(Result):
     """Each control calibrated by a model fitted without its group: rows (with the calibrated estimate
     and SE at the 95% level) and coverage summaries.
 
@@ -302,11 +297,8 @@ class LeaveOneOut:
     """
 
     rows: list[dict[str, Any]]
-    coverage: dict[str, dict[str, dict[str, float]]]
-    type_i: dict[str, dict[str, float]]
-
-    def to_dict(self) -> dict[str, Any]:
-        return asdict(self)
+    coverage: dict[str, dict[str, dict[str, Real]]]
+    type_i: dict[str, dict[str, Real]]
 
 
 def _model_for(controls: Controls, start: SystematicErrorModel | None = None) -> SystematicErrorModel:
@@ -364,26 +356,26 @@ def leave_one_out(controls: Controls, *, levels: Sequence[float] = tuple(1 - a f
 
 
 @dataclass(frozen=True)
-class CalibratedEstimate:
+class CalibratedEstimate(Result):
     """One estimate before and after calibration, with the null, the error model and their checks.
 
     Units are the estimate's.  ``calibrated_*`` are None when calibration was impossible or the
     interval unbounded; ``warnings`` says why and what else is shaky.
     """
 
-    estimate: float
-    se: float
-    ci_low: float
-    ci_high: float
-    p: float
-    ci_level: float
+    estimate: Real
+    se: Real
+    ci_low: Real
+    ci_high: Real
+    p: Real
+    ci_level: Real
     null: EmpiricalNull
     model: SystematicErrorModel
-    calibrated_estimate: float | None
-    calibrated_ci_low: float | None
-    calibrated_ci_high: float | None
-    calibrated_se: float | None
-    calibrated_p: float
+    calibrated_estimate: Real | None
+    calibrated_ci_low: Real | None
+    calibrated_ci_high: Real | None
+    calibrated_se: Real | None
+    calibrated_p: Real
     n_negative: int
     n_positive: int
     warnings: tuple[str, ...] = ()
@@ -393,12 +385,6 @@ class CalibratedEstimate:
     def ease(self) -> float:
         """Expected absolute systematic error of the null (estimate units)."""
         return self.null.ease
-
-    def to_dict(self) -> dict[str, Any]:
-        out = {k: v for k, v in asdict(self).items() if k not in ("null", "model", "loo")}
-        out.update(null=self.null.to_dict(), model=self.model.to_dict(), ease=self.ease,
-                   loo=None if self.loo is None else self.loo.to_dict())
-        return out
 
 
 def calibrate(

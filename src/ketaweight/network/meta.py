@@ -27,12 +27,13 @@ from __future__ import annotations
 
 import math
 from collections.abc import Sequence
-from dataclasses import asdict, dataclass
+from dataclasses import dataclass
 from typing import Any, Literal
 
 import numpy as np
 from scipy import optimize, stats
 
+from ketaweight.core.protocol import Real, Result
 from ketaweight.core.errors import InputError, Location, NumericalError
 
 Method = Literal["fixed", "dl", "reml", "pm"]
@@ -50,32 +51,32 @@ REML_MAX_STEPS = 200
 
 
 @dataclass(frozen=True)
-class MetaAnalysis:
+class MetaAnalysis(Result):
     """One pooled estimate and its heterogeneity statistics (see module docstring; units of the inputs)."""
 
     method: str
     k: int
-    estimate: float
-    se: float
-    ci_low: float
-    ci_high: float
-    ci_level: float
-    statistic: float
-    p_value: float
+    estimate: Real
+    se: Real
+    ci_low: Real
+    ci_high: Real
+    ci_level: Real
+    statistic: Real
+    p_value: Real
     df: int | None  # t degrees of freedom (Hartung–Knapp), None for z
     hartung_knapp: bool
-    tau2: float
-    tau2_se: float | None
-    tau2_ci: tuple[float, float] | None
-    q: float
+    tau2: Real
+    tau2_se: Real | None
+    tau2_ci: tuple[Real, Real] | None
+    q: Real
     q_df: int
-    q_p: float | None
-    i2: float  # percent
-    h2: float
-    prediction_low: float | None
-    prediction_high: float | None
+    q_p: Real | None
+    i2: Real  # percent
+    h2: Real
+    prediction_low: Real | None
+    prediction_high: Real | None
     prediction_distribution: str
-    weights: tuple[float, ...]  # percent, in input order
+    weights: tuple[Real, ...]  # percent, in input order
     labels: tuple[str, ...]
     variance: str
 
@@ -84,11 +85,6 @@ class MetaAnalysis:
         """Between-site standard deviation of the effect (outcome units)."""
         return math.sqrt(self.tau2)
 
-    def to_dict(self) -> dict[str, Any]:
-        """Plain dict for results files."""
-        out = asdict(self)
-        out["tau"] = self.tau
-        return out
 
     def summary_line(self, unit: str = "", digits: int = 4) -> str:
         """One line: estimate (CI), τ², I², Q."""

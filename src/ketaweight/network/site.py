@@ -22,6 +22,7 @@ from typing import Any
 from ketaweight.causal.aipw import AIPW
 from ketaweight.causal.runner import default_estimators
 from ketaweight.core.errors import InputError, Location
+from ketaweight.core.outputs import check_file_target
 from ketaweight.core.privacy import MIN_CELL_COUNT, mask_counts, masked_or_exact
 from ketaweight.network.bundle import FORMAT_VERSION, study_hash, write_bundle
 from ketaweight.network.calibration import CalibratedEstimate, Controls, calibrate
@@ -129,21 +130,25 @@ def site_results(data: SiteData, site: str, *, leave_one_out: bool = True) -> tu
 
 
 def bundle_site(data: SiteData, site: str, out: str | Path | None = None, *, leave_one_out: bool = True,
-                on_stage: Callable[[str], None] = lambda text: None) -> SiteRun:
-    """The site's results from its emulated study and, with ``out``, its bundle written there."""
+                replace: bool = False, on_stage: Callable[[str], None] = lambda text: None) -> SiteRun:
+    """The site's results from its emulated study and, with ``out``, its bundle written there (an earlier
+    bundle is replaced only with ``replace``)."""
     on_stage(f"estimating {len(data.control_kinds)} negative controls × "
              f"{1 + len(data.study.network.positive_control_effects)} effect sizes")
     doc, calibration = site_results(data, site, leave_one_out=leave_one_out)
     path = None
     if out is not None:
         on_stage("checking and writing the bundle")
-        path = write_bundle(out, doc, data.study, patient_ids=data.table["patient_id"].astype(str))
+        path = write_bundle(out, doc, data.study, patient_ids=data.table["patient_id"].astype(str), replace=replace)
     return SiteRun(doc, calibration, path)
 
 
 def run_site(store: Store | str | Path, study: Study | str | Path, site: str, out: str | Path | None = None,
-             *, on_stage: Callable[[str], None] = lambda text: None) -> SiteRun:
-    """Run ``study`` at one site and, with ``out``, write its bundle there (see module docstring)."""
+             *, replace: bool = False, on_stage: Callable[[str], None] = lambda text: None) -> SiteRun:
+    """Run ``study`` at one site and, with ``out``, write its bundle there (see module docstring); the
+    target is checked before any work (an earlier bundle is replaced only with ``replace``)."""
+    if out is not None:
+        check_file_target(out, replace=replace)
     study = study if isinstance(study, Study) else load_study(study)
     on_stage(f"emulating {study.study.name} and measuring its negative controls")
-    return bundle_site(site_data(store, study), site, out, on_stage=on_stage)
+    return bundle_site(site_data(store, study), site, out, replace=replace, on_stage=on_stage)

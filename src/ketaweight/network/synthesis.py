@@ -31,15 +31,17 @@ import warnings
 from collections.abc import Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any
+from typing import Any, ClassVar
 
 import numpy as np
 from scipy import stats
 
 from ketaweight.causal.evalue import evalue_difference
 from ketaweight.core.errors import InputError, KetaweightWarning, Location
+from ketaweight.core.protocol import Count, InMemory, Real, Result
 from ketaweight.core.provenance import Provenance
-from ketaweight.core.results import write_results
+from ketaweight.core.results import write_result
+from ketaweight.core.summary import Summary
 from ketaweight.network.bayes import BayesianMetaAnalysis, bayesian_meta_analysis
 from ketaweight.network.bundle import SiteBundle, read_bundle
 from ketaweight.network.calibration import CalibratedEstimate, CalibrationWarning, Controls, calibrate
@@ -52,65 +54,99 @@ class NetworkWarning(KetaweightWarning):
 
 
 @dataclass(frozen=True)
-class SiteSummary:
+class SiteSummary(Result):
     """One site's primary estimate before and after calibration with its own controls (outcome units)."""
 
     site: str
-    n: int | str
-    estimate: float
-    se: float
-    ci_low: float
-    ci_high: float
+    n: Count
+    estimate: Real
+    se: Real
+    ci_low: Real
+    ci_high: Real
     calibration: CalibratedEstimate
     provenance: str
-    balance: dict[str, float | None]
+    balance: dict[str, Real | None]
     controls: list[dict[str, Any]] = field(repr=False)
-
-    def to_dict(self) -> dict[str, Any]:
-        return {"site": self.site, "n": self.n, "estimate": self.estimate, "se": self.se, "ci_low": self.ci_low,
-                "ci_high": self.ci_high, "provenance": self.provenance, "balance": self.balance,
-                "calibration": self.calibration.to_dict(), "controls": self.controls}
 
 
 @dataclass(frozen=True)
-class NetworkResult:
-    """Everything the coordinating centre computed (see module docstring)."""
+class PooledControl(Result):
+    """One control pooled across the sites that have it, as the outcome is pooled (outcome units)."""
+
+    name: str
+    group: str
+    true_effect: Real
+    estimate: Real
+    se: Real  # z-equivalent under Hartung–Knapp (:func:`z_equivalent_se`)
+    k: int
+    tau2: Real
+
+
+@dataclass(frozen=True)
+class Replication(Result):
+    """How many sites' CIs (raw and calibrated) exclude 0 in the pooled direction."""
+
+    k: int
+    sites_excluding_zero: int
+    sites_excluding_zero_calibrated: int
+    sites_same_direction: int
+    direction: str  # "loss" or "gain"
+
+
+@dataclass(frozen=True)
+class Consistency(Result):
+    """Heterogeneity of the calibrated site estimates (and of the raw ones), outcome units; I² in percent."""
+
+    i2: Real
+    tau: Real
+    tau2: Real
+    q: Real
+    q_p: Real | None
+    prediction_low: Real | None
+    prediction_high: Real | None
+    k: int
+    i2_uncalibrated: Real
+    tau_uncalibrated: Real
+
+
+@dataclass(frozen=True)
+class NetworkResult(Result):
+    """A ``kind = "network"`` file: everything the coordinating centre computed (see module docstring)."""
+
+    kind: ClassVar[str] = "network"
 
     study_name: str
     study_hash: str
     outcome_unit: str
     estimand: str
-    sites: list[SiteSummary]
+    sites: tuple[SiteSummary, ...]
     pooled: dict[str, MetaAnalysis]
     primary_pooling: str
     bayesian: BayesianMetaAnalysis
-    pooled_controls: list[dict[str, Any]]
+    pooled_controls: tuple[PooledControl, ...]
     pool_then_calibrate: CalibratedEstimate
     calibrate_then_pool: MetaAnalysis
-    pooled_calibrated_controls: list[dict[str, Any]]
+    pooled_calibrated_controls: tuple[PooledControl, ...]
     calibrated: CalibratedEstimate
     sensitivity: dict[str, Any]
-    replication: dict[str, Any]
-    consistency: dict[str, Any]
-    provenance: Provenance
-    warnings: tuple[str, ...]
+    replication: Replication
+    consistency: Consistency
+    warnings: tuple[str, ...] = ()
+    provenance: InMemory = field(default=None, repr=False, compare=False)  # Provenance, written in the envelope
 
     @property
     def primary(self) -> MetaAnalysis:
         return self.pooled[self.primary_pooling]
 
-    def to_dict(self) -> dict[str, Any]:
-        return {
-            "study_name": self.study_name, "study_hash": self.study_hash, "outcome_unit": self.outcome_unit,
-            "estimand": self.estimand, "sites": [s.to_dict() for s in self.sites],
-            "pooled": {k: v.to_dict() for k, v in self.pooled.items()}, "primary_pooling": self.primary_pooling,
-            "bayesian": self.bayesian.to_dict(), "pooled_controls": self.pooled_controls,
-            "pool_then_calibrate": self.pool_then_calibrate.to_dict(),
-            "calibrate_then_pool": self.calibrate_then_pool.to_dict(),
-            "pooled_calibrated_controls": self.pooled_calibrated_controls, "calibrated": self.calibrated.to_dict(),
-            "sensitivity": self.sensitivity, "replication": self.replication, "consistency": self.consistency,
-            "warnings": list(self.warnings),
-        }
+    def summary(self) -> Summary:
+        def row(label: str, c: CalibratedEstimate) -> tuple[str, str, str]:
+            cal = ("unbounded" if c.calibrated_ci_low is None or c.calibrated_ci_high is None else
+                   f"{c.calibrated_estimate:.3f} ({c.calibrated_ci_low:.3f}, {c.calibrated_ci_high:.3f})")
+            return label, f"{c.estimate:.3f} ({c.ci_low:.3f}, {c.ci_high:.3f})", cal
+
+        rows = [row(s.site, s.calibration) for s in self.sites] + [row("network (calibrated)", self.calibrated)]
+        return Summary(f"{self.study_name}: {len(self.sites)} sites ({self.outcome_unit})",
+                       ("site", "estimate (95% CI)", "calibrated (95% CI)"), tuple(rows), self.warnings)
 
 
 def _warn(message: str, log: list[str]) -> None:
@@ -189,7 +225,7 @@ def synthesize(bundles: Sequence[SiteBundle | str | Path], *, leave_one_out: boo
                        "ess": p.ess}
             sites.append(SiteSummary(b.site, b.results.counts.n_analysed, p.estimate, p.se, p.ci_low, p.ci_high, cal,
                                      b.results.provenance.get("label", ""), balance,
-                                     [r.model_dump() for r in b.results.controls]))
+                                     [r.to_dict() for r in b.results.controls]))
     log += [f"site {s.site}: {w}" for s in sites for w in s.calibration.warnings]
     est = np.array([s.estimate for s in sites])
     se = np.array([s.se for s in sites])
@@ -202,21 +238,21 @@ def synthesize(bundles: Sequence[SiteBundle | str | Path], *, leave_one_out: boo
 
     primary = pooled[key]
 
-    def pooled_controls_of(by_name: dict[str, list[tuple[str, float, float, float, str]]]) -> list[dict[str, Any]]:
+    def pooled_controls_of(by_name: dict[str, list[tuple[str, float, float, float, str]]]) -> tuple[PooledControl, ...]:
         """Each control (site, estimate, se, true effect, group) pooled across its sites as the outcome is."""
         out = []
         for name, rows in by_name.items():
             m = _pool([r[1] for r in rows], [r[2] for r in rows], study, [r[0] for r in rows])
-            out.append({"name": name, "group": rows[0][4], "true_effect": float(np.mean([r[3] for r in rows])),
-                        "estimate": m.estimate, "se": z_equivalent_se(m), "k": m.k, "tau2": m.tau2})
-        return out
+            out.append(PooledControl(name, rows[0][4], float(np.mean([r[3] for r in rows])), m.estimate,
+                                     z_equivalent_se(m), m.k, m.tau2))
+        return tuple(out)
 
-    def calibrate_with(estimate: float, se: float, controls: list[dict[str, Any]]) -> CalibratedEstimate:
+    def calibrate_with(estimate: float, se: float, controls: Sequence[PooledControl]) -> CalibratedEstimate:
         with warnings.catch_warnings():
             warnings.simplefilter("ignore", CalibrationWarning)
-            return calibrate(estimate, se, Controls.of([c["name"] for c in controls], [c["true_effect"] for c in controls],
-                                                       [c["estimate"] for c in controls], [c["se"] for c in controls],
-                                                       [c["group"] for c in controls]),
+            return calibrate(estimate, se, Controls.of([c.name for c in controls], [c.true_effect for c in controls],
+                                                       [c.estimate for c in controls], [c.se for c in controls],
+                                                       [c.group for c in controls]),
                              ci_level=primary.ci_level, min_controls=net.min_controls, with_leave_one_out=leave_one_out)
 
     # (a) pool, then calibrate with the pooled raw controls (OHDSI LEGEND)
@@ -251,17 +287,16 @@ def synthesize(bundles: Sequence[SiteBundle | str | Path], *, leave_one_out: boo
     def excludes_zero_same_way(lo: float | None, hi: float | None) -> bool:
         return lo is not None and hi is not None and (hi < 0 if direction < 0 else lo > 0)
 
-    replication = {
-        "k": len(sites),
-        "sites_excluding_zero": sum(excludes_zero_same_way(s.ci_low, s.ci_high) for s in sites),
-        "sites_excluding_zero_calibrated": sum(excludes_zero_same_way(s.calibration.calibrated_ci_low,
-                                                                      s.calibration.calibrated_ci_high) for s in sites),
-        "sites_same_direction": int(sum(np.sign(s.estimate) == direction for s in sites)),
-        "direction": "loss" if direction < 0 else "gain",
-    }
-    consistency = {"i2": then_pool.i2, "tau": then_pool.tau, "tau2": then_pool.tau2, "q": then_pool.q, "q_p": then_pool.q_p,
-                   "prediction_low": then_pool.prediction_low, "prediction_high": then_pool.prediction_high,
-                   "k": then_pool.k, "i2_uncalibrated": primary.i2, "tau_uncalibrated": primary.tau}
+    replication = Replication(
+        k=len(sites),
+        sites_excluding_zero=sum(excludes_zero_same_way(s.ci_low, s.ci_high) for s in sites),
+        sites_excluding_zero_calibrated=sum(excludes_zero_same_way(s.calibration.calibrated_ci_low,
+                                                                   s.calibration.calibrated_ci_high) for s in sites),
+        sites_same_direction=int(sum(np.sign(s.estimate) == direction for s in sites)),
+        direction="loss" if direction < 0 else "gain",
+    )
+    consistency = Consistency(then_pool.i2, then_pool.tau, then_pool.tau2, then_pool.q, then_pool.q_p,
+                              then_pool.prediction_low, then_pool.prediction_high, then_pool.k, primary.i2, primary.tau)
     sd = float(np.mean([b.results.outcome_sd_untreated for b in read]))
     sensitivity = {"outcome_sd_untreated": sd}
     if calibrated.calibrated_ci_low is not None:
@@ -270,13 +305,13 @@ def synthesize(bundles: Sequence[SiteBundle | str | Path], *, leave_one_out: boo
     provenance = Provenance.combine([Provenance.from_dict(b.results.provenance) for b in read])
     assert provenance is not None
     r0 = read[0].results
-    return NetworkResult(r0.study_name, r0.study_hash, r0.outcome_unit, r0.estimand, sites, pooled, key, bayes,
+    return NetworkResult(r0.study_name, r0.study_hash, r0.outcome_unit, r0.estimand, tuple(sites), pooled, key, bayes,
                          pooled_controls, pool_then_calibrate, then_pool, pooled_calibrated_controls, calibrated,
-                         sensitivity, replication, consistency, provenance, tuple(log))
+                         sensitivity, replication, consistency, tuple(log), provenance)
 
 
-def write_network(result: NetworkResult, out_dir: str | Path) -> Path:
-    """``out_dir/network.json`` (results envelope, ``kind = "network"``)."""
-    provenance = {**result.provenance.to_dict(), "study": result.study_name, "study_hash": result.study_hash,
-                  "sites": [s.site for s in result.sites]}
-    return write_results(Path(out_dir) / "network.json", "network", result.to_dict(), provenance)
+def write_network(result: NetworkResult, out_dir: str | Path, *, replace: bool = False) -> Path:
+    """``out_dir/network.json`` (results envelope, ``kind = "network"``); an earlier one is replaced only
+    with ``replace``, a file ketaweight did not write never (:func:`ketaweight.core.outputs.check_file_target`)."""
+    return write_result(Path(out_dir) / "network.json", result, result.provenance, replace=replace,
+                        study=result.study_name, study_hash=result.study_hash, sites=[s.site for s in result.sites])

@@ -21,15 +21,17 @@ import tempfile
 import warnings
 from collections.abc import Callable, Sequence
 from concurrent.futures import ProcessPoolExecutor
-from dataclasses import asdict, dataclass
+from dataclasses import dataclass
 from pathlib import Path
-from typing import Any
+from typing import Any, ClassVar
 
 import numpy as np
 from scipy import stats
 
+from ketaweight.core.protocol import Real, Result
 from ketaweight.core.errors import KetaweightWarning
-from ketaweight.core.results import write_results, write_text_atomic
+from ketaweight.core.outputs import MARKDOWN_GENERATOR, check_file_target
+from ketaweight.core.results import write_result, write_text_atomic
 from ketaweight.network.site import bundle_site
 from ketaweight.network.synthesis import synthesize
 from ketaweight.pipelines.network_simulation import simulated_site_data
@@ -41,18 +43,15 @@ STUDY = "ketamine-weight"
 
 
 @dataclass(frozen=True)
-class NetworkValidationRow:
+class NetworkValidationRow(Result):
     scenario: str
     interval: str
-    coverage: float
-    coverage_mcse: float
-    type_i: float | None
-    mean_width: float
-    mean_error: float
+    coverage: Real
+    coverage_mcse: Real
+    type_i: Real | None
+    mean_width: Real
+    mean_error: Real
     networks: int
-
-    def to_dict(self) -> dict[str, Any]:
-        return asdict(self)
 
 
 def _p(est: float, se: float) -> float:
@@ -137,12 +136,28 @@ def as_markdown(rows: list[NetworkValidationRow], *, sites: int, patients: int) 
     return "\n".join(lines)
 
 
+@dataclass(frozen=True)
+class NetworkValidation(Result):
+    """A ``kind = "network_validation"`` file: coverage and type-I error of pooled intervals over simulated networks."""
+
+    kind: ClassVar[str] = "network_validation"
+
+    networks: int
+    sites: int
+    patients: int
+    seed: int
+    rows: tuple[NetworkValidationRow, ...]
+
+
 def write_network_validation(rows: list[NetworkValidationRow], out: Path, *, networks: int, sites: int, patients: int,
-                             seed: int) -> tuple[Path, Path]:
-    """``out/network-validation.json`` (``kind = "network_validation"``) and ``out/network-validation.md``."""
-    out.mkdir(parents=True, exist_ok=True)
-    j = write_results(out / "network-validation.json", "network_validation", [r.to_dict() for r in rows],
-                      {"origin": "simulated", "synthetic": True, "source": "ketaweight simulator", "study": STUDY,
-                       "networks": networks, "sites": sites, "patients": patients, "seed": seed})
-    m = write_text_atomic(out / "network-validation.md", as_markdown(rows, sites=sites, patients=patients) + "\n")
+                             seed: int, replace: bool = False) -> tuple[Path, Path]:
+    """``out/network-validation.json`` (``kind = "network_validation"``) and ``out/network-validation.md``;
+    earlier ones are replaced only with ``replace`` (:func:`ketaweight.core.outputs.check_file_target`)."""
+    json_path, md_path = out / "network-validation.json", out / "network-validation.md"
+    for path in (json_path, md_path):
+        check_file_target(path, replace=replace)
+    j = write_result(json_path, NetworkValidation(networks, sites, patients, seed, tuple(rows)),
+                     {"origin": "simulated", "synthetic": True, "source": "ketaweight simulator"}, replace=replace,
+                     study=STUDY)
+    m = write_text_atomic(md_path, MARKDOWN_GENERATOR + as_markdown(rows, sites=sites, patients=patients) + "\n")
     return j, m

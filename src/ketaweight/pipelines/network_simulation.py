@@ -14,10 +14,10 @@ from __future__ import annotations
 from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any
 
-from ketaweight.core.results import write_results
+from ketaweight.core.results import write_result
 from ketaweight.pipelines.network_site import SiteData, site_data
+from ketaweight.pipelines.results import Averages, NetworkAverage, NetworkTruth, NetworkTruthSite
 from ketaweight.pipelines.simulation import ExportFormat, write_truth
 from ketaweight.sources.simulator import SimulationResult, load_scenario, simulate, with_measurement
 from ketaweight.sources.simulator.network import SiteSpec, network_sites
@@ -32,26 +32,25 @@ class SimulatedNetwork:
     sites: list[SiteSpec]
     stores: list[Path]
     truth_path: Path
-    truth: dict[str, Any]
+    truth: NetworkTruth
 
 
-def network_truth(sites: list[SiteSpec], results: list[SimulationResult]) -> dict[str, Any]:
+def network_truth(sites: list[SiteSpec], results: list[SimulationResult]) -> NetworkTruth:
     """The truth of every site and of the network (see module docstring)."""
     rows = []
     for spec, res in zip(sites, results):
         t = res.truth or {}
-        rows.append({"site": spec.name, "n_patients": spec.n_patients, "seed": spec.seed,
-                     "unmeasured_confounder": spec.unmeasured_confounder, "differences": spec.differences,
-                     "weight_change_kg": t.get("weight_change_kg"), "weight_change_pct": t.get("weight_change_pct")})
-    total = sum(r["n_patients"] for r in rows)
-    have = [r for r in rows if r["weight_change_kg"]]
-    out: dict[str, Any] = {"sites": rows, "negative_controls_effect": 0.0}
+        kg, pct = t.get("weight_change_kg"), t.get("weight_change_pct")
+        rows.append(NetworkTruthSite(spec.name, spec.n_patients, spec.seed, spec.unmeasured_confounder,
+                                     dict(spec.differences), Averages(**kg) if kg else None,
+                                     Averages(**pct) if pct else None))
+    total = sum(r.n_patients for r in rows)
+    have = [r for r in rows if r.weight_change_kg is not None]
+    pooled = None
     if have:
-        out["weight_change_kg"] = {
-            "ate_patient_weighted": sum(r["weight_change_kg"]["ate"] * r["n_patients"] for r in have) / total,
-            "ate_mean_of_sites": sum(r["weight_change_kg"]["ate"] for r in have) / len(have),
-        }
-    return out
+        pooled = NetworkAverage(sum(r.weight_change_kg.ate * r.n_patients for r in have) / total,  # type: ignore[union-attr]
+                                sum(r.weight_change_kg.ate for r in have) / len(have))  # type: ignore[union-attr]
+    return NetworkTruth(tuple(rows), 0.0, pooled)
 
 
 def run_network_simulation(scenario: str, sites: int, patients: int, seed: int, out: Path, *,
@@ -80,9 +79,9 @@ def run_network_simulation(scenario: str, sites: int, patients: int, seed: int, 
         stores.append(folder / "store.duckdb")
         results.append(res)
     doc = network_truth(specs, results)
-    path = write_results(out / "network_truth.json", "network_truth", doc,
-                         {"origin": "simulated", "synthetic": True, "source": f"ketaweight simulator, scenario '{base.name}'",
-                          "seed": seed, "sites": sites, "patients": patients})
+    path = write_result(out / "network_truth.json", doc,
+                        {"origin": "simulated", "synthetic": True, "source": f"ketaweight simulator, scenario '{base.name}'",
+                         "seed": seed, "sites": sites, "patients": patients}, exact_counts=True)
     return SimulatedNetwork(specs, stores, path, doc)
 
 

@@ -63,10 +63,10 @@ def simulate_command(
                                                  "research: weekly intake, activity and expenditure for everyone, without noise, bias or missed weeks."),
     replace: bool = typer.Option(False, "--replace", help="Replace an earlier simulation's output in --out (files you added there are kept)."),
     sites: int = typer.Option(1, "--sites", min=1, max=50,
-                              help="Simulate a network of this many site stores (OUT/site-1/ …) that differ in size, case mix, "
+                              help="Simulate a network of this many site stores (OUT/site-1/, OUT/site-2/, ...) that differ in size, case mix, "
                                    "confounding strength and measurement quality, with OUT/network_truth.json."),
     unmeasured_site: bool = typer.Option(True, "--unmeasured-site/--no-unmeasured-site",
-                                         help="With --sites ≥ 2: the last site has an unmeasured confounder (a known bias)."),
+                                         help="With --sites 2 or more: the last site has an unmeasured confounder (a known bias)."),
 ) -> None:
     """Simulate a ketamine-clinic cohort with a known ground truth (or a network of sites with --sites)."""
     from ketaweight.core.outputs import staged_folder

@@ -62,6 +62,11 @@ class MeasurementKind:
         return {self.unit: 1.0, **self.conversions}
 
 
+CONTROL_KINDS: tuple[str, ...] = tuple(f"control_{j:02d}" for j in range(1, 100))
+"""Generic measurement kinds for negative-control outcomes (network studies, empirical calibration):
+measurements the drug cannot change that share its confounding.  The simulator writes them; a real
+store maps such lab values or vitals onto them.  Arbitrary units ("au"), any finite value."""
+
 MEASUREMENT_KINDS: dict[str, MeasurementKind] = {
     k.name: k
     for k in (
@@ -80,6 +85,7 @@ MEASUREMENT_KINDS: dict[str, MeasurementKind] = {
         MeasurementKind("resting_hr", "bpm", {}, 25, 220, "resting heart rate (negative-control outcome)"),
         MeasurementKind("systolic_bp", "mmHg", {}, 60, 260, "systolic blood pressure"),
         MeasurementKind("diastolic_bp", "mmHg", {}, 30, 160, "diastolic blood pressure"),
+        *(MeasurementKind(name, "au", {}, -1e9, 1e9, "negative-control measurement (arbitrary units)") for name in CONTROL_KINDS),
     )
 }
 

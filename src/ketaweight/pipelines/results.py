@@ -13,6 +13,7 @@ kind                   type
 ``simulation_truth``   :class:`SimulationTruth` — the simulator's average truths
 ``validation``         :class:`ValidationResults` — estimators against the simulator's truth
 ``mechanisms_validation``  :class:`MechanismsValidation` — mechanisms against the truth
+``network_truth``      :class:`NetworkTruth` — a simulated network's truth, per site and pooled
 =====================  ==========================================================================
 
 ``signals`` (:class:`ketaweight.signals.report.SignalsReport`) and ``faers_ingest``
@@ -176,6 +177,7 @@ class SimulationTruth(Result):
     individual_effect_kg: dict[str, Real]
     crude_difference_true_weight_change_kg: Real
     notes: tuple[str, ...] = ()
+    negative_controls: dict[str, Averages] = field(default_factory=dict)  # the simulator's control outcomes: 0
 
     def summary(self) -> Summary:
         rows = [("weight change, kg", self.weight_change_kg), ("weight change, %", self.weight_change_pct),
@@ -248,10 +250,49 @@ class MechanismsValidation(Result):
                               f"{100 * r.coverage:.0f}%") for r in self.mediation))
 
 
+@dataclass(frozen=True)
+class NetworkTruthSite(Result):
+    """One simulated site: its size, seed, what sets it apart, and its true effects (None without truth)."""
+
+    site: str
+    n_patients: int
+    seed: int
+    unmeasured_confounder: bool
+    differences: dict[str, Any]
+    weight_change_kg: Averages | None
+    weight_change_pct: Averages | None
+
+
+@dataclass(frozen=True)
+class NetworkAverage(Result):
+    """The network's true weight change, kg: over all its patients, and the mean of the sites' effects."""
+
+    ate_patient_weighted: Real
+    ate_mean_of_sites: Real
+
+
+@dataclass(frozen=True)
+class NetworkTruth(Result):
+    """A ``kind = "network_truth"`` file (``simulate --sites K``): every site's truth and the network's;
+    the drug's true effect on every negative control is ``negative_controls_effect`` (0) at every site."""
+
+    kind: ClassVar[str] = "network_truth"
+
+    sites: tuple[NetworkTruthSite, ...]
+    negative_controls_effect: Real
+    weight_change_kg: NetworkAverage | None
+
+    def summary(self) -> Summary:
+        rows = tuple((s.site, f"{s.n_patients:,}", "yes" if s.unmeasured_confounder else "no",
+                      "—" if s.weight_change_kg is None else f"{s.weight_change_kg.ate:+.3f}") for s in self.sites)
+        return Summary("Simulated network: each site's true ATE (weight change, kg)",
+                       ("site", "patients", "unmeasured confounder", "true ATE"), rows)
+
+
 def kinds() -> dict[str, type[Result]]:
     """Every results-file kind and its type (this module imports every module that defines one)."""
     return dict(RESULT_KINDS)
 
 
 __all__ = ["Averages", "CausalStudy", "Heterogeneity", "MechanismRow", "MechanismsResults", "MechanismsValidation",
-           "ResponsibleUse", "SimulationTruth", "ValidationResults", "ValidationRow", "kinds"]
+           "NetworkTruth", "ResponsibleUse", "SimulationTruth", "ValidationResults", "ValidationRow", "kinds"]

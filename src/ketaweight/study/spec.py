@@ -150,6 +150,31 @@ class Mechanisms(_Section):
     heterogeneity: HeterogeneitySection = HeterogeneitySection()
 
 
+class NetworkSection(_Section):
+    """Negative and positive controls for empirical calibration, and how sites are pooled (``ketaweight network``)."""
+
+    negative_controls: tuple[str, ...] = Field(
+        (), description="measurement kinds, or glob patterns such as 'control_*', that the treatment cannot change "
+                        "but that share the confounding; the change of each from baseline to the outcome horizon is "
+                        "estimated like the outcome and converted to outcome-equivalents")
+    positive_control_effects: tuple[float, ...] = Field(
+        (-0.5, -1.0, -2.0), description="true effects injected into every negative control among the treated (outcome "
+                                        "units, e.g. kg-equivalents), proportional to baseline weight, so the error "
+                                        "model can be fitted across effect sizes; () for none")
+    min_controls: int = Field(10, ge=2, description="fewer usable negative controls than this give a calibration warning")
+    pooling: Literal["reml", "dl", "pm", "fixed"] = Field("reml", description="τ² estimator of the random-effects pooling")
+    hartung_knapp: bool = Field(True, description="Hartung–Knapp SE (t on k − 1 df) for the pooled estimate and the "
+                                                  "pooled controls (IntHout et al. 2014: with few sites)")
+    hartung_knapp_floor: bool = Field(False, description="never let the Hartung–Knapp SE fall below the inverse-variance "
+                                                         "SE (Knapp & Hartung 2003; Röver, Knapp & Friede 2015): more "
+                                                         "conservative; plain Hartung–Knapp is exact (t on k − 1 df) when "
+                                                         "the sites share one effect")
+    prior_sd_mu: float = Field(5.0, gt=0, description="SD of the normal prior on the pooled effect (outcome units) "
+                                                      "in the Bayesian pooling")
+    prior_sd_tau: float = Field(1.0, gt=0, description="SD of the half-normal prior on the between-site SD "
+                                                       "(outcome units) in the Bayesian pooling")
+
+
 class Study(_Section):
     study: StudyInfo
     eligibility: Eligibility = Eligibility()
@@ -160,6 +185,7 @@ class Study(_Section):
     censoring: Censoring = Censoring()
     analysis: Analysis = Analysis()
     mechanisms: Mechanisms = Mechanisms()
+    network: NetworkSection = NetworkSection()
 
     @model_validator(mode="after")
     def _check_names(self) -> "Study":
@@ -183,6 +209,9 @@ class Study(_Section):
                  *m.heterogeneity.modifiers, *m.heterogeneity.versions]
         problems += [f"mechanisms: unknown column {c!r} (known: {', '.join([*COVARIATES, *MECHANISM_COLUMNS])})"
                      for c in named if c not in COVARIATES and c not in MECHANISM_COLUMNS]
+        problems += [f"network.negative_controls: unknown measurement kind {k!r} (known: {', '.join(MEASUREMENT_KINDS)}; "
+                     "or a pattern such as 'control_*')"
+                     for k in self.network.negative_controls if not any(ch in k for ch in "*?[") and k not in MEASUREMENT_KINDS]
         if problems:
             raise ValueError("; ".join(problems))
         return self

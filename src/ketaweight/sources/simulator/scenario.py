@@ -171,6 +171,32 @@ class Observation(_Section):
     )
 
 
+class NegativeControls(_Section):
+    """Negative-control outcomes: measurements (kinds ``control_01`` …) the drug cannot change that share
+    weight's confounding.  Each control j follows, in kg-equivalents,
+
+        Δ_ij(t) = a_j·L_i(t) + Σ_k b_jk·z_ik·t/84 + noise,
+
+    where L_i(t) is the patient's own energy balance from the start of the simulation (programmes,
+    holidays, unmeasured habits, the natural course of depression; never the drug) at
+    :data:`ketaweight.sources.simulator.controls.ENERGY_DENSITY_KCAL_PER_KG`, and z_ik are the
+    standardised age, BMI, sex and baseline severity.  Values are written in each control's own
+    arbitrary unit (value = offset_j + scale_j·(level_i + Δ_ij)).  The design (a_j, b_jk, scales)
+    comes from ``design_seed``, not the simulation seed, so every site of a network measures the same
+    controls.  True effect of the drug on every control: exactly 0."""
+
+    n_outcomes: int = Field(30, ge=0, le=99, description="number of negative-control outcomes (OHDSI uses 50-100)")
+    lifestyle_loading_mean: float = Field(1.0, description="mean of a_j: how strongly a control follows the patient's own "
+                                                           "energy balance, relative to body weight (1 = as weight, to first order) [assumption]")
+    lifestyle_loading_sd: float = Field(0.5, ge=0, description="SD of a_j across controls [assumption]")
+    trait_drift_sd: float = Field(0.3, ge=0, description="SD of b_jk: 12-week drift per SD of age, BMI, sex and severity, "
+                                                         "kg-equivalents (measured confounders) [assumption]")
+    noise_sd: float = Field(0.5, ge=0, description="measurement noise SD, kg-equivalents [assumption, like a scale's 0.45 kg]")
+    level_sd: float = Field(2.0, ge=0, description="SD of a patient's stable level, kg-equivalents [assumption]")
+    days: tuple[int, ...] = Field((0, 84), description="visit days (after index) with a control measurement, if the visit happens")
+    design_seed: int = Field(2013, description="seeds the controls' design (loadings, units), shared by every site")
+
+
 class Scenario(_Section):
     name: str
     description: str = ""
@@ -180,6 +206,17 @@ class Scenario(_Section):
     pathways: Pathways = Pathways()
     confounding: Confounding = Confounding()
     observation: Observation = Observation()
+    negative_controls: NegativeControls = NegativeControls()
+
+    @model_validator(mode="after")
+    def _control_days_are_visit_days(self) -> Scenario:
+        o = self.observation
+        bad = [d for d in self.negative_controls.days
+               if d < 0 or d > o.follow_up_days or d % o.visit_interval_days]
+        if bad:
+            raise ValueError(f"negative_controls.days {bad} are not visit days after index (multiples of "
+                             f"visit_interval_days {o.visit_interval_days} up to follow_up_days {o.follow_up_days})")
+        return self
 
     @property
     def drug_affects_weight(self) -> bool:

@@ -1,24 +1,56 @@
-"""Read CSV and Parquet files as text with line numbers, for validation before loading.
+"""Table files (``<table>.csv`` or ``<table>.parquet`` in a folder), read for validation before loading.
 
-Every value is read as text so that a bad value is reported as it was written, with its
-file, line and column, instead of failing the whole parse.  Hostile files are expected:
-wrong encodings, truncated or ragged lines, empty files, stray columns.
+Hostile files are expected: wrong encodings, truncated or ragged lines, empty files, stray
+columns.  Every value of a CSV file is read as text, so that a bad value is reported as it was
+written, with its file, line and column, instead of failing the whole parse.  Two readers give
+the same rows, values and line numbers:
+
+* :func:`csv_text_batches` streams a *plain* CSV file (every line has the header's number of
+  fields, UTF-8, no repeated column name) in chunks of Arrow text columns, parsed by pyarrow's
+  multi-threaded reader, so memory stays flat however long the file is.  Anything else raises
+  :class:`NotPlainCsv` and the caller falls back to
+* :func:`read_csv_as_text`, which reads the whole file with pandas and names the problem: the
+  line and column of a byte that is not UTF-8, a line with too many fields; a short line is
+  padded with empty values (then reported as missing where they are required).
+
+Both treat the file the same way (RFC 4180 quoting with doubled quotes, no escape character,
+blank lines kept as rows of empty values, one record per line: the header is line 1).
+Parquet files are read by the store itself (DuckDB reads them typed and in parallel); here they
+only have their columns checked (:func:`parquet_columns`).
 """
 
 from __future__ import annotations
 
 import csv
 import io
+from collections.abc import Iterator
 from pathlib import Path
 
+import numpy as np
 import pandas as pd
+import pyarrow as pa
+import pyarrow.csv as pa_csv
 import pyarrow.parquet as pq
 
 from ketaweight.core.errors import InputError, Location
 from ketaweight.core.schema import Table
 
+CSV_BLOCK_BYTES = 16 << 20
+"""Bytes pyarrow parses per block of a streamed CSV file."""
 
-def _check_columns(columns: list[str], table: Table, label: str) -> None:
+CSV_CHUNK_BYTES = 128 << 20
+"""Text handed on per chunk by :func:`csv_text_batches` (bounds memory; big enough that per-chunk
+overheads do not matter)."""
+
+_WHITESPACE = b" \t\r\n\x0b\x0c"
+
+
+class NotPlainCsv(Exception):
+    """The file needs the exact reader (:func:`read_csv_as_text`), which names what is wrong."""
+
+
+def check_columns(columns: list[str], table: Table, label: str) -> None:
+    """Raise InputError (header = line 1) for unknown, missing required and repeated columns."""
     problems = []
     known = set(table.column_names)
     for name in columns:
@@ -65,29 +97,76 @@ def read_csv_as_text(path: Path, table: Table) -> pd.DataFrame:
         if " in line " in msg:
             line = int(msg.split(" in line ")[1].split(",")[0])
         raise InputError([(Location(label, line), f"malformed CSV line: {msg.split('C error: ')[-1]}")]) from exc
-    _check_columns(list(frame.columns), table, label)
+    check_columns(list(frame.columns), table, label)
     frame = frame.astype(object).where(frame.notna(), None)
     frame.insert(0, "_line", range(2, len(frame) + 2))
     return frame
 
 
-def read_parquet_as_text(path: Path, table: Table) -> pd.DataFrame:
-    """Parquet columns converted to text plus ``_line`` (1-based row)."""
+def _has_content(path: Path) -> bool:
+    """Whether the file holds anything but whitespace (read until the first other byte)."""
+    with path.open("rb") as f:
+        while block := f.read(1 << 16):
+            if block.strip(_WHITESPACE):
+                return True
+    return False
+
+
+def csv_text_batches(path: Path, table: Table) -> Iterator[pa.Table]:
+    """A plain CSV file as chunks of text columns (nothing converted, no value made empty) plus
+    ``_line`` (int64; the header is line 1), in file order.
+
+    Raises :class:`NotPlainCsv` before the first chunk when the file is empty or its header is
+    not plainly valid for ``table``, and while streaming when a line has another number of
+    fields than the header or the bytes are not UTF-8; whatever was yielded before is then to
+    be discarded (the exact reader starts again).
+    """
+    if not _has_content(path):
+        raise NotPlainCsv("empty")
+    read = pa_csv.ReadOptions(block_size=CSV_BLOCK_BYTES, use_threads=True)
+    parse = pa_csv.ParseOptions(ignore_empty_lines=False)  # a blank line is a row of empty values, as in pandas
+    try:
+        header = pa_csv.open_csv(path, read_options=pa_csv.ReadOptions(block_size=1 << 16), parse_options=parse,
+                                 convert_options=pa_csv.ConvertOptions(include_columns=[])).schema.names
+    except (pa.ArrowException, OSError) as exc:
+        raise NotPlainCsv(str(exc)) from exc
+    if len(set(header)) != len(header) or any(c not in table.column_names for c in header) \
+            or any(c.required and c.name not in header for c in table.columns):
+        raise NotPlainCsv("header")
+    convert = pa_csv.ConvertOptions(column_types={name: pa.string() for name in header},
+                                    strings_can_be_null=False, quoted_strings_can_be_null=False)
+    try:
+        reader = pa_csv.open_csv(path, read_options=read, parse_options=parse, convert_options=convert)
+        first_line, chunk, size = 2, [], 0
+        for batch in reader:
+            chunk.append(batch)
+            size += batch.nbytes
+            if size >= CSV_CHUNK_BYTES:
+                yield _with_lines(chunk, first_line)
+                first_line += sum(b.num_rows for b in chunk)
+                chunk, size = [], 0
+        if chunk or first_line == 2:
+            yield _with_lines(chunk, first_line, reader.schema)
+    except pa.ArrowException as exc:  # a line with another number of fields, bytes that are not UTF-8
+        raise NotPlainCsv(str(exc)) from exc
+
+
+def _with_lines(batches: list[pa.RecordBatch], first_line: int, schema: pa.Schema | None = None) -> pa.Table:
+    text = pa.Table.from_batches(batches, schema=schema) if schema is not None else pa.Table.from_batches(batches)
+    lines = pa.array(np.arange(first_line, first_line + text.num_rows, dtype=np.int64))
+    return text.add_column(0, "_line", lines)
+
+
+def parquet_columns(path: Path, table: Table) -> list[str]:
+    """The Parquet file's column names, checked against ``table`` (InputError when the file
+    cannot be read or a column is unknown, missing or repeated)."""
     label = str(path)
     try:
-        pf = pq.read_table(path)
+        names = pq.read_schema(path).names
     except Exception as exc:  # pyarrow raises several types for corrupt files
         raise InputError([(Location(label), f"cannot read Parquet file: {exc}")]) from exc
-    _check_columns(pf.column_names, table, label)
-    frame = pf.to_pandas()
-    for name in frame.columns:
-        col = frame[name]
-        if pd.api.types.is_datetime64_any_dtype(col):
-            frame[name] = col.dt.strftime("%Y-%m-%d %H:%M:%S").where(col.notna(), None)
-        else:
-            frame[name] = col.astype(object).where(col.notna(), None).map(lambda v: None if v is None else str(v))
-    frame.insert(0, "_line", range(1, len(frame) + 1))
-    return frame
+    check_columns(names, table, label)
+    return names
 
 
 def find_table_files(folder: Path, tables: dict[str, Table]) -> dict[str, Path]:

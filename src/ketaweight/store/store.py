@@ -3,7 +3,11 @@ lifestyle and adverse_events (see :mod:`ketaweight.core.schema`).
 
 Loads are all-or-nothing: every incoming row of every table is validated first (with file,
 line, column and reason for each problem), then all tables are inserted in one transaction.
-A failed load leaves the store exactly as it was.
+A failed load leaves the store exactly as it was.  Validation screens each table in one pass and
+reports in detail only a table where the screening found something
+(:mod:`ketaweight.store.checks`); sources are read in place or streamed
+(:mod:`ketaweight.store.staging`), so a load's memory does not grow with the data beyond
+DuckDB's memory limit.
 
 Each load also records its provenance (simulated or real records, the source, the period) in the
 table ``_ketaweight_loads``, so every result computed from the store says where its data came
@@ -15,7 +19,7 @@ from __future__ import annotations
 import json
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any
+from typing import Any, Literal
 
 import duckdb
 import pandas as pd
@@ -23,9 +27,10 @@ import pyarrow as pa
 
 from ketaweight.core.errors import InputError, Location
 from ketaweight.core.provenance import Provenance, read_provenance_file, write_provenance_file
-from ketaweight.sources.files import find_table_files, read_csv_as_text, read_parquet_as_text
-from ketaweight.core.schema import TABLES, create_table_sql
-from ketaweight.store.checks import insert_sql, unit_conversions, validate_staged
+from ketaweight.core.schema import MEASUREMENT_KINDS, TABLES, create_table_sql
+from ketaweight.sources.files import find_table_files
+from ketaweight.store.checks import UnitStats, create_units_table, insert_sql, screen, unit_conversions, unit_stats, validate_staged
+from ketaweight.store.staging import Incoming, Staging, contract_problems, conversion_error
 
 ExportFormat = str  # "csv" | "parquet"
 
@@ -34,6 +39,14 @@ LOADS_TABLE = "_ketaweight_loads"
 
 _LOADS_SQL = (f'CREATE TABLE IF NOT EXISTS "{LOADS_TABLE}" (load_no INTEGER, loaded_utc TIMESTAMP, origin VARCHAR, '
               "source VARCHAR, period VARCHAR, rows_json VARCHAR)")
+
+MEMORY_LIMIT = "2GiB"
+"""DuckDB's memory limit for a store file (beyond it DuckDB spills to ``<store>.tmp/``); DuckDB's
+own default, 80% of the machine, lets one load or cohort query take most of a shared machine."""
+
+Checks = Literal["values", "contract"]
+"""How :meth:`Store.load_frames` validates: every value (``"values"``), or — for frames valid by
+construction, such as the simulator's — only their contract (``"contract"``)."""
 
 
 @dataclass
@@ -45,11 +58,22 @@ class LoadReport:
     sources: dict[str, str] = field(default_factory=dict)
 
 
+def _check_contract_units(units: UnitStats, label: str) -> None:
+    """Trusted measurements: every (kind, unit) pair must be an accepted one (the contract)."""
+    stray = [f"{unit!r} for {kind!r}" for kind, unit, *_stats in units
+             if kind not in MEASUREMENT_KINDS or unit not in MEASUREMENT_KINDS[kind].accepted_units]
+    if stray:
+        raise InputError([(Location(label, None, "unit"), f"units not accepted: {', '.join(stray)}")])
+
+
 class Store:
     """A DuckDB file with the canonical tables.  Use as a context manager or call :meth:`close`."""
 
-    def __init__(self, path: str | Path, *, read_only: bool = False) -> None:
-        """Open (or create) the store at ``path``; ``":memory:"`` gives a throw-away in-memory store."""
+    def __init__(self, path: str | Path, *, read_only: bool = False, memory_limit: str | None = MEMORY_LIMIT) -> None:
+        """Open (or create) the store at ``path``; ``":memory:"`` gives a throw-away in-memory store.
+
+        ``memory_limit`` caps DuckDB's memory for a store file (a DuckDB size such as ``"4GiB"``;
+        None = DuckDB's default); an in-memory store keeps DuckDB's default, as its data live there."""
         self.path = Path(path)
         in_memory = str(path) == ":memory:"
         if read_only and not in_memory and not self.path.exists():
@@ -57,6 +81,8 @@ class Store:
         if not in_memory:
             self.path.parent.mkdir(parents=True, exist_ok=True)
         self.con = duckdb.connect(str(path), read_only=read_only and not in_memory)
+        if memory_limit is not None and not in_memory:
+            self.con.execute(f"SET memory_limit = '{memory_limit}'")
         if not read_only:
             for table in TABLES.values():
                 self.con.execute(create_table_sql(table))
@@ -80,86 +106,85 @@ class Store:
         folder = Path(folder)
         files = find_table_files(folder, TABLES)
         provenance = provenance or read_provenance_file(folder) or Provenance("real", f"records loaded from {folder.name}/")
-        staged: dict[str, tuple[pd.DataFrame, str, str]] = {}
-        for name, path in files.items():
-            table = TABLES[name]
-            if path.suffix == ".csv":
-                staged[name] = (read_csv_as_text(path, table), str(path), "line")
-            else:
-                staged[name] = (read_parquet_as_text(path, table), str(path), "row")
-        return self._load(staged, typed=False, provenance=provenance)
+
+        def stage(staging: Staging) -> dict[str, Incoming]:
+            return {name: (staging.csv if path.suffix == ".csv" else staging.parquet)(name, TABLES[name], path)
+                    for name, path in files.items()}
+
+        return self._load(stage, provenance)
 
     def load_frames(self, frames: dict[str, pd.DataFrame | pa.Table], *, label: str = "data frame",
-                    provenance: Provenance | None = None) -> LoadReport:
+                    provenance: Provenance | None = None, checks: Checks = "values") -> LoadReport:
         """Load in-memory tables (pandas or Arrow, typed columns), e.g. from the simulator.
 
-        ``provenance`` says where they came from (default: real records, described by ``label``)."""
+        ``provenance`` says where they came from (default: real records, described by ``label``).
+        ``checks="contract"`` is for Arrow tables that are valid by construction (the simulator's,
+        whose tests validate every value): their contract is checked once — known columns of the
+        exact Arrow types, no empty required value, allowed values in the dictionaries — instead of
+        every value, which makes writing a simulated cohort several times faster.  It applies to an
+        empty store only; into a store that has rows every value is checked."""
         unknown = set(frames) - set(TABLES)
         if unknown:
             raise InputError([(Location(label), f"unknown table(s) {sorted(unknown)}; known: {', '.join(TABLES)}")])
-        staged = {name: (frame, f"{label}: {name}", "row") for name, frame in frames.items()}
-        return self._load(staged, typed=True, provenance=provenance or Provenance("real", f"records from {label}"))
-
-    def _stage(self, name: str, frame: pd.DataFrame | pa.Table, typed: bool) -> str:
-        """Copy incoming rows into a temporary table with a ``_line`` column: text columns
-        for files, canonical types for typed frames (a value that cannot be cast is an error)."""
-        view, staged = f"_incoming_{name}", f"_staged_{name}"
-        self.con.register(view, frame)
-        table = TABLES[name]
-        if typed:
-            columns = frame.column_names if isinstance(frame, pa.Table) else list(frame.columns)
-            extra = [c for c in columns if c not in table.column_names]
-            if extra:
-                self.con.unregister(view)
-                raise InputError([(Location(f"data frame: {name}", None, c), "unknown column") for c in extra])
-            casts = ", ".join(
-                f'CAST("{c.name}" AS {c.sql_type}) AS "{c.name}"' if c.name in columns
-                else f'NULL::{c.sql_type} AS "{c.name}"'
-                for c in table.columns
-            )
-            try:
-                self.con.execute(f'CREATE OR REPLACE TEMP TABLE {staged} AS SELECT row_number() OVER () AS _line, {casts} FROM {view}')
-            except duckdb.ConversionException as exc:
-                raise InputError([(Location(f"data frame: {name}"), f"a column does not have its canonical type: {exc}")]) from exc
-            finally:
-                self.con.unregister(view)
-            return staged
-        else:
-            casts = ", ".join(
-                f'NULLIF(trim("{c.name}"), \'\') AS "{c.name}"' if c.name in frame.columns
-                else f'NULL::VARCHAR AS "{c.name}"'
-                for c in table.columns
-            )
-            self.con.execute(f"CREATE OR REPLACE TEMP TABLE {staged} AS SELECT _line, {casts} FROM {view}")
-            self.con.unregister(view)
-        return staged
-
-    def _load(self, incoming: dict[str, tuple[Any, str, str]], *, typed: bool, provenance: Provenance) -> LoadReport:
-        staged_names: dict[str, str] = {}
-        try:
-            for name, (frame, _label, _ll) in incoming.items():
-                staged_names[name] = self._stage(name, frame, typed)
-            problems = []
-            for name in TABLES:  # patients first
-                if name not in staged_names:
-                    continue
-                _frame, label, line_label = incoming[name]
-                problems += validate_staged(
-                    self.con, TABLES[name], staged_names[name], label, line_label=line_label,
-                    staged_patients=staged_names.get("patients") if name != "patients" else None,
-                    text=not typed,
-                )
+        trusted = checks == "contract" and not any(self._has_rows(name) for name in TABLES)
+        if trusted:
+            problems = [p for name, frame in frames.items() for p in contract_problems(name, TABLES[name], frame, label)]
             if problems:
                 raise InputError(problems)
-            report = LoadReport(sources={n: incoming[n][1] for n in staged_names})
-            if "measurements" in staged_names:
-                report.conversions = unit_conversions(self.con, staged_names["measurements"])
+
+        def stage(staging: Staging) -> dict[str, Incoming]:
+            return {name: staging.frame(name, TABLES[name], frame, label, trusted=trusted) for name, frame in frames.items()}
+
+        return self._load(stage, provenance or Provenance("real", f"records from {label}"))
+
+    def _has_rows(self, table: str) -> bool:
+        return self.con.execute(f'SELECT EXISTS (SELECT 1 FROM "{table}")').fetchall()[0][0]
+
+    def _load(self, stage: Any, provenance: Provenance) -> LoadReport:
+        """Stage the incoming tables, screen them, report the flagged ones in detail, then insert
+        everything in one transaction (or nothing, raising InputError with every problem)."""
+        staging = Staging(self.con)
+        try:
+            create_units_table(self.con)
+            incoming: dict[str, Incoming] = stage(staging)
+            patients = incoming["patients"].typed if "patients" in incoming else None
+            units: UnitStats | None = None
+            flagged = []
+            for name in TABLES:  # patients first
+                inc = incoming.get(name)
+                if inc is None:
+                    continue
+                try:
+                    if name == "measurements":
+                        units = unit_stats(self.con, inc.typed)
+                    if not inc.trusted and screen(self.con, inc.table, inc.typed, unparsed_flag=inc.unparsed_flag, units=units,
+                                                  staged_patients=None if name == "patients" else patients):
+                        flagged.append(name)
+                except duckdb.ConversionException as exc:
+                    inc.stage_for_report()  # raises the error as the staging words it
+                    raise conversion_error(name, exc) from exc
+            problems = []
+            for name in flagged:
+                inc = incoming[name]
+                staged, text = inc.stage_for_report()
+                problems += validate_staged(self.con, inc.table, staged, inc.label, line_label=inc.line_label,
+                                            staged_patients=None if name == "patients" else patients, text=text)
+            if problems:
+                raise InputError(problems)
+            report = LoadReport(sources={n: inc.label for n, inc in incoming.items()})
+            if units is not None:
+                if incoming["measurements"].trusted:
+                    _check_contract_units(units, incoming["measurements"].label)
+                report.conversions = unit_conversions(units)
             self.con.execute("BEGIN TRANSACTION")
             try:
                 for name in TABLES:
-                    if name in staged_names:
-                        self.con.execute(insert_sql(TABLES[name], staged_names[name], text=not typed))
-                        report.rows[name] = self.con.execute(f"SELECT count(*) FROM {staged_names[name]}").fetchone()[0]
+                    if name in incoming:
+                        sql = insert_sql(TABLES[name], incoming[name].typed, text=False, convert_units=bool(report.conversions))
+                        try:
+                            report.rows[name] = self.con.execute(sql).fetchall()[0][0]
+                        except duckdb.ConversionException as exc:
+                            raise conversion_error(name, exc) from exc
                 self._record_load(provenance, report.rows)
                 self.con.execute("COMMIT")
             except BaseException:
@@ -168,8 +193,7 @@ class Store:
             self.con.execute("CHECKPOINT")
             return report
         finally:
-            for staged in staged_names.values():
-                self.con.execute(f"DROP TABLE IF EXISTS {staged}")
+            staging.close()
 
     def _record_load(self, provenance: Provenance, rows: dict[str, int]) -> None:
         self.con.execute(

@@ -17,6 +17,7 @@ from (:meth:`Store.provenance`); an export writes it beside the tables.
 from __future__ import annotations
 
 import json
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, Literal
@@ -140,7 +141,7 @@ class Store:
     def _has_rows(self, table: str) -> bool:
         return self.con.execute(f'SELECT EXISTS (SELECT 1 FROM "{table}")').fetchall()[0][0]
 
-    def _load(self, stage: Any, provenance: Provenance) -> LoadReport:
+    def _load(self, stage: Callable[[Staging], dict[str, Incoming]], provenance: Provenance) -> LoadReport:
         """Stage the incoming tables, screen them, report the flagged ones in detail, then insert
         everything in one transaction (or nothing, raising InputError with every problem)."""
         staging = Staging(self.con)

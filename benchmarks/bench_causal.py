@@ -34,7 +34,7 @@ from collections.abc import Callable
 from pathlib import Path
 
 import numpy as np
-from machine_info import cpu_model, load_average
+from machine_info import cpu_model
 import pandas as pd
 from threadpoolctl import threadpool_info
 

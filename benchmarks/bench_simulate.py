@@ -23,7 +23,6 @@ import platform
 import statistics
 import subprocess
 import sys
-import time
 
 CHILD = r"""
 import json, resource, sys, time

@@ -14,8 +14,13 @@ import pytest
 
 from ketaweight.pipelines.simulation import run_simulation
 from ketaweight.pipelines.emulation import run_study
+from ketaweight.causal.result import CausalResult
+from ketaweight.core.results import parse_results, read_result, read_results
 from ketaweight.evidence.grade import LEVELS, GradingRules, conclude, fmt_num, grade_evidence
-from ketaweight.core.results import read_results
+from ketaweight.mechanisms.dose_response import DoseResponseResult
+from ketaweight.mechanisms.heterogeneity import IndividualEffects
+from ketaweight.mechanisms.mediation import MediationResult
+from ketaweight.pipelines.results import Heterogeneity, MechanismsResults
 
 SCENARIOS = ("null", "article", "appetite", "metabolic", "mood-activity")
 
@@ -26,7 +31,7 @@ def scenario_run(request, tmp_path_factory):
     out = tmp_path_factory.mktemp(request.param) / "sim"
     sim, store = run_simulation(request.param, 4000, 11, out, "duckdb", True)
     res = run_study(store, "ketamine-weight", out / "results")
-    return request.param, read_results(res.path, kind="causal"), sim.truth
+    return request.param, read_result(res.path), sim.truth
 
 
 def _numbers(sentence: str) -> list[float]:
@@ -63,8 +68,7 @@ def test_grades_of_the_clean_runs(scenario_run):
     _, doc, _ = scenario_run
     a = grade_evidence(doc)
     strength = next(c for c in a.criteria if c.name == "Strength")
-    ev_ci = next(e for e in doc["results"]["analyses"]["outcome_change"]["estimates"]
-                 if e["method"] == "aipw")["sensitivity"]["evalue_ci"]
+    ev_ci = doc.results.analyses["outcome_change"].estimate("aipw").sensitivity["evalue_ci"]
     weak = a.conclusion == "loss" and ev_ci < 1.5
     assert strength.grade_change == (-1 if weak else 0)
     assert a.grade == ("low" if weak else "moderate")
@@ -80,7 +84,11 @@ def test_grades_of_the_clean_runs(scenario_run):
 def article_doc(tmp_path_factory):
     out = tmp_path_factory.mktemp("article-rules") / "sim"
     _, store = run_simulation("article", 3000, 5, out, "duckdb", True)
-    return read_results(run_study(store, "ketamine-weight", out / "results").path)
+    return read_results(run_study(store, "ketamine-weight", out / "results").path)  # as JSON, edited by the tests
+
+
+def typed(doc):
+    return parse_results(doc)
 
 
 def _edit(doc, **changes):
@@ -95,7 +103,7 @@ def test_imprecise_null_loses_two_levels(article_doc):
     d, _ = _edit(article_doc, estimate=-0.2, ci_low=-1.4, ci_high=1.0)
     for e in d["results"]["analyses"]["outcome_change"]["estimates"]:
         e.update(estimate=-0.2, ci_low=-1.4, ci_high=1.0)
-    a = grade_evidence(d)
+    a = grade_evidence(typed(d))
     assert a.conclusion == "no detectable effect" and a.grade == "very low"
     assert "ruling out" not in a.sentence
 
@@ -105,7 +113,7 @@ def test_failed_negative_control_and_balance_downgrade(article_doc):
     nc = d["results"]["analyses"]["outcome_change"]["negative_controls"][0]
     nc["covers_null"] = False
     est["diagnostics"]["balance"]["max_abs_smd_weighted"] = 0.25
-    a = grade_evidence(d)
+    a = grade_evidence(typed(d))
     changes = {c.name: c.grade_change for c in a.criteria}
     assert changes["Negative control"] == -1 and changes["Balance and overlap"] == -1
     assert a.grade == "very low"
@@ -116,36 +124,43 @@ def test_weak_evalue_and_inconsistency_downgrade(article_doc):
     est["sensitivity"]["evalue_ci"] = 1.2
     ipw = next(e for e in d["results"]["analyses"]["outcome_change"]["estimates"] if e["method"] == "ipw")
     ipw.update(estimate=0.5, ci_low=0.3, ci_high=0.7)
-    a = grade_evidence(d)
+    a = grade_evidence(typed(d))
     changes = {c.name: c.grade_change for c in a.criteria}
     assert changes["Strength"] == -1 and changes["Consistency"] == -1 and a.grade == "very low"
 
 
-def _mechanisms(slope: tuple[float, float, float]) -> dict:
-    """A mechanisms results document with one pathway and one MSM dose-response curve."""
+def _effect(estimand: str, estimate: float, lo: float, hi: float) -> CausalResult:
+    return CausalResult("treated", "outcome_change", estimand, "mediation", estimate, 0.05, lo, hi, 1000, "bootstrap", {})
+
+
+def _mechanisms(slope: tuple[float, float, float]):
+    """A mechanisms results file with one pathway and one MSM dose-response curve."""
     est = dict(zip(("estimate", "ci_low", "ci_high"), slope, strict=True))
-    pathway = {"estimand": "via appetite", "estimate": -0.3, "ci_low": -0.4, "ci_high": -0.2}
-    return {"kind": "mechanisms", "results": {
-        "mediation": {"pathways": {"appetite": pathway}},
-        "dose_response": [{"exposure": "sessions_to_horizon", "method": "msm", "settings": {"spec": {"by": None}},
-                           "coefficients": {"(intercept)": est, "sessions_to_horizon": est}, "curve": []}]}}
+    pathway = _effect("via appetite", -0.3, -0.4, -0.2)
+    mediation = MediationResult(pathway, pathway, {"appetite": pathway}, pathway, (), {})
+    curve = DoseResponseResult("sessions_to_horizon", "outcome_change", "msm",
+                               {"(intercept)": est, "sessions_to_horizon": est}, (), 1000, "sandwich", 0.95, {},
+                               settings={"spec": {"by": None}})
+    res = MechanismsResults("ketamine-weight", "kg", {}, mediation, (curve,),
+                            Heterogeneity((), (), IndividualEffects({})))
+    return parse_results({"kind": "mechanisms", "provenance": {}, "results": res.to_dict()})
 
 
 def test_gradient_offsets_a_downgrade_but_never_reaches_high(article_doc):
     weak, est = _edit(article_doc)
     est["sensitivity"]["evalue_ci"] = 1.2
-    assert grade_evidence(weak).grade == "low"
-    a = grade_evidence(weak, mechanisms=_mechanisms((-0.1, -0.15, -0.05)))
+    assert grade_evidence(typed(weak)).grade == "low"
+    a = grade_evidence(typed(weak), mechanisms=_mechanisms((-0.1, -0.15, -0.05)))
     changes = {c.name: c for c in a.criteria}
     assert changes["Biological gradient"].grade_change == 1 and a.grade == "moderate"
     assert changes["Plausibility (mechanism)"].verdict == "supports"
     assert "via appetite −0.300" in changes["Plausibility (mechanism)"].finding
-    capped = grade_evidence(article_doc, mechanisms=_mechanisms((-0.1, -0.15, -0.05)))
+    capped = grade_evidence(typed(article_doc), mechanisms=_mechanisms((-0.1, -0.15, -0.05)))
     rows = {c.name: c.grade_change for c in capped.criteria}
     assert capped.grade == "moderate" and rows["Biological gradient"] == 1 and rows["Replication"] == -1
     for a_ in (a, capped):  # the table adds up: start level + grade changes = the grade
         assert GradingRules().start_level + sum(c.grade_change for c in a_.criteria) == LEVELS.index(a_.grade)
-    flat = grade_evidence(weak, mechanisms=_mechanisms((0.01, -0.05, 0.07)))
+    flat = grade_evidence(typed(weak), mechanisms=_mechanisms((0.01, -0.05, 0.07)))
     assert {c.name: c.grade_change for c in flat.criteria}["Biological gradient"] == 0 and flat.grade == "low"
 
 
@@ -160,4 +175,4 @@ def test_conclude_and_format():
 
 def test_missing_primary_method_is_explained(article_doc):
     with pytest.raises(ValueError, match="no 'tmle' estimate"):
-        grade_evidence(article_doc, rules=GradingRules(primary_method="tmle"))
+        grade_evidence(typed(article_doc), rules=GradingRules(primary_method="tmle"))

@@ -30,7 +30,7 @@ def test_mechanisms_writes_one_reproducible_results_file(store, tmp_path):
         docs.append(read_results(tmp_path / run / "ketamine-weight-mechanisms.json", kind="mechanisms"))
     assert strip_volatile(docs[0]) == strip_volatile(docs[1])  # same data, spec and seed → same file
     r = docs[0]["results"]
-    assert r["counts"] == "masked below 11" and r["outcome_units"] == "kg"
+    assert docs[0]["counts"] == "masked below 11" and r["outcome_units"] == "kg"
     med = r["mediation"]
     assert set(med["pathways"]) == {"mood", "appetite", "metabolism"} and len(med["assumptions"]) >= 8
     restriction = next(s for s in med["diagnostics"]["attrition"] if s["step"] == "restriction")
@@ -43,8 +43,8 @@ def test_mechanisms_writes_one_reproducible_results_file(store, tmp_path):
     assert set(point) == {"exposure", "estimate", "se", "ci_low", "ci_high", "by"}
     het = r["heterogeneity"]
     assert [s["modifier"] for s in het["subgroups"]] == ["female", "bmi_class", "severity"]
-    assert all(0 <= s["test"]["p_value"] <= s["test"]["p_holm"] <= 1 for s in het["subgroups"])
-    assert 0 <= het["individual"]["share_predicted_below_threshold"] <= 1
+    assert all(0 <= s["p_value"] <= s["p_holm"] <= 1 for s in het["subgroups"])
+    assert 0 <= het["individual"]["distribution"]["share_predicted_below_threshold"] <= 1
     assert docs[0]["provenance"]["synthetic"] is True
     # no identifiers in the file
     assert "SIM0" not in json.dumps(docs[0])

@@ -32,11 +32,11 @@ def test_dr_learner_recovers_known_heterogeneity():
     check = compare_to_truth(fit.predicted, truth)
     assert check["correlation"] > 0.9
     assert check["calibration_slope"] == pytest.approx(1.0, abs=0.15)
-    cal = fit.summary["calibration"]
+    cal = fit.distribution["calibration"]
     assert cal["blp_slope_ci"][0] < 1.0 < cal["blp_slope_ci"][1] and cal["blp_p_value_no_heterogeneity"] < 1e-6
-    assert fit.summary["average_effect_aipw"] == pytest.approx(1.0, abs=4 * fit.summary["average_effect_aipw_se"])
+    assert fit.distribution["average_effect_aipw"] == pytest.approx(1.0, abs=4 * fit.distribution["average_effect_aipw_se"])
     # share predicted below −1 tracks the true share P(1 + 2·l1 < −1) = Φ(−1) ≈ 0.159
-    assert fit.summary["share_predicted_below_threshold"] == pytest.approx(0.159, abs=0.04)
+    assert fit.distribution["share_predicted_below_threshold"] == pytest.approx(0.159, abs=0.04)
 
 
 def test_dr_learner_without_heterogeneity_reports_none():
@@ -47,9 +47,9 @@ def test_dr_learner_without_heterogeneity_reports_none():
     data, _ = heterogeneous(4000, 2)
     data["y"] = data["l1"] + 0.5 * data["l2"] + data["a"] * 1.0 + np.random.default_rng(3).normal(size=len(data))
     fit = DRLearner(seed=1).fit(data, AnalysisSpec(treatment="a", outcome="y", covariates=("l1", "l2")))
-    cal = fit.summary["calibration"]
+    cal = fit.distribution["calibration"]
     # the predictions vary (boosting on noise) but that variation is not real: slope CI excludes 1
-    assert fit.summary["predicted"]["sd"] < 0.5 and cal["blp_slope_ci"][1] < 1.0
+    assert fit.distribution["predicted"]["sd"] < 0.5 and cal["blp_slope_ci"][1] < 1.0
 
 
 def test_derived_columns_by_hand():

@@ -167,7 +167,7 @@ def test_intermediate_confounder_of_two_mediators():
 
 def test_text_and_html_summaries_list_every_effect():
     r = Mediation(n_bootstrap=20).fit(linear_sem(500, 1), SPEC)
-    text, page = r.as_text(), r.as_html()
+    text, page = r.summary().as_text(), r.summary().as_html()
     for e in r.effects:
         assert e.estimand in text and e.estimand in page
     assert page.count("<li>") == len(ASSUMPTIONS)

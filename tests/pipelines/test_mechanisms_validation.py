@@ -2,7 +2,7 @@
 
 Truths are the means over the mediation's patients from ``patient_truth`` (see
 :mod:`ketaweight.pipelines.mechanisms_validation`); coverage over replicate cohorts is in
-docs/mechanisms.md (``ketaweight mechanisms-validate``).
+docs/mechanisms.md (``ketaweight validate mechanisms``).
 
 Two measurement designs (``ketaweight.sources.simulator.MEASUREMENTS``):
 

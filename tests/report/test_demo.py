@@ -7,6 +7,7 @@ import json
 from typer.testing import CliRunner
 
 from ketaweight.cli import app
+from .test_results_files import check_results_file
 
 
 def test_demo_null_world_end_to_end(tmp_path):
@@ -21,6 +22,7 @@ def test_demo_null_world_end_to_end(tmp_path):
     doc = json.loads((out / "report.json").read_text(encoding="utf-8"))
     assert doc["answer"]["conclusion"] == "no detectable effect"
     assert f"Answer: {doc['answer']['sentence']}" in text
-    kinds = sorted(json.loads(p.read_text(encoding="utf-8"))["kind"] for p in (out / "results").glob("*.json"))
-    assert kinds == ["causal", "causal", "mechanisms", "responsible_use", "signals", "signals"]
+    # every results file the demo writes validates against its schema and round-trips through from_dict
+    kinds = sorted(check_results_file(p) for p in [*(out / "results").glob("*.json"), out / "truth.json"])
+    assert kinds == ["causal", "causal", "mechanisms", "responsible_use", "signals", "signals", "simulation_truth"]
     assert "Not yet analysed" not in (out / "report.md").read_text(encoding="utf-8")

@@ -26,9 +26,13 @@ class Crude(Estimator):
     s₁²/n₁ + s₀²/n₀ with n denominators), ``"model"`` (ordinary least squares with a common
     residual variance, as R's ``lm``), or ``"bootstrap"``.
 
-    Example
-    -------
-    >>> Crude(variance="model").fit(table, spec).estimate   # doctest: +SKIP
+    Example (NHEFS: the crude difference in weight change, quitters − non-quitters, kg)
+
+    >>> from causaldata import nhefs
+    >>> from ketaweight.causal import AnalysisSpec
+    >>> spec = AnalysisSpec(treatment="qsmk", outcome="wt82_71", covariates=("age",))
+    >>> round(Crude(variance="model").fit(nhefs.load_pandas().data, spec).estimate, 2)
+    2.54
     """
 
     method: ClassVar[str] = "crude"

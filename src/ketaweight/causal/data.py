@@ -9,7 +9,6 @@ censoring event, as the spec says.  Nothing is dropped silently.
 from __future__ import annotations
 
 from dataclasses import dataclass
-from typing import Any
 
 import numpy as np
 import pandas as pd

@@ -100,10 +100,7 @@ class IPW(Estimator):
         ``None`` or (lower, upper) percentiles at which to clip the weights, e.g. (1, 99).
         The sandwich variance then treats the clipping points as fixed.
 
-    Example
-    -------
-    >>> IPW(variance="fixed-weights").fit(nhefs, spec).estimate   # doctest: +SKIP
-    3.44
+    Example: the NHEFS analysis in :mod:`ketaweight.causal` (IPW with censoring weights 3.5 kg, as Hernán & Robins' Program 12.6).
     """
 
     method: ClassVar[str] = "ipw"
@@ -171,7 +168,7 @@ class IPW(Estimator):
     def _bootstrap(self, data: AnalysisData) -> np.ndarray:
         return bootstrap_ipw(
             data,
-            n_replicates=self.n_bootstrap,
+            n_bootstrap=self.n_bootstrap,
             seed=self.seed,
             n_jobs=n_workers(self.n_jobs),
             stabilized=self.stabilized,

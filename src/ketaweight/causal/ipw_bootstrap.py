@@ -19,7 +19,7 @@ of that last iterate.  A replicate not converged after
 Passes over the rows run in cache-sized chunks and compute 1/(1 + e^−η) with numpy's
 vectorised ``exp`` (several times faster than ``scipy.special.expit`` here).
 
-Replicate r uses ``default_rng(SeedSequence(seed).spawn(n_replicates)[r]).integers(0, n, n)``
+Replicate r uses ``default_rng(SeedSequence(seed).spawn(n_bootstrap)[r]).integers(0, n, n)``
 — the same rows as the generic bootstrap — so results do not depend on batching or workers.
 """
 
@@ -101,13 +101,13 @@ def _weighted_percentiles(w: np.ndarray, counts: np.ndarray, q: tuple[float, flo
 def bootstrap_ipw(
     data: AnalysisData,
     *,
-    n_replicates: int,
+    n_bootstrap: int,
     seed: int,
     n_jobs: int,
     stabilized: bool,
     truncate: tuple[float, float] | None,
 ) -> np.ndarray:
-    """IPW replicate estimates (length ``n_replicates``; NaN where a replicate failed).
+    """IPW replicate estimates (length ``n_bootstrap``; NaN where a replicate failed).
 
     Stabilization multiplies each arm's weights by a constant, which leaves the Hájek means
     unchanged; it is applied anyway because it changes which weights truncation clips.
@@ -116,7 +116,7 @@ def bootstrap_ipw(
     estimand = data.spec.estimand
     ps = propensity_model(data)
     cm = censoring_model(data)
-    children = np.random.SeedSequence(seed).spawn(n_replicates)
+    children = np.random.SeedSequence(seed).spawn(n_bootstrap)
     a = data.a
     treated = a == 1
     observed = data.observed
@@ -126,7 +126,7 @@ def bootstrap_ipw(
     batch = max(1, min(64, BATCH_CELLS // max(n, 1)))
 
     def run(first: int) -> np.ndarray:
-        idx = range(first, min(first + batch, n_replicates))
+        idx = range(first, min(first + batch, n_bootstrap))
         counts = np.empty((len(idx), n), dtype=np.float32)  # counts <= n are exact in float32
         for k, r in enumerate(idx):
             counts[k] = np.bincount(np.random.default_rng(children[r]).integers(0, n, n), minlength=n)
@@ -173,4 +173,4 @@ def bootstrap_ipw(
         return w
 
     with threadpool_limits(limits=1), ThreadPoolExecutor(max_workers=n_jobs) as pool:
-        return np.concatenate(list(pool.map(run, range(0, n_replicates, batch))))
+        return np.concatenate(list(pool.map(run, range(0, n_bootstrap, batch))))

@@ -7,15 +7,17 @@ standard error was computed.  The JSON form is documented in ``docs/results-sche
 
 from __future__ import annotations
 
-import html
+from collections.abc import Sequence
 from dataclasses import dataclass, field
 from typing import Any
 
 from ketaweight.core.privacy import mask_count
+from ketaweight.core.protocol import Count, Real, Result
+from ketaweight.core.summary import Summary
 
 
 @dataclass(frozen=True)
-class CausalResult:
+class CausalResult(Result):
     """One estimator's answer on one table.
 
     Attributes
@@ -49,11 +51,11 @@ class CausalResult:
     outcome: str
     estimand: str
     method: str
-    estimate: float
-    se: float
-    ci_low: float
-    ci_high: float
-    n: int
+    estimate: Real
+    se: Real
+    ci_low: Real
+    ci_high: Real
+    n: Count
     variance: str
     diagnostics: dict[str, Any] = field(repr=False)
     warnings: tuple[str, ...] = ()
@@ -61,96 +63,80 @@ class CausalResult:
     sensitivity: dict[str, Any] = field(default_factory=dict, repr=False)
     settings: dict[str, Any] = field(default_factory=dict, repr=False)
 
-    def to_dict(self) -> dict[str, Any]:
-        """Plain dict, the ``results[]`` item of the causal results file."""
-        return {
-            "treatment": self.treatment,
-            "outcome": self.outcome,
-            "estimand": self.estimand,
-            "method": self.method,
-            "estimate": self.estimate,
-            "se": self.se,
-            "ci_low": self.ci_low,
-            "ci_high": self.ci_high,
-            "ci_level": self.ci_level,
-            "n": self.n,
-            "variance": self.variance,
-            "warnings": list(self.warnings),
-            "sensitivity": self.sensitivity,
-            "diagnostics": self.diagnostics,
-            "settings": self.settings,
-        }
-
     def summary(self) -> Summary:
         """A printable summary with numbered notes (``as_text()``, ``as_html()``)."""
-        return Summary.of([self])
+        return summarise([self])
+
+    def plot_balance(self) -> Any:
+        """|standardized mean differences| before and after weighting (a Love plot), as a Figure."""
+        from ketaweight.core import figures
+
+        bal = self.diagnostics["balance"]
+        return figures.balance_plot(bal["covariates"], bal["smd_unweighted"], bal["smd_weighted"],
+                                    threshold=bal["threshold"], alt=f"Balance of the covariates ({self.method})")
+
+    def plot_overlap(self) -> Any:
+        """Mirrored histograms of the propensity score by arm (from the stored quantiles), as a Figure."""
+        from ketaweight.core import figures
+
+        ov = self.diagnostics["overlap"]
+        return figures.overlap_plot(ov["quantiles"], ov["treated"], ov["control"],
+                                    alt=f"Propensity overlap of treated and untreated ({self.method})")
+
+    def frame_rows(self) -> list[dict[str, Any]]:
+        """One row: the estimate with the diagnostics a reader checks first (balance, weights, overlap,
+        E-value, how many warnings)."""
+        d = self.diagnostics or {}
+        return [{"method": self.method, "estimand": self.estimand, "treatment": self.treatment, "outcome": self.outcome,
+                 "estimate": self.estimate, "se": self.se, "ci_low": self.ci_low, "ci_high": self.ci_high,
+                 "ci_level": self.ci_level, "n": self.n,
+                 "max_abs_smd_weighted": (d.get("balance") or {}).get("max_abs_smd_weighted"),
+                 "ess": (d.get("weights") or {}).get("ess"),
+                 "share_outside_support": (d.get("overlap") or {}).get("share_outside_support"),
+                 "evalue_ci": (self.sensitivity or {}).get("evalue_ci"), "warnings": len(self.warnings),
+                 "variance": self.variance}]
 
 
-@dataclass(frozen=True)
-class Summary:
-    """A table of results plus numbered notes, renderable as text or HTML."""
-
-    title: str
-    header: tuple[str, ...]
-    rows: tuple[tuple[str, ...], ...]
-    notes: tuple[str, ...]
-
-    @classmethod
-    def of(cls, results: list[CausalResult]) -> Summary:
-        """Summarise one or several results of the same question side by side."""
-        if not results:
-            raise ValueError("no results to summarise; fit at least one estimator")
-        first = results[0]
-        title = f"Effect of {first.treatment} on {first.outcome} ({first.estimand})"
-        header = ("method", "estimate", "se", f"{first.ci_level:.0%} CI", "n", "max |SMD| w", "ESS", "E-value (CI)")
-        rows = []
-        notes: list[str] = []
-        for r in results:
-            d = r.diagnostics
-            ev = r.sensitivity
-            rows.append(
-                (
-                    r.method,
-                    f"{r.estimate:.3f}",
-                    f"{r.se:.3f}",
-                    f"({r.ci_low:.3f}, {r.ci_high:.3f})",
-                    mask_count(r.n),
-                    f"{d['balance']['max_abs_smd_weighted']:.3f}" if d.get("adjusted") else "—",
-                    f"{d['weights']['ess']:.0f}" if d.get("weights_used_by_estimator") else "—",
-                    _fmt_evalue(ev),
-                )
+def summarise(results: Sequence[CausalResult]) -> Summary:
+    """Several results of the same question side by side, with the variance methods and warnings as notes."""
+    if not results:
+        raise ValueError("no results to summarise; fit at least one estimator")
+    first = results[0]
+    title = f"Effect of {first.treatment} on {first.outcome} ({first.estimand})"
+    header = ("method", "estimate", "se", f"{first.ci_level:.0%} CI", "n", "max |SMD| w", "ESS", "E-value (CI)")
+    rows = []
+    notes: list[str] = []
+    for r in results:
+        d = r.diagnostics
+        ev = r.sensitivity
+        rows.append(
+            (
+                r.method,
+                f"{r.estimate:.3f}",
+                f"{r.se:.3f}",
+                f"({r.ci_low:.3f}, {r.ci_high:.3f})",
+                _analysed_of_eligible(r),
+                f"{d['balance']['max_abs_smd_weighted']:.3f}" if d.get("adjusted") else "—",
+                f"{d['weights']['ess']:.0f}" if d.get("weights_used_by_estimator") else "—",
+                _fmt_evalue(ev),
             )
-            notes.append(f"{r.method}: variance by {r.variance}")
-            notes.extend(f"{r.method}: {w}" for w in r.warnings)
-        if any(r.sensitivity.get("approximation") for r in results):
-            notes.append("E-values: " + next(r.sensitivity["approximation"] for r in results if r.sensitivity))
-        return cls(title, header, tuple(rows), tuple(notes))
-
-    def as_text(self) -> str:
-        """Fixed-width text table with numbered notes."""
-        widths = [max(len(h), *(len(row[i]) for row in self.rows)) for i, h in enumerate(self.header)]
-        line = "  ".join(h.ljust(w) for h, w in zip(self.header, widths))
-        out = [self.title, "=" * len(self.title), line, "-" * len(line)]
-        out += ["  ".join(c.ljust(w) for c, w in zip(row, widths)) for row in self.rows]
-        out += ["", "Notes:"] + [f"[{i}] {n}" for i, n in enumerate(self.notes, 1)]
-        return "\n".join(out)
-
-    def as_html(self) -> str:
-        """An HTML fragment: caption, table and an ordered list of notes."""
-        esc = html.escape
-        head = "".join(f"<th>{esc(h)}</th>" for h in self.header)
-        body = "".join("<tr>" + "".join(f"<td>{esc(c)}</td>" for c in row) + "</tr>" for row in self.rows)
-        notes = "".join(f"<li>{esc(n)}</li>" for n in self.notes)
-        return (
-            f'<table class="ketaweight-causal"><caption>{esc(self.title)}</caption>'
-            f"<thead><tr>{head}</tr></thead><tbody>{body}</tbody></table><ol>{notes}</ol>"
         )
+        notes.append(f"{r.method}: variance by {r.variance}")
+        notes.extend(f"{r.method}: {w}" for w in r.warnings)
+    if any(r.sensitivity.get("approximation") for r in results):
+        notes.append("E-values: " + next(r.sensitivity["approximation"] for r in results if r.sensitivity))
+    return Summary(title, header, tuple(rows), tuple(notes))
 
-    def __str__(self) -> str:
-        return self.as_text()
 
-    def _repr_html_(self) -> str:
-        return self.as_html()
+def _analysed_of_eligible(r: CausalResult) -> str:
+    """'n of n0' when rows were excluded before the analysis (counts masked; an exclusion of 1–10 rows
+    is written '+<11 excluded' so the two totals cannot be differenced)."""
+    steps = r.diagnostics.get("attrition") or []
+    n0 = steps[0].get("n_before") if steps else None
+    if not isinstance(n0, int) or not isinstance(r.n, int) or n0 == r.n:
+        return mask_count(r.n)
+    excluded = n0 - r.n
+    return f"{mask_count(r.n)} of {mask_count(n0)}" if excluded >= 11 else f"{mask_count(r.n)} (+<11 excluded)"
 
 
 def _fmt_evalue(ev: dict[str, Any]) -> str:

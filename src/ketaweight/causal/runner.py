@@ -15,6 +15,7 @@ from ketaweight.causal.ipw import IPW
 from ketaweight.causal.result import CausalResult
 from ketaweight.causal.spec import AnalysisSpec, OnFailure, Thresholds
 from ketaweight.causal.standardization import Standardization
+from ketaweight.core.vocabulary import METHODS
 
 ESTIMATORS: dict[str, type[Estimator]] = {
     "crude": Crude,
@@ -23,7 +24,10 @@ ESTIMATORS: dict[str, type[Estimator]] = {
     "aipw": AIPW,
     "g-estimation": GEstimation,
 }
-"""Estimator classes by method name, in the order results are reported."""
+"""Estimator classes by method name, in the order results are reported (the names of
+:data:`ketaweight.core.vocabulary.METHODS`, which study files are validated against)."""
+if tuple(ESTIMATORS) != METHODS:  # the study spec validates method names against core.vocabulary
+    raise ImportError(f"estimator registry {tuple(ESTIMATORS)} differs from core.vocabulary.METHODS {METHODS}")
 
 
 def default_estimators(

@@ -4,18 +4,20 @@ are in :mod:`ketaweight.causal.evalue`."""
 
 from __future__ import annotations
 
+import math
 from dataclasses import dataclass, replace
-from typing import Any
 
 import pandas as pd
 
 from ketaweight.causal.base import Estimator
 from ketaweight.causal.result import CausalResult
 from ketaweight.causal.spec import AnalysisSpec
+from ketaweight.core.protocol import Result
+from ketaweight.core.summary import Summary
 
 
 @dataclass(frozen=True)
-class NegativeControl:
+class NegativeControl(Result):
     """An estimator run on a negative-control outcome: an outcome the treatment cannot
     affect but that shares the confounding (Lipsitch, Tchetgen Tchetgen & Cohen 2010).
 
@@ -24,22 +26,22 @@ class NegativeControl:
 
     outcome: str
     result: CausalResult
-    covers_null: bool
+    covers_null: bool | None  # None: the control could not be estimated (no finite estimate and CI)
     interpretation: str
 
-    def to_dict(self) -> dict[str, Any]:
-        """Plain dict for the results file."""
-        return {
-            "outcome": self.outcome,
-            "covers_null": self.covers_null,
-            "interpretation": self.interpretation,
-            "result": self.result.to_dict(),
-        }
+    def summary(self) -> Summary:
+        """The control's estimate beside its reading."""
+        s = self.result.summary()
+        return Summary(f"Negative control: {self.outcome}", s.header, s.rows, (self.interpretation, *s.notes))
 
 
 def negative_control(estimator: Estimator, table: pd.DataFrame, spec: AnalysisSpec, outcome: str) -> NegativeControl:
     """Run ``estimator`` with ``outcome`` swapped for the negative-control column ``outcome``."""
     result = estimator.fit(table, replace(spec, outcome=outcome))
+    if not all(math.isfinite(v) for v in (result.estimate, result.ci_low, result.ci_high)):
+        text = (f"the {result.method} estimate on the negative control '{outcome}' could not be estimated (no finite "
+                "estimate and CI: too few patients or no overlap); it says nothing about residual confounding")
+        return NegativeControl(outcome, result, None, text)
     covers = bool(result.ci_low <= 0 <= result.ci_high)
     if covers:
         text = (

@@ -1,45 +1,46 @@
-"""CLI: ``ketaweight mechanisms`` — mediation, dose-response and heterogeneity of a study.
+"""CLI: ketaweight mechanisms — mediation, dose-response and heterogeneity of a study.
 
 A thin wrapper over :func:`ketaweight.pipelines.mechanisms.run_mechanisms`; settings come from
-the study's ``[mechanisms]`` sections.
+the study's [mechanisms] sections.
 """
 
 from __future__ import annotations
 
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 import typer
-from rich.table import Table as RichTable
 
 from ketaweight.cli import app
-from ketaweight.cli._common import console, progress_bar, run_cli
-from ketaweight.cli.simulate import Measurement
+from ketaweight.cli._common import console, make_table, run_cli
 from ketaweight.core.privacy import mask_count
-from ketaweight.pipelines.mechanisms import MechanismsResults, run_mechanisms
-from ketaweight.pipelines.mechanisms_validation import validate_mechanisms, write_mechanisms_validation
-from ketaweight.study import load_study
+
+if TYPE_CHECKING:
+    from ketaweight.pipelines.results import MechanismsResults
 
 
 @app.command("mechanisms")
 def mechanisms_command(
-    store: Path = typer.Option(..., "--store", help="DuckDB store file (e.g. from `ketaweight simulate`)."),
+    store: Path = typer.Option(..., "--store", help="DuckDB store file (e.g. from 'ketaweight simulate')."),
     study: str = typer.Option("ketamine-weight", "--study", help="Shipped study name or a study TOML."),
     out: Path = typer.Option(Path("out"), "--out", "-o", help="Folder for <study>-mechanisms.json."),
     bootstrap: int | None = typer.Option(None, "--bootstrap", min=2, help="Mediation bootstrap replicates (default: the study's [mechanisms.mediation] n_bootstrap)."),
     seed: int | None = typer.Option(None, "--seed", help="Seed (default: the study's analysis seed)."),
+    replace: bool = typer.Option(False, "--replace", help="Replace an earlier <study>-mechanisms.json in --out."),
 ) -> None:
     """How, how much and for whom: mediation by pathway, dose-response curves, subgroup and per-patient effects."""
-    res = run_cli(lambda: run_mechanisms(store, study, out, n_bootstrap=bootstrap, seed=seed))
+    from ketaweight.pipelines.mechanisms import run_mechanisms
+
+    res = run_cli(lambda: run_mechanisms(store, study, out, n_bootstrap=bootstrap, seed=seed, replace=replace))
     _print(res)
     console.print(f"written: {res.path}")
 
 
 def _print(res: MechanismsResults) -> None:
-    unit = res.outcome_unit
+    unit = res.outcome_units
     if res.mediation is not None:
-        med = RichTable(title=f"Mediation (interventional effects, {unit})")
-        for col in ("effect", "estimate", "95% CI"):
-            med.add_column(col, justify="left" if col == "effect" else "right")
+        med = make_table("effect", "estimate", "95% CI", title=f"Mediation (interventional effects, {unit})",
+                         right=("estimate", "95% CI"))
         for r in res.mediation.effects:
             med.add_row(r.estimand, f"{r.estimate:+.3f}", f"({r.ci_low:+.3f}, {r.ci_high:+.3f})")
         d = res.mediation.diagnostics
@@ -49,17 +50,16 @@ def _print(res: MechanismsResults) -> None:
         med.caption = (f"{mask_count(d['n_analysed'])} patients, {mask_count(d['n_complete'])} with every mediator and the "
                        f"outcome{restricted}; assumptions in the results file")
         console.print(med)
-    for name, why in res.skipped.items():
+    for name, why in res.not_estimable.items():
         console.print(f"{name}: not estimable — {why}")
-    sub = RichTable(title=f"Effect modification ({unit})")
-    for col in ("modifier", "level", "n", "effect", "95% CI", "p (Holm)"):
-        sub.add_column(col, justify="left" if col in ("modifier", "level") else "right")
-    for m in res.subgroups:
+    sub = make_table("modifier", "level", "n", "effect", "95% CI", "p (Holm)", title=f"Effect modification ({unit})",
+                     right=("n", "effect", "95% CI", "p (Holm)"))
+    for m in res.heterogeneity.subgroups:
         for lev, r in zip(m.levels, m.subgroups):
             sub.add_row(m.modifier, lev, mask_count(r.n), f"{r.estimate:+.3f}", f"({r.ci_low:+.3f}, {r.ci_high:+.3f})",
                         f"{m.p_value:.3f} ({m.p_holm:.3f})")
     console.print(sub)
-    s = res.individual.summary
+    s = res.heterogeneity.individual.distribution
     console.print(f"Per-patient effects (DR-learner): SD {s['predicted']['sd']:.3f} {unit}; share predicted below "
                   f"{s['threshold']:g} {unit} {100 * s['share_predicted_below_threshold']:.1f}%; calibration slope "
                   f"{s['calibration']['blp_slope']:.2f} (95% CI {s['calibration']['blp_slope_ci'][0]:.2f}, "
@@ -67,44 +67,5 @@ def _print(res: MechanismsResults) -> None:
     for c in res.dose_response:
         if c.method == "msm":
             lo, hi = c.curve[0], c.curve[-1]
-            console.print(f"Dose-response {c.exposure}{' by ' + str(c.settings['spec']['by']) if c.settings['spec']['by'] else ''}: "
+            console.print(f"Dose-response {c.exposure}{' by ' + str(c.by) if c.by else ''}: "
                           f"{lo.estimate:+.2f} {unit} at {lo.exposure:.2f} → {hi.estimate:+.2f} {unit} at {hi.exposure:.2f} (MSM)")
-
-
-@app.command("mechanisms-validate")
-def mechanisms_validate_command(
-    study: str = typer.Option("ketamine-weight", "--study", help="Shipped study name or a study TOML."),
-    scenarios: str = typer.Option("null,appetite,metabolic,mood-activity,article", "--scenarios",
-                                  help="Comma-separated simulator scenarios."),
-    replicates: int = typer.Option(20, "--replicates", "-r", min=2, help="Replicate cohorts per scenario."),
-    patients: int = typer.Option(10_000, "--patients", "-n", min=1000, help="Patients per replicate cohort."),
-    bootstrap: int = typer.Option(200, "--bootstrap", min=50, help="Mediation bootstrap replicates per cohort."),
-    seed: int = typer.Option(2026, "--seed", help="Master seed (replicate seeds are spawned from it)."),
-    out: Path = typer.Option(Path("validation-output"), "--out", "-o",
-                             help="Folder for mechanisms-validation-<measurement>.json/.md."),
-    measurement: Measurement = typer.Option("clinic", "--measurement",
-                                            help="clinic: the scenarios' records; research: every mediator measured "
-                                                 "without noise, bias or missed weeks (the estimator's check under its assumptions)."),
-    intermediate_in_outcome: bool | None = typer.Option(
-        None, "--intermediate-in-outcome/--no-intermediate-in-outcome",
-        help="Override the study's [mechanisms.mediation] intermediate_in_outcome (default: as the study says)."),
-) -> None:
-    """Mediation, dose-response and per-patient effects against the simulator's truth (slow: minutes)."""
-    names = tuple(s.strip() for s in scenarios.split(",") if s.strip())
-
-    def action():
-        spec = load_study(study)
-        if intermediate_in_outcome is not None:
-            spec = spec.with_mediation(intermediate_in_outcome=intermediate_in_outcome)
-        settings["intermediate_in_outcome"] = spec.mechanisms.mediation.intermediate_in_outcome
-        with progress_bar(f"{replicates} replicates × {len(names)} scenarios", replicates * len(names)) as advance:
-            return validate_mechanisms(spec, names, replicates=replicates, n_patients=patients, n_bootstrap=bootstrap,
-                                       seed=seed, measurement=measurement.value, on_replicate=advance)
-
-    settings: dict[str, bool] = {}
-
-    rows, extra = run_cli(action)
-    *_, text = write_mechanisms_validation(rows, extra, out, study=study, seed=seed, replicates=replicates,
-                                           patients=patients, bootstrap=bootstrap, measurement=measurement.value,
-                                           **settings)
-    console.print(text)

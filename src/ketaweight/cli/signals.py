@@ -12,11 +12,6 @@ from ketaweight.cli import app
 from ketaweight.cli._common import console, progress_bar, run_cli
 from ketaweight.core.errors import InputError, Location
 from ketaweight.core.privacy import mask_count
-from ketaweight.core.provenance import Provenance
-from ketaweight.pipelines.signals import scan_source, write_ingest, write_signals
-from ketaweight.signals.faers import discover_zip, ingest_faers
-from ketaweight.signals.status import faers_status
-from ketaweight.signals.synthetic import SyntheticQuarter, write_synthetic_quarter
 
 signals_app = typer.Typer(
     help="Signals from spontaneous reports: ingest FDA FAERS quarterly files and run disproportionality "
@@ -42,6 +37,9 @@ def ingest_cmd(
 
     All quarters load in one transaction: on any error the store is left exactly as it was.
     """
+    from ketaweight.pipelines.signals import write_ingest
+    from ketaweight.signals.faers import discover_zip, ingest_faers
+
     def action():
         total = sum(len(z.members) + len(z.deleted) for z in (discover_zip(p) for p in zips))
         with progress_bar("Reading FAERS files", total=total) as advance:
@@ -63,8 +61,8 @@ def ingest_cmd(
     d = Table(title="Deduplication (DEMO rows → unique current reports)")
     for col in ("step", "before", "removed", "after"):
         d.add_column(col, justify="left" if col == "step" else "right")
-    for row in report.dedup:
-        d.add_row(row["step"], f"{row['rows_before']:,}", f"{row['removed']:,}", f"{row['rows_after']:,}")
+    for s in report.dedup:
+        d.add_row(s.reason, f"{s.n_before:,}", f"{s.n_excluded:,}", f"{s.n_after:,}")
     console.print(d)
     for note in report.notes:
         console.print(f"note: {note}", highlight=False)
@@ -107,7 +105,8 @@ def scan_cmd(
                                       "groups."),
     controls: list[Path] = typer.Option([], "--controls", help="Extra control-pair TOML file(s)."),
     no_controls: bool = typer.Option(False, "--no-controls", help="Leave the shipped positive/negative controls out."),
-    alpha: float = typer.Option(0.05, "--alpha", help="1 − confidence level of the PRR, ROR and IC intervals."),
+    ci_level: float = typer.Option(0.95, "--ci-level", min=0.5, max=0.999, help="Confidence level of the PRR, ROR and IC "
+                                   "intervals (EBGM always reports EB05–EB95)."),
     haldane: bool = typer.Option(False, "--haldane", help="Add 0.5 to all cells of 2×2 tables with a zero "
                                  "(otherwise such ratios are reported as undefined)."),
     strict: bool = typer.Option(False, "--strict", help="Fail (exit 2) if the EBGM prior fit does not converge."),
@@ -116,6 +115,9 @@ def scan_cmd(
     out: Path | None = typer.Option(None, "--out", help="Directory for signals.json (the common results envelope)."),
 ) -> None:
     """Score drug–event pairs (default: ketamine and esketamine × weight loss) with PRR, ROR, IC and EBGM."""
+    from ketaweight.core.provenance import Provenance
+    from ketaweight.pipelines.signals import scan_source, write_signals
+
     def action():
         prior_values = None
         if prior:
@@ -126,7 +128,7 @@ def scan_cmd(
         return scan_source(store=store, table=table, long=long, drugs=_split(drug), events=_split(events),
                            roles=_split([roles]), stratify=_split([stratify]), drug_map=drug_map, groups=groups,
                            controls=controls, no_controls=no_controls, prior=prior_values, squash=squash,
-                           truncation=truncation.value, alpha=alpha, haldane=haldane, strict=strict)
+                           truncation=truncation.value, ci_level=ci_level, haldane=haldane, strict=strict)
 
     ct, res = run_cli(action)
     console.print(res.to_rich_table())
@@ -141,8 +143,8 @@ def scan_cmd(
             + ("; at the edge of the parameter space" if fit.boundary else ""), highlight=False)
     console.print(f"Reports: {mask_count(ct.n_reports)}; source: {ct.source}", highlight=False)
     for v in res.control_verdicts():
-        ok = [m for m, good in v["as_expected"].items() if good]
-        console.print(f"control {v['drug']} × {v['event']} (expected {v['expected']}): as expected under "
+        ok = [m for m, good in v.as_expected.items() if good]
+        console.print(f"control {v.drug} × {v.event} (expected {v.expected}): as expected under "
                       f"{', '.join(ok) or 'no method'}", highlight=False)
     for note in res.notes:
         console.print(f"note: {note}", highlight=False)
@@ -162,6 +164,8 @@ def synth_cmd(
                                  "broken and collapsed lines, Windows-1252 bytes, bad rows)."),
 ) -> None:
     """Write a synthetic FAERS quarter in the real format with a known truth (not real data)."""
+    from ketaweight.signals.synthetic import SyntheticQuarter, write_synthetic_quarter
+
     def action():
         if reports < 100:
             raise InputError([(Location("--reports"), f"need at least 100 reports, got {reports}")])
@@ -179,6 +183,8 @@ def status_cmd(
     quarantine: int = typer.Option(20, "--quarantine", help="Show up to this many quarantined rows (0: none)."),
 ) -> None:
     """Show what a store holds: quarters and per-file accounting, deduplication steps, quarantined rows."""
+    from ketaweight.signals.status import faers_status
+
     status = run_cli(lambda: faers_status(store, quarantine_limit=quarantine))
     files, dedup, bad, n_bad = status.files, status.dedup, status.quarantined, status.n_quarantined
     t = Table(title=f"FAERS files in {store}")

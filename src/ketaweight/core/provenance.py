@@ -43,7 +43,13 @@ class Provenance:
 
     @property
     def label(self) -> str:
-        """How the report labels numbers from these data."""
+        """How the report labels numbers from these data.
+
+        >>> Provenance("simulated", "ketaweight simulator, scenario 'article'").label
+        "simulated data (ketaweight simulator, scenario 'article')"
+        >>> Provenance("real", "records loaded from clinic/", "2023–2025").label
+        'real records loaded from clinic/, 2023–2025'
+        """
         period = f", {self.period}" if self.period else ""
         if self.origin == "simulated":
             return f"simulated data ({self.source}{period})"

@@ -1,15 +1,18 @@
-"""Read what the report and the evidence grade need out of results files, without copying them.
+"""What the report and the evidence grade show of the typed results, as labelled estimate rows.
 
-The causal results (``kind = "causal"``) and the mechanisms results (``kind = "mechanisms"``:
-mediation, dose-response, heterogeneity, written by ``ketaweight.pipelines.mechanisms``) have fixed
-shapes (``docs/results-schema.md``); these readers turn the parts the report shows into
-labelled estimate rows.  Nothing here invents a number: a missing part gives no row.
+Reads :class:`~ketaweight.pipelines.results.MechanismsResults` (mediation, dose-response,
+heterogeneity) and causal analyses; nothing here invents a number: a missing part gives no row.
 """
 
 from __future__ import annotations
 
 from dataclasses import dataclass
-from typing import Any
+
+from ketaweight.causal.result import CausalResult
+from ketaweight.core.protocol import Count
+from ketaweight.mechanisms.dose_response import DoseResponseResult
+from ketaweight.pipelines.results import MechanismsResults
+from ketaweight.study.labels import label, level_label
 
 
 @dataclass(frozen=True)
@@ -20,60 +23,61 @@ class EstimateRow:
     estimate: float
     ci_low: float
     ci_high: float
-    n: int | str | None = None
+    n: Count | None = None
 
     @property
     def excludes_zero(self) -> bool:
         """True when the interval lies entirely on one side of zero."""
         return self.ci_low > 0 or self.ci_high < 0
 
+    @classmethod
+    def of(cls, r: CausalResult, label: str | None = None) -> EstimateRow:
+        return cls(label or r.estimand, r.estimate, r.ci_low, r.ci_high, r.n)
 
-def _row(label: str, d: dict[str, Any]) -> EstimateRow:
-    return EstimateRow(label, float(d["estimate"]), float(d["ci_low"]), float(d["ci_high"]), d.get("n"))
 
-
-def mediation_rows(mechanisms: dict[str, Any]) -> list[EstimateRow]:
+def mediation_rows(m: MechanismsResults) -> list[EstimateRow]:
     """Total, each pathway, the direct and the interaction remainder (interventional effects, kg)."""
-    m = mechanisms["results"]["mediation"]
-    if m is None:  # not estimable in this run (the reason is in results["not_estimable"])
+    if m.mediation is None:  # not estimable in this run (the reason is in m.not_estimable)
         return []
-    return ([_row(m["total"]["estimand"], m["total"])]
-            + [_row(r["estimand"], r) for r in m["pathways"].values()]
-            + [_row(m["direct"]["estimand"], m["direct"]), _row(m["interaction"]["estimand"], m["interaction"])])
+    return [EstimateRow.of(r) for r in m.mediation.effects]
 
 
-def pathway_rows(mechanisms: dict[str, Any]) -> list[EstimateRow]:
+def pathway_rows(m: MechanismsResults) -> list[EstimateRow]:
     """Only the named pathways (what 'plausibility' asks about)."""
-    m = mechanisms["results"]["mediation"]
-    return [] if m is None else [_row(r["estimand"], r) for r in m["pathways"].values()]
+    return [] if m.mediation is None else [EstimateRow.of(r) for r in m.mediation.pathways.values()]
 
 
-def curves(mechanisms: dict[str, Any], method: str = "msm") -> list[dict[str, Any]]:
+def curves(m: MechanismsResults, method: str = "msm") -> list[DoseResponseResult]:
     """Dose-response curves of one method over the whole treated group (not by a factor)."""
-    return [c for c in mechanisms["results"]["dose_response"]
-            if c["method"] == method and not c["settings"]["spec"].get("by")]
+    return [c for c in m.dose_response if c.method == method and not c.by]
 
 
-def gradient_rows(mechanisms: dict[str, Any]) -> list[EstimateRow]:
+def gradient_rows(m: MechanismsResults) -> list[EstimateRow]:
     """The MSM's linear dose term per exposure: the curve's slope at zero exposure (kg per unit)."""
-    return [_row(f"{c['exposure']} (MSM slope, kg per unit)", {**c["coefficients"][c["exposure"]], "n": c.get("n")})
-            for c in curves(mechanisms) if c["exposure"] in c["coefficients"]]
+    rows = []
+    for c in curves(m):
+        if c.exposure in c.coefficients:
+            k = c.coefficients[c.exposure]
+            rows.append(EstimateRow(f"{label(c.exposure)}: slope (MSM, kg per unit)", k["estimate"], k["ci_low"],
+                                    k["ci_high"], c.n))
+    return rows
 
 
-def subgroup_rows(mechanisms: dict[str, Any]) -> list[EstimateRow]:
+def subgroup_rows(m: MechanismsResults) -> list[EstimateRow]:
     """Effect within each level of each prespecified modifier, then each version (route) vs none."""
-    het = mechanisms["results"]["heterogeneity"]
-    rows = [_row(r["estimand"], r) for m in het["subgroups"] for r in m["subgroups"]]
-    return rows + [_row(r["estimand"], r) for v in het["versions"] for r in v["effects"]]
-
-
-def primary_estimate(analysis: dict[str, Any], method: str) -> dict[str, Any] | None:
-    """The estimate of ``method`` in one causal payload (``analyses[column]``), or None."""
-    return next((e for e in analysis.get("estimates", []) if e.get("method") == method), None)
+    het = m.heterogeneity
+    rows = [EstimateRow.of(r, f"{label(mod.modifier)}: {level_label(mod.modifier, lev)}")
+            for mod in het.subgroups for lev, r in zip(mod.levels, mod.subgroups)]
+    return rows + [EstimateRow.of(r, f"{label(v.version)}: {level_label(v.version, lev)} vs no course")
+                   for v in het.versions for lev, r in zip(v.levels, v.effects)]
 
 
 def horizon_phrase(days: int | float | None) -> str:
-    """'12 weeks' for 84 days; '30 days' when not a whole number of weeks."""
+    """'12 weeks' for 84 days; '30 days' when not a whole number of weeks.
+
+    >>> horizon_phrase(84), horizon_phrase(30)
+    ('12 weeks', '30 days')
+    """
     if days is None:
         return "the outcome horizon"
     d = int(days)

@@ -29,15 +29,26 @@ excludes zero, and the grade.
 
 from __future__ import annotations
 
-from dataclasses import asdict, dataclass, field, replace
-from typing import Any, Literal
+import math
+from dataclasses import dataclass, field, replace
+from typing import Literal
 
-from ketaweight.evidence.extract import EstimateRow, gradient_rows, horizon_phrase, pathway_rows, primary_estimate
+from ketaweight.causal.analysis import CausalAnalysis
+from ketaweight.causal.result import CausalResult
+from ketaweight.core.privacy import MIN_CELL_COUNT
+from ketaweight.core.protocol import Real, Result
+from ketaweight.core.results import ResultsFile
+from ketaweight.core.summary import Summary
+from ketaweight.evidence.extract import EstimateRow, gradient_rows, horizon_phrase, pathway_rows
+from ketaweight.pipelines.results import CausalStudy, MechanismsResults
+from ketaweight.signals.report import SignalsReport
+from ketaweight.study.spec import Study
 
 LEVELS = ("very low", "low", "moderate", "high")
 """Certainty levels, lowest first (GRADE)."""
 
 Verdict = Literal["supports", "against", "neutral", "not assessed"]
+Conclusion = Literal["loss", "gain", "negligible", "no detectable effect", "not estimable"]
 
 
 @dataclass(frozen=True, kw_only=True)
@@ -62,7 +73,7 @@ class GradingRules:
 
 
 @dataclass(frozen=True)
-class Criterion:
+class Criterion(Result):
     """One row of the Bradford Hill table: what was asked, what the run found, what it does to the grade."""
 
     name: str
@@ -74,26 +85,34 @@ class Criterion:
 
 
 @dataclass(frozen=True)
-class Answer:
+class Answer(Result):
     """The graded answer: the primary estimate, its reading, the grade, the criteria and the sentence."""
 
-    estimate_kg: float
-    ci_low_kg: float
-    ci_high_kg: float
-    estimate_pct: float | None
+    estimate_kg: Real
+    ci_low_kg: Real
+    ci_high_kg: Real
+    estimate_pct: Real | None
     method: str
-    conclusion: Literal["loss", "gain", "negligible", "no detectable effect"]
+    conclusion: Conclusion
     grade: str
     criteria: list[Criterion] = field(default_factory=list)
     sentence: str = ""
 
-    def to_dict(self) -> dict[str, Any]:
-        """JSON-ready form (the report's JSON carries it unchanged)."""
-        return asdict(self)
+    def summary(self) -> Summary:
+        return Summary(self.sentence, ("criterion", "finding", "verdict", "grade change"),
+                       tuple((c.name, c.finding, c.verdict, f"{c.grade_change:+d}" if c.grade_change else "0")
+                             for c in self.criteria), tuple(f"{c.name}: {c.rule}" for c in self.criteria))
 
 
-def fmt_num(x: float, digits: int = 2) -> str:
-    """A number for people: fixed decimals, a true minus sign (U+2212); −0.00 is written 0.00."""
+def fmt_num(x: float | None, digits: int = 2) -> str:
+    """A number for people: fixed decimals, a true minus sign (U+2212); −0.00 is written 0.00; an undefined
+    number (None, NaN, ±inf) is an em dash.
+
+    >>> fmt_num(-0.537), fmt_num(-0.001), fmt_num(2.5, 1), fmt_num(float("nan"))
+    ('−0.54', '0.00', '2.5', '—')
+    """
+    if x is None or not math.isfinite(x):
+        return "—"
     s = f"{x:.{digits}f}"
     if float(s) == 0:
         return f"{0:.{digits}f}"
@@ -104,8 +123,16 @@ def _ci_text(lo: float, hi: float, level: float = 0.95) -> str:
     return f"{int(round(level * 100))}% CI {fmt_num(lo)} to {fmt_num(hi)}"
 
 
-def conclude(est: float, lo: float, hi: float, rules: GradingRules) -> Literal["loss", "gain", "negligible", "no detectable effect"]:
-    """Read an interval: no detectable effect if it covers 0; negligible if inside ±negligible_kg; else its sign."""
+def conclude(est: float, lo: float, hi: float, rules: GradingRules) -> Conclusion:
+    """Read an interval: not estimable without a finite estimate and interval; no detectable effect if it
+    covers 0; negligible if inside ±negligible_kg; else its sign.
+
+    >>> r = GradingRules()
+    >>> conclude(-0.54, -0.56, -0.51, r), conclude(0.0, -0.03, 0.02, r), conclude(-0.05, -0.08, -0.02, r)
+    ('loss', 'no detectable effect', 'negligible')
+    """
+    if not all(math.isfinite(v) for v in (est, lo, hi)):
+        return "not estimable"
     if lo <= 0 <= hi:
         return "no detectable effect"
     if -rules.negligible_kg < lo and hi < rules.negligible_kg:
@@ -121,14 +148,14 @@ def _size_word(est: float, rules: GradingRules) -> str:
 # ---- criteria -------------------------------------------------------------------------------
 
 
-def _strength(primary: dict[str, Any], conclusion: str, rules: GradingRules, bias_ok: bool) -> Criterion:
-    sens = primary.get("sensitivity") or {}
+def _strength(primary: CausalResult, conclusion: str, rules: GradingRules, bias_ok: bool) -> Criterion:
+    sens = primary.sensitivity or {}
     ev_ci, ev_est, rr = sens.get("evalue_ci"), sens.get("evalue_estimate"), sens.get("rr")
     rule = (f"effect detected: CI-limit E-value < {rules.evalue_weak:g} → −1; approximate RR ≤ {1 / rules.large_rr:g} "
             f"or ≥ {rules.large_rr:g} with no bias downgrade → +1; no effect detected → 0")
-    finding = (f"estimate {fmt_num(primary['estimate'])} kg; E-value {ev_est:.2f} for the estimate, {ev_ci:.2f} for the CI limit"
-               if ev_ci is not None and ev_est is not None else f"estimate {fmt_num(primary['estimate'])} kg; E-value not available")
-    if conclusion in ("no detectable effect", "negligible"):
+    finding = (f"estimate {fmt_num(primary.estimate)} kg; E-value {ev_est:.2f} for the estimate, {ev_ci:.2f} for the CI limit"
+               if ev_ci is not None and ev_est is not None else f"estimate {fmt_num(primary.estimate)} kg; E-value not available")
+    if conclusion in ("no detectable effect", "negligible", "not estimable"):
         return Criterion("Strength", "How large is the effect, and how strong would unmeasured confounding have to be "
                          "to explain it?", finding + "; no effect to explain away", "neutral", 0, rule)
     if ev_ci is not None and ev_ci < rules.evalue_weak:
@@ -141,30 +168,32 @@ def _strength(primary: dict[str, Any], conclusion: str, rules: GradingRules, bia
                      "supports", 1 if (large and bias_ok) else 0, rule)
 
 
-def _consistency(analysis: dict[str, Any], primary: dict[str, Any], conclusion: str, rules: GradingRules) -> Criterion:
-    adjusted = [e for e in analysis.get("estimates", []) if e.get("method") != "crude"]
+def _consistency(analysis: CausalAnalysis, primary: CausalResult, conclusion: str, rules: GradingRules) -> Criterion:
+    adjusted = [e for e in analysis.estimates if e.method != "crude"]
     rule = ("every adjusted estimator's CI overlaps the primary CI and reaches the same conclusion → 0; otherwise −1 "
             "(the crude difference is shown, not judged)")
     q = "Do the estimators that adjust in different ways (outcome model, weights, both, g-estimation) agree?"
     if len(adjusted) < 2:
         return Criterion("Consistency", q, "fewer than two adjusted estimators were run", "not assessed", 0, rule)
-    lo, hi = primary["ci_low"], primary["ci_high"]
-    bad = [e["method"] for e in adjusted
-           if e["ci_high"] < lo or e["ci_low"] > hi or conclude(e["estimate"], e["ci_low"], e["ci_high"], rules) != conclusion]
-    span = f"{fmt_num(min(e['estimate'] for e in adjusted))} to {fmt_num(max(e['estimate'] for e in adjusted))} kg"
+    lo, hi = primary.ci_low, primary.ci_high
+    bad = [e.method for e in adjusted
+           if e.ci_high < lo or e.ci_low > hi or conclude(e.estimate, e.ci_low, e.ci_high, rules) != conclusion]
+    span = f"{fmt_num(min(e.estimate for e in adjusted))} to {fmt_num(max(e.estimate for e in adjusted))} kg"
     if bad:
         return Criterion("Consistency", q, f"{len(adjusted)} adjusted estimators range {span}; disagree: {', '.join(bad)}",
                          "against", -1, rule)
     return Criterion("Consistency", q, f"{len(adjusted)} adjusted estimators range {span} and agree", "supports", 0, rule)
 
 
-def _precision(primary: dict[str, Any], rules: GradingRules) -> Criterion:
-    lo, hi = primary["ci_low"], primary["ci_high"]
+def _precision(primary: CausalResult, rules: GradingRules) -> Criterion:
+    lo, hi = primary.ci_low, primary.ci_high
     width = hi - lo
     rule = (f"CI width ≤ MID ({rules.mid_kg:g} kg) → 0; wider → −1; CI spanning 0 and an important effect "
             f"(≤ −{rules.mid_kg:g} or ≥ {rules.mid_kg:g} kg) → −2")
     q = "Is the interval narrow enough to tell an important effect from none?"
     finding = f"95% CI {fmt_num(lo)} to {fmt_num(hi)} kg (width {width:.2f} kg)"
+    if not (math.isfinite(lo) and math.isfinite(hi)):
+        return Criterion("Precision", q, "no confidence interval could be computed", "against", -2, rule)
     if lo <= 0 <= hi and (lo <= -rules.mid_kg or hi >= rules.mid_kg):
         return Criterion("Precision", q, finding + ": compatible with no effect and with an important one", "against", -2, rule)
     if width > rules.mid_kg:
@@ -172,39 +201,48 @@ def _precision(primary: dict[str, Any], rules: GradingRules) -> Criterion:
     return Criterion("Precision", q, finding, "supports", 0, rule)
 
 
-def _temporality(study: dict[str, Any]) -> Criterion:
-    horizon = (study.get("outcome") or {}).get("horizon_days")
-    grace = (study.get("treatment") or {}).get("grace_days")
+def _temporality(study: Study | None) -> Criterion:
+    horizon = study.outcome.horizon_days if study is not None else None
+    grace = study.treatment.grace_days if study is not None else None
     return Criterion("Temporality", "Does the exposure come before the outcome?",
                      f"by design: treatment starts within {grace} days of time zero, weight is measured "
                      f"{horizon_phrase(horizon)} later; baseline covariates are measured before time zero",
                      "supports", 0, "target-trial emulation fixes the order; counted in the starting level")
 
 
-def _negative_control(analysis: dict[str, Any]) -> Criterion:
-    ncs = analysis.get("negative_controls") or []
+def _negative_control(analysis: CausalAnalysis) -> Criterion:
+    ncs = analysis.negative_controls
     rule = "negative-control outcome CI covers 0 → 0; excludes 0 (residual confounding or bias) → −1"
     q = "Does the analysis find an 'effect' on an outcome ketamine cannot change (resting heart rate)?"
     if not ncs:
         return Criterion("Negative control", q, "no negative-control outcome was analysed", "not assessed", 0, rule)
     nc = ncs[0]
-    r = nc["result"]
-    finding = f"{r['method']} estimate on {nc['outcome']}: {fmt_num(r['estimate'])} ({fmt_num(r['ci_low'])} to {fmt_num(r['ci_high'])})"
-    if nc.get("covers_null"):
+    r = nc.result
+    if nc.covers_null is None:
+        return Criterion("Negative control", q, f"the {r.method} estimate on {nc.outcome} could not be estimated",
+                         "not assessed", 0, rule)
+    finding = f"{r.method} estimate on {nc.outcome}: {fmt_num(r.estimate)} ({fmt_num(r.ci_low)} to {fmt_num(r.ci_high)})"
+    if nc.covers_null:
         return Criterion("Negative control", q, finding + ": covers 0", "supports", 0, rule)
     return Criterion("Negative control", q, finding + ": excludes 0, a sign of bias", "against", -1, rule)
 
 
-def _balance(primary: dict[str, Any]) -> Criterion:
-    d = primary.get("diagnostics") or {}
+def _balance(primary: CausalResult) -> Criterion:
+    d = primary.diagnostics or {}
     bal, ov, th = d.get("balance") or {}, d.get("overlap") or {}, d.get("thresholds") or {}
     smd, smd_th = bal.get("max_abs_smd_weighted"), bal.get("threshold", th.get("smd", 0.1))
     out, out_th = ov.get("share_outside_support"), th.get("outside_support", 0.05)
     rule = f"max weighted |SMD| ≤ {smd_th:g} and share outside common support ≤ {out_th:g} → 0; otherwise −1"
     q = "After adjustment, do treated and untreated patients look alike, and do they overlap?"
+    n = d.get("n_analysed")
+    if out is None and ov.get("n_outside_support") == "<11" and isinstance(n, int) and n > 0:
+        out = MIN_CELL_COUNT / n  # masked: fewer than 11 outside support, a share below 11/n (an upper bound)
+        outside = f"fewer than 11 patients (< {100 * out:.1f}%) outside common support"
+    else:
+        outside = f"{100 * out:.1f}% of patients outside common support" if out is not None else ""
     if smd is None or out is None:
         return Criterion("Balance and overlap", q, "diagnostics not available", "not assessed", 0, rule)
-    finding = f"max weighted |SMD| {smd:.3f}; {100 * out:.1f}% of patients outside common support"
+    finding = f"max weighted |SMD| {smd:.3f}; {outside}"
     if smd > smd_th or out > out_th:
         return Criterion("Balance and overlap", q, finding, "against", -1, rule)
     return Criterion("Balance and overlap", q, finding, "supports", 0, rule)
@@ -227,16 +265,16 @@ def _rows_criterion(name: str, question: str, rows: list[EstimateRow] | None, co
     return Criterion(name, question, listing, "neutral", 0, rule)
 
 
-def _coherence(signals: list[dict[str, Any]]) -> Criterion:
+def _coherence(signals: list[ResultsFile]) -> Criterion:
     rule = "shown, never graded: disproportionality compares reporting, not incidence"
     q = "Do spontaneous reports (FAERS) mention weight loss with ketamine or esketamine more often than expected?"
     rows = []
     for doc in signals:
-        label = doc.get("provenance", {}).get("label") or doc.get("provenance", {}).get("source", "reports")
-        for p in doc.get("results", {}).get("pairs", []):
-            if p.get("role") == "requested" and p.get("drug") in ("ketamine", "esketamine") and "loss" in str(p.get("event")):
-                hit = [m["method"] for m in p["measures"] if m.get("signal")]
-                rows.append(f"{p['drug']} × {p['event']} in {label}: " + (f"signal by {', '.join(hit)}" if hit else "no signal"))
+        report: SignalsReport = doc.results
+        for p in report.requested:
+            if p.drug in ("ketamine", "esketamine") and "loss" in p.event:
+                hit = p.signals
+                rows.append(f"{p.drug} × {p.event} in {doc.label}: " + (f"signal by {', '.join(hit)}" if hit else "no signal"))
     if not rows:
         return Criterion("Coherence", q, "no ketamine or esketamine report data in this run", "not assessed", 0, rule)
     return Criterion("Coherence", q, "; ".join(rows), "neutral", 0, rule)
@@ -255,10 +293,10 @@ def _replication(raw_level: int, rules: GradingRules) -> Criterion:
 
 
 def grade_evidence(
-    weight: dict[str, Any],
+    weight: ResultsFile,
     *,
-    signals: list[dict[str, Any]] | None = None,
-    mechanisms: dict[str, Any] | None = None,
+    signals: list[ResultsFile] | None = None,
+    mechanisms: ResultsFile | None = None,
     rules: GradingRules | None = None,
 ) -> Answer:
     """Grade the answer from the weight study's results file (``kind = "causal"``) and whatever else ran.
@@ -268,16 +306,17 @@ def grade_evidence(
     files.  Raises ValueError when the primary estimator is missing.
     """
     rules = rules or GradingRules()
-    res = weight["results"]
-    analysis = res["analyses"]["outcome_change"]
-    primary = primary_estimate(analysis, rules.primary_method)
+    res: CausalStudy = weight.results
+    analysis = res.analyses["outcome_change"]
+    primary = analysis.estimate(rules.primary_method)
     if primary is None:
         raise ValueError(f"the weight results have no '{rules.primary_method}' estimate; run the study with it, "
-                         f"or choose GradingRules(primary_method=...) among "
-                         f"{[e.get('method') for e in analysis.get('estimates', [])]}")
-    pct = primary_estimate(res["analyses"].get("outcome_change_pct", {}), rules.primary_method)
-    est, lo, hi = primary["estimate"], primary["ci_low"], primary["ci_high"]
+                         f"or choose GradingRules(primary_method=...) among {[e.method for e in analysis.estimates]}")
+    pct_analysis = res.analyses.get("outcome_change_pct")
+    pct = pct_analysis.estimate(rules.primary_method) if pct_analysis is not None else None
+    est, lo, hi = primary.estimate, primary.ci_low, primary.ci_high
     conclusion = conclude(est, lo, hi, rules)
+    mech: MechanismsResults | None = mechanisms.results if mechanisms is not None else None
 
     balance = _balance(primary)
     nc = _negative_control(analysis)
@@ -286,15 +325,15 @@ def grade_evidence(
         _strength(primary, conclusion, rules, bias_ok),
         _consistency(analysis, primary, conclusion, rules),
         _precision(primary, rules),
-        _temporality(res.get("study", {})),
+        _temporality(res.study),
         _rows_criterion("Biological gradient", "Does more ketamine (dose, sessions, course length) go with more effect?",
-                        None if mechanisms is None else gradient_rows(mechanisms),
+                        None if mech is None else gradient_rows(mech),
                         conclusion, est, "a dose-response slope (MSM linear term: cumulative mg/kg, sessions, "
                         "sessions/week or course length) excluding 0 in the effect's direction, no bias downgrade → +1; "
                         "otherwise 0", 1 if bias_ok else 0),
         _rows_criterion("Plausibility (mechanism)", "Does a measured pathway (appetite, metabolism, mood → activity) "
                         "carry the effect?",
-                        None if mechanisms is None else pathway_rows(mechanisms),
+                        None if mech is None else pathway_rows(mech),
                         conclusion, est, "shown, never graded: mediation needs stronger assumptions than the total "
                         "effect", 0),
         _coherence(signals or []),
@@ -303,19 +342,24 @@ def grade_evidence(
     ]
     criteria.append(_replication(rules.start_level + sum(c.grade_change for c in criteria), rules))
     level = max(0, rules.start_level + sum(c.grade_change for c in criteria))
-    answer = Answer(est, lo, hi, pct["estimate"] if pct else None, rules.primary_method, conclusion, LEVELS[level], criteria)
+    answer = Answer(est, lo, hi, pct.estimate if pct else None, rules.primary_method, conclusion, LEVELS[level], criteria)
     return _with_sentence(answer, weight, rules)
 
 
-def _with_sentence(a: Answer, weight: dict[str, Any], rules: GradingRules) -> Answer:
-    prov = weight.get("provenance", {})
-    study = weight["results"].get("study", {})
-    data = "In these simulated data" if prov.get("synthetic") else f"In these data ({prov.get('source', 'records')})"
-    drugs = " or ".join((study.get("treatment") or {}).get("drugs") or ["ketamine"])
-    when = horizon_phrase((study.get("outcome") or {}).get("horizon_days"))
+def _with_sentence(a: Answer, weight: ResultsFile, rules: GradingRules) -> Answer:
+    data = weight.data
+    study: Study | None = weight.results.study
+    where = "In these simulated data" if data is not None and data.synthetic else \
+        f"In these data ({data.source if data is not None else 'records'})"
+    drugs = " or ".join(study.treatment.drugs if study is not None else ["ketamine"])
+    when = horizon_phrase(study.outcome.horizon_days if study is not None else None)
     ci = _ci_text(a.ci_low_kg, a.ci_high_kg)
-    pct = f"; {fmt_num(a.estimate_pct)}% of body weight" if a.estimate_pct is not None else ""
-    if a.conclusion == "no detectable effect":
+    pct = f"; {fmt_num(a.estimate_pct)}% of body weight" if a.estimate_pct is not None and math.isfinite(a.estimate_pct) else ""
+    if a.conclusion == "not estimable":
+        body = (f"the effect of starting a {drugs} course on weight at {when} could not be estimated "
+                f"(the {a.method} estimate or its confidence interval is undefined: too few patients in one arm, or no "
+                f"overlap; see the warnings)")
+    elif a.conclusion == "no detectable effect":
         bound = (f", ruling out a change of {rules.mid_kg:g} kg or more either way"
                  if -rules.mid_kg < a.ci_low_kg and a.ci_high_kg < rules.mid_kg else "")
         body = (f"starting a {drugs} course had no detectable effect on weight at {when}: "
@@ -326,4 +370,4 @@ def _with_sentence(a: Answer, weight: dict[str, Any], rules: GradingRules) -> An
     else:
         body = (f"starting a {drugs} course changed weight at {when} by {fmt_num(a.estimate_kg)} kg "
                 f"({ci}{pct}), {_size_word(a.estimate_kg, rules)} {a.conclusion}")
-    return replace(a, sentence=f"{data}, {body}; certainty: {a.grade}.")
+    return replace(a, sentence=f"{where}, {body}; certainty: {a.grade}.")

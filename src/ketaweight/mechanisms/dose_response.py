@@ -40,10 +40,13 @@ from scipy import stats
 
 from ketaweight.causal.design import build_design, numeric_by_value
 from ketaweight.causal.diagnostics import WarningLog
-from ketaweight.mechanisms.effects import weight_summary, z_value
+from ketaweight.causal.diagnostics import weight_summary
+from ketaweight.mechanisms.effects import z_value
 from ketaweight.causal.glm import fit_linear, fit_logistic, linear_sandwich, solve_spd, weighted_gram
 from ketaweight.causal.spec import OnFailure
 from ketaweight.core.errors import InputError, Location, PositivityWarning
+from ketaweight.core.protocol import Count, Real, Result
+from ketaweight.core.summary import Summary
 
 Method = Literal["msm", "g-formula"]
 _Fit = tuple[dict[str, dict[str, float]], list["CurvePoint"], dict[str, Any], str]
@@ -90,22 +93,19 @@ class DoseResponseSpec:
 
 
 @dataclass(frozen=True)
-class CurvePoint:
+class CurvePoint(Result):
     """One point of a dose-response curve; ``by`` is the factor level (None without a factor)."""
 
-    exposure: float
-    estimate: float
-    se: float
-    ci_low: float
-    ci_high: float
+    exposure: Real
+    estimate: Real
+    se: Real
+    ci_low: Real
+    ci_high: Real
     by: str | None = None
-
-    def to_dict(self) -> dict[str, Any]:
-        return asdict(self)
 
 
 @dataclass(frozen=True)
-class DoseResponseResult:
+class DoseResponseResult(Result):
     """A fitted dose-response curve.
 
     ``coefficients`` maps MSM term names to ``{estimate, se, ci_low, ci_high}`` (the g-formula
@@ -116,23 +116,35 @@ class DoseResponseResult:
     exposure: str
     outcome: str
     method: Method
-    coefficients: dict[str, dict[str, float]]
+    coefficients: dict[str, dict[str, Real]]
     curve: tuple[CurvePoint, ...]
-    n: int
+    n: Count
     variance: str
     ci_level: float
     diagnostics: dict[str, Any] = field(repr=False)
     warnings: tuple[str, ...] = ()
     settings: dict[str, Any] = field(default_factory=dict, repr=False)
 
-    def to_dict(self) -> dict[str, Any]:
-        """Plain dict (``curve`` as a list of points)."""
-        return {
-            "exposure": self.exposure, "outcome": self.outcome, "method": self.method,
-            "coefficients": self.coefficients, "curve": [p.to_dict() for p in self.curve], "n": self.n,
-            "variance": self.variance, "ci_level": self.ci_level, "diagnostics": self.diagnostics,
-            "warnings": list(self.warnings), "settings": self.settings,
-        }
+    @property
+    def by(self) -> str | None:
+        """The factor the curves are split by (None for one curve over all rows)."""
+        return (self.settings.get("spec") or {}).get("by")
+
+    def plot(self) -> Any:
+        """The curve with its confidence band (one curve; with a factor, the points of every level), as a Figure."""
+        from ketaweight.core import figures
+
+        pts = self.curve
+        return figures.curve_plot([p.exposure for p in pts], [p.estimate for p in pts], [p.ci_low for p in pts],
+                                  [p.ci_high for p in pts], xlabel=self.exposure, ylabel=f"mean {self.outcome}",
+                                  alt=f"Dose-response of {self.outcome} on {self.exposure} ({self.method})")
+
+    def summary(self) -> Summary:
+        rows = tuple((f"{p.exposure:.3g}", *((p.by,) if self.by else ()), f"{p.estimate:.3f}",
+                      f"({p.ci_low:.3f}, {p.ci_high:.3f})") for p in self.curve)
+        header = ("exposure", *(("level",) if self.by else ()), "estimate", f"{self.ci_level:.0%} CI")
+        return Summary(f"Dose-response of {self.outcome} on {self.exposure} ({self.method})", header, rows,
+                       (f"variance: {self.variance}", *self.warnings))
 
 
 @dataclass(frozen=True)

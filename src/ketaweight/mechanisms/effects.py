@@ -97,11 +97,3 @@ def holm(p_values: Sequence[float]) -> list[float]:
         running = max(running, min(1.0, (m - rank) * p[i]))
         adjusted[i] = running
     return adjusted.tolist()
-
-
-def weight_summary(w: np.ndarray) -> dict[str, float]:
-    """Range, mean, 1st/99th percentiles and Kish effective sample size (Σw)²/Σw² of weights."""
-    return {
-        "min": float(w.min()), "p01": float(np.quantile(w, 0.01)), "mean": float(w.mean()),
-        "p99": float(np.quantile(w, 0.99)), "max": float(w.max()), "ess": float(w.sum() ** 2 / np.sum(w * w)),
-    }

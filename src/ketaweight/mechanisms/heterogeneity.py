@@ -47,43 +47,45 @@ from threadpoolctl import threadpool_limits
 from ketaweight.causal.aipw import AIPW
 from ketaweight.causal.data import AnalysisData, prepare
 from ketaweight.causal.design import category_levels
-from ketaweight.mechanisms.effects import holm, wald_result, weight_summary, z_value
+from ketaweight.causal.diagnostics import weight_summary
+from ketaweight.mechanisms.effects import holm, wald_result, z_value
 from ketaweight.causal.glm import fit_linear, fit_logistic, linear_sandwich
 from ketaweight.causal.ipw import IPW
-from ketaweight.causal.result import CausalResult
+from ketaweight.causal.result import CausalResult, summarise
 from ketaweight.causal.spec import AnalysisSpec
 from ketaweight.causal.weights import censoring_model, censoring_weights
 from ketaweight.core.errors import InputError, Location
+from ketaweight.core.privacy import mask_count
+from ketaweight.core.protocol import InMemory, Real, Result
+from ketaweight.core.summary import Summary
 
 
 @dataclass(frozen=True)
-class ModifierResult:
+class ModifierResult(Result):
     """Effect modification by one baseline modifier.
 
     ``subgroups`` one :class:`CausalResult` per level (effect in that level), ``interactions``
     the θk (level vs reference) as results, ``chi2``/``df``/``p_value`` the Wald heterogeneity
-    test, ``p_holm`` its Holm-adjusted p-value across the modifiers analysed together.
+    test (``test`` says which), ``p_holm`` its Holm-adjusted p-value across the modifiers analysed
+    together.
     """
 
     modifier: str
     levels: tuple[str, ...]
     subgroups: tuple[CausalResult, ...]
     interactions: tuple[CausalResult, ...]
-    chi2: float
+    chi2: Real
     df: int
-    p_value: float
-    p_holm: float = float("nan")
-    weights: dict[str, float] = field(default_factory=dict)
+    p_value: Real
+    p_holm: Real = float("nan")
+    weights: dict[str, Any] = field(default_factory=dict)  # causal.diagnostics.weight_summary (n may be masked)
+    test: str = "Wald chi-square, H0: no effect modification"
 
-    def to_dict(self) -> dict[str, Any]:
-        return {
-            "modifier": self.modifier, "levels": list(self.levels),
-            "subgroups": [r.to_dict() for r in self.subgroups],
-            "interactions": [r.to_dict() for r in self.interactions],
-            "test": {"statistic": "Wald chi-square, H0: no effect modification", "chi2": self.chi2, "df": self.df,
-                     "p_value": self.p_value, "p_holm": self.p_holm},
-            "weights": self.weights,
-        }
+    def summary(self) -> Summary:
+        s = summarise(self.subgroups)
+        return Summary(f"Effect modification by {self.modifier}", s.header, s.rows,
+                       (f"{self.test}: chi2 {self.chi2:.2f} on {self.df} df, p = {self.p_value:.3g} "
+                        f"(Holm {self.p_holm:.3g})", *s.notes))
 
 
 def modifier_effects(table: pd.DataFrame, spec: AnalysisSpec, modifier: str, *, ci_level: float = 0.95) -> ModifierResult:
@@ -165,20 +167,24 @@ def subgroup_analysis(table: pd.DataFrame, spec: AnalysisSpec, modifiers: Sequen
 
 
 @dataclass(frozen=True)
-class VersionResult:
+class VersionResult(Result):
     """Effects of each version of treatment (e.g. route) against no treatment."""
 
     version: str
     effects: tuple[CausalResult, ...]
-    chi2: float
+    chi2: Real
     df: int
-    p_value: float
+    p_value: Real
+    levels: tuple[str, ...] = ()  # the version of each effect, in order
+    test: str = ("Wald chi-square, H0: equal effects of every version; ignores the positive covariance from shared "
+                 "untreated rows (conservative)")
 
-    def to_dict(self) -> dict[str, Any]:
-        return {"version": self.version, "effects": [r.to_dict() for r in self.effects],
-                "test": {"statistic": "Wald chi-square, H0: equal effects of every version; ignores the positive "
-                                      "covariance from shared untreated rows (conservative)",
-                         "chi2": self.chi2, "df": self.df, "p_value": self.p_value}}
+    def summary(self) -> Summary:
+        if not self.effects:
+            return Summary(f"Effects by {self.version}", ("version",), (), ("no version had enough treated patients",))
+        s = summarise(self.effects)
+        return Summary(f"Effects by {self.version} vs none", s.header, s.rows,
+                       (f"{self.test}: chi2 {self.chi2:.2f} on {self.df} df, p = {self.p_value:.3g}", *s.notes))
 
 
 def version_effects(table: pd.DataFrame, spec: AnalysisSpec, version: str, *, min_treated: int = 30) -> VersionResult:
@@ -199,11 +205,12 @@ def version_effects(table: pd.DataFrame, spec: AnalysisSpec, version: str, *, mi
     est = np.array([r.estimate for r in effects])
     se = np.array([r.se for r in effects])
     if len(effects) < 2:
-        return VersionResult(version, tuple(effects), float("nan"), 0, float("nan"))
+        return VersionResult(version, tuple(effects), float("nan"), 0, float("nan"), tuple(kept))
     w = 1 / se**2
     pooled = np.sum(w * est) / np.sum(w)
     chi2 = float(np.sum(w * (est - pooled) ** 2))
-    return VersionResult(version, tuple(effects), chi2, len(effects) - 1, float(stats.chi2.sf(chi2, len(effects) - 1)))
+    return VersionResult(version, tuple(effects), chi2, len(effects) - 1, float(stats.chi2.sf(chi2, len(effects) - 1)),
+                         tuple(kept))
 
 
 def default_effect_learner() -> HistGradientBoostingRegressor:
@@ -213,21 +220,28 @@ def default_effect_learner() -> HistGradientBoostingRegressor:
 
 
 @dataclass(frozen=True)
-class IndividualEffects:
+class IndividualEffects(Result):
     """Per-patient predicted effects τ̂ (outcome units) and their honest summary.
 
-    ``predicted`` (n,) aligned with the analysed rows (``row_index`` = their index in the input
-    table); ``pseudo_outcome`` φ (n,); ``summary`` the spread, share below −1, and calibration.
+    ``distribution`` the spread, share below the threshold, and calibration (what results files
+    hold); in memory only, never written: ``predicted`` (n,) aligned with the analysed rows
+    (``row_index`` = their index in the input table) and ``pseudo_outcome`` φ (n,).
     """
 
-    predicted: np.ndarray = field(repr=False)
-    pseudo_outcome: np.ndarray = field(repr=False)
-    row_index: np.ndarray = field(repr=False)
-    summary: dict[str, Any]
+    distribution: dict[str, Any]
+    predicted: InMemory = field(default=None, repr=False, compare=False)  # np.ndarray (n,)
+    pseudo_outcome: InMemory = field(default=None, repr=False, compare=False)  # np.ndarray (n,)
+    row_index: InMemory = field(default=None, repr=False, compare=False)  # np.ndarray (n,)
 
-    def to_dict(self) -> dict[str, Any]:
-        """Summary only: per-patient predictions are never written to results files."""
-        return self.summary
+    def summary(self) -> Summary:
+        d = self.distribution
+        p, cal = d["predicted"], d["calibration"]
+        rows = (("mean predicted effect", f"{p['mean']:.3f}"), ("SD of predicted effects", f"{p['sd']:.3f}"),
+                (f"share predicted below {d['threshold']:g}", f"{100 * d['share_predicted_below_threshold']:.1f}%"),
+                ("calibration (BLP) slope", f"{cal['blp_slope']:.2f} ({cal['blp_slope_ci'][0]:.2f}, "
+                                            f"{cal['blp_slope_ci'][1]:.2f})"),
+                ("n", mask_count(d["n"])))
+        return Summary(f"Per-patient effects ({d['method']})", ("quantity", "value"), rows, (d["caveat"], cal["reading"]))
 
 
 def _calibration(tau: np.ndarray, phi: np.ndarray, groups: int = 5) -> dict[str, Any]:
@@ -294,7 +308,7 @@ class DRLearner:
                 inner_est, inner_infl, *_ = aipw._crossfit(data.subset(train), inner_ss[k])
                 tau[test] = clone(learner).fit(x[train], inner_infl + inner_est).predict(x[test])
         rows = _analysed_rows(table, spec, data).index.to_numpy()
-        summary = {
+        distribution = {
             "method": "cross-fitted DR-learner (Kennedy 2023)",
             "average_effect_aipw": float(estimate), "average_effect_aipw_se": float(np.sqrt(np.sum(infl**2)) / data.n),
             "predicted": {"mean": float(tau.mean()), "sd": float(tau.std()),
@@ -309,7 +323,7 @@ class DRLearner:
             "caveat": "predicted effects are model predictions, not measured individual effects; the share below the "
                       "threshold describes predictions and shrinks or grows with the learner's smoothing",
         }
-        return IndividualEffects(tau, phi, rows, summary)
+        return IndividualEffects(distribution, tau, phi, rows)
 
 
 def compare_to_truth(predicted: np.ndarray, truth: np.ndarray) -> dict[str, float]:

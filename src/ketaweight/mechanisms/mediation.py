@@ -51,7 +51,6 @@ The identifying assumptions are written into every result (:data:`ASSUMPTIONS`).
 
 from __future__ import annotations
 
-import html
 import warnings
 from dataclasses import asdict, dataclass, field
 from typing import Any
@@ -64,6 +63,8 @@ from ketaweight.causal.design import build_design, numeric_by_value
 from ketaweight.mechanisms.effects import bootstrap_replicates, percentile_summary
 from ketaweight.causal.glm import fit_logistic, solve_spd, weighted_gram
 from ketaweight.causal.result import CausalResult
+from ketaweight.core.protocol import InMemory, Result
+from ketaweight.core.summary import Summary
 from ketaweight.core.errors import ConvergenceWarning, InputError, KetaweightWarning, Location
 
 ASSUMPTIONS = (
@@ -168,7 +169,7 @@ class MediationSpec:
 
 
 @dataclass(frozen=True)
-class MediationResult:
+class MediationResult(Result):
     """Total, direct, per-pathway and interaction effects (each a :class:`CausalResult`, outcome
     units), the assumptions, and diagnostics (rows, models, the treatment's effect on each mediator)."""
 
@@ -179,36 +180,27 @@ class MediationResult:
     assumptions: tuple[str, ...]
     diagnostics: dict[str, Any] = field(repr=False)
     warnings: tuple[str, ...] = ()
-    row_index: pd.Index | None = field(default=None, repr=False, compare=False)  # the analysed rows of the input table
+    row_index: InMemory = field(default=None, repr=False, compare=False)  # pd.Index: the analysed rows of the input table
 
     @property
     def effects(self) -> list[CausalResult]:
         """Total, direct, each pathway, interaction — in that order."""
         return [self.total, self.direct, *self.pathways.values(), self.interaction]
 
-    def to_dict(self) -> dict[str, Any]:
-        return {
-            "total": self.total.to_dict(), "direct": self.direct.to_dict(),
-            "pathways": {k: v.to_dict() for k, v in self.pathways.items()},
-            "interaction": self.interaction.to_dict(), "assumptions": list(self.assumptions),
-            "diagnostics": self.diagnostics, "warnings": list(self.warnings),
-        }
+    def plot(self) -> Any:
+        """The total, each pathway, the direct and interaction remainders as a forest plot (a Figure)."""
+        from ketaweight.core import figures
 
-    def as_text(self) -> str:
-        """A small table: effect, estimate and CI (outcome units)."""
-        lines = [f"{'effect':<28}{'estimate':>10}  CI"]
-        for r in self.effects:
-            lines.append(f"{r.estimand:<28}{r.estimate:>10.3f}  ({r.ci_low:.3f}, {r.ci_high:.3f})")
-        return "\n".join(lines)
+        eff = self.effects
+        return figures.forest_plot([r.estimand for r in eff], [r.estimate for r in eff], [r.ci_low for r in eff],
+                                   [r.ci_high for r in eff], unit=eff[0].outcome,
+                                   alt="Mediation: the effect carried by each pathway, with bootstrap CIs")
 
-    def as_html(self) -> str:
-        """An HTML table of the effects followed by the assumptions (for the report)."""
-        esc = html.escape
-        rows = "".join(f"<tr><td>{esc(r.estimand)}</td><td>{r.estimate:.3f}</td><td>({r.ci_low:.3f}, {r.ci_high:.3f})</td></tr>"
-                       for r in self.effects)
-        notes = "".join(f"<li>{esc(a)}</li>" for a in self.assumptions)
-        return (f'<table class="ketaweight-mediation"><thead><tr><th>effect</th><th>estimate</th><th>CI</th></tr></thead>'
-                f"<tbody>{rows}</tbody></table><ol>{notes}</ol>")
+    def summary(self) -> Summary:
+        """Effect, estimate and CI (outcome units), with the assumptions as notes."""
+        rows = tuple((r.estimand, f"{r.estimate:.3f}", f"({r.ci_low:.3f}, {r.ci_high:.3f})") for r in self.effects)
+        return Summary("Mediation (interventional effects)", ("effect", "estimate", "CI"), rows,
+                       (*self.assumptions, *self.warnings))
 
 
 @dataclass(frozen=True)

@@ -19,8 +19,9 @@ from pathlib import Path
 from typing import Any
 
 from ketaweight.pipelines.emulation import StudyResults, run_study
-from ketaweight.pipelines.mechanisms import MechanismsResults, run_mechanisms
+from ketaweight.pipelines.mechanisms import run_mechanisms
 from ketaweight.pipelines.responsible_use import responsible_use
+from ketaweight.pipelines.results import MechanismsResults, ResponsibleUse
 from ketaweight.pipelines.signals import SYNTHETIC_FAERS_REPORTS, mddc_signals, synthetic_faers_signals
 from ketaweight.pipelines.simulation import run_simulation
 from ketaweight.signals.scan import ScanResult
@@ -40,7 +41,7 @@ class DemoRun:
     store: Path | None = None
     studies: list[StudyResults] = field(default_factory=list)
     mechanisms: MechanismsResults | None = None
-    responsible_use: dict[str, Any] | None = None
+    responsible_use: ResponsibleUse | None = None
     signals: list[ScanResult] = field(default_factory=list)
 
     @property

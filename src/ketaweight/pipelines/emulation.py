@@ -4,26 +4,29 @@ negative control → one results file (``kind = "causal"``) per study.
 The analysis table is built once (and reused by the study's mechanisms:
 :func:`~ketaweight.study.cohort.cached_cohort`); every estimator sees the same rows.  The outcome is
 analysed on two scales, the change in the outcome kind's unit (e.g. kg) and in % of
-baseline; the negative-control outcome (when the study names one) is analysed with AIPW.
+baseline; the negative-control outcome (when the study names one) is analysed with the estimator
+the study names in ``[analysis] negative_control_method`` (AIPW by default).
 """
 
 from __future__ import annotations
 
-from dataclasses import dataclass, replace
+import dataclasses
+from dataclasses import dataclass
 from pathlib import Path
-from typing import Any
 
+from ketaweight.causal.analysis import CausalAnalysis
 from ketaweight.causal.data import prepare
-from ketaweight.causal.io import causal_payload
 from ketaweight.causal.result import CausalResult
 from ketaweight.causal.runner import default_estimators, run_estimators
 from ketaweight.causal.sensitivity import NegativeControl, negative_control
 from ketaweight.causal.spec import AnalysisSpec
 from ketaweight.study.catalogue import COVARIATES
 from ketaweight.study.cohort import Cohort, cached_cohort
-from ketaweight.core.privacy import mask_counts
+from ketaweight.core.errors import InputError, Location
+from ketaweight.core.outputs import check_file_target
 from ketaweight.core.provenance import Provenance
-from ketaweight.core.results import write_results
+from ketaweight.core.results import write_result
+from ketaweight.pipelines.results import CausalStudy
 from ketaweight.store.store import Store
 from ketaweight.study.spec import Study, load_study
 
@@ -40,6 +43,19 @@ class StudyResults:
     provenance: Provenance
     path: Path | None = None
 
+    def document(self) -> CausalStudy:
+        """The results-file payload: per outcome scale the estimators side by side (the negative control
+        with the main scale), with the study, the cohort's attrition, units and covariates in words."""
+        unit = self.cohort.outcome_unit
+        controls = (self.negative_control,) if self.negative_control is not None else ()
+        return CausalStudy(
+            study=self.study,
+            outcome_units={col: (suffix or unit) for col, suffix in OUTCOME_SCALES.items()},
+            cohort_attrition=self.cohort.attrition,
+            covariates={c: COVARIATES[c].description for c in self.study.covariates.baseline},
+            analyses={col: CausalAnalysis.of(rs, controls if col == "outcome_change" else ())
+                      for col, rs in self.results.items()})
+
 
 def analysis_spec(study: Study, outcome: str) -> AnalysisSpec:
     """The plain-table spec for one outcome column of the study's analysis table."""
@@ -55,21 +71,41 @@ def analysis_spec(study: Study, outcome: str) -> AnalysisSpec:
     )
 
 
-def run_study(store: Store | str | Path, study: Study | str | Path, out_dir: str | Path | None = None) -> StudyResults:
+NO_EXPOSURE_MESSAGE = "no patient started {drugs} in this database"
+
+
+def require_exposures(store: Store, study: Study) -> None:
+    """Stop before any estimate when the store holds no exposure to the study's drugs (e.g. a real CDM
+    with no ketamine): there is no treated group, so there is nothing to estimate."""
+    drugs = list(study.treatment.drugs)
+    n = store.con.execute(f"SELECT count(*) FROM exposures WHERE drug IN ({', '.join('?' for _ in drugs)})", drugs).fetchall()[0][0]
+    if n == 0:
+        raise InputError([(Location(str(store.path), column="exposures"),
+                           NO_EXPOSURE_MESSAGE.format(drugs=" or ".join(drugs)) + "; there is no treated group to compare, "
+                           "so no effect is estimated")])
+
+
+def run_study(store: Store | str | Path, study: Study | str | Path, out_dir: str | Path | None = None, *,
+              replace: bool = True) -> StudyResults:
     """Emulate the target trial of ``study`` on the store (an open :class:`Store` or a path);
-    with ``out_dir``, write ``<out_dir>/<study name>.json``."""
+    with ``out_dir``, write ``<out_dir>/<study name>.json`` (an earlier one is replaced only with
+    ``replace``; a file ketaweight did not write, never)."""
     study_path = None
     if not isinstance(study, Study):
         study_path = Path(study)
         study = load_study(study)
+    if out_dir is not None:  # before any work: a refused target should not cost a cohort build
+        check_file_target(results_path(Path(out_dir), study), replace=replace)
     a = study.analysis
     if isinstance(store, Store):
         store_path, provenance = store.path, store.provenance()
+        require_exposures(store, study)
         cohort = cached_cohort(store, study)
     else:
         store_path = Path(store)
         with Store(store_path, read_only=True) as opened:
             provenance = opened.provenance()
+            require_exposures(opened, study)
             cohort = cached_cohort(opened, study)
     estimators = default_estimators(methods=a.methods, variance=a.variance, n_bootstrap=a.n_bootstrap,
                                     seed=a.seed, on_failure=a.on_failure)
@@ -79,28 +115,23 @@ def run_study(store: Store | str | Path, study: Study | str | Path, out_dir: str
         results[column] = run_estimators(prepare(cohort.table, spec), estimators=estimators)
     nc = None
     if a.negative_control_kind:
-        aipw = next((e for e in estimators if e.__class__.__name__ == "AIPW"), estimators[-1])
-        nc = negative_control(aipw, cohort.table, analysis_spec(study, "outcome_change"), "negative_control_change")
+        control_estimator = default_estimators(methods=(a.negative_control_method,), variance=a.variance,
+                                               n_bootstrap=a.n_bootstrap, seed=a.seed, on_failure=a.on_failure)[0]
+        nc = negative_control(control_estimator, cohort.table, analysis_spec(study, "outcome_change"),
+                              "negative_control_change")
     out = StudyResults(study, cohort, results, nc, provenance)
     if out_dir is not None:
         path = write_study_results(out, Path(out_dir), store_path, study_path)
-        out = replace(out, path=path)
+        out = dataclasses.replace(out, path=path)
     return out
 
 
+def results_path(out_dir: Path, study: Study, suffix: str = "") -> Path:
+    """``<out_dir>/<study name><suffix>.json``; the study name is a plain file name (checked by the spec)."""
+    return out_dir / f"{study.study.name}{suffix}.json"
+
+
 def write_study_results(res: StudyResults, out_dir: Path, store_path: Path, study_path: Path | None) -> Path:
-    """The results file: per outcome scale the causal payload, plus study, cohort attrition and units."""
-    unit = res.cohort.outcome_unit
-    payload: dict[str, Any] = {
-        "study": res.study.model_dump(mode="json"),
-        "outcome_units": {col: (suffix or unit) for col, suffix in OUTCOME_SCALES.items()},
-        "cohort_attrition": mask_counts([s.to_dict() for s in res.cohort.attrition]),
-        "covariates": {c: COVARIATES[c].description for c in res.study.covariates.baseline},
-        "analyses": {
-            col: causal_payload(rs, negative_controls=[res.negative_control] if (res.negative_control and col == "outcome_change") else [])
-            for col, rs in res.results.items()
-        },
-    }
-    provenance = {**res.provenance.to_dict(), "store": store_path.name,
-                  "study_file": str(study_path) if study_path else None, "seed": res.study.analysis.seed}
-    return write_results(out_dir / f"{res.study.study.name}.json", "causal", payload, provenance)
+    """``<out_dir>/<study name>.json`` (``kind = "causal"``), counts under 11 masked."""
+    return write_result(results_path(out_dir, res.study), res.document(), res.provenance, store=store_path.name,
+                        study_file=str(study_path) if study_path else None, seed=res.study.analysis.seed)

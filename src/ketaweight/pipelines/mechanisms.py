@@ -11,70 +11,35 @@ derived columns in :data:`~ketaweight.study.catalogue.MECHANISM_COLUMNS`.
 from __future__ import annotations
 
 import warnings
-from dataclasses import dataclass, field, replace
+import dataclasses
 from pathlib import Path
-from typing import Any
 
 import pandas as pd
 
-from ketaweight.mechanisms.dose_response import DoseResponse, DoseResponseResult, DoseResponseSpec
+from ketaweight.mechanisms.dose_response import DoseResponse, DoseResponseSpec
 from ketaweight.mechanisms.heterogeneity import (
     DRLearner,
-    IndividualEffects,
-    ModifierResult,
-    VersionResult,
     subgroup_analysis,
     version_effects,
 )
 from ketaweight.study.catalogue import MECHANISM_COLUMNS
 from ketaweight.study.cohort import add_mechanism_columns
-from ketaweight.mechanisms.mediation import Mediation, MediationResult, MediationSpec, MediationWarning, Pathway
+from ketaweight.mechanisms.mediation import Mediation, MediationSpec, MediationWarning, Pathway
 from ketaweight.core.errors import InputError, Location
-from ketaweight.core.results import write_results
-from ketaweight.pipelines.emulation import analysis_spec
+from ketaweight.core.results import write_result
+from ketaweight.pipelines.results import Heterogeneity, MechanismsResults
+from ketaweight.core.outputs import check_file_target
+from ketaweight.pipelines.emulation import analysis_spec, results_path
 from ketaweight.store import Store
 from ketaweight.study import Study, load_study
 from ketaweight.study.cohort import cached_cohort
-from ketaweight.core.privacy import mask_counts
 
 MIN_LEVEL_ROWS = 30
 """Factor levels (routes) with fewer treated rows are left out of by-level curves."""
 
 
 
-@dataclass(frozen=True)
-class MechanismsResults:
-    """Everything ``ketaweight mechanisms`` computes for one study."""
-
-    mediation: MediationResult | None  # None when not estimable on this table (reason in ``skipped``)
-    dose_response: tuple[DoseResponseResult, ...]
-    subgroups: tuple[ModifierResult, ...]
-    versions: tuple[VersionResult, ...]
-    individual: IndividualEffects
-    table: pd.DataFrame  # the analysis table (identifiers stay in memory; never written)
-    outcome_unit: str = "kg"
-    skipped: dict[str, str] = field(default_factory=dict)  # analysis → why it could not be estimated
-    path: Path | None = None
-
-    def payload(self, *, exact_counts: bool = False) -> dict[str, Any]:
-        """The ``results`` member of the mechanisms results file."""
-        body = {
-            "outcome_units": self.outcome_unit,
-            "not_estimable": self.skipped,
-            "counts": "exact" if exact_counts else "masked below 11",
-            "mediation": self.mediation.to_dict() if self.mediation is not None else None,
-            "dose_response": [r.to_dict() for r in self.dose_response],
-            "heterogeneity": {
-                "subgroups": [r.to_dict() for r in self.subgroups],
-                "multiplicity": "Holm step-down over the prespecified modifiers (p_holm)",
-                "versions": [r.to_dict() for r in self.versions],
-                "individual": self.individual.to_dict(),
-            },
-        }
-        return body if exact_counts else mask_counts(body)
-
-
-def unrecorded_pathways(study: Any, table: pd.DataFrame) -> dict[str, str]:
+def unrecorded_pathways(study: Study, table: pd.DataFrame) -> dict[str, str]:
     """Pathways of the study with a mediator that no patient in ``table`` has → why they are left out."""
     out = {}
     for name, cols in study.mechanisms.mediation.pathways.items():
@@ -86,7 +51,7 @@ def unrecorded_pathways(study: Any, table: pd.DataFrame) -> dict[str, str]:
     return out
 
 
-def mediation_spec(study: Any, table: pd.DataFrame) -> MediationSpec:
+def mediation_spec(study: Study, table: pd.DataFrame) -> MediationSpec:
     """The study's mediation spec on ``table``: mediator baselines present in the table join the
     confounders, restriction columns (``exclude_if``) leave them; pathways whose mediators were
     never recorded are left out (:func:`unrecorded_pathways` says which and why)."""
@@ -109,7 +74,7 @@ def mediation_spec(study: Any, table: pd.DataFrame) -> MediationSpec:
     )
 
 
-def dose_specs(study: Any, treated: pd.DataFrame) -> list[DoseResponseSpec]:
+def dose_specs(study: Study, treated: pd.DataFrame) -> list[DoseResponseSpec]:
     """One spec per exposure (among the treated), plus mg/kg by route when asked."""
     d, cov = study.mechanisms.dose_response, study.covariates
     common = dict(outcome="outcome_change", covariates=cov.baseline, categorical=cov.categorical, squared=cov.squared,
@@ -120,11 +85,15 @@ def dose_specs(study: Any, treated: pd.DataFrame) -> list[DoseResponseSpec]:
     return specs
 
 
-def run_mechanisms(store: Any, study: Any, out_dir: str | Path | None = None, *, n_bootstrap: int | None = None,
-                   seed: int | None = None, exact_counts: bool = False) -> MechanismsResults:
+def run_mechanisms(store: Store | str | Path, study: Study | str | Path, out_dir: str | Path | None = None, *,
+                   n_bootstrap: int | None = None, seed: int | None = None, exact_counts: bool = False,
+                   replace: bool = True) -> MechanismsResults:
     """Mediation, dose-response and heterogeneity of ``study`` on ``store`` (an open store or a
-    path); with ``out_dir``, write ``<out_dir>/<study name>-mechanisms.json``."""
+    path); with ``out_dir``, write ``<out_dir>/<study name>-mechanisms.json`` (an earlier one is
+    replaced only with ``replace``; a file ketaweight did not write, never)."""
     study = study if isinstance(study, Study) else load_study(study)
+    if out_dir is not None:  # before any work: a refused target should not cost a cohort build
+        check_file_target(results_path(Path(out_dir), study, "-mechanisms"), replace=replace)
     seed = study.analysis.seed if seed is None else seed
     if isinstance(store, Store):
         store_path, provenance, cohort = store.path, store.provenance(), cached_cohort(store, study)
@@ -160,13 +129,12 @@ def run_mechanisms(store: Any, study: Any, out_dir: str | Path | None = None, *,
     subgroups = subgroup_analysis(table, spec, het.modifiers)
     versions = [version_effects(table, spec, v) for v in het.versions]
     individual = DRLearner(loss_threshold=het.loss_threshold_kg, seed=seed).fit(table, spec)
-    res = MechanismsResults(mediation, tuple(curves), tuple(subgroups), tuple(versions), individual, table,
-                            cohort.outcome_unit, skipped)
+    res = MechanismsResults(study.study.name, cohort.outcome_unit, skipped, mediation, tuple(curves),
+                            Heterogeneity(tuple(subgroups), tuple(versions), individual), table=table)
     if out_dir is not None:
-        path = write_results(Path(out_dir) / f"{study.study.name}-mechanisms.json", "mechanisms",
-                             res.payload(exact_counts=exact_counts),
-                             {**provenance.to_dict(), "store": store_path.name, "study": study.study.name, "seed": seed})
-        res = replace(res, path=path)
+        path = write_result(results_path(Path(out_dir), study, "-mechanisms"), res, provenance,
+                            exact_counts=exact_counts, store=store_path.name, study=study.study.name, seed=seed)
+        res = dataclasses.replace(res, path=path)
     return res
 
 

@@ -22,7 +22,6 @@ from __future__ import annotations
 import math
 import warnings
 from collections.abc import Callable
-from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
@@ -35,7 +34,10 @@ from ketaweight.pipelines.mechanisms import mediation_spec
 from ketaweight.study.cohort import add_mechanism_columns
 from ketaweight.mechanisms.mediation import Mediation
 from ketaweight.core.errors import KetaweightWarning
-from ketaweight.core.results import write_results, write_text_atomic
+from ketaweight.core.provenance import Provenance
+from ketaweight.core.outputs import MARKDOWN_GENERATOR, check_file_target
+from ketaweight.core.results import write_result, write_text_atomic
+from ketaweight.pipelines.results import MechanismRow, MechanismsValidation
 from ketaweight.pipelines.emulation import analysis_spec
 from ketaweight.sources.simulator import load_scenario, simulate, with_measurement
 from ketaweight.store import Store
@@ -97,26 +99,10 @@ def individual_check(table: pd.DataFrame, truth: pd.DataFrame, study: Any, seed:
     fit = DRLearner(seed=seed).fit(table, analysis_spec(study, "outcome_change"))
     true = truth.loc[fit.row_index, "effect_kg"].to_numpy()
     out = compare_to_truth(fit.predicted, true)
-    out["blp_slope"] = fit.summary["calibration"]["blp_slope"]
-    out["share_predicted_below_-1"] = fit.summary["share_predicted_below_threshold"]
+    out["blp_slope"] = fit.distribution["calibration"]["blp_slope"]
+    out["share_predicted_below_-1"] = fit.distribution["share_predicted_below_threshold"]
     out["share_true_below_-1"] = float(np.mean(true < -1.0))
     return out
-
-
-@dataclass(frozen=True)
-class MechanismRow:
-    """One line of the validation table (means over replicates; coverage with its Monte-Carlo SE)."""
-
-    scenario: str
-    quantity: str
-    truth: float
-    mean_estimate: float
-    coverage: float
-    coverage_mcse: float
-    replicates: int
-
-    def to_dict(self) -> dict[str, Any]:
-        return self.__dict__.copy()
 
 
 def validate_mechanisms(
@@ -185,18 +171,27 @@ def as_markdown(rows: list[MechanismRow], extra: dict[str, dict[str, float]], *,
     return "\n".join(lines)
 
 
-def write_mechanisms_validation(rows: list[MechanismRow], extra: dict[str, dict[str, float]], out: Path, *,
-                                study: str, seed: int, replicates: int, patients: int, bootstrap: int,
-                                measurement: str, intermediate_in_outcome: bool) -> tuple[Path, Path, str]:
-    """``out/mechanisms-validation-<measurement>.json`` and ``.md``; returns both paths and the Markdown."""
-    out.mkdir(parents=True, exist_ok=True)
+def mechanisms_validation_paths(out: Path, measurement: str, *, replace: bool) -> tuple[Path, Path]:
+    """``out/mechanisms-validation-<measurement>.json`` and ``.md``, checked writable (call before a long run)."""
     stem = f"mechanisms-validation-{measurement}"
-    json_path = write_results(out / f"{stem}.json", "mechanisms_validation",
-                              {"mediation": [r.to_dict() for r in rows], "dose_and_individual": extra},
-                              {"origin": "simulated", "synthetic": True, "source": "ketaweight simulator", "study": study,
-                               "seed": seed, "replicates": replicates, "patients": patients, "bootstrap": bootstrap,
-                               "measurement": measurement, "intermediate_in_outcome": intermediate_in_outcome})
+    paths = (out / f"{stem}.json", out / f"{stem}.md")
+    for p in paths:
+        check_file_target(p, replace=replace)
+    return paths
+
+
+def write_mechanisms_validation(rows: list[MechanismRow], extra: dict[str, dict[str, float]], out: Path, *,
+                                study: str, seed: int, replicates: int, patients: int, n_bootstrap: int,
+                                measurement: str, intermediate_in_outcome: bool,
+                                replace: bool = True) -> tuple[Path, Path, str]:
+    """``out/mechanisms-validation-<measurement>.json`` and ``.md``; returns both paths and the Markdown."""
+    json_target, md_target = mechanisms_validation_paths(out, measurement, replace=replace)
+    out.mkdir(parents=True, exist_ok=True)
+    json_path = write_result(json_target, MechanismsValidation(tuple(rows), extra),
+                             Provenance("simulated", "ketaweight simulator, replicate cohorts"), exact_counts=True,
+                             replace=replace, study=study, seed=seed, replicates=replicates, patients=patients, n_bootstrap=n_bootstrap,
+                             measurement=measurement, intermediate_in_outcome=intermediate_in_outcome)
     text = as_markdown(rows, extra, n_patients=patients, measurement=measurement,
                        intermediate_in_outcome=intermediate_in_outcome)
-    md_path = write_text_atomic(out / f"{stem}.md", text + "\n")
+    md_path = write_text_atomic(md_target, MARKDOWN_GENERATOR + text + "\n")
     return json_path, md_path, text

@@ -18,10 +18,10 @@ from __future__ import annotations
 
 from dataclasses import asdict, dataclass
 from pathlib import Path
-from typing import Any
 
 from ketaweight.core.privacy import masked_or_exact
-from ketaweight.core.results import write_results
+from ketaweight.core.results import write_result
+from ketaweight.pipelines.results import AdverseEventRate, MonitoringFlag, ResponsibleUse, RouteCount
 from ketaweight.store import Store
 
 
@@ -72,7 +72,8 @@ WITH s AS (SELECT e.patient_id, e.time, e.drug, e.route, e.dose_mg,
 SELECT count(*) FILTER (WHERE drug = 'ketamine' AND route IN ('iv', 'im') AND dose_mg / weight_kg > ?) AS sessions_high_mgkg,
        count(DISTINCT patient_id) FILTER (WHERE drug = 'ketamine' AND route IN ('iv', 'im') AND dose_mg / weight_kg > ?) AS patients_high_mgkg,
        count(*) FILTER (WHERE drug = 'esketamine' AND dose_mg > ?) AS sessions_high_esk,
-       count(*) FILTER (WHERE drug = 'ketamine' AND route IN ('iv', 'im')) AS parenteral_sessions
+       count(*) FILTER (WHERE drug = 'ketamine' AND route IN ('iv', 'im')) AS parenteral_sessions,
+       count(*) FILTER (WHERE drug = 'esketamine') AS esketamine_sessions
 FROM s
 """
 
@@ -88,8 +89,8 @@ FROM w
 
 
 def responsible_use(store_path: str | Path, rules: SafetyRules | None = None, *,
-                    out_path: str | Path | None = None) -> dict[str, Any]:
-    """Cohort-level monitoring views from the store; every count masked below 11 (JSON-ready).
+                    out_path: str | Path | None = None) -> ResponsibleUse:
+    """Cohort-level monitoring views from the store; every count masked below 11.
     With ``out_path``, also written there as a ``kind = "responsible_use"`` results file."""
     rules = rules or SafetyRules()
     with Store(store_path, read_only=True) as store:
@@ -103,32 +104,29 @@ def responsible_use(store_path: str | Path, rules: SafetyRules | None = None, *,
     ae_rows = []
     for _, r in events.iterrows():
         n_sessions, k = int(totals.loc[r["grp"], "sessions"]), int(r["events"])
-        ae_rows.append({"group": r["grp"], "term": r["term"], "events": masked_or_exact(k),
-                        "sessions": masked_or_exact(n_sessions),
-                        "per_100_sessions": round(100 * k / n_sessions, 1) if k >= 11 else None})
-    routes = [{"group": g, "sessions": masked_or_exact(int(t["sessions"])), "patients": masked_or_exact(int(t["patients"]))}
+        ae_rows.append(AdverseEventRate(r["grp"], r["term"], masked_or_exact(k), masked_or_exact(n_sessions),
+                                        round(100 * k / n_sessions, 1) if k >= 11 else None))
+    routes = [RouteCount(g, masked_or_exact(int(t["sessions"])), masked_or_exact(int(t["patients"])))
               for g, t in totals.iterrows()]
 
-    def share(k: int, n: int) -> float | None:
-        return round(100 * k / n, 1) if n and (k == 0 or k >= 11) else None
+    def flag(text: str, unit: str, k: int, n: int) -> MonitoringFlag:
+        percent = round(100 * k / n, 1) if n and (k == 0 or k >= 11) else None
+        return MonitoringFlag(text, unit, masked_or_exact(k), masked_or_exact(n), percent)
 
     flags = [
-        {"flag": f"weight loss > {rules.rapid_loss_pct:g}% within {rules.rapid_loss_window_days} days of the first session",
-         "unit": "patients", "count": masked_or_exact(int(rapid["flagged"])),
-         "of": masked_or_exact(int(rapid["patients_checked"])), "percent": share(int(rapid["flagged"]), int(rapid["patients_checked"]))},
-        {"flag": f"ketamine IV/IM session above {rules.max_mg_per_kg_parenteral:g} mg/kg "
-                 f"(+{rules.dose_tolerance_pct:g}% for rounding and weighing)", "unit": "sessions",
-         "count": masked_or_exact(int(dose["sessions_high_mgkg"])), "of": masked_or_exact(int(dose["parenteral_sessions"])),
-         "percent": share(int(dose["sessions_high_mgkg"]), int(dose["parenteral_sessions"]))},
-        {"flag": f"esketamine session above {rules.max_esketamine_mg:g} mg", "unit": "sessions",
-         "count": masked_or_exact(int(dose["sessions_high_esk"])), "of": None, "percent": None},
-        {"flag": f"more than {rules.max_sessions_per_7_days} sessions in 7 days after a {rules.induction_days}-day induction",
-         "unit": "patients", "count": masked_or_exact(int(freq["flagged"])), "of": masked_or_exact(int(freq["treated"])),
-         "percent": share(int(freq["flagged"]), int(freq["treated"]))},
+        flag(f"weight loss > {rules.rapid_loss_pct:g}% within {rules.rapid_loss_window_days} days of the first session",
+             "patients", int(rapid["flagged"]), int(rapid["patients_checked"])),
+        flag(f"ketamine IV/IM session above {rules.max_mg_per_kg_parenteral:g} mg/kg "
+             f"(+{rules.dose_tolerance_pct:g}% for rounding and weighing)", "sessions",
+             int(dose["sessions_high_mgkg"]), int(dose["parenteral_sessions"])),
+        flag(f"esketamine session above {rules.max_esketamine_mg:g} mg", "sessions",
+             int(dose["sessions_high_esk"]), int(dose["esketamine_sessions"])),
+        flag(f"more than {rules.max_sessions_per_7_days} sessions in 7 days after a {rules.induction_days}-day induction",
+             "patients", int(freq["flagged"]), int(freq["treated"])),
     ]
-    payload = {"rules": asdict(rules), "routes": routes, "adverse_events": ae_rows, "flags": flags,
-               "note": "Adverse events are counted once per term on a session day, by the route of that day's session. "
-                       "Counts from 1 to 10 are shown as <11."}
+    result = ResponsibleUse(asdict(rules), tuple(routes), tuple(ae_rows), tuple(flags),
+                            "Adverse events are counted once per term on a session day, by the route of that day's "
+                            "session. Counts from 1 to 10 are shown as <11.")
     if out_path is not None:
-        write_results(out_path, "responsible_use", payload, {**provenance.to_dict(), "store": Path(store_path).name})
-    return payload
+        write_result(out_path, result, provenance, store=Path(store_path).name)
+    return result

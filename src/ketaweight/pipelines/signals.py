@@ -10,7 +10,8 @@ from typing import Any
 
 from ketaweight.core.errors import InputError, Location
 from ketaweight.core.provenance import Provenance
-from ketaweight.core.results import write_results
+from ketaweight.core.results import write_result
+from ketaweight.core.vocabulary import SYNTHETIC_FAERS_REPORTS
 from ketaweight.signals import mapping
 from ketaweight.signals.faers import IngestReport, ingest_faers
 from ketaweight.signals.faers_counts import counts_from_store
@@ -19,8 +20,6 @@ from ketaweight.signals.scan import ScanResult, scan
 from ketaweight.signals.synthetic import SyntheticQuarter, write_synthetic_quarter
 from ketaweight.signals.tables import CountTable, from_contingency, read_contingency_csv, read_long_table
 
-SYNTHETIC_FAERS_REPORTS = 60_000
-"""Size of the demo's synthetic FAERS quarter (a real quarter has about 400,000 reports)."""
 MDDC_TABLE = ("sedative1000", "load_sedative1000_data", "2021Q1–2023Q4")
 """The real FAERS-derived table used: mddc name, loader, FAERS period (from the mddc documentation)."""
 MDDC_DRUGS = ["midazolam", "dexmedetomidine", "diazepam", "lorazepam"]
@@ -30,15 +29,13 @@ MDDC_DRUGS = ["midazolam", "dexmedetomidine", "diazepam", "lorazepam"]
 def write_signals(path: Path, result: ScanResult, table: CountTable, provenance: Provenance, *, data: str,
                   drugs: Sequence[str], events: Sequence[str], exact_counts: bool = False) -> Path:
     """A ``kind = "signals"`` results file for one scan."""
-    return write_results(path, kind="signals", results=result.to_dict(exact_counts=exact_counts),
-                         provenance={**provenance.to_dict(), "data": data,
-                                     "spec": {"drugs": list(drugs), "events": list(events)}, "seed": None})
+    return write_result(path, result.report(exact_counts=exact_counts), provenance, exact_counts=exact_counts,
+                        data=data, spec={"drugs": list(drugs), "events": list(events)}, seed=None)
 
 
 def write_ingest(path: Path, report: IngestReport, zips: Sequence[Path], store: Path) -> Path:
     """The ingest accounting of ``signals ingest --json`` (``kind = "faers_ingest"``)."""
-    return write_results(path, kind="faers_ingest", results=report.to_dict(),
-                         provenance={"data": [str(z) for z in zips], "store": str(store)})
+    return write_result(path, report, {"data": [str(z) for z in zips], "store": str(store)}, exact_counts=True)
 
 
 def scan_source(*, store: Path | None = None, table: Path | None = None, long: Path | None = None,

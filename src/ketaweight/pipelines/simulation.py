@@ -10,7 +10,8 @@ from typing import Literal
 
 import pyarrow.parquet as pq
 
-from ketaweight.core.results import write_results
+from ketaweight.core.results import write_result
+from ketaweight.pipelines.results import SimulationTruth
 from ketaweight.sources.simulator import SimulationResult, load_scenario, simulate, with_measurement
 from ketaweight.store import Store
 
@@ -23,8 +24,8 @@ def write_truth(result: SimulationResult, out_dir: Path) -> dict[str, Path]:
     out_dir.mkdir(parents=True, exist_ok=True)
     written = {}
     if result.truth is not None:
-        provenance = {**result.provenance.to_dict(), "seed": result.seed, "scenario": result.scenario.model_dump()}
-        written["truth"] = write_results(out_dir / "truth.json", "simulation_truth", result.truth, provenance)
+        written["truth"] = write_result(out_dir / "truth.json", SimulationTruth.from_dict(result.truth), result.provenance,
+                                        exact_counts=True, seed=result.seed, scenario=result.scenario.model_dump())
     if result.patient_truth is not None:
         tmp = out_dir / ".patient_truth.parquet.tmp"
         pq.write_table(result.patient_truth, tmp)

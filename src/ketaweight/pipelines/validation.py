@@ -16,16 +16,17 @@ import os
 import warnings
 from collections.abc import Callable
 from concurrent.futures import ProcessPoolExecutor
-from dataclasses import dataclass
 from pathlib import Path
-from typing import Any
 
 import numpy as np
 
 from ketaweight.study.cohort import build_cohort
 from ketaweight.pipelines.emulation import run_study
 from ketaweight.core.errors import KetaweightWarning
-from ketaweight.core.results import write_results, write_text_atomic
+from ketaweight.core.provenance import Provenance
+from ketaweight.core.outputs import MARKDOWN_GENERATOR, check_file_target
+from ketaweight.core.results import write_result, write_text_atomic
+from ketaweight.pipelines.results import ValidationResults, ValidationRow
 from ketaweight.sources.simulator import load_scenario, simulate
 from ketaweight.store.store import Store
 from ketaweight.study.spec import Study, load_study
@@ -66,26 +67,6 @@ def _one_replicate(args: tuple[str, Study, int, int]) -> dict[str, dict[str, tup
         store.load_frames(res.tables, label="simulated", provenance=res.provenance)
         out = run_study(store, study)
     return {col: {r.method: (r.estimate, r.se, r.ci_low, r.ci_high) for r in rs} for col, rs in out.results.items()}
-
-
-@dataclass(frozen=True)
-class ValidationRow:
-    scenario: str
-    outcome: str
-    method: str
-    truth: float
-    mean_estimate: float
-    bias: float
-    bias_over_se: float
-    bias_mcse: float  # Monte-Carlo standard error of the bias: empirical SD / √replicates
-    empirical_sd: float
-    mean_se: float
-    coverage: float
-    coverage_mcse: float
-    replicates: int
-
-    def to_dict(self) -> dict[str, Any]:
-        return self.__dict__.copy()
 
 
 def validate(
@@ -145,12 +126,21 @@ def as_markdown(rows: list[ValidationRow], *, n_patients: int) -> str:
     return "\n".join(lines)
 
 
+def validation_paths(out: Path, *, replace: bool) -> tuple[Path, Path]:
+    """``out/validation.json`` and ``out/validation.md``, checked writable (call before a long run)."""
+    paths = (out / "validation.json", out / "validation.md")
+    for p in paths:
+        check_file_target(p, replace=replace)
+    return paths
+
+
 def write_validation(rows: list[ValidationRow], out: Path, *, study: str, seed: int, replicates: int,
-                     patients: int) -> tuple[Path, Path]:
+                     patients: int, replace: bool = True) -> tuple[Path, Path]:
     """``out/validation.json`` (``kind = "validation"``) and the Markdown table ``out/validation.md``."""
+    json_target, md_target = validation_paths(out, replace=replace)
     out.mkdir(parents=True, exist_ok=True)
-    json_path = write_results(out / "validation.json", "validation", [r.to_dict() for r in rows],
-                              {"origin": "simulated", "synthetic": True, "source": "ketaweight simulator", "study": study,
-                               "seed": seed, "replicates": replicates, "patients": patients})
-    md_path = write_text_atomic(out / "validation.md", as_markdown(rows, n_patients=patients) + "\n")
+    json_path = write_result(json_target, ValidationResults(tuple(rows)),
+                             Provenance("simulated", "ketaweight simulator, replicate cohorts"), exact_counts=True,
+                             replace=replace, study=study, seed=seed, replicates=replicates, patients=patients)
+    md_path = write_text_atomic(md_target, MARKDOWN_GENERATOR + as_markdown(rows, n_patients=patients) + "\n")
     return json_path, md_path

@@ -8,22 +8,18 @@ from __future__ import annotations
 
 from typing import Any
 
-from ketaweight.evidence.grade import fmt_num
 from ketaweight.core.privacy import mask_count
-from ketaweight.report import figures as fg
+from ketaweight.core.results import ResultsFile
 from ketaweight.evidence.extract import EstimateRow
+from ketaweight.evidence.grade import fmt_num
+from ketaweight.core import figures as fg
 
 NOT_ANALYSED = "Not yet analysed in this run: no results file for this analysis was found, so no number is shown."
 
 
-def data_label(doc: dict[str, Any] | None) -> str:
-    """How to label numbers from a results document: simulated, synthetic reports, or the named real source."""
-    prov = (doc or {}).get("provenance", {})
-    if prov.get("label"):
-        return str(prov["label"])
-    if prov.get("synthetic"):
-        return f"simulated data ({prov.get('source', 'ketaweight simulator')})"
-    return f"real data: {prov.get('source', 'user records')}"
+def data_label(doc: ResultsFile) -> str:
+    """How to label numbers from a results file: simulated, synthetic reports, or the named real source."""
+    return doc.label
 
 
 def table(caption: str, columns: list[str], rows: list[list[Any]]) -> dict[str, Any]:
@@ -36,16 +32,11 @@ def ci_text(lo: float | None, hi: float | None) -> str:
     return "—" if lo is None or hi is None else f"{fmt_num(lo)} to {fmt_num(hi)}"
 
 
-def display_count(value: int | str | None) -> str:
-    """A count from a masked JSON payload, for people: '<11' stays, integers get separators."""
-    return value if isinstance(value, str) else mask_count(value)
-
-
 def rows_table(rows: list[EstimateRow], unit: str, label: str, title: str, digits: int = 2) -> dict[str, Any]:
     """A table of labelled estimates with their CIs and (masked) counts."""
     return table(f"{title} — {label}", ["estimate", f"value ({unit})", "95% CI", "n"],
                   [[r.label, fmt_num(r.estimate, digits), f"{fmt_num(r.ci_low, digits)} to {fmt_num(r.ci_high, digits)}",
-                    display_count(r.n)] for r in rows])
+                    mask_count(r.n)] for r in rows])
 
 
 def rows_forest(rows: list[EstimateRow], unit: str, label: str, title: str) -> fg.Figure:

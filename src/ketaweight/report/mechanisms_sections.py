@@ -7,11 +7,15 @@ from __future__ import annotations
 
 from typing import Any
 
-from ketaweight.evidence.grade import fmt_num
-from ketaweight.report import figures as fg
-from ketaweight.report.blocks import NOT_ANALYSED, ci_text, data_label, display_count, rows_forest, rows_table, table
-from ketaweight.report.collect import RunResults
+from ketaweight.core.privacy import mask_count
+from ketaweight.core.results import ResultsFile
 from ketaweight.evidence.extract import curves, gradient_rows, mediation_rows, subgroup_rows
+from ketaweight.evidence.grade import fmt_num
+from ketaweight.pipelines.results import MechanismsResults, SimulationTruth
+from ketaweight.core import figures as fg
+from ketaweight.report.blocks import NOT_ANALYSED, ci_text, data_label, rows_forest, rows_table, table
+from ketaweight.report.collect import RunResults
+from ketaweight.study.labels import label as column_label
 
 
 def mechanisms_section(run: RunResults) -> dict[str, Any]:
@@ -20,31 +24,32 @@ def mechanisms_section(run: RunResults) -> dict[str, Any]:
     doc = run.mechanisms
     if doc is None:
         sec["paragraphs"].append("Mediation analysis: " + NOT_ANALYSED)
-    elif doc["results"]["mediation"] is None:
-        reason = (doc["results"].get("not_estimable") or {}).get("mediation", "no reason recorded")
+    elif doc.results.mediation is None:
+        reason = doc.results.not_estimable.get("mediation", "no reason recorded")
         sec["paragraphs"].append(f"Mediation could not be estimated in this run: {reason}.")
     else:
-        med = doc["results"]["mediation"]
-        title, rows = "Effect carried by each measured pathway (interventional mediation, g-computation)", mediation_rows(doc)
+        res: MechanismsResults = doc.results
+        med = res.mediation
+        title, rows = "Effect carried by each measured pathway (interventional mediation, g-computation)", mediation_rows(res)
         by_pathway: dict[str, list[str]] = {}
-        for m in med["diagnostics"]["mediators"]:
-            by_pathway.setdefault(m["pathway"], []).append(m["column"].replace("_", " "))
+        for m in med.diagnostics["mediators"]:
+            by_pathway.setdefault(m["pathway"], []).append(column_label(m["column"]))
         measured = "; ".join(f"{name}: {', '.join(cols)}" for name, cols in by_pathway.items())
         sec["paragraphs"].append(f"Each pathway's effect is what shifting its measured mediators ({measured}) to their "
                                  "distribution under treatment would do; what no measured mediator captures — or "
                                  "captures only through noisy records — stays in the direct remainder. The estimates "
                                  "rest on these assumptions:")
-        left_out = {k: v for k, v in (doc["results"].get("not_estimable") or {}).items() if k.startswith("mediation pathway")}
+        left_out = {k: v for k, v in res.not_estimable.items() if k.startswith("mediation pathway")}
         sec["paragraphs"].extend(f"Not estimable — {k}: {v}." for k, v in left_out.items())
-        sec["paragraphs"].extend(f"• {a}" for a in med["assumptions"])
-        sec["paragraphs"].extend(f"Warning: {w}" for w in med.get("warnings", []))
+        sec["paragraphs"].extend(f"• {a}" for a in med.assumptions)
+        sec["paragraphs"].extend(f"Warning: {w}" for w in med.warnings)
         sec["tables"].append(rows_table(rows, "kg", data_label(doc), title, digits=3))
         sec["figures"].append(rows_forest(rows, "kg", data_label(doc), title))
-    if run.truth is not None:
-        pw = run.truth["results"]["pathways_kg"]
+    truth = run.simulation_truth
+    if truth is not None:
         sec["tables"].append(table("What each pathway truly carries — simulator truth (known only in simulation)",
                                     ["pathway", "true average effect (kg)"],
-                                    [[k, fmt_num(v["ate"], 3)] for k, v in pw.items()]))
+                                    [[k, fmt_num(v.ate, 3)] for k, v in truth.pathways_kg.items()]))
     return sec
 
 
@@ -55,27 +60,38 @@ def dose_section(run: RunResults) -> dict[str, Any]:
     if doc is None:
         sec["paragraphs"].append(f"Dose-response, subgroup effects and per-patient effects: {NOT_ANALYSED}")
     else:
+        res: MechanismsResults = doc.results
         label = data_label(doc)
-        sec["paragraphs"].append("Dose-response among treated patients: marginal structural models (stabilized "
-                                 "generalized-propensity weights) give the mean weight change at 12 weeks if every "
-                                 "treated patient had received a given exposure, E[Y^a], over the 5th–95th percentile "
-                                 "of the exposures seen; the curves' slopes are the gradient.")
-        for c in curves(doc):
-            pts = c["curve"]
-            sec["figures"].append(fg.curve_plot([p["exposure"] for p in pts], [p["estimate"] for p in pts],
-                                                [p["ci_low"] for p in pts], [p["ci_high"] for p in pts],
-                                                xlabel=c["exposure"].replace("_", " "), ylabel="mean weight change (kg)",
-                                                alt=f"Dose-response curve: mean weight change at 12 weeks by "
-                                                    f"{c['exposure'].replace('_', ' ')}, MSM with 95% band ({label})"))
-        sec["tables"].append(rows_table(gradient_rows(doc), "kg per unit", label, "Dose-response slopes", digits=3))
-        title, rows = "Effects by subgroup and by route (heterogeneity)", subgroup_rows(doc)
+        reference = _no_course_reference(run)
+        sec["paragraphs"].append(
+            "Dose-response among treated patients: marginal structural models (stabilized generalized-propensity "
+            "weights) give the mean weight change at 12 weeks if every treated patient had received a given exposure, "
+            "E[Y^a], over the 5th–95th percentile of the exposures seen. These curves are mean changes, not effects: "
+            "patients change weight without ketamine too. "
+            + (f"The dashed line is the same patients' estimated mean change with no course ({fmt_num(reference)} kg, "
+               "g-formula): the effect of an exposure is the distance between the curve and that line. "
+               if reference is not None else "No no-course reference was estimated in this run, so read only the "
+               "curves' shape. ")
+            + "The curves' slopes are the gradient.")
+        for c in curves(res):
+            pts = c.curve
+            name = column_label(c.exposure)
+            sec["figures"].append(fg.curve_plot(
+                [p.exposure for p in pts], [p.estimate for p in pts], [p.ci_low for p in pts], [p.ci_high for p in pts],
+                xlabel=name, ylabel="mean weight change (kg)", reference=reference,
+                reference_label="same patients, no course",
+                alt=f"Dose-response curve: mean weight change at 12 weeks by {name} (MSM, 95% band)"
+                    + (f" against the same patients' mean change with no course, {fmt_num(reference)} kg (dashed)"
+                       if reference is not None else "") + f" ({label})"))
+        sec["tables"].append(rows_table(gradient_rows(res), "kg per unit", label, "Dose-response slopes", digits=3))
+        title, rows = "Effects by subgroup and by route (heterogeneity)", subgroup_rows(res)
         sec["tables"].append(rows_table(rows, "kg", label, title))
         sec["figures"].append(rows_forest(rows, "kg", label, title))
-        het = doc["results"]["heterogeneity"]
+        het = res.heterogeneity
         sec["tables"].append(table(f"Tests of effect modification — {label}", ["modifier", "χ²", "df", "p", "p (Holm)"],
-                                    [[m["modifier"], f"{m['test']['chi2']:.2f}", m["test"]["df"], f"{m['test']['p_value']:.3f}",
-                                      f"{m['test']['p_holm']:.3f}"] for m in het["subgroups"]]))
-        ind = het["individual"]
+                                    [[column_label(m.modifier), f"{m.chi2:.2f}", m.df, f"{m.p_value:.3f}", f"{m.p_holm:.3f}"]
+                                     for m in het.subgroups]))
+        ind = het.individual.distribution
         pr, cal = ind["predicted"], ind["calibration"]
         sec["paragraphs"].append(
             f"Per-patient effects ({ind['method']}; {label}): predicted effects have SD {pr['sd']:.2f} kg, 90% between "
@@ -86,13 +102,14 @@ def dose_section(run: RunResults) -> dict[str, Any]:
         sec["tables"].append(table(f"Calibration of predicted per-patient effects by quintile — {label}",
                                    ["quintile", "mean predicted (kg)", "doubly robust estimate (kg)", "95% CI", "n"],
                                    [[q["group"], fmt_num(q["mean_predicted"]), fmt_num(q["dr_estimate"]),
-                                     ci_text(q["ci_low"], q["ci_high"]), display_count(q["n"])]
+                                     ci_text(q["ci_low"], q["ci_high"]), mask_count(q["n"])]
                                     for q in cal["by_quintile"]]))
-    spread = _spread_figure(doc, run.truth)
+    spread = _spread_figure(doc, run.simulation_truth)
     if spread is not None:
         sec["figures"].append(spread)
-    if run.truth is not None:
-        ind = run.truth["results"]["individual_effect_kg"]
+    truth = run.simulation_truth
+    if truth is not None:
+        ind = truth.individual_effect_kg
         sec["paragraphs"].append(
             f"Individual variability in the simulated patients (simulator truth, known only in simulation): "
             f"each patient's own effect has SD {ind['sd']:.2f} kg; 90% of patients lie between "
@@ -101,15 +118,22 @@ def dose_section(run: RunResults) -> dict[str, Any]:
     return sec
 
 
-def _spread_figure(mechanisms: dict[str, Any] | None, truth: dict[str, Any] | None) -> fg.Figure | None:
+def _no_course_reference(run: RunResults) -> float | None:
+    """The treated patients' estimated mean outcome with no course (g-formula), kg; None if not estimated."""
+    std = run.study.analyses["outcome_change"].estimate("standardization")
+    value = (std.diagnostics.get("potential_outcome_means_treated") or {}).get("untreated") if std else None
+    return value if isinstance(value, (int, float)) and value == value else None
+
+
+def _spread_figure(mechanisms: ResultsFile | None, truth: SimulationTruth | None) -> fg.Figure | None:
     """Per-patient effects, median with 5th–95th percentile: predicted (DR-learner) and true (simulator)."""
     rows, sources = [], []
     if mechanisms is not None:
-        pr = mechanisms["results"]["heterogeneity"]["individual"]["predicted"]
+        pr = mechanisms.results.heterogeneity.individual.distribution["predicted"]
         rows.append(("predicted (DR-learner)", pr["p50"], pr["p05"], pr["p95"]))
         sources.append(f"predicted from {data_label(mechanisms)}")
     if truth is not None:
-        t = truth["results"]["individual_effect_kg"]
+        t = truth.individual_effect_kg
         rows.append(("true (simulator)", t["p50"], t["p05"], t["p95"]))
         sources.append("true: simulator truth")
     if not rows:

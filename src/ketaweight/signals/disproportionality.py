@@ -57,10 +57,14 @@ def expected_count(a, b, c, d):
         return np.where(n > 0, (a + b) * (a + c) / n, np.nan)
 
 
-def _z(alpha: float) -> float:
-    if not 0 < alpha < 1:
-        raise ValueError(f"alpha must be in (0, 1), got {alpha}")
-    return float(stats.norm.ppf(1 - alpha / 2))
+def _check_level(ci_level: float) -> float:
+    if not 0 < ci_level < 1:
+        raise ValueError(f"ci_level must be in (0, 1), e.g. 0.95; got {ci_level}")
+    return ci_level
+
+
+def _z(ci_level: float) -> float:
+    return float(stats.norm.ppf(0.5 + _check_level(ci_level) / 2))
 
 
 def _haldane(a, b, c, d, zero_mask, correct: bool):
@@ -81,24 +85,24 @@ def _log_scale_result(est, se_log, z: float, undefined, corrected) -> dict:
     return {"estimate": est, "se_log": se_log, "ci_low": lo, "ci_high": hi, "haldane": corrected}
 
 
-def prr(a, b, c, d, *, alpha: float = 0.05, haldane: bool = False):
-    """PRR, its (1−alpha) CI, and whether the Haldane correction was applied, per table."""
+def prr(a, b, c, d, *, ci_level: float = 0.95, haldane: bool = False):
+    """PRR, its ``ci_level`` CI, and whether the Haldane correction was applied, per table."""
     a, b, c, d = _arrays(a, b, c, d)
     zero = (a == 0) | (c == 0) | (a + b == 0) | (c + d == 0)
     a2, b2, c2, d2, corrected = _haldane(a, b, c, d, zero, haldane)
-    z = _z(alpha)
+    z = _z(ci_level)
     with np.errstate(divide="ignore", invalid="ignore"):
         est = (a2 / (a2 + b2)) / (c2 / (c2 + d2))
         se = np.sqrt(1 / a2 - 1 / (a2 + b2) + 1 / c2 - 1 / (c2 + d2))
     return _log_scale_result(est, se, z, zero & ~corrected, corrected)
 
 
-def ror(a, b, c, d, *, alpha: float = 0.05, haldane: bool = False):
-    """ROR, its (1−alpha) CI (Woolf), and whether the Haldane correction was applied."""
+def ror(a, b, c, d, *, ci_level: float = 0.95, haldane: bool = False):
+    """ROR, its ``ci_level`` CI (Woolf), and whether the Haldane correction was applied."""
     a, b, c, d = _arrays(a, b, c, d)
     zero = (a == 0) | (b == 0) | (c == 0) | (d == 0)
     a2, b2, c2, d2, corrected = _haldane(a, b, c, d, zero, haldane)
-    z = _z(alpha)
+    z = _z(ci_level)
     with np.errstate(divide="ignore", invalid="ignore"):
         est = (a2 * d2) / (b2 * c2)
         se = np.sqrt(1 / a2 + 1 / b2 + 1 / c2 + 1 / d2)
@@ -115,11 +119,10 @@ def yates_chi2(a, b, c, d):
         return np.where(den > 0, num / den, np.nan)
 
 
-def information_component(a, expected, *, alpha: float = 0.05):
+def information_component(a, expected, *, ci_level: float = 0.95):
     """IC = log2((a+0.5)/(E+0.5)) with the exact gamma credibility interval (Norén 2013)."""
     a, e = _arrays(a, expected)
-    if not 0 < alpha < 1:
-        raise ValueError(f"alpha must be in (0, 1), got {alpha}")
+    alpha = 1 - _check_level(ci_level)
     shape = a + 0.5
     rate = e + 0.5
     est = np.log2(shape / rate)

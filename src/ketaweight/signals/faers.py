@@ -27,12 +27,16 @@ import os
 import zipfile
 from collections.abc import Callable, Iterable, Sequence
 from dataclasses import dataclass, field
+from typing import ClassVar
 from pathlib import Path, PurePosixPath
 
 import duckdb
 import pyarrow as pa
 
+from ketaweight.core.attrition import AttritionStep
 from ketaweight.core.errors import InputError, Location
+from ketaweight.core.protocol import Result
+from ketaweight.core.summary import Summary
 from ketaweight.signals.faers_format import MEMBER_RE, REQUIRED_TABLES, TABLES, ZIP_RE
 from ketaweight.signals.faers_parse import ParsedFile, parse_deleted_bytes, parse_table_bytes
 
@@ -112,7 +116,7 @@ def discover_zip(path: str | Path) -> QuarterZip:
 
 
 @dataclass(frozen=True)
-class FileReport:
+class FileReport(Result):
     """Accounting for one file: ``records = loaded + quarantined``."""
 
     quarter: str
@@ -130,28 +134,22 @@ class FileReport:
 
 
 @dataclass
-class IngestReport:
-    """What an ingest did: per-file accounting, deduplication steps, notes."""
+class IngestReport(Result):
+    """What an ingest did (a ``kind = "faers_ingest"`` file): per-file accounting, the deduplication
+    steps from DEMO rows to unique current reports, notes."""
+
+    kind: ClassVar[str] = "faers_ingest"
 
     store: Path
     quarters: list[str] = field(default_factory=list)
     files: list[FileReport] = field(default_factory=list)
-    dedup: list[dict] = field(default_factory=list)
+    dedup: list[AttritionStep] = field(default_factory=list)
     notes: list[str] = field(default_factory=list)
+    reports: int = 0
+    """Unique current reports after deduplication."""
 
-    @property
-    def reports(self) -> int:
-        return int(self.dedup[-1]["rows_after"]) if self.dedup else 0
-
-    def to_dict(self) -> dict:
-        return {
-            "store": str(self.store),
-            "quarters": self.quarters,
-            "files": [f.__dict__ for f in self.files],
-            "dedup": self.dedup,
-            "reports": self.reports,
-            "notes": self.notes,
-        }
+    def summary(self) -> Summary:
+        return AttritionStep.table(self.dedup, f"FAERS ingest into {self.store.name}: deduplication")
 
 
 def _ddl() -> list[str]:
@@ -216,17 +214,18 @@ def _rebuild_reports(con: duckdb.DuckDBPyConnection) -> list[dict]:
     con.execute("DROP TABLE _kw_step1")
     con.execute("DROP TABLE _kw_step2")
     log = [
-        {"step": "DEMO rows in the store", "rows_before": n0, "removed": 0, "rows_after": n0},
-        {"step": "same primaryid in more than one quarter: keep the latest quarter", "rows_before": n0,
-         "removed": n0 - n1, "rows_after": n1},
-        {"step": "drop cases on a deleted-cases list", "rows_before": n1, "removed": n1 - n2, "rows_after": n2},
-        {"step": "keep the latest caseversion per caseid (ties: latest fda_dt, then highest primaryid)",
-         "rows_before": n2, "removed": n2 - n3, "rows_after": n3},
+        AttritionStep.between("DEMO rows", "DEMO rows in the store", n0, n0),
+        AttritionStep.between("one quarter per primaryid", "same primaryid in more than one quarter: keep the latest "
+                              "quarter", n0, n1),
+        AttritionStep.between("deleted cases", "drop cases on a deleted-cases list", n1, n2),
+        AttritionStep.between("latest case version", "keep the latest caseversion per caseid (ties: latest fda_dt, "
+                              "then highest primaryid)", n2, n3),
     ]
+    # storage keeps its column names (rows_before, removed, rows_after) so stores ingested earlier still read
     con.execute("CREATE TABLE faers_dedup_log (step_no INTEGER, step VARCHAR, rows_before BIGINT, removed BIGINT, "
                 "rows_after BIGINT)")
     con.executemany("INSERT INTO faers_dedup_log VALUES (?, ?, ?, ?, ?)",
-                    [(i, r["step"], r["rows_before"], r["removed"], r["rows_after"]) for i, r in enumerate(log)])
+                    [(i, s.reason, s.n_before, s.n_excluded, s.n_after) for i, s in enumerate(log)])
     return log
 
 
@@ -334,6 +333,7 @@ def ingest_faers(
                     if progress:
                         progress(1)
         report.dedup = _rebuild_reports(con)
+        report.reports = int(report.dedup[-1].n_after)
         con.commit()
         ok = True
     except BaseException:

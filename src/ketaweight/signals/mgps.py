@@ -838,6 +838,14 @@ class EBGMScores:
 def ebgm_scores(prior, n, e) -> EBGMScores:
     """Qn, EBGM, EB05 and EB95 for every cell (vectorised; counts may be 0).
 
+    openEBGM's reference (DuMouchel's statin example): N = 16, E = 0.40643623 under the prior
+    θ = (3.25379356, 0.39988854, 2.02612692, 1.90807970, 0.06534557):
+
+    >>> theta = GammaMixturePrior(3.25379356, 0.39988854, 2.02612692, 1.90807970, 0.06534557)
+    >>> s = ebgm_scores(theta, [16], [0.40643623])
+    >>> round(float(s.eb05[0]), 1), round(float(s.ebgm[0]), 1), round(float(s.eb95[0]), 1)  # published 15.68, 23.26, 33.48
+    (15.7, 23.3, 33.5)
+
     Large tables repeat (n, E) pairs (cells whose drug and event margins coincide); each
     distinct pair is scored once and the results are copied back (exact)."""
     pr = _as_prior(prior)

@@ -19,6 +19,7 @@ from typing import Any
 import numpy as np
 import pandas as pd
 
+from ketaweight.signals.report import ControlVerdict, Measure, PairSignal, SignalsReport
 from ketaweight.core.errors import ConvergenceWarning, InputError, Location
 from ketaweight.core.privacy import mask_count, masked_or_exact
 from ketaweight.signals import disproportionality as dp
@@ -30,8 +31,8 @@ __all__ = ["ScanResult", "scan", "THRESHOLDS"]
 
 THRESHOLDS = {
     "PRR": "PRR ≥ 2, Yates χ² ≥ 4 and a ≥ 3 (Evans, Waller & Davis 2001)",
-    "ROR": "lower 95% limit > 1 (van Puijenbroek et al. 2002)",
-    "IC": "lower 95% limit IC025 > 0 (Norén et al. 2013)",
+    "ROR": "lower CI limit > 1 (at 95%: van Puijenbroek et al. 2002)",
+    "IC": "lower CI limit > 0 (at 95%: IC025 > 0, Norén et al. 2013)",
     "EBGM": "EB05 ≥ 2 (Szarfman, Machado & O'Neill 2002)",
 }
 
@@ -51,53 +52,43 @@ class ScanResult:
     def controls(self) -> pd.DataFrame:
         return self.rows[self.rows["role"] == "control"]
 
-    def control_verdicts(self) -> list[dict[str, Any]]:
+    def control_verdicts(self) -> list[ControlVerdict]:
         """Did each control behave as expected under each method?"""
         out = []
         for _, r in self.controls.iterrows():
             flags = {m: bool(r[f"{m.lower()}_signal"]) for m in ("PRR", "ROR", "IC", "EBGM")}
             want = r["expected"] == "positive"
-            out.append({"drug": r["drug"], "event": r["event"], "expected": r["expected"],
-                        "signal": flags, "as_expected": {m: f == want for m, f in flags.items()}})
+            out.append(ControlVerdict(r["drug"], r["event"], r["expected"], flags, {m: f == want for m, f in flags.items()}))
         return out
 
-    def to_dict(self, *, exact_counts: bool = False) -> dict[str, Any]:
+    def report(self, *, exact_counts: bool = False) -> SignalsReport:
+        """The scan as a results-file payload; counts 1–10 masked unless ``exact_counts``."""
         cnt = (lambda v: int(v)) if exact_counts else masked_or_exact
+        level = float(self.settings.get("ci_level", 0.95))
         pairs = []
         for _, r in self.rows.iterrows():
-            pairs.append({
-                "drug": r["drug"], "event": r["event"], "event_kind": r["event_kind"], "role": r["role"],
-                "expected_result": r["expected"] or None,
-                "n": cnt(r["a"]), "a": cnt(r["a"]), "b": cnt(r["b"]), "c": cnt(r["c"]), "d": cnt(r["d"]),
-                "expected_count": r["e"],
-                "measures": [
-                    {"method": "PRR", "estimate": r["prr"], "ci_low": r["prr_ci_low"], "ci_high": r["prr_ci_high"],
-                     "ci_level": 0.95, "chi2_yates": r["chi2_yates"], "signal": bool(r["prr_signal"])},
-                    {"method": "ROR", "estimate": r["ror"], "ci_low": r["ror_ci_low"], "ci_high": r["ror_ci_high"],
-                     "ci_level": 0.95, "signal": bool(r["ror_signal"])},
-                    {"method": "IC", "estimate": r["ic"], "ci_low": r["ic_ci_low"], "ci_high": r["ic_ci_high"],
-                     "ci_level": 0.95, "signal": bool(r["ic_signal"])},
-                    {"method": "EBGM", "estimate": r["ebgm"], "ci_low": r["eb05"], "ci_high": r["eb95"],
-                     "ci_level": 0.90, "qn": r["qn"], "signal": bool(r["ebgm_signal"]),
-                     "prior_converged": bool(r["prior_converged"]), "prior_boundary": bool(r["prior_boundary"])},
-                ],
-                "source": r["source"] or None,
-            })
-        return {
-            "question": "Are the requested drug–event pairs reported disproportionately often in spontaneous reports?",
-            "settings": self.settings,
-            "data": self.table_summary,
-            "thresholds": THRESHOLDS,
-            "prior": {"source": self.prior_source, **(self.prior_fit.to_dict() if self.prior_fit else {})},
-            "pairs": pairs,
-            "controls": self.control_verdicts(),
-            "counts_masked": not exact_counts,
-            "notes": list(self.notes),
-            "caveats": [
-                "Disproportionality compares reporting, not incidence: it cannot show that a drug causes an event.",
-                "Spontaneous reports are subject to notoriety, stimulated reporting and confounding by indication.",
-            ],
-        }
+            measures = (
+                Measure("PRR", r["prr"], r["prr_ci_low"], r["prr_ci_high"], level, bool(r["prr_signal"]),
+                        chi2_yates=r["chi2_yates"]),
+                Measure("ROR", r["ror"], r["ror_ci_low"], r["ror_ci_high"], level, bool(r["ror_signal"])),
+                Measure("IC", r["ic"], r["ic_ci_low"], r["ic_ci_high"], level, bool(r["ic_signal"])),
+                Measure("EBGM", r["ebgm"], r["eb05"], r["eb95"], 0.90, bool(r["ebgm_signal"]), qn=r["qn"],
+                        prior_converged=bool(r["prior_converged"]), prior_boundary=bool(r["prior_boundary"])),
+            )
+            pairs.append(PairSignal(r["drug"], r["event"], r["event_kind"], r["role"], r["expected"] or None,
+                                    cnt(r["a"]), cnt(r["a"]), cnt(r["b"]), cnt(r["c"]), cnt(r["d"]), r["e"], measures,
+                                    r["source"] or None))
+        return SignalsReport(
+            question="Are the requested drug–event pairs reported disproportionately often in spontaneous reports?",
+            settings=self.settings, data=self.table_summary, thresholds=THRESHOLDS,
+            prior={"source": self.prior_source, **(self.prior_fit.to_dict() if self.prior_fit else {})},
+            pairs=tuple(pairs), controls=tuple(self.control_verdicts()), notes=self.notes,
+            caveats=("Disproportionality compares reporting, not incidence: it cannot show that a drug causes an event.",
+                     "Spontaneous reports are subject to notoriety, stimulated reporting and confounding by indication."))
+
+    def to_dict(self, *, exact_counts: bool = False) -> dict[str, Any]:
+        """The results-file payload as plain JSON values (see :meth:`report`)."""
+        return self.report(exact_counts=exact_counts).to_dict()
 
     def to_rich_table(self):
         """A rich Table for the terminal (counts 1–10 shown as <11)."""
@@ -145,7 +136,7 @@ def scan(
     prior: mgps.GammaMixturePrior | None = None,
     squash: bool = False,
     truncation: mgps.Truncation = "mixture",
-    alpha: float = 0.05,
+    ci_level: float = 0.95,
     haldane: bool = False,
     strict: bool = False,
 ) -> ScanResult:
@@ -214,10 +205,10 @@ def scan(
         converged = True
         boundary = False
 
-    prr = dp.prr(a, b, c, d, alpha=alpha, haldane=haldane)
-    ror = dp.ror(a, b, c, d, alpha=alpha, haldane=haldane)
+    prr = dp.prr(a, b, c, d, ci_level=ci_level, haldane=haldane)
+    ror = dp.ror(a, b, c, d, ci_level=ci_level, haldane=haldane)
     chi2 = dp.yates_chi2(a, b, c, d)
-    ic = dp.information_component(a, np.nan_to_num(e, nan=0.0), alpha=alpha)
+    ic = dp.information_component(a, np.nan_to_num(e, nan=0.0), ci_level=ci_level)
     ok_e = np.isfinite(e) & (e > 0)
     qn_ = np.full(a.size, np.nan)
     eb = np.full(a.size, np.nan)
@@ -241,7 +232,7 @@ def scan(
     rows["ebgm_signal"] = (rows["eb05"] >= 2) & converged
     if table.approximate_groups:
         notes.append(table.notes[0] if table.notes else "term groups are approximate")
-    settings = {"drugs": [clean_name(x) for x in drugs], "events": list(events), "alpha": alpha,
+    settings = {"drugs": [clean_name(x) for x in drugs], "events": list(events), "ci_level": ci_level,
                 "haldane_correction": haldane, "squash": squash, "truncation": truncation,
                 "groups": {k: sorted(g.terms) for k, g in groups.items() if k in {e for _, e, *_ in wanted}}}
     return ScanResult(rows=rows, prior_fit=fit, prior_source=prior_source, table_summary=table.summary(),

@@ -57,17 +57,17 @@ def test_pathway_switch_moves_only_its_own_inputs():
               World("no_metabolism", True, True, False, True), World("no_mood", True, True, True, False))
     t = simulate_worlds(s, pop, sessions, worlds, n_detailed=4)
     # Appetite off: same activity and expenditure inputs, different intake.
-    np.testing.assert_array_equal(t.activity_min[1], t.activity_min[0])
-    np.testing.assert_array_equal(t.expenditure_change_7d[1], t.expenditure_change_7d[0])
+    np.testing.assert_array_equal(t.activity_change[1], t.activity_change[0])
+    np.testing.assert_array_equal(t.expenditure_7d_change[1], t.expenditure_7d_change[0])
     assert np.abs(t.intake_change[1] - t.intake_change[0]).max() > 10
     # Metabolism off: same intake and activity, different expenditure.
     np.testing.assert_array_equal(t.intake_change[2], t.intake_change[0])
-    np.testing.assert_array_equal(t.activity_min[2], t.activity_min[0])
-    assert np.nanmax(np.abs(t.expenditure_change_7d[2] - t.expenditure_change_7d[0])) > 10
+    np.testing.assert_array_equal(t.activity_change[2], t.activity_change[0])
+    assert np.nanmax(np.abs(t.expenditure_7d_change[2] - t.expenditure_7d_change[0])) > 10
     # Mood off: same expenditure; activity differs; the benefit itself (depression) is unchanged.
-    np.testing.assert_array_equal(t.expenditure_change_7d[3], t.expenditure_change_7d[0])
+    np.testing.assert_array_equal(t.expenditure_7d_change[3], t.expenditure_7d_change[0])
     np.testing.assert_array_equal(t.benefit[3], t.benefit[0])
-    assert np.abs(t.activity_min[3] - t.activity_min[0]).max() > 5
+    assert np.abs(t.activity_change[3] - t.activity_change[0]).max() > 5
 
 
 def test_article_truth_is_small_loss_and_crude_is_biased(article):

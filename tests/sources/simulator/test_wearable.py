@@ -36,8 +36,8 @@ def test_weekly_means_add_up_to_the_drug_kcal(appetite_and_metabolism):
     pw = s.pathways
     grid = t.grid_days
     weeks = (grid >= WEEK_DAYS) & (grid <= 84)
-    intake = WEEK_DAYS * np.nansum(t.intake_change_7d[1][weeks] - t.intake_change_7d[0][weeks], axis=0)
-    expenditure = WEEK_DAYS * np.nansum(t.expenditure_change_7d[1][weeks] - t.expenditure_change_7d[0][weeks], axis=0)
+    intake = WEEK_DAYS * np.nansum(t.intake_7d_change[1][weeks] - t.intake_7d_change[0][weeks], axis=0)
+    expenditure = WEEK_DAYS * np.nansum(t.expenditure_7d_change[1][weeks] - t.expenditure_7d_change[0][weeks], axis=0)
     decay = 0.5 ** (1 / pw.appetite_half_life_days)
     days = np.arange(84)
     checked = 0
@@ -54,7 +54,7 @@ def test_weekly_means_add_up_to_the_drug_kcal(appetite_and_metabolism):
         checked += 1
     assert checked == 60
     # The first grid day's week was not simulated: no made-up value.
-    assert np.isnan(t.intake_change_7d[:, 0]).all()
+    assert np.isnan(t.intake_7d_change[:, 0]).all()
 
 
 def _weekly(tables):

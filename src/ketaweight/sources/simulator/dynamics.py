@@ -28,7 +28,7 @@ import numpy as np
 from numpy.typing import NDArray
 
 from ketaweight.sources.simulator.energy import EnergyState
-from ketaweight.sources.simulator.pd import natural_improvement
+from ketaweight.sources.simulator.pd import benefit_after_session, natural_improvement
 from ketaweight.sources.simulator.population import Population, Sessions
 from ketaweight.sources.simulator.scenario import Scenario
 
@@ -50,7 +50,7 @@ class World:
 class Trajectories:
     """True (noise-free) states at the grid days, float32, shape (worlds, grid days, patients).
 
-    ``benefit``, ``intake_change``, ``activity_min`` and the ``*_7d`` means are kept only for
+    ``benefit``, ``intake_change``, ``activity_change`` and the ``*_7d`` means are kept only for
     the first ``n_detailed`` worlds (those observation needs); ``weight_kg`` for all.  The
     ``*_7d`` arrays are means over the :data:`WEEK_DAYS` days before the grid day (what a
     wearable or a food-logging app summarises at a weekly visit); NaN where that week was not
@@ -62,10 +62,10 @@ class Trajectories:
     weight_kg: NDArray[np.float32]
     benefit: NDArray[np.float32]
     intake_change: NDArray[np.float32]  # kcal/day vs baseline, on the grid day
-    activity_min: NDArray[np.float32]  # extra minutes/day of activity vs baseline
-    intake_change_7d: NDArray[np.float32]  # kcal/day vs baseline, mean of the week before the grid day
-    activity_min_7d: NDArray[np.float32]  # extra minutes/day of activity, mean of the week before
-    expenditure_change_7d: NDArray[np.float32]  # extra expenditure (drug + exercise, not activity), kcal/day, mean of the week before
+    activity_change: NDArray[np.float32]  # extra minutes/day of activity vs baseline
+    intake_7d_change: NDArray[np.float32]  # kcal/day vs baseline, mean of the week before the grid day
+    activity_7d_change: NDArray[np.float32]  # extra minutes/day of activity, mean of the week before
+    expenditure_7d_change: NDArray[np.float32]  # extra expenditure (drug + exercise, not activity), kcal/day, mean of the week before
 
     def world_index(self, name: str) -> int:
         return [w.name for w in self.worlds].index(name)
@@ -122,7 +122,7 @@ def simulate_worlds(
     out = Trajectories(
         worlds=worlds, grid_days=grid, weight_kg=np.empty(shape, dtype=np.float32),
         **{name: np.empty(detail_shape, dtype=np.float32)
-           for name in ("benefit", "intake_change", "activity_min", "intake_change_7d", "activity_min_7d", "expenditure_change_7d")},
+           for name in ("benefit", "intake_change", "activity_change", "intake_7d_change", "activity_7d_change", "expenditure_7d_change")},
     )
     bounds = [(lo, min(lo + CHUNK_PATIENTS, n)) for lo in range(0, n, CHUNK_PATIENTS)]
 
@@ -194,14 +194,13 @@ def _simulate_chunk(s: Scenario, pop: Population, sessions: Sessions, worlds: tu
             out.weight_kg[:, g, lo:hi] = energy.weight_kg
             out.benefit[:, g, lo:hi] = benefit[:n_detailed]
             week_complete = day - first_day >= WEEK_DAYS
-            for target, sums in zip((out.intake_change_7d, out.activity_min_7d, out.expenditure_change_7d), week_sums):
+            for target, sums in zip((out.intake_7d_change, out.activity_7d_change, out.expenditure_7d_change), week_sums):
                 target[:, g, lo:hi] = sums / WEEK_DAYS if week_complete else np.nan
             week_sums[:] = 0.0
         patients, auc = by_day[offset]
         if len(patients) and len(course_rows):
             rows = np.ix_(course_rows, patients)
-            b = benefit[rows]
-            benefit[rows] = b + (1.0 - b) * pop.emax[patients] * auc / (auc + ph.ec50_auc_mg_h_per_l)
+            benefit[rows] = benefit_after_session(benefit[rows], pop.emax[patients], auc, ph.ec50_auc_mg_h_per_l)
             exposure[rows] += auc / pw.typical_auc_mg_h_per_l
             dosed_today[rows] = True
 
@@ -226,7 +225,7 @@ def _simulate_chunk(s: Scenario, pop: Population, sessions: Sessions, worlds: tu
         expenditure = shared_expenditure + drug_expenditure
         if g is not None:
             out.intake_change[:, g, lo:hi] = intake[:n_detailed]
-            out.activity_min[:, g, lo:hi] = activity[:n_detailed]
+            out.activity_change[:, g, lo:hi] = activity[:n_detailed]
         nxt = next_grid[offset]
         if nxt < len(grid) and grid[nxt] - day <= WEEK_DAYS:  # each is (worlds, patients)
             for sums, value in zip(week_sums, (intake, activity, expenditure)):
@@ -242,7 +241,7 @@ class FactualView:
     weight_kg: NDArray[np.float32]
     benefit: NDArray[np.float32]
     intake_change: NDArray[np.float32]
-    activity_min: NDArray[np.float32]
-    intake_change_7d: NDArray[np.float32]  # means over the week before the grid day (Trajectories)
-    activity_min_7d: NDArray[np.float32]
-    expenditure_change_7d: NDArray[np.float32]
+    activity_change: NDArray[np.float32]
+    intake_7d_change: NDArray[np.float32]  # means over the week before the grid day (Trajectories)
+    activity_7d_change: NDArray[np.float32]
+    expenditure_7d_change: NDArray[np.float32]

@@ -21,7 +21,7 @@ from numpy.typing import NDArray
 
 from ketaweight.sources.simulator.dynamics import FactualView
 from ketaweight.sources.simulator.pd import madrs_to_phq9, madrs_true, natural_improvement
-from ketaweight.sources.simulator.population import ROUTES, Population, Sessions
+from ketaweight.sources.simulator.population import REGIMEN_NAMES, REGIMENS, Population, Sessions
 from ketaweight.sources.simulator.scenario import Scenario
 from ketaweight.sources.simulator.wearable import INTAKE_RANGE_KCAL, PatientBaseline, recorded_activity, wearable_records
 
@@ -163,7 +163,7 @@ def observe(s: Scenario, pop: Population, sessions: Sessions, view: FactualView,
     d_intake = view.intake_change[yg, yp].astype(float)
     reported = np.round(baseline.reported_intake(yp, d_intake) + rng.normal(0, 120, len(yp)), 0)
     appetite = np.clip(np.rint(5 + d_intake / 100 + rng.normal(0, 1.0, len(yp))), 0, 10)
-    activity = baseline.activity_min[yp] + view.activity_min[yg, yp] + rng.normal(0, 10, len(yp))
+    activity = baseline.activity_change[yp] + view.activity_change[yg, yp] + rng.normal(0, 10, len(yp))
     kinds += [("energy_intake", "kcal/d", yp, yd, ym, np.clip(reported, *INTAKE_RANGE_KCAL)),
               ("appetite", "score", yp, yd, ym, appetite),
               ("activity", "min/d", yp, yd, ym, recorded_activity(activity))]
@@ -185,25 +185,26 @@ def observe(s: Scenario, pop: Population, sessions: Sessions, view: FactualView,
 
     # --- exposures (sessions at 09:00-12:00)
     session_minutes = rng.integers(9 * 60, 12 * 60, size=len(sessions.day))
-    # Esketamine is its own ingredient, given by the intranasal route.
-    is_esketamine = sessions.route == ROUTES.index("esketamine")
-    route_names = pa.array(["intranasal" if r == "esketamine" else r for r in ROUTES])
+    # each regimen is recorded as its canonical drug and route (esketamine: its own ingredient, intranasal)
+    drug_names, route_names = sorted({d for d, _ in REGIMENS.values()}), sorted({r for _, r in REGIMENS.values()})
+    drug_of = np.array([drug_names.index(REGIMENS[r][0]) for r in REGIMEN_NAMES], dtype=np.int32)[sessions.regimen]
+    route_of = np.array([route_names.index(REGIMENS[r][1]) for r in REGIMEN_NAMES], dtype=np.int32)[sessions.regimen]
     exposures = pa.table({
         "patient_id": _dict_column(sessions.patient, ids),
         "time": _timestamps(pop, sessions.patient, sessions.day, session_minutes),
-        "drug": _dict_column(is_esketamine, pa.array(["ketamine", "esketamine"])),
+        "drug": _dict_column(drug_of, pa.array(drug_names)),
         "dose_mg": pa.array(sessions.dose_mg),
-        "route": _dict_column(sessions.route, route_names),
+        "route": _dict_column(route_of, pa.array(route_names)),
         "duration_min": pa.array(sessions.minutes),
     })
 
     # --- adverse events on session days
     term_names = sorted({term for rates in o.ae_rates.values() for term in rates})
     ae_hits, ae_terms = [np.zeros(0, dtype=np.int64)], [np.zeros(0, dtype=np.int32)]
-    for route, rates in o.ae_rates.items():
-        on_route = np.flatnonzero(sessions.route == ROUTES.index(route))
+    for regimen, rates in o.ae_rates.items():
+        on_regimen = np.flatnonzero(sessions.regimen == REGIMEN_NAMES.index(regimen))
         for term, rate in rates.items():
-            hit = on_route[rng.random(len(on_route)) < rate]
+            hit = on_regimen[rng.random(len(on_regimen)) < rate]
             ae_hits.append(hit)
             ae_terms.append(np.full(len(hit), term_names.index(term), dtype=np.int32))
     hits, terms = np.concatenate(ae_hits), np.concatenate(ae_terms)

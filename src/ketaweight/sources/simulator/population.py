@@ -21,6 +21,7 @@ import numpy as np
 from numpy.typing import NDArray
 from scipy.special import expit
 
+from ketaweight.core.schema import DRUGS, ROUTES
 from ketaweight.sources.simulator.pk import individual_clearance, session_auc
 from ketaweight.sources.simulator.scenario import Scenario
 
@@ -28,8 +29,17 @@ FloatArray = NDArray[np.float64]
 IntArray = NDArray[np.int64]
 BoolArray = NDArray[np.bool_]
 
-ROUTES = ("iv", "im", "esketamine", "oral")
-"""Route codes used internally; ``esketamine`` is the nasal spray (route ``intranasal``)."""
+REGIMENS: dict[str, tuple[str, str]] = {
+    "iv": ("ketamine", "iv"),
+    "im": ("ketamine", "im"),
+    "esketamine": ("esketamine", "intranasal"),
+    "oral": ("ketamine", "oral"),
+}
+"""The simulator's treatment regimens → the (drug, route) they are recorded as (``core.schema`` names).
+A regimen is not a route: esketamine is its own ingredient, given by the intranasal route."""
+REGIMEN_NAMES: tuple[str, ...] = tuple(REGIMENS)
+if not all(d in DRUGS and r in ROUTES for d, r in REGIMENS.values()):
+    raise ImportError(f"every regimen must be a canonical drug and route: {REGIMENS}")
 
 SESSION_DAYS: dict[str, tuple[int, ...]] = {
     # IV racemic: 6 infusions over 12 days (Murrough 2013); IM on the same schedule.
@@ -82,7 +92,7 @@ class Sessions:
 
     patient: IntArray
     day: IntArray  # relative to index
-    route: NDArray[np.int8]  # index into ROUTES
+    regimen: NDArray[np.int8]  # index into REGIMEN_NAMES
     dose_mg: FloatArray
     auc: FloatArray  # mg·h/L
     minutes: FloatArray
@@ -168,10 +178,10 @@ def plan_courses(s: Scenario, pop: Population, rng: np.random.Generator) -> Sess
     """
     t, ph, obs = s.treatment, s.pharmacology, s.observation
     n = pop.n
-    unknown = set(t.route_shares) - set(ROUTES)
+    unknown = set(t.regimen_shares) - set(REGIMEN_NAMES)
     if unknown:
-        raise ValueError(f"unknown route(s) {sorted(unknown)} in treatment.route_shares; use {ROUTES}")
-    route = np.array([ROUTES.index(r) for r in t.route_shares])[_choice_by_share(t.route_shares, n, rng)]
+        raise ValueError(f"unknown regimen(s) {sorted(unknown)} in treatment.regimen_shares; use {REGIMEN_NAMES}")
+    regimen = np.array([REGIMEN_NAMES.index(r) for r in t.regimen_shares])[_choice_by_share(t.regimen_shares, n, rng)]
     iv_dose = _keys_as_floats(t.iv_dose_mg_per_kg)[_choice_by_share(t.iv_dose_mg_per_kg, n, rng)]
     eske_dose = _keys_as_floats(t.esketamine_dose_mg)[_choice_by_share(t.esketamine_dose_mg, n, rng)]
     # Number of induction sessions completed before stopping (geometric adherence).
@@ -179,8 +189,8 @@ def plan_courses(s: Scenario, pop: Population, rng: np.random.Generator) -> Sess
     maintain = rng.random(n) < t.maintenance_share
 
     pieces: list[tuple[IntArray, IntArray, NDArray[np.int8], BoolArray]] = []
-    for code, r in enumerate(ROUTES):
-        who = np.flatnonzero(route == code)
+    for code, r in enumerate(REGIMEN_NAMES):
+        who = np.flatnonzero(regimen == code)
         days = np.array(SESSION_DAYS[r])
         k = np.minimum(stop_after[who], len(days))
         grid = np.arange(len(days))[None, :] < k[:, None]
@@ -195,33 +205,33 @@ def plan_courses(s: Scenario, pop: Population, rng: np.random.Generator) -> Sess
                            np.full(len(cont) * n_maint, code, np.int8), np.ones(len(cont) * n_maint, bool)))
     patient = np.concatenate([p[0] for p in pieces])
     day = np.concatenate([p[1] for p in pieces])
-    route_s = np.concatenate([p[2] for p in pieces])
+    regimen_s = np.concatenate([p[2] for p in pieces])
     maint = np.concatenate([p[3] for p in pieces])
     delay = rng.integers(0, t.start_delay_max_days + 1, n)
     day = day + delay[patient]
 
     w = pop.weight0_kg[patient]
-    is_route = {r: route_s == i for i, r in enumerate(ROUTES)}
-    first_eske = is_route["esketamine"] & (day == delay[patient])
+    is_regimen = {r: regimen_s == i for i, r in enumerate(REGIMEN_NAMES)}
+    first_eske = is_regimen["esketamine"] & (day == delay[patient])
     dose = np.select(
-        [is_route["iv"], is_route["im"], is_route["oral"], first_eske, is_route["esketamine"]],
+        [is_regimen["iv"], is_regimen["im"], is_regimen["oral"], first_eske, is_regimen["esketamine"]],
         [iv_dose[patient] * w, t.im_dose_mg_per_kg * w, t.oral_dose_mg_per_kg * w,
          np.full(len(day), t.esketamine_first_dose_mg), eske_dose[patient]],
     )
     dose = np.round(dose, 1)
-    bio = _by_route(ph.bioavailability)[route_s]
+    bio = _by_regimen(ph.bioavailability)[regimen_s]
     auc = session_auc(dose, bio, pop.clearance[patient])
     order = np.argsort(patient.astype(np.int64) * 4096 + day, kind="stable")  # by patient, then day (day < 4096)
-    minutes = _by_route(SESSION_MINUTES)[route_s]
+    minutes = _by_regimen(SESSION_MINUTES)[regimen_s]
     keep = day <= obs.follow_up_days
     order = order[keep[order]]
-    return Sessions(patient=patient[order], day=day[order], route=route_s[order],
+    return Sessions(patient=patient[order], day=day[order], regimen=regimen_s[order],
                     dose_mg=dose[order], auc=auc[order], minutes=minutes[order], maintenance=maint[order])
 
 
-def _by_route(mapping: dict[str, float]) -> FloatArray:
-    """``mapping`` as an array indexed by route code (see ROUTES)."""
-    missing = [r for r in ROUTES if r not in mapping]
+def _by_regimen(mapping: dict[str, float]) -> FloatArray:
+    """``mapping`` as an array indexed by regimen code (see REGIMEN_NAMES)."""
+    missing = [r for r in REGIMEN_NAMES if r not in mapping]
     if missing:
-        raise ValueError(f"no value for route(s) {missing}; known: {sorted(mapping)}")
-    return np.array([mapping[r] for r in ROUTES], dtype=float)
+        raise ValueError(f"no value for regimen(s) {missing}; known: {sorted(mapping)}")
+    return np.array([mapping[r] for r in REGIMEN_NAMES], dtype=float)

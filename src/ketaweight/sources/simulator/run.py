@@ -18,7 +18,7 @@ from ketaweight.core.provenance import Provenance
 from ketaweight.sources.simulator.dynamics import FactualView, Trajectories, World, grid_days, simulate_worlds
 from ketaweight.sources.simulator.observe import observe, patient_ids
 from ketaweight.sources.simulator.population import Population, Sessions, draw_population, plan_courses
-from ketaweight.sources.simulator.scenario import Scenario
+from ketaweight.sources.simulator.scenario import Scenario, load_scenario
 from ketaweight.sources.simulator.truth import PATHWAYS, compute_truth
 
 HORIZON_DAYS = 84
@@ -59,22 +59,31 @@ def _factual_view(traj: Trajectories, treated: np.ndarray, composite: bool) -> F
     else:
         pick = lambda a: a[0]  # noqa: E731
     return FactualView(traj.grid_days, pick(traj.weight_kg), pick(traj.benefit), pick(traj.intake_change),
-                       pick(traj.activity_min), pick(traj.intake_change_7d), pick(traj.activity_min_7d),
-                       pick(traj.expenditure_change_7d))
+                       pick(traj.activity_change), pick(traj.intake_7d_change), pick(traj.activity_7d_change),
+                       pick(traj.expenditure_7d_change))
 
 
 def simulate(
-    scenario: Scenario,
+    scenario: Scenario | str,
     n_patients: int,
     seed: int,
     *,
     truth: bool = True,
     on_patients: Callable[[int], None] | None = None,
 ) -> SimulationResult:
-    """Simulate ``n_patients`` under ``scenario``; with ``truth`` also every counterfactual world.
+    """Simulate ``n_patients`` under ``scenario`` (a :class:`Scenario`, a built-in scenario name or a
+    scenario TOML path); with ``truth`` also every counterfactual world.
 
     ``on_patients(k)`` reports progress as chunks of ``k`` patients finish.
+
+    >>> res = simulate("null", 500, seed=1)
+    >>> sorted(res.tables)
+    ['adverse_events', 'exposures', 'lifestyle', 'measurements', 'patients']
+    >>> res.truth["weight_change_kg"]["ate"]   # no effect on weight in the null world, exactly
+    0.0
     """
+    if isinstance(scenario, str):
+        scenario = load_scenario(scenario)
     if n_patients < 1:
         raise ValueError(f"n_patients must be at least 1, got {n_patients}")
     # A fourth stream for wearable records leaves the first three (and their tables) as they were.

@@ -16,13 +16,14 @@ A scenario file only needs the values it changes; everything else keeps its defa
 
 from __future__ import annotations
 
-import tomllib
 from importlib import resources
 from pathlib import Path
 
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, model_validator
 
 from ketaweight.core.errors import InputError, Location
+from ketaweight.core.tomlfile import read_toml, validation_problems
+from ketaweight.core.vocabulary import MEASUREMENT_DESIGNS
 
 
 class _Section(BaseModel):
@@ -58,9 +59,9 @@ class Treatment(_Section):
     uptake_per_motivation_sd: float = Field(0.5, description="logit per SD of latent motivation (unmeasured) [assumption]")
     uptake_diet_programme: float = Field(0.6, description="logit if in a diet programme at index [assumption]")
     uptake_exercise_programme: float = Field(0.4, description="logit if in an exercise programme at index [assumption]")
-    route_shares: dict[str, float] = Field(
+    regimen_shares: dict[str, float] = Field(
         default_factory=lambda: {"iv": 0.55, "esketamine": 0.25, "im": 0.12, "oral": 0.08},
-        description="route mix among treated [assumption, typical US clinic mix]",
+        description="regimen mix among treated: iv, im, oral racemic ketamine; esketamine nasal spray [assumption, typical US clinic mix]",
     )
     iv_dose_mg_per_kg: dict[str, float] = Field(
         default_factory=lambda: {"0.5": 0.75, "0.75": 0.15, "1.0": 0.10},
@@ -82,8 +83,8 @@ class Pharmacology(_Section):
     clearance_l_per_h_70kg: float = Field(79.0, description="L/h per 70 kg [lit: Kamp 2020 meta-analysis]")
     clearance_cv: float = Field(0.30, description="between-patient CV of clearance [lit: Kamp 2020]")
     bioavailability: dict[str, float] = Field(
-        default_factory=lambda: {"iv": 1.0, "im": 0.93, "intranasal": 0.45, "esketamine": 0.50, "oral": 0.17},
-        description="fraction absorbed by route [lit: Kamp 2020; Spravato label]",
+        default_factory=lambda: {"iv": 1.0, "im": 0.93, "esketamine": 0.50, "oral": 0.17},
+        description="fraction absorbed by regimen [lit: Kamp 2020; Spravato label]",
     )
     ec50_auc_mg_h_per_l: float = Field(0.30, description="AUC giving half the maximal antidepressant effect, mg·h/L [assumption]")
     responder_emax_a: float = Field(6.0, description="Beta(a, b) of Emax among responders [assumption, mean 0.6]")
@@ -166,7 +167,7 @@ class Observation(_Section):
             "esketamine": {"Dissociation": 0.41, "Nausea": 0.27, "Blood pressure increased": 0.10, "Dizziness": 0.29, "Sedation": 0.23},
             "oral": {"Dissociation": 0.05, "Nausea": 0.08, "Dizziness": 0.06, "Headache": 0.05},
         },
-        description="per-session probability of each adverse event (MedDRA PT) by route [lit: Spravato label; Short 2018 review]",
+        description="per-session probability of each adverse event (MedDRA PT) by regimen [lit: Spravato label; Short 2018 review]",
     )
 
 
@@ -199,7 +200,10 @@ patients with consumer wearables and a food app, with logging noise, device bias
 and under-reporting).  ``research``: every patient measured every week as a metabolic study
 would — weighed intake, no logging noise, device bias or missed weeks (the device still does not
 see adaptive thermogenesis or the fall of expenditure with weight) — the design under which
-mediation's assumption of well-measured mediators holds (docs/mechanisms.md)."""
+mediation's assumption of well-measured mediators holds (docs/mechanisms.md).  The names are
+:data:`ketaweight.core.vocabulary.MEASUREMENT_DESIGNS` (checked at import)."""
+if tuple(MEASUREMENTS) != MEASUREMENT_DESIGNS:
+    raise ImportError(f"simulator measurement designs {tuple(MEASUREMENTS)} differ from core.vocabulary {MEASUREMENT_DESIGNS}")
 
 
 def with_measurement(s: Scenario, measurement: str) -> Scenario:
@@ -236,21 +240,16 @@ def load_scenario(name_or_path: str | Path) -> Scenario:
     if path.suffix == ".toml" or path.exists():
         if not path.exists():
             raise InputError([(Location(str(path)), "scenario file not found")])
-        text, label = path.read_text(encoding="utf-8"), str(path)
+        label = str(path)
+        raw, text = read_toml(path, label)
     else:
         resource = _scenario_dir() / f"{name_or_path}.toml"
         if not resource.is_file():
             raise InputError([(Location(str(name_or_path)),
                                f"unknown scenario; built-in scenarios are {', '.join(builtin_scenarios())}")])
-        text, label = resource.read_text(encoding="utf-8"), f"scenario '{name_or_path}'"
-    try:
-        raw = tomllib.loads(text)
-    except tomllib.TOMLDecodeError as exc:
-        raise InputError([(Location(label), f"not valid TOML: {exc}")]) from exc
+        label = f"scenario '{name_or_path}'"
+        raw, text = read_toml(Path(str(resource)), label)
     try:
         return Scenario.model_validate(raw)
     except ValidationError as exc:
-        problems = [
-            (Location(label, column=".".join(str(p) for p in err["loc"])), err["msg"]) for err in exc.errors()
-        ]
-        raise InputError(problems) from exc
+        raise InputError(validation_problems(exc, label, text)) from exc

@@ -53,7 +53,7 @@ class PatientBaseline:
 
     intake_kcal: FloatArray  # baseline intake = expenditure at balance, PAL × RMR (kcal/d)
     underreport_share: FloatArray  # share of intake a patient leaves out of every record
-    activity_min: FloatArray  # baseline recorded activity (min/d), rising with PAL
+    activity_change: FloatArray  # baseline recorded activity (min/d), rising with PAL
 
     @classmethod
     def of(cls, pop: Population, underreport_share: FloatArray) -> PatientBaseline:
@@ -81,11 +81,11 @@ def wearable_records(s: Scenario, pop: Population, view: FactualView, baseline: 
     midnight = np.zeros(len(days), dtype=np.int64)
     n = len(days)
 
-    d_intake = view.intake_change_7d[g_idx, p_idx].astype(float)
-    d_activity = view.activity_min_7d[g_idx, p_idx].astype(float)
-    d_expenditure = view.expenditure_change_7d[g_idx, p_idx].astype(float)
+    d_intake = view.intake_7d_change[g_idx, p_idx].astype(float)
+    d_activity = view.activity_7d_change[g_idx, p_idx].astype(float)
+    d_expenditure = view.expenditure_7d_change[g_idx, p_idx].astype(float)
     intake = baseline.reported_intake(p_idx, d_intake) + rng.normal(0, o.app_intake_noise_kcal, n)
-    activity = baseline.activity_min[p_idx] + d_activity + rng.normal(0, o.wearable_activity_noise_min, n)
+    activity = baseline.activity_change[p_idx] + d_activity + rng.normal(0, o.wearable_activity_noise_min, n)
     activity_kcal = d_activity * (LIGHT_ACTIVITY_MET_ABOVE_REST / 60.0) * pop.weight0_kg[p_idx]
     expenditure = ((baseline.intake_kcal[p_idx] + d_expenditure + activity_kcal) * (1 + device_bias[p_idx])
                    + rng.normal(0, o.wearable_expenditure_noise_kcal, n))

@@ -129,11 +129,16 @@ def main() -> None:
     ap.add_argument("--repeats", type=int, default=3)
     ap.add_argument("--load-size", type=int, default=100000, help="cohort exported to Parquet and CSV for `store load`")
     ap.add_argument("--baseline-src", type=Path, default=None, help="another source tree run side by side")
+    ap.add_argument("--baseline-sizes", default=None,
+                    help="sizes the baseline runs at (default: all of --sizes; the baseline at 1 M takes ~10 min a run)")
+    ap.add_argument("--baseline-repeats", type=int, default=None, help="runs per baseline command (default: --repeats)")
+    ap.add_argument("--large-repeats", type=int, default=None, help="runs per command at 1 M patients or more (default: --repeats)")
     ap.add_argument("--skip-demo", action="store_true")
     ap.add_argument("--work", type=Path, default=None, help="scratch folder (default: a temporary one, removed)")
     ap.add_argument("--json", type=Path, default=None, help="write every run here")
     args = ap.parse_args()
     sizes = [int(s) for s in args.sizes.split(",")]
+    baseline_sizes = set(int(s) for s in args.baseline_sizes.split(",")) if args.baseline_sizes else set(sizes)
     work = args.work or Path(tempfile.mkdtemp(prefix="ketaweight-bench-"))
     work.mkdir(parents=True, exist_ok=True)
     sources = [("ketaweight", None)] + ([("baseline", args.baseline_src.resolve())] if args.baseline_src else [])
@@ -145,16 +150,22 @@ def main() -> None:
     def fresh(path: Path):
         return lambda i: shutil.rmtree(path, ignore_errors=True)
 
+    def repeats(who: str, n: int = 0) -> int:
+        r = args.large_repeats if n >= 1_000_000 and args.large_repeats else args.repeats
+        return min(r, args.baseline_repeats or r) if who == "baseline" else r
+
     for n in sizes:
         for who, src in sources:
+            if who == "baseline" and n not in baseline_sizes:
+                continue
             prefix, env = ketaweight(src)
             out = work / f"{who}-{n}"
-            measures.append(measure(f"simulate --patients {n:,}", who, args.repeats,
+            measures.append(measure(f"simulate --patients {n:,}", who, repeats(who, n),
                                     lambda i: (prefix + ["simulate", "--patients", str(n), "--out", str(out)], env), fresh(out)))
             results = work / f"{who}-{n}-results"
-            measures.append(measure(f"analyze --study ketamine-weight, {n:,}", who, args.repeats,
+            measures.append(measure(f"analyze --study ketamine-weight, {n:,}", who, repeats(who, n),
                                     lambda i: (prefix + ["analyze", "--store", str(out / "store.duckdb"), "--study",
-                                                         "ketamine-weight", "--out", str(results)], env)))
+                                                         "ketamine-weight", "--out", str(results), "--replace"], env)))
 
     # store load against DuckDB's own read of the same files
     prefix, env = ketaweight(None)
@@ -170,10 +181,10 @@ def main() -> None:
         target = work / f"loaded-{fmt}.duckdb"
         for who, src in sources:
             p, e = ketaweight(src)
-            measures.append(measure(f"store load {fmt} ({size:,.0f} MiB)", who, args.repeats,
+            measures.append(measure(f"store load {fmt} ({size:,.0f} MiB)", who, repeats(who, args.load_size),
                                     lambda i: (p + ["store", "load", str(folder), "--store", str(target)], e),
                                     lambda i: target.unlink(missing_ok=True)))
-        measures.append(measure(f"store load {fmt} ({size:,.0f} MiB)", "DuckDB floor", args.repeats,
+        measures.append(measure(f"store load {fmt} ({size:,.0f} MiB)", "DuckDB floor", repeats("floor", args.load_size),
                                 lambda i: ([sys.executable, "-c", FLOOR, str(folder), fmt, str(target)], env),
                                 lambda i: target.unlink(missing_ok=True)))
         if rows is None:
@@ -186,7 +197,7 @@ def main() -> None:
         for who, src in sources:
             p, e = ketaweight(src)
             demo = work / f"{who}-demo"
-            measures.append(measure("demo (20,000 patients, report)", who, args.repeats,
+            measures.append(measure("demo (20,000 patients, report)", who, repeats(who),
                                     lambda i: (p + ["demo", "--out", str(demo)], e), fresh(demo)))
 
     print(f"\n{'command':<46}{'who':<14}{'wall s':>8}{'CPU s':>8}{'peak GiB':>10}{'load':>10}")

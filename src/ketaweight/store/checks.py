@@ -53,6 +53,8 @@ def text_to_typed(sql_type: str, raw: str) -> str:
                 f"WHEN 'false' THEN FALSE WHEN '0' THEN FALSE WHEN 'no' THEN FALSE END")
     if sql_type == "VARCHAR":
         return raw
+    if sql_type in ("TIMESTAMP", "DATE"):  # 'infinity' casts to a time no record can have: not a valid value
+        return f"CASE WHEN isfinite(TRY_CAST({raw} AS {sql_type})) THEN TRY_CAST({raw} AS {sql_type}) END"
     return f"TRY_CAST({raw} AS {sql_type})"
 
 
@@ -107,6 +109,8 @@ def row_checks(table: Table, *, text: bool) -> list[RowCheck]:
         if text and col.sql_type != "VARCHAR":
             checks.append(RowCheck(col.name, f"{raw} IS NOT NULL AND {value} IS NULL",
                                    f"'not a valid ' || '{col.sql_type.lower()}: ' || {raw}"))
+        if col.sql_type in ("TIMESTAMP", "DATE") and not text:  # typed sources (Parquet, frames) may hold ±infinity
+            checks.append(RowCheck(col.name, f"NOT isfinite({value})", reason=f"not a valid {col.sql_type.lower()}: infinity"))
         if col.allowed is not None:
             allowed = ", ".join(f"'{a}'" for a in col.allowed)
             checks.append(RowCheck(col.name, f"{raw} NOT IN ({allowed})",

@@ -30,7 +30,7 @@ import pyarrow.compute as pc
 
 from ketaweight.core.errors import InputError, Location
 from ketaweight.core.schema import Table
-from ketaweight.sources.files import NotPlainCsv, csv_text_batches, parquet_columns, read_csv_as_text
+from ketaweight.sources.files import NotPlainCsv, csv_text_batches, parquet_columns, parquet_out_of_range, read_csv_as_text
 from ketaweight.store.checks import PARSE_FLAG, text_to_typed
 
 _INTEGERS = ("TINYINT", "SMALLINT", "INTEGER", "BIGINT", "HUGEINT", "UTINYINT", "USMALLINT", "UINTEGER", "UBIGINT")
@@ -40,10 +40,6 @@ _TIMESTAMP_TZ = "TIMESTAMP WITH TIME ZONE"
 
 def _q(name: str) -> str:
     return '"' + name.replace('"', '""') + '"'
-
-
-def _literal(text: str) -> str:
-    return "'" + text.replace("'", "''") + "'"
 
 
 @dataclass
@@ -60,6 +56,12 @@ class Incoming:
     unparsed_flag: bool
     stage_for_report: Callable[[], tuple[str, bool]]
     trusted: bool = False
+    unreadable: Callable[[Exception], InputError] | None = None
+    """Words a DuckDB conversion error raised while reading the source (default: a data frame's)."""
+
+    def conversion_error(self, exc: Exception) -> InputError:
+        """The InputError for a value DuckDB could not convert while reading this table."""
+        return self.unreadable(exc) if self.unreadable is not None else conversion_error(self.table.name, exc)
 
 
 @dataclass
@@ -151,7 +153,7 @@ class Staging:
         """A Parquet file read by DuckDB in place."""
         label = str(path)
         present = parquet_columns(path, table)
-        source = f"read_parquet({_literal(str(path))})"
+        source = self._parquet_view(f"_parquet_{name}", path)
         try:
             types = dict(self.con.execute(f"SELECT column_name, column_type FROM (DESCRIBE SELECT * FROM {source})").fetchall())
         except duckdb.Error as exc:
@@ -173,12 +175,26 @@ class Staging:
         def stage_for_report() -> tuple[str, bool]:
             texts = ", ".join(f"{_parquet_text(types[c], _q(c))} AS {_q(c)}" for c in present)
             rows = f"_rows_{name}"
+            numbered = self._parquet_view(f"_parquet_rows_{name}", path, file_row_number=True)
             self.con.execute(f"CREATE OR REPLACE TEMP TABLE {_q(rows)} AS SELECT file_row_number + 1 AS _line, {texts} "
-                             f"FROM read_parquet({_literal(str(path))}, file_row_number = true)")
+                             f"FROM {numbered}")
             self._tables.append(rows)
             return self._stage_text(name, table, rows, present), True
 
-        return Incoming(table, label, "row", typed, True, stage_for_report)
+        def unreadable(exc: Exception) -> InputError:
+            return InputError(parquet_out_of_range(path, table) or [(Location(label), f"cannot read the Parquet file's values: {exc}")])
+
+        return Incoming(table, label, "row", typed, True, stage_for_report, unreadable=unreadable)
+
+    def _parquet_view(self, view: str, path: Path, **options: Any) -> str:
+        """A temporary view reading the Parquet file in place; the path reaches DuckDB as a value
+        (relation API), never inside SQL text."""
+        try:
+            self.con.read_parquet(str(path), **options).create_view(view, replace=True)
+        except duckdb.Error as exc:
+            raise InputError([(Location(str(path)), f"cannot read Parquet file: {exc}")]) from exc
+        self._views.append(view)
+        return _q(view)
 
     # ------------------------------------------------------------------ data frames
     def frame(self, name: str, table: Table, frame: pd.DataFrame | pa.Table, label: str, *, trusted: bool) -> Incoming:

@@ -29,9 +29,9 @@ import pyarrow as pa
 from ketaweight.core.errors import InputError, Location
 from ketaweight.core.provenance import Provenance, read_provenance_file, write_provenance_file
 from ketaweight.core.schema import MEASUREMENT_KINDS, TABLES, create_table_sql
-from ketaweight.sources.files import find_table_files
+from ketaweight.sources.files import find_table_files, skipped_files
 from ketaweight.store.checks import UnitStats, create_units_table, insert_sql, screen, unit_conversions, unit_stats, validate_staged
-from ketaweight.store.staging import Incoming, Staging, contract_problems, conversion_error
+from ketaweight.store.staging import Incoming, Staging, contract_problems
 
 ExportFormat = str  # "csv" | "parquet"
 
@@ -57,6 +57,10 @@ class LoadReport:
     rows: dict[str, int] = field(default_factory=dict)
     conversions: dict[str, int] = field(default_factory=dict)
     sources: dict[str, str] = field(default_factory=dict)
+    skipped: dict[str, str] = field(default_factory=dict)
+    """Files of a loaded folder that are not table files: name → why they were not loaded."""
+    store_rows: dict[str, int] = field(default_factory=dict)
+    """Rows per table in the store after the load."""
 
 
 def _check_contract_units(units: UnitStats, label: str) -> None:
@@ -74,36 +78,69 @@ class Store:
         """Open (or create) the store at ``path``; ``":memory:"`` gives a throw-away in-memory store.
 
         ``memory_limit`` caps DuckDB's memory for a store file (a DuckDB size such as ``"4GiB"``;
-        None = DuckDB's default); an in-memory store keeps DuckDB's default, as its data live there."""
+        None = DuckDB's default); an in-memory store keeps DuckDB's default, as its data live there.
+        A store file this call creates is removed again when it is left by an exception before any
+        load completed (:meth:`__exit__`): a failed first load leaves nothing behind."""
         self.path = Path(path)
         in_memory = str(path) == ":memory:"
         if read_only and not in_memory and not self.path.exists():
             raise FileNotFoundError(f"{self.path}: store not found")
-        if not in_memory:
+        self._created: list[Path] = []  # what this call created, innermost last (removed by a failed first load)
+        if not in_memory and not self.path.exists():
+            missing = [p for p in self.path.parents if not p.exists()]
             self.path.parent.mkdir(parents=True, exist_ok=True)
-        self.con = duckdb.connect(str(path), read_only=read_only and not in_memory)
-        if memory_limit is not None and not in_memory:
-            self.con.execute(f"SET memory_limit = '{memory_limit}'")
-        if not read_only:
-            for table in TABLES.values():
-                self.con.execute(create_table_sql(table))
-            self.con.execute(_LOADS_SQL)
+            self._created = [*reversed(missing), self.path]
+        self._loaded = False
+        try:
+            self.con = duckdb.connect(str(path), read_only=read_only and not in_memory)
+        except duckdb.IOException as exc:
+            self._remove_created()
+            raise open_error(self.path, exc) from exc
+        try:
+            if memory_limit is not None and not in_memory:
+                self.con.execute("SET memory_limit = ?", [memory_limit])
+            if not read_only:
+                for table in TABLES.values():
+                    self.con.execute(create_table_sql(table))
+                self.con.execute(_LOADS_SQL)
+        except BaseException:
+            self.close()
+            raise
 
     def __enter__(self) -> "Store":
         return self
 
-    def __exit__(self, *exc: object) -> None:
+    def __exit__(self, exc_type: type[BaseException] | None, *exc: object) -> None:
         self.close()
+        if exc_type is not None and not self._loaded:
+            self._remove_created()
 
     def close(self) -> None:
         self.con.close()
+
+    def _remove_created(self) -> None:
+        """Remove the store file this object created (with DuckDB's side files) and the folders made for it."""
+        if not self._created:
+            return
+        for side in (self.path, self.path.with_name(self.path.name + ".wal")):
+            side.unlink(missing_ok=True)
+        spill = self.path.with_name(self.path.name + ".tmp")
+        if spill.is_dir() and not any(spill.iterdir()):
+            spill.rmdir()
+        for folder in reversed(self._created[:-1]):
+            try:
+                folder.rmdir()  # only if still empty
+            except OSError:
+                break
+        self._created = []
 
     # ------------------------------------------------------------------ loading
     def load_folder(self, folder: str | Path, *, provenance: Provenance | None = None) -> LoadReport:
         """Load ``<table>.csv`` or ``<table>.parquet`` files from a folder (any subset of tables).
 
         ``provenance`` defaults to the folder's ``provenance.json`` (written by an export), else to
-        real records from that folder."""
+        real records from that folder.  Other files are not loaded; the report names them and why
+        (:attr:`LoadReport.skipped`)."""
         folder = Path(folder)
         files = find_table_files(folder, TABLES)
         provenance = provenance or read_provenance_file(folder) or Provenance("real", f"records loaded from {folder.name}/")
@@ -112,7 +149,9 @@ class Store:
             return {name: (staging.csv if path.suffix == ".csv" else staging.parquet)(name, TABLES[name], path)
                     for name, path in files.items()}
 
-        return self._load(stage, provenance)
+        report = self._load(stage, provenance, "this folder")
+        report.skipped = skipped_files(folder, TABLES)
+        return report
 
     def load_frames(self, frames: dict[str, pd.DataFrame | pa.Table], *, label: str = "data frame",
                     provenance: Provenance | None = None, checks: Checks = "values") -> LoadReport:
@@ -136,14 +175,15 @@ class Store:
         def stage(staging: Staging) -> dict[str, Incoming]:
             return {name: staging.frame(name, TABLES[name], frame, label, trusted=trusted) for name, frame in frames.items()}
 
-        return self._load(stage, provenance or Provenance("real", f"records from {label}"))
+        return self._load(stage, provenance or Provenance("real", f"records from {label}"), "these data")
 
     def _has_rows(self, table: str) -> bool:
-        return self.con.execute(f'SELECT EXISTS (SELECT 1 FROM "{table}")').fetchall()[0][0]
+        return self.con.execute(f"SELECT EXISTS (SELECT 1 FROM {_q(table)})").fetchall()[0][0]
 
-    def _load(self, stage: Callable[[Staging], dict[str, Incoming]], provenance: Provenance) -> LoadReport:
+    def _load(self, stage: Callable[[Staging], dict[str, Incoming]], provenance: Provenance, what: str) -> LoadReport:
         """Stage the incoming tables, screen them, report the flagged ones in detail, then insert
-        everything in one transaction (or nothing, raising InputError with every problem)."""
+        everything in one transaction (or nothing, raising InputError with every problem).
+        ``what`` names the source in the message for a repeated load ("this folder")."""
         staging = Staging(self.con)
         try:
             create_units_table(self.con)
@@ -162,8 +202,9 @@ class Store:
                                                   staged_patients=None if name == "patients" else patients):
                         flagged.append(name)
                 except duckdb.ConversionException as exc:
-                    inc.stage_for_report()  # raises the error as the staging words it
-                    raise conversion_error(name, exc) from exc
+                    raise inc.conversion_error(exc) from exc
+            for name in flagged:
+                self._refuse_reload(incoming[name], what, provenance)
             problems = []
             for name in flagged:
                 inc = incoming[name]
@@ -185,16 +226,48 @@ class Store:
                         try:
                             report.rows[name] = self.con.execute(sql).fetchall()[0][0]
                         except duckdb.ConversionException as exc:
-                            raise conversion_error(name, exc) from exc
+                            raise incoming[name].conversion_error(exc) from exc
                 self._record_load(provenance, report.rows)
                 self.con.execute("COMMIT")
-            except BaseException:
-                self.con.execute("ROLLBACK")
+            except BaseException as exc:
+                self._rollback()
+                if isinstance(exc, duckdb.IOException):
+                    raise write_error(self.path, exc) from exc
                 raise
-            self.con.execute("CHECKPOINT")
+            self._loaded = True
+            try:
+                self.con.execute("CHECKPOINT")
+            except duckdb.IOException as exc:  # committed (in the write-ahead log), not yet folded into the file
+                raise write_error(self.path, exc, committed=True) from exc
+            report.store_rows = self.counts()
             return report
         finally:
             staging.close()
+
+    def _rollback(self) -> None:
+        try:
+            self.con.execute("ROLLBACK")
+        except duckdb.Error:
+            pass  # the failed statement already ended the transaction
+
+    def _refuse_reload(self, inc: Incoming, what: str, provenance: Provenance) -> None:
+        """Raise a one-line InputError when the store already holds a load from the same source and
+        every incoming row's key is already in the store (the same folder loaded again), instead of
+        one "key already in the store" line per row."""
+        table = inc.table
+        when = self.con.execute(f"SELECT max(loaded_utc) FROM {_q(LOADS_TABLE)} WHERE origin = ? AND source = ?",
+                                [provenance.origin, provenance.source]).fetchall()[0][0]
+        if when is None or not self._has_rows(table.name):
+            return
+        match = " AND ".join(f"t.{_q(k)} = s.{_q(k)}" for k in table.key)
+        n, new = self.con.execute(f"SELECT count(*), count(*) FILTER (WHERE NOT EXISTS (SELECT 1 FROM {_q(table.name)} t "
+                                  f"WHERE {match})) FROM {_q(inc.typed)} s").fetchall()[0]
+        if n == 0 or new:
+            return
+        looks = "looks" if what.startswith("this") else "look"
+        raise InputError([(Location(inc.label), f"{what} {looks} already loaded (loaded at {when:%Y-%m-%d %H:%M} UTC, from "
+                           f"{provenance.source}): every one of its {n:,} rows of {table.name} has a key already in "
+                           f"{self.path.name}; nothing was changed")])
 
     def _record_load(self, provenance: Provenance, rows: dict[str, int]) -> None:
         self.con.execute(
@@ -214,14 +287,17 @@ class Store:
 
     def counts(self) -> dict[str, int]:
         """Rows per canonical table."""
-        return {name: self.con.execute(f'SELECT count(*) FROM "{name}"').fetchone()[0] for name in TABLES}
+        return {name: self.con.execute(f"SELECT count(*) FROM {_q(name)}").fetchall()[0][0] for name in TABLES}
 
     def query(self, sql: str, params: list[Any] | None = None) -> pd.DataFrame:
         """Run SQL against the store and return a pandas DataFrame."""
         return self.con.execute(sql, params or []).df()
 
     def export(self, folder: str | Path, fmt: ExportFormat = "parquet") -> dict[str, Path]:
-        """Write every table to ``folder/<table>.csv`` or ``.parquet`` (canonical units)."""
+        """Write every table to ``folder/<table>.csv`` or ``.parquet`` (canonical units).
+
+        The file names go to DuckDB as values of its relation API, never into SQL text, so any
+        path (an apostrophe, a semicolon) is just a path."""
         if fmt not in ("csv", "parquet"):
             raise ValueError(f"export format must be 'csv' or 'parquet', got {fmt!r}")
         out = Path(folder)
@@ -229,9 +305,37 @@ class Store:
         written = {}
         for name in TABLES:
             target = out / f"{name}.{fmt}"
-            option = "(FORMAT parquet)" if fmt == "parquet" else "(FORMAT csv, HEADER, TIMESTAMPFORMAT '%Y-%m-%d %H:%M:%S')"
-            order = ", ".join(f'"{k}"' for k in TABLES[name].key)
-            self.con.execute(f"COPY (SELECT * FROM \"{name}\" ORDER BY {order}) TO '{target}' {option}")
+            rows = self.con.table(name).order(", ".join(_q(k) for k in TABLES[name].key))
+            try:
+                if fmt == "parquet":
+                    rows.write_parquet(str(target))
+                else:
+                    rows.write_csv(str(target), header=True, timestamp_format="%Y-%m-%d %H:%M:%S")
+            except duckdb.IOException as exc:
+                raise InputError([(Location(str(target)), f"cannot write the file: {exc}")]) from exc
             written[name] = target
         written["provenance"] = write_provenance_file(out, self.provenance())
         return written
+
+
+def _q(name: str) -> str:
+    return '"' + name.replace('"', '""') + '"'
+
+
+def open_error(path: Path, exc: duckdb.IOException) -> InputError:
+    """DuckDB could not open the store file: another process holds it, or the file is not a store."""
+    text = str(exc)
+    if "lock" in text.lower():
+        return InputError([(Location(str(path)), "the store is in use by another ketaweight or DuckDB process "
+                            "(a load, an analysis or the clinic service); wait until it has finished, then try again")])
+    return InputError([(Location(str(path)), f"cannot open the store: {text}")])
+
+
+def write_error(path: Path, exc: duckdb.IOException, *, committed: bool = False) -> InputError:
+    """Writing the store failed (typically a full disk)."""
+    text = str(exc)
+    full = "space" in text.lower() or "disk" in text.lower()
+    state = ("the load was committed to the store's write-ahead log and is applied the next time the store is opened"
+             if committed else "the store's contents are unchanged")
+    return InputError([(Location(str(path)), f"could not write the store{' (the disk is full)' if full else ''}: "
+                        f"{text.splitlines()[0]}; {state}")])

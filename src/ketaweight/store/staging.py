@@ -61,7 +61,13 @@ class Incoming:
 
     def conversion_error(self, exc: Exception) -> InputError:
         """The InputError for a value DuckDB could not convert while reading this table."""
-        return self.unreadable(exc) if self.unreadable is not None else conversion_error(self.table.name, exc)
+        if self.unreadable is not None:
+            return self.unreadable(exc)
+        try:
+            self.stage_for_report()  # a data frame: worded by the staging's own cast, as it names the column
+        except InputError as worded:
+            return worded
+        return conversion_error(self.table.name, exc)
 
 
 @dataclass

@@ -175,15 +175,16 @@ class Store:
         def stage(staging: Staging) -> dict[str, Incoming]:
             return {name: staging.frame(name, TABLES[name], frame, label, trusted=trusted) for name, frame in frames.items()}
 
-        return self._load(stage, provenance or Provenance("real", f"records from {label}"), "these data")
+        return self._load(stage, provenance or Provenance("real", f"records from {label}"))
 
     def _has_rows(self, table: str) -> bool:
         return self.con.execute(f"SELECT EXISTS (SELECT 1 FROM {_q(table)})").fetchall()[0][0]
 
-    def _load(self, stage: Callable[[Staging], dict[str, Incoming]], provenance: Provenance, what: str) -> LoadReport:
+    def _load(self, stage: Callable[[Staging], dict[str, Incoming]], provenance: Provenance, what: str | None = None) -> LoadReport:
         """Stage the incoming tables, screen them, report the flagged ones in detail, then insert
         everything in one transaction (or nothing, raising InputError with every problem).
-        ``what`` names the source in the message for a repeated load ("this folder")."""
+        ``what`` names the source in the message for a repeated load ("this folder"); without it, a
+        repeated load is reported row by row (imports: their own receipts say what they read)."""
         staging = Staging(self.con)
         try:
             create_units_table(self.con)
@@ -203,7 +204,7 @@ class Store:
                         flagged.append(name)
                 except duckdb.ConversionException as exc:
                     raise inc.conversion_error(exc) from exc
-            for name in flagged:
+            for name in flagged if what else ():
                 self._refuse_reload(incoming[name], what, provenance)
             problems = []
             for name in flagged:
@@ -264,8 +265,7 @@ class Store:
                                   f"WHERE {match})) FROM {_q(inc.typed)} s").fetchall()[0]
         if n == 0 or new:
             return
-        looks = "looks" if what.startswith("this") else "look"
-        raise InputError([(Location(inc.label), f"{what} {looks} already loaded (loaded at {when:%Y-%m-%d %H:%M} UTC, from "
+        raise InputError([(Location(inc.label), f"{what} looks already loaded (loaded at {when:%Y-%m-%d %H:%M} UTC, from "
                            f"{provenance.source}): every one of its {n:,} rows of {table.name} has a key already in "
                            f"{self.path.name}; nothing was changed")])
 

@@ -212,3 +212,15 @@ def test_the_load_receipt_shows_the_data_owner_exact_counts(tmp_path):
     assert "patients: 2 rows from" in text and "(2 now in the store)" in text
     assert "converted 1 row, weight: lb → kg" in text
     assert "<11" not in text
+
+
+def test_a_parquet_file_with_corrupt_data_pages_is_named(tmp_path):
+    """Found by tests/fuzz/test_fuzz_sources.py: the schema reads, a data page does not (DuckDB's
+    TProtocolException / Snappy errors) — one InputError naming the file, nothing created."""
+    folder = write(tmp_path / "in", **{"patients.csv": PATIENTS})
+    pq.write_table(pa.table({"patient_id": ["A1", "A2"] * 50, "time": pa.array(range(100), pa.timestamp("s")),
+                             "term": ["Nausea"] * 100, "severity": ["mild"] * 100}), folder / "adverse_events.parquet")
+    raw = bytearray((folder / "adverse_events.parquet").read_bytes())
+    raw[4:40] = b"\xff" * 36  # the first page header; the footer (schema) stays intact
+    (folder / "adverse_events.parquet").write_bytes(bytes(raw))
+    assert "adverse_events.parquet" in load_new(tmp_path / "s.duckdb", folder)

@@ -188,7 +188,11 @@ class Staging:
             return self._stage_text(name, table, rows, present), True
 
         def unreadable(exc: Exception) -> InputError:
-            return InputError(parquet_out_of_range(path, table) or [(Location(label), f"cannot read the Parquet file's values: {exc}")])
+            try:
+                located = parquet_out_of_range(path, table)
+            except Exception:  # a file pyarrow cannot read either: named below without rows
+                located = []
+            return InputError(located or [(Location(label), f"cannot read the Parquet file's values: {str(exc).splitlines()[0]}")])
 
         return Incoming(table, label, "row", typed, True, stage_for_report, unreadable=unreadable)
 

@@ -204,12 +204,21 @@ class Store:
                         flagged.append(name)
                 except duckdb.ConversionException as exc:
                     raise inc.conversion_error(exc) from exc
+                except duckdb.Error as exc:
+                    if inc.unreadable is None:
+                        raise
+                    raise _unreadable(inc, exc) from exc
             for name in flagged if what else ():
                 self._refuse_reload(incoming[name], what, provenance)
             problems = []
             for name in flagged:
                 inc = incoming[name]
-                staged, text = inc.stage_for_report()
+                try:
+                    staged, text = inc.stage_for_report()
+                except duckdb.Error as exc:
+                    if inc.unreadable is None:
+                        raise
+                    raise _unreadable(inc, exc) from exc
                 problems += validate_staged(self.con, inc.table, staged, inc.label, line_label=inc.line_label,
                                             staged_patients=None if name == "patients" else patients, text=text)
             if problems:
@@ -228,6 +237,10 @@ class Store:
                             report.rows[name] = self.con.execute(sql).fetchall()[0][0]
                         except duckdb.ConversionException as exc:
                             raise incoming[name].conversion_error(exc) from exc
+                        except duckdb.Error as exc:
+                            if incoming[name].unreadable is None or "space" in str(exc).lower():
+                                raise  # not the input's (a full disk is the store's: see write_error)
+                            raise _unreadable(incoming[name], exc) from exc
                 self._record_load(provenance, report.rows)
                 self.con.execute("COMMIT")
             except BaseException as exc:
@@ -320,6 +333,13 @@ class Store:
 
 def _q(name: str) -> str:
     return '"' + name.replace('"', '""') + '"'
+
+
+def _unreadable(inc: Incoming, exc: duckdb.Error) -> InputError:
+    """A DuckDB error while reading an incoming Parquet file (a corrupt page): an InputError naming the file."""
+    if isinstance(exc, duckdb.ConversionException):
+        return inc.conversion_error(exc)
+    return InputError([(Location(inc.label), f"cannot read the file's data: {str(exc).splitlines()[0]}")])
 
 
 def open_error(path: Path, exc: duckdb.IOException) -> InputError:

@@ -1,7 +1,8 @@
 """Run a study end to end: store + study spec → analysis table → estimators side by side →
 negative control → one results file (``kind = "causal"``) per study.
 
-The analysis table is built once; every estimator sees the same rows.  The outcome is
+The analysis table is built once (and reused by the study's mechanisms:
+:func:`~ketaweight.study.cohort.cached_cohort`); every estimator sees the same rows.  The outcome is
 analysed on two scales, the change in the outcome kind's unit (e.g. kg) and in % of
 baseline; the negative-control outcome (when the study names one) is analysed with the estimator
 the study names in ``[analysis] negative_control_method`` (AIPW by default).
@@ -20,7 +21,7 @@ from ketaweight.causal.runner import default_estimators, run_estimators
 from ketaweight.causal.sensitivity import NegativeControl, negative_control
 from ketaweight.causal.spec import AnalysisSpec
 from ketaweight.study.catalogue import COVARIATES
-from ketaweight.study.cohort import Cohort, build_cohort
+from ketaweight.study.cohort import Cohort, cached_cohort
 from ketaweight.core.errors import InputError, Location
 from ketaweight.core.outputs import check_file_target
 from ketaweight.core.provenance import Provenance
@@ -99,13 +100,13 @@ def run_study(store: Store | str | Path, study: Study | str | Path, out_dir: str
     if isinstance(store, Store):
         store_path, provenance = store.path, store.provenance()
         require_exposures(store, study)
-        cohort = build_cohort(store, study)
+        cohort = cached_cohort(store, study)
     else:
         store_path = Path(store)
         with Store(store_path, read_only=True) as opened:
             provenance = opened.provenance()
             require_exposures(opened, study)
-            cohort = build_cohort(opened, study)
+            cohort = cached_cohort(opened, study)
     estimators = default_estimators(methods=a.methods, variance=a.variance, n_bootstrap=a.n_bootstrap,
                                     seed=a.seed, on_failure=a.on_failure)
     results: dict[str, list[CausalResult]] = {}

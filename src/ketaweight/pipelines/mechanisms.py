@@ -3,7 +3,8 @@ heterogeneity on the study's analysis table, written as one results file
 (``kind = "mechanisms"``; schema in ``docs/mechanisms.md``).
 
 Settings come from the study's ``[mechanisms]`` sections (:class:`ketaweight.study.spec.Mechanisms`).
-The analysis table is the study's cohort (:func:`ketaweight.study.cohort.build_cohort`) plus the
+The analysis table is the study's cohort (:func:`ketaweight.study.cohort.cached_cohort`: the one the
+study's emulation built, when it ran on the same store in this process) plus the
 derived columns in :data:`~ketaweight.study.catalogue.MECHANISM_COLUMNS`.
 """
 
@@ -31,7 +32,7 @@ from ketaweight.core.outputs import check_file_target
 from ketaweight.pipelines.emulation import analysis_spec, results_path
 from ketaweight.store import Store
 from ketaweight.study import Study, load_study
-from ketaweight.study.cohort import build_cohort
+from ketaweight.study.cohort import cached_cohort
 
 MIN_LEVEL_ROWS = 30
 """Factor levels (routes) with fewer treated rows are left out of by-level curves."""
@@ -95,11 +96,11 @@ def run_mechanisms(store: Store | str | Path, study: Study | str | Path, out_dir
         check_file_target(results_path(Path(out_dir), study, "-mechanisms"), replace=replace)
     seed = study.analysis.seed if seed is None else seed
     if isinstance(store, Store):
-        store_path, provenance, cohort = store.path, store.provenance(), build_cohort(store, study)
+        store_path, provenance, cohort = store.path, store.provenance(), cached_cohort(store, study)
     else:
         store_path = Path(store)
         with Store(store_path, read_only=True) as opened:
-            provenance, cohort = opened.provenance(), build_cohort(opened, study)
+            provenance, cohort = opened.provenance(), cached_cohort(opened, study)
     table = add_mechanism_columns(cohort.table)
     mech = study.mechanisms
     skipped: dict[str, str] = unrecorded_pathways(study, table)

@@ -38,6 +38,11 @@ class _Section(BaseModel):
     model_config = ConfigDict(extra="forbid", frozen=True)
 
 
+MAX_DAYS = 3650
+"""Longest window or horizon a study may name, in days (ten years): beyond it no record follows a patient,
+and a huge value (1e9 days) would overflow the dates computed from it."""
+
+
 class StudyInfo(_Section):
     name: str = Field(pattern=r"^[A-Za-z0-9][A-Za-z0-9._-]{0,63}$",
                       description="short identifier, used as the results file's name: letters, digits, '.', '_', '-' "
@@ -49,10 +54,10 @@ class StudyInfo(_Section):
 class Eligibility(_Section):
     min_age: float = Field(18.0, description="years at time zero")
     max_age: float | None = Field(None, description="years at time zero")
-    baseline_window_days: int = Field(30, ge=0, description="look-back for baseline measurements, days before time zero (inclusive)")
+    baseline_window_days: int = Field(30, ge=0, le=MAX_DAYS, description="look-back for baseline measurements, days before time zero (inclusive; at most 3,650)")
     require_baseline: tuple[str, ...] = Field(("weight",), description="measurement kinds that must have a baseline value")
     min_baseline_madrs: float | None = Field(None, description="minimum baseline MADRS (depression of at least this severity)")
-    washout_days: int = Field(365, ge=0, description="no ketamine/esketamine in this many days before time zero (new users)")
+    washout_days: int = Field(365, ge=0, le=MAX_DAYS, description="no ketamine/esketamine in this many days before time zero (new users; at most 3,650)")
 
 
 class TimeZero(_Section):
@@ -62,14 +67,14 @@ class TimeZero(_Section):
 class TreatmentStrategies(_Section):
     drugs: tuple[str, ...] = Field(DRUGS, description="ingredients that count as treatment")
     min_sessions: int = Field(1, ge=1, description="sessions within the grace period for 'start a course'")
-    grace_days: int = Field(14, ge=0, description="the course must start within this many days after time zero")
+    grace_days: int = Field(14, ge=0, le=MAX_DAYS, description="the course must start within this many days after time zero (at most 3,650)")
     routes: tuple[str, ...] | None = Field(None, description="restrict to these routes (None = any)")
 
 
 class Outcome(_Section):
     kind: str = Field("weight", description="measurement kind whose change from baseline is the outcome")
-    horizon_days: int = Field(84, gt=0, description="days after time zero")
-    window_days: int = Field(14, ge=0, description="nearest measurement within ± this many days of the horizon")
+    horizon_days: int = Field(84, gt=0, le=MAX_DAYS, description="days after time zero (at most 3,650: ten years)")
+    window_days: int = Field(14, ge=0, le=MAX_DAYS, description="nearest measurement within ± this many days of the horizon (at most 3,650)")
 
 
 class Covariates(_Section):

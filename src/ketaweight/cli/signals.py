@@ -13,8 +13,8 @@ from ketaweight.cli._common import console, progress_bar, run_cli
 from ketaweight.core.errors import InputError, Location
 from ketaweight.core.privacy import mask_count
 from ketaweight.core.provenance import Provenance
-from ketaweight.pipelines.signals import scan_source, write_ingest, write_signals
-from ketaweight.signals.faers import discover_zip, ingest_faers
+from ketaweight.pipelines.signals import scan_source, write_all_pairs, write_ingest, write_signals
+from ketaweight.signals.faers import ingest_faers, plan_ingest
 from ketaweight.signals.status import faers_status
 from ketaweight.signals.synthetic import SyntheticQuarter, write_synthetic_quarter
 
@@ -33,19 +33,22 @@ class Truncation(str, Enum):
 
 @signals_app.command("ingest")
 def ingest_cmd(
-    zips: list[Path] = typer.Argument(..., help="FAERS quarterly ASCII zips (faers_ascii_YYYYqN.zip), one or more."),
+    zips: list[Path] = typer.Argument(..., help="FAERS quarterly ASCII zips (faers_ascii_YYYYqN.zip), unzipped "
+                                      "quarter folders, or folders of zips; one or more."),
     store: Path = typer.Option(..., "--store", help="DuckDB store file to load into (created if missing)."),
     replace: bool = typer.Option(False, "--replace", help="Load a quarter again, replacing its earlier rows."),
     json_out: Path | None = typer.Option(None, "--json", help="Also write the ingest accounting as JSON here."),
 ) -> None:
     """Load FAERS quarters into the store: repair or quarantine bad rows, deduplicate cases.
 
-    All quarters load in one transaction: on any error the store is left exactly as it was.
+    All quarters load in one streaming pass and one transaction: on any error the store is left as
+    it was. Quarters already in the store are deduplicated together with the new ones.
     """
     def action():
-        total = sum(len(z.members) + len(z.deleted) for z in (discover_zip(p) for p in zips))
-        with progress_bar("Reading FAERS files", total=total) as advance:
-            return ingest_faers(zips, store, replace=replace, progress=advance)
+        plan = plan_ingest(zips)
+        total = sum(q.size(m) for q in plan for m in (*q.members.values(), *q.deleted)) / 2**20
+        with progress_bar("Reading FAERS files (MiB)", total=total) as advance:
+            return ingest_faers([q.path for q in plan], store, replace=replace, progress=lambda n: advance(n / 2**20))
 
     report = run_cli(action)
     t = Table(title=f"FAERS ingest into {store}")
@@ -115,6 +118,9 @@ def scan_cmd(
     exact_counts: bool = typer.Option(False, "--exact-counts", help="Write exact counts (also 1–10) to the JSON "
                                       "file; the terminal always masks them."),
     out: Path | None = typer.Option(None, "--out", help="Directory for signals.json (the common results envelope)."),
+    all_pairs_out: Path | None = typer.Option(None, "--all-pairs", help="Also score every drug–event pair of the "
+                                              "data and write them to this Parquet file (pairs with a cell of 1–10 "
+                                              "reports have their counts and ratios withheld unless --exact-counts)."),
 ) -> None:
     """Score drug–event pairs (default: ketamine and esketamine × weight loss) with PRR, ROR, IC and EBGM."""
     def action():
@@ -151,6 +157,9 @@ def scan_cmd(
         path = write_signals(Path(out) / "signals.json", res, ct, Provenance("real", ct.source), data=str(store or table or long),
                              drugs=_split(drug), events=_split(events), exact_counts=exact_counts)
         console.print(f"wrote {path}")
+    if all_pairs_out is not None:
+        n = run_cli(lambda: write_all_pairs(all_pairs_out, ct, res, exact_counts=exact_counts))
+        console.print(f"wrote {all_pairs_out}: {n:,} drug–event pairs")
 
 
 @signals_app.command("synth")

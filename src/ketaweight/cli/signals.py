@@ -52,20 +52,20 @@ def ingest_cmd(
 
     report = run_cli(action)
     t = Table(title=f"FAERS ingest into {store}")
-    for col in ("quarter", "file", "lines", "records", "loaded", "quarantined", "repairs"):
-        t.add_column(col, justify="left" if col in ("quarter", "file") else "right")
+    for col in ("quarter", "table", "lines", "records", "loaded", "quarantined", "repairs"):
+        t.add_column(col, justify="left" if col in ("quarter", "table", "repairs") else "right", overflow="fold")
     for f in report.files:
-        repairs = []
-        for label, k in (("encoding", f.encoding_repairs), ("joined", f.lines_joined), ("split", f.records_split),
-                         ("'$'", f.dollar_repairs)):
-            if k:
-                repairs.append(f"{label} {k}")
-        t.add_row(f.quarter, f.member, f"{f.data_lines:,}", f"{f.records:,}", f"{f.loaded:,}", f"{f.quarantined:,}",
-                  ", ".join(repairs) + ("; " if repairs and f.notes else "") + "; ".join(f.notes))
+        repairs = [f"{label} {k:,}" for label, k in (("encoding", f.encoding_repairs), ("joined", f.lines_joined),
+                                                     ("split", f.records_split), ("'$'", f.dollar_repairs)) if k]
+        t.add_row(f.quarter, f.table, f"{f.data_lines:,}", f"{f.records:,}", f"{f.loaded:,}", f"{f.quarantined:,}",
+                  ", ".join(repairs))
     console.print(t)
+    for f in report.files:
+        for note in f.notes:
+            console.print(f"note: {f.quarter} {f.member}: {note}", highlight=False)
     d = Table(title="Deduplication (DEMO rows → unique current reports)")
     for col in ("step", "before", "removed", "after"):
-        d.add_column(col, justify="left" if col == "step" else "right")
+        d.add_column(col, justify="left" if col == "step" else "right", overflow="fold")
     for s in report.dedup:
         d.add_row(s.reason, f"{s.n_before:,}", f"{s.n_excluded:,}", f"{s.n_after:,}")
     console.print(d)
@@ -193,20 +193,21 @@ def status_cmd(
     files, dedup, bad, n_bad = status.files, status.dedup, status.quarantined, status.n_quarantined
     t = Table(title=f"FAERS files in {store}")
     for col in ("quarter", "file", "table", "lines", "records", "loaded", "quarantined", "notes"):
-        t.add_column(col, justify="right" if col in ("lines", "records", "loaded", "quarantined") else "left")
+        t.add_column(col, justify="right" if col in ("lines", "records", "loaded", "quarantined") else "left",
+                     overflow="fold")
     for q, m, tn, dl, rc, ld, qu, nt in files:
         t.add_row(q, m, tn, f"{dl:,}", f"{rc:,}", f"{ld:,}", f"{qu:,}", nt or "")
     console.print(t)
     d = Table(title="Deduplication")
     for col in ("step", "before", "removed", "after"):
-        d.add_column(col, justify="left" if col == "step" else "right")
+        d.add_column(col, justify="left" if col == "step" else "right", overflow="fold")
     for step, b, r, a in dedup:
         d.add_row(step, f"{b:,}", f"{r:,}", f"{a:,}")
     console.print(d)
     if bad:
         qt = Table(title=f"Quarantined rows ({len(bad)} of {n_bad:,} shown; table faers_quarantine)")
         for col in ("quarter", "file", "line", "column", "reason"):
-            qt.add_column(col)
+            qt.add_column(col, overflow="fold")
         for q, f, ln, c, r in bad:
             qt.add_row(q, f, str(ln), c or "", r)
         console.print(qt)

@@ -37,13 +37,14 @@ from ketaweight.core.protocol import Result
 from ketaweight.core.summary import Summary
 from ketaweight.signals.faers_dedup import rebuild_reports
 from ketaweight.signals.faers_format import TABLES
+from ketaweight.signals.faers_keys import KEY_TABLES, NAME_TABLES, add_quarter_keys, create_key_tables, has_keys
 from ketaweight.signals.faers_members import QuarterFiles, ReadLimits, discover_quarter, expand_inputs, read_member
 from ketaweight.signals.faers_parse import DeletedParser, FileAccount, Quarantined, TableParser
 from ketaweight.signals.faers_store import ACCOUNT_TABLES, FAERS_TABLES, append, create_tables, open_store, store_errors
 
 __all__ = ["IngestReport", "FileReport", "ingest_faers", "plan_ingest", "STORE_TABLES"]
 
-STORE_TABLES = (*FAERS_TABLES, *ACCOUNT_TABLES, "faers_reports", "faers_dedup_log")
+STORE_TABLES = (*FAERS_TABLES, *ACCOUNT_TABLES, *KEY_TABLES, *NAME_TABLES, "faers_reports", "faers_dedup_log")
 
 
 @dataclass(frozen=True)
@@ -181,14 +182,19 @@ def ingest_faers(
     try:
         with store_errors(store, doing="write the FAERS tables (nothing was written; the store is as before)"):
             con.begin()
+            backfill = not has_keys(con)  # a store written before the key tables existed
             create_tables(con)
+            create_key_tables(con)
+            if backfill:
+                for (old,) in con.execute("SELECT DISTINCT quarter FROM faers_files ORDER BY 1").fetchall():
+                    add_quarter_keys(con, old)
             for q in plan:
                 present = con.execute("SELECT count(*) FROM faers_files WHERE quarter = ?", [q.quarter]).fetchall()
                 if present[0][0]:
                     if not replace:
                         raise InputError([(Location(str(q.path)), f"quarter {q.quarter} is already in {store}; "
                                            "pass --replace to load it again")])
-                    for t in (*FAERS_TABLES, *ACCOUNT_TABLES):
+                    for t in (*FAERS_TABLES, *ACCOUNT_TABLES, *KEY_TABLES):
                         con.execute(f"DELETE FROM {t} WHERE quarter = ?", [q.quarter])
                     report.notes.append(f"{q.quarter}: replaced the rows loaded before")
                 report.notes.extend(f"{q.quarter}: {n}" for n in q.notes)
@@ -198,6 +204,7 @@ def ingest_faers(
                 for member in q.deleted:
                     acc = _load_deleted(con, q, member, limits, progress)
                     _record_file(con, report, q, member, "DELETED", acc)
+                add_quarter_keys(con, q.quarter)
             report.dedup = rebuild_reports(con)
             report.reports = int(report.dedup[-1].n_after)
             con.commit()

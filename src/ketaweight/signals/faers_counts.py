@@ -2,7 +2,9 @@
 
 Drug identity is resolved at scan time from the verbatim ``drugname`` and ``prod_ai`` through
 the (user-extendable) :class:`~ketaweight.signals.mapping.DrugMap`, so extending the map never
-needs a re-ingest.  Only reports in ``faers_reports`` (after deduplication) count.
+needs a re-ingest.  Only reports in ``faers_reports`` (after deduplication) count, each with the
+drug and reaction rows of the quarter its current version came in; the counting runs quarter by
+quarter on the integer keys of :mod:`~ketaweight.signals.faers_keys`.
 """
 
 from __future__ import annotations
@@ -13,7 +15,8 @@ from pathlib import Path
 import pandas as pd
 
 from ketaweight.core.errors import InputError, Location
-from ketaweight.signals.counting import from_relations
+from ketaweight.signals.counting import Part, from_relations
+from ketaweight.signals.faers_keys import ROLE_CODES, has_keys, temporary_keys
 from ketaweight.signals.faers_store import open_store, store_errors
 from ketaweight.signals.mapping import DrugMap, TermGroup
 from ketaweight.signals.tables import CountTable
@@ -47,31 +50,35 @@ def counts_from_store(store: str | Path, *, drug_map: DrugMap, groups: dict[str,
     con = open_store(p, read_only=True, memory_limit=memory_limit, threads=threads)
     try:
         with store_errors(p, doing="count reports in the store"):
-            role_list = ", ".join("'" + r + "'" for r in roles)  # validated against ROLES above
-            rows = con.execute(f"""SELECT drugname, prod_ai, count(*) AS rows FROM faers_drug
-                WHERE role_cod IN ({role_list}) GROUP BY ALL ORDER BY ALL""").fetchall()
+            if not has_keys(con):
+                temporary_keys(con)
+            role_list = ", ".join(str(ROLE_CODES[r]) for r in roles)  # validated against ROLES above
+            rows = con.execute(f"""SELECT n.drugname, n.prod_ai, k.rows FROM faers_drug_names n
+                JOIN (SELECT name_id, count(*) AS rows FROM faers_drug_keys WHERE role IN ({role_list})
+                      GROUP BY name_id) k USING (name_id) ORDER BY ALL""").fetchall()
             names = pd.DataFrame([(d, a, n, *drug_map.key(d, a)) for d, a, n in rows],
                                  columns=["drugname", "prod_ai", "rows", "drug", "matched"])
-            con.execute(f"""CREATE TEMP VIEW _kw_sd AS
-                SELECT d.primaryid AS rid, d.drugname AS name, d.prod_ai AS ai FROM faers_drug d
-                SEMI JOIN faers_reports r ON r.primaryid = d.primaryid
-                WHERE d.role_cod IN ({role_list})""")
-            con.execute("""CREATE TEMP VIEW _kw_se AS
-                SELECT e.primaryid AS rid, e.pt AS event FROM faers_reac e
-                SEMI JOIN faers_reports r ON r.primaryid = e.primaryid""")
-            strata_rel = None
-            if stratify:
-                expr = " || '|' || ".join(STRATA[s] for s in stratify)
-                con.execute(f"CREATE TEMP VIEW _kw_ss AS SELECT r.primaryid AS rid, {expr} AS s FROM faers_reports r")
-                strata_rel = "_kw_ss"
-            quarters = [q for (q,) in con.execute("SELECT DISTINCT quarter FROM faers_files ORDER BY 1").fetchall()]
+            quarters = [q for (q,) in con.execute("SELECT DISTINCT quarter FROM faers_reports ORDER BY 1").fetchall()]
+            expr = " || '|' || ".join(STRATA[s] for s in stratify)
+            parts = []
+            for q in quarters:
+                # the reports whose current version came with quarter q, and only that quarter's rows of them
+                # (a primaryid repeated in a later quarter counts with the later quarter's drugs and events)
+                q_ = "'" + q.replace("'", "''") + "'"
+                reports = f"(SELECT primaryid FROM faers_reports WHERE quarter = {q_})"
+                parts.append(Part(
+                    drugs=f"(SELECT primaryid AS rid, name_id AS nid FROM faers_drug_keys WHERE quarter = {q_} "
+                          f"AND role IN ({role_list}) AND primaryid IN {reports})",
+                    events=f"(SELECT primaryid AS rid, pt_id AS tid FROM faers_reac_keys WHERE quarter = {q_} "
+                           f"AND primaryid IN {reports})",
+                    strata=f"(SELECT r.primaryid AS rid, {expr} AS s FROM faers_reports r WHERE r.quarter = {q_})"
+                    if stratify else None))
+            all_quarters = [q for (q,) in con.execute("SELECT DISTINCT quarter FROM faers_files ORDER BY 1").fetchall()]
             table = from_relations(
-                con, "_kw_sd", "_kw_se", strata=strata_rel, groups=groups, drug_map=drug_map,
-                source=f"FAERS store {p.name} ({_span(quarters)}; roles {', '.join(roles)})",
-                strata_label="+".join(stratify) or None,
-                drug_names_sql=f"SELECT DISTINCT drugname AS name, prod_ai AS ai FROM faers_drug "
-                               f"WHERE role_cod IN ({role_list})",
-                event_names_sql="SELECT DISTINCT pt FROM faers_reac")
+                con, parts, drug_names="SELECT name_id AS nid, drugname AS name, prod_ai AS ai FROM faers_drug_names",
+                event_names="SELECT pt_id AS tid, pt AS event FROM faers_pt_names", groups=groups, drug_map=drug_map,
+                source=f"FAERS store {p.name} ({_span(all_quarters)}; roles {', '.join(roles)})",
+                strata_label="+".join(stratify) or None)
     finally:
         con.close()
     return table, names

@@ -81,7 +81,7 @@ class ScanResult:
             def cnt(x: int) -> int | str | None:
                 if exact_counts:
                     return int(x)
-                return masked_or_exact(x) if 0 < x < MIN_CELL_COUNT or not h else None
+                return masked_or_exact(x) if x < MIN_CELL_COUNT or not h else None  # 0 and "<11" disclose nothing
 
             measures = (
                 Measure("PRR", v(r["prr"]), v(r["prr_ci_low"]), v(r["prr_ci_high"]), level, bool(r["prr_signal"]),
@@ -114,21 +114,26 @@ class ScanResult:
 
     def to_rich_table(self):
         """A rich Table for the terminal, from the shared (suppressed) payload: counts 1–10 as <11,
-        and suppressed pairs' E and ratios withheld."""
+        suppressed pairs' E and ratios withheld.  One row per pair with the four measures stacked, so
+        it reads at 80 columns without cutting a number."""
         from rich.table import Table
 
-        t = Table(title="Disproportionality (unique reports)", show_lines=False)
-        for col in ("role", "drug", "event", "n", "E", "PRR (95% CI)", "ROR (95% CI)", "IC (95% CI)",
-                    "EBGM (EB05–EB95)", "signals"):
-            t.add_column(col, justify="right" if col in ("n", "E") else "left", overflow="fold")
+        t = Table(title="Disproportionality (unique reports)", show_lines=True)
+        t.add_column("pair", overflow="fold")
+        t.add_column("reports", overflow="fold")
+        t.add_column("measure (interval)", overflow="fold")
+        t.add_column("signals", overflow="fold")
         for p in self.report().pairs:
-            role = p.role if p.role != "control" else f"control ({p.expected_result})"
-            cells = [p.interval(m.method) for m in p.measures]
-            ebgm = p.measure("EBGM")
-            if not p.suppressed and not (ebgm.prior_converged and not ebgm.prior_boundary):
-                cells[-1] += " (!)"
-            t.add_row(role, p.drug, p.event, mask_count(p.a), "withheld" if p.suppressed else f"{p.expected_count:.1f}",
-                      *cells, ", ".join(p.signals) or "none")
+            role = p.role if p.role != "control" else f"control, expected {p.expected_result}"
+            e = "withheld" if p.suppressed else "undefined" if p.expected_count != p.expected_count \
+                else f"{p.expected_count:,.1f}"
+            lines = []
+            for m in p.measures:
+                flag = "" if p.suppressed or m.method != "EBGM" or (m.prior_converged and not m.prior_boundary) \
+                    else " (!)"
+                lines.append(f"{m.method} {p.interval(m.method)}{flag}")
+            t.add_row(f"{p.drug} × {p.event}\n({role})", f"n {mask_count(p.a)}\nE {e}", "\n".join(lines),
+                      ", ".join(p.signals) or "none")
         return t
 
 

@@ -180,7 +180,7 @@ def ingest_faers(
     con = open_store(store, read_only=False, memory_limit=memory_limit, threads=threads)
     ok = False
     try:
-        with store_errors(store, doing="write the FAERS tables (nothing was written; the store is as before)"):
+        with store_errors(store, doing="load the FAERS quarters (nothing was loaded; the store's contents are as before)"):
             con.begin()
             backfill = not has_keys(con)  # a store written before the key tables existed
             create_tables(con)

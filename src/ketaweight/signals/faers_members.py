@@ -88,7 +88,7 @@ def expand_inputs(paths: Sequence[str | Path]) -> list[Path]:
         if not p.exists():
             raise FileNotFoundError(f"{p}: no such file or folder")
         if p.is_dir() and not any(_is_table_name(str(f.relative_to(p))) for f in p.rglob("*") if f.is_file()):
-            zips = sorted(f for f in p.iterdir() if f.is_file() and f.suffix.lower() == ".zip")
+            zips = sorted((f for f in p.iterdir() if f.is_file() and f.suffix.lower() == ".zip"), key=lambda f: f.name.lower())
             if not zips:
                 raise InputError([(Location(str(p)), "a folder with neither FAERS table files (DEMO23Q1.txt …) "
                                    "nor quarter zips (faers_ascii_2023q1.zip …)")])

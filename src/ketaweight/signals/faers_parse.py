@@ -309,8 +309,8 @@ class TableParser:
         n = ln.ends.size
         if not final and n:
             # a record broken across the block boundary: hold back the trailing run of short lines
-            tail = n - int(np.argmin(short[::-1])) if not short.all() else 0
-            if 0 < tail < n and len(data) - int(ln.starts[tail]) <= self.max_carry_bytes:
+            tail = n - int(np.argmin(short[::-1])) if not short.all() else 0  # first line of the trailing run
+            if tail < n and len(data) - int(ln.starts[tail]) <= self.max_carry_bytes:
                 carry = data[int(ln.starts[tail]):]
                 data = data[: int(ln.starts[tail])]
                 ln = _Lines(*(a[:tail] for a in (ln.starts, ln.ends, ln.dollars, ln.blank, ln.inner_cr,

@@ -45,7 +45,7 @@ def store_errors(store: Path, *, doing: str) -> Iterator[None]:
         yield
     except duckdb.InterruptException as exc:
         raise KeyboardInterrupt from exc
-    except (duckdb.IOException, duckdb.OutOfMemoryException, duckdb.PermissionException) as exc:
+    except (duckdb.IOException, duckdb.OutOfMemoryException, duckdb.PermissionException, duckdb.FatalException) as exc:
         raise InputError([(Location(str(store)), f"cannot {doing}: {_reason(exc)}")]) from exc
     except OSError as exc:
         raise InputError([(Location(str(store)), f"cannot {doing}: {exc.strerror or exc}")]) from exc

@@ -31,6 +31,7 @@ Expected counts: ``E = n_drug·n_event/N``, or stratified (DuMouchel 1999)
 
 from __future__ import annotations
 
+import codecs
 import re
 from collections.abc import Callable
 from dataclasses import dataclass, field
@@ -291,6 +292,22 @@ def read_contingency_csv(path: str | Path, *, groups: dict[str, TermGroup] | Non
     return from_contingency(df.astype(np.int64), groups=groups, source=str(p), drug_map=drug_map)
 
 
+def _first_bad_utf8(p: Path, chunk: int = 1 << 20) -> int | None:
+    """The 1-based line of the first byte sequence that is not UTF-8 (None if there is none)."""
+    decoder = codecs.getincrementaldecoder("utf-8")()
+    line = 1
+    with p.open("rb") as fh:
+        while block := fh.read(chunk):
+            try:
+                decoder.decode(block)
+            except UnicodeDecodeError as exc:
+                # exc.object is the decoder's few buffered bytes (no newline among them) + this block
+                pos = max(exc.start - (len(exc.object) - len(block)), 0)
+                return line + block[:pos].count(b"\n")
+            line += block.count(b"\n")
+    return None
+
+
 def read_csv_text(p: Path, **kw) -> pd.DataFrame:
     """A CSV file as text, or a one-line error naming the file (and the line where pandas knows it)."""
     if not p.exists():
@@ -300,7 +317,8 @@ def read_csv_text(p: Path, **kw) -> pd.DataFrame:
     try:
         return pd.read_csv(p, dtype=str, keep_default_na=False, encoding="utf-8", **kw)
     except UnicodeDecodeError as exc:
-        raise InputError([(Location(str(p)), f"not UTF-8 text (byte {exc.start}: {exc.reason}); save it as UTF-8")]) from exc
+        raise InputError([(Location(str(p), _first_bad_utf8(p)), f"not UTF-8 text ({exc.reason}); save the file "
+                           "as UTF-8")]) from exc
     except pd.errors.EmptyDataError as exc:
         raise InputError([(Location(str(p)), "the file is empty: a CSV needs a header row")]) from exc
     except pd.errors.ParserError as exc:

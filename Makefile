@@ -10,7 +10,7 @@ STAMP  := $(VENV)/.installed-$(shell cat pyproject.toml | md5sum | cut -c1-12)
 PEERS_STAMP := $(VENV)/.peers-$(shell cat pyproject.toml | md5sum | cut -c1-12)
 DEMO_OUT ?= demo-output
 
-.PHONY: demo test bench validate install peers clean
+.PHONY: demo test bench validate install peers clean fuzz
 
 $(STAMP): pyproject.toml
 	test -x $(BIN)/python || $(PYTHON) -m venv $(VENV)
@@ -43,8 +43,14 @@ test: $(STAMP)
 bench: $(PEERS_STAMP)
 	$(BIN)/python benchmarks/run_all.py
 
+# Long fuzzing run: every test marked `fuzz`, 10,000 generated inputs per target (FUZZ_EXAMPLES to change),
+# fresh random inputs each run; figures per target in fuzz-output/ (docs/reliability.md).
+FUZZ_EXAMPLES ?= 10000
+fuzz: $(STAMP)
+	KETAWEIGHT_FUZZ_EXAMPLES=$(FUZZ_EXAMPLES) KETAWEIGHT_FUZZ_STATS=fuzz-output $(BIN)/python -m pytest -m fuzz -n 2 -q
+
 validate: $(STAMP)
 	$(BIN)/ketaweight validate estimators --out validation-output
 
 clean:
-	rm -rf $(VENV) $(DEMO_OUT) validation-output
+	rm -rf $(VENV) $(DEMO_OUT) validation-output fuzz-output

@@ -29,6 +29,7 @@ import pandas as pd
 import pyarrow as pa
 
 from ketaweight.core.errors import InputError, Location
+from ketaweight.signals.display import one_line
 from ketaweight.signals.mapping import DrugMap, TermGroup, clean_term
 from ketaweight.signals.tables import CountTable, drug_key_function, expected_counts, read_csv_text
 
@@ -189,7 +190,7 @@ def from_long(df: pd.DataFrame, *, groups: dict[str, TermGroup] | None = None, s
     if missing:
         raise InputError([(Location(source, 1), f"missing column(s) {', '.join(missing)}; a long table needs "
                            "report_id, drug, event and optionally stratum (found "
-                           f"{', '.join(map(str, df.columns))[:200] or 'no columns'})")])
+                           f"{one_line(', '.join(map(str, df.columns)), 200) or 'no columns'})")])
     use_s = ("stratum" in cols) if stratum is None else stratum
     problems = []
     for c in ("report_id", "drug", "event"):
@@ -235,5 +236,5 @@ def read_long_table(path: str | Path, *, groups: dict[str, TermGroup] | None = N
     try:
         df = pq.read_table(p).to_pandas()
     except (pa.ArrowException, OSError, ValueError) as exc:
-        raise InputError([(Location(str(p)), f"cannot read as Parquet: {str(exc).splitlines()[0][:200]}")]) from exc
+        raise InputError([(Location(str(p)), f"cannot read as Parquet: {one_line(exc, 200)}")]) from exc
     return from_long(df, groups=groups, source=str(p), drug_map=drug_map)

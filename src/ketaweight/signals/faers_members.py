@@ -23,6 +23,7 @@ from dataclasses import dataclass
 from pathlib import Path, PurePosixPath
 
 from ketaweight.core.errors import InputError, Location
+from ketaweight.signals.display import one_line
 from ketaweight.signals.faers_format import MEMBER_RE, REQUIRED_TABLES, TABLES, ZIP_RE
 
 __all__ = ["ReadLimits", "QuarterFiles", "discover_quarter", "expand_inputs", "read_member"]
@@ -64,7 +65,7 @@ class QuarterFiles:
 
     def label(self, member: str) -> str:
         """How errors name a member: ``faers_ascii_2023q1.zip:ascii/DRUG23Q1.txt``."""
-        return f"{self.path.name}:{member}" if not self.is_folder else str(self.path / member)
+        return f"{self.path.name}:{one_line(member, 200)}" if not self.is_folder else str(self.path / one_line(member, 200))
 
     def size(self, member: str) -> int:
         """Uncompressed size in bytes as the zip (or the file system) states it."""
@@ -105,7 +106,7 @@ def _names(p: Path) -> list[str]:
         with zipfile.ZipFile(p) as zf:
             return [n for n in zf.namelist() if not n.endswith("/")]
     except (zipfile.BadZipFile, OSError, EOFError, ValueError) as exc:
-        raise InputError([(Location(str(p)), f"not a zip file ({exc})")]) from exc
+        raise InputError([(Location(str(p)), f"not a zip file ({one_line(exc, 200)})")]) from exc
 
 
 def discover_quarter(path: str | Path) -> QuarterFiles:
@@ -145,12 +146,12 @@ def discover_quarter(path: str | Path) -> QuarterFiles:
         lst = sorted(lst, key=lambda x: (x[2], x[0]))  # _new last
         members[t] = lst[-1][0]
         if len(lst) > 1:
-            notes.append(f"{t}: using {lst[-1][0]} (also present: {', '.join(x[0] for x in lst[:-1])})")
+            notes.append(one_line(f"{t}: using {lst[-1][0]} (also present: {', '.join(x[0] for x in lst[:-1])})"))
     missing = [t for t in REQUIRED_TABLES if t not in members]
     if missing:
         raise InputError([(Location(str(p)), f"no {', '.join(missing)} file found (expected names like "
                            f"ascii/{missing[0]}{quarter[2:4]}Q{quarter[-1]}.txt); it holds: "
-                           f"{', '.join(names[:12]) or 'nothing'}")])
+                           f"{one_line(', '.join(names[:12])) or 'nothing'}")])
     for t in TABLES:
         if t not in members:
             notes.append(f"no {t} file in this quarter")
@@ -172,7 +173,7 @@ def read_member(q: QuarterFiles, member: str, limits: ReadLimits = ReadLimits())
     try:
         zf = zipfile.ZipFile(q.path)
     except (zipfile.BadZipFile, OSError, EOFError, ValueError) as exc:
-        raise InputError([(Location(str(q.path)), f"not a zip file ({exc})")]) from exc
+        raise InputError([(Location(str(q.path)), f"not a zip file ({one_line(exc, 200)})")]) from exc
     with zf:
         info = zf.getinfo(member)
         if info.flag_bits & 0x1:
@@ -211,4 +212,4 @@ def _zip_errors(label: str) -> Iterator[None]:
         yield
     except (zipfile.BadZipFile, zlib.error, lzma.LZMAError, EOFError, OSError, RuntimeError,
             NotImplementedError) as exc:
-        raise InputError([(Location(label), f"cannot read from the zip: {exc}")]) from exc
+        raise InputError([(Location(label), f"cannot read from the zip: {one_line(exc, 200)}")]) from exc

@@ -49,6 +49,7 @@ import pyarrow.compute as pc
 import pyarrow.csv as pacsv
 
 from ketaweight.core.errors import InputError, Location
+from ketaweight.signals.display import one_line
 from ketaweight.signals.faers_format import TableSpec
 
 __all__ = ["ParsedBlock", "FileAccount", "ParsedFile", "Quarantined", "TableParser", "parse_table_bytes",
@@ -269,19 +270,19 @@ class TableParser:
         seen: dict[str, int] = {}
         for i, h in enumerate(header, start=1):
             if h in seen:
-                what = f"column {h!r}" if h else "an empty column name"
-                raise InputError([(Location(self.label, 1, h or None), f"{what} appears twice in the header "
+                what = f"column {one_line(repr(h), 80)}" if h else "an empty column name"
+                raise InputError([(Location(self.label, 1, one_line(h, 80) or None), f"{what} appears twice in the header "
                                    f"(fields {seen[h]} and {i}); which one holds the data is unclear")])
             seen[h] = i
         missing = [c for c in self.spec.required if c not in header]
         if missing:
             raise InputError([(Location(self.label, 1), f"header lacks required column(s) {', '.join(missing)}; "
-                               f"found {', '.join(header)[:300]}. Is this a FAERS {self.spec.name} file "
+                               f"found {one_line(', '.join(header))}. Is this a FAERS {self.spec.name} file "
                                "(2012Q4 or later)?")])
         unknown = [c for c in header if c not in self.spec.columns]
         if unknown:
             self.account.notes.append(f"column(s) not in the FAERS {self.spec.name} layout ignored: "
-                                      f"{', '.join(unknown)[:300]}")
+                                      f"{one_line(', '.join(unknown))}")
         self.account.header = header
         self._names = header + (["_trailing"] if trailing else [])
         self._ncols = len(self._names)

@@ -19,6 +19,7 @@ import duckdb
 import pyarrow as pa
 
 from ketaweight.core.errors import InputError, Location
+from ketaweight.signals.display import one_line
 from ketaweight.signals.faers_format import TABLES
 
 __all__ = ["open_store", "store_errors", "create_tables", "append", "FAERS_TABLES", "ACCOUNT_TABLES"]
@@ -29,7 +30,7 @@ ACCOUNT_TABLES = ("faers_deleted", "faers_quarantine", "faers_files")
 
 
 def _reason(exc: duckdb.Error) -> str:
-    msg = str(exc).splitlines()[0] if str(exc) else type(exc).__name__
+    msg = one_line(str(exc).strip().splitlines()[0], 300) if str(exc).strip() else type(exc).__name__
     low = msg.lower()
     if "no space left" in low or "file too large" in low or ("disk" in low and "full" in low):
         return f"the disk is full or the file reached its size limit ({msg})"

@@ -42,6 +42,7 @@ import numpy as np
 import pandas as pd
 
 from ketaweight.core.errors import InputError, Location
+from ketaweight.signals.display import one_line
 from ketaweight.signals.mapping import DrugMap, TermGroup, clean_name, clean_term
 
 __all__ = ["CountTable", "PairCounts", "from_contingency", "read_contingency_csv", "drug_key_function",
@@ -262,7 +263,7 @@ def from_contingency(table: pd.DataFrame, *, groups: dict[str, TermGroup] | None
                 seen.setdefault(lab, []).append(str(r))
             same = "; ".join(f"{', '.join(v)} → {k}" for k, v in seen.items() if len(v) > 1)
             notes.append(f"{kind} that name the same {'drug' if kind[0] == 'd' else 'term'} were summed "
-                         f"(cell counts: an upper bound on unique reports): {same[:300]}")
+                         f"(cell counts: an upper bound on unique reports): {one_line(same)}")
     groups = groups or {}
     if any(any(e in g.terms for e in events) for g in groups.values()):
         notes.append("term groups on a contingency table are sums of cell counts (a report with two of the "
@@ -324,6 +325,6 @@ def read_csv_text(p: Path, **kw) -> pd.DataFrame:
     except pd.errors.ParserError as exc:
         m = re.search(r"line (\d+)", str(exc))
         raise InputError([(Location(str(p), int(m.group(1)) if m else None),
-                           f"not a well-formed CSV: {str(exc).strip().splitlines()[-1]}")]) from exc
+                           f"not a well-formed CSV: {one_line(str(exc).strip().splitlines()[-1])}")]) from exc
     except (ValueError, OSError) as exc:
-        raise InputError([(Location(str(p)), f"cannot read the table: {exc}")]) from exc
+        raise InputError([(Location(str(p)), f"cannot read the table: {one_line(exc)}")]) from exc

@@ -177,7 +177,8 @@ def _floor(zips: list[Path], scratch: Path) -> dict:
         d = scratch / z.stem
         t0 = time.perf_counter()
         with zipfile.ZipFile(z) as zf:
-            members = [n for n in zf.namelist() if n.lower().endswith(".txt") and "/" in n and "readme" not in n.lower()]
+            members = [n for n in zf.namelist()
+                       if n.lower().endswith(".txt") and "/" in n and "readme" not in n.lower()]
             zf.extractall(d, members)
         t_extract += time.perf_counter() - t0
         con = duckdb.connect(str(scratch / "floor.duckdb"))
@@ -273,7 +274,8 @@ def _print_faers(r: dict) -> None:
           f"(extract {f['extract_s']:.1f} s + read {f['read_csv_s']:.1f} s for {f['quarters']} quarters)")
     print(f"  scan of all {s['pairs']:,} pairs: median {s['wall_s_median']:.1f} s wall {s['wall_s_all']}, "
           f"{s['cpu_s_median']:.1f} s CPU, peak {s['peak_gib_max']:.2f} GiB; stages: counting "
-          f"{s['stages']['count_s']:.1f} s, prior fit {s['stages']['fit_s']:.1f} s, scoring {s['stages']['score_s']:.1f} s")
+          f"{s['stages']['count_s']:.1f} s, prior fit {s['stages']['fit_s']:.1f} s, "
+          f"scoring {s['stages']['score_s']:.1f} s")
     print(f"  one more quarter: {inc['wall_s']:.1f} s wall, {inc['cpu_s']:.1f} s CPU, peak {inc['peak_gib']:.2f} GiB; "
           f"{inc['reports']:,} reports (truth {inc['expected_reports']:,})")
     print(f"  ingest + scan: {r['summary']['ingest_plus_scan_min']:.1f} min, peak {r['summary']['peak_gib']:.2f} GiB "

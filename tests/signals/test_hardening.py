@@ -377,3 +377,30 @@ def test_interrupt_during_ingest_leaves_nothing(tmp_path):
     with pytest.raises(KeyboardInterrupt):
         ingest_faers([synthetic_zip(tmp_path / "b", 3000, quarter="2023Q2")], new, progress=progress)
     assert not new.exists() and not os.path.exists(str(new) + ".wal")
+
+
+def _recoverable(pair: dict) -> list[str]:
+    """Fields of a shared pair that would give a masked cell back (empty when suppression holds)."""
+    masked = [k for k in ("a", "b", "c", "d") if pair[k] == "<11"]
+    if not masked:
+        return []
+    leaks = [k for k in ("a", "b", "c", "d", "n") if isinstance(pair[k], int) and pair[k] != 0]
+    leaks += ["expected_count"] if pair["expected_count"] is not None else []
+    for m in pair["measures"]:
+        leaks += [f"{m['method']}.{k}" for k in ("estimate", "ci_low", "ci_high", "chi2_yates", "qn")
+                  if m.get(k) is not None]
+    return leaks
+
+
+def test_d21_the_demo_real_data_table_hides_every_small_cell(tmp_path):
+    """The demo's mddc scan (dexmedetomidine × weight loss has a = 4): every pair with a masked cell
+    carries nothing that gives it back."""
+    from ketaweight.core.results import read_results
+    from ketaweight.pipelines.signals import mddc_signals
+
+    mddc_signals(tmp_path / "signals-mddc.json")
+    pairs = read_results(tmp_path / "signals-mddc.json", kind="signals")["results"]["pairs"]
+    dex = next(p for p in pairs if p["drug"] == "dexmedetomidine")
+    assert dex["a"] == "<11" and dex["suppressed"]
+    assert {p["drug"]: _recoverable(p) for p in pairs} == {p["drug"]: [] for p in pairs}
+    assert any(not p["suppressed"] and isinstance(p["a"], int) and p["a"] >= 11 for p in pairs)

@@ -3,8 +3,9 @@
 ``from_relations(con, parts, drug_names=…, event_names=…)`` takes, per :class:`Part` (a set of
 reports disjoint from the others — a FAERS quarter after deduplication), DuckDB relations
 ``drugs(rid, nid)`` and ``events(rid, tid)`` of integer name ids and optionally ``strata(rid, s)``,
-and the name dictionaries.  The *distinct* names are mapped in Python — drug names through the drug key (brand and salt names → ingredient, see
-:func:`~ketaweight.signals.tables.drug_key_function`), event terms through
+and the name dictionaries.  The *distinct* names are mapped in Python — drug names through the
+drug key (brand and salt names → ingredient, see :func:`~ketaweight.signals.tables.drug_key_function`),
+event terms through
 :func:`~ketaweight.signals.mapping.clean_term`, terms into term groups — and numbered; every count
 over rows then runs in SQL on those integer codes: distinct (report, drug) and (report, event)
 pairs, the reports with at least one of each (the only ones that count), the cells
@@ -116,7 +117,8 @@ def from_relations(con: duckdb.DuckDBPyConnection, parts: list[Part], *, drug_na
                 SELECT rid, ecode FROM t
                 UNION ALL SELECT DISTINCT t.rid, g.gcode AS ecode FROM t JOIN _kw_gm g USING (ecode)""")
             # the reports that count: at least one drug and one event
-            con.execute("CREATE OR REPLACE TEMP TABLE _kw_r AS SELECT DISTINCT rid FROM _kw_d SEMI JOIN _kw_e USING (rid)")
+            con.execute("CREATE OR REPLACE TEMP TABLE _kw_r AS "
+                        "SELECT DISTINCT rid FROM _kw_d SEMI JOIN _kw_e USING (rid)")
             n_total += int(con.execute("SELECT count(*) FROM _kw_r").fetchall()[0][0])
             _add(con, "SELECT dcode AS code, count(*) AS n FROM _kw_d SEMI JOIN _kw_r USING (rid) GROUP BY dcode",
                  drug_n)
@@ -208,9 +210,11 @@ def from_long(df: pd.DataFrame, *, groups: dict[str, TermGroup] | None = None, s
         con.execute("SET threads = 2")
         con.register("_kw_long", work)
         con.execute("""CREATE TEMP TABLE _kw_ln AS
-            SELECT CAST(row_number() OVER (ORDER BY name) AS INTEGER) AS nid, name FROM (SELECT DISTINCT name FROM _kw_long)""")
+            SELECT CAST(row_number() OVER (ORDER BY name) AS INTEGER) AS nid, name
+            FROM (SELECT DISTINCT name FROM _kw_long)""")
         con.execute("""CREATE TEMP TABLE _kw_lt AS
-            SELECT CAST(row_number() OVER (ORDER BY event) AS INTEGER) AS tid, event FROM (SELECT DISTINCT event FROM _kw_long)""")
+            SELECT CAST(row_number() OVER (ORDER BY event) AS INTEGER) AS tid, event
+            FROM (SELECT DISTINCT event FROM _kw_long)""")
         con.execute("CREATE TEMP VIEW _kw_ld AS SELECT rid, nid FROM _kw_long JOIN _kw_ln USING (name)")
         con.execute("CREATE TEMP VIEW _kw_le AS SELECT rid, tid FROM _kw_long JOIN _kw_lt USING (event)")
         if use_s:

@@ -132,7 +132,8 @@ def _load_deleted(con: duckdb.DuckDBPyConnection, q: QuarterFiles, member: str, 
         append(con, "faers_deleted", q.quarter, pa.table({"caseid": pa.array(ids, pa.int64())}))
         if bad:
             append(con, "faers_quarantine", q.quarter, _quarantine_block(q.quarter, member, bad))
-    return FileAccount(data_lines=parser.read, records=parser.read, loaded=parser.loaded, quarantined=parser.quarantined)
+    return FileAccount(data_lines=parser.read, records=parser.read, loaded=parser.loaded,
+                       quarantined=parser.quarantined)
 
 
 def _counted(chunks: Iterable[bytes], progress: Callable[[int], None] | None) -> Iterable[bytes]:
@@ -153,7 +154,14 @@ def ingest_faers(
     threads: int = 2,
     limits: ReadLimits = ReadLimits(),
 ) -> IngestReport:
-    """Load FAERS quarters into ``store`` (a DuckDB file) in one streaming pass and one transaction.
+    """Load FAERS quarters into ``store`` (a DuckDB file) in one streaming pass; the store changes in one
+    transaction.
+
+    Each quarter is parsed in chunks into a staging file beside the store (``STORE.staging``, one
+    transaction per quarter, so memory is bounded by one quarter: a DuckDB transaction keeps part of
+    every row appended from Python in memory until it commits), then copied into the store, keyed and
+    deduplicated in one transaction, and the staging file removed.  Disk needed: about twice the new
+    quarters' size while it runs.
 
     Parameters
     ----------
@@ -176,34 +184,48 @@ def ingest_faers(
         on_plan(sum(q.size(m) for q in plan for m in (*q.members.values(), *q.deleted)))
     store = Path(store)
     existed = store.exists()
+    stage = Path(str(store) + ".staging")
     report = IngestReport(store=store, quarters=[q.quarter for q in plan])
-    con = open_store(store, read_only=False, memory_limit=memory_limit, threads=threads)
-    ok = False
+    con = open_store(store, read_only=False, memory_limit=memory_limit, threads=threads)  # holds the lock throughout
+    ok = attached = False
     try:
-        with store_errors(store, doing="load the FAERS quarters (nothing was loaded; the store's contents are as before)"):
-            con.begin()
+        with store_errors(store, doing="load the FAERS quarters (nothing was loaded; the store's contents are as "
+                                       "before)"):
+            main = con.execute("SELECT current_database()").fetchall()[0][0]
+            loaded = _quarters_in(con)
+            for q in plan:
+                if q.quarter in loaded and not replace:
+                    raise InputError([(Location(str(q.path)), f"quarter {q.quarter} is already in {store}; "
+                                       "pass --replace to load it again")])
+            _remove(stage)  # left by an ingest that was killed (we hold the store's lock: nobody else uses it)
+            con.execute("ATTACH ? AS kw_stage", [str(stage)])
+            attached = True
+            con.execute("USE kw_stage")
+            create_tables(con)
+            for q in plan:  # one transaction per quarter in the staging file: memory bounded by one quarter
+                con.begin()
+                report.notes.extend(f"{q.quarter}: {n}" for n in q.notes)
+                for t, member in q.members.items():
+                    _record_file(con, report, q, member, t, _load_table(con, q, t, member, limits, progress))
+                for member in q.deleted:
+                    _record_file(con, report, q, member, "DELETED", _load_deleted(con, q, member, limits, progress))
+                con.commit()
+            con.execute(f"USE {_ident(main)}")
+            con.begin()  # the store itself changes in this one transaction only: all or nothing
             backfill = not has_keys(con)  # a store written before the key tables existed
             create_tables(con)
             create_key_tables(con)
             if backfill:
-                for (old,) in con.execute("SELECT DISTINCT quarter FROM faers_files ORDER BY 1").fetchall():
+                for old in sorted(loaded):
                     add_quarter_keys(con, old)
             for q in plan:
-                present = con.execute("SELECT count(*) FROM faers_files WHERE quarter = ?", [q.quarter]).fetchall()
-                if present[0][0]:
-                    if not replace:
-                        raise InputError([(Location(str(q.path)), f"quarter {q.quarter} is already in {store}; "
-                                           "pass --replace to load it again")])
+                if q.quarter in loaded:
                     for t in (*FAERS_TABLES, *ACCOUNT_TABLES, *KEY_TABLES):
                         con.execute(f"DELETE FROM {t} WHERE quarter = ?", [q.quarter])
                     report.notes.append(f"{q.quarter}: replaced the rows loaded before")
-                report.notes.extend(f"{q.quarter}: {n}" for n in q.notes)
-                for t, member in q.members.items():
-                    acc = _load_table(con, q, t, member, limits, progress)
-                    _record_file(con, report, q, member, t, acc)
-                for member in q.deleted:
-                    acc = _load_deleted(con, q, member, limits, progress)
-                    _record_file(con, report, q, member, "DELETED", acc)
+            for t in (*FAERS_TABLES, *ACCOUNT_TABLES):
+                con.execute(f"INSERT INTO {t} SELECT * FROM kw_stage.{t}")
+            for q in plan:
                 add_quarter_keys(con, q.quarter)
             report.dedup = rebuild_reports(con)
             report.reports = int(report.dedup[-1].n_after)
@@ -216,14 +238,38 @@ def ingest_faers(
             pass
         raise
     finally:
+        try:
+            if attached:
+                con.execute(f"USE {_ident(main)}")
+                con.execute("DETACH kw_stage")
+        except duckdb.Error:
+            pass
         con.close()
+        _remove(stage)
         if not ok and not existed:
-            for suffix in ("", ".wal"):
-                try:
-                    os.remove(str(store) + suffix)
-                except FileNotFoundError:
-                    pass
+            _remove(store)
     return report
+
+
+def _quarters_in(con: duckdb.DuckDBPyConnection) -> set[str]:
+    """The quarters the connection's current database already holds."""
+    names = {t for (t,) in con.execute("SELECT table_name FROM information_schema.tables "
+                                       "WHERE table_catalog = current_database()").fetchall()}
+    if "faers_files" not in names:
+        return set()
+    return {q for (q,) in con.execute("SELECT DISTINCT quarter FROM faers_files").fetchall()}
+
+
+def _ident(name: str) -> str:
+    return '"' + name.replace('"', '""') + '"'
+
+
+def _remove(path: Path) -> None:
+    for suffix in ("", ".wal"):
+        try:
+            os.remove(str(path) + suffix)
+        except FileNotFoundError:
+            pass
 
 
 def _record_file(con: duckdb.DuckDBPyConnection, report: IngestReport, q: QuarterFiles, member: str, table: str,

@@ -35,7 +35,8 @@ def create_key_tables(con: duckdb.DuckDBPyConnection, *, temp: bool = False) -> 
 
 
 def has_keys(con: duckdb.DuckDBPyConnection) -> bool:
-    names = {t for (t,) in con.execute("SELECT table_name FROM information_schema.tables").fetchall()}
+    names = {t for (t,) in con.execute("SELECT table_name FROM information_schema.tables "
+                                       "WHERE table_catalog = current_database()").fetchall()}
     return all(t in names for t in (*KEY_TABLES, *NAME_TABLES))
 
 

@@ -65,7 +65,8 @@ class QuarterFiles:
 
     def label(self, member: str) -> str:
         """How errors name a member: ``faers_ascii_2023q1.zip:ascii/DRUG23Q1.txt``."""
-        return f"{self.path.name}:{one_line(member, 200)}" if not self.is_folder else str(self.path / one_line(member, 200))
+        shown = one_line(member, 200)
+        return f"{self.path.name}:{shown}" if not self.is_folder else str(self.path / shown)
 
     def size(self, member: str) -> int:
         """Uncompressed size in bytes as the zip (or the file system) states it."""
@@ -89,7 +90,8 @@ def expand_inputs(paths: Sequence[str | Path]) -> list[Path]:
         if not p.exists():
             raise FileNotFoundError(f"{p}: no such file or folder")
         if p.is_dir() and not any(_is_table_name(str(f.relative_to(p))) for f in p.rglob("*") if f.is_file()):
-            zips = sorted((f for f in p.iterdir() if f.is_file() and f.suffix.lower() == ".zip"), key=lambda f: f.name.lower())
+            zips = sorted((f for f in p.iterdir() if f.is_file() and f.suffix.lower() == ".zip"),
+                          key=lambda f: f.name.lower())
             if not zips:
                 raise InputError([(Location(str(p)), "a folder with neither FAERS table files (DEMO23Q1.txt …) "
                                    "nor quarter zips (faers_ascii_2023q1.zip …)")])

@@ -271,8 +271,9 @@ class TableParser:
         for i, h in enumerate(header, start=1):
             if h in seen:
                 what = f"column {one_line(repr(h), 80)}" if h else "an empty column name"
-                raise InputError([(Location(self.label, 1, one_line(h, 80) or None), f"{what} appears twice in the header "
-                                   f"(fields {seen[h]} and {i}); which one holds the data is unclear")])
+                raise InputError([(Location(self.label, 1, one_line(h, 80) or None),
+                                   f"{what} appears twice in the header (fields {seen[h]} and {i}); which one holds "
+                                   "the data is unclear")])
             seen[h] = i
         missing = [c for c in self.spec.required if c not in header]
         if missing:

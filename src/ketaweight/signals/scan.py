@@ -103,8 +103,10 @@ class ScanResult:
             prior={"source": self.prior_source,
                    **(self.prior_fit.to_dict() if self.prior_fit else {"prior": self.prior.to_dict()})},
             pairs=tuple(pairs), controls=tuple(self.control_verdicts()), notes=self.notes,
-            caveats=("Disproportionality compares reporting, not incidence: it cannot show that a drug causes an event.",
-                     "Spontaneous reports are subject to notoriety, stimulated reporting and confounding by indication.",
+            caveats=("Disproportionality compares reporting, not incidence: it cannot show that a drug causes an "
+                     "event.",
+                     "Spontaneous reports are subject to notoriety, stimulated reporting and confounding by "
+                     "indication.",
                      f"Pairs with a 2×2 cell of 1–{MIN_CELL_COUNT - 1} reports are suppressed: their counts, E and "
                      "ratios are withheld so the small cell cannot be recovered."))
 

@@ -23,6 +23,7 @@ versions, sequence numbers and ``fda_dt`` as integers, everything else as text, 
 from __future__ import annotations
 
 import os
+import shutil
 from collections.abc import Callable, Iterable
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -157,11 +158,11 @@ def ingest_faers(
     """Load FAERS quarters into ``store`` (a DuckDB file) in one streaming pass; the store changes in one
     transaction.
 
-    Each quarter is parsed in chunks into a staging file beside the store (``STORE.staging``, one
-    transaction per quarter, so memory is bounded by one quarter: a DuckDB transaction keeps part of
-    every row appended from Python in memory until it commits), then copied into the store, keyed and
-    deduplicated in one transaction, and the staging file removed.  Disk needed: about twice the new
-    quarters' size while it runs.
+    Each quarter is parsed in chunks and committed in its own transaction (so memory is bounded by
+    one quarter: a DuckDB transaction keeps part of every row appended from Python in memory until it
+    commits) — into ``STORE.new`` when the store does not exist yet (linked into place when done), else
+    into a staging file ``STORE.staging`` that is then copied into the store, keyed and deduplicated in
+    one transaction.  Disk needed beside an existing store: about the new quarters' size while it runs.
 
     Parameters
     ----------
@@ -183,11 +184,16 @@ def ingest_faers(
     if on_plan:
         on_plan(sum(q.size(m) for q in plan for m in (*q.members.values(), *q.deleted)))
     store = Path(store)
-    existed = store.exists()
-    stage = Path(str(store) + ".staging")
+    new = not store.exists()
+    # a new store is built under a temporary name and linked into place at the end; an existing one gets
+    # the new quarters through a staging file attached beside it
+    work = Path(str(store) + (".new" if new else ".staging"))
     report = IngestReport(store=store, quarters=[q.quarter for q in plan])
-    con = open_store(store, read_only=False, memory_limit=memory_limit, threads=threads)  # holds the lock throughout
-    ok = attached = False
+    if new:
+        _remove(work)  # left by an ingest that was killed
+    con = open_store(work if new else store, read_only=False, memory_limit=memory_limit, threads=threads)
+    attached = False
+    main = ""
     try:
         with store_errors(store, doing="load the FAERS quarters (nothing was loaded; the store's contents are as "
                                        "before)"):
@@ -197,12 +203,13 @@ def ingest_faers(
                 if q.quarter in loaded and not replace:
                     raise InputError([(Location(str(q.path)), f"quarter {q.quarter} is already in {store}; "
                                        "pass --replace to load it again")])
-            _remove(stage)  # left by an ingest that was killed (we hold the store's lock: nobody else uses it)
-            con.execute("ATTACH ? AS kw_stage", [str(stage)])
-            attached = True
-            con.execute("USE kw_stage")
+            if not new:
+                _remove(work)  # left by an ingest that was killed (we hold the store's lock: nobody else uses it)
+                con.execute("ATTACH ? AS kw_stage", [str(work)])
+                attached = True
+                con.execute("USE kw_stage")
             create_tables(con)
-            for q in plan:  # one transaction per quarter in the staging file: memory bounded by one quarter
+            for q in plan:  # one transaction per quarter: memory bounded by one quarter
                 con.begin()
                 report.notes.extend(f"{q.quarter}: {n}" for n in q.notes)
                 for t, member in q.members.items():
@@ -211,26 +218,32 @@ def ingest_faers(
                     _record_file(con, report, q, member, "DELETED", _load_deleted(con, q, member, limits, progress))
                 con.commit()
             con.execute(f"USE {_ident(main)}")
-            con.begin()  # the store itself changes in this one transaction only: all or nothing
-            backfill = not has_keys(con)  # a store written before the key tables existed
+            con.begin()  # an existing store changes in this one transaction only: all or nothing
+            backfill = not new and not has_keys(con)  # a store written before the key tables existed
             create_tables(con)
             create_key_tables(con)
             if backfill:
                 for old in sorted(loaded):
                     add_quarter_keys(con, old)
-            for q in plan:
-                if q.quarter in loaded:
-                    for t in (*FAERS_TABLES, *ACCOUNT_TABLES, *KEY_TABLES):
-                        con.execute(f"DELETE FROM {t} WHERE quarter = ?", [q.quarter])
-                    report.notes.append(f"{q.quarter}: replaced the rows loaded before")
-            for t in (*FAERS_TABLES, *ACCOUNT_TABLES):
-                con.execute(f"INSERT INTO {t} SELECT * FROM kw_stage.{t}")
+            if attached:
+                for q in plan:
+                    if q.quarter in loaded:
+                        for t in (*FAERS_TABLES, *ACCOUNT_TABLES, *KEY_TABLES):
+                            con.execute(f"DELETE FROM {t} WHERE quarter = ?", [q.quarter])
+                        report.notes.append(f"{q.quarter}: replaced the rows loaded before")
+                for t in (*FAERS_TABLES, *ACCOUNT_TABLES):
+                    con.execute(f"INSERT INTO {t} SELECT * FROM kw_stage.{t}")
             for q in plan:
                 add_quarter_keys(con, q.quarter)
             report.dedup = rebuild_reports(con)
             report.reports = int(report.dedup[-1].n_after)
             con.commit()
-        ok = True
+            if attached:
+                con.execute("DETACH kw_stage")
+                attached = False
+            con.close()
+            if new:
+                _publish_new(work, store)
     except BaseException:
         try:
             con.rollback()
@@ -245,10 +258,19 @@ def ingest_faers(
         except duckdb.Error:
             pass
         con.close()
-        _remove(stage)
-        if not ok and not existed:
-            _remove(store)
+        _remove(work)  # a new store is only ever linked into place complete, so nothing else to undo
     return report
+
+
+def _publish_new(work: Path, store: Path) -> None:
+    """Put a finished new store in place without overwriting a file that appeared meanwhile."""
+    try:
+        os.link(work, store)
+    except FileExistsError as exc:
+        raise InputError([(Location(str(store)), "another process created this store during the ingest; "
+                           "nothing was loaded into it")]) from exc
+    if os.path.exists(str(work) + ".wal"):  # DuckDB checkpoints on close; a WAL left over goes along
+        os.link(str(work) + ".wal", str(store) + ".wal")
 
 
 def _quarters_in(con: duckdb.DuckDBPyConnection) -> set[str]:
@@ -265,11 +287,13 @@ def _ident(name: str) -> str:
 
 
 def _remove(path: Path) -> None:
+    """A work file of ours, its WAL and DuckDB's spill folder beside it (left if a run was killed)."""
     for suffix in ("", ".wal"):
         try:
             os.remove(str(path) + suffix)
         except FileNotFoundError:
             pass
+    shutil.rmtree(str(path) + ".tmp", ignore_errors=True)
 
 
 def _record_file(con: duckdb.DuckDBPyConnection, report: IngestReport, q: QuarterFiles, member: str, table: str,

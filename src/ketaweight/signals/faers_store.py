@@ -69,6 +69,7 @@ def open_store(store: str | Path, *, read_only: bool, memory_limit: str = "1GB",
         con.execute(f"SET memory_limit = '{_size(memory_limit)}'")
         con.execute(f"SET threads = {int(threads)}")
         con.execute("SET preserve_insertion_order = false")
+        con.execute("SET enable_progress_bar = false")  # DuckDB's own bar would write into the CLI's output
         if read_only:
             names = {t for (t,) in con.execute("SELECT table_name FROM information_schema.tables").fetchall()}
             if "faers_reports" not in names:

@@ -48,8 +48,12 @@ def test_simulate_same_seed_gives_identical_files(tmp_path):
 def test_simulate_refuses_to_overwrite_a_store(tmp_path):
     args = ["simulate", "--patients", "100", "--out", str(tmp_path)]
     assert runner.invoke(app, args).exit_code == 0
+    before = sorted(p.name for p in tmp_path.iterdir())
     res = runner.invoke(app, args)
-    assert res.exit_code == 2 and "already exists" in res.output
+    assert res.exit_code == 2 and "earlier ketaweight output" in res.output and "--replace" in res.output
+    assert sorted(p.name for p in tmp_path.iterdir()) == before  # nothing changed
+    again = runner.invoke(app, [*args, "--replace"])
+    assert again.exit_code == 0, again.output
 
 
 def test_simulate_unknown_scenario_is_a_clear_error(tmp_path):

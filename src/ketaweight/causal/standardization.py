@@ -97,5 +97,13 @@ class Standardization(Estimator):
             e,
             [ps],
             treatment_weights(e, data.a, data.spec.estimand, stabilized=False),
-            extra={"outcome_model": {"columns": int(model.coef.size), "n_fit": int(obs.sum())}},
+            extra={"outcome_model": {"columns": int(model.coef.size), "n_fit": int(obs.sum())},
+                   "potential_outcome_means_treated": self._treated_means(model, x, a)},
         )
+
+    @staticmethod
+    def _treated_means(model: LinearOutcomeModel, x: np.ndarray, a: np.ndarray) -> dict[str, float]:
+        """The treated rows' mean outcome under treatment and under none (outcome units): the no-course
+        reference that dose-response curves among the treated are read against."""
+        m1, m0 = model.counterfactual(x[a == 1])
+        return {"treated": float(m1.mean()), "untreated": float(m0.mean())} if m1.size else {}

@@ -1,14 +1,20 @@
 """The ``ketaweight`` command: thin typer wrappers over library calls.
 
-Each area has its own module in this package and registers here.  Library errors become
-CLI errors only at the boundary (:func:`ketaweight.cli._common.run_cli`).
+Each area has its own module in this package and registers its commands on the app here.  The
+modules import the engines inside their command functions, so ``ketaweight --help`` starts in a
+fraction of a second.  Library errors become CLI errors only at the boundary
+(:func:`ketaweight.cli._common.run_cli`); Ctrl-C anywhere ends with one line and exit code 130.
 """
 
 from __future__ import annotations
 
-import typer
+from ketaweight.cli._interrupt import EXIT_INTERRUPTED, install_interrupt_hook, interrupted_reported, report_interrupted
 
-from ketaweight.core.version import __version__
+install_interrupt_hook()  # first: Ctrl-C while the rest of the CLI loads is one line too
+
+import typer  # noqa: E402
+
+from ketaweight.core.version import __version__  # noqa: E402
 
 app = typer.Typer(
     name="ketaweight",
@@ -16,6 +22,7 @@ app = typer.Typer(
     no_args_is_help=True,
     add_completion=False,
     pretty_exceptions_enable=False,
+    rich_markup_mode=None,  # plain help: wraps at any width, never cuts a word or a number
 )
 
 
@@ -26,7 +33,7 @@ def _version_callback(value: bool) -> None:
 
 
 @app.callback()
-def main(
+def main_callback(
     version: bool = typer.Option(
         False, "--version", callback=_version_callback, is_eager=True, help="Print the version and exit."
     ),
@@ -34,13 +41,28 @@ def main(
     """Does ketamine cause weight loss? Answer it with data, and say how sure you are."""
 
 
+def main() -> None:
+    """The console-script entry point.  Typer turns a Ctrl-C outside :func:`run_cli` (e.g. while a
+    command imports its engines) into a silent exit 130; say it in one line there too."""
+    try:
+        app()
+    except SystemExit as exc:
+        if exc.code == EXIT_INTERRUPTED and not interrupted_reported():
+            report_interrupted()
+        raise
+
+
 # Area modules register their commands on import (keep this list sorted).
 from ketaweight.cli import analyze as _analyze  # noqa: E402,F401
 from ketaweight.cli import demo as _demo  # noqa: E402,F401
 from ketaweight.cli import mechanisms as _mechanisms  # noqa: E402,F401
+from ketaweight.cli import monitor as _monitor  # noqa: E402,F401
 from ketaweight.cli import report as _report  # noqa: E402,F401
 from ketaweight.cli import schemas as _schemas  # noqa: E402,F401
+from ketaweight.cli import serve as _serve  # noqa: E402,F401
 from ketaweight.cli import signals as _signals  # noqa: E402,F401
 from ketaweight.cli import simulate as _simulate  # noqa: E402,F401
 from ketaweight.cli import store as _store  # noqa: E402,F401
 from ketaweight.cli import validate as _validate  # noqa: E402,F401
+
+__all__ = ["app", "main"]

@@ -2,7 +2,8 @@
 
 A thin wrapper: :func:`ketaweight.pipelines.table_analysis.analyze_table` (``--table``) and
 :func:`ketaweight.pipelines.emulation.run_study` (``--store/--study``) are the library calls; the
-command only parses options and prints.
+command only parses options and prints.  The engines are imported inside the command, so
+``ketaweight --help`` stays fast.
 """
 
 from __future__ import annotations
@@ -10,20 +11,19 @@ from __future__ import annotations
 from collections.abc import Sequence
 from enum import Enum
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 import typer
 
-from ketaweight.causal import AnalysisSpec
-from ketaweight.causal.result import CausalResult, summarise
-from ketaweight.causal.runner import ESTIMATORS
-from ketaweight.causal.sensitivity import NegativeControl
-from ketaweight.causal.spec import as_tuple
 from ketaweight.cli import app
 from ketaweight.cli._common import console, run_cli
-from ketaweight.cli.tables import results_table
 from ketaweight.core.privacy import mask_count
-from ketaweight.pipelines.emulation import run_study
-from ketaweight.pipelines.table_analysis import Analysis, analyze_table, read_table
+from ketaweight.core.vocabulary import METHODS
+
+if TYPE_CHECKING:
+    from ketaweight.causal.result import CausalResult
+    from ketaweight.causal.sensitivity import NegativeControl
+    from ketaweight.core.attrition import AttritionStep
 
 
 class EstimandOption(str, Enum):
@@ -55,76 +55,75 @@ def analyze_command(
     censor_covariates: str = typer.Option("", "--censor-covariates", help="Covariates of the censoring model (default: --covariates)."),
     missing_outcome: MissingOutcomeOption = typer.Option(MissingOutcomeOption.exclude, "--missing-outcome", help="A missing outcome not marked censored: exclude the row (counted) or treat it as censored."),
     estimand: EstimandOption = typer.Option(EstimandOption.ATE, "--estimand", help="ATE (everyone) or ATT (the treated)."),
-    estimators: str = typer.Option(",".join(ESTIMATORS), "--estimators", help=f"Comma-separated methods among {', '.join(ESTIMATORS)}."),
-    bootstrap: int = typer.Option(0, "--bootstrap", min=0, help="Bootstrap replicates for SE and CI (0 = analytic sandwich variance)."),
+    estimators: str = typer.Option(",".join(METHODS), "--estimators", help=f"Comma-separated methods among {', '.join(METHODS)}."),
+    bootstrap: int = typer.Option(0, "--bootstrap", min=0, help="Bootstrap replicates (n_bootstrap) for SE and CI; 0 = analytic sandwich variance."),
     seed: int = typer.Option(0, "--seed", help="Seed for the bootstrap and the cross-fitting folds."),
     jobs: int = typer.Option(-1, "--jobs", help="Worker threads for the bootstrap (-1 = every core)."),
     on_failure: OnFailureOption = typer.Option(OnFailureOption.warn, "--on-failure", help="'warn' on failed diagnostics, or 'raise' to stop with an error."),
     negative_controls: str = typer.Option("", "--negative-control", help="Comma-separated negative-control outcome columns (analysed with IPW)."),
     out: Path | None = typer.Option(None, "--out", "-o", help="Folder for the results JSON (causal_results.json, or <study>.json with --study)."),
+    replace: bool = typer.Option(False, "--replace", help="Replace an earlier results file of the same name in --out."),
 ) -> None:
     """Estimate the treatment effect with several estimators side by side, with diagnostics.
 
-    Two forms: ``--store FILE --study NAME`` emulates a target trial from the canonical store
-    (the study spec sets estimators and options); ``--table FILE --treatment … --outcome …
-    --covariates …`` analyses a ready table such as NHEFS.
+    Two forms: --store FILE --study NAME emulates a target trial from the canonical store (the
+    study spec sets estimators and options); --table FILE --treatment ... --outcome ...
+    --covariates ... analyses a ready table such as NHEFS.
     """
     if (store is None) == (table is None) or (store is not None) != (study is not None):
         console.print("[bold red]error:[/] give either --store and --study, or --table with --treatment, --outcome and --covariates")
         raise typer.Exit(code=2)
     if store is not None:
-        _analyze_study(store, study, out)  # type: ignore[arg-type]
+        _analyze_study(store, study, out, replace)  # type: ignore[arg-type]
         return
     if treatment is None or outcome is None or covariates is None:
         console.print("[bold red]error:[/] --table needs --treatment, --outcome and --covariates")
         raise typer.Exit(code=2)
 
-    def action() -> Analysis:
+    def action():
+        from ketaweight.causal.spec import AnalysisSpec, as_tuple
+        from ketaweight.pipelines.table_analysis import analyze_table, read_table
+
         spec = AnalysisSpec(
-            treatment=treatment,
-            outcome=outcome,
-            covariates=as_tuple(covariates),
-            categorical=as_tuple(categorical),
-            squared=as_tuple(squared),
-            censor=censor,
-            censor_covariates=as_tuple(censor_covariates) or None,
-            missing_outcome=missing_outcome.value,
-            estimand=estimand.value,
+            treatment=treatment, outcome=outcome, covariates=as_tuple(covariates), categorical=as_tuple(categorical),
+            squared=as_tuple(squared), censor=censor, censor_covariates=as_tuple(censor_covariates) or None,
+            missing_outcome=missing_outcome.value, estimand=estimand.value,
         )
-        return analyze_table(
-            read_table(table),
-            spec,
-            methods=as_tuple(estimators),
-            n_bootstrap=bootstrap,
-            seed=seed,
-            n_jobs=jobs,
-            on_failure=on_failure.value,
-            negative_controls=as_tuple(negative_controls),
-            out=out,
-            provenance={"data": str(table)},
-        )
+        return analyze_table(read_table(table), spec, methods=as_tuple(estimators), n_bootstrap=bootstrap, seed=seed,
+                             n_jobs=jobs, on_failure=on_failure.value, negative_controls=as_tuple(negative_controls),
+                             out=out, provenance={"data": str(table)}, replace=replace)
 
     analysis = run_cli(action)
+    if analysis.results:
+        _print_attrition(analysis.results[0].diagnostics.get("attrition", []))
     _print_results(analysis.results, analysis.negative_controls, analysis.path)
 
 
+def _print_attrition(steps: Sequence[AttritionStep] | Sequence[dict]) -> None:
+    """Every counted step from the input rows to those analysed (the data owner's own counts)."""
+    for s in steps:
+        d = s if isinstance(s, dict) else s.to_dict()
+        console.print(f"  {d['step']:<20} {mask_count(d['n_after']):>10}  ({d['reason']}; excluded "
+                      f"{mask_count(d['n_excluded'])})", highlight=False)
+
+
 def _print_results(results: Sequence[CausalResult], controls: Sequence[NegativeControl], path: Path | None) -> None:
-    console.print(results_table(results))
-    for i, note in enumerate(summarise(list(results)).notes, 1):
-        console.print(f"[dim][{i}][/] {note}", highlight=False)
+    from ketaweight.cli.tables import print_results
+
+    print_results(results, console)
     for nc in controls:
         console.print(f"negative control: {nc.interpretation}", highlight=False)
     if path is not None:
         console.print(f"results: [bold]{path}[/]")
 
 
-def _analyze_study(store: Path, study: str, out: Path | None) -> None:
-    """The ``--store/--study`` form: attrition, then both outcome scales side by side."""
-    res = run_cli(lambda: run_study(store, study, out))
+def _analyze_study(store: Path, study: str, out: Path | None, replace: bool) -> None:
+    """The --store/--study form: attrition, then both outcome scales side by side."""
+    from ketaweight.pipelines.emulation import run_study
+
+    res = run_cli(lambda: run_study(store, study, out, replace=replace))
     console.print(f"[bold]{res.study.study.title}[/]")
-    for step in res.cohort.attrition:
-        console.print(f"  {step.step:<16} {mask_count(step.n_after):>10}  ({step.reason}; excluded {mask_count(step.n_excluded)})",
-                      highlight=False)
+    _print_attrition(res.cohort.attrition)
     for i, rs in enumerate(res.results.values()):
         controls = [res.negative_control] if (res.negative_control is not None and i == 0) else []
         _print_results(rs, controls, res.path if i == len(res.results) - 1 else None)

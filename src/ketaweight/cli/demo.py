@@ -1,13 +1,14 @@
-"""CLI: ``ketaweight demo`` — the main job end to end: from nothing to the graded answer and its report.
+"""CLI: ketaweight demo — the main job end to end: from nothing to the graded answer and its report.
 
 Runs :func:`ketaweight.pipelines.demo.run_demo` (simulate, both target trials, mechanisms,
 responsible use, FAERS signals) with progress, then :func:`ketaweight.report.render.write_report`;
-prints each stage's tables, the report's path and the answer beside the simulator's truth.
+prints each stage's tables, the report's path and the answer beside the simulator's truth.  The
+whole output folder is built in a temporary folder beside it and moved into place at the end
+(:func:`ketaweight.core.outputs.staged_folder`): an error or Ctrl-C leaves the target as it was.
 """
 
 from __future__ import annotations
 
-import shutil
 import time
 from contextlib import ExitStack
 from pathlib import Path
@@ -17,26 +18,24 @@ import typer
 
 from ketaweight.cli import app
 from ketaweight.cli._common import console, progress_bar, run_cli
-from ketaweight.cli.simulate import print_truth
-from ketaweight.cli.store import print_store_summary
-from ketaweight.cli.tables import results_table
-from ketaweight.core.privacy import mask_count
-from ketaweight.pipelines.demo import STAGES, run_demo
-from ketaweight.pipelines.signals import SYNTHETIC_FAERS_REPORTS
-from ketaweight.report.render import write_report
-from ketaweight.store import Store
+from ketaweight.core.vocabulary import SYNTHETIC_FAERS_REPORTS
 
 
 def _show(what: str, value: Any) -> None:
     """Print one finished piece of the demo."""
+    from ketaweight.cli.store import print_store_summary
+    from ketaweight.cli.tables import print_results
+    from ketaweight.core.privacy import mask_count
+    from ketaweight.store import Store
+
     if what == "store":
         with Store(value, read_only=True) as store:
             print_store_summary(store)
     elif what == "study":
         for rs in value.results.values():
-            console.print(results_table(rs))
+            print_results(rs, console)
         if value.negative_control is not None:
-            console.print(f"negative control: {value.negative_control.interpretation}")
+            console.print(f"negative control: {value.negative_control.interpretation}", highlight=False)
     elif what == "mechanisms" and value.mediation is not None:
         console.print(value.mediation.summary().as_text(), highlight=False)
     elif what == "responsible_use":
@@ -48,36 +47,44 @@ def _show(what: str, value: Any) -> None:
 
 @app.command("demo")
 def demo_command(
-    out: Path = typer.Option(Path("demo-output"), "--out", "-o", help="Output folder (an earlier demo there is replaced)."),
+    out: Path = typer.Option(Path("demo-output"), "--out", "-o", help="Output folder (new, empty, or an earlier demo's with --replace)."),
     scenario: str = typer.Option("article", "--scenario", "-s", help="Simulator scenario (e.g. article, null)."),
     patients: int = typer.Option(20000, "--patients", "-n", min=500, help="Number of virtual patients."),
     seed: int = typer.Option(7, "--seed", help="Random seed: the same seed gives the same files and numbers."),
     faers_reports: int = typer.Option(SYNTHETIC_FAERS_REPORTS, "--faers-reports", min=5000,
                                       help="Reports in the synthetic FAERS quarter (a real quarter has about 400,000)."),
+    replace: bool = typer.Option(False, "--replace", help="Replace an earlier demo's output in --out (files you added there are kept)."),
 ) -> None:
     """End to end: simulate a clinic, emulate both target trials, scan FAERS, grade the evidence, write the report."""
+    from ketaweight.core.outputs import staged_folder
+    from ketaweight.pipelines.demo import STAGES, run_demo
+    from ketaweight.report.render import write_report
+
     started = time.monotonic()
-    if (out / "store.duckdb").exists():
-        shutil.rmtree(out)
-    with ExitStack() as bar:  # the simulation's progress bar, closed once the store is written
-        advance = bar.enter_context(progress_bar(f"simulating {patients:,} patients", patients))
 
-        def on_done(what: str, value: Any) -> None:
-            if what == "store":
-                bar.close()
-            _show(what, value)
+    def action():
+        with staged_folder(out, replace=replace) as work, ExitStack() as bar:
+            if replace and out.exists():
+                console.print(f"replacing the earlier demo output in {out}", highlight=False)
+            advance = bar.enter_context(progress_bar(f"simulating {patients:,} patients", patients))
 
-        def action():
-            return run_demo(out, scenario=scenario, patients=patients, seed=seed, faers_reports=faers_reports,
-                            on_stage=lambda i, title: console.rule(f"{i}/{STAGES} {title}"), on_done=on_done,
-                            on_patients=advance)
+            def on_done(what: str, value: Any) -> None:
+                if what == "store":
+                    bar.close()  # the simulation's progress bar ends once the store is written
+                _show(what, value)
 
-        run = run_cli(action)
-    console.rule(f"{STAGES}/{STAGES} evidence grade and report")
-    with console.status("grading and writing the report"):
-        paths = run_cli(lambda: write_report(run.results, out / "report.html"))
+            run = run_demo(work, scenario=scenario, patients=patients, seed=seed, faers_reports=faers_reports,
+                           on_stage=lambda i, title: console.rule(f"{i}/{STAGES} {title}"), on_done=on_done,
+                           on_patients=advance)
+            console.rule(f"{STAGES}/{STAGES} evidence grade and report")
+            paths = write_report(run.results, work / "report.html")
+        return run, paths
+
+    run, paths = run_cli(action)
+    from ketaweight.cli.simulate import print_truth
+
     console.rule("the simulator's ground truth (what a perfect analysis would find)")
     print_truth(run.simulation)
-    console.print(f"\nReport: [bold]{paths.html}[/] (also {paths.markdown.name}, {paths.json.name})")
+    console.print(f"\nReport: [bold]{out / paths.html.name}[/] (also {paths.markdown.name}, {paths.json.name})")
     console.print(f"Answer: [bold]{paths.sentence}[/]", highlight=False)
     console.print(f"All patient numbers come from simulated data. Demo took {time.monotonic() - started:.0f} s.")

@@ -1,32 +1,37 @@
-"""CLI: ``ketaweight mechanisms`` — mediation, dose-response and heterogeneity of a study.
+"""CLI: ketaweight mechanisms — mediation, dose-response and heterogeneity of a study.
 
 A thin wrapper over :func:`ketaweight.pipelines.mechanisms.run_mechanisms`; settings come from
-the study's ``[mechanisms]`` sections.
+the study's [mechanisms] sections.
 """
 
 from __future__ import annotations
 
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 import typer
-from rich.table import Table as RichTable
 
 from ketaweight.cli import app
-from ketaweight.cli._common import console, run_cli
+from ketaweight.cli._common import console, make_table, run_cli
 from ketaweight.core.privacy import mask_count
-from ketaweight.pipelines.mechanisms import MechanismsResults, run_mechanisms
+
+if TYPE_CHECKING:
+    from ketaweight.pipelines.results import MechanismsResults
 
 
 @app.command("mechanisms")
 def mechanisms_command(
-    store: Path = typer.Option(..., "--store", help="DuckDB store file (e.g. from `ketaweight simulate`)."),
+    store: Path = typer.Option(..., "--store", help="DuckDB store file (e.g. from 'ketaweight simulate')."),
     study: str = typer.Option("ketamine-weight", "--study", help="Shipped study name or a study TOML."),
     out: Path = typer.Option(Path("out"), "--out", "-o", help="Folder for <study>-mechanisms.json."),
     bootstrap: int | None = typer.Option(None, "--bootstrap", min=2, help="Mediation bootstrap replicates (default: the study's [mechanisms.mediation] n_bootstrap)."),
     seed: int | None = typer.Option(None, "--seed", help="Seed (default: the study's analysis seed)."),
+    replace: bool = typer.Option(False, "--replace", help="Replace an earlier <study>-mechanisms.json in --out."),
 ) -> None:
     """How, how much and for whom: mediation by pathway, dose-response curves, subgroup and per-patient effects."""
-    res = run_cli(lambda: run_mechanisms(store, study, out, n_bootstrap=bootstrap, seed=seed))
+    from ketaweight.pipelines.mechanisms import run_mechanisms
+
+    res = run_cli(lambda: run_mechanisms(store, study, out, n_bootstrap=bootstrap, seed=seed, replace=replace))
     _print(res)
     console.print(f"written: {res.path}")
 
@@ -34,9 +39,8 @@ def mechanisms_command(
 def _print(res: MechanismsResults) -> None:
     unit = res.outcome_units
     if res.mediation is not None:
-        med = RichTable(title=f"Mediation (interventional effects, {unit})")
-        for col in ("effect", "estimate", "95% CI"):
-            med.add_column(col, justify="left" if col == "effect" else "right")
+        med = make_table("effect", "estimate", "95% CI", title=f"Mediation (interventional effects, {unit})",
+                         right=("estimate", "95% CI"))
         for r in res.mediation.effects:
             med.add_row(r.estimand, f"{r.estimate:+.3f}", f"({r.ci_low:+.3f}, {r.ci_high:+.3f})")
         d = res.mediation.diagnostics
@@ -48,9 +52,8 @@ def _print(res: MechanismsResults) -> None:
         console.print(med)
     for name, why in res.not_estimable.items():
         console.print(f"{name}: not estimable — {why}")
-    sub = RichTable(title=f"Effect modification ({unit})")
-    for col in ("modifier", "level", "n", "effect", "95% CI", "p (Holm)"):
-        sub.add_column(col, justify="left" if col in ("modifier", "level") else "right")
+    sub = make_table("modifier", "level", "n", "effect", "95% CI", "p (Holm)", title=f"Effect modification ({unit})",
+                     right=("n", "effect", "95% CI", "p (Holm)"))
     for m in res.heterogeneity.subgroups:
         for lev, r in zip(m.levels, m.subgroups):
             sub.add_row(m.modifier, lev, mask_count(r.n), f"{r.estimate:+.3f}", f"({r.ci_low:+.3f}, {r.ci_high:+.3f})",
@@ -64,5 +67,5 @@ def _print(res: MechanismsResults) -> None:
     for c in res.dose_response:
         if c.method == "msm":
             lo, hi = c.curve[0], c.curve[-1]
-            console.print(f"Dose-response {c.exposure}{' by ' + str(c.settings['spec']['by']) if c.settings['spec']['by'] else ''}: "
+            console.print(f"Dose-response {c.exposure}{' by ' + str(c.by) if c.by else ''}: "
                           f"{lo.estimate:+.2f} {unit} at {lo.exposure:.2f} → {hi.estimate:+.2f} {unit} at {hi.exposure:.2f} (MSM)")

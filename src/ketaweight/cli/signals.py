@@ -12,11 +12,6 @@ from ketaweight.cli import app
 from ketaweight.cli._common import console, progress_bar, run_cli
 from ketaweight.core.errors import InputError, Location
 from ketaweight.core.privacy import mask_count
-from ketaweight.core.provenance import Provenance
-from ketaweight.pipelines.signals import scan_source, write_all_pairs, write_ingest, write_signals
-from ketaweight.signals.faers import ingest_faers, plan_ingest
-from ketaweight.signals.status import faers_status
-from ketaweight.signals.synthetic import SyntheticQuarter, write_synthetic_quarter
 
 signals_app = typer.Typer(
     help="Signals from spontaneous reports: ingest FDA FAERS quarterly files and run disproportionality "
@@ -44,6 +39,9 @@ def ingest_cmd(
     All quarters load in one streaming pass and one transaction: on any error the store is left as
     it was. Quarters already in the store are deduplicated together with the new ones.
     """
+    from ketaweight.pipelines.signals import write_ingest
+    from ketaweight.signals.faers import ingest_faers, plan_ingest
+
     def action():
         plan = plan_ingest(zips)
         total = sum(q.size(m) for q in plan for m in (*q.members.values(), *q.deleted)) / 2**20
@@ -123,6 +121,9 @@ def scan_cmd(
                                               "reports have their counts and ratios withheld unless --exact-counts)."),
 ) -> None:
     """Score drug–event pairs (default: ketamine and esketamine × weight loss) with PRR, ROR, IC and EBGM."""
+    from ketaweight.core.provenance import Provenance
+    from ketaweight.pipelines.signals import scan_source, write_all_pairs, write_signals
+
     def action():
         prior_values = None
         if prior:
@@ -172,6 +173,8 @@ def synth_cmd(
                                  "broken and collapsed lines, Windows-1252 bytes, bad rows)."),
 ) -> None:
     """Write a synthetic FAERS quarter in the real format with a known truth (not real data)."""
+    from ketaweight.signals.synthetic import SyntheticQuarter, write_synthetic_quarter
+
     def action():
         if reports < 100:
             raise InputError([(Location("--reports"), f"need at least 100 reports, got {reports}")])
@@ -189,6 +192,8 @@ def status_cmd(
     quarantine: int = typer.Option(20, "--quarantine", help="Show up to this many quarantined rows (0: none)."),
 ) -> None:
     """Show what a store holds: quarters and per-file accounting, deduplication steps, quarantined rows."""
+    from ketaweight.signals.status import faers_status
+
     status = run_cli(lambda: faers_status(store, quarantine_limit=quarantine))
     files, dedup, bad, n_bad = status.files, status.dedup, status.quarantined, status.n_quarantined
     t = Table(title=f"FAERS files in {store}")

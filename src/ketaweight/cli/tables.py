@@ -8,17 +8,24 @@ from collections.abc import Sequence
 from rich.table import Table
 
 from ketaweight.causal.result import CausalResult, summarise
+from ketaweight.cli._common import make_table
 from ketaweight.core.privacy import mask_count
 from ketaweight.sources.simulator import SimulationResult
 from ketaweight.store.summary import StoreSummary
 
 
+def print_results(results: Sequence[CausalResult], console) -> None:  # noqa: ANN001 - a rich Console
+    """The estimates side by side, then the numbered notes the table's caption points to."""
+    console.print(results_table(results))
+    for i, note in enumerate(summarise(list(results)).notes, 1):
+        console.print(f"[dim][{i}][/] {note}", highlight=False)
+
+
 def results_table(results: Sequence[CausalResult]) -> Table:
     """A rich table of the estimates side by side, with diagnostics columns."""
     summary = summarise(list(results))
-    table = Table(title=summary.title, caption=f"variance methods and warnings: see notes ({len(summary.notes)})")
-    for i, h in enumerate(summary.header):
-        table.add_column(h, justify="left" if i == 0 else "right")
+    table = make_table(*summary.header, title=summary.title, right=summary.header[1:],
+                       caption=f"notes [1]–[{len(summary.notes)}] below the table: variance methods and warnings")
     for r, row in zip(results, summary.rows):
         style = "yellow" if r.warnings else None
         table.add_row(*row, style=style)
@@ -27,17 +34,12 @@ def results_table(results: Sequence[CausalResult]) -> Table:
 
 def store_tables(summary: StoreSummary, name: str) -> list[Table]:
     """Rows and patients per table, then measurements per kind (counts under 11 masked)."""
-    table = Table(title=f"Store {name}")
-    table.add_column("table")
-    table.add_column("rows", justify="right")
-    table.add_column("patients", justify="right")
+    table = make_table("table", "rows", "patients", title=f"Store {name}", right=("rows", "patients"))
     for tname, rows, patients in summary.tables:
         table.add_row(tname, mask_count(rows), mask_count(patients))
     out = [table]
     if summary.kinds:
-        t2 = Table(title="Measurements by kind")
-        for col in ("kind", "unit", "rows", "patients"):
-            t2.add_column(col, justify="right" if col in ("rows", "patients") else "left")
+        t2 = make_table("kind", "unit", "rows", "patients", title="Measurements by kind", right=("rows", "patients"))
         for kind, unit, n, patients in summary.kinds:
             t2.add_row(kind, unit, mask_count(n), mask_count(patients))
         out.append(t2)
@@ -49,9 +51,8 @@ def truth_table(result: SimulationResult) -> Table | None:
     t = result.truth
     if t is None:
         return None
-    table = Table(title=f"Ground truth at {t['horizon_days']} days (simulated, scenario '{result.scenario.name}')")
-    for col in ("quantity", "ATE", "ATT"):
-        table.add_column(col, justify="right" if col != "quantity" else "left")
+    table = make_table("quantity", "ATE", "ATT", right=("ATE", "ATT"),
+                       title=f"Ground truth at {t['horizon_days']} days (simulated, scenario '{result.scenario.name}')")
     rows = [("weight change, kg", t["weight_change_kg"]), ("weight change, %", t["weight_change_pct"])]
     rows += [(f"  via {k}, kg" if k != "interaction" else "  pathway interaction, kg", v)
              for k, v in t["pathways_kg"].items()]

@@ -1,20 +1,15 @@
-"""CLI: ``ketaweight validate estimators | mechanisms`` — the analyses against the simulator's truth
-over replicate cohorts (slow: minutes; not part of ``make test``)."""
+"""CLI: ketaweight validate estimators | mechanisms — the analyses against the simulator's truth
+over replicate cohorts (slow: minutes; not part of make test)."""
 
 from __future__ import annotations
 
 from pathlib import Path
 
 import typer
-from rich.table import Table as RichTable
 
 from ketaweight.cli import app
-from ketaweight.cli._common import console, progress_bar, run_cli
+from ketaweight.cli._common import console, make_table, progress_bar, run_cli
 from ketaweight.cli.simulate import Measurement
-from ketaweight.pipelines.mechanisms_validation import validate_mechanisms, write_mechanisms_validation
-from ketaweight.pipelines.validation import validate, write_validation
-from ketaweight.study import load_study
-
 
 validate_app = typer.Typer(help="Check the analyses against the simulator's ground truth over replicate cohorts "
                            "(slow: minutes).", no_args_is_help=True)
@@ -30,8 +25,12 @@ def validate_estimators_command(
     truth_patients: int = typer.Option(200_000, "--truth-patients", min=1000, help="Patients in the large cohort that gives the truth."),
     seed: int = typer.Option(2026, "--seed", help="Master seed (replicate seeds are spawned from it)."),
     out: Path = typer.Option(Path("validation-output"), "--out", "-o", help="Folder for validation.json and validation.md."),
+    replace: bool = typer.Option(False, "--replace", help="Replace earlier validation files in --out."),
 ) -> None:
     """Coverage and bias of every estimator against the simulator's ground truth (slow: minutes)."""
+    from ketaweight.pipelines.validation import validate, validation_paths, write_validation
+
+    run_cli(lambda: validation_paths(out, replace=replace))  # refuse before minutes of work, not after
     names = tuple(s.strip() for s in scenarios.split(",") if s.strip())
 
     def action():
@@ -40,10 +39,11 @@ def validate_estimators_command(
                             truth_patients=truth_patients, seed=seed, on_replicate=advance)
 
     rows = run_cli(action)
-    json_path, md_path = write_validation(rows, out, study=study, seed=seed, replicates=replicates, patients=patients)
-    table = RichTable(title=f"Validation against simulator truth ({replicates} replicates × {patients:,} patients)")
-    for col in ("scenario", "outcome", "method", "truth", "bias", "bias/SE", "coverage"):
-        table.add_column(col, justify="left" if col in ("scenario", "outcome", "method") else "right")
+    json_path, md_path = run_cli(lambda: write_validation(rows, out, study=study, seed=seed, replicates=replicates,
+                                                          patients=patients, replace=replace))
+    table = make_table("scenario", "outcome", "method", "truth", "bias", "bias/SE", "coverage",
+                       title=f"Validation against simulator truth ({replicates} replicates × {patients:,} patients)",
+                       right=("truth", "bias", "bias/SE", "coverage"))
     for r in rows:
         table.add_row(r.scenario, r.outcome, r.method, f"{r.truth:+.3f}", f"{r.bias:+.4f}",
                       f"{100 * r.bias_over_se:+.1f}%", f"{100 * r.coverage:.1f}%")
@@ -68,8 +68,17 @@ def validate_mechanisms_command(
     intermediate_in_outcome: bool | None = typer.Option(
         None, "--intermediate-in-outcome/--no-intermediate-in-outcome",
         help="Override the study's [mechanisms.mediation] intermediate_in_outcome (default: as the study says)."),
+    replace: bool = typer.Option(False, "--replace", help="Replace earlier mechanisms-validation files in --out."),
 ) -> None:
     """Mediation, dose-response and per-patient effects against the simulator's truth (slow: minutes)."""
+    from ketaweight.pipelines.mechanisms_validation import (
+        mechanisms_validation_paths,
+        validate_mechanisms,
+        write_mechanisms_validation,
+    )
+    from ketaweight.study import load_study
+
+    run_cli(lambda: mechanisms_validation_paths(out, measurement.value, replace=replace))
     names = tuple(s.strip() for s in scenarios.split(",") if s.strip())
 
     def action():
@@ -84,7 +93,7 @@ def validate_mechanisms_command(
     settings: dict[str, bool] = {}
 
     rows, extra = run_cli(action)
-    *_, text = write_mechanisms_validation(rows, extra, out, study=study, seed=seed, replicates=replicates,
-                                           patients=patients, n_bootstrap=bootstrap, measurement=measurement.value,
-                                           **settings)
+    *_, text = run_cli(lambda: write_mechanisms_validation(
+        rows, extra, out, study=study, seed=seed, replicates=replicates, patients=patients, n_bootstrap=bootstrap,
+        measurement=measurement.value, replace=replace, **settings))
     console.print(text)

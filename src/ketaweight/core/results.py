@@ -34,6 +34,7 @@ from typing import Any
 
 from pydantic import ValidationError
 
+from ketaweight.core.outputs import check_file_target
 from ketaweight.core.privacy import mask_counts
 from ketaweight.core.protocol import RESULT_KINDS, Result, to_plain
 from ketaweight.core.provenance import Provenance
@@ -85,10 +86,12 @@ def write_results(path: str | Path, kind: str, results: Any, provenance: dict[st
 
 
 def write_result(path: str | Path, result: Result, provenance: Provenance | dict[str, Any], *,
-                 exact_counts: bool = False, **extra: Any) -> Path:
+                 exact_counts: bool = False, replace: bool = True, **extra: Any) -> Path:
     """Write a typed result of a registered kind; every count under 11 is masked (``"<11"``) unless
     ``exact_counts`` (for internal reproducibility checks only).  ``extra`` joins the provenance
-    (seed, store, study, …)."""
+    (seed, store, study, …).  A file ketaweight did not write is never overwritten; an earlier
+    results file only with ``replace``."""
+    check_file_target(path, replace=replace)
     if result.kind is None:
         raise TypeError(f"{type(result).__name__} is not the payload of a results file (it has no kind)")
     payload = result.to_dict()

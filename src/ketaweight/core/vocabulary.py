@@ -14,5 +14,12 @@ Method = Literal["crude", "standardization", "ipw", "aipw", "g-estimation"]
 METHODS: tuple[str, ...] = get_args(Method)
 """Estimator method names, in the order results are reported."""
 
+MEASUREMENT_DESIGNS: tuple[str, ...] = ("clinic", "research")
+"""How the simulator records mediators: as a clinic would (consumer wearables, food app for some
+patients) or as a research study (noise-free weekly records for everyone)."""
+
+SYNTHETIC_FAERS_REPORTS = 60_000
+"""Size of the demo's synthetic FAERS quarter (a real quarter has about 400,000 reports)."""
+
 DEFAULT_CI_LEVEL = 0.95
 """Confidence level of every interval unless a caller says otherwise (``ci_level`` everywhere)."""

@@ -12,6 +12,7 @@ from ketaweight.causal.result import CausalResult
 from ketaweight.core.protocol import Count
 from ketaweight.mechanisms.dose_response import DoseResponseResult
 from ketaweight.pipelines.results import MechanismsResults
+from ketaweight.study.labels import label, level_label
 
 
 @dataclass(frozen=True)
@@ -57,15 +58,18 @@ def gradient_rows(m: MechanismsResults) -> list[EstimateRow]:
     for c in curves(m):
         if c.exposure in c.coefficients:
             k = c.coefficients[c.exposure]
-            rows.append(EstimateRow(f"{c.exposure} (MSM slope, kg per unit)", k["estimate"], k["ci_low"], k["ci_high"], c.n))
+            rows.append(EstimateRow(f"{label(c.exposure)}: slope (MSM, kg per unit)", k["estimate"], k["ci_low"],
+                                    k["ci_high"], c.n))
     return rows
 
 
 def subgroup_rows(m: MechanismsResults) -> list[EstimateRow]:
     """Effect within each level of each prespecified modifier, then each version (route) vs none."""
     het = m.heterogeneity
-    return ([EstimateRow.of(r) for mod in het.subgroups for r in mod.subgroups]
-            + [EstimateRow.of(r) for v in het.versions for r in v.effects])
+    rows = [EstimateRow.of(r, f"{label(mod.modifier)}: {level_label(mod.modifier, lev)}")
+            for mod in het.subgroups for lev, r in zip(mod.levels, mod.subgroups)]
+    return rows + [EstimateRow.of(r, f"{label(v.version)}: {level_label(v.version, lev)} vs no course")
+                   for v in het.versions for lev, r in zip(v.levels, v.effects)]
 
 
 def horizon_phrase(days: int | float | None) -> str:

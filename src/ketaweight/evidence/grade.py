@@ -35,6 +35,7 @@ from typing import Literal
 
 from ketaweight.causal.analysis import CausalAnalysis
 from ketaweight.causal.result import CausalResult
+from ketaweight.core.privacy import MIN_CELL_COUNT
 from ketaweight.core.protocol import Real, Result
 from ketaweight.core.results import ResultsFile
 from ketaweight.core.summary import Summary
@@ -217,6 +218,9 @@ def _negative_control(analysis: CausalAnalysis) -> Criterion:
         return Criterion("Negative control", q, "no negative-control outcome was analysed", "not assessed", 0, rule)
     nc = ncs[0]
     r = nc.result
+    if nc.covers_null is None:
+        return Criterion("Negative control", q, f"the {r.method} estimate on {nc.outcome} could not be estimated",
+                         "not assessed", 0, rule)
     finding = f"{r.method} estimate on {nc.outcome}: {fmt_num(r.estimate)} ({fmt_num(r.ci_low)} to {fmt_num(r.ci_high)})"
     if nc.covers_null:
         return Criterion("Negative control", q, finding + ": covers 0", "supports", 0, rule)
@@ -230,9 +234,15 @@ def _balance(primary: CausalResult) -> Criterion:
     out, out_th = ov.get("share_outside_support"), th.get("outside_support", 0.05)
     rule = f"max weighted |SMD| ≤ {smd_th:g} and share outside common support ≤ {out_th:g} → 0; otherwise −1"
     q = "After adjustment, do treated and untreated patients look alike, and do they overlap?"
+    n = d.get("n_analysed")
+    if out is None and ov.get("n_outside_support") == "<11" and isinstance(n, int) and n > 0:
+        out = MIN_CELL_COUNT / n  # masked: fewer than 11 outside support, a share below 11/n (an upper bound)
+        outside = f"fewer than 11 patients (< {100 * out:.1f}%) outside common support"
+    else:
+        outside = f"{100 * out:.1f}% of patients outside common support" if out is not None else ""
     if smd is None or out is None:
         return Criterion("Balance and overlap", q, "diagnostics not available", "not assessed", 0, rule)
-    finding = f"max weighted |SMD| {smd:.3f}; {100 * out:.1f}% of patients outside common support"
+    finding = f"max weighted |SMD| {smd:.3f}; {outside}"
     if smd > smd_th or out > out_th:
         return Criterion("Balance and overlap", q, finding, "against", -1, rule)
     return Criterion("Balance and overlap", q, finding, "supports", 0, rule)

@@ -175,6 +175,7 @@ class VersionResult(Result):
     chi2: Real
     df: int
     p_value: Real
+    levels: tuple[str, ...] = ()  # the version of each effect, in order
     test: str = ("Wald chi-square, H0: equal effects of every version; ignores the positive covariance from shared "
                  "untreated rows (conservative)")
 
@@ -204,11 +205,12 @@ def version_effects(table: pd.DataFrame, spec: AnalysisSpec, version: str, *, mi
     est = np.array([r.estimate for r in effects])
     se = np.array([r.se for r in effects])
     if len(effects) < 2:
-        return VersionResult(version, tuple(effects), float("nan"), 0, float("nan"))
+        return VersionResult(version, tuple(effects), float("nan"), 0, float("nan"), tuple(kept))
     w = 1 / se**2
     pooled = np.sum(w * est) / np.sum(w)
     chi2 = float(np.sum(w * (est - pooled) ** 2))
-    return VersionResult(version, tuple(effects), chi2, len(effects) - 1, float(stats.chi2.sf(chi2, len(effects) - 1)))
+    return VersionResult(version, tuple(effects), chi2, len(effects) - 1, float(stats.chi2.sf(chi2, len(effects) - 1)),
+                         tuple(kept))
 
 
 def default_effect_learner() -> HistGradientBoostingRegressor:

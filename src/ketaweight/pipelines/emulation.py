@@ -9,7 +9,8 @@ the study names in ``[analysis] negative_control_method`` (AIPW by default).
 
 from __future__ import annotations
 
-from dataclasses import dataclass, replace
+import dataclasses
+from dataclasses import dataclass
 from pathlib import Path
 
 from ketaweight.causal.analysis import CausalAnalysis
@@ -20,6 +21,8 @@ from ketaweight.causal.sensitivity import NegativeControl, negative_control
 from ketaweight.causal.spec import AnalysisSpec
 from ketaweight.study.catalogue import COVARIATES
 from ketaweight.study.cohort import Cohort, build_cohort
+from ketaweight.core.errors import InputError, Location
+from ketaweight.core.outputs import check_file_target
 from ketaweight.core.provenance import Provenance
 from ketaweight.core.results import write_result
 from ketaweight.pipelines.results import CausalStudy
@@ -67,21 +70,41 @@ def analysis_spec(study: Study, outcome: str) -> AnalysisSpec:
     )
 
 
-def run_study(store: Store | str | Path, study: Study | str | Path, out_dir: str | Path | None = None) -> StudyResults:
+NO_EXPOSURE_MESSAGE = "no patient started {drugs} in this database"
+
+
+def require_exposures(store: Store, study: Study) -> None:
+    """Stop before any estimate when the store holds no exposure to the study's drugs (e.g. a real CDM
+    with no ketamine): there is no treated group, so there is nothing to estimate."""
+    drugs = list(study.treatment.drugs)
+    n = store.con.execute(f"SELECT count(*) FROM exposures WHERE drug IN ({', '.join('?' for _ in drugs)})", drugs).fetchall()[0][0]
+    if n == 0:
+        raise InputError([(Location(str(store.path), column="exposures"),
+                           NO_EXPOSURE_MESSAGE.format(drugs=" or ".join(drugs)) + "; there is no treated group to compare, "
+                           "so no effect is estimated")])
+
+
+def run_study(store: Store | str | Path, study: Study | str | Path, out_dir: str | Path | None = None, *,
+              replace: bool = True) -> StudyResults:
     """Emulate the target trial of ``study`` on the store (an open :class:`Store` or a path);
-    with ``out_dir``, write ``<out_dir>/<study name>.json``."""
+    with ``out_dir``, write ``<out_dir>/<study name>.json`` (an earlier one is replaced only with
+    ``replace``; a file ketaweight did not write, never)."""
     study_path = None
     if not isinstance(study, Study):
         study_path = Path(study)
         study = load_study(study)
+    if out_dir is not None:  # before any work: a refused target should not cost a cohort build
+        check_file_target(results_path(Path(out_dir), study), replace=replace)
     a = study.analysis
     if isinstance(store, Store):
         store_path, provenance = store.path, store.provenance()
+        require_exposures(store, study)
         cohort = build_cohort(store, study)
     else:
         store_path = Path(store)
         with Store(store_path, read_only=True) as opened:
             provenance = opened.provenance()
+            require_exposures(opened, study)
             cohort = build_cohort(opened, study)
     estimators = default_estimators(methods=a.methods, variance=a.variance, n_bootstrap=a.n_bootstrap,
                                     seed=a.seed, on_failure=a.on_failure)
@@ -98,11 +121,16 @@ def run_study(store: Store | str | Path, study: Study | str | Path, out_dir: str
     out = StudyResults(study, cohort, results, nc, provenance)
     if out_dir is not None:
         path = write_study_results(out, Path(out_dir), store_path, study_path)
-        out = replace(out, path=path)
+        out = dataclasses.replace(out, path=path)
     return out
+
+
+def results_path(out_dir: Path, study: Study, suffix: str = "") -> Path:
+    """``<out_dir>/<study name><suffix>.json``; the study name is a plain file name (checked by the spec)."""
+    return out_dir / f"{study.study.name}{suffix}.json"
 
 
 def write_study_results(res: StudyResults, out_dir: Path, store_path: Path, study_path: Path | None) -> Path:
     """``<out_dir>/<study name>.json`` (``kind = "causal"``), counts under 11 masked."""
-    return write_result(out_dir / f"{res.study.study.name}.json", res.document(), res.provenance, store=store_path.name,
+    return write_result(results_path(out_dir, res.study), res.document(), res.provenance, store=store_path.name,
                         study_file=str(study_path) if study_path else None, seed=res.study.analysis.seed)

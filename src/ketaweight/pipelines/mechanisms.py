@@ -10,7 +10,7 @@ derived columns in :data:`~ketaweight.study.catalogue.MECHANISM_COLUMNS`.
 from __future__ import annotations
 
 import warnings
-from dataclasses import replace
+import dataclasses
 from pathlib import Path
 
 import pandas as pd
@@ -27,7 +27,8 @@ from ketaweight.mechanisms.mediation import Mediation, MediationSpec, MediationW
 from ketaweight.core.errors import InputError, Location
 from ketaweight.core.results import write_result
 from ketaweight.pipelines.results import Heterogeneity, MechanismsResults
-from ketaweight.pipelines.emulation import analysis_spec
+from ketaweight.core.outputs import check_file_target
+from ketaweight.pipelines.emulation import analysis_spec, results_path
 from ketaweight.store import Store
 from ketaweight.study import Study, load_study
 from ketaweight.study.cohort import build_cohort
@@ -83,11 +84,15 @@ def dose_specs(study: Study, treated: pd.DataFrame) -> list[DoseResponseSpec]:
     return specs
 
 
-def run_mechanisms(store: Store | str | Path, study: Study | str | Path, out_dir: str | Path | None = None, *, n_bootstrap: int | None = None,
-                   seed: int | None = None, exact_counts: bool = False) -> MechanismsResults:
+def run_mechanisms(store: Store | str | Path, study: Study | str | Path, out_dir: str | Path | None = None, *,
+                   n_bootstrap: int | None = None, seed: int | None = None, exact_counts: bool = False,
+                   replace: bool = True) -> MechanismsResults:
     """Mediation, dose-response and heterogeneity of ``study`` on ``store`` (an open store or a
-    path); with ``out_dir``, write ``<out_dir>/<study name>-mechanisms.json``."""
+    path); with ``out_dir``, write ``<out_dir>/<study name>-mechanisms.json`` (an earlier one is
+    replaced only with ``replace``; a file ketaweight did not write, never)."""
     study = study if isinstance(study, Study) else load_study(study)
+    if out_dir is not None:  # before any work: a refused target should not cost a cohort build
+        check_file_target(results_path(Path(out_dir), study, "-mechanisms"), replace=replace)
     seed = study.analysis.seed if seed is None else seed
     if isinstance(store, Store):
         store_path, provenance, cohort = store.path, store.provenance(), build_cohort(store, study)
@@ -126,9 +131,9 @@ def run_mechanisms(store: Store | str | Path, study: Study | str | Path, out_dir
     res = MechanismsResults(study.study.name, cohort.outcome_unit, skipped, mediation, tuple(curves),
                             Heterogeneity(tuple(subgroups), tuple(versions), individual), table=table)
     if out_dir is not None:
-        path = write_result(Path(out_dir) / f"{study.study.name}-mechanisms.json", res, provenance,
+        path = write_result(results_path(Path(out_dir), study, "-mechanisms"), res, provenance,
                             exact_counts=exact_counts, store=store_path.name, study=study.study.name, seed=seed)
-        res = replace(res, path=path)
+        res = dataclasses.replace(res, path=path)
     return res
 
 

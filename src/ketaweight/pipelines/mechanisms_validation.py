@@ -35,6 +35,7 @@ from ketaweight.study.cohort import add_mechanism_columns
 from ketaweight.mechanisms.mediation import Mediation
 from ketaweight.core.errors import KetaweightWarning
 from ketaweight.core.provenance import Provenance
+from ketaweight.core.outputs import MARKDOWN_GENERATOR, check_file_target
 from ketaweight.core.results import write_result, write_text_atomic
 from ketaweight.pipelines.results import MechanismRow, MechanismsValidation
 from ketaweight.pipelines.emulation import analysis_spec
@@ -170,17 +171,27 @@ def as_markdown(rows: list[MechanismRow], extra: dict[str, dict[str, float]], *,
     return "\n".join(lines)
 
 
+def mechanisms_validation_paths(out: Path, measurement: str, *, replace: bool) -> tuple[Path, Path]:
+    """``out/mechanisms-validation-<measurement>.json`` and ``.md``, checked writable (call before a long run)."""
+    stem = f"mechanisms-validation-{measurement}"
+    paths = (out / f"{stem}.json", out / f"{stem}.md")
+    for p in paths:
+        check_file_target(p, replace=replace)
+    return paths
+
+
 def write_mechanisms_validation(rows: list[MechanismRow], extra: dict[str, dict[str, float]], out: Path, *,
                                 study: str, seed: int, replicates: int, patients: int, n_bootstrap: int,
-                                measurement: str, intermediate_in_outcome: bool) -> tuple[Path, Path, str]:
+                                measurement: str, intermediate_in_outcome: bool,
+                                replace: bool = True) -> tuple[Path, Path, str]:
     """``out/mechanisms-validation-<measurement>.json`` and ``.md``; returns both paths and the Markdown."""
+    json_target, md_target = mechanisms_validation_paths(out, measurement, replace=replace)
     out.mkdir(parents=True, exist_ok=True)
-    stem = f"mechanisms-validation-{measurement}"
-    json_path = write_result(out / f"{stem}.json", MechanismsValidation(tuple(rows), extra),
+    json_path = write_result(json_target, MechanismsValidation(tuple(rows), extra),
                              Provenance("simulated", "ketaweight simulator, replicate cohorts"), exact_counts=True,
-                             study=study, seed=seed, replicates=replicates, patients=patients, n_bootstrap=n_bootstrap,
+                             replace=replace, study=study, seed=seed, replicates=replicates, patients=patients, n_bootstrap=n_bootstrap,
                              measurement=measurement, intermediate_in_outcome=intermediate_in_outcome)
     text = as_markdown(rows, extra, n_patients=patients, measurement=measurement,
                        intermediate_in_outcome=intermediate_in_outcome)
-    md_path = write_text_atomic(out / f"{stem}.md", text + "\n")
+    md_path = write_text_atomic(md_target, MARKDOWN_GENERATOR + text + "\n")
     return json_path, md_path, text

@@ -11,6 +11,7 @@ from typing import Any
 from ketaweight.core.errors import InputError, Location
 from ketaweight.core.provenance import Provenance
 from ketaweight.core.results import write_result
+from ketaweight.core.vocabulary import SYNTHETIC_FAERS_REPORTS
 from ketaweight.signals import mapping
 from ketaweight.signals.faers import IngestReport, ingest_faers
 from ketaweight.signals.faers_counts import counts_from_store
@@ -20,8 +21,6 @@ from ketaweight.signals.scan import ScanResult, all_pairs, scan
 from ketaweight.signals.synthetic import SyntheticQuarter, write_synthetic_quarter
 from ketaweight.signals.tables import CountTable, from_contingency, read_contingency_csv
 
-SYNTHETIC_FAERS_REPORTS = 60_000
-"""Size of the demo's synthetic FAERS quarter (a real quarter has about 400,000 reports)."""
 MDDC_TABLE = ("sedative1000", "load_sedative1000_data", "2021Q1–2023Q4")
 """The real FAERS-derived table used: mddc name, loader, FAERS period (from the mddc documentation)."""
 MDDC_DRUGS = ["midazolam", "dexmedetomidine", "diazepam", "lorazepam"]

@@ -4,6 +4,7 @@
 
 from __future__ import annotations
 
+import io
 from collections.abc import Sequence
 from dataclasses import dataclass
 from pathlib import Path
@@ -17,8 +18,11 @@ from ketaweight.causal.result import CausalResult
 from ketaweight.causal.runner import ESTIMATORS, default_estimators, run_estimators
 from ketaweight.causal.sensitivity import NegativeControl
 from ketaweight.core.attrition import AttritionStep
+from ketaweight.core.errors import InputError, Location
+from ketaweight.core.outputs import check_file_target
 from ketaweight.core.provenance import Provenance
 from ketaweight.core.results import write_result
+from ketaweight.core.tomlfile import decode_text
 from ketaweight.pipelines.results import CausalStudy
 
 
@@ -40,10 +44,12 @@ def write_causal_results(
     provenance: Provenance | dict[str, Any],
     negative_controls: Sequence[NegativeControl] = (),
     exact_counts: bool = False,
+    replace: bool = True,
 ) -> Path:
     """Write ``results`` as a ``kind="causal"`` results file (atomic; counts under 11 masked unless
     ``exact_counts``); returns its path."""
-    return write_result(path, table_document(results, negative_controls), provenance, exact_counts=exact_counts)
+    return write_result(path, table_document(results, negative_controls), provenance, exact_counts=exact_counts,
+                        replace=replace)
 
 
 @dataclass(frozen=True)
@@ -56,15 +62,33 @@ class Analysis:
 
 
 def read_table(path: Path) -> pd.DataFrame:
-    """Read a CSV or Parquet analysis table (by extension)."""
+    """Read a CSV (UTF-8) or Parquet analysis table (by extension); every failure names the file and,
+    where the parser knows it, the line."""
+    label = str(path)
     if not path.exists():
         raise FileNotFoundError(f"{path}: no such file; pass the analysis table with --table")
+    if path.is_dir():
+        raise InputError([(Location(label), "is a folder; --table takes one .csv or .parquet file")])
     suffix = path.suffix.lower()
     if suffix == ".parquet":
-        return pd.read_parquet(path)
-    if suffix in (".csv", ".txt"):
-        return pd.read_csv(path)
-    raise ValueError(f"{path}: unknown table format '{suffix}'; use .csv or .parquet")
+        try:
+            return pd.read_parquet(path)
+        except Exception as exc:  # pyarrow raises several types for corrupt files
+            raise InputError([(Location(label), f"cannot read Parquet file: {exc}")]) from exc
+    if suffix not in (".csv", ".txt"):
+        raise InputError([(Location(label), f"unknown table format '{suffix}'; use .csv or .parquet")])
+    raw = path.read_bytes()
+    if not raw.lstrip(b"\xef\xbb\xbf").strip():
+        raise InputError([(Location(label, 1), "file is empty (expected a header line with column names)")])
+    text = decode_text(raw, label)
+    try:
+        return pd.read_csv(io.StringIO(text))
+    except pd.errors.ParserError as exc:  # "Error tokenizing data. C error: Expected 5 fields in line 7, saw 6"
+        msg = str(exc)
+        line = int(msg.split(" in line ")[1].split(",")[0]) if " in line " in msg else None
+        raise InputError([(Location(label, line), f"malformed CSV line: {msg.split('C error: ')[-1]}")]) from exc
+    except pd.errors.EmptyDataError as exc:
+        raise InputError([(Location(label, 1), "no columns to read (expected a header line)")]) from exc
 
 
 def analyze_table(
@@ -79,12 +103,15 @@ def analyze_table(
     negative_controls: Sequence[str] = (),
     out: Path | None = None,
     provenance: dict[str, Any] | None = None,
+    replace: bool = True,
 ) -> Analysis:
     """Run ``methods`` side by side on ``table`` and optionally write ``OUT/causal_results.json``.
 
     ``n_bootstrap`` > 0 switches every estimator to a bootstrap of that many replicates;
     each name in ``negative_controls`` is re-analysed with IPW as a negative-control outcome.
     """
+    if out is not None:  # before any work
+        check_file_target(out / "causal_results.json", replace=replace)
     variance = "bootstrap" if n_bootstrap > 0 else "sandwich"
     estimators = default_estimators(
         methods=methods, variance=variance, n_bootstrap=n_bootstrap or 1000, seed=seed, n_jobs=n_jobs,
@@ -103,5 +130,6 @@ def analyze_table(
             provenance={**Provenance("real", "a table given to `analyze --table`").to_dict(), "spec": spec.to_dict(),
                         "seed": seed, **(provenance or {})},
             negative_controls=controls,
+            replace=replace,
         )
     return Analysis(results, controls, path)

@@ -24,6 +24,7 @@ from ketaweight.study.cohort import build_cohort
 from ketaweight.pipelines.emulation import run_study
 from ketaweight.core.errors import KetaweightWarning
 from ketaweight.core.provenance import Provenance
+from ketaweight.core.outputs import MARKDOWN_GENERATOR, check_file_target
 from ketaweight.core.results import write_result, write_text_atomic
 from ketaweight.pipelines.results import ValidationResults, ValidationRow
 from ketaweight.sources.simulator import load_scenario, simulate
@@ -125,12 +126,21 @@ def as_markdown(rows: list[ValidationRow], *, n_patients: int) -> str:
     return "\n".join(lines)
 
 
+def validation_paths(out: Path, *, replace: bool) -> tuple[Path, Path]:
+    """``out/validation.json`` and ``out/validation.md``, checked writable (call before a long run)."""
+    paths = (out / "validation.json", out / "validation.md")
+    for p in paths:
+        check_file_target(p, replace=replace)
+    return paths
+
+
 def write_validation(rows: list[ValidationRow], out: Path, *, study: str, seed: int, replicates: int,
-                     patients: int) -> tuple[Path, Path]:
+                     patients: int, replace: bool = True) -> tuple[Path, Path]:
     """``out/validation.json`` (``kind = "validation"``) and the Markdown table ``out/validation.md``."""
+    json_target, md_target = validation_paths(out, replace=replace)
     out.mkdir(parents=True, exist_ok=True)
-    json_path = write_result(out / "validation.json", ValidationResults(tuple(rows)),
+    json_path = write_result(json_target, ValidationResults(tuple(rows)),
                              Provenance("simulated", "ketaweight simulator, replicate cohorts"), exact_counts=True,
-                             study=study, seed=seed, replicates=replicates, patients=patients)
-    md_path = write_text_atomic(out / "validation.md", as_markdown(rows, n_patients=patients) + "\n")
+                             replace=replace, study=study, seed=seed, replicates=replicates, patients=patients)
+    md_path = write_text_atomic(md_target, MARKDOWN_GENERATOR + as_markdown(rows, n_patients=patients) + "\n")
     return json_path, md_path

@@ -36,9 +36,11 @@ def faq_section(run: RunResults, answer: Answer, rules: GradingRules) -> dict[st
     if answer.ci_low_kg < 0:
         significant = (f"The largest loss compatible with this run is {fmt_num(-answer.ci_low_kg)} kg"
                        + (f" ({fmt_num(-pct.ci_low)}% of body weight)" if pct and pct.ci_low < 0 else "")
-                       + f", against the 5% of body weight that weight-loss treatments are judged by. {answer.sentence}")
+                       + f", against the 5% of body weight that weight-loss treatments are judged by "
+                         f"(the answer above: {fmt_num(answer.estimate_kg)} kg, certainty {answer.grade}).")
     else:
-        significant = f"No weight loss is compatible with this run. {answer.sentence}"
+        significant = (f"No weight loss is compatible with this run (the answer above: {fmt_num(answer.estimate_kg)} kg, "
+                       f"certainty {answer.grade}).")
     side = ("Reduced appetite and nausea are the plausible weight-related effects. "
             + (f"In this run, {mask_count(rapid.count)} of {mask_count(rapid.of)} treated patients lost more "
                f"than 5% of their weight within 28 days of starting ({label}); such patients need review."
@@ -52,8 +54,9 @@ def faq_section(run: RunResults, answer: Answer, rules: GradingRules) -> dict[st
                    f"sessions were flagged in this run — {dose.flag} ({label})." if dose else ""))
     items = [
         ("Is ketamine approved for weight loss?",
-         f"No: ketamine is approved as an anaesthetic and (esketamine) for treatment-resistant depression. This run "
-         f"does not change that: {answer.sentence}"),
+         "No: ketamine is approved as an anaesthetic and (esketamine) for treatment-resistant depression. This run "
+         "does not change that: it estimates what a course does to weight (the answer at the top of this page), which "
+         "is not evidence that ketamine is safe or effective for losing weight."),
         ("Can ketamine therapy lead to significant weight loss?", significant),
         ("Are there any potential side effects of ketamine related to weight loss?", side),
         ("Can ketamine be used in combination with other weight loss strategies?", combine),

@@ -12,9 +12,10 @@ from ketaweight.core.results import ResultsFile
 from ketaweight.evidence.extract import curves, gradient_rows, mediation_rows, subgroup_rows
 from ketaweight.evidence.grade import fmt_num
 from ketaweight.pipelines.results import MechanismsResults, SimulationTruth
-from ketaweight.report import figures as fg
+from ketaweight.core import figures as fg
 from ketaweight.report.blocks import NOT_ANALYSED, ci_text, data_label, rows_forest, rows_table, table
 from ketaweight.report.collect import RunResults
+from ketaweight.study.labels import label as column_label
 
 
 def mechanisms_section(run: RunResults) -> dict[str, Any]:
@@ -32,7 +33,7 @@ def mechanisms_section(run: RunResults) -> dict[str, Any]:
         title, rows = "Effect carried by each measured pathway (interventional mediation, g-computation)", mediation_rows(res)
         by_pathway: dict[str, list[str]] = {}
         for m in med.diagnostics["mediators"]:
-            by_pathway.setdefault(m["pathway"], []).append(m["column"].replace("_", " "))
+            by_pathway.setdefault(m["pathway"], []).append(column_label(m["column"]))
         measured = "; ".join(f"{name}: {', '.join(cols)}" for name, cols in by_pathway.items())
         sec["paragraphs"].append(f"Each pathway's effect is what shifting its measured mediators ({measured}) to their "
                                  "distribution under treatment would do; what no measured mediator captures — or "
@@ -61,24 +62,34 @@ def dose_section(run: RunResults) -> dict[str, Any]:
     else:
         res: MechanismsResults = doc.results
         label = data_label(doc)
-        sec["paragraphs"].append("Dose-response among treated patients: marginal structural models (stabilized "
-                                 "generalized-propensity weights) give the mean weight change at 12 weeks if every "
-                                 "treated patient had received a given exposure, E[Y^a], over the 5th–95th percentile "
-                                 "of the exposures seen; the curves' slopes are the gradient.")
+        reference = _no_course_reference(run)
+        sec["paragraphs"].append(
+            "Dose-response among treated patients: marginal structural models (stabilized generalized-propensity "
+            "weights) give the mean weight change at 12 weeks if every treated patient had received a given exposure, "
+            "E[Y^a], over the 5th–95th percentile of the exposures seen. These curves are mean changes, not effects: "
+            "patients change weight without ketamine too. "
+            + (f"The dashed line is the same patients' estimated mean change with no course ({fmt_num(reference)} kg, "
+               "g-formula): the effect of an exposure is the distance between the curve and that line. "
+               if reference is not None else "No no-course reference was estimated in this run, so read only the "
+               "curves' shape. ")
+            + "The curves' slopes are the gradient.")
         for c in curves(res):
             pts = c.curve
-            sec["figures"].append(fg.curve_plot([p.exposure for p in pts], [p.estimate for p in pts],
-                                                [p.ci_low for p in pts], [p.ci_high for p in pts],
-                                                xlabel=c.exposure.replace("_", " "), ylabel="mean weight change (kg)",
-                                                alt=f"Dose-response curve: mean weight change at 12 weeks by "
-                                                    f"{c.exposure.replace('_', ' ')}, MSM with 95% band ({label})"))
+            name = column_label(c.exposure)
+            sec["figures"].append(fg.curve_plot(
+                [p.exposure for p in pts], [p.estimate for p in pts], [p.ci_low for p in pts], [p.ci_high for p in pts],
+                xlabel=name, ylabel="mean weight change (kg)", reference=reference,
+                reference_label="same patients, no course",
+                alt=f"Dose-response curve: mean weight change at 12 weeks by {name} (MSM, 95% band)"
+                    + (f" against the same patients' mean change with no course, {fmt_num(reference)} kg (dashed)"
+                       if reference is not None else "") + f" ({label})"))
         sec["tables"].append(rows_table(gradient_rows(res), "kg per unit", label, "Dose-response slopes", digits=3))
         title, rows = "Effects by subgroup and by route (heterogeneity)", subgroup_rows(res)
         sec["tables"].append(rows_table(rows, "kg", label, title))
         sec["figures"].append(rows_forest(rows, "kg", label, title))
         het = res.heterogeneity
         sec["tables"].append(table(f"Tests of effect modification — {label}", ["modifier", "χ²", "df", "p", "p (Holm)"],
-                                    [[m.modifier, f"{m.chi2:.2f}", m.df, f"{m.p_value:.3f}", f"{m.p_holm:.3f}"]
+                                    [[column_label(m.modifier), f"{m.chi2:.2f}", m.df, f"{m.p_value:.3f}", f"{m.p_holm:.3f}"]
                                      for m in het.subgroups]))
         ind = het.individual.distribution
         pr, cal = ind["predicted"], ind["calibration"]
@@ -105,6 +116,13 @@ def dose_section(run: RunResults) -> dict[str, Any]:
             f"{fmt_num(ind['p05'])} and {fmt_num(ind['p95'])} kg (median {fmt_num(ind['p50'])} kg); "
             f"{100 * ind['share_losing_more_than_1kg']:.1f}% lose more than 1 kg because of the course.")
     return sec
+
+
+def _no_course_reference(run: RunResults) -> float | None:
+    """The treated patients' estimated mean outcome with no course (g-formula), kg; None if not estimated."""
+    std = run.study.analyses["outcome_change"].estimate("standardization")
+    value = (std.diagnostics.get("potential_outcome_means_treated") or {}).get("untreated") if std else None
+    return value if isinstance(value, (int, float)) and value == value else None
 
 
 def _spread_figure(mechanisms: ResultsFile | None, truth: SimulationTruth | None) -> fg.Figure | None:

@@ -16,9 +16,10 @@ from ketaweight.causal.analysis import CausalAnalysis
 from ketaweight.core.privacy import mask_count
 from ketaweight.evidence.extract import horizon_phrase
 from ketaweight.evidence.grade import LEVELS, Answer, GradingRules, fmt_num
-from ketaweight.report import figures as fg
+from ketaweight.core import figures as fg
 from ketaweight.report.blocks import NOT_ANALYSED, ci_text, data_label, table
 from ketaweight.report.collect import RunResults
+from ketaweight.study.labels import label as column_label
 
 METHOD_NAMES = {"crude": "crude difference (unadjusted)", "standardization": "standardization (g-formula)",
                 "ipw": "IPW (stabilized, censoring weights)", "aipw": "AIPW (doubly robust, cross-fitted)",
@@ -62,6 +63,24 @@ def answer_section(run: RunResults, answer: Answer, rules: GradingRules) -> dict
                           ["criterion", "question", "finding in this run", "verdict", "grade change", "rule"], rows)],
         "figures": [],
     }
+
+
+def evalue_in_words(evalue_ci: float | None, estimate: float) -> str:
+    """What a CI-limit E-value means for a reader who is not an epidemiologist."""
+    if evalue_ci is None or evalue_ci != evalue_ci:
+        return "No E-value could be computed."
+    if evalue_ci <= 1.0:
+        return "The interval already includes no effect, so there is nothing for a confounder to explain away."
+    strength = ("very weak: almost any difference between the groups that the records do not capture could explain it"
+                if evalue_ci < 1.25 else
+                "weak: one modest unmeasured difference, such as a lifestyle change not in the records, could explain it"
+                if evalue_ci < 1.5 else
+                "moderate: it would take an unmeasured difference about as strong as the measured diet and exercise "
+                "programmes" if evalue_ci < 2.0 else
+                "substantial: an unmeasured confounder would have to be stronger than most measured ones")
+    return (f"In words, the protection against unmeasured confounding is {strength}. It says nothing about whether "
+            f"a change of {fmt_num(abs(estimate))} kg matters to a patient: that is the size of the effect, judged "
+            f"against the 1 kg that matters clinically.")
 
 
 def mechanism_section(run: RunResults) -> dict[str, Any]:
@@ -145,7 +164,7 @@ def limitations_section(run: RunResults) -> dict[str, Any]:
     sec = {"id": "limitations", "title": "Limitations and confounding", "tables": [], "figures": [],
            "paragraphs": ["Diet, exercise and other lifestyle changes around the start of treatment are the article's "
                           "named confounders; here they are measured and adjusted for: "
-                          + ", ".join(f"{k} ({v})" for k, v in res.covariates.items()) + "."]}
+                          + "; ".join(f"{column_label(k)} ({v})" for k, v in res.covariates.items()) + "."]}
     sec["figures"].append(fg.attrition_diagram([s.reason for s in att], [mask_count(s.n_after) for s in att],
                                                [mask_count(s.n_excluded) for s in att],
                                                alt=f"Attrition diagram: patients remaining after each eligibility step "
@@ -153,23 +172,27 @@ def limitations_section(run: RunResults) -> dict[str, Any]:
     sec["tables"].append(table(f"Cohort attrition — {label}", ["step", "remaining", "excluded"],
                                 [[s.reason, mask_count(s.n_after), mask_count(s.n_excluded)] for s in att]))
     bal, ov = d["balance"], d["overlap"]
-    sec["figures"].append(fg.balance_plot(bal["covariates"], bal["smd_unweighted"], bal["smd_weighted"],
+    sec["figures"].append(fg.balance_plot([column_label(c) for c in bal["covariates"]], bal["smd_unweighted"],
+                                          bal["smd_weighted"],
                                           threshold=bal["threshold"],
                                           alt=f"Balance plot: absolute standardized mean differences of each covariate "
                                               f"before and after weighting, threshold {bal['threshold']:g} ({label})"))
+    share = ov.get("share_outside_support")
+    outside = (f"{100 * share:.1f}% outside common support" if share is not None
+               else "the share outside common support is not shown (fewer than 11 patients)")
     sec["figures"].append(fg.overlap_plot(ov["quantiles"], ov["treated"], ov["control"],
                                           alt=f"Propensity overlap: propensity-score quantiles of treated and untreated "
-                                              f"patients; {100 * ov['share_outside_support']:.1f}% outside common "
-                                              f"support ({label})"))
+                                              f"patients; {outside} ({label})"))
     s = p.sensitivity
     sec["paragraphs"].append(
         f"E-value ({p.method}; {label}): {fmt_num(s.get('evalue_estimate'))} for the estimate, "
         f"{fmt_num(s.get('evalue_ci'))} for the CI limit — "
         f"an unmeasured confounder would need risk-ratio associations of that size with both ketamine and weight change "
-        f"to explain the estimate (or move the CI to 0) away. {s.get('approximation', '')}.")
+        f"to explain the estimate (or move the CI to 0) away. {evalue_in_words(s.get('evalue_ci'), p.estimate)} "
+        f"{s.get('approximation', '')}.")
     if an.negative_controls:
         sec["tables"].append(table(f"Negative-control outcome — {label}", ["outcome", "method", "estimate", "95% CI", "reading"],
-                                    [[nc.outcome, nc.result.method, fmt_num(nc.result.estimate),
+                                    [[column_label(nc.outcome), nc.result.method, fmt_num(nc.result.estimate),
                                       ci_text(nc.result.ci_low, nc.result.ci_high), nc.interpretation]
                                      for nc in an.negative_controls]))
     warns = sorted({w for e in an.estimates for w in e.warnings})

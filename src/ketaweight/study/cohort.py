@@ -199,8 +199,8 @@ def add_mechanism_columns(table: pd.DataFrame) -> pd.DataFrame:
     out["course_length_days"] = span + 1
     with np.errstate(divide="ignore", invalid="ignore"):
         out["sessions_per_week"] = np.where(span > 0, 7.0 * (out["sessions_to_horizon"].astype(float) - 1) / span, np.nan)
-    out["bmi_class"] = pd.cut(out["bmi"], [-np.inf, 25, 30, np.inf], right=False,
-                              labels=["normal (<25)", "overweight (25-30)", "obese (>=30)"]).astype(object)
+    out["bmi_class"] = pd.cut(out["bmi"], [-np.inf, 25, 30, np.inf], right=False,  # ordered: normal < overweight < obese
+                              labels=["normal (<25)", "overweight (25-30)", "obese (>=30)"], ordered=True)
     out["severity"] = np.where(out["baseline_madrs"] >= 35, "severe (>=35)", "moderate (<35)")
     out.loc[out["baseline_madrs"].isna(), "severity"] = None
     return out

@@ -199,7 +199,7 @@ def test_d21_masked_counts_cannot_be_recovered_from_anything_beside_them(statin4
     doc = res.to_dict()
     p = doc["pairs"][0]
     assert p["suppressed"] and p["a"] == "<11" and p["n"] == "<11"
-    assert p["b"] is None and p["c"] is None and p["d"] is None and p["expected_count"] is None
+    assert p["b"] == p["c"] == p["d"] == "suppressed" and p["expected_count"] is None
     for m in p["measures"]:
         assert m["estimate"] is None and m["ci_low"] is None and m["ci_high"] is None
         assert m.get("chi2_yates") is None and m.get("qn") is None
@@ -220,7 +220,21 @@ def test_d21_a_small_b_suppresses_the_row_too():
     t = from_long(pd.DataFrame(rows, columns=["report_id", "drug", "event"]))
     doc = scan(t, drugs=["rare"], events=["x"], prior=THETA).to_dict()
     p = doc["pairs"][0]
-    assert p["suppressed"] and p["a"] is None and p["b"] == "<11"  # a exact would give b = R − a
+    assert p["suppressed"] and p["a"] == "suppressed" and p["b"] == "<11"  # a exact would give b = R − a
+
+
+def test_d21_a_zero_cell_of_a_suppressed_pair_is_withheld_too():
+    """A suppressed pair showed its zero cells ("0 discloses nothing"): with d = 0, N, and the drug's and
+    the event's totals that unsuppressed pairs beside it give (a' + b', a' + c'), a = (a + b) + (a + c) − N."""
+    rows = [(f"a{i}", "rare", "Weight decreased") for i in range(4)] + [(f"b{i}", "rare", "Nausea") for i in range(30)]
+    rows += [(f"c{i}", "common", e) for i in range(200) for e in ("Nausea", "Weight decreased", "Headache")]
+    t = from_long(pd.DataFrame(rows, columns=["report_id", "drug", "event"]))
+    assert t.pair("rare", "weight decreased").d == 0
+    doc = scan(t, drugs=["rare", "common"], events=["Weight decreased", "Nausea"], prior=THETA).to_dict()
+    small = next(p for p in doc["pairs"] if p["drug"] == "rare" and p["event"].lower() == "weight decreased")
+    assert small["a"] == "<11" and small["d"] == "suppressed"
+    cells = [small[k] for k in ("a", "b", "c", "d")]
+    assert all(c in ("<11", "suppressed") for c in cells), cells
 
 
 # ---- D25: the same name cleaning for tables and requests ------------------------------------------------

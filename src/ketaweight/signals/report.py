@@ -2,9 +2,11 @@
 four measures (PRR, ROR, IC, EBGM), the prior, the controls' verdicts, notes and caveats.
 
 In a file written for sharing, a pair with any 2×2 cell from 1 to 10 is ``suppressed``: the small
-cells read ``"<11"`` and the other cells, E and every estimate and interval are ``null`` (withheld),
-since any of them would give the masked count back (``a = N − b − c − d``;
-``a = 2^IC·(E + ½) − ½``).  The signal flags stay."""
+cells read ``"<11"``, the other cells (zeros too) read ``"suppressed"`` (core.privacy's word for a count
+hidden because it would reveal a masked one), and E and every estimate and interval are ``null``
+(withheld), since any of them would give the masked count back (``a = N − b − c − d``;
+``a = 2^IC·(E + ½) − ½``; with a zero cell, from the drug's and the event's totals that other pairs
+show).  The signal flags stay."""
 
 from __future__ import annotations
 
@@ -41,11 +43,11 @@ class PairSignal(Result):
     event_kind: str  # "group" (a term group) or "term"
     role: str  # "requested" or "control"
     expected_result: str | None  # controls: "positive" or "negative"
-    n: Count | None  # None: withheld (a suppressed pair's cell of 11 or more)
-    a: Count | None
-    b: Count | None
-    c: Count | None
-    d: Count | None
+    n: Count  # "suppressed": withheld (a suppressed pair's cell of 0 or of 11 or more)
+    a: Count
+    b: Count
+    c: Count
+    d: Count
     expected_count: Real  # NaN (null) when withheld
     measures: tuple[Measure, ...]
     source: str | None = None

@@ -20,7 +20,7 @@ import numpy as np
 import pandas as pd
 
 from ketaweight.core.errors import ConvergenceWarning, InputError, Location, NumericalError
-from ketaweight.core.privacy import MIN_CELL_COUNT, mask_count, masked_or_exact
+from ketaweight.core.privacy import MIN_CELL_COUNT, SUPPRESSED, mask_count, masked_or_exact
 from ketaweight.signals.report import ControlVerdict, Measure, PairSignal, SignalsReport
 from ketaweight.signals import disproportionality as dp
 from ketaweight.signals import mgps
@@ -67,9 +67,9 @@ class ScanResult:
         """The scan as a results-file payload.
 
         Unless ``exact_counts``, a pair whose 2×2 table has any cell from 1 to 10 is *suppressed*: its
-        small cells read "<11" and everything a masked cell could be recovered from — the other cells,
-        E and every ratio with its interval (IC and E give ``a`` in one line, ``N − b − c − d`` another)
-        — is withheld (null).  Its signal flags stay (they say which side of a threshold a measure is,
+        small cells read "<11" and everything a masked cell could be recovered from is withheld — the
+        other cells, zeros included, read "suppressed"; E and every ratio with its interval (IC and E
+        give ``a`` in one line, ``N − b − c − d`` another) are null.  Its signal flags stay (they say which side of a threshold a measure is,
         not a count)."""
         level = float(self.settings.get("ci_level", 0.95))
         hide = np.zeros(len(self.rows), bool) if exact_counts else suppressed_rows(self.rows)
@@ -78,10 +78,14 @@ class ScanResult:
             def v(x: float) -> float:
                 return float("nan") if h else x
 
-            def cnt(x: int) -> int | str | None:
+            def cnt(x: int) -> int | str:
                 if exact_counts:
                     return int(x)
-                return masked_or_exact(x) if x < MIN_CELL_COUNT or not h else None  # 0 and "<11" disclose nothing
+                if not h:
+                    return masked_or_exact(x)
+                # a zero is withheld too: with the drug's and the event's totals (from other pairs beside
+                # it) and N, b = 0 gives a = the drug's total, d = 0 gives a = drug + event − N
+                return masked_or_exact(x) if 0 < x < MIN_CELL_COUNT else SUPPRESSED
 
             measures = (
                 Measure("PRR", v(r["prr"]), v(r["prr_ci_low"]), v(r["prr_ci_high"]), level, bool(r["prr_signal"]),

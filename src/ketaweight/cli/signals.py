@@ -6,10 +6,9 @@ from enum import Enum
 from pathlib import Path
 
 import typer
-from rich.table import Table
 
 from ketaweight.cli import app
-from ketaweight.cli._common import console, progress_bar, run_cli
+from ketaweight.cli._common import console, make_table, progress_bar, run_cli
 from ketaweight.core.errors import InputError, Location
 from ketaweight.core.privacy import mask_count
 
@@ -19,6 +18,9 @@ signals_app = typer.Typer(
     no_args_is_help=True,
 )
 app.add_typer(signals_app, name="signals")
+
+
+COUNT_COLUMNS = ("lines", "records", "loaded", "quarantined")
 
 
 class Truncation(str, Enum):
@@ -44,14 +46,13 @@ def ingest_cmd(
 
     def action():
         plan = plan_ingest(zips)
-        total = sum(q.size(m) for q in plan for m in (*q.members.values(), *q.deleted)) / 2**20
-        with progress_bar("Reading FAERS files (MiB)", total=total) as advance:
-            return ingest_faers([q.path for q in plan], store, replace=replace, progress=lambda n: advance(n / 2**20))
+        total = sum(q.size(m) for q in plan for m in (*q.members.values(), *q.deleted))
+        with progress_bar("Reading FAERS files (bytes)", total=total) as advance:
+            return ingest_faers([q.path for q in plan], store, replace=replace, progress=advance)
 
     report = run_cli(action)
-    t = Table(title=f"FAERS ingest into {store}")
-    for col in ("quarter", "table", "lines", "records", "loaded", "quarantined", "repairs"):
-        t.add_column(col, justify="left" if col in ("quarter", "table", "repairs") else "right", overflow="fold")
+    t = make_table("quarter", "table", "lines", "records", "loaded", "quarantined", "repairs",
+                   title=f"FAERS ingest into {store}", right=COUNT_COLUMNS)
     for f in report.files:
         repairs = [f"{label} {k:,}" for label, k in (("encoding", f.encoding_repairs), ("joined", f.lines_joined),
                                                      ("split", f.records_split), ("'$'", f.dollar_repairs)) if k]
@@ -61,9 +62,8 @@ def ingest_cmd(
     for f in report.files:
         for note in f.notes:
             console.print(f"note: {f.quarter} {f.member}: {note}", highlight=False)
-    d = Table(title="Deduplication (DEMO rows → unique current reports)")
-    for col in ("step", "before", "removed", "after"):
-        d.add_column(col, justify="left" if col == "step" else "right", overflow="fold")
+    d = make_table("step", "before", "removed", "after", title="Deduplication (DEMO rows → unique current reports)",
+                   right=("before", "removed", "after"))
     for s in report.dedup:
         d.add_row(s.reason, f"{s.n_before:,}", f"{s.n_excluded:,}", f"{s.n_after:,}")
     console.print(d)
@@ -196,25 +196,22 @@ def status_cmd(
 
     status = run_cli(lambda: faers_status(store, quarantine_limit=quarantine))
     files, dedup, bad, n_bad = status.files, status.dedup, status.quarantined, status.n_quarantined
-    t = Table(title=f"FAERS files in {store}")
-    for col in ("quarter", "file", "table", "lines", "records", "loaded", "quarantined", "notes"):
-        t.add_column(col, justify="right" if col in ("lines", "records", "loaded", "quarantined") else "left",
-                     overflow="fold")
-    for q, m, tn, dl, rc, ld, qu, nt in files:
-        t.add_row(q, m, tn, f"{dl:,}", f"{rc:,}", f"{ld:,}", f"{qu:,}", nt or "")
+    # the member's folder (ascii/, deleted/) and the table name are in its file name: left out so the
+    # table reads at 80 columns
+    t = make_table("quarter", "file", "lines", "records", "loaded", "quarantined", "notes",
+                   title=f"FAERS files in {store}", right=COUNT_COLUMNS)
+    for q, m, _tn, dl, rc, ld, qu, nt in files:
+        t.add_row(q, m.rsplit("/", 1)[-1], f"{dl:,}", f"{rc:,}", f"{ld:,}", f"{qu:,}", nt or "")
     console.print(t)
-    d = Table(title="Deduplication")
-    for col in ("step", "before", "removed", "after"):
-        d.add_column(col, justify="left" if col == "step" else "right", overflow="fold")
+    d = make_table("step", "before", "removed", "after", title="Deduplication", right=("before", "removed", "after"))
     for step, b, r, a in dedup:
         d.add_row(step, f"{b:,}", f"{r:,}", f"{a:,}")
     console.print(d)
     if bad:
-        qt = Table(title=f"Quarantined rows ({len(bad)} of {n_bad:,} shown; table faers_quarantine)")
-        for col in ("quarter", "file", "line", "column", "reason"):
-            qt.add_column(col, overflow="fold")
+        qt = make_table("quarter", "file", "line", "column", "reason", right=("line",),
+                        title=f"Quarantined rows ({len(bad)} of {n_bad:,} shown; table faers_quarantine)")
         for q, f, ln, c, r in bad:
-            qt.add_row(q, f, str(ln), c or "", r)
+            qt.add_row(q, f.rsplit("/", 1)[-1], f"{ln:,}", c or "", r)
         console.print(qt)
     else:
         console.print(f"{n_bad:,} quarantined rows.")

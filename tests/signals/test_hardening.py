@@ -418,3 +418,42 @@ def test_d21_the_demo_real_data_table_hides_every_small_cell(tmp_path):
     assert dex["a"] == "<11" and dex["suppressed"]
     assert {p["drug"]: _recoverable(p) for p in pairs} == {p["drug"]: [] for p in pairs}
     assert any(not p["suppressed"] and isinstance(p["a"], int) and p["a"] >= 11 for p in pairs)
+
+
+def test_an_error_inside_an_insert_is_the_error_raised():
+    """This branch before the fix: an error or Ctrl-C inside a block's INSERT aborted the transaction, and
+    the cleanup's ``unregister`` then raised DuckDB's 'Current transaction is aborted' instead (a traceback
+    where Ctrl-C should give one line)."""
+    import duckdb
+    import pyarrow as pa
+
+    from ketaweight.signals.faers_store import append
+
+    con = duckdb.connect()
+    con.execute("CREATE TABLE t (quarter VARCHAR, id BIGINT)")
+    con.begin()
+    with pytest.raises(duckdb.ConversionException):
+        append(con, "t", "2023Q1", pa.table({"id": pa.array(["not a number"])}))
+    con.rollback()
+    con.close()
+
+
+@pytest.mark.parametrize("seconds", [2.0, 7.0])  # start-up and parsing, later the inserts and keys
+def test_ctrl_c_during_ingest_is_one_line_and_leaves_no_store(tmp_path, seconds):
+    """main: Ctrl-C gave a traceback; a signal sent to a real process, not a Python exception raised
+    between queries, so it also lands inside DuckDB statements."""
+    z = synthetic_zip(tmp_path / "z", 20_000)
+    store = tmp_path / "s.duckdb"
+    exe = os.path.join(os.path.dirname(sys.executable), "ketaweight")
+    proc = subprocess.Popen([exe, "signals", "ingest", str(z), "--store", str(store)], stdout=subprocess.PIPE,
+                            stderr=subprocess.PIPE, text=True, env={**os.environ, "COLUMNS": "80"},
+                            preexec_fn=lambda: signal.signal(signal.SIGINT, signal.SIG_DFL))  # runners ignore it
+    time.sleep(seconds)
+    proc.send_signal(signal.SIGINT)
+    _, err = proc.communicate(timeout=300)
+    if proc.returncode == 0:  # finished before the signal: then the store is whole
+        assert store_rows(store)["faers_demo"] > 0
+        return
+    assert proc.returncode in (130, -signal.SIGINT), (proc.returncode, err[-2000:])
+    assert "Traceback" not in err and [ln for ln in err.splitlines() if "interrupted" in ln], err[-2000:]
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["z"]  # no store, no work file

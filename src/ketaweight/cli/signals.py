@@ -83,9 +83,9 @@ def _split(values: list[str]) -> list[str]:
 
 @signals_app.command("scan")
 def scan_cmd(
-    drug: list[str] = typer.Option(["ketamine", "esketamine"], "--drug", help="Drug ingredient(s) to score; repeat "
+    drug: list[str] = typer.Option(["ketamine", "esketamine"], "--drug", metavar="<names>", help="Drug ingredient(s) to score; repeat "
                                    "or comma-separate. Brand and salt names are mapped (see --drug-map)."),
-    events: list[str] = typer.Option(["weight-loss"], "--events", help="Event term-group keys (weight-loss, "
+    events: list[str] = typer.Option(["weight-loss"], "--events", metavar="<groups or terms>", help="Event term-group keys (weight-loss, "
                                      "weight-gain, or your own from --groups) or single MedDRA terms; repeatable."),
     store: Path | None = typer.Option(None, "--store", help="FAERS store (DuckDB) written by `signals ingest`."),
     table: Path | None = typer.Option(None, "--table", help="A contingency table CSV in the mddc format: rows "
@@ -102,11 +102,11 @@ def scan_cmd(
     squash: bool = typer.Option(False, "--squash", help="Fit the prior on squashed data (DuMouchel & Pregibon 2001)."),
     prior: str | None = typer.Option(None, "--prior", help="Use this prior instead of fitting one: "
                                      "'alpha1,beta1,alpha2,beta2,P'."),
-    drug_map: list[Path] = typer.Option([], "--drug-map", help="Extra name,ingredient CSV(s) extending the shipped "
+    drug_map: list[Path] = typer.Option([], "--drug-map", metavar="<path>", help="Extra name,ingredient CSV(s) extending the shipped "
                                         "drug-name map."),
-    groups: list[Path] = typer.Option([], "--groups", help="Extra term-group TOML file(s) extending the shipped "
+    groups: list[Path] = typer.Option([], "--groups", metavar="<path>", help="Extra term-group TOML file(s) extending the shipped "
                                       "groups."),
-    controls: list[Path] = typer.Option([], "--controls", help="Extra control-pair TOML file(s)."),
+    controls: list[Path] = typer.Option([], "--controls", metavar="<path>", help="Extra control-pair TOML file(s)."),
     no_controls: bool = typer.Option(False, "--no-controls", help="Leave the shipped positive/negative controls out."),
     ci_level: float = typer.Option(0.95, "--ci-level", min=0.5, max=0.999, help="Confidence level of the PRR, ROR and IC "
                                    "intervals (EBGM always reports EB05–EB95)."),

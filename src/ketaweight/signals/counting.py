@@ -131,10 +131,13 @@ def from_relations(con: duckdb.DuckDBPyConnection, parts: list[Part], *, drug_na
             if stratified:
                 _strata(con, part.strata, source, n_drugs, n_events, strata_n)
     finally:
-        for t in ("_kw_d", "_kw_e", "_kw_r", "_kw_s"):
-            con.execute(f"DROP TABLE IF EXISTS {t}")
-        for v in ("_kw_dm", "_kw_em", "_kw_gm"):
-            con.unregister(v)
+        try:
+            for t in ("_kw_d", "_kw_e", "_kw_r", "_kw_s"):
+                con.execute(f"DROP TABLE IF EXISTS {t}")
+            for v in ("_kw_dm", "_kw_em", "_kw_gm"):
+                con.unregister(v)
+        except duckdb.Error:
+            pass  # the connection is unusable after an error or Ctrl-C inside a query: that exception goes on
     cells = {"dcode": keys // width, "ecode": keys % width, "n": counts}
     cd, ce = cells["dcode"].astype(np.int32), cells["ecode"].astype(np.int32)
     cn = cells["n"].astype(np.int64)

@@ -114,4 +114,7 @@ def append(con: duckdb.DuckDBPyConnection, table: str, quarter: str, block: pa.T
         sel = ", ".join(f"NULLIF(\"{c}\", '')" if c in text_columns else f'"{c}"' for c in block.column_names)
         con.execute(f"INSERT INTO {table} SELECT ?, {sel} FROM _kw_block", [quarter])
     finally:
-        con.unregister("_kw_block")
+        try:
+            con.unregister("_kw_block")
+        except duckdb.Error:
+            pass  # the transaction was aborted (an error or Ctrl-C inside the INSERT): that exception goes on

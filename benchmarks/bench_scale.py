@@ -33,6 +33,7 @@ functions of this script.
 from __future__ import annotations
 
 import argparse
+import calendar
 import json
 import os
 import platform
@@ -43,6 +44,7 @@ import sys
 import tempfile
 import time
 import zipfile
+from collections.abc import Callable
 from pathlib import Path
 
 from machine_info import cpu_model, load_average
@@ -123,27 +125,30 @@ def run_measured(cmd: list[str]) -> dict:
             "stdout": stdout, "stderr": stderr}
 
 
-def generate(work: Path, n_quarters: int, n_reports: int) -> list[dict]:
-    """Write the synthetic history into ``work/zips`` (reusing what a previous run with the same
-    settings wrote), each quarter in its own child process."""
+def generate_quarter(work: Path, k: int, n_reports: int) -> dict:
+    """Quarter ``k`` of the synthetic history in ``work/zips`` (reused when a previous run with the same
+    settings wrote it), generated in its own child process.  Quarter k does not depend on how many
+    quarters follow it, so a longer run reuses a shorter one's zips."""
     manifest = work / "manifest.json"
-    settings = {"quarters": n_quarters, "reports": n_reports, "generator": "signals.synthetic.history v1"}
-    done = json.loads(manifest.read_text()) if manifest.exists() else {"settings": settings, "quarters": []}
-    if done["settings"] != settings:
-        done = {"settings": settings, "quarters": []}
+    settings = {"reports": n_reports, "generator": "signals.synthetic.history v1"}
+    done = json.loads(manifest.read_text()) if manifest.exists() else {"settings": settings, "quarters": {}}
+    if done["settings"] != settings or not isinstance(done.get("quarters"), dict):
+        done = {"settings": settings, "quarters": {}}
+    info = done["quarters"].get(str(k))
+    if info and Path(info["zip"]).exists():
+        return info
     (work / "zips").mkdir(parents=True, exist_ok=True)
     (work / "truth").mkdir(parents=True, exist_ok=True)
-    for k in range(len(done["quarters"]), n_quarters):
-        t0 = time.perf_counter()
-        proc = subprocess.run([sys.executable, "-c", _GENERATE, str(work), str(n_quarters), str(n_reports), str(k)],
-                              capture_output=True, text=True, check=True)
-        info = json.loads(proc.stdout.strip().splitlines()[-1])
-        info["seconds"] = time.perf_counter() - t0
-        done["quarters"].append(info)
-        manifest.write_text(json.dumps(done, indent=1))
-        print(f"  generated {info['quarter']} ({k + 1}/{n_quarters}) in {info['seconds']:.0f} s "
-              f"(load {load_average()})", flush=True)
-    return done["quarters"]
+    t0 = time.perf_counter()
+    proc = subprocess.run([sys.executable, "-c", _GENERATE, str(work), str(k + 1), str(n_reports), str(k)],
+                          capture_output=True, text=True, check=True)
+    info = json.loads(proc.stdout.strip().splitlines()[-1])
+    info["seconds"] = time.perf_counter() - t0
+    done["quarters"][str(k)] = info
+    manifest.write_text(json.dumps(done, indent=1))
+    print(f"  generated {info['quarter']} (quarter {k + 1}) in {info['seconds']:.0f} s (load {load_average()})",
+          flush=True)
+    return info
 
 
 def _expected_reports(work: Path, quarters: list[str]) -> int:
@@ -206,39 +211,96 @@ def _step(label: str, cmd: list[str]) -> dict:
     return r
 
 
+def _faers_summary(r: dict) -> dict:
+    """Totals, the flatness of the per-quarter ingest time, and — when fewer than the target's quarters
+    were run — the extrapolation to them (a straight line through the per-quarter times, labelled so)."""
+    import numpy as np
+
+    per = r["per_quarter"]
+    n, target = len(per), r["target_quarters"]
+    walls = np.array([q["wall_s"] for q in per])
+    cpus = np.array([q["cpu_s"] for q in per])
+    # the first quarter creates the store (no staging copy, nothing to deduplicate against): the line
+    # is fitted through the quarters added to an existing store
+    k = np.arange(1, n)
+    slope, intercept = (np.polyfit(k, cpus[1:], 1) if n >= 4 else (0.0, float(cpus.mean())))
+    wall_per_cpu = float(walls.sum() / cpus.sum())
+    out = {"quarters_ingested": n, "ingest_wall_s": float(walls.sum()), "ingest_cpu_s": float(cpus.sum()),
+           "ingest_peak_gib": float(max(q["peak_gib"] for q in per)),
+           "first5_median_cpu_s": float(np.median(cpus[: min(5, n)])),
+           "last5_median_cpu_s": float(np.median(cpus[max(n - 5, 0):])),
+           "cpu_slope_s_per_quarter_in_store": float(slope), "cpu_intercept_s": float(intercept),
+           "wall_per_cpu_second": wall_per_cpu,
+           "store_gib": per[-1]["store_gib"], "targets": "ingest < 30 min and < 8 GiB; scan of all pairs < 2 min"}
+    if n < target:
+        kk = np.arange(1, target)
+        cpu_total = float(cpus[0] + np.sum(intercept + slope * kk))
+        out["extrapolated"] = {
+            "label": f"EXTRAPOLATED from {n} measured quarters (a line through their per-quarter CPU times)",
+            "quarters": target, "ingest_cpu_s": cpu_total, "last_quarter_cpu_s": float(intercept + slope * (target - 1)),
+            "ingest_wall_s_at_this_load": cpu_total * wall_per_cpu}
+        if "scan" in r:
+            out["extrapolated"]["scan_cpu_s"] = r["scan"]["cpu_s_median"] * target / n
+            out["extrapolated"]["scan_note"] = "the scan's CPU time scaled by the number of quarters (linear in rows)"
+    return out
+
+
 def bench_faers_history(work: Path, n_quarters: int = 55, n_reports: int = 400_000, scan_runs: int = 3,
-                        floor_quarters: int = 3) -> dict:
-    """The FAERS history figure (see the module docstring); returns every measure as a dict."""
-    print(f"\n== FAERS history: {n_quarters} quarters of {n_reports:,} reports (+1 added incrementally) ==")
+                        floor_quarters: int = 2, stop_at: float | None = None, reserve_s: float = 600.0,
+                        save: Callable[[dict], None] | None = None) -> dict:
+    """The FAERS history figure (see the module docstring): quarters generated and then ingested one
+    by one into one growing store (each ingest a fresh ``ketaweight signals ingest`` of that quarter
+    alone, measured while nothing else of ours runs), then the scans and the floor.
+
+    ``stop_at`` (a ``time.time()``): start no further quarter when the last quarter's generation and
+    ingest, plus ``reserve_s`` for the scans, would run past it — the figure then covers the quarters
+    done and says so.  ``save`` is called with the partial result after every quarter."""
+    print(f"\n== FAERS history: up to {n_quarters} quarters of {n_reports:,} reports, ingested one at a time ==")
     print(f"  machine: {_free_gib()}; {_uptime()}", flush=True)
-    quarters = generate(work, n_quarters + 1, n_reports)
-    zips = [Path(q["zip"]) for q in quarters]
     store = work / "history.duckdb"
     for suffix in ("", ".wal"):
         Path(str(store) + suffix).unlink(missing_ok=True)
-    out: dict = {"quarters": n_quarters, "reports_per_quarter": n_reports,
-                 "drug_rows": sum(q["drug_rows"] for q in quarters[:n_quarters]),
-                 "reac_rows": sum(q["reac_rows"] for q in quarters[:n_quarters]),
-                 "demo_rows": sum(q["demo_rows"] for q in quarters[:n_quarters]),
-                 "zip_gib": sum(z.stat().st_size for z in zips[:n_quarters]) / 2**30}
-    ing = _step(f"ingest {n_quarters} quarters", [KETAWEIGHT, "signals", "ingest", *map(str, zips[:n_quarters]),
-                                                  "--store", str(store)])
-    expected = _expected_reports(work, [q["quarter"] for q in quarters[:n_quarters]])
-    got = _store_reports(store)
-    out["ingest"] = {k: ing[k] for k in ("wall_s", "cpu_s", "peak_gib", "before", "after")}
-    out["ingest"].update(reports=got, expected_reports=expected, store_gib=store.stat().st_size / 2**30)
-    print(f"    {got:,} unique reports after deduplication (truth: {expected:,})")
-    if got != expected:
-        raise SystemExit(f"deduplication disagrees with the generator's truth: {got:,} != {expected:,}")
+    out: dict = {"target_quarters": n_quarters, "reports_per_quarter": n_reports, "per_quarter": [],
+                 "drug_rows": 0, "reac_rows": 0, "demo_rows": 0, "zip_gib": 0.0}
+    names: list[str] = []
+    last = 0.0
+    for k in range(n_quarters):
+        if stop_at is not None and k and time.time() + last + reserve_s > stop_at:
+            print(f"  stopping after {k} quarters: the next one and the scans would pass the deadline", flush=True)
+            break
+        t0 = time.perf_counter()
+        info = generate_quarter(work, k, n_reports)
+        names.append(info["quarter"])
+        for key in ("drug_rows", "reac_rows", "demo_rows"):
+            out[key] += info[key]
+        out["zip_gib"] += Path(info["zip"]).stat().st_size / 2**30
+        r = _step(f"ingest {info['quarter']} into a store of {k} quarters",
+                  [KETAWEIGHT, "signals", "ingest", info["zip"], "--store", str(store)])
+        got, expected = _store_reports(store), _expected_reports(work, names)
+        out["per_quarter"].append({"quarter": info["quarter"], "store_quarters_before": k, "wall_s": r["wall_s"],
+                                   "cpu_s": r["cpu_s"], "peak_gib": r["peak_gib"], "reports": got,
+                                   "expected_reports": expected, "store_gib": store.stat().st_size / 2**30,
+                                   "before": r["before"], "after": r["after"]})
+        print(f"    {got:,} unique reports after deduplication (truth: {expected:,}); "
+              f"store {store.stat().st_size / 2**30:.2f} GiB", flush=True)
+        if got != expected:
+            raise SystemExit(f"deduplication disagrees with the generator's truth: {got:,} != {expected:,}")
+        last = time.perf_counter() - t0
+        out["summary"] = _faers_summary(out)
+        if save:
+            save(out)
 
     scans = []
     for i in range(scan_runs):
         pairs = work / "pairs.parquet"
+        pairs.unlink(missing_ok=True)
+        shutil.rmtree(work / "scan", ignore_errors=True)
         r = _step(f"scan {i + 1}/{scan_runs}", [KETAWEIGHT, "signals", "scan", "--store", str(store),
                                                 "--all-pairs", str(pairs), "--out", str(work / "scan")])
         r["pairs_written"] = int(r["stdout"].split("pairs.parquet: ")[1].split(" ")[0].replace(",", ""))
         scans.append(r)
-    out["scan"] = {"runs": scan_runs, "wall_s_median": statistics.median(r["wall_s"] for r in scans),
+    out["scan"] = {"runs": scan_runs, "store_quarters": len(names),
+                   "wall_s_median": statistics.median(r["wall_s"] for r in scans),
                    "wall_s_all": [round(r["wall_s"], 1) for r in scans],
                    "cpu_s_median": statistics.median(r["cpu_s"] for r in scans),
                    "peak_gib_max": max(r["peak_gib"] for r in scans), "pairs": scans[-1]["pairs_written"],
@@ -246,40 +308,45 @@ def bench_faers_history(work: Path, n_quarters: int = 55, n_reports: int = 400_0
     stages = _step("scan stages (counting, prior fit, scoring)", [sys.executable, "-c", _STAGES, str(store)])
     out["scan"]["stages"] = json.loads(stages["stdout"].strip().splitlines()[-1])
     out["scan"]["stages"].update(wall_s=stages["wall_s"], peak_gib=stages["peak_gib"])
-
-    inc = _step("add one quarter", [KETAWEIGHT, "signals", "ingest", str(zips[n_quarters]), "--store", str(store)])
-    expected_inc = _expected_reports(work, [q["quarter"] for q in quarters])
-    out["incremental"] = {k: inc[k] for k in ("wall_s", "cpu_s", "peak_gib", "before", "after")}
-    out["incremental"].update(reports=_store_reports(store), expected_reports=expected_inc)
+    out["summary"] = _faers_summary(out)
+    if save:
+        save(out)
 
     with tempfile.TemporaryDirectory(dir=work) as scratch:
         print(f"  floor: DuckDB read_csv of {floor_quarters} quarters ({_uptime()})", flush=True)
-        out["floor"] = _floor(zips[:floor_quarters], Path(scratch))
+        zips = [Path(generate_quarter(work, k, n_reports)["zip"]) for k in range(min(floor_quarters, len(names)))]
+        out["floor"] = _floor(zips, Path(scratch))
     out["floor"]["after"] = {"uptime": _uptime()}
-    total = out["ingest"]["wall_s"] + out["scan"]["wall_s_median"]
-    out["summary"] = {"ingest_plus_scan_min": total / 60, "peak_gib": max(out["ingest"]["peak_gib"],
-                                                                          out["scan"]["peak_gib_max"]),
-                      "targets": "ingest + scan < 30 min, < 8 GiB; scan < 2 min"}
     return out
 
 
 def _print_faers(r: dict) -> None:
-    i, s, inc, f = r["ingest"], r["scan"], r["incremental"], r["floor"]
-    ours_q = i["wall_s"] / r["quarters"]
-    print(f"\n== Side by side: FAERS history, {r['quarters']} quarters, {i['reports']:,} unique reports, "
-          f"{r['drug_rows']:,} drug rows, {r['reac_rows']:,} reaction rows ==")
-    print(f"  ingest: {i['wall_s'] / 60:.1f} min wall ({ours_q:.1f} s/quarter), {i['cpu_s'] / 60:.1f} min CPU, "
-          f"peak {i['peak_gib']:.2f} GiB, store {i['store_gib']:.1f} GiB")
+    s, f, m = r["scan"], r["floor"], r["summary"]
+    per = r["per_quarter"]
+    print(f"\n== Side by side: FAERS history, {m['quarters_ingested']} of {r['target_quarters']} quarters ingested "
+          f"one at a time, {per[-1]['reports']:,} unique reports, {r['drug_rows']:,} drug rows, "
+          f"{r['reac_rows']:,} reaction rows ==")
+    print("  quarter  store before  wall s  CPU s  peak GiB  load (1 min)")
+    for q in per:
+        print(f"  {q['quarter']:7}  {q['store_quarters_before']:>12}  {q['wall_s']:6.1f}  {q['cpu_s']:5.1f}  "
+              f"{q['peak_gib']:8.2f}  {q['before']['uptime'].split('load average:')[-1].split(',')[0].strip()}")
+    print(f"  ingest: {m['ingest_wall_s'] / 60:.1f} min wall for {m['quarters_ingested']} quarters, "
+          f"{m['ingest_cpu_s'] / 60:.1f} min CPU, peak {m['ingest_peak_gib']:.2f} GiB, store {m['store_gib']:.1f} GiB; "
+          f"CPU per quarter: first five median {m['first5_median_cpu_s']:.1f} s, last five "
+          f"{m['last5_median_cpu_s']:.1f} s, slope {m['cpu_slope_s_per_quarter_in_store']:+.2f} s per quarter "
+          f"already in the store")
     print(f"  floor (DuckDB read_csv of the raw members, no repair/typing/dedup): {f['per_quarter_s']:.1f} s/quarter "
           f"(extract {f['extract_s']:.1f} s + read {f['read_csv_s']:.1f} s for {f['quarters']} quarters)")
     print(f"  scan of all {s['pairs']:,} pairs: median {s['wall_s_median']:.1f} s wall {s['wall_s_all']}, "
           f"{s['cpu_s_median']:.1f} s CPU, peak {s['peak_gib_max']:.2f} GiB; stages: counting "
           f"{s['stages']['count_s']:.1f} s, prior fit {s['stages']['fit_s']:.1f} s, "
           f"scoring {s['stages']['score_s']:.1f} s")
-    print(f"  one more quarter: {inc['wall_s']:.1f} s wall, {inc['cpu_s']:.1f} s CPU, peak {inc['peak_gib']:.2f} GiB; "
-          f"{inc['reports']:,} reports (truth {inc['expected_reports']:,})")
-    print(f"  ingest + scan: {r['summary']['ingest_plus_scan_min']:.1f} min, peak {r['summary']['peak_gib']:.2f} GiB "
-          f"(targets: < 30 min, < 8 GiB; scan < 2 min)")
+    if "extrapolated" in m:
+        e = m["extrapolated"]
+        print(f"  {e['label']}: {e['quarters']} quarters ≈ {e['ingest_cpu_s'] / 60:.1f} min of ingest CPU "
+              f"(last quarter ≈ {e['last_quarter_cpu_s']:.1f} s CPU; ≈ {e['ingest_wall_s_at_this_load'] / 60:.0f} min "
+              f"wall at this run's load); scan ≈ {e.get('scan_cpu_s', float('nan')):.0f} s CPU")
+    print(f"  targets: {m['targets']}")
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -291,21 +358,41 @@ def main(argv: list[str] | None = None) -> int:
     f.add_argument("--work", type=Path, default=HERE / "out" / "faers-history",
                    help="where the synthetic quarters and the store go (about 3 GB zips + 7 GB store)")
     f.add_argument("--scan-runs", type=int, default=3)
-    f.add_argument("--floor-quarters", type=int, default=3)
+    f.add_argument("--floor-quarters", type=int, default=2)
+    f.add_argument("--stop-at", default=None, help="HH:MM (UTC): start no quarter that would keep the scans "
+                   "from finishing by then; the figure covers the quarters done and extrapolates, labelled so")
+    f.add_argument("--reserve-min", type=float, default=10.0, help="minutes kept for the scans before --stop-at")
     f.add_argument("--json", type=Path, default=None)
     args = ap.parse_args(argv)
     info = {"machine": machine(), "load_at_start": load_average()}
     print(json.dumps(info["machine"]))
+
+    def save(partial: dict | None = None) -> None:
+        if partial is not None:
+            info["faers_history"] = partial
+        if args.json:
+            args.json.parent.mkdir(parents=True, exist_ok=True)
+            args.json.write_text(json.dumps(info, indent=2, default=float) + "\n")
+
     if args.part == "faers":
         info["faers_history"] = bench_faers_history(args.work, args.quarters, args.reports, args.scan_runs,
-                                                    args.floor_quarters)
+                                                    args.floor_quarters, _stop_at(args.stop_at),
+                                                    args.reserve_min * 60, save)
         _print_faers(info["faers_history"])
     info["load_at_end"] = load_average()
+    save()
     if args.json:
-        args.json.parent.mkdir(parents=True, exist_ok=True)
-        args.json.write_text(json.dumps(info, indent=2, default=float) + "\n")
         print(f"wrote {args.json}")
     return 0
+
+
+def _stop_at(hhmm: str | None) -> float | None:
+    """Today's HH:MM UTC as a ``time.time()`` value."""
+    if not hhmm:
+        return None
+    h, m = (int(x) for x in hhmm.split(":"))
+    now = time.gmtime()
+    return float(calendar.timegm((now.tm_year, now.tm_mon, now.tm_mday, h, m, 0)))
 
 
 if __name__ == "__main__":

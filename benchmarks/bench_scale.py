@@ -1,33 +1,34 @@
 """Scale benchmarks (issue "Past one machine").  FAERS part: the whole FAERS history on one machine.
 
     .venv/bin/python benchmarks/bench_scale.py faers [--quarters 55] [--reports 400000] [--work DIR]
-                                                     [--scan-runs 3] [--floor-quarters 3]
+                                                     [--scan-runs 3] [--floor-quarters 2] [--stop-at HH:MM]
                                                      [--json benchmarks/results/scale-faers.json]
 
 What the FAERS part measures, each step a fresh ``ketaweight`` process run as a user runs it, with
 its wall time and — from ``wait4`` on that child alone — its peak resident memory and CPU time
 (user + system over all its threads; on a shared machine wall time stretches, CPU time much less):
 
-1. **ingest**: ``ketaweight signals ingest Q1.zip … Q55.zip --store history.duckdb`` — 55 synthetic
-   quarters of realistic size (``signals.synthetic.history``: ≈ 400,000 reports, 1.9 M drug rows and
-   1.4 M reaction rows each, one shared vocabulary, 10% of each quarter's reports follow-ups of earlier
-   quarters' cases, every real-file defect present) in one streaming pass and one transaction;
-   the number of unique reports after deduplication is checked against the generator's truth
-   (distinct case ids minus deleted cases);
+1. **incremental ingest**: quarter k of ``signals.synthetic.history`` (≈ 400,000 reports, 1.9 M drug
+   rows and 1.4 M reaction rows each, one shared vocabulary, 10% of each quarter's reports
+   follow-ups of earlier quarters' cases, every real-file defect present) is generated, then
+   ``ketaweight signals ingest Qk.zip --store history.duckdb`` adds it to the growing store (the old
+   quarters are not re-read; deduplication is re-applied across all of them) — measured alone, one
+   quarter after the other; after each, the unique reports are checked against the generator's truth
+   (distinct case ids minus deleted cases).  Whether the per-quarter cost stays flat is read off the
+   per-quarter CPU times (a line through them; with ``--stop-at``, the quarters not run are
+   extrapolated from it, labelled so);
 2. **scan**: ``ketaweight signals scan --store … --all-pairs pairs.parquet --out DIR`` — unique-report
    counts for every drug–event pair in DuckDB SQL, the EBGM prior fitted on all of them, PRR/ROR/IC/EBGM
    for every pair (and the requested ketamine/esketamine pairs and the controls); median of
    ``--scan-runs``; once more in-process with the three stages timed apart;
-3. **incremental**: one more quarter added to that store (the old quarters are not re-read;
-   deduplication is re-applied across all 56);
-4. the **floor** beside ingest: DuckDB's own ``read_csv`` of the same ``$``-delimited members (no
+3. the **floor** beside ingest: DuckDB's own ``read_csv`` of the same ``$``-delimited members (no
    repair, no quarantine, no typing, no deduplication, no keys), after extracting them from the zip,
    for ``--floor-quarters`` quarters — what loading the bytes costs at the least.
 
-Targets: ingest + scan under 30 minutes and 8 GiB; the scan within 2 minutes.  The quarters are
-generated once into ``--work`` (about 53 MB each) and reused while their settings match.  ``uptime``
-and ``free`` are recorded before and after every step.  Other parts (Spark, Dask) are separate
-functions of this script.
+Targets: ingest under 30 minutes and 8 GiB; a scan of all pairs within 2 minutes.  The quarters are
+generated into ``--work`` (about 53 MB each) and reused by later runs with the same settings.
+``uptime`` and ``free`` are recorded before and after every step; the JSON is written after every
+quarter.  Other parts (Spark, Dask) are separate functions of this script.
 """
 
 from __future__ import annotations

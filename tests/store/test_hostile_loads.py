@@ -42,6 +42,13 @@ def test_d8_non_utf8_csv_with_cr_line_ends_names_line_and_column(tmp_path):
     assert "patients.csv, line 2, column 'height_cm': not UTF-8 text (byte 0xe9)" in message
 
 
+def test_a_non_utf8_byte_in_the_header_names_line_1(tmp_path):
+    """Found by tests/fuzz/test_fuzz_sources.py: pyarrow decoding the header raised UnicodeDecodeError."""
+    folder = write(tmp_path / "in", **{"patients.csv": b"\x80patient_id,sex,birth_year,height_cm\nP1,F,1980,165\n"})
+    message = load_new(tmp_path / "s.duckdb", folder)
+    assert "patients.csv, line 1" in message and "not UTF-8 text (byte 0x80)" in message
+
+
 def test_d9_a_csv_that_is_only_a_byte_order_mark_is_empty(tmp_path):
     folder = write(tmp_path / "in", **{"patients.csv": b"\xef\xbb\xbf"})
     assert "patients.csv, line 1: file is empty" in load_new(tmp_path / "s.duckdb", folder)

@@ -152,7 +152,7 @@ def csv_text_batches(path: Path, table: Table) -> Iterator[pa.Table]:
     try:
         header = pa_csv.open_csv(path, read_options=pa_csv.ReadOptions(block_size=1 << 16), parse_options=parse,
                                  convert_options=pa_csv.ConvertOptions(include_columns=[])).schema.names
-    except (pa.ArrowException, OSError) as exc:
+    except (pa.ArrowException, OSError, UnicodeDecodeError) as exc:  # pyarrow decodes column names as UTF-8
         raise NotPlainCsv(str(exc)) from exc
     if len(set(header)) != len(header) or any(c not in table.column_names for c in header) \
             or any(c.required and c.name not in header for c in table.columns):
@@ -171,7 +171,7 @@ def csv_text_batches(path: Path, table: Table) -> Iterator[pa.Table]:
                 chunk, size = [], 0
         if chunk or first_line == 2:
             yield _with_lines(chunk, first_line, reader.schema)
-    except pa.ArrowException as exc:  # a line with another number of fields, bytes that are not UTF-8
+    except (pa.ArrowException, UnicodeDecodeError) as exc:  # a line with another number of fields, bytes that are not UTF-8
         raise NotPlainCsv(str(exc)) from exc
 
 

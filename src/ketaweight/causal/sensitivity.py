@@ -9,6 +9,8 @@ from dataclasses import dataclass, replace
 import pandas as pd
 
 from ketaweight.causal.base import Estimator
+from ketaweight.causal.data import prepare
+from ketaweight.causal.positivity import Trimming, trim
 from ketaweight.causal.result import CausalResult
 from ketaweight.causal.spec import AnalysisSpec
 from ketaweight.core.protocol import Result
@@ -34,9 +36,12 @@ class NegativeControl(Result):
         return Summary(f"Negative control: {self.outcome}", s.header, s.rows, (self.interpretation, *s.notes))
 
 
-def negative_control(estimator: Estimator, table: pd.DataFrame, spec: AnalysisSpec, outcome: str) -> NegativeControl:
-    """Run ``estimator`` with ``outcome`` swapped for the negative-control column ``outcome``."""
-    result = estimator.fit(table, replace(spec, outcome=outcome))
+def negative_control(estimator: Estimator, table: pd.DataFrame, spec: AnalysisSpec, outcome: str, *,
+                     trimming: Trimming | None = None) -> NegativeControl:
+    """Run ``estimator`` with ``outcome`` swapped for the negative-control column ``outcome`` (on the
+    population the main analysis used: ``trimming`` as there)."""
+    data = prepare(table, replace(spec, outcome=outcome))
+    result = estimator.fit(data if trimming is None else trim(data, trimming))
     covers = bool(result.ci_low <= 0 <= result.ci_high)
     if covers:
         text = (

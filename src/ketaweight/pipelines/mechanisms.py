@@ -16,12 +16,18 @@ from pathlib import Path
 import pandas as pd
 
 from ketaweight.mechanisms.dose_response import DoseResponse, DoseResponseSpec
+from ketaweight.causal.spec import AnalysisSpec
+from ketaweight.mechanisms.effects import holm
 from ketaweight.mechanisms.heterogeneity import (
     DRLearner,
+    IndividualEffects,
+    ModifierResult,
+    modifier_effects,
     subgroup_analysis,
     version_effects,
 )
-from ketaweight.study.catalogue import MECHANISM_COLUMNS
+from ketaweight.mechanisms.modifiers import ModifierSearch, search_modifiers, subgroup_column
+from ketaweight.study.catalogue import COVARIATES, MECHANISM_COLUMNS
 from ketaweight.study.cohort import add_mechanism_columns
 from ketaweight.mechanisms.mediation import Mediation, MediationSpec, MediationWarning, Pathway
 from ketaweight.core.errors import InputError, Location
@@ -71,6 +77,29 @@ def mediation_spec(study: Study, table: pd.DataFrame) -> MediationSpec:
         pathways=pathways, censor_covariates=m.censor_covariates, intermediate=m.intermediate,
         intermediate_in_outcome=m.intermediate_in_outcome, exclude_if=m.exclude_if,
     )
+
+
+def search_candidates(study: Study) -> list[str]:
+    """Every baseline covariate of the catalogue (post-baseline columns excluded), atypical features included."""
+    return [c for c, cov in COVARIATES.items() if not cov.post_baseline]
+
+
+def search_catalogue(table: pd.DataFrame, spec: AnalysisSpec, individual: IndividualEffects, study: Study
+                     ) -> tuple[ModifierSearch, tuple[ModifierResult, ...]]:
+    """The modifier search on the DR-learner's pseudo-outcomes, and subgroup effects of the top modifiers found
+    (a found modifier whose subgroups cannot be estimated is noted in the search's ``skipped``)."""
+    het = study.mechanisms.heterogeneity
+    rows = table.loc[individual.row_index]
+    search = search_modifiers(individual.pseudo_outcome, rows, search_candidates(study), alpha=het.search_alpha)
+    found: list[ModifierResult] = []
+    for column in search.found[: het.search_top]:
+        grouped, name = subgroup_column(table, column)
+        try:
+            found.append(modifier_effects(grouped, spec, name))
+        except InputError as exc:
+            search.skipped[f"{column} (subgroups)"] = str(exc)
+    adjusted = holm([r.p_value for r in found]) if found else []
+    return search, tuple(dataclasses.replace(r, p_holm=p) for r, p in zip(found, adjusted))
 
 
 def dose_specs(study: Study, treated: pd.DataFrame) -> list[DoseResponseSpec]:
@@ -127,9 +156,12 @@ def run_mechanisms(store: Store | str | Path, study: Study | str | Path, out_dir
     het = mech.heterogeneity
     subgroups = subgroup_analysis(table, spec, het.modifiers)
     versions = [version_effects(table, spec, v) for v in het.versions]
-    individual = DRLearner(loss_threshold=het.loss_threshold_kg, seed=seed).fit(table, spec)
+    individual = DRLearner(loss_threshold=het.loss_threshold_kg, seed=seed,
+                           learner=het.learner or study.analysis.learner).fit(table, spec)
+    search, found = (search_catalogue(table, spec, individual, study) if het.search else (None, ()))
     res = MechanismsResults(study.study.name, cohort.outcome_unit, skipped, mediation, tuple(curves),
-                            Heterogeneity(tuple(subgroups), tuple(versions), individual), table=table)
+                            Heterogeneity(tuple(subgroups), tuple(versions), individual, search=search, found=found),
+                            table=table)
     if out_dir is not None:
         path = write_result(results_path(Path(out_dir), study, "-mechanisms"), res, provenance,
                             exact_counts=exact_counts, store=store_path.name, study=study.study.name, seed=seed)

@@ -25,9 +25,10 @@ TrimRule = Literal["none", "common-support", "crump", "fixed"]
 TRIM_RULES: tuple[str, ...] = get_args(TrimRule)
 """Common-support trimming rules (``causal.positivity``; checked at import)."""
 
-MEASUREMENT_DESIGNS: tuple[str, ...] = ("clinic", "research")
+MEASUREMENT_DESIGNS: tuple[str, ...] = ("clinic", "research", "substudy")
 """How the simulator records mediators: as a clinic would (consumer wearables, food app for some
-patients) or as a research study (noise-free weekly records for everyone)."""
+patients), as a research study (noise-free weekly records for everyone), or as a clinic with a
+research-grade validation substudy of 10% of patients (reference-method intake and expenditure)."""
 
 SYNTHETIC_FAERS_REPORTS = 60_000
 """Size of the demo's synthetic FAERS quarter (a real quarter has about 400,000 reports)."""

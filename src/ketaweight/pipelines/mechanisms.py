@@ -56,10 +56,43 @@ def unrecorded_pathways(study: Study, table: pd.DataFrame) -> dict[str, str]:
     return out
 
 
+MIN_SUBSTUDY = 30
+"""Patients with a reference-method value needed before a mediator is calibrated on the substudy."""
+
+
+def substudy_mediators(study: Study, table: pd.DataFrame) -> dict[str, str]:
+    """The study's validation mapping restricted to mediators whose reference column was recorded for at
+    least :data:`MIN_SUBSTUDY` patients of ``table``."""
+    m = study.mechanisms.mediation
+    return {med: ref for med, ref in m.validation.items()
+            if ref in table.columns and int(table[ref].notna().sum()) >= MIN_SUBSTUDY}
+
+
+def unattributable_pathways(study: Study, table: pd.DataFrame) -> dict[str, str]:
+    """Pathways measured only by consumer-grade mediators with no validation substudy → why their effect
+    cannot be attributed (measurement error drains it into the direct remainder)."""
+    m = study.mechanisms.mediation
+    calibrated = substudy_mediators(study, table)
+    unrecorded = unrecorded_pathways(study, table)
+    out = {}
+    for name, cols in m.pathways.items():
+        if f"mediation pathway {name}" in unrecorded:
+            continue
+        noisy = [c for c in cols if c in m.validation and c not in calibrated]
+        if noisy:
+            out[f"attribution of pathway {name}"] = (
+                f"its mediator(s) {', '.join(repr(c) for c in noisy)} come from consumer-grade records (food app, "
+                f"wearable) and no validation substudy recorded {', '.join(repr(m.validation[c]) for c in noisy)}: "
+                "measurement error attenuates the pathway toward 0, so most of its effect is reported in the direct "
+                "remainder; a research-grade substudy of 5-10% of patients corrects this (regression calibration)")
+    return out
+
+
 def mediation_spec(study: Study, table: pd.DataFrame) -> MediationSpec:
     """The study's mediation spec on ``table``: mediator baselines present in the table join the
     confounders, restriction columns (``exclude_if``) leave them; pathways whose mediators were
-    never recorded are left out (:func:`unrecorded_pathways` says which and why)."""
+    never recorded are left out (:func:`unrecorded_pathways` says which and why); mediators with a
+    recorded validation substudy are calibrated on it (:func:`substudy_mediators`)."""
     m, cov = study.mechanisms.mediation, study.covariates
     extra = tuple(c for c in m.extra_covariates if c in table.columns and c not in cov.baseline)
     unrecorded = unrecorded_pathways(study, table)
@@ -76,7 +109,18 @@ def mediation_spec(study: Study, table: pd.DataFrame) -> MediationSpec:
         categorical=tuple(c for c in cov.categorical if c in covariates), squared=tuple(c for c in cov.squared if c in covariates),
         pathways=pathways, censor_covariates=m.censor_covariates, intermediate=m.intermediate,
         intermediate_in_outcome=m.intermediate_in_outcome, exclude_if=m.exclude_if,
+        **calibration_settings(study, table, pathways),
     )
+
+
+def calibration_settings(study: Study, table: pd.DataFrame, pathways: tuple[Pathway, ...]) -> dict[str, object]:
+    """``validation`` and ``calibration_covariates`` of the mediation spec (empty without a substudy)."""
+    used = {c for p in pathways for c in p.mediators}
+    validation = {k: v for k, v in substudy_mediators(study, table).items() if k in used}
+    if not validation:
+        return {}
+    extra = tuple(c for c in study.mechanisms.mediation.calibration_covariates if c in table.columns)
+    return {"validation": validation, "calibration_covariates": extra}
 
 
 def search_candidates(study: Study) -> list[str]:
@@ -131,7 +175,7 @@ def run_mechanisms(store: Store | str | Path, study: Study | str | Path, out_dir
             provenance, cohort = opened.provenance(), build_cohort(opened, study)
     table = add_mechanism_columns(cohort.table)
     mech = study.mechanisms
-    skipped: dict[str, str] = unrecorded_pathways(study, table)
+    skipped: dict[str, str] = {**unrecorded_pathways(study, table), **unattributable_pathways(study, table)}
     circular = [c for cols in mech.mediation.pathways.values() for c in cols if c == f"{study.outcome.kind}_change"]
     mediation = None
     if circular:

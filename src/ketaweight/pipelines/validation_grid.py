@@ -38,8 +38,11 @@ from ketaweight.causal.ipw import IPW
 from ketaweight.causal.standardization import Standardization
 from ketaweight.causal.tmle import TMLE
 from ketaweight.core.errors import InputError, KetaweightWarning, Location
+from ketaweight.core.outputs import MARKDOWN_GENERATOR, check_file_target
+from ketaweight.core.provenance import Provenance
+from ketaweight.core.results import write_result, write_text_atomic
 from ketaweight.pipelines.emulation import analysis_spec
-from ketaweight.pipelines.results import ValidationRow
+from ketaweight.pipelines.results import ValidationResults, ValidationRow
 from ketaweight.pipelines.validation import cohort_truth
 from ketaweight.sources.simulator import load_scenario, simulate
 from ketaweight.store.store import Store
@@ -221,3 +224,24 @@ def grid_markdown(rows: Sequence[ValidationRow], *, primary: str = PRIMARY) -> s
                   f"(the eligible cohort is about 98 % of them); target (primary estimator, {primary}): coverage "
                   "93–97 % and |bias| ≤ 10 % of its mean SE."]
     return "\n".join(lines)
+
+
+def grid_paths(out: Path, *, replace: bool) -> tuple[Path, Path]:
+    """``out/validation-grid.json`` and ``out/validation-grid.md``, checked writable (call before a long run)."""
+    paths = (out / "validation-grid.json", out / "validation-grid.md")
+    for p in paths:
+        check_file_target(p, replace=replace)
+    return paths
+
+
+def write_grid(rows: list[ValidationRow], out: Path, *, partial: bool, **settings: object) -> tuple[Path, Path]:
+    """The grid's results file (``kind = "validation"``, ``grid`` and ``partial`` in its provenance) and its
+    Markdown table; called after each entry (``partial=True``) and once at the end."""
+    json_target, md_target = grid_paths(out, replace=True)
+    out.mkdir(parents=True, exist_ok=True)
+    json_path = write_result(json_target, ValidationResults(tuple(rows)),
+                             Provenance("simulated", "ketaweight simulator, replicate cohorts of the validation grid"),
+                             exact_counts=True, replace=True, grid=True, partial=partial, **settings)
+    note = "\n\n(partial: the run was still going when this was written)" if partial else ""
+    md_path = write_text_atomic(md_target, MARKDOWN_GENERATOR + grid_markdown(rows) + note + "\n")
+    return json_path, md_path

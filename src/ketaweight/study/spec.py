@@ -138,6 +138,16 @@ class MediationSection(_Section):
                     "programme in progress or holiday eating makes it a moving baseline, confounding mediators "
                     "with the outcome in a way no additive adjustment removes")
     censor_covariates: tuple[str, ...] = Field(("madrs_week2",), description="extra predictors of complete mediators/outcome")
+    validation: dict[str, str] = Field(
+        {"intake_7d_change": "intake_7d_ref_change", "expenditure_7d_change": "expenditure_7d_ref_change"},
+        description="consumer-grade mediator → its reference-method column from a research-grade validation substudy "
+                    "(weighed intake, doubly labelled water on a random 5-10% of patients).  Where the substudy was "
+                    "recorded, the mediator is regression-calibrated on it; where not, the results say that the "
+                    "pathway cannot be attributed from consumer-grade records")
+    calibration_covariates: tuple[str, ...] = Field(
+        ("baseline_energy_intake_7d", "baseline_energy_expenditure_7d"),
+        description="extra predictors of the calibration models (the consumer records' baseline week, from which every "
+                    "change is taken)")
     n_bootstrap: int = Field(1000, ge=50)
 
 
@@ -200,6 +210,7 @@ class Study(_Section):
             problems += [f"covariates.{group} lists {c!r}, which is not in covariates.baseline" for c in stray]
         m = self.mechanisms
         named = [*(c for cols in m.mediation.pathways.values() for c in cols), *m.mediation.intermediate, *m.mediation.exclude_if,
+                 *m.mediation.validation, *m.mediation.validation.values(), *m.mediation.calibration_covariates,
                  *m.mediation.extra_covariates, *m.mediation.censor_covariates, *m.dose_response.exposures,
                  *m.heterogeneity.modifiers, *m.heterogeneity.versions]
         problems += [f"mechanisms: unknown column {c!r} (known: {', '.join([*COVARIATES, *MECHANISM_COLUMNS])})"

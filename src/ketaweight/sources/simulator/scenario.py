@@ -231,13 +231,17 @@ MEASUREMENTS: dict[str, dict[str, float]] = {
         "wearable_activity_noise_min": 0.0, "wearable_expenditure_noise_kcal": 0.0, "wearable_expenditure_bias_cv": 0.0,
         "intake_underreport_mean": 0.0, "intake_underreport_sd": 0.0,
     },
+    "substudy": {"validation_share": 0.10},
 }
 """Measurement designs (observation overrides).  ``clinic``: the scenario as written (a share of
 patients with consumer wearables and a food app, with logging noise, device bias, missed weeks
 and under-reporting).  ``research``: every patient measured every week as a metabolic study
 would — weighed intake, no logging noise, device bias or missed weeks (the device still does not
 see adaptive thermogenesis or the fall of expenditure with weight) — the design under which
-mediation's assumption of well-measured mediators holds (docs/mechanisms.md).  The names are
+mediation's assumption of well-measured mediators holds (docs/mechanisms.md).  ``substudy``: the clinic's
+records plus a research-grade validation substudy of a random 10% of patients (reference-method
+weekly intake and expenditure, :mod:`ketaweight.sources.simulator.substudy`), on which mediation
+calibrates the clinic's records (:mod:`ketaweight.mechanisms.calibration`).  The names are
 :data:`ketaweight.core.vocabulary.MEASUREMENT_DESIGNS` (checked at import)."""
 if tuple(MEASUREMENTS) != MEASUREMENT_DESIGNS:
     raise ImportError(f"simulator measurement designs {tuple(MEASUREMENTS)} differ from core.vocabulary {MEASUREMENT_DESIGNS}")

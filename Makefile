@@ -13,7 +13,7 @@ DEMO_OUT ?= demo-output
 AXE_DIR := .cache/axe
 AXE     := $(AXE_DIR)/node_modules/axe-core/axe.min.js
 
-.PHONY: demo test bench validate install peers clean
+.PHONY: demo test fuzz bench validate install peers clean
 
 $(STAMP): pyproject.toml
 	test -x $(BIN)/python || $(PYTHON) -m venv $(VENV)
@@ -32,18 +32,26 @@ $(PEERS_STAMP): $(STAMP)
 peers: $(PEERS_STAMP)
 
 demo: $(STAMP)
-	$(BIN)/ketaweight demo --out $(DEMO_OUT)
+	$(BIN)/ketaweight demo --out $(DEMO_OUT) --replace
 
-# The report's browser test needs Debian's headless Chromium; install it once if we can (root + mirror),
-# otherwise say so and let that test skip.
+# The report's browser test needs Debian's headless Chromium, the OMOP import tests a throwaway PostgreSQL
+# server from Debian's postgresql binaries; install them once if we can (root + mirror), otherwise say so
+# and let those tests skip.
 test: $(STAMP)
 	@command -v chromium >/dev/null 2>&1 || \
 	  (DEBIAN_FRONTEND=noninteractive apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq chromium) >/dev/null 2>&1 || \
 	  echo "note: chromium could not be installed (needs root and the Debian mirror); the browser test will skip"
 	@test -f $(AXE) || npm install --silent --no-audit --no-fund --prefix $(AXE_DIR) axe-core@4 >/dev/null 2>&1 || \
 	  echo "note: axe-core could not be installed from npm; the clinic service's accessibility check will skip"
+	@ls /usr/lib/postgresql/*/bin/initdb >/dev/null 2>&1 || command -v initdb >/dev/null 2>&1 || \
+	  (DEBIAN_FRONTEND=noninteractive apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq postgresql) >/dev/null 2>&1 || \
+	  echo "note: postgresql could not be installed (needs root and the Debian mirror); the PostgreSQL import tests will skip"
 	$(BIN)/lint-imports
 	$(BIN)/python -m pytest -n 2 -q
+
+# The fuzzers' long run: 10,000 generated inputs per target (docs/reliability.md); minutes to hours.
+fuzz: $(STAMP)
+	HYPOTHESIS_PROFILE=fuzz $(BIN)/python -m pytest -q -p no:randomly -k fuzz tests
 
 bench: $(PEERS_STAMP)
 	$(BIN)/python benchmarks/run_all.py

@@ -55,7 +55,8 @@ def test_results_file_round_trip_and_masking(tmp_path):
     est = next(iter(payload["analyses"].values()))["estimates"]
     assert [e["method"] for e in est] == [r.method for r in results]
     step = next(s for s in est[0]["diagnostics"]["attrition"] if s["step"] == "missing covariates")
-    assert step["n_excluded"] == "<11" and step["n_after"] == 293
+    # masked, and its neighbour's count suppressed so that n_before − n_after does not give it away
+    assert step["n_excluded"] == "<11" and step["n_after"] == "suppressed" and step["n_before"] == 300
     assert est[2]["estimate"] == pytest.approx(results[2].estimate)
     exact = write_causal_results(tmp_path / "x.json", results, provenance={}, exact_counts=True)
     exact_payload = json.loads(exact.read_text())["results"]
@@ -89,3 +90,20 @@ def test_analyze_command_reports_bad_input(tmp_path):
     res = CliRunner().invoke(app, ["analyze", "--table", str(csv), "--treatment", "A", "--outcome", "Y",
                                    "--covariates", "L1,missing_col"])
     assert res.exit_code == 2 and "missing_col" in res.output
+
+
+def test_a_negative_control_that_cannot_be_estimated_says_so(nhefs, nhefs_spec):
+    """main (D26): a NaN negative-control estimate was described as 'its CI excludes 0'."""
+    from dataclasses import replace as with_fields
+
+    from ketaweight.causal import IPW, negative_control
+
+    real = IPW().fit(nhefs, nhefs_spec())
+
+    class Undefined:  # an estimator whose fit on the control gives no finite CI (too few rows, no overlap)
+        def fit(self, table, spec):
+            return with_fields(real, outcome=spec.outcome, ci_low=float("nan"), ci_high=float("nan"))
+
+    nc = negative_control(Undefined(), nhefs, nhefs_spec(), "wt82_71")
+    assert nc.covers_null is None
+    assert "could not be estimated" in nc.interpretation and "excludes" not in nc.interpretation

@@ -79,7 +79,11 @@ def test_results_file_is_masked_and_documents_the_study(tmp_path):
     assert payload["study"]["study"]["name"] == "ketamine-weight"
     assert payload["outcome_units"] == {"outcome_change": "kg", "outcome_change_pct": "%"}
     steps = payload["cohort_attrition"]
-    assert all(s["n_excluded"] == "<11" or s["n_excluded"] == 0 or s["n_excluded"] >= 11 for s in steps)
+    shown = [s[k] for s in steps for k in ("n_before", "n_excluded", "n_after")]
+    assert all(v in ("<11", "suppressed") or v == 0 or v >= 11 for v in shown)
+    from ketaweight.core.privacy import disclosure_risks
+
+    assert disclosure_risks(doc) == []  # no masked count recoverable from the cells beside it
     assert "SIM" not in out.path.read_text()  # no patient identifiers in the results file
     # provenance comes from the store's load record, not from a truth.json beside it (there is none here)
     assert not (tmp_path / "truth.json").exists()

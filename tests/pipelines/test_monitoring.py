@@ -158,11 +158,11 @@ def test_shipped_rules_equal_the_defaults():
 
 
 @pytest.mark.parametrize("text, where", [
-    ("[low_bmi]\nbelow_kg_per_m2 = 'low'\n", "line 2: key 'low_bmi.below_kg_per_m2'"),
-    ("[low_bmi]\nenabled = true\nbelow = 18\n", "line 3: key 'low_bmi.below': unknown key"),
-    ("[dose_above_protocol]\nketamine_max_mg_per_kg = { iv = 1.0, nasal = 2 }\n", "line 2: key 'dose_above_protocol.ketamine_max_mg_per_kg.nasal'"),
-    ("[rapid_weight_loss]\nwindows = [{ days = 30, percent = 150 }]\n", "line 2: key 'rapid_weight_loss.windows.0.percent'"),
-    ("[surveillance]\nx = 1\n", "line 1: key 'surveillance': unknown key"),
+    ("[low_bmi]\nbelow_kg_per_m2 = 'low'\n", "line 2, key 'low_bmi.below_kg_per_m2'"),
+    ("[low_bmi]\nenabled = true\nbelow = 18\n", "line 3, key 'low_bmi.below': unknown key"),
+    ("[dose_above_protocol]\nketamine_max_mg_per_kg = { iv = 1.0, nasal = 2 }\n", "line 2, key 'dose_above_protocol.ketamine_max_mg_per_kg.nasal'"),
+    ("[rapid_weight_loss]\nwindows = [{ days = 30, percent = 150 }]\n", "line 2, key 'rapid_weight_loss.windows.0.percent'"),
+    ("[surveillance]\nx = 1\n", "line 1, key 'surveillance': unknown key"),
     ("[low_bmi\n", "not valid TOML"),
 ])
 def test_bad_rules_files_name_file_line_and_key(tmp_path, text, where):
@@ -278,4 +278,4 @@ def test_cli_monitor_writes_json_and_summary_shows_no_identifiers(hand_built, tm
     bad = tmp_path / "bad.toml"
     bad.write_text("[low_bmi]\nbelow = 1\n", encoding="utf-8")
     res = runner.invoke(app, ["monitor", "--store", str(hand_built), "--rules", str(bad)])
-    assert res.exit_code == 2 and "line 2: key 'low_bmi.below': unknown key" in res.output
+    assert res.exit_code == 2 and "line 2, key 'low_bmi.below': unknown key" in res.output

@@ -90,3 +90,51 @@ def test_screenshots_and_a_clean_console(article_run, tmp_path):
         assert shot.exists() and shot.stat().st_size > 20_000, res.stderr[-2000:]
         console = [line for line in res.stderr.splitlines() if ":CONSOLE(" in line]
         assert console == [], console
+
+
+MEASURE = """() => {
+  const figs = [...document.querySelectorAll('figure svg[role=img]')];
+  const smallest = figs.map(s => {
+    const scale = s.getBoundingClientRect().width / s.viewBox.baseVal.width;
+    return Math.min(...[...s.querySelectorAll('text')].map(t => parseFloat(getComputedStyle(t).fontSize) * scale));
+  });
+  const nav = [...document.querySelectorAll('nav li')].map(li => li.getBoundingClientRect())
+                .map(r => [r.left, r.top, r.right, r.bottom]);
+  return {smallest, page: document.documentElement.scrollWidth, viewport: window.innerWidth, nav,
+          text: document.body.innerText};
+}"""
+
+
+def _overlaps(boxes: list[list[float]]) -> list[tuple[int, int]]:
+    return [(i, j) for i in range(len(boxes)) for j in range(i + 1, len(boxes))
+            if not (boxes[i][2] <= boxes[j][0] or boxes[j][2] <= boxes[i][0]
+                    or boxes[i][3] <= boxes[j][1] or boxes[j][3] <= boxes[i][1])]
+
+
+@pytest.mark.parametrize("width", [1280, 390])
+def test_report_layout_and_legibility_in_chromium(article_run, width):
+    """main: the contents list overlapped at 1280 px, the FAERS table overflowed, figures shrank on a 390 px
+    phone until their labels were ~4 px, and code names (female = 0, cumulative_mg_per_kg) reached the page."""
+    playwright = pytest.importorskip("playwright.sync_api")
+    from ketaweight.study.labels import LABELS
+
+    _, paths = article_run
+    ARTIFACTS.mkdir(exist_ok=True)
+    with playwright.sync_playwright() as p:
+        browser = p.chromium.launch(executable_path=CHROMIUM, args=["--no-sandbox", "--disable-gpu", "--no-first-run",
+                                                                     "--disable-background-networking"])
+        try:
+            page = browser.new_page(viewport={"width": width, "height": 900})
+            page.goto(paths.html.resolve().as_uri())
+            m = page.evaluate(MEASURE)
+            page.screenshot(path=str(ARTIFACTS / f"report-{width}px.png"), full_page=True)
+        finally:
+            browser.close()
+    assert m["viewport"] == width and m["page"] <= width, m["page"]  # no horizontal overflow of the page
+    assert _overlaps(m["nav"]) == []
+    assert len(m["smallest"]) >= 8
+    if width == 390:
+        assert min(m["smallest"]) >= 10, m["smallest"]  # every figure's smallest text, in CSS px on the phone
+    leaked = sorted({name for name in LABELS if "_" in name and re.search(rf"\b{re.escape(name)}\b", m["text"])})
+    assert leaked == [], leaked
+    assert not re.search(r"\b(female|first_route|bmi_class) = ", m["text"])

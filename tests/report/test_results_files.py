@@ -51,3 +51,14 @@ def test_a_file_that_breaks_its_schema_is_refused(article_run, tmp_path):
 def test_published_schemas_are_current(name):
     """docs/schemas/ holds what the code generates (regenerate with `ketaweight schemas docs/schemas`)."""
     assert (DOCS_SCHEMAS / name).read_text(encoding="utf-8") == render(all_schemas()[name])
+
+
+def test_study_reference_page_is_current():
+    """docs/study-reference.md lists every study key (regenerate with
+    `ketaweight schemas docs/schemas --reference docs/study-reference.md`)."""
+    from ketaweight.pipelines.schemas import study_reference
+
+    page = study_reference()
+    assert (DOCS_SCHEMAS.parent / "study-reference.md").read_text(encoding="utf-8") == page
+    for key in ("`negative_control_method`", "`n_bootstrap`", "`horizon_days`", "[mechanisms.mediation]"):
+        assert key in page

@@ -169,7 +169,34 @@ def build_design(
         )
     scale[scale == 0] = 1.0
     matrix = np.ascontiguousarray((raw - center) / scale)
+    _check_collinear(matrix, names, source)
     return Design(matrix, tuple(names), tuple(sources), tuple(kinds), tuple(levels), center, scale)
+
+
+COLLINEAR_TOLERANCE = 1e-9
+"""Smallest eigenvalue of the covariates' correlation matrix (relative to the largest) below which one
+column is a linear combination of others."""
+
+
+def _check_collinear(matrix: np.ndarray, names: list[str], source: str) -> None:
+    """InputError naming the first covariate column that is a linear combination of the ones before it
+    (a column listed twice, or indicators that add up to another column): no model can separate them,
+    and a solver would fail later with a bare 'Singular matrix'.  Cost: one p × p Gram matrix."""
+    n, p = matrix.shape
+    if p < 3 or n < 2:
+        return
+    corr = matrix[:, 1:].T @ matrix[:, 1:] / n  # columns are standardised: this is their correlation matrix
+    eig = np.linalg.eigvalsh(corr)
+    if eig[0] > COLLINEAR_TOLERANCE * max(eig[-1], 1.0):
+        return
+    for k in range(2, p):  # the first column whose leading block is singular
+        sub = np.linalg.eigvalsh(corr[:k, :k])
+        if sub[0] <= COLLINEAR_TOLERANCE * max(sub[-1], 1.0):
+            culprit, earlier = names[k], [names[j + 1] for j in range(k - 1) if abs(corr[k - 1, j]) > 0.999]
+            why = (f"is the same as {', '.join(earlier)} up to scale" if earlier
+                   else "is a linear combination of the covariates before it")
+            raise InputError([(Location(source, column=culprit), f"{why}: the models cannot tell them apart; list "
+                               "each covariate once and drop one of the dependent columns")])
 
 
 def interaction_columns(design: Design, interactions: Sequence[str] | Literal["all"]) -> np.ndarray:

@@ -22,13 +22,22 @@ APPROXIMATION = (
 )
 
 
+def _rr_of(difference: float, outcome_sd: float) -> float:
+    """exp(0.91·d), infinite (not an OverflowError) for a standardized difference too large to exponentiate
+    (a few rows with a huge difference); its E-value is then infinite too, written null in files."""
+    log_rr = 0.91 * difference / outcome_sd
+    return math.exp(log_rr) if abs(log_rr) < 700 else (math.inf if log_rr > 0 else 0.0)
+
+
 def evalue_rr(rr: float) -> float:
     """E-value of a risk ratio (VanderWeele & Ding 2017, eq. 1); 1 at the null.
 
     >>> round(evalue_rr(3.9), 2), evalue_rr(1.0), round(evalue_rr(0.5), 2)   # 3.9: their smoking example
     (7.26, 1.0, 3.41)
     """
-    if not math.isfinite(rr) or rr <= 0:
+    if rr == 0 or rr == math.inf:  # an effect too large to exponentiate: no confounder could explain it away
+        return math.inf
+    if not math.isfinite(rr) or rr < 0:
         return float("nan")
     if rr < 1:
         rr = 1.0 / rr
@@ -44,13 +53,13 @@ def evalue_difference(estimate: float, ci_low: float, ci_high: float, outcome_sd
     if not (math.isfinite(estimate) and math.isfinite(outcome_sd) and outcome_sd > 0):
         return {"rr": None, "evalue_estimate": None, "evalue_ci": None, "ci_limit_used": None,
                 "outcome_sd": outcome_sd, "approximation": APPROXIMATION}
-    rr = math.exp(0.91 * estimate / outcome_sd)
+    rr = _rr_of(estimate, outcome_sd)
     if math.isfinite(ci_low) and math.isfinite(ci_high):
         if ci_low <= 0 <= ci_high:
             limit, e_ci = None, 1.0
         else:
             limit = ci_low if estimate > 0 else ci_high
-            e_ci = evalue_rr(math.exp(0.91 * limit / outcome_sd))
+            e_ci = evalue_rr(_rr_of(limit, outcome_sd))
     else:
         limit, e_ci = None, float("nan")
     return {

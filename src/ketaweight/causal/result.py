@@ -67,6 +67,35 @@ class CausalResult(Result):
         """A printable summary with numbered notes (``as_text()``, ``as_html()``)."""
         return summarise([self])
 
+    def plot_balance(self) -> Any:
+        """|standardized mean differences| before and after weighting (a Love plot), as a Figure."""
+        from ketaweight.core import figures
+
+        bal = self.diagnostics["balance"]
+        return figures.balance_plot(bal["covariates"], bal["smd_unweighted"], bal["smd_weighted"],
+                                    threshold=bal["threshold"], alt=f"Balance of the covariates ({self.method})")
+
+    def plot_overlap(self) -> Any:
+        """Mirrored histograms of the propensity score by arm (from the stored quantiles), as a Figure."""
+        from ketaweight.core import figures
+
+        ov = self.diagnostics["overlap"]
+        return figures.overlap_plot(ov["quantiles"], ov["treated"], ov["control"],
+                                    alt=f"Propensity overlap of treated and untreated ({self.method})")
+
+    def frame_rows(self) -> list[dict[str, Any]]:
+        """One row: the estimate with the diagnostics a reader checks first (balance, weights, overlap,
+        E-value, how many warnings)."""
+        d = self.diagnostics or {}
+        return [{"method": self.method, "estimand": self.estimand, "treatment": self.treatment, "outcome": self.outcome,
+                 "estimate": self.estimate, "se": self.se, "ci_low": self.ci_low, "ci_high": self.ci_high,
+                 "ci_level": self.ci_level, "n": self.n,
+                 "max_abs_smd_weighted": (d.get("balance") or {}).get("max_abs_smd_weighted"),
+                 "ess": (d.get("weights") or {}).get("ess"),
+                 "share_outside_support": (d.get("overlap") or {}).get("share_outside_support"),
+                 "evalue_ci": (self.sensitivity or {}).get("evalue_ci"), "warnings": len(self.warnings),
+                 "variance": self.variance}]
+
 
 def summarise(results: Sequence[CausalResult]) -> Summary:
     """Several results of the same question side by side, with the variance methods and warnings as notes."""

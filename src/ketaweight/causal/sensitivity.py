@@ -4,6 +4,7 @@ are in :mod:`ketaweight.causal.evalue`."""
 
 from __future__ import annotations
 
+import math
 from dataclasses import dataclass, replace
 
 import pandas as pd
@@ -27,7 +28,7 @@ class NegativeControl(Result):
 
     outcome: str
     result: CausalResult
-    covers_null: bool
+    covers_null: bool | None  # None: the control could not be estimated (no finite estimate and CI)
     interpretation: str
 
     def summary(self) -> Summary:
@@ -42,6 +43,10 @@ def negative_control(estimator: Estimator, table: pd.DataFrame, spec: AnalysisSp
     population the main analysis used: ``trimming`` as there)."""
     data = prepare(table, replace(spec, outcome=outcome))
     result = estimator.fit(data if trimming is None else trim(data, trimming))
+    if not all(math.isfinite(v) for v in (result.estimate, result.ci_low, result.ci_high)):
+        text = (f"the {result.method} estimate on the negative control '{outcome}' could not be estimated (no finite "
+                "estimate and CI: too few patients or no overlap); it says nothing about residual confounding")
+        return NegativeControl(outcome, result, None, text)
     covers = bool(result.ci_low <= 0 <= result.ci_high)
     if covers:
         text = (

@@ -20,6 +20,8 @@ class ExportFormat(str, Enum):
     duckdb = "duckdb"
     csv = "csv"
     parquet = "parquet"
+    omop = "omop"
+    fhir = "fhir"
 
 
 Measurement = Enum("Measurement", {name: name for name in MEASUREMENT_DESIGNS}, type=str)  # type: ignore[misc]
@@ -53,7 +55,7 @@ def simulate_command(
     patients: int = typer.Option(20000, "--patients", "-n", min=1, help="Number of virtual patients."),
     seed: int = typer.Option(7, "--seed", help="Random seed; the same seed gives identical files."),
     out: Path = typer.Option(..., "--out", "-o", help="Output folder (new or empty, or an earlier simulation's with --replace): store.duckdb, truth.json, patient_truth.parquet."),
-    export: ExportFormat = typer.Option(ExportFormat.duckdb, "--format", help="Also export the tables as CSV or Parquet into OUT/<format>/."),
+    export: ExportFormat = typer.Option(ExportFormat.duckdb, "--format", help="Also export the tables as CSV, Parquet, an OMOP CDM 5.4 (CSV) or FHIR R4 (NDJSON) into OUT/<format>/."),
     truth: bool = typer.Option(True, "--truth/--no-truth", help="Simulate the counterfactual worlds and write the ground truth."),
     measurement: Measurement = typer.Option("clinic", "--measurement",
                                             help="clinic: records as the scenario says (consumer wearables for some patients); "
@@ -62,13 +64,21 @@ def simulate_command(
 ) -> None:
     """Simulate a ketamine-clinic cohort with a known ground truth."""
     from ketaweight.core.outputs import staged_folder
+    from ketaweight.pipelines.imports import export_store
+
+    table_export = export.value if export.value in ("duckdb", "csv", "parquet") else "duckdb"
 
     def action():
-        with staged_folder(out, replace=replace) as work:
-            result, _ = simulate_with_progress(scenario, patients, seed, work, export.value, truth, measurement.value)
+        with staged_folder(out, replace=replace) as work:  # the store and every export appear together, or none
+            result, store_path = simulate_with_progress(scenario, patients, seed, work, table_export, truth,
+                                                        measurement.value)
+            if export.value in ("omop", "fhir"):
+                export_store(store_path, work / export.value, export.value)  # type: ignore[arg-type]
         return result
 
     result = run_cli(action)
+    if export.value in ("omop", "fhir"):
+        console.print(f"{export.value}: [bold]{out / export.value}[/]")
     console.print(f"store: [bold]{out / 'store.duckdb'}[/]")
     if result.truth is not None:
         console.print(f"truth: [bold]{out / 'truth.json'}[/] and {out / 'patient_truth.parquet'}")

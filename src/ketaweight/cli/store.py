@@ -12,6 +12,7 @@ from ketaweight.cli._common import console, run_cli
 from ketaweight.core.privacy import mask_count
 
 if TYPE_CHECKING:
+    from ketaweight.pipelines.imports import ImportResult
     from ketaweight.store import Store
 
 store_app = typer.Typer(help="Create, load, export and summarise the canonical DuckDB store.", no_args_is_help=True)
@@ -49,12 +50,16 @@ def load_command(
 def export_command(
     store: Path = typer.Option(..., "--store", help="DuckDB store file."),
     out: Path = typer.Option(..., "--out", help="Folder for <table>.csv or <table>.parquet (and provenance.json)."),
-    fmt: str = typer.Option("parquet", "--format", help="csv or parquet."),
+    fmt: str = typer.Option("parquet", "--format", help="csv, parquet, omop (OMOP CDM 5.4) or fhir (FHIR R4)."),
+    layout: str | None = typer.Option(None, "--layout", help="omop: csv (default) or duckdb; fhir: ndjson (default) or bundle."),
 ) -> None:
-    """Export every canonical table (canonical units) to CSV or Parquet, with the data's provenance."""
+    """Export every canonical table (canonical units) to CSV, Parquet, an OMOP CDM or FHIR, with the data's provenance."""
+    from ketaweight.pipelines.imports import export_store
     from ketaweight.store import Store
 
     def action():
+        if fmt in ("omop", "fhir"):
+            return export_store(store, out, fmt, layout=layout)  # type: ignore[arg-type]
         with Store(store, read_only=True) as st:
             return st.export(out, fmt)
     for name, path in run_cli(action).items():
@@ -70,3 +75,51 @@ def summary_command(store: Path = typer.Option(..., "--store", help="DuckDB stor
         with Store(store, read_only=True) as st:
             print_store_summary(st)
     run_cli(action)
+
+
+def print_import(result: ImportResult, exact: bool) -> None:
+    """The import report (counts under 11 masked unless ``exact``) and the store's conversions."""
+    for line in result.report.lines(exact=exact):
+        console.print(line, highlight=False, soft_wrap=False)
+    for conversion, n in result.load.conversions.items():
+        console.print(f"the store converted {mask_count(n)} rows, {conversion}", highlight=False)
+    console.print(f"provenance: {result.provenance.label}", highlight=False)
+    console.print(f"store: [bold]{result.store}[/]")
+
+
+@store_app.command("import-omop")
+def import_omop_command(
+    source: str = typer.Argument(..., help="A DuckDB CDM file, a folder of CDM CSV files, or a postgresql:// URL (read-only)."),
+    store: Path = typer.Option(..., "--store", help="DuckDB store file (created if missing)."),
+    cdm_schema: str | None = typer.Option(None, "--cdm-schema", help="Schema of the CDM tables (PostgreSQL default: public)."),
+    vocabulary_schema: str | None = typer.Option(None, "--vocabulary-schema", help="Schema of the vocabulary tables (default: the CDM schema)."),
+    mapping: Path | None = typer.Option(None, "--mapping", help="TOML file extending the built-in concept sets."),
+    all_persons: bool = typer.Option(False, "--all-persons", help="Import every person, not only those with depression or a ketamine/esketamine exposure."),
+    report: Path | None = typer.Option(None, "--report", help="Also write the import report as JSON."),
+    exact_counts: bool = typer.Option(False, "--exact-counts", help="Exact counts and example row ids (the data owner's receipt; not for sharing)."),
+) -> None:
+    """Import an OMOP CDM 5.4: concepts resolved from its vocabulary, selection pushed down, every left-out row counted."""
+    from ketaweight.pipelines.imports import import_omop
+
+    result = run_cli(lambda: import_omop(store, source, cdm_schema=cdm_schema, vocabulary_schema=vocabulary_schema,
+                                         mapping_file=mapping, all_persons=all_persons, report_path=report,
+                                         exact_counts=exact_counts, on_stage=lambda t: console.print(t, highlight=False)))
+    print_import(result, exact_counts)
+
+
+@store_app.command("import-fhir")
+def import_fhir_command(
+    source: Path = typer.Argument(..., help="A folder of bulk-export NDJSON files (one resource type per file) and/or Bundle .json files, or one file."),
+    store: Path = typer.Option(..., "--store", help="DuckDB store file (created if missing)."),
+    mapping: Path | None = typer.Option(None, "--mapping", help="TOML file extending the built-in concept sets."),
+    validate: bool = typer.Option(True, "--validate/--no-validate", help="Check every resource against the FHIR R4 (R4B) models; "
+                                  "--no-validate checks only the fields ketaweight reads (faster)."),
+    report: Path | None = typer.Option(None, "--report", help="Also write the import report as JSON."),
+    exact_counts: bool = typer.Option(False, "--exact-counts", help="Exact counts and example file lines (the data owner's receipt; not for sharing)."),
+) -> None:
+    """Import FHIR R4 resources: Patient, Observation, Medication*, Condition, AdverseEvent, Procedure."""
+    from ketaweight.pipelines.imports import import_fhir
+
+    result = run_cli(lambda: import_fhir(store, source, mapping_file=mapping, validate=validate, report_path=report,
+                                         exact_counts=exact_counts, on_stage=lambda t: console.print(t, highlight=False)))
+    print_import(result, exact_counts)

@@ -43,14 +43,19 @@ class Location:
     line: int | None = None
     column: str | None = None
     line_label: str = "line"  # "row" for formats without text lines (Parquet, data frames)
+    column_label: str = "column"  # "key" in a TOML file
 
     def __str__(self) -> str:
         parts = [self.file]
         if self.line is not None:
             parts.append(f"{self.line_label} {self.line}")
         if self.column is not None:
-            parts.append(f"column '{self.column}'")
+            parts.append(f"{self.column_label} '{self.column}'")
         return ", ".join(parts)
+
+
+Problem = tuple[Location, str]
+"""One problem with user input: where it is and why it is wrong."""
 
 
 class InputError(ValueError):

@@ -49,6 +49,10 @@ from 1 to 10, or ``"suppressed"`` when it would reveal such a count (``core.priv
 InMemory = Annotated[Any, Field(exclude=True)]
 """A field that stays on the object and is never serialised (give it ``default=None, compare=False``)."""
 
+FRAME_COLUMNS = ("part", "method", "estimand", "treatment", "outcome", "exposure", "by", "estimate", "se", "ci_low",
+                 "ci_high", "ci_level", "n")
+"""The leading columns of every :meth:`Result.to_frame` (one vocabulary from code to JSON to frame)."""
+
 RESULT_KINDS: dict[str, type[Result]] = {}
 """Results-file kind → the result type of its ``results`` payload."""
 
@@ -121,6 +125,40 @@ class Result:
 
     def _repr_html_(self) -> str:
         return self.summary().as_html()
+
+    def frame_rows(self) -> list[dict[str, Any]]:
+        """Rows of :meth:`to_frame`: this result's own row if it is an estimate (it has ``estimate`` and
+        ``ci_low``), else the rows of every result it holds, each with ``part`` saying where it sits."""
+        if hasattr(self, "estimate") and hasattr(self, "ci_low"):
+            return [{f.name: getattr(self, f.name) for f in dataclasses.fields(self)  # type: ignore[arg-type]
+                     if isinstance(getattr(self, f.name), (str, int, float, bool)) or getattr(self, f.name) is None}]
+        rows: list[dict[str, Any]] = []
+        for f in dataclasses.fields(self):  # type: ignore[arg-type]
+            for part, value in _results_in(getattr(self, f.name), f.name):
+                rows += [{"part": part if "part" not in r else f"{part}.{r['part']}", **{k: v for k, v in r.items()
+                                                                                       if k != "part"}}
+                         for r in value.frame_rows()]
+        return rows
+
+    def to_frame(self) -> Any:
+        """A tidy pandas DataFrame, one row per estimate (method, estimand, estimate, se, ci_low, ci_high,
+        n and the diagnostics that matter); columns in that order where present."""
+        import pandas as pd  # only this method needs pandas
+
+        frame = pd.DataFrame(self.frame_rows())
+        first = [c for c in FRAME_COLUMNS if c in frame.columns]
+        return frame[first + [c for c in frame.columns if c not in first]]
+
+
+def _results_in(value: Any, path: str) -> list[tuple[str, Result]]:
+    """The results held by a field value (itself, or inside a tuple, list or dict), with their path."""
+    if isinstance(value, Result):
+        return [(path, value)]
+    if isinstance(value, (list, tuple)):
+        return [(p, r) for i, v in enumerate(value) for p, r in _results_in(v, f"{path}[{i}]")]
+    if isinstance(value, dict):
+        return [(p, r) for k, v in value.items() for p, r in _results_in(v, f"{path}.{k}")]
+    return []
 
 
 def _cell(value: Any) -> str:

@@ -218,6 +218,9 @@ def _negative_control(analysis: CausalAnalysis) -> Criterion:
         return Criterion("Negative control", q, "no negative-control outcome was analysed", "not assessed", 0, rule)
     nc = ncs[0]
     r = nc.result
+    if nc.covers_null is None:
+        return Criterion("Negative control", q, f"the {r.method} estimate on {nc.outcome} could not be estimated",
+                         "not assessed", 0, rule)
     finding = f"{r.method} estimate on {nc.outcome}: {fmt_num(r.estimate)} ({fmt_num(r.ci_low)} to {fmt_num(r.ci_high)})"
     if nc.covers_null:
         return Criterion("Negative control", q, finding + ": covers 0", "supports", 0, rule)

@@ -130,6 +130,15 @@ class DoseResponseResult(Result):
         """The factor the curves are split by (None for one curve over all rows)."""
         return (self.settings.get("spec") or {}).get("by")
 
+    def plot(self) -> Any:
+        """The curve with its confidence band (one curve; with a factor, the points of every level), as a Figure."""
+        from ketaweight.core import figures
+
+        pts = self.curve
+        return figures.curve_plot([p.exposure for p in pts], [p.estimate for p in pts], [p.ci_low for p in pts],
+                                  [p.ci_high for p in pts], xlabel=self.exposure, ylabel=f"mean {self.outcome}",
+                                  alt=f"Dose-response of {self.outcome} on {self.exposure} ({self.method})")
+
     def summary(self) -> Summary:
         rows = tuple((f"{p.exposure:.3g}", *((p.by,) if self.by else ()), f"{p.estimate:.3f}",
                       f"({p.ci_low:.3f}, {p.ci_high:.3f})") for p in self.curve)

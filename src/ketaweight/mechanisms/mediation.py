@@ -198,6 +198,15 @@ class MediationResult(Result):
         """Total, direct, each pathway, interaction — in that order."""
         return [self.total, self.direct, *self.pathways.values(), self.interaction]
 
+    def plot(self) -> Any:
+        """The total, each pathway, the direct and interaction remainders as a forest plot (a Figure)."""
+        from ketaweight.core import figures
+
+        eff = self.effects
+        return figures.forest_plot([r.estimand for r in eff], [r.estimate for r in eff], [r.ci_low for r in eff],
+                                   [r.ci_high for r in eff], unit=eff[0].outcome,
+                                   alt="Mediation: the effect carried by each pathway, with bootstrap CIs")
+
     def summary(self) -> Summary:
         """Effect, estimate and CI (outcome units), with the assumptions as notes."""
         rows = tuple((r.estimand, f"{r.estimate:.3f}", f"({r.ci_low:.3f}, {r.ci_high:.3f})") for r in self.effects)

@@ -22,6 +22,7 @@ from ketaweight.causal.sensitivity import NegativeControl, negative_control
 from ketaweight.causal.spec import AnalysisSpec
 from ketaweight.study.catalogue import COVARIATES
 from ketaweight.study.cohort import Cohort, build_cohort
+from ketaweight.core.errors import InputError, Location
 from ketaweight.core.outputs import check_file_target
 from ketaweight.core.provenance import Provenance
 from ketaweight.core.results import write_result
@@ -70,6 +71,20 @@ def analysis_spec(study: Study, outcome: str) -> AnalysisSpec:
     )
 
 
+NO_EXPOSURE_MESSAGE = "no patient started {drugs} in this database"
+
+
+def require_exposures(store: Store, study: Study) -> None:
+    """Stop before any estimate when the store holds no exposure to the study's drugs (e.g. a real CDM
+    with no ketamine): there is no treated group, so there is nothing to estimate."""
+    drugs = list(study.treatment.drugs)
+    n = store.con.execute(f"SELECT count(*) FROM exposures WHERE drug IN ({', '.join('?' for _ in drugs)})", drugs).fetchall()[0][0]
+    if n == 0:
+        raise InputError([(Location(str(store.path), column="exposures"),
+                           NO_EXPOSURE_MESSAGE.format(drugs=" or ".join(drugs)) + "; there is no treated group to compare, "
+                           "so no effect is estimated")])
+
+
 def run_study(store: Store | str | Path, study: Study | str | Path, out_dir: str | Path | None = None, *,
               replace: bool = True) -> StudyResults:
     """Emulate the target trial of ``study`` on the store (an open :class:`Store` or a path);
@@ -84,11 +99,13 @@ def run_study(store: Store | str | Path, study: Study | str | Path, out_dir: str
     a = study.analysis
     if isinstance(store, Store):
         store_path, provenance = store.path, store.provenance()
+        require_exposures(store, study)
         cohort = build_cohort(store, study)
     else:
         store_path = Path(store)
         with Store(store_path, read_only=True) as opened:
             provenance = opened.provenance()
+            require_exposures(opened, study)
             cohort = build_cohort(opened, study)
     common = dict(variance=a.variance, n_bootstrap=a.n_bootstrap, seed=a.seed, on_failure=a.on_failure,
                   learner=a.learner, n_repeats=a.crossfit_repeats, truncate_by_arm=a.truncate_by_arm)

@@ -8,15 +8,14 @@ impossible values, each problem as ``FILE, line N, column 'section.key': reason`
 
 from __future__ import annotations
 
-import re
-import tomllib
 from importlib import resources
 from pathlib import Path
 from typing import Literal
 
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator
 
-from ketaweight.core.errors import InputError, Location
+from ketaweight.core.errors import InputError
+from ketaweight.core.tomlfile import read_toml, validation_problems
 
 SHIPPED_RULES = "monitoring.toml"
 
@@ -124,53 +123,15 @@ def shipped_rules_path() -> Path:
     return Path(str(resources.files("ketaweight.pipelines") / "data" / SHIPPED_RULES))
 
 
-def _line_of(text: str, key_path: tuple[str | int, ...]) -> int | None:
-    """The 1-based line where ``section.key`` is written (best effort: tomllib keeps no positions).
-
-    Finds the ``[section]`` header, then the first line after it that assigns the next key; falls back
-    to the header line, or None when the section is not in the file (a missing section is never an error).
-    """
-    lines = text.splitlines()
-    names = [k for k in key_path if isinstance(k, str)]
-    if not names:
-        return None
-    header = re.compile(r"^\s*\[\s*" + re.escape(names[0]) + r"\s*\]\s*(#.*)?$")
-    start = next((i for i, line in enumerate(lines) if header.match(line)), None)
-    if start is None:
-        return None
-    if len(names) == 1:
-        return start + 1
-    assign = re.compile(r"^\s*" + re.escape(names[1]) + r"\s*=")
-    for i in range(start + 1, len(lines)):
-        if lines[i].lstrip().startswith("["):
-            break
-        if assign.match(lines[i]):
-            return i + 1
-    return start + 1
-
-
 def load_rules(path: str | Path | None = None) -> MonitoringRules:
     """Read and validate a rules file (default: the shipped one); raise InputError naming file, line and key
     (``rules.toml, line 3: key 'low_bmi.below_kg_per_m2': Input should be a valid number``)."""
     p = Path(path) if path is not None else shipped_rules_path()
     if not p.is_file():
         raise FileNotFoundError(f"{p}: no such rules file (copy {shipped_rules_path()} and edit it)")
-    try:
-        text = p.read_text(encoding="utf-8")
-        data = tomllib.loads(text)
-    except UnicodeDecodeError as exc:
-        raise InputError([(Location(str(p)), f"not UTF-8 text ({exc.reason}); re-save the file as UTF-8")]) from exc
-    except tomllib.TOMLDecodeError as exc:
-        raise InputError([(Location(str(p)), f"not valid TOML: {exc}")]) from exc
+    data, text = read_toml(p)
     try:
         return MonitoringRules.model_validate({**data, "source": str(p)})
     except ValidationError as exc:
-        problems = []
-        for err in exc.errors():
-            loc = tuple(k for k in err["loc"] if k != "[key]")  # pydantic marks a bad dict key so
-            key = ".".join(str(k) for k in loc)
-            reason = err["msg"]
-            if err["type"] == "extra_forbidden":
-                reason = "unknown key (see the shipped monitoring.toml for the keys each rule takes)"
-            problems.append((Location(str(p), _line_of(text, loc)), f"key '{key}': {reason}"))
-        raise InputError(problems) from exc
+        raise InputError(validation_problems(exc, str(p), text, unknown_key="unknown key (see the shipped "
+                                             "monitoring.toml for the keys each rule takes)")) from exc

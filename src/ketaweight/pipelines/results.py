@@ -22,7 +22,7 @@ kind                   type
 from __future__ import annotations
 
 from dataclasses import dataclass, field
-from typing import ClassVar
+from typing import Any, ClassVar
 
 from ketaweight.causal.analysis import CausalAnalysis
 from ketaweight.core.attrition import AttritionStep
@@ -56,6 +56,10 @@ class CausalStudy(Result):
     def outcome_kind(self) -> str | None:
         """The study's outcome measurement kind (``weight``, ``madrs`` …), None for a plain table."""
         return self.study.outcome.kind if self.study is not None else None
+
+    def plot(self) -> Any:
+        """The main outcome's estimators as a forest plot (a Figure)."""
+        return next(iter(self.analyses.values())).plot()
 
     def summary(self) -> Summary:
         first = next(iter(self.analyses.values()))

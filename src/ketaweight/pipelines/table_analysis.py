@@ -24,6 +24,7 @@ from ketaweight.core.errors import InputError, Location
 from ketaweight.core.outputs import check_file_target
 from ketaweight.core.provenance import Provenance
 from ketaweight.core.results import write_result
+from ketaweight.core.tomlfile import decode_text
 from ketaweight.pipelines.results import CausalStudy
 
 
@@ -81,12 +82,7 @@ def read_table(path: Path) -> pd.DataFrame:
     raw = path.read_bytes()
     if not raw.lstrip(b"\xef\xbb\xbf").strip():
         raise InputError([(Location(label, 1), "file is empty (expected a header line with column names)")])
-    try:
-        text = raw.decode("utf-8-sig")
-    except UnicodeDecodeError as exc:
-        line = raw.count(b"\n", 0, exc.start) + 1
-        raise InputError([(Location(label, line), f"not UTF-8 text (byte 0x{raw[exc.start]:02x}); re-save the file "
-                           "as UTF-8")]) from exc
+    text = decode_text(raw, label)
     try:
         return pd.read_csv(io.StringIO(text))
     except pd.errors.ParserError as exc:  # "Error tokenizing data. C error: Expected 5 fields in line 7, saw 6"

@@ -39,6 +39,7 @@ from ketaweight.causal.standardization import Standardization
 from ketaweight.causal.tmle import TMLE
 from ketaweight.core.errors import InputError, KetaweightWarning, Location
 from ketaweight.core.outputs import MARKDOWN_GENERATOR, check_file_target
+from ketaweight.core.tomlfile import read_toml
 from ketaweight.core.provenance import Provenance
 from ketaweight.core.results import write_result, write_text_atomic
 from ketaweight.pipelines.emulation import analysis_spec
@@ -78,21 +79,20 @@ class GridEntry:
 
 
 def load_grid(path: str | Path | None = None) -> tuple[GridEntry, ...]:
-    """Read a grid file (default: the shipped grid); every problem is named with file and key."""
+    """Read a grid file (default: the shipped grid); every problem is named with file, line and entry."""
     if path is None:
         text, label = (resources.files("ketaweight.pipelines") / "data" / "validation-grid.toml").read_text("utf-8"), "validation-grid.toml"
+        raw = tomllib.loads(text)
     else:
         p = Path(path)
-        if not p.is_file():
+        if not p.exists():
             raise InputError([(Location(str(p)), "grid file not found")])
-        text, label = p.read_text(encoding="utf-8"), str(p)
-    try:
-        raw = tomllib.loads(text)
-    except tomllib.TOMLDecodeError as exc:
-        raise InputError([(Location(label), f"not valid TOML: {exc}")]) from exc
+        raw, text = read_toml(p)
+        label = str(p)
+    starts = [i + 1 for i, line in enumerate(text.splitlines()) if line.strip().startswith("[[entry]]")]
     entries, problems = [], []
     for i, e in enumerate(raw.get("entry", [])):
-        where = Location(label, column=f"entry[{i}]")
+        where = Location(label, starts[i] if i < len(starts) else None, f"entry[{i}]", column_label="key")
         unknown = sorted(set(e) - {"name", "scenario", "patients"})
         if unknown:
             problems.append((where, f"unknown key(s) {unknown}; an entry has name, scenario and patients"))
@@ -112,7 +112,7 @@ def load_grid(path: str | Path | None = None) -> tuple[GridEntry, ...]:
         try:
             load_scenario(e.scenario)
         except InputError as exc:
-            problems += [(Location(label, column=f"entry '{e.name}'"), f"scenario: {m}") for _, m in exc.problems]
+            problems += [(Location(label, column=f"entry '{e.name}'", column_label="key"), f"scenario: {m}") for _, m in exc.problems]
     if problems:
         raise InputError(problems)
     return tuple(entries)

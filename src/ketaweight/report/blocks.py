@@ -12,7 +12,7 @@ from ketaweight.core.privacy import mask_count
 from ketaweight.core.results import ResultsFile
 from ketaweight.evidence.extract import EstimateRow
 from ketaweight.evidence.grade import fmt_num
-from ketaweight.report import figures as fg
+from ketaweight.core import figures as fg
 
 NOT_ANALYSED = "Not yet analysed in this run: no results file for this analysis was found, so no number is shown."
 

@@ -12,7 +12,7 @@ from ketaweight.core.results import ResultsFile
 from ketaweight.evidence.extract import curves, gradient_rows, mediation_rows, subgroup_rows
 from ketaweight.evidence.grade import fmt_num
 from ketaweight.pipelines.results import MechanismsResults, SimulationTruth
-from ketaweight.report import figures as fg
+from ketaweight.core import figures as fg
 from ketaweight.report.blocks import NOT_ANALYSED, ci_text, data_label, rows_forest, rows_table, table
 from ketaweight.report.collect import RunResults
 from ketaweight.study.labels import label as column_label

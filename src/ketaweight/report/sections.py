@@ -16,7 +16,7 @@ from ketaweight.causal.analysis import CausalAnalysis
 from ketaweight.core.privacy import mask_count
 from ketaweight.evidence.extract import horizon_phrase
 from ketaweight.evidence.grade import LEVELS, Answer, GradingRules, fmt_num
-from ketaweight.report import figures as fg
+from ketaweight.core import figures as fg
 from ketaweight.report.blocks import NOT_ANALYSED, ci_text, data_label, table
 from ketaweight.report.collect import RunResults
 from ketaweight.study.labels import label as column_label

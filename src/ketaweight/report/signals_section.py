@@ -9,7 +9,7 @@ from typing import Any
 from ketaweight.core.privacy import mask_count
 from ketaweight.core.results import ResultsFile
 from ketaweight.evidence.grade import fmt_num
-from ketaweight.report import figures as fg
+from ketaweight.core import figures as fg
 from ketaweight.report.blocks import NOT_ANALYSED, data_label, table
 from ketaweight.report.collect import RunResults
 from ketaweight.signals.report import Measure, SignalsReport

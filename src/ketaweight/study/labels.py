@@ -73,6 +73,23 @@ LEVEL_LABELS: dict[str, dict[str, str]] = {
 """Column → level as written in the data → label (levels not listed are shown as they are)."""
 
 
+_CODE_NAME = re.compile(r"\b(" + "|".join(re.escape(k) for k in sorted(LABELS, key=len, reverse=True) if "_" in k)
+                        + r")(\[[^\]]+\]|\^2)?(?![\w])")
+
+
+def relabel(text: str) -> str:
+    """``text`` with every code name of the labels table (those with an underscore) replaced by its label,
+    quotes around it dropped; for sentences written by the engines (warnings, notes) before people read them.
+
+    >>> relabel("1 covariate column(s) have |SMD| > 0.1: index_quarter[4] (-0.112)")
+    '1 covariate column(s) have |SMD| > 0.1: calendar quarter: 4 (-0.112)'
+    >>> relabel("the estimate on the negative control 'negative_control_change' is 0.1")
+    'the estimate on the negative control change in resting heart rate (negative control, bpm) is 0.1'
+    """
+    text = re.sub(r"'(" + _CODE_NAME.pattern + r")'", r"\1", text)
+    return _CODE_NAME.sub(lambda m: label(m.group(0)), text)
+
+
 def label(name: str) -> str:
     """The label of a column (a name not in the table is shown with its underscores as spaces).
 

@@ -21,7 +21,6 @@ Protocol elements (Hernán & Robins 2016, target-trial emulation):
 
 from __future__ import annotations
 
-import tomllib
 from importlib import resources
 from pathlib import Path
 from typing import Any, Literal
@@ -29,6 +28,7 @@ from typing import Any, Literal
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, model_validator
 
 from ketaweight.core.errors import InputError, Location
+from ketaweight.core.tomlfile import read_toml, validation_problems
 from ketaweight.core.schema import DRUGS, MEASUREMENT_KINDS, ROUTES
 from ketaweight.core.vocabulary import DEFAULT_METHODS, METHODS, Learner, Method, TrimRule
 from ketaweight.study.catalogue import COVARIATES, MECHANISM_COLUMNS
@@ -43,7 +43,7 @@ class StudyInfo(_Section):
                       description="short identifier, used as the results file's name: letters, digits, '.', '_', '-' "
                                   "(no folders), at most 64 characters, e.g. ketamine-weight")
     title: str = Field(description="the question, in words")
-    description: str = ""
+    description: str = Field("", description="the target trial in a paragraph (shown in the report)")
 
 
 class Eligibility(_Section):
@@ -74,8 +74,8 @@ class Outcome(_Section):
 
 class Covariates(_Section):
     baseline: tuple[str, ...] = Field(description="confounders, from the cohort covariate catalogue")
-    categorical: tuple[str, ...] = ()
-    squared: tuple[str, ...] = ()
+    categorical: tuple[str, ...] = Field((), description="baseline covariates entered as level indicators")
+    squared: tuple[str, ...] = Field((), description="numeric baseline covariates that also enter squared")
 
 
 class Censoring(_Section):
@@ -102,10 +102,12 @@ class Analysis(_Section):
     truncate_by_arm: float | None = Field(None, gt=50, le=100, description="IPW: cap each weighted arm's weights at "
                                                                            "its own upper percentile (e.g. 99); the "
                                                                            "share of weight removed is reported")
-    variance: Literal["sandwich", "bootstrap"] = "sandwich"
-    n_bootstrap: int = Field(1000, ge=50)
-    seed: int = 0
-    on_failure: Literal["warn", "raise"] = "warn"
+    variance: Literal["sandwich", "bootstrap"] = Field("sandwich", description="sandwich (influence function) or a "
+                                                                             "bootstrap that refits every model")
+    n_bootstrap: int = Field(1000, ge=50, description="bootstrap replicates when variance = bootstrap")
+    seed: int = Field(0, description="seeds bootstrap and cross-fitting: the same data, spec and seed give the same numbers")
+    on_failure: Literal["warn", "raise"] = Field("warn", description="a failed diagnostic (balance, overlap, weights) "
+                                                                     "warns, or stops the run with an error")
     negative_control_kind: str | None = Field(None, description="measurement kind used as a negative-control outcome")
     negative_control_method: Method = Field("aipw", description="estimator run on the negative-control outcome")
 
@@ -148,7 +150,7 @@ class MediationSection(_Section):
         ("baseline_energy_intake_7d", "baseline_energy_expenditure_7d"),
         description="extra predictors of the calibration models (the consumer records' baseline week, from which every "
                     "change is taken)")
-    n_bootstrap: int = Field(1000, ge=50)
+    n_bootstrap: int = Field(1000, ge=50, description="mediation bootstrap replicates")
 
 
 class DoseResponseSection(_Section):
@@ -248,16 +250,9 @@ def load_study(path: str | Path) -> Study:
         p = Path(str(resources.files("ketaweight.study.studies") / f"{path}.toml"))
     if not p.exists():
         raise InputError([(Location(str(p)), f"study file not found (shipped studies: {', '.join(builtin_studies())})")])
-    try:
-        raw = tomllib.loads(p.read_text(encoding="utf-8"))
-    except tomllib.TOMLDecodeError as exc:
-        raise InputError([(Location(str(p)), f"not valid TOML: {exc}")]) from exc
+    raw, text = read_toml(p)
     try:
         return Study.model_validate(raw)
     except ValidationError as exc:
-        problems = []
-        for err in exc.errors():
-            key = ".".join(str(x) for x in err["loc"]) or None
-            for msg in str(err["msg"]).removeprefix("Value error, ").split("; "):
-                problems.append((Location(str(p), column=key), msg))
-        raise InputError(problems) from exc
+        raise InputError(validation_problems(exc, str(p), text, unknown_key="unknown key (the study reference, "
+                                             "docs/study-reference.md, lists every key)")) from exc

@@ -16,13 +16,13 @@ A scenario file only needs the values it changes; everything else keeps its defa
 
 from __future__ import annotations
 
-import tomllib
 from importlib import resources
 from pathlib import Path
 
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, model_validator
 
 from ketaweight.core.errors import InputError, Location
+from ketaweight.core.tomlfile import read_toml, validation_problems
 from ketaweight.core.vocabulary import MEASUREMENT_DESIGNS
 
 
@@ -281,21 +281,16 @@ def load_scenario(name_or_path: str | Path) -> Scenario:
     if path.suffix == ".toml" or path.exists():
         if not path.exists():
             raise InputError([(Location(str(path)), "scenario file not found")])
-        text, label = path.read_text(encoding="utf-8"), str(path)
+        label = str(path)
+        raw, text = read_toml(path, label)
     else:
         resource = _scenario_dir() / f"{name_or_path}.toml"
         if not resource.is_file():
             raise InputError([(Location(str(name_or_path)),
                                f"unknown scenario; built-in scenarios are {', '.join(builtin_scenarios())}")])
-        text, label = resource.read_text(encoding="utf-8"), f"scenario '{name_or_path}'"
-    try:
-        raw = tomllib.loads(text)
-    except tomllib.TOMLDecodeError as exc:
-        raise InputError([(Location(label), f"not valid TOML: {exc}")]) from exc
+        label = f"scenario '{name_or_path}'"
+        raw, text = read_toml(Path(str(resource)), label)
     try:
         return Scenario.model_validate(raw)
     except ValidationError as exc:
-        problems = [
-            (Location(label, column=".".join(str(p) for p in err["loc"])), err["msg"]) for err in exc.errors()
-        ]
-        raise InputError(problems) from exc
+        raise InputError(validation_problems(exc, label, text)) from exc

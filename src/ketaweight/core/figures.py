@@ -1,9 +1,12 @@
-"""The report's figures: matplotlib plots of the run's numbers, returned as accessible inline SVG.
+"""The figures of ketaweight: matplotlib plots of plain numbers, for the report and for ``plot()``.
 
-Each function takes plain numbers and returns a :class:`Figure` (SVG text with a ``<title>``
-and ``role="img"``, plus the alt text), so the HTML stays one self-contained file: no images
-on disk, no CDN.  Text stays text in the SVG (``svg.fonttype = "none"``) so it scales on a
-phone and is read by screen readers; output is deterministic (fixed hash salt, no date).
+Each function takes plain numbers and returns a :class:`Figure`: the matplotlib figure
+(``.figure``, what a notebook user gets from a result's ``plot()``), its alt text, and on demand
+accessible inline SVG (``.svg``: a ``<title>`` and ``role="img"``, so the report stays one
+self-contained file) or files (``.save``: SVG or PNG).  Text stays text in the SVG
+(``svg.fonttype = "none"``) so it scales on a phone and is read by screen readers; labels from data
+are never parsed as mathtext (``text.parse_math`` off: a ``$`` in a name is a dollar sign); output is
+deterministic (fixed hash salt, no date).
 """
 
 from __future__ import annotations
@@ -12,8 +15,9 @@ import hashlib
 import html
 import io
 import re
+import textwrap
 from collections.abc import Sequence
-from dataclasses import dataclass
+from pathlib import Path
 
 import matplotlib
 
@@ -21,32 +25,73 @@ matplotlib.use("Agg")
 import matplotlib.pyplot as plt  # noqa: E402
 from matplotlib import ticker  # noqa: E402
 
-_RC = {"svg.fonttype": "none", "svg.hashsalt": "ketaweight", "font.size": 9, "axes.spines.top": False,
-       "axes.spines.right": False, "font.family": "sans-serif"}
+WIDTH_IN = 4.6
+"""Figure width, inches: narrow enough that 11-pt text stays ≥ 10 CSS px when a phone (390 px) shows the
+figure at its full width (checked in the browser by the report tests)."""
+LABEL_CHARS = 20
+"""Axis tick labels wrap at this many characters, so long labels do not widen the figure."""
+
+_RC = {"svg.fonttype": "none", "svg.hashsalt": "ketaweight", "font.size": 11.5, "axes.spines.top": False,
+       "axes.spines.right": False, "font.family": "sans-serif", "text.parse_math": False}
 BLUE, ORANGE, GREY = "#1f5fa8", "#c0571b", "#666666"
 """Colour-blind-safe pair (blue/orange) plus grey for references."""
 
 
-@dataclass(frozen=True)
 class Figure:
-    """An inline SVG and its alt text (also its ``<title>``)."""
+    """A matplotlib figure and its alt text (also the SVG's ``<title>``)."""
 
-    svg: str
-    alt: str
+    def __init__(self, figure: plt.Figure, alt: str) -> None:
+        self.figure = figure
+        self.alt = alt
+        self._svg: str | None = None
+
+    @property
+    def svg(self) -> str:
+        """Accessible inline SVG (computed once)."""
+        if self._svg is None:
+            self._svg = _svg_text(self.figure, self.alt)
+        return self._svg
+
+    def save(self, path: str | Path) -> Path:
+        """Write the figure as SVG or PNG (by the file's suffix)."""
+        p = Path(path)
+        if p.suffix.lower() == ".svg":
+            p.write_text(self.svg, encoding="utf-8")
+        elif p.suffix.lower() == ".png":
+            with plt.rc_context(_RC):
+                self.figure.savefig(p, format="png", dpi=200, bbox_inches="tight", metadata={"Software": None})
+        else:
+            raise ValueError(f"{p}: a figure is saved as .svg or .png")
+        return p
+
+    def close(self) -> None:
+        """Free the matplotlib figure (the SVG text, once made, stays)."""
+        _ = self.svg
+        plt.close(self.figure)
+
+    def _repr_svg_(self) -> str:
+        return self.svg
 
 
-def _to_svg(fig: plt.Figure, alt: str) -> Figure:
+def _wrap(label: str, width: int = LABEL_CHARS) -> str:
+    return "\n".join(textwrap.wrap(label, width)) or label
+
+
+def _svg_text(fig: plt.Figure, alt: str) -> str:
     buf = io.StringIO()
-    fig.savefig(buf, format="svg", bbox_inches="tight", metadata={"Date": None, "Creator": None})
-    plt.close(fig)
+    with plt.rc_context(_RC):  # the SVG settings (text as text, fixed hash salt) apply when it is written
+        fig.savefig(buf, format="svg", bbox_inches="tight", metadata={"Date": None, "Creator": None})
     text = buf.getvalue()
     text = text[text.index("<svg"):]
     fid = "fig-" + hashlib.sha1((alt + text).encode("utf-8")).hexdigest()[:12]  # stable across runs
     text = re.sub(r'<svg([^>]*?) width="[^"]*" height="[^"]*"', r'<svg\1', text, count=1)
     text = text.replace("<svg", f'<svg role="img" aria-labelledby="{fid}-title" class="figure"', 1)
     head_end = text.index(">", text.index("<svg")) + 1
-    text = text[:head_end] + f'<title id="{fid}-title">{html.escape(alt)}</title>' + text[head_end:]
-    return Figure(svg=text, alt=alt)
+    return text[:head_end] + f'<title id="{fid}-title">{html.escape(alt)}</title>' + text[head_end:]
+
+
+def _to_svg(fig: plt.Figure, alt: str) -> Figure:
+    return Figure(fig, alt)
 
 
 def forest_plot(labels: Sequence[str], estimates: Sequence[float], lows: Sequence[float], highs: Sequence[float], *,
@@ -55,14 +100,14 @@ def forest_plot(labels: Sequence[str], estimates: Sequence[float], lows: Sequenc
     """Point estimates with horizontal confidence intervals, one row per label (top to bottom)."""
     n = len(labels)
     with plt.rc_context(_RC):
-        fig, ax = plt.subplots(figsize=(6.4, 0.45 * n + 0.9))
+        fig, ax = plt.subplots(figsize=(WIDTH_IN, 0.55 * n + 1.0))
         y = list(range(n))[::-1]
         for i, (yy, e, lo, hi) in enumerate(zip(y, estimates, lows, highs, strict=True)):
             colour = ORANGE if (highlight and highlight[i]) else BLUE
             ax.plot([lo, hi], [yy, yy], color=colour, lw=2)
             ax.plot([e], [yy], "o", color=colour, ms=6)
         ax.axvline(reference, color=GREY, lw=1, ls="--")
-        ax.set_yticks(y, labels)
+        ax.set_yticks(y, [_wrap(s) for s in labels])
         ax.set_xlabel(unit)
         if log:  # plain tick labels: matplotlib's default log labels go through mathtext
             ax.set_xscale("log")
@@ -78,28 +123,37 @@ def balance_plot(covariates: Sequence[str], unweighted: Sequence[float], weighte
     """Absolute standardized mean differences before and after weighting (a 'Love plot')."""
     n = len(covariates)
     with plt.rc_context(_RC):
-        fig, ax = plt.subplots(figsize=(6.4, 0.32 * n + 1.0))
+        fig, ax = plt.subplots(figsize=(WIDTH_IN, 0.36 * n + 1.2))
         y = list(range(n))[::-1]
         nan = float("nan")  # an SMD that could not be computed (a constant column) is left out, not drawn at 0
         ax.plot([nan if v is None else abs(v) for v in unweighted], y, "o", mfc="white", color=ORANGE, label="before adjustment")
         ax.plot([nan if v is None else abs(v) for v in weighted], y, "o", color=BLUE, label="after weighting")
         ax.axvline(threshold, color=GREY, ls="--", lw=1, label=f"threshold {threshold:g}")
-        ax.set_yticks(y, covariates)
+        ax.set_yticks(y, [_wrap(s) for s in covariates])
         ax.set_xlabel("|standardized mean difference|")
         ax.legend(frameon=False, loc="lower right")
         return _to_svg(fig, alt)
 
 
 def overlap_plot(quantiles: Sequence[float], treated: Sequence[float], control: Sequence[float], *, alt: str) -> Figure:
-    """Propensity-score quantiles of treated and untreated patients (overlapping curves = positivity holds)."""
+    """Mirrored histograms of the propensity score: treated above the axis, untreated below.
+
+    Drawn from the arms' quantiles (the results files hold no per-patient scores and no bin counts):
+    between consecutive quantiles lies that share of the arm, so each bar's height is the share over
+    the bar's width — a histogram with the quantiles as bin edges.  Bars that face each other mean
+    overlap; an arm with nothing opposite it lies outside common support."""
     with plt.rc_context(_RC):
-        fig, ax = plt.subplots(figsize=(6.4, 2.8))
-        ax.plot(quantiles, treated, "-o", color=BLUE, ms=3, label="treated")
-        ax.plot(quantiles, control, "-s", color=ORANGE, ms=3, label="untreated")
-        ax.set_xlabel("quantile of the group")
-        ax.set_ylabel("propensity score")
-        ax.set_ylim(0, 1)
-        ax.legend(frameon=False)
+        fig, ax = plt.subplots(figsize=(WIDTH_IN, 3.2))
+        for values, sign, colour, name in ((treated, 1, BLUE, "treated"), (control, -1, ORANGE, "untreated")):
+            for (p0, p1), (q0, q1) in zip(zip(quantiles, quantiles[1:]), zip(values, values[1:])):
+                width = max(q1 - q0, 1e-3)
+                ax.bar(q0, sign * (p1 - p0) / width, width=width, align="edge", color=colour, alpha=0.6,
+                       label=name if p0 == quantiles[0] else None)
+        ax.axhline(0, color=GREY, lw=0.8)
+        ax.set_xlim(0, 1)
+        ax.set_xlabel("propensity score")
+        ax.set_ylabel("density (untreated below)")
+        ax.legend(frameon=False, loc="upper right")
         return _to_svg(fig, alt)
 
 
@@ -107,13 +161,13 @@ def attrition_diagram(steps: Sequence[str], remaining: Sequence[str], excluded: 
     """A flow of boxes: each eligibility step with the patients remaining and excluded (already masked text)."""
     n = len(steps)
     with plt.rc_context(_RC):
-        fig, ax = plt.subplots(figsize=(6.4, 0.55 * n + 0.3))
+        fig, ax = plt.subplots(figsize=(WIDTH_IN, 0.75 * n + 0.3))
         ax.set_axis_off()
         ax.set_xlim(0, 10)
         ax.set_ylim(-0.5, n - 0.3)
         for i, (s, r, e) in enumerate(zip(steps, remaining, excluded, strict=True)):
             yy = n - 1 - i
-            ax.text(3.2, yy, f"{s}\n{r} remain", ha="center", va="center",
+            ax.text(3.2, yy, f"{_wrap(s, 34)}\n{r} remain", ha="center", va="center",
                     bbox={"boxstyle": "round", "fc": "#eef3fa", "ec": BLUE})
             if e not in ("0", "—"):
                 ax.text(8.0, yy, f"excluded: {e}", ha="center", va="center", color=ORANGE)
@@ -128,7 +182,7 @@ def curve_plot(x: Sequence[float], estimate: Sequence[float], low: Sequence[floa
     """A curve with its confidence band (dose-response); ``reference`` draws the level the curve is read
     against (e.g. the same patients without treatment), labelled in a legend."""
     with plt.rc_context(_RC):
-        fig, ax = plt.subplots(figsize=(6.4, 3.0))
+        fig, ax = plt.subplots(figsize=(WIDTH_IN, 3.2))
         ax.fill_between(x, low, high, color=BLUE, alpha=0.2, lw=0)
         ax.plot(x, estimate, color=BLUE, lw=2, label="with this exposure")
         ax.axhline(0, color=GREY, ls=":", lw=0.8)

@@ -59,7 +59,8 @@ def simulate_command(
     truth: bool = typer.Option(True, "--truth/--no-truth", help="Simulate the counterfactual worlds and write the ground truth."),
     measurement: Measurement = typer.Option("clinic", "--measurement",
                                             help="clinic: records as the scenario says (consumer wearables for some patients); "
-                                                 "research: weekly intake, activity and expenditure for everyone, without noise, bias or missed weeks."),
+                                                 "research: weekly intake, activity and expenditure for everyone, without noise, bias or missed weeks; "
+                                                 "substudy: clinic records plus reference-method intake and expenditure for a random 10%."),
     replace: bool = typer.Option(False, "--replace", help="Replace an earlier simulation's output in --out (files you added there are kept)."),
 ) -> None:
     """Simulate a ketamine-clinic cohort with a known ground truth."""

@@ -101,7 +101,8 @@ def validate_mechanisms_command(
                              help="Folder for mechanisms-validation-<measurement>.json/.md."),
     measurement: Measurement = typer.Option("clinic", "--measurement",
                                             help="clinic: the scenarios' records; research: every mediator measured "
-                                                 "without noise, bias or missed weeks (the estimator's check under its assumptions)."),
+                                                 "without noise, bias or missed weeks (the estimator's check under its assumptions); "
+                                                 "substudy: clinic records plus a research-grade validation substudy of 10%."),
     intermediate_in_outcome: bool | None = typer.Option(
         None, "--intermediate-in-outcome/--no-intermediate-in-outcome",
         help="Override the study's [mechanisms.mediation] intermediate_in_outcome (default: as the study says)."),

@@ -108,11 +108,14 @@ def load_grid(path: str | Path | None = None) -> tuple[GridEntry, ...]:
         problems.append((Location(label), "no [[entry]] tables: the grid is empty"))
     names = [e.name for e in entries]
     problems += [(Location(label), f"entry name {n!r} is used twice") for n in sorted({n for n in names if names.count(n) > 1})]
-    for e in entries:  # refuse an unknown scenario before minutes of work
+    for i, e in enumerate(raw.get("entry", [])):  # refuse an unknown scenario before minutes of work
+        if not isinstance(e.get("scenario"), str):
+            continue
         try:
-            load_scenario(e.scenario)
+            load_scenario(e["scenario"])
         except InputError as exc:
-            problems += [(Location(label, column=f"entry '{e.name}'", column_label="key"), f"scenario: {m}") for _, m in exc.problems]
+            where = Location(label, starts[i] if i < len(starts) else None, f"entry[{i}].scenario", column_label="key")
+            problems += [(where, f"scenario {e['scenario']!r}: {m}") for _, m in exc.problems]
     if problems:
         raise InputError(problems)
     return tuple(entries)

@@ -170,3 +170,30 @@ def test_ess_is_reported_per_arm():
     assert arms["treated"]["n"] + arms["control"]["n"] == data.n
     cell = r.summary().rows[0][6]
     assert cell == f"{arms['treated']['ess']:.0f}/{arms['control']['ess']:.0f}"
+
+
+def test_no_overlap_gives_no_number_from_the_doubly_robust_estimators():
+    """A = 1[x > 0]: every propensity is 0 or 1.  AIPW and TMLE (linear nuisances) say they are undefined
+    and give NaN, never an estimate from the remaining finite terms; Crump's rule refuses; common-support
+    trimming says the arms do not overlap."""
+    from ketaweight.causal import AIPW, TMLE, Trimming, prepare, trim
+    from ketaweight.core.errors import InputError, PositivityWarning
+
+    rng = np.random.default_rng(0)
+    x = rng.normal(size=2000)
+    a = (x > 0).astype(float)
+    df = pd.DataFrame({"x": x, "a": a, "y": a + x + rng.normal(size=2000)})
+    spec = AnalysisSpec(treatment="a", outcome="y", covariates=("x",))
+    for est in (AIPW(), TMLE()):
+        with warnings.catch_warnings(record=True) as caught:
+            warnings.simplefilter("always")
+            r = est.fit(df, spec)
+        assert np.isnan(r.estimate) and np.isnan(r.ci_low) and np.isnan(r.se)
+        messages = [str(w.message) for w in caught]
+        assert any("undefined here" in m and "no overlap" in m for m in messages)
+        assert all(issubclass(w.category, PositivityWarning) or "separates" in str(w.message) or "support" in str(w.message)
+                   for w in caught), messages  # no numpy 'invalid value' noise
+    with pytest.raises(InputError, match="no optimal trimming"):
+        trim(prepare(df, spec), Trimming(rule="crump"))
+    with pytest.raises(InputError, match="do not overlap"):
+        trim(prepare(df, spec), Trimming(rule="common-support"))

@@ -34,6 +34,7 @@ the outcome learner also gets A).
 
 from __future__ import annotations
 
+import math
 from collections.abc import Sequence
 from dataclasses import dataclass
 from typing import Any, ClassVar, Literal
@@ -47,6 +48,7 @@ from ketaweight.causal.learners import LEARNERS, Learner
 from ketaweight.causal.nuisance import CrossFit, NuisanceSettings, baseline_regression, cross_fit
 from ketaweight.causal.standardization import check_interactions
 from ketaweight.causal.weights import censoring_weights, treatment_weights
+from ketaweight.core.errors import PositivityWarning
 
 
 def estimand_weights(e: np.ndarray, a: np.ndarray, estimand: str) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
@@ -126,13 +128,24 @@ class DoublyRobust(Estimator):
         splits = np.random.SeedSequence(self.seed).spawn(self.n_repeats)
         settings = self.nuisance_settings()
         fits = [cross_fit(data, settings, s) for s in splits]
-        runs = [self._split_fit(data, cf) for cf in fits]
+        with np.errstate(divide="ignore", invalid="ignore"):  # a propensity of 0 or 1 is reported below, not here
+            runs = [self._split_fit(data, cf) for cf in fits]
         estimates = np.array([r[0] for r in runs])
         variances = np.array([np.sum(r[1] ** 2) / data.n**2 for r in runs])
         estimate = float(np.median(estimates))
         se = float(np.sqrt(np.median(variances + (estimates - estimate) ** 2))) if analytic else float("nan")
         cf = fits[0]
-        wa = treatment_weights(cf.e, data.a, data.spec.estimand, stabilized=False)
+        with np.errstate(divide="ignore"):
+            wa = treatment_weights(cf.e, data.a, data.spec.estimand, stabilized=False)
+        if not all(np.all(np.isfinite(treatment_weights(f.e, data.a, data.spec.estimand, stabilized=False)))
+                   for f in fits) or not (math.isfinite(estimate) and (math.isfinite(se) or not analytic)):
+            # No overlap: a cross-fitted propensity of exactly 0 or 1 for a patient of the other arm makes the
+            # weighted terms undefined; an estimate from the remaining finite terms would be a number without
+            # a meaning, so none is given.
+            log.warn(PositivityWarning, f"{self.method.upper()} is undefined here: some patients have a propensity "
+                     "of 0 or 1 (no overlap); restrict the population (trimming = \"crump\" or \"common-support\") "
+                     "or change the question (estimand ATO)")
+            estimate, se = float("nan"), float("nan")
         wc = data.observed.astype(float) if not data.censored else censoring_weights(cf.pi, data.observed, data.a,
                                                                                       stabilized=False)
         return Fitted(

@@ -57,7 +57,8 @@ class Trimming:
 
 def crump_alpha(e: np.ndarray) -> float:
     """Crump et al.'s (2009) optimal trimming threshold α for propensities ``e`` (module docstring)."""
-    g = 1.0 / (e * (1.0 - e))
+    with np.errstate(divide="ignore"):  # a propensity of 0 or 1 is the error below
+        g = 1.0 / (e * (1.0 - e))
     if not np.all(np.isfinite(g)):
         raise InputError([(Location("table"), "propensities of exactly 0 or 1 (separation): no optimal trimming "
                                               "rule exists; coarsen the covariates that predict treatment perfectly")])

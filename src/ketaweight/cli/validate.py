@@ -106,6 +106,8 @@ def validate_mechanisms_command(
     intermediate_in_outcome: bool | None = typer.Option(
         None, "--intermediate-in-outcome/--no-intermediate-in-outcome",
         help="Override the study's [mechanisms.mediation] intermediate_in_outcome (default: as the study says)."),
+    mediation_only: bool = typer.Option(False, "--mediation-only", help="Check mediation only (skips dose-response "
+                                        "and per-patient effects, most of each replicate's time)."),
     replace: bool = typer.Option(False, "--replace", help="Replace earlier mechanisms-validation files in --out."),
 ) -> None:
     """Mediation, dose-response and per-patient effects against the simulator's truth (slow: minutes)."""
@@ -126,7 +128,8 @@ def validate_mechanisms_command(
         settings["intermediate_in_outcome"] = spec.mechanisms.mediation.intermediate_in_outcome
         with progress_bar(f"{replicates} replicates × {len(names)} scenarios", replicates * len(names)) as advance:
             return validate_mechanisms(spec, names, replicates=replicates, n_patients=patients, n_bootstrap=bootstrap,
-                                       seed=seed, measurement=measurement.value, on_replicate=advance)
+                                       seed=seed, measurement=measurement.value, mediation_only=mediation_only,
+                                       on_replicate=advance)
 
     settings: dict[str, bool] = {}
 

@@ -129,9 +129,11 @@ def validate_mechanisms(
     n_bootstrap: int = 200,
     seed: int = 2026,
     measurement: str = "clinic",
+    mediation_only: bool = False,
     on_replicate: Callable[[int], None] | None = None,
 ) -> tuple[list[MechanismRow], dict[str, dict[str, float]]]:
-    """Mediation coverage per effect, plus dose-response and DR-learner agreement (means over replicates)."""
+    """Mediation coverage per effect, plus dose-response and DR-learner agreement (means over replicates;
+    ``mediation_only`` skips those two, which cost most of a replicate's time)."""
     study = study if isinstance(study, Study) else load_study(study)
     seeds = np.random.SeedSequence(seed).generate_state(len(scenarios) * replicates)
     rows: list[MechanismRow] = []
@@ -146,8 +148,9 @@ def validate_mechanisms(
                 warnings.simplefilter("ignore", KetaweightWarning)
                 table, truth = scenario_cohort(scenario, study, n_patients, s, measurement)
                 med.append(mediation_check(table, truth, study, n_bootstrap=n_bootstrap, seed=s))
-                dose.append(dose_check(table, truth, study))
-                ind.append(individual_check(table, truth, study, s))
+                if not mediation_only:
+                    dose.append(dose_check(table, truth, study))
+                    ind.append(individual_check(table, truth, study, s))
             if on_replicate is not None:
                 on_replicate(1)
         for q in med[0]:
@@ -155,8 +158,9 @@ def validate_mechanisms(
             cover = float(np.mean((lo <= tr) & (tr <= hi)))
             rows.append(MechanismRow(scenario, q, float(tr.mean()), float(est.mean()), cover,
                                      math.sqrt(cover * (1 - cover) / replicates), replicates))
-        extra[scenario] = {**{f"dose_{k2}": float(np.mean([d[k2] for d in dose])) for k2 in dose[0]},
-                           **{f"individual_{k2}": _nanmean([d[k2] for d in ind]) for k2 in ind[0]}}
+        if not mediation_only:
+            extra[scenario] = {**{f"dose_{k2}": float(np.mean([d[k2] for d in dose])) for k2 in dose[0]},
+                               **{f"individual_{k2}": _nanmean([d[k2] for d in ind]) for k2 in ind[0]}}
     return rows, extra
 
 
@@ -173,10 +177,11 @@ def as_markdown(rows: list[MechanismRow], extra: dict[str, dict[str, float]], *,
     lines += [f"| {r.scenario} | {r.quantity} | {r.truth:+.3f} | {r.mean_estimate:+.3f} | "
               f"{f'{100 * (r.mean_estimate - r.truth) / r.truth:+.0f}%' if abs(r.truth) > 1e-3 else '—'} | "
               f"{100 * r.coverage:.0f}% ({100 * r.coverage_mcse:.0f}) |" for r in rows]
-    lines += ["", "| scenario | dose: max abs error (kg) | dose: band covers truth | dose: true / estimated slope (kg per session) "
-              "| per patient: correlation | calibration slope (truth on prediction) | BLP slope | share predicted / true < −1 kg "
-              "| calibrated spread / true SD of τ(L) / SD of effects (kg) |",
-              "|---|---:|---:|---:|---:|---:|---:|---:|---:|"]
+    if extra:
+        lines += ["", "| scenario | dose: max abs error (kg) | dose: band covers truth | dose: true / estimated slope (kg per session) "
+                  "| per patient: correlation | calibration slope (truth on prediction) | BLP slope | share predicted / true < −1 kg "
+                  "| calibrated spread / true SD of τ(L) / SD of effects (kg) |",
+                  "|---|---:|---:|---:|---:|---:|---:|---:|---:|"]
     for sc, e in extra.items():
         lines.append(f"| {sc} | {e['dose_max_abs_error']:.3f} | {100 * e['dose_share_covered']:.0f}% | "
                      f"{e['dose_true_slope']:+.3f} / {e['dose_estimated_slope']:+.3f} | {e['individual_correlation']:.2f} | "

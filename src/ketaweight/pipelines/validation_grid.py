@@ -17,11 +17,9 @@ raising on a cohort counts as failed, never as a number).
 from __future__ import annotations
 
 import math
-import os
 import tomllib
 import warnings
 from collections.abc import Callable, Sequence
-from concurrent.futures import ProcessPoolExecutor
 from dataclasses import dataclass
 from importlib import resources
 from pathlib import Path
@@ -44,7 +42,7 @@ from ketaweight.core.provenance import Provenance
 from ketaweight.core.results import write_result, write_text_atomic
 from ketaweight.pipelines.emulation import analysis_spec
 from ketaweight.pipelines.results import ValidationResults, ValidationRow
-from ketaweight.pipelines.validation import cohort_truth
+from ketaweight.pipelines.validation import cohort_truth, replicate_pool
 from ketaweight.sources.simulator import load_scenario, simulate
 from ketaweight.store.store import Store
 from ketaweight.study.cohort import build_cohort
@@ -189,7 +187,7 @@ def validate_grid(
     labels = tuple(estimators)
     streams = np.random.SeedSequence(seed).spawn(len(entries))
     rows: list[ValidationRow] = []
-    with ProcessPoolExecutor(max_workers=workers or os.cpu_count() or 1) as pool:
+    with replicate_pool(workers) as pool:
         for entry, stream in zip(entries, streams):
             seeds = stream.generate_state(replicates + 1)
             truth = cohort_truth(entry.scenario, study, truth_patients, int(seeds[0]))[OUTCOME]

@@ -53,12 +53,15 @@ def main() -> None:
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     ap.add_argument("--n", type=int, default=100_000)
     ap.add_argument("--repeats", type=int, default=3)
+    ap.add_argument("--stacked-repeats", type=int, default=None, help="processes per stacked configuration (default --repeats)")
     args = ap.parse_args()
-    print(f"load before: {os.getloadavg()[0]:.2f}  n = {args.n:,}, 20 covariates, median of {args.repeats}", flush=True)
+    print(f"load before: {os.getloadavg()[0]:.2f}  n = {args.n:,}, 20 covariates, median of {args.repeats} "
+          f"(stacked: {args.stacked_repeats or args.repeats})", flush=True)
     rows = []
     for method in ("aipw", "tmle"):
         for learner in ("linear", "stacked"):
-            runs = [run(args.n, method, learner) for _ in range(args.repeats)]
+            k = args.repeats if learner == "linear" or args.stacked_repeats is None else args.stacked_repeats
+            runs = [run(args.n, method, learner) for _ in range(k)]
             med = statistics.median(r["seconds"] for r in runs)
             rows.append((method, learner, med, [round(r["seconds"], 2) for r in runs], max(r["peak_mib"] for r in runs),
                          runs[0]["estimate"], runs[0]["se"]))

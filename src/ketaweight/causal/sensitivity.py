@@ -41,8 +41,9 @@ def negative_control(estimator: Estimator, table: pd.DataFrame, spec: AnalysisSp
                      trimming: Trimming | None = None) -> NegativeControl:
     """Run ``estimator`` with ``outcome`` swapped for the negative-control column ``outcome`` (on the
     population the main analysis used: ``trimming`` as there)."""
-    data = prepare(table, replace(spec, outcome=outcome))
-    result = estimator.fit(data if trimming is None else trim(data, trimming))
+    swapped = replace(spec, outcome=outcome)
+    result = (estimator.fit(table, swapped) if trimming is None
+              else estimator.fit(trim(prepare(table, swapped), trimming)))
     if not all(math.isfinite(v) for v in (result.estimate, result.ci_low, result.ci_high)):
         text = (f"the {result.method} estimate on the negative control '{outcome}' could not be estimated (no finite "
                 "estimate and CI: too few patients or no overlap); it says nothing about residual confounding")

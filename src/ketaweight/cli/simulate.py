@@ -60,7 +60,8 @@ def simulate_command(
     truth: bool = typer.Option(True, "--truth/--no-truth", help="Simulate the counterfactual worlds and write the ground truth."),
     measurement: Measurement = typer.Option("clinic", "--measurement",
                                             help="clinic: records as the scenario says (consumer wearables for some patients); "
-                                                 "research: weekly intake, activity and expenditure for everyone, without noise, bias or missed weeks."),
+                                                 "research: weekly intake, activity and expenditure for everyone, without noise, bias or missed weeks; "
+                                                 "substudy: clinic records plus reference-method intake and expenditure for a random 10%."),
     replace: bool = typer.Option(False, "--replace", help="Replace an earlier simulation's output in --out (files you added there are kept)."),
     sites: int = typer.Option(1, "--sites", min=1, max=50,
                               help="Simulate a network of this many site stores (OUT/site-1/, OUT/site-2/, ...) that differ in size, case mix, "

@@ -27,6 +27,7 @@ from ketaweight.causal.aipw import AIPW
 from ketaweight.causal.data import prepare
 from ketaweight.causal.design import interaction_columns
 from ketaweight.causal.glm import fit_logistic
+from ketaweight.causal.nuisance import make_folds, post_baseline_columns
 from ketaweight.causal.outcome import fit_outcome_model
 from ketaweight.causal.spec import AnalysisSpec
 from ketaweight.causal.weights import censoring_design
@@ -81,6 +82,8 @@ def aipw_many(table: pd.DataFrame, spec: AnalysisSpec, outcomes: Sequence[str], 
     first = next(iter(prepared.values()))
     if first.n != int(analysed.sum()):  # the exclusions above must be prepare()'s own
         raise AssertionError(f"analysed rows {int(analysed.sum())} differ from prepare()'s {first.n}")
+    if post_baseline_columns(first).size:
+        return _one_by_one(sub, base, outcomes, estimator, analysed, pseudo_for)
     x, a, n = first.x.matrix, first.a, first.n
     cols = interaction_columns(first.x, estimator.interactions)
     ys = {o: sub[o].to_numpy(dtype=float) for o in outcomes}
@@ -88,7 +91,7 @@ def aipw_many(table: pd.DataFrame, spec: AnalysisSpec, outcomes: Sequence[str], 
     runs: dict[str, list[tuple[float, float]]] = {o: [] for o in outcomes}
     pseudo: dict[str, np.ndarray] = {}
     for r, split in enumerate(splits):
-        folds = estimator._folds(n, split)  # exactly AIPW's folds
+        folds = make_folds(n, estimator.n_folds, split)  # exactly AIPW's folds
         e = np.empty(n)
         start = None
         for train, test in folds:
@@ -133,4 +136,25 @@ def aipw_many(table: pd.DataFrame, spec: AnalysisSpec, outcomes: Sequence[str], 
         group = next(k for k, names in groups.items() if o in names)
         out[o] = OutcomeEstimate(o, est, math.sqrt(float(np.median(var + (ests - est) ** 2))), n,
                                  prepared[group].n_observed)
+    return ManyOutcomes(out, analysed, pseudo)
+
+
+def _one_by_one(sub: pd.DataFrame, base: AnalysisSpec, outcomes: Sequence[str], estimator: AIPW, analysed: np.ndarray,
+                pseudo_for: Sequence[str]) -> ManyOutcomes:
+    """AIPW's own cross-fitting outcome by outcome, for designs whose censoring covariates include
+    post-baseline variables: AIPW then regresses the outcome sequentially (on L, then on V among the
+    observed), which the shared-propensity batch above does not reproduce.  Same splits and numbers as
+    ``AIPW.fit``; without the batch's speed."""
+    splits = np.random.SeedSequence(estimator.seed).spawn(estimator.n_repeats)
+    out: dict[str, OutcomeEstimate] = {}
+    pseudo: dict[str, np.ndarray] = {}
+    for o in outcomes:
+        data = prepare(sub, replace(base, outcome=o))
+        runs = [estimator.crossfit_once(data, split) for split in splits]
+        ests = np.array([est for est, _ in runs])
+        var = np.array([float(np.sum(infl**2)) / data.n**2 for _, infl in runs])
+        est = float(np.median(ests))
+        out[o] = OutcomeEstimate(o, est, math.sqrt(float(np.median(var + (ests - est) ** 2))), data.n, data.n_observed)
+        if o in pseudo_for:
+            pseudo[o] = runs[0][0] + runs[0][1]  # the first split's per-row pseudo-outcome (estimate + influence)
     return ManyOutcomes(out, analysed, pseudo)

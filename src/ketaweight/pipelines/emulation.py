@@ -16,6 +16,7 @@ from pathlib import Path
 
 from ketaweight.causal.analysis import CausalAnalysis
 from ketaweight.causal.data import prepare
+from ketaweight.causal.positivity import Trimming
 from ketaweight.causal.result import CausalResult
 from ketaweight.causal.runner import default_estimators, run_estimators
 from ketaweight.causal.sensitivity import NegativeControl, negative_control
@@ -107,23 +108,30 @@ def run_study(store: Store | str | Path, study: Study | str | Path, out_dir: str
             provenance = opened.provenance()
             require_exposures(opened, study)
             cohort = cached_cohort(opened, study)
-    estimators = default_estimators(methods=a.methods, variance=a.variance, n_bootstrap=a.n_bootstrap,
-                                    seed=a.seed, on_failure=a.on_failure)
+    common = dict(variance=a.variance, n_bootstrap=a.n_bootstrap, seed=a.seed, on_failure=a.on_failure,
+                  learner=a.learner, n_repeats=a.crossfit_repeats, truncate_by_arm=a.truncate_by_arm)
+    estimators = default_estimators(methods=a.methods, **common)
+    trimming = study_trimming(study)
     results: dict[str, list[CausalResult]] = {}
     for column in OUTCOME_SCALES:
         spec = analysis_spec(study, column)
-        results[column] = run_estimators(prepare(cohort.table, spec), estimators=estimators)
+        results[column] = run_estimators(prepare(cohort.table, spec), estimators=estimators, trimming=trimming)
     nc = None
     if a.negative_control_kind:
-        control_estimator = default_estimators(methods=(a.negative_control_method,), variance=a.variance,
-                                               n_bootstrap=a.n_bootstrap, seed=a.seed, on_failure=a.on_failure)[0]
+        control_estimator = default_estimators(methods=(a.negative_control_method,), **common)[0]
         nc = negative_control(control_estimator, cohort.table, analysis_spec(study, "outcome_change"),
-                              "negative_control_change")
+                              "negative_control_change", trimming=trimming)
     out = StudyResults(study, cohort, results, nc, provenance)
     if out_dir is not None:
         path = write_study_results(out, Path(out_dir), store_path, study_path)
         out = dataclasses.replace(out, path=path)
     return out
+
+
+def study_trimming(study: Study) -> Trimming | None:
+    """The study's common-support trimming rule (None when it trims nothing)."""
+    a = study.analysis
+    return None if a.trimming == "none" else Trimming(rule=a.trimming, alpha=a.trimming_alpha)
 
 
 def results_path(out_dir: Path, study: Study, suffix: str = "") -> Path:

@@ -35,6 +35,7 @@ from ketaweight.signals.faers import IngestReport  # noqa: F401  (registers kind
 from ketaweight.signals.report import SignalsReport  # noqa: F401  (registers kind 'signals')
 from ketaweight.mechanisms.heterogeneity import IndividualEffects, ModifierResult, VersionResult
 from ketaweight.mechanisms.mediation import MediationResult
+from ketaweight.mechanisms.modifiers import ModifierSearch
 from ketaweight.study.spec import Study
 
 
@@ -70,12 +71,16 @@ class CausalStudy(Result):
 
 @dataclass(frozen=True)
 class Heterogeneity(Result):
-    """Effects by prespecified modifier (Holm-adjusted tests), by treatment version, and per patient."""
+    """Effects by prespecified modifier (Holm-adjusted tests), by treatment version, and per patient; with a
+    catalogue search, every baseline covariate tested (``search``) and the subgroup effects of the modifiers
+    it found (``found``, numeric ones by tertile)."""
 
     subgroups: tuple[ModifierResult, ...]
     versions: tuple[VersionResult, ...]
     individual: IndividualEffects
     multiplicity: str = "Holm step-down over the prespecified modifiers (p_holm)"
+    search: ModifierSearch | None = None
+    found: tuple[ModifierResult, ...] = ()
 
 
 @dataclass(frozen=True)
@@ -203,7 +208,9 @@ class ValidationRow(Result):
     mean_se: Real
     coverage: Real
     coverage_mcse: Real
-    replicates: int
+    replicates: int  # replicates with an estimate (failed ones excluded)
+    patients: int | None = None  # patients simulated per replicate cohort (grid runs)
+    failed: int = 0  # replicates on which the estimator raised (grid runs)
 
 
 @dataclass(frozen=True)

@@ -14,7 +14,8 @@ from __future__ import annotations
 import math
 import os
 import warnings
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
+from contextlib import contextmanager
 from concurrent.futures import ProcessPoolExecutor
 from pathlib import Path
 
@@ -59,6 +60,19 @@ def cohort_truth(scenario: str, study: Study, n_patients: int, seed: int) -> dic
     return out
 
 
+@contextmanager
+def replicate_pool(workers: int | None) -> Iterator[ProcessPoolExecutor]:
+    """Worker processes for replicate cohorts (default: one per core); on Ctrl-C or an error the queued
+    replicates are cancelled instead of run to the end before the exception gets out."""
+    pool = ProcessPoolExecutor(max_workers=workers or os.cpu_count() or 1)
+    try:
+        yield pool
+    except BaseException:
+        pool.shutdown(wait=False, cancel_futures=True)
+        raise
+    pool.shutdown()
+
+
 def _one_replicate(args: tuple[str, Study, int, int]) -> dict[str, dict[str, tuple[float, float, float, float]]]:
     scenario, study, n_patients, seed = args
     res = simulate(load_scenario(scenario), n_patients, seed, truth=False)
@@ -88,7 +102,7 @@ def validate(
         base = k * (replicates + 1)
         truth = cohort_truth(scenario, study, truth_patients, int(seeds[base]))
         jobs = [(scenario, study, n_patients, int(seeds[base + 1 + r])) for r in range(replicates)]
-        with ProcessPoolExecutor(max_workers=workers or os.cpu_count() or 1) as pool:
+        with replicate_pool(workers) as pool:
             reps = []
             for rep in pool.map(_one_replicate, jobs):
                 reps.append(rep)

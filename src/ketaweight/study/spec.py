@@ -30,7 +30,7 @@ from pydantic import BaseModel, ConfigDict, Field, ValidationError, model_valida
 from ketaweight.core.errors import InputError, Location
 from ketaweight.core.tomlfile import read_toml, validation_problems
 from ketaweight.core.schema import DRUGS, MEASUREMENT_KINDS, ROUTES
-from ketaweight.core.vocabulary import METHODS, Method
+from ketaweight.core.vocabulary import DEFAULT_METHODS, METHODS, Learner, Method, TrimRule
 from ketaweight.study.catalogue import COVARIATES, MECHANISM_COLUMNS
 
 
@@ -88,9 +88,25 @@ class Censoring(_Section):
 
 
 class Analysis(_Section):
-    estimand: Literal["ATE", "ATT"] = Field("ATE", description="ATE: the effect in everyone eligible; ATT: in those who "
-                                                                "started a course")
-    methods: tuple[Method, ...] = Field(METHODS, description="estimators run side by side, in this order")
+    estimand: Literal["ATE", "ATT", "ATO"] = Field("ATE", description="ATE (everyone), ATT (the treated) or ATO "
+                                                   "(overlap-weighted: the patients who could have gone either way; "
+                                                   "IPW and the doubly robust estimators only)")
+    methods: tuple[Method, ...] = Field(DEFAULT_METHODS, description="estimators run side by side, in this order "
+                                                                     f"(any of {', '.join(METHODS)})")
+    learner: Learner = Field("linear", description="nuisance models of the doubly robust estimators (AIPW, TMLE): linear "
+                                                   "(logistic and linear-by-arm GLMs on the design) or stacked (a super "
+                                                   "learner of a penalised GLM and the GLM with gradient-boosted trees; "
+                                                   "docs/causal.md, docs/validation.md)")
+    crossfit_repeats: int = Field(1, ge=1, le=50, description="independent cross-fitting splits of the doubly robust "
+                                                              "estimators; the median is reported")
+    trimming: TrimRule = Field("none", description="common-support trimming before every estimator: none, "
+                                                   "common-support, crump (Crump et al. 2009's optimal rule) or fixed "
+                                                   "(propensity in [trimming_alpha, 1 - trimming_alpha]); the estimand "
+                                                   "becomes the effect in the trimmed population, stated in the results")
+    trimming_alpha: float = Field(0.1, gt=0, lt=0.5, description="the propensity bound of trimming = \"fixed\"")
+    truncate_by_arm: float | None = Field(None, gt=50, le=100, description="IPW: cap each weighted arm's weights at "
+                                                                           "its own upper percentile (e.g. 99); the "
+                                                                           "share of weight removed is reported")
     variance: Literal["sandwich", "bootstrap"] = Field("sandwich", description="sandwich (influence function) or a "
                                                                              "bootstrap that refits every model")
     n_bootstrap: int = Field(1000, ge=50, description="bootstrap replicates when variance = bootstrap")
@@ -129,6 +145,16 @@ class MediationSection(_Section):
                     "programme in progress or holiday eating makes it a moving baseline, confounding mediators "
                     "with the outcome in a way no additive adjustment removes")
     censor_covariates: tuple[str, ...] = Field(("madrs_week2",), description="extra predictors of complete mediators/outcome")
+    validation: dict[str, str] = Field(
+        {"intake_7d_change": "intake_7d_ref_change", "expenditure_7d_change": "expenditure_7d_ref_change"},
+        description="consumer-grade mediator → its reference-method column from a research-grade validation substudy "
+                    "(weighed intake, doubly labelled water on a random 5-10% of patients).  Where the substudy was "
+                    "recorded, the mediator is regression-calibrated on it; where not, the results say that the "
+                    "pathway cannot be attributed from consumer-grade records")
+    calibration_covariates: tuple[str, ...] = Field(
+        ("baseline_energy_intake_7d", "baseline_energy_expenditure_7d"),
+        description="extra predictors of the calibration models (the consumer records' baseline week, from which every "
+                    "change is taken)")
     n_bootstrap: int = Field(1000, ge=50, description="mediation bootstrap replicates")
 
 
@@ -147,6 +173,13 @@ class HeterogeneitySection(_Section):
     modifiers: tuple[str, ...] = Field(("female", "bmi_class", "severity"), description="prespecified baseline modifiers")
     versions: tuple[str, ...] = Field(("first_route",), description="treatment versions compared with no treatment")
     loss_threshold_kg: float = Field(-1.0, description="per-patient effects below this count as 'loses more than'")
+    search: bool = Field(True, description="also search every baseline covariate of the catalogue for effect modification "
+                                           "(AIPW pseudo-outcome projections, Holm-adjusted) and estimate the subgroup "
+                                           "effects of those found")
+    search_alpha: float = Field(0.05, gt=0, lt=1, description="a searched modifier is found when its Holm-adjusted "
+                                                              "p-value is below this")
+    search_top: int = Field(3, ge=0, le=10, description="subgroup effects are estimated for at most this many found modifiers")
+    learner: Learner | None = Field(None, description="nuisance models of the DR-learner (default: [analysis] learner)")
 
 
 class Mechanisms(_Section):
@@ -210,6 +243,7 @@ class Study(_Section):
             problems += [f"covariates.{group} lists {c!r}, which is not in covariates.baseline" for c in stray]
         m = self.mechanisms
         named = [*(c for cols in m.mediation.pathways.values() for c in cols), *m.mediation.intermediate, *m.mediation.exclude_if,
+                 *m.mediation.validation, *m.mediation.validation.values(), *m.mediation.calibration_covariates,
                  *m.mediation.extra_covariates, *m.mediation.censor_covariates, *m.dose_response.exposures,
                  *m.heterogeneity.modifiers, *m.heterogeneity.versions]
         problems += [f"mechanisms: unknown column {c!r} (known: {', '.join([*COVARIATES, *MECHANISM_COLUMNS])})"
@@ -220,6 +254,13 @@ class Study(_Section):
         if problems:
             raise ValueError("; ".join(problems))
         return self
+
+    def with_analysis(self, **settings: Any) -> Study:
+        """This study with ``[analysis]`` settings changed (validated like a study file), e.g.
+        ``with_analysis(learner="stacked", trimming="crump")`` — what ``analyze --study`` options do."""
+        raw = self.model_dump()
+        raw["analysis"].update(settings)
+        return Study.model_validate(raw)
 
     def with_mediation(self, **settings: Any) -> Study:
         """This study with ``[mechanisms.mediation]`` settings changed (validated like a study file),

@@ -27,6 +27,7 @@ from dataclasses import dataclass
 import numpy as np
 from numpy.typing import NDArray
 
+from ketaweight.sources.simulator import nonlinear
 from ketaweight.sources.simulator.energy import LIGHT_ACTIVITY_MET_ABOVE_REST, EnergyState
 from ketaweight.sources.simulator.pd import benefit_after_session, natural_improvement
 from ketaweight.sources.simulator.population import Population, Sessions
@@ -187,6 +188,11 @@ def _simulate_chunk(s: Scenario, pop: Population, sessions: Sessions, worlds: tu
     exercise_coef = np.where(pop.exercise, np.exp(exercise_k * pop.exercise_start), 0.0)
     holiday_offset = ((HOLIDAY_FIRST_DOY - pop.index_doy) % 365).astype(np.int16)
     unmeasured = c.unmeasured_intake_kcal_per_sd * pop.motivation
+    bmi0 = pop.weight0_kg / pop.height_m**2
+    extra_intake = (nonlinear.intake_from_index(s, bmi0, pop.madrs_assessed, pop.age)
+                    if nonlinear.has_nonlinear_intake(s) else None)
+    factor = (nonlinear.effect_factor(s, bmi0, ~pop.male, pop.age, pop.atypical)
+              if nonlinear.has_modification(s) else None)
     grid_pos = {int(d): i for i, d in enumerate(grid)}
     # Weekly means: day d counts towards the next grid day G > d when G − d ≤ WEEK_DAYS.
     next_grid = np.searchsorted(grid, np.arange(first_day, last_day + 1), side="right")
@@ -222,17 +228,21 @@ def _simulate_chunk(s: Scenario, pop: Population, sessions: Sessions, worlds: tu
         holiday = ((day - holiday_offset) % 365) < HOLIDAY_LENGTH_DAYS
         shared_intake = (diet_kcal + (c.exercise_compensation * c.exercise_kcal) * ex_adh
                          + c.holiday_kcal * holiday + unmeasured + intake_per_point * natural_points)
+        if extra_intake is not None and day >= 0:
+            shared_intake = shared_intake + extra_intake
         shared_activity = c.exercise_activity_min * ex_adh + pw.activity_min_per_madrs_point * natural_points
         shared_expenditure = c.exercise_kcal * ex_adh
         lifestyle_kcal += shared_intake - shared_expenditure - activity_kcal_per_min * shared_activity
 
         # Drug-induced inputs, per world.
         drug_points = mood_on * ((pop.madrs0 - natural_points) * benefit)
-        intake = (shared_intake
-                  + appetite_on * (pw.appetite_dose_day_kcal * (dosed_today | dosed_yesterday)
-                                   + pw.appetite_sustained_kcal * exposure)
-                  + intake_per_point * drug_points)
+        appetite_kcal = appetite_on * (pw.appetite_dose_day_kcal * (dosed_today | dosed_yesterday)
+                                       + pw.appetite_sustained_kcal * exposure)
         drug_expenditure = metabolism_on * pw.metabolism_dose_day_kcal * dosed_today
+        if factor is not None:
+            appetite_kcal = appetite_kcal * factor
+            drug_expenditure = drug_expenditure * factor
+        intake = shared_intake + appetite_kcal + intake_per_point * drug_points
         activity = shared_activity + pw.activity_min_per_madrs_point * drug_points
         expenditure = shared_expenditure + drug_expenditure
         if g is not None:

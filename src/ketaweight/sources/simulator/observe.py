@@ -25,6 +25,7 @@ from ketaweight.sources.simulator.dynamics import FactualView
 from ketaweight.sources.simulator.pd import madrs_to_phq9, madrs_true, natural_improvement
 from ketaweight.sources.simulator.population import REGIMEN_NAMES, REGIMENS, Population, Sessions
 from ketaweight.sources.simulator.scenario import Scenario
+from ketaweight.sources.simulator.substudy import validation_records
 from ketaweight.sources.simulator.wearable import INTAKE_RANGE_KCAL, PatientBaseline, recorded_activity, wearable_records
 
 FloatArray = NDArray[np.float64]
@@ -99,11 +100,14 @@ def attendance(s: Scenario, pop: Population, view: FactualView, rng: np.random.G
 
 def observe(s: Scenario, pop: Population, sessions: Sessions, view: FactualView,
             rng: np.random.Generator, wearable_rng: np.random.Generator,
-            controls_rng: np.random.Generator) -> dict[str, pa.Table]:
+            controls_rng: np.random.Generator,
+            substudy_rng: np.random.Generator | None = None) -> dict[str, pa.Table]:
     """Make the canonical tables (Arrow) from the factual world.  ``sessions`` = factual sessions.
 
     ``wearable_rng`` draws the wearable/app records only and ``controls_rng`` the negative-control
-    measurements only, so the other tables of a seed do not depend on whether (or how) those are made.
+    measurements only, so the other tables of a seed do not depend on whether (or how) those are made;
+    ``substudy_rng`` the validation substudy's members (:mod:`ketaweight.sources.simulator.substudy`;
+    None = no substudy).
     """
     o = s.observation
     n = pop.n
@@ -172,6 +176,8 @@ def observe(s: Scenario, pop: Population, sessions: Sessions, view: FactualView,
               ("activity", "min/d", yp, yd, ym, recorded_activity(activity))]
     kinds += wearable_records(s, pop, view, baseline, visits.dropped_at, wearable_rng)
     kinds += control_records(s, pop, view, attended, controls_rng)
+    if substudy_rng is not None:
+        kinds += validation_records(s, pop, view, baseline, visits.dropped_at, substudy_rng)
 
     kind_names = pa.array([k[0] for k in kinds])
     units = sorted({k[1] for k in kinds})

@@ -19,6 +19,7 @@ from ketaweight.sources.simulator.dynamics import FactualView, Trajectories, Wor
 from ketaweight.sources.simulator.observe import observe, patient_ids
 from ketaweight.sources.simulator.population import Population, Sessions, draw_population, plan_courses
 from ketaweight.sources.simulator.scenario import Scenario, load_scenario
+from ketaweight.sources.simulator.substudy import substudy_rng
 from ketaweight.sources.simulator.truth import PATHWAYS, compute_truth
 
 HORIZON_DAYS = 84
@@ -105,7 +106,8 @@ def simulate(
         per_patient = per_patient.add_column(0, "patient_id", patient_ids(pop.n))
     del traj  # the counterfactual worlds are done with; free them before observation (peak memory)
     tables = observe(scenario, pop, factual_sessions, view, np.random.default_rng(obs_ss),
-                     np.random.default_rng(wearable_ss), np.random.default_rng(controls_ss))
+                      np.random.default_rng(wearable_ss), np.random.default_rng(controls_ss),
+                      substudy_rng(seed) if scenario.observation.validation_share > 0 else None)
     return SimulationResult(scenario, seed, tables, summary, per_patient)
 
 

@@ -30,7 +30,7 @@ class Truncation(str, Enum):
 
 @signals_app.command("ingest")
 def ingest_cmd(
-    zips: list[Path] = typer.Argument(..., help="FAERS quarterly ASCII zips (faers_ascii_YYYYqN.zip), unzipped "
+    zips: list[Path] = typer.Argument(..., metavar="QUARTER", help="FAERS quarterly ASCII zips (faers_ascii_YYYYqN.zip), unzipped "
                                       "quarter folders, or folders of zips; one or more."),
     store: Path = typer.Option(..., "--store", help="DuckDB store file to load into (created if missing)."),
     replace: bool = typer.Option(False, "--replace", help="Load a quarter again, replacing its earlier rows."),

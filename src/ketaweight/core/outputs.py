@@ -133,3 +133,12 @@ def written_by_ketaweight(path: Path) -> bool:
     head = raw[:4096].decode("utf-8", errors="replace")
     return '"ketaweight_version"' in head or f'name="generator" content="{GENERATOR}' in head \
         or head.startswith("<!-- generator: ketaweight") or '"generator": "ketaweight' in head
+
+
+def json_and_markdown_targets(out: Path, stem: str, *, replace: bool) -> tuple[Path, Path]:
+    """``out/<stem>.json`` and ``out/<stem>.md`` (a long run's results and their summary), each checked
+    by :func:`check_file_target` — call it before the run, so a refused target costs no work."""
+    paths = (out / f"{stem}.json", out / f"{stem}.md")
+    for p in paths:
+        check_file_target(p, replace=replace)
+    return paths

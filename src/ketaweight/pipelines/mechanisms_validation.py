@@ -38,7 +38,7 @@ from ketaweight.study.cohort import add_mechanism_columns
 from ketaweight.mechanisms.mediation import Mediation
 from ketaweight.core.errors import KetaweightWarning
 from ketaweight.core.provenance import Provenance
-from ketaweight.core.outputs import MARKDOWN_GENERATOR, check_file_target
+from ketaweight.core.outputs import MARKDOWN_GENERATOR, json_and_markdown_targets
 from ketaweight.core.results import write_result, write_text_atomic
 from ketaweight.pipelines.results import MechanismRow, MechanismsValidation
 from ketaweight.pipelines.emulation import analysis_spec
@@ -198,11 +198,7 @@ def as_markdown(rows: list[MechanismRow], extra: dict[str, dict[str, float]], *,
 
 def mechanisms_validation_paths(out: Path, measurement: str, *, replace: bool) -> tuple[Path, Path]:
     """``out/mechanisms-validation-<measurement>.json`` and ``.md``, checked writable (call before a long run)."""
-    stem = f"mechanisms-validation-{measurement}"
-    paths = (out / f"{stem}.json", out / f"{stem}.md")
-    for p in paths:
-        check_file_target(p, replace=replace)
-    return paths
+    return json_and_markdown_targets(out, f"mechanisms-validation-{measurement}", replace=replace)
 
 
 def write_mechanisms_validation(rows: list[MechanismRow], extra: dict[str, dict[str, float]], out: Path, *,

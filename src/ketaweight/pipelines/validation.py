@@ -25,7 +25,7 @@ from ketaweight.study.cohort import build_cohort
 from ketaweight.pipelines.emulation import run_study
 from ketaweight.core.errors import KetaweightWarning
 from ketaweight.core.provenance import Provenance
-from ketaweight.core.outputs import MARKDOWN_GENERATOR, check_file_target
+from ketaweight.core.outputs import MARKDOWN_GENERATOR, json_and_markdown_targets
 from ketaweight.core.results import write_result, write_text_atomic
 from ketaweight.pipelines.results import ValidationResults, ValidationRow
 from ketaweight.sources.simulator import load_scenario, simulate
@@ -142,10 +142,7 @@ def as_markdown(rows: list[ValidationRow], *, n_patients: int) -> str:
 
 def validation_paths(out: Path, *, replace: bool) -> tuple[Path, Path]:
     """``out/validation.json`` and ``out/validation.md``, checked writable (call before a long run)."""
-    paths = (out / "validation.json", out / "validation.md")
-    for p in paths:
-        check_file_target(p, replace=replace)
-    return paths
+    return json_and_markdown_targets(out, "validation", replace=replace)
 
 
 def write_validation(rows: list[ValidationRow], out: Path, *, study: str, seed: int, replicates: int,

@@ -36,7 +36,7 @@ from ketaweight.causal.ipw import IPW
 from ketaweight.causal.standardization import Standardization
 from ketaweight.causal.tmle import TMLE
 from ketaweight.core.errors import InputError, KetaweightWarning, Location
-from ketaweight.core.outputs import MARKDOWN_GENERATOR, check_file_target
+from ketaweight.core.outputs import MARKDOWN_GENERATOR, json_and_markdown_targets
 from ketaweight.core.tomlfile import read_toml
 from ketaweight.core.provenance import Provenance
 from ketaweight.core.results import write_result, write_text_atomic
@@ -229,10 +229,7 @@ def grid_markdown(rows: Sequence[ValidationRow], *, primary: str = PRIMARY) -> s
 
 def grid_paths(out: Path, *, replace: bool) -> tuple[Path, Path]:
     """``out/validation-grid.json`` and ``out/validation-grid.md``, checked writable (call before a long run)."""
-    paths = (out / "validation-grid.json", out / "validation-grid.md")
-    for p in paths:
-        check_file_target(p, replace=replace)
-    return paths
+    return json_and_markdown_targets(out, "validation-grid", replace=replace)
 
 
 def write_grid(rows: list[ValidationRow], out: Path, *, partial: bool, **settings: object) -> tuple[Path, Path]:

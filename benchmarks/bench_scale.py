@@ -35,6 +35,7 @@ from __future__ import annotations
 
 import argparse
 import calendar
+import fcntl
 import json
 import os
 import platform
@@ -129,27 +130,39 @@ def run_measured(cmd: list[str]) -> dict:
 def generate_quarter(work: Path, k: int, n_reports: int) -> dict:
     """Quarter ``k`` of the synthetic history in ``work/zips`` (reused when a previous run with the same
     settings wrote it), generated in its own child process.  Quarter k does not depend on how many
-    quarters follow it, so a longer run reuses a shorter one's zips."""
-    manifest = work / "manifest.json"
+    quarters follow it, so a longer run reuses a shorter one's zips.  Several processes may generate
+    ahead of a run (``--generate-only``): a per-quarter lock makes a second caller wait for the first
+    and reuse its zip, and the manifest is updated under its own lock."""
     settings = {"reports": n_reports, "generator": "signals.synthetic.history v1"}
-    done = json.loads(manifest.read_text()) if manifest.exists() else {"settings": settings, "quarters": {}}
-    if done["settings"] != settings or not isinstance(done.get("quarters"), dict):
-        done = {"settings": settings, "quarters": {}}
-    info = done["quarters"].get(str(k))
-    if info and Path(info["zip"]).exists():
-        return info
     (work / "zips").mkdir(parents=True, exist_ok=True)
     (work / "truth").mkdir(parents=True, exist_ok=True)
-    t0 = time.perf_counter()
-    proc = subprocess.run([sys.executable, "-c", _GENERATE, str(work), str(k + 1), str(n_reports), str(k)],
-                          capture_output=True, text=True, check=True)
-    info = json.loads(proc.stdout.strip().splitlines()[-1])
-    info["seconds"] = time.perf_counter() - t0
-    done["quarters"][str(k)] = info
-    manifest.write_text(json.dumps(done, indent=1))
+    with open(work / "zips" / f".quarter-{k}.lock", "w") as lock:
+        fcntl.flock(lock, fcntl.LOCK_EX)
+        info = _manifest(work, settings)["quarters"].get(str(k))
+        if info and Path(info["zip"]).exists():
+            return info
+        t0 = time.perf_counter()
+        proc = subprocess.run([sys.executable, "-c", _GENERATE, str(work), str(k + 1), str(n_reports), str(k)],
+                              capture_output=True, text=True, check=True)
+        info = json.loads(proc.stdout.strip().splitlines()[-1])
+        info["seconds"] = time.perf_counter() - t0
+        with open(work / ".manifest.lock", "w") as mlock:
+            fcntl.flock(mlock, fcntl.LOCK_EX)
+            done = _manifest(work, settings)
+            done["quarters"][str(k)] = info
+            (work / "manifest.json").write_text(json.dumps(done, indent=1))
     print(f"  generated {info['quarter']} (quarter {k + 1}) in {info['seconds']:.0f} s (load {load_average()})",
           flush=True)
     return info
+
+
+def _manifest(work: Path, settings: dict) -> dict:
+    """The generated quarters recorded in ``work/manifest.json`` (empty when made with other settings)."""
+    path = work / "manifest.json"
+    done = json.loads(path.read_text()) if path.exists() else {}
+    if done.get("settings") != settings or not isinstance(done.get("quarters"), dict):
+        done = {"settings": settings, "quarters": {}}
+    return done
 
 
 def _expected_reports(work: Path, quarters: list[str]) -> int:
@@ -364,7 +377,15 @@ def main(argv: list[str] | None = None) -> int:
                    "from finishing by then; the figure covers the quarters done and extrapolates, labelled so")
     f.add_argument("--reserve-min", type=float, default=10.0, help="minutes kept for the scans before --stop-at")
     f.add_argument("--json", type=Path, default=None)
+    f.add_argument("--generate-only", default=None, metavar="I/N",
+                   help="only generate (and cache) quarters I, I+N, I+2N … and exit: run N of these beside the "
+                   "benchmark so the quarters are ready before it reaches them")
     args = ap.parse_args(argv)
+    if args.part == "faers" and args.generate_only:
+        first, stride = (int(x) for x in args.generate_only.split("/"))
+        for k in range(first, args.quarters, stride):
+            generate_quarter(args.work, k, args.reports)
+        return 0
     info = {"machine": machine(), "load_at_start": load_average()}
     print(json.dumps(info["machine"]))
 

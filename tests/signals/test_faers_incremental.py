@@ -115,3 +115,13 @@ def test_a_resent_case_replaces_its_earlier_version(tmp_path):
     # ketamine now comes only with case 31's report (the re-sent primaryid's later rows), not case 10's
     assert table.pair("ketamine", "weight decreased").a == 1
     assert table.pair("aspirin", "nausea").a == 2 and table.n_reports == 3
+
+
+def test_a_store_written_before_the_case_table_is_deduplicated_whole(tmp_path, q1_zip, q2_zip, fixture_store):
+    store = tmp_path / "old.duckdb"
+    ingest_faers([q1_zip], store)
+    con = duckdb.connect(str(store))
+    con.execute("DROP TABLE faers_dedup_cases")  # as a store ingested by an earlier version has it
+    con.close()
+    ingest_faers([q2_zip], store)
+    assert _tables(store) == _tables(fixture_store)

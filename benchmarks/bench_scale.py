@@ -12,7 +12,7 @@ its wall time and — from ``wait4`` on that child alone — its peak resident m
    rows and 1.4 M reaction rows each, one shared vocabulary, 10% of each quarter's reports
    follow-ups of earlier quarters' cases, every real-file defect present) is generated, then
    ``ketaweight signals ingest Qk.zip --store history.duckdb`` adds it to the growing store (the old
-   quarters are not re-read; deduplication is re-applied across all of them) — measured alone, one
+   quarters are not re-read; deduplication is re-applied to the cases the quarter touches) — measured alone, one
    quarter after the other; after each, the unique reports are checked against the generator's truth
    (distinct case ids minus deleted cases).  Whether the per-quarter cost stays flat is read off the
    per-quarter CPU times (a line through them; with ``--stop-at``, the quarters not run are

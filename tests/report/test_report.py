@@ -134,6 +134,19 @@ def test_report_states_positivity_population_heterogeneity(article_run):
     spread = mech["heterogeneity"]["individual"]["distribution"]["spread"]
     assert f"SD {spread['sd_calibrated']:.2f} kg (95% CI {spread['sd_calibrated_ci'][0]:.2f}" in md
     assert "| Heterogeneity |" in md
+    # clinic-grade records without a substudy: the pathways that cannot be attributed are named with the reason
+    noisy = [k for k in mech["not_estimable"] if k.startswith("attribution of pathway")]
+    assert noisy and all(f"Not attributable — {k.removeprefix('attribution of ')}:" in md for k in noisy)
+
+
+def test_substudy_calibration_is_stated():
+    from ketaweight.report.mechanisms_sections import _calibration_text
+
+    text = _calibration_text({"reference_columns": {"intake_7d_change": "intake_7d_ref_change"}})
+    assert "regression-calibrated on the validation substudy" in text and "bootstrap replicate" in text
+    from ketaweight.study.labels import label
+
+    assert f"({label('intake_7d_change')} on {label('intake_7d_ref_change')})" in text  # readable names
 
 
 def test_missing_analyses_say_not_yet_analysed(article_run, tmp_path):

@@ -12,7 +12,7 @@ its wall time and — from ``wait4`` on that child alone — its peak resident m
    rows and 1.4 M reaction rows each, one shared vocabulary, 10% of each quarter's reports
    follow-ups of earlier quarters' cases, every real-file defect present) is generated, then
    ``ketaweight signals ingest Qk.zip --store history.duckdb`` adds it to the growing store (the old
-   quarters are not re-read; deduplication is re-applied across all of them) — measured alone, one
+   quarters are not re-read; deduplication is re-applied to the cases the quarter touches) — measured alone, one
    quarter after the other; after each, the unique reports are checked against the generator's truth
    (distinct case ids minus deleted cases).  Whether the per-quarter cost stays flat is read off the
    per-quarter CPU times (a line through them; with ``--stop-at``, the quarters not run are
@@ -35,6 +35,7 @@ from __future__ import annotations
 
 import argparse
 import calendar
+import fcntl
 import json
 import os
 import platform
@@ -72,14 +73,15 @@ from pathlib import Path
 from ketaweight.signals import mapping
 from ketaweight.signals.faers_counts import counts_from_store
 from ketaweight.signals.scan import all_pairs, fit_or_use_prior
-t0 = time.perf_counter()
+t0, c0 = time.perf_counter(), time.process_time()
 table, _ = counts_from_store(Path(sys.argv[1]), drug_map=mapping.load_drug_map(), groups=mapping.load_term_groups())
-t1 = time.perf_counter()
+t1, c1 = time.perf_counter(), time.process_time()
 prior, fit = fit_or_use_prior(table)
-t2 = time.perf_counter()
+t2, c2 = time.perf_counter(), time.process_time()
 frame = all_pairs(table, prior, converged=fit.converged, boundary=fit.boundary)
-t3 = time.perf_counter()
-print(json.dumps({"count_s": t1 - t0, "fit_s": t2 - t1, "score_s": t3 - t2, "pairs": len(frame),
+t3, c3 = time.perf_counter(), time.process_time()
+print(json.dumps({"count_s": t1 - t0, "fit_s": t2 - t1, "score_s": t3 - t2, "count_cpu_s": c1 - c0,
+                  "fit_cpu_s": c2 - c1, "score_cpu_s": c3 - c2, "pairs": len(frame),
                   "cells_fitted": fit.n_cells, "reports": table.n_reports, "drugs": len(table.drugs),
                   "events": table.n_terms, "converged": fit.converged, "prior": fit.prior.to_dict()}))
 """
@@ -129,27 +131,39 @@ def run_measured(cmd: list[str]) -> dict:
 def generate_quarter(work: Path, k: int, n_reports: int) -> dict:
     """Quarter ``k`` of the synthetic history in ``work/zips`` (reused when a previous run with the same
     settings wrote it), generated in its own child process.  Quarter k does not depend on how many
-    quarters follow it, so a longer run reuses a shorter one's zips."""
-    manifest = work / "manifest.json"
+    quarters follow it, so a longer run reuses a shorter one's zips.  Several processes may generate
+    ahead of a run (``--generate-only``): a per-quarter lock makes a second caller wait for the first
+    and reuse its zip, and the manifest is updated under its own lock."""
     settings = {"reports": n_reports, "generator": "signals.synthetic.history v1"}
-    done = json.loads(manifest.read_text()) if manifest.exists() else {"settings": settings, "quarters": {}}
-    if done["settings"] != settings or not isinstance(done.get("quarters"), dict):
-        done = {"settings": settings, "quarters": {}}
-    info = done["quarters"].get(str(k))
-    if info and Path(info["zip"]).exists():
-        return info
     (work / "zips").mkdir(parents=True, exist_ok=True)
     (work / "truth").mkdir(parents=True, exist_ok=True)
-    t0 = time.perf_counter()
-    proc = subprocess.run([sys.executable, "-c", _GENERATE, str(work), str(k + 1), str(n_reports), str(k)],
-                          capture_output=True, text=True, check=True)
-    info = json.loads(proc.stdout.strip().splitlines()[-1])
-    info["seconds"] = time.perf_counter() - t0
-    done["quarters"][str(k)] = info
-    manifest.write_text(json.dumps(done, indent=1))
+    with open(work / "zips" / f".quarter-{k}.lock", "w") as lock:
+        fcntl.flock(lock, fcntl.LOCK_EX)
+        info = _manifest(work, settings)["quarters"].get(str(k))
+        if info and Path(info["zip"]).exists():
+            return info
+        t0 = time.perf_counter()
+        proc = subprocess.run([sys.executable, "-c", _GENERATE, str(work), str(k + 1), str(n_reports), str(k)],
+                              capture_output=True, text=True, check=True)
+        info = json.loads(proc.stdout.strip().splitlines()[-1])
+        info["seconds"] = time.perf_counter() - t0
+        with open(work / ".manifest.lock", "w") as mlock:
+            fcntl.flock(mlock, fcntl.LOCK_EX)
+            done = _manifest(work, settings)
+            done["quarters"][str(k)] = info
+            (work / "manifest.json").write_text(json.dumps(done, indent=1))
     print(f"  generated {info['quarter']} (quarter {k + 1}) in {info['seconds']:.0f} s (load {load_average()})",
           flush=True)
     return info
+
+
+def _manifest(work: Path, settings: dict) -> dict:
+    """The generated quarters recorded in ``work/manifest.json`` (empty when made with other settings)."""
+    path = work / "manifest.json"
+    done = json.loads(path.read_text()) if path.exists() else {}
+    if done.get("settings") != settings or not isinstance(done.get("quarters"), dict):
+        done = {"settings": settings, "quarters": {}}
+    return done
 
 
 def _expected_reports(work: Path, quarters: list[str]) -> int:
@@ -339,9 +353,9 @@ def _print_faers(r: dict) -> None:
     print(f"  floor (DuckDB read_csv of the raw members, no repair/typing/dedup): {f['per_quarter_s']:.1f} s/quarter "
           f"(extract {f['extract_s']:.1f} s + read {f['read_csv_s']:.1f} s for {f['quarters']} quarters)")
     print(f"  scan of all {s['pairs']:,} pairs: median {s['wall_s_median']:.1f} s wall {s['wall_s_all']}, "
-          f"{s['cpu_s_median']:.1f} s CPU, peak {s['peak_gib_max']:.2f} GiB; stages: counting "
-          f"{s['stages']['count_s']:.1f} s, prior fit {s['stages']['fit_s']:.1f} s, "
-          f"scoring {s['stages']['score_s']:.1f} s")
+          f"{s['cpu_s_median']:.1f} s CPU, peak {s['peak_gib_max']:.2f} GiB; stages (wall / CPU): counting "
+          f"{s['stages']['count_s']:.1f} / {s['stages']['count_cpu_s']:.1f} s, prior fit {s['stages']['fit_s']:.1f} / "
+          f"{s['stages']['fit_cpu_s']:.1f} s, scoring {s['stages']['score_s']:.1f} / {s['stages']['score_cpu_s']:.1f} s")
     if "extrapolated" in m:
         e = m["extrapolated"]
         print(f"  {e['label']}: {e['quarters']} quarters ≈ {e['ingest_cpu_s'] / 60:.1f} min of ingest CPU "
@@ -364,7 +378,15 @@ def main(argv: list[str] | None = None) -> int:
                    "from finishing by then; the figure covers the quarters done and extrapolates, labelled so")
     f.add_argument("--reserve-min", type=float, default=10.0, help="minutes kept for the scans before --stop-at")
     f.add_argument("--json", type=Path, default=None)
+    f.add_argument("--generate-only", default=None, metavar="I/N",
+                   help="only generate (and cache) quarters I, I+N, I+2N … and exit: run N of these beside the "
+                   "benchmark so the quarters are ready before it reaches them")
     args = ap.parse_args(argv)
+    if args.part == "faers" and args.generate_only:
+        first, stride = (int(x) for x in args.generate_only.split("/"))
+        for k in range(first, args.quarters, stride):
+            generate_quarter(args.work, k, args.reports)
+        return 0
     info = {"machine": machine(), "load_at_start": load_average()}
     print(json.dumps(info["machine"]))
 

@@ -21,8 +21,6 @@ such tables, as vigipy does by default); the result records which cells were cor
 
 from __future__ import annotations
 
-from concurrent.futures import ThreadPoolExecutor
-
 import numpy as np
 from scipy import special, stats
 
@@ -128,12 +126,9 @@ def information_component(a, expected, *, ci_level: float = 0.95):
     shape = a + 0.5
     rate = e + 0.5
     est = np.log2(shape / rate)
-    if shape.size >= 100_000:
-        # the two limits are independent and scipy's ufuncs release the GIL: one thread each
-        with ThreadPoolExecutor(max_workers=2) as pool:
-            q_lo = pool.submit(special.gammaincinv, shape, alpha / 2)
-            q_hi = pool.submit(special.gammaincinv, shape, 1 - alpha / 2)
-            g_lo, g_hi = q_lo.result(), q_hi.result()
-    else:
-        g_lo, g_hi = special.gammaincinv(shape, alpha / 2), special.gammaincinv(shape, 1 - alpha / 2)
+    # the gamma quantiles depend on the count only: computed once per distinct count (a large table has
+    # millions of cells but a few thousand distinct counts), the same numbers as cell by cell
+    uniq, inv = np.unique(shape, return_inverse=True)
+    g_lo = special.gammaincinv(uniq, alpha / 2)[inv].reshape(shape.shape)
+    g_hi = special.gammaincinv(uniq, 1 - alpha / 2)[inv].reshape(shape.shape)
     return {"estimate": est, "ci_low": np.log2(g_lo / rate), "ci_high": np.log2(g_hi / rate)}

@@ -5,9 +5,10 @@ as FDA publishes it, the zip unzipped into a folder, or a folder of zips;
 :mod:`~ketaweight.signals.faers_members`), parses each member in bounded chunks — repairing or
 quarantining bad rows (:mod:`~ketaweight.signals.faers_parse`) — and appends each parsed block to
 the store as it comes, so memory stays bounded however many quarters are given and no quarter is
-ever held whole in Python objects.  Then it rebuilds the deduplicated report list over *all*
+ever held whole in Python objects.  Then it updates the deduplicated report list over *all*
 quarters in the store (:mod:`~ketaweight.signals.faers_dedup`): a quarter added later is
-deduplicated against the ones loaded before without re-reading them.
+deduplicated against the ones loaded before without re-reading them, and only the cases it touches
+are deduplicated again, so its cost does not grow with the store.
 
 The whole ingest runs in one DuckDB transaction: if anything fails — bad input, Ctrl-C, a full
 disk, another process holding the store — nothing is written (a store file that did not exist
@@ -17,7 +18,7 @@ Tables written (``quarter`` is ``'2023Q1'``): ``faers_demo``, ``faers_drug``, ``
 ``faers_outc``, ``faers_rpsr``, ``faers_ther``, ``faers_indi`` (canonical FAERS columns; ids,
 versions, sequence numbers and ``fda_dt`` as integers, everything else as text, plus
 ``line``), ``faers_deleted``, ``faers_quarantine``, ``faers_files`` (per-file accounting),
-``faers_reports`` and ``faers_dedup_log``.
+``faers_reports``, ``faers_dedup_cases`` and ``faers_dedup_log``.
 """
 
 from __future__ import annotations
@@ -36,7 +37,7 @@ from ketaweight.core.attrition import AttritionStep
 from ketaweight.core.errors import InputError, Location
 from ketaweight.core.protocol import Result
 from ketaweight.core.summary import Summary
-from ketaweight.signals.faers_dedup import rebuild_reports
+from ketaweight.signals.faers_dedup import DEDUP_TABLES, update_reports
 from ketaweight.signals.faers_format import TABLES
 from ketaweight.signals.faers_keys import KEY_TABLES, NAME_TABLES, add_quarter_keys, create_key_tables, has_keys
 from ketaweight.signals.faers_members import QuarterFiles, ReadLimits, discover_quarter, expand_inputs, read_member
@@ -45,7 +46,7 @@ from ketaweight.signals.faers_store import ACCOUNT_TABLES, FAERS_TABLES, append,
 
 __all__ = ["IngestReport", "FileReport", "ingest_faers", "plan_ingest", "STORE_TABLES"]
 
-STORE_TABLES = (*FAERS_TABLES, *ACCOUNT_TABLES, *KEY_TABLES, *NAME_TABLES, "faers_reports", "faers_dedup_log")
+STORE_TABLES = (*FAERS_TABLES, *ACCOUNT_TABLES, *KEY_TABLES, *NAME_TABLES, *DEDUP_TABLES)
 
 
 @dataclass(frozen=True)
@@ -235,7 +236,10 @@ def ingest_faers(
                     con.execute(f"INSERT INTO {t} SELECT * FROM kw_stage.{t}")
             for q in plan:
                 add_quarter_keys(con, q.quarter)
-            report.dedup = rebuild_reports(con)
+            # only the cases the new quarters touch are deduplicated again; a replaced quarter (its old rows
+            # gone) or a new store is deduplicated whole
+            replaced = any(q.quarter in loaded for q in plan)
+            report.dedup = update_reports(con, None if new or replaced else [q.quarter for q in plan])
             report.reports = int(report.dedup[-1].n_after)
             con.commit()
             if attached:

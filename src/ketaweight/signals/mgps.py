@@ -612,10 +612,16 @@ def _fit_prior(
                 se_log = tuple(float(v) for v in np.sqrt(np.clip(np.diag(np.linalg.inv(h)), 0, None)))
                 return u, decrement, se_log, pd_ok, ""
             t = 1.0
-            for _ in range(30):
+            gc = None
+            for trial in range(30):
                 cand = u - t * step
                 with np.errstate(all="ignore"):
-                    fc = _negll_and_grad(cand, target, want_grad=False) if np.all(np.abs(cand) < 40) else np.inf
+                    if not np.all(np.abs(cand) < 40):
+                        fc = np.inf
+                    elif trial == 0:  # the full step is usually taken: its gradient is needed next anyway
+                        fc, gc = _negll_and_grad(cand, target)
+                    else:
+                        fc = _negll_and_grad(cand, target, want_grad=False)
                 counter[0] += 1
                 if np.isfinite(fc) and fc <= f - 1e-4 * t * float(g @ step):
                     break
@@ -624,8 +630,11 @@ def _fit_prior(
                 return u, decrement, None, pd_ok, "line search failed"
             u_prev, g_prev = u, g
             u = cand
-            f, g = _negll_and_grad(u, target)
-            counter[0] += 1
+            if trial == 0 and gc is not None:
+                f, g = fc, gc
+            else:
+                f, g = _negll_and_grad(u, target)
+                counter[0] += 1
         return u, decrement, None, pd_ok, "Newton iteration limit"
 
     u1, decrement, se_log, pd_ok, why = newton(u)

@@ -291,7 +291,8 @@ def all_pairs(table: CountTable, prior: mgps.GammaMixturePrior, *, converged: bo
                          ci_level=ci_level, haldane=haldane)
     out = pd.DataFrame({"drug": pd.Categorical.from_codes(cd, categories=list(table.drugs)),
                         "event": pd.Categorical.from_codes(ce, categories=list(table.events)),
-                        "kind": pd.Categorical(np.where(ce < table.n_terms, "term", "group")),
+                        "kind": pd.Categorical.from_codes((ce < table.n_terms).astype(np.int8),
+                                                          categories=["group", "term"]),
                         "a": a.astype(np.int64), "b": b.astype(np.int64), "c": c.astype(np.int64),
                         "d": d.astype(np.int64), "e": table.cell_e, **scores})
     out["suppressed"] = False if exact_counts else suppressed_rows(out)

@@ -40,6 +40,7 @@ def default_estimators(
     ci_level: float = 0.95,
     thresholds: Thresholds | None = None,
     on_failure: OnFailure = "warn",
+    scheduler: str | None = None,
 ) -> list[Estimator]:
     """One estimator per method name with shared settings (default settings otherwise)."""
     unknown = [m for m in methods if m not in ESTIMATORS]
@@ -54,6 +55,7 @@ def default_estimators(
             ci_level=ci_level,
             thresholds=thresholds or Thresholds(),
             on_failure=on_failure,
+            scheduler=scheduler,
         )
         for m in methods
     ]

@@ -20,12 +20,15 @@ from ketaweight.causal.runner import default_estimators, run_estimators
 from ketaweight.causal.sensitivity import NegativeControl, negative_control
 from ketaweight.causal.spec import AnalysisSpec
 from ketaweight.study.catalogue import COVARIATES
-from ketaweight.study.cohort import Cohort, build_cohort
+from ketaweight.study.cohort import Cohort, RowSource, build_cohort
 from ketaweight.core.errors import InputError, Location
 from ketaweight.core.outputs import check_file_target
 from ketaweight.core.provenance import Provenance
 from ketaweight.core.results import write_result
 from ketaweight.pipelines.results import CausalStudy
+from ketaweight.core.spark import DEFAULT_MASTER
+from ketaweight.core.vocabulary import ENGINES, Engine
+from ketaweight.store.spark import SparkTables
 from ketaweight.store.store import Store
 from ketaweight.study.spec import Study, load_study
 
@@ -73,22 +76,27 @@ def analysis_spec(study: Study, outcome: str) -> AnalysisSpec:
 NO_EXPOSURE_MESSAGE = "no patient started {drugs} in this database"
 
 
-def require_exposures(store: Store, study: Study) -> None:
+def require_exposures(store: RowSource, study: Study) -> None:
     """Stop before any estimate when the store holds no exposure to the study's drugs (e.g. a real CDM
     with no ketamine): there is no treated group, so there is nothing to estimate."""
-    drugs = list(study.treatment.drugs)
-    n = store.con.execute(f"SELECT count(*) FROM exposures WHERE drug IN ({', '.join('?' for _ in drugs)})", drugs).fetchall()[0][0]
+    drugs = list(study.treatment.drugs)  # validated names of core.schema (no quote can occur in them)
+    n = store.arrow(f"SELECT count(*) AS n FROM exposures WHERE drug IN ({', '.join(repr(d) for d in drugs)})")["n"][0].as_py()
     if n == 0:
         raise InputError([(Location(str(store.path), column="exposures"),
                            NO_EXPOSURE_MESSAGE.format(drugs=" or ".join(drugs)) + "; there is no treated group to compare, "
                            "so no effect is estimated")])
 
 
-def run_study(store: Store | str | Path, study: Study | str | Path, out_dir: str | Path | None = None, *,
-              replace: bool = True) -> StudyResults:
+def run_study(store: RowSource | str | Path, study: Study | str | Path, out_dir: str | Path | None = None, *,
+              replace: bool = True, engine: Engine = "duckdb", spark_master: str | None = None,
+              scheduler: str | None = None) -> StudyResults:
     """Emulate the target trial of ``study`` on the store (an open :class:`Store` or a path);
     with ``out_dir``, write ``<out_dir>/<study name>.json`` (an earlier one is replaced only with
-    ``replace``; a file ketaweight did not write, never)."""
+    ``replace``; a file ketaweight did not write, never).
+
+    ``engine="spark"``: ``store`` is a folder of canonical Parquet tables and the cohort's SQL runs
+    on Spark (``spark_master``, default ``local[2]``; docs/scale.md); only the analysis table comes
+    back.  ``scheduler``: where bootstrap replicates run (Dask; the numbers do not depend on it)."""
     study_path = None
     if not isinstance(study, Study):
         study_path = Path(study)
@@ -96,7 +104,11 @@ def run_study(store: Store | str | Path, study: Study | str | Path, out_dir: str
     if out_dir is not None:  # before any work: a refused target should not cost a cohort build
         check_file_target(results_path(Path(out_dir), study), replace=replace)
     a = study.analysis
-    if isinstance(store, Store):
+    if engine == "spark" and not isinstance(store, SparkTables):
+        store = SparkTables(Path(store), spark_master or DEFAULT_MASTER)
+    elif engine not in ENGINES:
+        raise ValueError(f"engine={engine!r}: choose one of {', '.join(ENGINES)}")
+    if isinstance(store, (Store, SparkTables)):
         store_path, provenance = store.path, store.provenance()
         require_exposures(store, study)
         cohort = build_cohort(store, study)
@@ -107,7 +119,7 @@ def run_study(store: Store | str | Path, study: Study | str | Path, out_dir: str
             require_exposures(opened, study)
             cohort = build_cohort(opened, study)
     estimators = default_estimators(methods=a.methods, variance=a.variance, n_bootstrap=a.n_bootstrap,
-                                    seed=a.seed, on_failure=a.on_failure)
+                                    seed=a.seed, on_failure=a.on_failure, scheduler=scheduler)
     results: dict[str, list[CausalResult]] = {}
     for column in OUTCOME_SCALES:
         spec = analysis_spec(study, column)
@@ -115,7 +127,8 @@ def run_study(store: Store | str | Path, study: Study | str | Path, out_dir: str
     nc = None
     if a.negative_control_kind:
         control_estimator = default_estimators(methods=(a.negative_control_method,), variance=a.variance,
-                                               n_bootstrap=a.n_bootstrap, seed=a.seed, on_failure=a.on_failure)[0]
+                                               n_bootstrap=a.n_bootstrap, seed=a.seed, on_failure=a.on_failure,
+                                               scheduler=scheduler)[0]
         nc = negative_control(control_estimator, cohort.table, analysis_spec(study, "outcome_change"),
                               "negative_control_change")
     out = StudyResults(study, cohort, results, nc, provenance)

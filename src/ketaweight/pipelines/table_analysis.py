@@ -104,6 +104,7 @@ def analyze_table(
     out: Path | None = None,
     provenance: dict[str, Any] | None = None,
     replace: bool = True,
+    scheduler: str | None = None,
 ) -> Analysis:
     """Run ``methods`` side by side on ``table`` and optionally write ``OUT/causal_results.json``.
 
@@ -115,7 +116,7 @@ def analyze_table(
     variance = "bootstrap" if n_bootstrap > 0 else "sandwich"
     estimators = default_estimators(
         methods=methods, variance=variance, n_bootstrap=n_bootstrap or 1000, seed=seed, n_jobs=n_jobs,
-        on_failure=on_failure,  # type: ignore[arg-type]
+        on_failure=on_failure, scheduler=scheduler,  # type: ignore[arg-type]
     )
     results = run_estimators(table, spec, estimators)
     controls = [

@@ -25,6 +25,7 @@ from ketaweight.core.errors import InputError, Location
 from ketaweight.core.provenance import Provenance, read_provenance_file, write_provenance_file
 from ketaweight.sources.files import find_table_files, read_csv_as_text, read_parquet_as_text
 from ketaweight.core.schema import TABLES, create_table_sql
+from ketaweight.core.spark import normalise
 from ketaweight.store.checks import insert_sql, unit_conversions, validate_staged
 
 ExportFormat = str  # "csv" | "parquet"
@@ -194,6 +195,12 @@ class Store:
     def query(self, sql: str, params: list[Any] | None = None) -> pd.DataFrame:
         """Run SQL against the store and return a pandas DataFrame."""
         return self.con.execute(sql, params or []).df()
+
+    def arrow(self, sql: str) -> pa.Table:
+        """Run SQL against the store; the result as Arrow in the engines' one form (integers int64,
+        floats float64: :func:`ketaweight.core.spark.normalise`), as :class:`~ketaweight.store.spark.SparkTables`
+        gives it for the same SQL on Spark."""
+        return normalise(self.con.sql(sql).to_arrow_table())
 
     def export(self, folder: str | Path, fmt: ExportFormat = "parquet") -> dict[str, Path]:
         """Write every table to ``folder/<table>.csv`` or ``.parquet`` (canonical units)."""

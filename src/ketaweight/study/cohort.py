@@ -10,6 +10,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
+import duckdb
 import numpy as np
 import pandas as pd
 
@@ -17,6 +18,7 @@ from ketaweight.core.attrition import AttritionStep
 from ketaweight.core.errors import InputError, Location
 from ketaweight.core.schema import MEASUREMENT_KINDS
 from ketaweight.study.catalogue import BASELINE_KINDS, COVARIATES, FOLLOWUP_CHANGES
+from ketaweight.store.spark import SparkTables
 from ketaweight.store.store import Store
 from ketaweight.study.spec import Study
 
@@ -133,7 +135,19 @@ def _sql(study: Study) -> str:
     """
 
 
-def build_cohort(store: Store, study: Study) -> Cohort:
+RowSource = Store | SparkTables
+"""Where the cohort's SQL runs: the DuckDB store (default) or canonical Parquet tables on Spark."""
+
+
+def query_frame(source: RowSource, sql: str) -> pd.DataFrame:
+    """``sql`` (DuckDB dialect) run where ``source`` lives; the Arrow result as pandas, converted the one
+    way DuckDB converts (nullable integers, dates as datetimes) whichever engine computed it."""
+    table = source.arrow(sql)
+    with duckdb.connect() as con:  # its own connection: cohorts may be built in several threads at once
+        return con.from_arrow(table).df()
+
+
+def build_cohort(store: RowSource, study: Study) -> Cohort:
     """The analysis table of ``study``: eligible patients, treatment, outcome, covariates.
 
     Columns: ``treated`` (0/1), ``outcome_change`` (canonical unit of the outcome kind),
@@ -143,7 +157,7 @@ def build_cohort(store: Store, study: Study) -> Cohort:
     ``first_route``, ``last_session_day``) for dose-response analyses.
     """
     e, tr = study.eligibility, study.treatment
-    frame = store.query(_sql(study))
+    frame = query_frame(store, _sql(study))
     steps: list[AttritionStep] = []
     n0 = len(frame)
     if n0 == 0:

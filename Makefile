@@ -47,7 +47,7 @@ test: $(STAMP)
 	  (DEBIAN_FRONTEND=noninteractive apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq postgresql) >/dev/null 2>&1 || \
 	  echo "note: postgresql could not be installed (needs root and the Debian mirror); the PostgreSQL import tests will skip"
 	$(BIN)/lint-imports
-	$(BIN)/python -m pytest -n 2 -q
+	$(BIN)/python -m pytest -n 2 --dist loadgroup -q
 
 # The fuzzers' long run: 10,000 generated inputs per target (docs/reliability.md); minutes to hours.
 fuzz: $(STAMP)

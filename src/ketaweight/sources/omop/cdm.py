@@ -30,7 +30,7 @@ class CdmConnection(Protocol):
     """What the reader needs from a CDM: qualified table names, their columns, and SQL → Arrow."""
 
     label: str
-    kind: str  # "duckdb" | "csv" | "postgresql"
+    kind: str  # "duckdb" | "csv" | "postgresql" | "spark"
 
     def table(self, name: str) -> str: ...
     def columns(self) -> dict[str, dict[str, str]]: ...  # table → column → category
@@ -284,7 +284,8 @@ class PostgresCdm:
 
 
 def open_cdm(location: str | Path, *, cdm_schema: str | None = None, vocabulary_schema: str | None = None) -> CdmConnection:
-    """A DuckDB file, a CSV folder, or a ``postgresql://`` URL."""
+    """A DuckDB file, a CSV folder, or a ``postgresql://`` URL (a Parquet CDM on Spark:
+    :class:`ketaweight.sources.omop.spark_cdm.SparkCdm`)."""
     text = str(location)
     if text.startswith(("postgresql://", "postgres://")):
         return PostgresCdm(text, cdm_schema or "public", vocabulary_schema)

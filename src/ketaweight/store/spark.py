@@ -40,7 +40,7 @@ class SparkTables:
         self.folder = Path(self.folder)
         if not self.folder.is_dir() and "://" not in str(self.folder):
             raise InputError([(Location(str(self.folder)), "not a folder of canonical Parquet tables "
-                               "(write one with: ketaweight store export STORE OUT --format parquet)")])
+                               "(write one with: ketaweight store export --store FILE --out DIR --format parquet)")])
         missing = [t for t in REQUIRED if not (self.folder / f"{t}.parquet").exists()]
         if missing:
             raise InputError([(Location(str(self.folder / f"{t}.parquet")), "table not found") for t in missing])

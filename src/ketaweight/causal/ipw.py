@@ -173,6 +173,7 @@ class IPW(Estimator):
             n_jobs=n_workers(self.n_jobs),
             stabilized=self.stabilized,
             truncate=self.truncate,
+            scheduler=self.scheduler,
         )
 
 

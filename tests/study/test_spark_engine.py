@@ -48,6 +48,13 @@ def test_spark_cohort_and_estimates_equal_duckdb(tmp_path: Path) -> None:
         got = [(r.method, r.estimate, r.se, r.ci_low, r.ci_high, r.n) for r in spark_results.results[column]]
         assert got == [(r.method, r.estimate, r.se, r.ci_low, r.ci_high, r.n) for r in rs]
 
+    # a step's population frame, sent to the engine as a view, joins as in DuckDB
+    sql = ("SELECT count(*) AS n, sum(height_cm) AS h FROM pop JOIN patients USING (patient_id) "
+           "WHERE pop.t0 IS NOT NULL")
+    pop = {"pop": duck.table[["patient_id", "t0"]]}
+    with Store(store_path, read_only=True) as store:
+        assert tables.arrow(sql, pop).equals(store.arrow(sql, pop))
+
     (tmp_path / "tables" / "measurements.parquet").unlink()
     with pytest.raises(InputError, match="measurements.parquet"):
         SparkTables(tmp_path / "tables", "local[2]")

@@ -57,7 +57,8 @@ def spark_session(master: str = DEFAULT_MASTER) -> Any:
     check_master(master)
     builder = SparkSession.builder.appName("ketaweight")
     builder = builder.remote(master) if master.startswith("sc://") else builder.master(master)
-    builder = builder.config("spark.sql.session.timeZone", "UTC").config("spark.ui.enabled", "false")
+    builder = (builder.config("spark.sql.session.timeZone", "UTC").config("spark.ui.enabled", "false")
+               .config("spark.sql.execution.arrow.pyspark.enabled", "true"))
     if _LOCAL.match(master):
         cores = os.cpu_count() or 1
         builder = (builder.config("spark.sql.shuffle.partitions", str(max(2, 2 * cores)))

@@ -13,6 +13,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
+import pandas as pd
 import pyarrow as pa
 
 from ketaweight.core.errors import InputError, Location
@@ -58,9 +59,17 @@ class SparkTables:
         """Where the tables lie (named in messages, like a store's file)."""
         return self.folder
 
-    def arrow(self, sql: str) -> pa.Table:
-        """DuckDB-dialect ``sql`` run on Spark, as Arrow in the engines' one form (:func:`normalise`)."""
-        return normalise(spark_arrow(self.session, sql))
+    def arrow(self, sql: str, views: dict[str, pd.DataFrame] | None = None) -> pa.Table:
+        """DuckDB-dialect ``sql`` run on Spark, with ``views`` (name → frame, sent to the cluster) visible
+        by name while it runs; the result as Arrow in the engines' one form (:func:`normalise`)."""
+        views = views or {}
+        for name, frame in views.items():
+            self.session.createDataFrame(frame).createOrReplaceTempView(name)
+        try:
+            return normalise(spark_arrow(self.session, sql))
+        finally:
+            for name in views:
+                self.session.catalog.dropTempView(name)
 
     def provenance(self) -> Provenance:
         """The ``provenance.json`` an export wrote beside the tables, else real records from the folder."""

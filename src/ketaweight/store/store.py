@@ -196,11 +196,19 @@ class Store:
         """Run SQL against the store and return a pandas DataFrame."""
         return self.con.execute(sql, params or []).df()
 
-    def arrow(self, sql: str) -> pa.Table:
-        """Run SQL against the store; the result as Arrow in the engines' one form (integers int64,
-        floats float64: :func:`ketaweight.core.spark.normalise`), as :class:`~ketaweight.store.spark.SparkTables`
+    def arrow(self, sql: str, views: dict[str, pd.DataFrame] | None = None) -> pa.Table:
+        """Run SQL against the store, with ``views`` (name → frame) visible by name while it runs; the
+        result as Arrow in the engines' one form (integers int64, floats float64:
+        :func:`ketaweight.core.spark.normalise`), as :class:`~ketaweight.store.spark.SparkTables`
         gives it for the same SQL on Spark."""
-        return normalise(self.con.sql(sql).to_arrow_table())
+        views = views or {}
+        for name, frame in views.items():
+            self.con.register(name, frame)
+        try:
+            return normalise(self.con.sql(sql).to_arrow_table())
+        finally:
+            for name in views:
+                self.con.unregister(name)
 
     def export(self, folder: str | Path, fmt: ExportFormat = "parquet") -> dict[str, Path]:
         """Write every table to ``folder/<table>.csv`` or ``.parquet`` (canonical units)."""

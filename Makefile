@@ -51,7 +51,7 @@ test: $(STAMP)
 
 # The fuzzers' long run: 10,000 generated inputs per target (docs/reliability.md); minutes to hours.
 fuzz: $(STAMP)
-	HYPOTHESIS_PROFILE=fuzz $(BIN)/python -m pytest -q -p no:randomly -k fuzz tests
+	HYPOTHESIS_PROFILE=fuzz FUZZ_EXAMPLES=$(or $(FUZZ_EXAMPLES),10000) $(BIN)/python -m pytest -q -p no:randomly -k fuzz tests
 
 bench: $(PEERS_STAMP)
 	$(BIN)/python benchmarks/run_all.py

@@ -30,7 +30,7 @@ import time
 from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
-sys.path.insert(0, str(Path(__file__).resolve().parents[1] / "tests" / "sources" / "omop"))
+sys.path.insert(0, str(Path(__file__).resolve().parents[1] / "tests"))
 from machine_info import cpu_model, load_average  # noqa: E402
 
 BIN = Path(sys.executable).parent

@@ -2,9 +2,10 @@
 
 Kinds:
 
-* ``load`` — validate and load an uploaded folder into the store (all-or-nothing, through
-  :meth:`ketaweight.store.Store.load_folder`), assign the new patients to the uploader's clinic, and
-  refresh the monitoring alerts; its result is the validation report;
+* ``load`` — validate and load an uploaded folder into the store, all or nothing (canonical tables through
+  :meth:`ketaweight.store.Store.load_folder`, an OMOP CDM or FHIR files through
+  :mod:`ketaweight.pipelines.imports`), assign the new patients to the uploader's clinic, and refresh the
+  monitoring alerts; its result is the validation report (with what an import left out, and why);
 * ``monitor`` — refresh the monitoring alerts (:func:`ketaweight.pipelines.monitoring.monitor`);
 * ``study`` — a run: the weight and depression target trials (:func:`~ketaweight.pipelines.emulation.run_study`),
   responsible use, optionally mechanisms and FAERS signals, then the graded report
@@ -98,38 +99,71 @@ def refresh_alerts(db: DBSession, store_path: Path, rules_path: str | None) -> d
 def _load(factory: Any, data: Path, job_id: int, params: dict[str, Any], progress: Progress,
           rules_path: str | None) -> tuple[str, Any, str | None, None]:
     from ketaweight.core.errors import InputError
-    from ketaweight.core.provenance import Provenance, read_provenance_file
     from ketaweight.pipelines.patient_record import patient_ids
-    from ketaweight.store import Store
 
     folder = Path(params["folder"])
     store_path = data / "store.duckdb"
     try:
         progress(0.1, "validating every row and loading (all or nothing)")
-        provenance = read_provenance_file(folder) or Provenance("real", f"records uploaded as {params['filename']}")
         with store_lock(store_path, exclusive=True, timeout_s=None):
-            with Store(store_path) as store:
-                before = patient_ids(store)
-                try:
-                    report = store.load_folder(folder, provenance=provenance)
-                except InputError as exc:
-                    problems = [{"where": str(loc).replace(str(folder) + "/", ""), "reason": reason}
-                                for loc, reason in exc.problems]
-                    return "failed", {"ok": False, "problems": problems}, \
-                        f"validation found {len(problems)} problem(s); nothing was loaded", None
-                new = patient_ids(store) - before
+            before = patient_ids(store_path) if store_path.exists() else set()
+            try:
+                result = LOADERS[params.get("format", "canonical")](store_path, folder, params["filename"])
+            except InputError as exc:
+                problems = [{"where": _within_upload(str(loc), folder), "reason": reason} for loc, reason in exc.problems]
+                return "failed", {"ok": False, "problems": problems}, \
+                    f"validation found {len(problems)} problem(s); nothing was loaded", None
+            new = patient_ids(store_path) - before
         with factory() as db:
             for pid in sorted(new):
                 db.merge(PatientClinic(patient_id=pid, clinic_id=params["clinic_id"], job_id=job_id))
             db.commit()
             progress(0.6, "checking the monitoring rules")
             monitoring = refresh_alerts(db, store_path, rules_path)
-        result = {"ok": True, "rows": report.rows, "conversions": report.conversions,
-                  "files": {k: Path(v).name for k, v in report.sources.items()}, "new_patients": len(new),
-                  "provenance": provenance.label, "monitoring": monitoring}
-        return "done", result, None, None
+        return "done", {**result, "ok": True, "new_patients": len(new), "monitoring": monitoring}, None, None
     finally:
         shutil.rmtree(folder, ignore_errors=True)
+
+
+def _within_upload(where: str, folder: Path) -> str:
+    """A problem's location relative to the uploaded folder (the server's scratch path is not shown)."""
+    return where.replace(str(folder), "").lstrip("/: ") or "the upload"
+
+
+def _load_canonical(store_path: Path, folder: Path, filename: str) -> dict[str, Any]:
+    from ketaweight.core.provenance import Provenance, read_provenance_file
+    from ketaweight.store import Store
+
+    provenance = read_provenance_file(folder) or Provenance("real", f"records uploaded as {filename}")
+    with Store(store_path) as store:
+        report = store.load_folder(folder, provenance=provenance)
+    return {"rows": report.rows, "conversions": report.conversions,
+            "files": {k: Path(v).name for k, v in report.sources.items()}, "provenance": provenance.label}
+
+
+def _import_report(result: Any) -> dict[str, Any]:
+    """What an OMOP or FHIR import loaded and left out (counts under 11 masked: the page is shared by the clinic)."""
+    report = result.report.to_dict()
+    return {"rows": result.load.rows, "conversions": result.load.conversions, "files": {},
+            "provenance": result.provenance.label, "excluded": report["excluded"], "found": report["found"],
+            "persons": report["persons"]}
+
+
+def _load_omop(store_path: Path, folder: Path, filename: str) -> dict[str, Any]:
+    from ketaweight.pipelines.imports import import_omop
+
+    return _import_report(import_omop(store_path, folder))
+
+
+def _load_fhir(store_path: Path, folder: Path, filename: str) -> dict[str, Any]:
+    from ketaweight.pipelines.imports import import_fhir
+
+    return _import_report(import_fhir(store_path, folder))
+
+
+LOADERS: dict[str, Callable[[Path, Path, str], dict[str, Any]]] = {
+    "canonical": _load_canonical, "omop": _load_omop, "fhir": _load_fhir}
+"""One loader per upload format of :data:`ketaweight.app.uploads.FORMATS`: folder → store, all or nothing."""
 
 
 def _monitor(factory: Any, data: Path, job_id: int, params: dict[str, Any], progress: Progress,

@@ -50,8 +50,8 @@ class ReadAnchor:
     """Keeps one read-only connection to the store open in the web process, so each page's own
     connection reuses DuckDB's already-open database (opening the file costs 25-45 ms; reusing it ~1 ms).
 
-    The job runner :meth:`pause`\s it (closing the connection) before a load, whose process must open the
-    file for writing, and :meth:`resume`\s it after: the next page then sees the new rows."""
+    The job runner pauses it (:meth:`pause`, closing the connection) before a load, whose process must open the
+    file for writing, and resumes it (:meth:`resume`) after: the next page then sees the new rows."""
 
     def __init__(self, store_path: Path) -> None:
         self.store_path = store_path

@@ -18,6 +18,7 @@ from dataclasses import dataclass
 from pathlib import Path, PurePosixPath
 
 from ketaweight.core.schema import TABLES
+from ketaweight.sources.omop.ddl import ALL_TABLES as OMOP_TABLES
 
 CHUNK = 1024 * 1024
 IGNORED = re.compile(r"(^|/)(__MACOSX/.*|\.DS_Store|Thumbs\.db)$")
@@ -31,8 +32,8 @@ class UploadRefused(ValueError):
 class UploadFormat:
     """A kind of data folder the service can load.  ``member`` says which file names belong in it.
 
-    New source formats (OMOP CDM, FHIR bundles) plug in with an entry in :data:`FORMATS`: the names they
-    accept and, in :mod:`ketaweight.app.job_tasks`, the loader that turns the folder into canonical tables."""
+    A source format plugs in with an entry in :data:`FORMATS` (the names it accepts) and, in
+    :mod:`ketaweight.app.job_tasks`, the loader that turns the folder into the store's tables."""
 
     key: str
     label: str
@@ -45,7 +46,16 @@ CANONICAL = UploadFormat(
     re.compile(r"^(" + "|".join(TABLES) + r")\.(csv|parquet)$|^provenance\.json$"),
     "patients.csv, exposures.csv, measurements.csv, lifestyle.csv, adverse_events.csv (or .parquet; any subset)")
 
-FORMATS: dict[str, UploadFormat] = {f.key: f for f in (CANONICAL,)}
+OMOP = UploadFormat(
+    "omop", "OMOP CDM 5.4 (a zipped folder of CDM CSV files, as OHDSI and Synthea ETLs write them)",
+    re.compile(r"^(" + "|".join(OMOP_TABLES) + r")\.csv$", re.IGNORECASE),
+    "PERSON.csv, OBSERVATION_PERIOD.csv, CONCEPT.csv, DRUG_EXPOSURE.csv, MEASUREMENT.csv, … (upper- or lower-case; "
+    "the vocabulary tables the data use must be included)")
+FHIR = UploadFormat(
+    "fhir", "FHIR R4 (zipped bulk-export NDJSON or Bundle JSON files)",
+    re.compile(r"^[A-Za-z0-9_.-]+\.(ndjson|json)$", re.IGNORECASE),
+    "Patient.ndjson, Observation.ndjson, MedicationAdministration.ndjson, … or transaction/collection Bundles (.json)")
+FORMATS: dict[str, UploadFormat] = {f.key: f for f in (CANONICAL, OMOP, FHIR)}
 
 
 def _member_name(info: zipfile.ZipInfo) -> PurePosixPath:

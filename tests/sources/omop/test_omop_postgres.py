@@ -5,21 +5,12 @@ import through ADBC that gives exactly the tables of the DuckDB path — in a re
 from __future__ import annotations
 
 import pytest
-from pg_server import bin_dir, load_cdm, throwaway_server
+from pg_server import load_cdm
 
 from ketaweight.core.errors import InputError
 from ketaweight.pipelines.imports import export_store, import_omop
 from ketaweight.sources.omop.cdm import PostgresCdm
 from ketaweight.sources.omop.ddl import ALL_TABLES
-
-
-@pytest.fixture(scope="module")
-def postgres_url():
-    bindir = bin_dir()
-    if bindir is None:
-        pytest.skip("PostgreSQL server binaries not found (make test installs Debian's postgresql package)")
-    with throwaway_server(bindir) as url:
-        yield url
 
 
 def test_postgres_import_matches_the_duckdb_path(sim_store, tables_of, postgres_url, tmp_path):

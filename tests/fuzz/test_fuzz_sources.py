@@ -1,0 +1,116 @@
+"""Hostile data on the way in: a store folder (CSV and Parquet), an OMOP CDM as CSV files and FHIR R4
+NDJSON, each with one file mutated byte by byte. Every input either loads or is refused with one
+InputError that names the file it came from — never another exception — and a refused load leaves the
+store it was meant for exactly as it was.
+
+Each input costs a load (0.3–2 s on this machine), so ``make test`` runs a short budget here (``budget``); ``make fuzz``
+(HYPOTHESIS_PROFILE=fuzz) runs the profile's full budget."""
+
+from __future__ import annotations
+
+import os
+import shutil
+from pathlib import Path
+
+import pytest
+from hypothesis import given, settings
+from hypothesis import strategies as st
+
+from ketaweight.core.errors import InputError
+from ketaweight.core.schema import TABLES
+from ketaweight.pipelines.imports import export_store, import_fhir, import_omop
+from ketaweight.pipelines.simulation import run_simulation
+from ketaweight.store import Store
+
+from .mutations import mutated
+
+def budget(fast: int):
+    """``fast`` inputs inside ``make test``; the profile's own budget under ``make fuzz``."""
+    return settings(max_examples=fast) if os.environ.get("HYPOTHESIS_PROFILE", "test") == "test" else settings()
+
+
+@pytest.fixture(scope="module")
+def seeds(tmp_path_factory) -> dict[str, Path]:
+    """25 simulated patients as a canonical CSV folder, a Parquet folder, an OMOP CSV CDM and FHIR NDJSON,
+    and a store holding 25 other patients (the store a refused load must leave unchanged)."""
+    root = tmp_path_factory.mktemp("fuzz-sources")
+    _, store = run_simulation("article", 25, 3, root / "sim", "csv", False)
+    run_simulation("article", 25, 4, root / "sim-parquet", "parquet", False)
+    export_store(store, root / "omop", "omop")
+    export_store(store, root / "fhir", "fhir")
+    other = run_simulation("article", 25, 5, root / "other", "csv", False)[1]
+    with Store(other) as st_:  # distinct ids, so a mutated copy of the seed folder is not a duplicate load
+        for name in TABLES:
+            if "patient_id" in TABLES[name].column_names:
+                st_.con.execute(f"UPDATE \"{name}\" SET patient_id = 'OTHER-' || patient_id")
+    return {"csv": root / "sim" / "csv", "parquet": root / "sim-parquet" / "parquet", "omop": root / "omop",
+            "fhir": root / "fhir", "store": other}
+
+
+def mutate_one_file(data: st.DataObject, folder: Path, target: Path, pattern: str) -> Path:
+    """Copy ``folder`` to ``target`` with one file (chosen by the fuzzer among ``pattern``) mutated; that file."""
+    shutil.copytree(folder, target)
+    victim = data.draw(st.sampled_from(sorted(p.name for p in target.glob(pattern))), label="file")
+    path = target / victim
+    path.write_bytes(data.draw(mutated(path.read_bytes(), max_edits=4), label="bytes"))
+    return path
+
+
+def snapshot(store: Path) -> dict[str, list]:
+    with Store(store, read_only=True) as st_:
+        return {name: st_.con.execute(f'SELECT * FROM "{name}" ORDER BY ALL').fetchall() for name in TABLES}
+
+
+def refused_clearly(exc: InputError, folder: Path) -> None:
+    """One clear message that names the folder or a file in it (a mutated patients.csv may surface as
+    unknown patients in exposures.csv: the file named is the one whose rows are refused)."""
+    text = str(exc)
+    assert text.strip() and "Traceback" not in text
+    names = [str(folder), *(p.name for p in folder.iterdir()), *(p.stem.lower() for p in folder.iterdir())]
+    assert any(n in text for n in names), f"the error names no file of {folder}: {text[:300]}"
+
+
+@budget(20)
+@given(data=st.data(), fmt=st.sampled_from(["csv", "parquet"]))
+def test_a_mutated_store_folder_loads_or_is_refused_and_the_store_is_unchanged(seeds, tmp_path_factory, data, fmt):
+    work = tmp_path_factory.mktemp("case")
+    victim = mutate_one_file(data, seeds[fmt], work / "in", f"*.{fmt}")
+    store = work / "store.duckdb"
+    shutil.copy(seeds["store"], store)
+    before = snapshot(store)
+    try:
+        with Store(store) as st_:
+            st_.load_folder(work / "in")
+    except InputError as exc:
+        refused_clearly(exc, victim.parent)
+        assert snapshot(store) == before, "a refused load changed the store"
+
+
+@budget(8)
+@given(data=st.data())
+def test_a_mutated_omop_cdm_is_imported_or_refused_naming_the_file(seeds, tmp_path_factory, data):
+    work = tmp_path_factory.mktemp("case")
+    victim = mutate_one_file(data, seeds["omop"], work / "cdm", "*.csv")
+    store = work / "store.duckdb"
+    shutil.copy(seeds["store"], store)
+    before = snapshot(store)
+    try:
+        import_omop(store, work / "cdm")
+    except InputError as exc:
+        refused_clearly(exc, victim.parent)
+        assert snapshot(store) == before, "a refused import changed the store"
+
+
+@budget(8)
+@given(data=st.data())
+def test_mutated_fhir_ndjson_is_imported_or_refused_naming_the_file(seeds, tmp_path_factory, data):
+    work = tmp_path_factory.mktemp("case")
+    victim = mutate_one_file(data, seeds["fhir"], work / "fhir", "*.ndjson")
+    store = work / "store.duckdb"
+    shutil.copy(seeds["store"], store)
+    before = snapshot(store)
+    try:
+        import_fhir(store, work / "fhir")
+    except InputError as exc:
+        refused_clearly(exc, victim.parent)
+        assert snapshot(store) == before, "a refused import changed the store"

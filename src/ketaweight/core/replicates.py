@@ -176,15 +176,19 @@ def _execute(fn: ReplicateFn, todo: list[int], seeds: Sequence[Seed], shared: An
                 yield r, fn(shared, r, seeds[r])
             return
         executor: Executor = (ThreadPoolExecutor if pool == "threads" else ProcessPoolExecutor)(max_workers=workers)
-        with executor:
-            futures = {executor.submit(fn, shared, r, seeds[r]): r for r in todo}
-            try:
-                for fut in as_completed(futures):
-                    yield futures[fut], fut.result()
-            except BaseException:
-                for fut in futures:
-                    fut.cancel()
-                raise
+        futures = {executor.submit(fn, shared, r, seeds[r]): r for r in todo}
+        try:
+            for fut in as_completed(futures):
+                yield futures[fut], fut.result()
+        except BaseException:
+            # Ctrl-C or a failed replicate: stop now, not after the replicates already running.  The
+            # executor API cannot stop a running task (terminate_workers() arrives in Python 3.14), so
+            # worker processes are ended through the pool's own table of them.
+            executor.shutdown(wait=False, cancel_futures=True)
+            for process in list((getattr(executor, "_processes", None) or {}).values()):
+                process.terminate()
+            raise
+        executor.shutdown(wait=True)
         return
     yield from _on_dask(fn, todo, seeds, shared, scheduler, retries, name)
 

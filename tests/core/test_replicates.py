@@ -121,6 +121,12 @@ def test_a_run_resumes_from_its_checkpoint(tmp_path: Path) -> None:
     assert ran == [8, 9, 10, 11]  # only the replicates the checkpoint lacked
     assert not list(tmp_path.glob(".reps.json.*"))  # no temporary file left behind
 
+    pooled = Checkpoint(tmp_path / "pooled.json", {"what": "test", "n": 300})
+    with pytest.raises(Interrupted):  # a pool stops at the first failure, and keeps what finished
+        run_replicates(stops_at_8, seeds, shared=(2.0, 300), workers=2, pool="threads", checkpoint=pooled)
+    kept = pooled.load(seeds)
+    assert 8 not in kept and all(kept[r] == full[r] for r in kept)
+
     other = Checkpoint(tmp_path / "reps.json", {"what": "test", "n": 301})
     with pytest.raises(InputError, match="another run"):
         run_replicates(noisy_mean, seeds, shared=(2.0, 301), checkpoint=other)

@@ -11,7 +11,7 @@ import sys
 from pathlib import Path
 
 HERE = Path(__file__).resolve().parent
-SCRIPTS = ("bench_simulate.py", "bench_causal.py", "bench_mediation.py", "bench_signals.py", "bench_sources.py")
+SCRIPTS = ("bench_simulate.py", "bench_causal.py", "bench_mediation.py", "bench_signals.py", "bench_sources.py", "bench_network.py", "bench_flexible.py")
 
 
 def main() -> int:

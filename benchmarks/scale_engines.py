@@ -178,10 +178,12 @@ def add_parsers(sub: argparse._SubParsersAction) -> None:
     c.add_argument("--persons", type=int, default=1_000_000)
     c.add_argument("--repeats", type=int, default=1)
     c.add_argument("--work", type=Path, default=Path(__file__).parent / "out" / "scale")
+    c.add_argument("--json", type=Path, default=None)
     r = sub.add_parser("replicates", help="validation replicates: local loop, 1 and 2 Dask workers")
     r.add_argument("--replicates", type=int, default=1000)
     r.add_argument("--patients", type=int, default=200)
     r.add_argument("--repeats", type=int, default=1)
+    r.add_argument("--json", type=Path, default=None)
 
 
 def run(args: argparse.Namespace, info: dict) -> bool:

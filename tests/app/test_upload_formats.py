@@ -26,7 +26,7 @@ def exported(tmp_path_factory) -> dict[str, Path]:
     _, store = run_simulation("article", 60, 21, root / "sim", "csv", False)
     export_store(store, root / "omop", "omop")
     export_store(store, root / "fhir", "fhir")
-    return {"store": store, "omop": root / "omop", "fhir": root / "fhir", "root": root}
+    return {"store": store, "canonical": root / "sim" / "csv", "omop": root / "omop", "fhir": root / "fhir", "root": root}
 
 
 def fresh_service(root: Path) -> tuple[Service, int]:
@@ -49,11 +49,12 @@ def upload(svc: Service, clinic_id: int, archive: Path, fmt: str):
     return client, client.get(r.headers["location"])
 
 
-@pytest.mark.parametrize("fmt", ["omop", "fhir"])
-def test_an_omop_or_fhir_upload_loads_the_clinics_patients(exported, tmp_path, fmt):
+@pytest.mark.parametrize("fmt", ["canonical", "omop", "fhir"])
+def test_each_upload_format_loads_the_clinics_patients(exported, tmp_path, fmt):
     svc, clinic_id = fresh_service(tmp_path)
     client, page = upload(svc, clinic_id, zip_folder(exported[fmt], tmp_path / f"{fmt}.zip"), fmt)
     assert page.status_code == 200 and "Loaded" in page.text, page.text[:2000]
+    assert "every row passed validation" in page.text  # the simulated records convert without a row left out
     expected = patient_ids(exported["store"])
     assert patient_ids(svc.config.store_path) == expected
     shown = re.search(r"(\d+) new patient\(s\) assigned", page.text)
@@ -82,3 +83,20 @@ def test_a_cdm_without_its_person_table_is_refused_and_nothing_is_loaded(exporte
     with svc.app.state.factory() as db:
         assert [j.status for j in db.query(Job)] == ["failed"]
     assert not svc.config.store_path.exists() or not patient_ids(svc.config.store_path)
+
+
+def test_rows_an_import_leaves_out_are_listed_with_their_reason(exported, tmp_path):
+    import shutil
+
+    import pandas as pd
+
+    cdm = tmp_path / "cdm"
+    shutil.copytree(exported["omop"], cdm)
+    m = pd.read_csv(cdm / "MEASUREMENT.csv", dtype=str, keep_default_na=False)
+    m.loc[m.index[:12], "value_as_number"] = "-5"  # no weight, height or score is negative
+    m.to_csv(cdm / "MEASUREMENT.csv", index=False)
+    svc, clinic_id = fresh_service(tmp_path)
+    _client, page = upload(svc, clinic_id, zip_folder(cdm, tmp_path / "omop.zip"), "omop")
+    assert "except the rows the import left out" in page.text, page.text[:1500]
+    left_out = page.text.split("Rows the import left out, and why")[1].split("</table>")[0]
+    assert "measurement" in left_out and "<td" in left_out

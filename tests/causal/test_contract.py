@@ -10,7 +10,8 @@ import pandas as pd
 import pytest
 
 from ketaweight.causal import AIPW, IPW, CausalResult, Crude, GEstimation, Standardization
-from ketaweight.causal.runner import ESTIMATORS, run_estimators
+from ketaweight.causal.runner import run_estimators
+from ketaweight.core.vocabulary import DEFAULT_METHODS
 from ketaweight.core.errors import InputError
 from causal_synthetic import CONFOUNDED_SPEC, confounded_table
 
@@ -86,6 +87,6 @@ def test_missing_columns_are_listed(table):
 
 def test_runner_fits_every_method_on_the_same_rows(table):
     results = run_estimators(table, CONFOUNDED_SPEC)
-    assert [r.method for r in results] == list(ESTIMATORS)
+    assert [r.method for r in results] == list(DEFAULT_METHODS)
     assert len({r.n for r in results}) == 1
     assert all(math.isfinite(r.estimate) for r in results)

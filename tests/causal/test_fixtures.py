@@ -3,7 +3,8 @@
 L = 0: treated y = {4}, untreated y = {1, 3}      → e(0) = 1/3, stratum effect 2
 L = 1: treated y = {6, 8, 10}, untreated y = {5}  → e(1) = 3/4, stratum effect 3
 ATE = 2·3/7 + 3·4/7 = 18/7; ATT = 2·1/4 + 3·3/4 = 11/4; crude = 7 − 3 = 4;
-g-estimation weights strata by n·e(1−e): (2·2/3 + 3·3/4)/(2/3 + 3/4) = 43/17.
+g-estimation weights strata by n·e(1−e): (2·2/3 + 3·3/4)/(2/3 + 3/4) = 43/17, which is also the
+overlap-weighted effect (ATO: target weight e(1−e)).
 Unstabilized IPW weights: treated 3, 4/3, 4/3, 4/3; untreated 3/2, 3/2, 4.
 """
 
@@ -17,6 +18,7 @@ import pytest
 
 from ketaweight.causal import AIPW, IPW, AnalysisSpec, Crude, GEstimation, Standardization
 from ketaweight.causal.data import prepare
+from ketaweight.causal.tmle import TMLE
 from ketaweight.causal.weights import propensity_model, treatment_weights
 from ketaweight.core.errors import KetaweightWarning
 
@@ -51,6 +53,10 @@ def test_propensity_and_weights_by_hand():
         (Standardization(), "ATT", 11 / 4),
         (AIPW(n_folds=1), "ATE", 18 / 7),
         (AIPW(n_folds=1), "ATT", 11 / 4),
+        (TMLE(n_folds=1), "ATE", 18 / 7),
+        (TMLE(n_folds=1), "ATT", 11 / 4),
+        (IPW(), "ATO", 43 / 17),
+        (AIPW(n_folds=1), "ATO", 43 / 17),
         (GEstimation(), "ATE", 43 / 17),
     ],
     ids=lambda v: getattr(v, "method", str(v)),

@@ -46,9 +46,12 @@ def test_default_summary_masks_counts():
 
 
 def test_every_kind_has_one_type_and_a_schema():
+    from ketaweight.network import bundle, synthesis, validation  # noqa: F401  (the layer above registers its kinds)
+
     registered = kinds()
     assert set(registered) == {"causal", "mechanisms", "responsible_use", "simulation_truth", "validation",
-                               "mechanisms_validation", "signals", "faers_ingest"}
+                               "mechanisms_validation", "signals", "faers_ingest", "network_truth", "network_site",
+                               "network", "network_validation"}
     assert registered is not RESULT_KINDS and registered == RESULT_KINDS
     for kind in registered:
         schema = envelope_schema(kind)

@@ -86,31 +86,20 @@ def test_a_mutated_store_folder_loads_or_is_refused_and_the_store_is_unchanged(s
         assert snapshot(store) == before, "a refused load changed the store"
 
 
-@budget(8)
-@given(data=st.data())
-def test_a_mutated_omop_cdm_is_imported_or_refused_naming_the_file(seeds, tmp_path_factory, data):
+IMPORTS = {"omop": (import_omop, "*.csv"), "fhir": (import_fhir, "*.ndjson")}
+
+
+@budget(16)
+@given(data=st.data(), fmt=st.sampled_from(sorted(IMPORTS)))
+def test_a_mutated_omop_cdm_or_fhir_export_is_imported_or_refused_naming_the_file(seeds, tmp_path_factory, data, fmt):
+    importer, pattern = IMPORTS[fmt]
     work = tmp_path_factory.mktemp("case")
-    victim = mutate_one_file(data, seeds["omop"], work / "cdm", "*.csv")
+    victim = mutate_one_file(data, seeds[fmt], work / fmt, pattern)
     store = work / "store.duckdb"
     shutil.copy(seeds["store"], store)
     before = snapshot(store)
     try:
-        import_omop(store, work / "cdm")
-    except InputError as exc:
-        refused_clearly(exc, victim.parent)
-        assert snapshot(store) == before, "a refused import changed the store"
-
-
-@budget(8)
-@given(data=st.data())
-def test_mutated_fhir_ndjson_is_imported_or_refused_naming_the_file(seeds, tmp_path_factory, data):
-    work = tmp_path_factory.mktemp("case")
-    victim = mutate_one_file(data, seeds["fhir"], work / "fhir", "*.ndjson")
-    store = work / "store.duckdb"
-    shutil.copy(seeds["store"], store)
-    before = snapshot(store)
-    try:
-        import_fhir(store, work / "fhir")
+        importer(store, work / fmt)
     except InputError as exc:
         refused_clearly(exc, victim.parent)
         assert snapshot(store) == before, "a refused import changed the store"

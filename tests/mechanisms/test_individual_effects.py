@@ -37,6 +37,10 @@ def test_dr_learner_recovers_known_heterogeneity():
     assert fit.distribution["average_effect_aipw"] == pytest.approx(1.0, abs=4 * fit.distribution["average_effect_aipw_se"])
     # share predicted below −1 tracks the true share P(1 + 2·l1 < −1) = Φ(−1) ≈ 0.159
     assert fit.distribution["share_predicted_below_threshold"] == pytest.approx(0.159, abs=0.04)
+    # the calibrated spread |BLP slope|·SD(τ̂) is within 25% of the true SD 2 of τ(L), its interval covering it
+    spread = fit.distribution["spread"]
+    assert spread["sd_calibrated"] == pytest.approx(2.0, rel=0.25)
+    assert spread["sd_calibrated_ci"][0] < 2.0 < spread["sd_calibrated_ci"][1]
 
 
 def test_dr_learner_without_heterogeneity_reports_none():

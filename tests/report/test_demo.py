@@ -16,7 +16,7 @@ def test_demo_null_world_end_to_end(tmp_path):
                                    "--faers-reports", "10000"])
     assert res.exit_code == 0, res.output
     text = " ".join(res.output.split())
-    for step in ("1/7", "2/7", "3/7", "4/7", "5/7", "6/7", "7/7"):
+    for step in ("1/8", "2/8", "3/8", "4/8", "5/8", "6/8", "7/8", "8/8"):
         assert step in text
     assert "Report: " in text and (out / "report.html").exists()  # rich may fold the long path
     doc = json.loads((out / "report.json").read_text(encoding="utf-8"))
@@ -24,5 +24,6 @@ def test_demo_null_world_end_to_end(tmp_path):
     assert f"Answer: {doc['answer']['sentence']}" in text
     # every results file the demo writes validates against its schema and round-trips through from_dict
     kinds = sorted(check_results_file(p) for p in [*(out / "results").glob("*.json"), out / "truth.json"])
-    assert kinds == ["causal", "causal", "mechanisms", "responsible_use", "signals", "signals", "simulation_truth"]
+    assert kinds == ["causal", "causal", "mechanisms", "network", "responsible_use", "signals", "signals", "simulation_truth"]
+    assert (out / "network" / "site-3.zip").exists() and "Calibrated network estimate" in text
     assert "Not yet analysed" not in (out / "report.md").read_text(encoding="utf-8")

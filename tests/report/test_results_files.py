@@ -10,6 +10,7 @@ import jsonschema
 import pytest
 
 from ketaweight.core.protocol import RESULT_KINDS
+from ketaweight.network import bundle, synthesis, validation  # noqa: F401  (the network kinds, as `ketaweight schemas`)
 from ketaweight.core.results import envelope_schema, read_result
 from ketaweight.pipelines.schemas import all_schemas, render
 

@@ -11,7 +11,8 @@ import duckdb
 import pytest
 
 from ketaweight.core.errors import InputError
-from ketaweight.signals.faers import discover_zip, ingest_faers
+from ketaweight.signals.faers import ingest_faers
+from ketaweight.signals.faers_members import discover_quarter
 from ketaweight.signals.faers_format import TABLES
 from ketaweight.signals.faers_parse import parse_table_bytes
 
@@ -22,11 +23,11 @@ def _files(report):
 
 
 def test_discovery_handles_name_variants(q1_zip, q2_zip):
-    z1 = discover_zip(q1_zip)
+    z1 = discover_quarter(q1_zip)
     assert z1.quarter == "2023Q1" and z1.members["DEMO"] == "ascii/DEMO23Q1.txt"
     assert "THER" not in z1.members and any("no THER" in n for n in z1.notes)
     assert z1.deleted == ("deleted/DELETED_CASES_23Q1.txt",)
-    z2 = discover_zip(q2_zip)
+    z2 = discover_quarter(q2_zip)
     assert z2.quarter == "2023Q2"
     assert z2.members["DEMO"] == "ASCII/demo23q2_new.txt"  # the re-issue wins
     assert z2.deleted == ("Deleted/DELETE23Q2.txt",)

@@ -14,7 +14,8 @@ from ketaweight.signals import mapping
 from ketaweight.signals.faers_counts import counts_from_store
 from ketaweight.signals.mgps import GammaMixturePrior
 from ketaweight.signals.scan import scan
-from ketaweight.signals.tables import from_contingency, from_long, read_contingency_csv, read_long_table
+from ketaweight.signals.counting import from_long, read_long_table
+from ketaweight.signals.tables import from_contingency, read_contingency_csv
 
 THETA = GammaMixturePrior(3.25379356, 0.39988854, 2.02612692, 1.90807970, 0.06534557)
 

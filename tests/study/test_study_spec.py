@@ -57,3 +57,21 @@ def test_unknown_and_post_baseline_covariates_are_rejected(tmp_path):
 def test_missing_file_lists_shipped_studies(tmp_path):
     with pytest.raises(InputError, match="shipped studies: ketamine-depression, ketamine-weight"):
         load_study(tmp_path / "nope.toml")
+
+
+@pytest.mark.parametrize("section, key", [("outcome", "horizon_days"), ("outcome", "window_days"), ("treatment", "grace_days"),
+                                          ("eligibility", "washout_days"), ("eligibility", "baseline_window_days")])
+@pytest.mark.parametrize("value", ["1000000000", "9223372036854775807", "3651"])
+def test_d32_day_counts_are_bounded_in_the_schema(tmp_path, section, key, value):
+    """A huge window or horizon is refused at the study file, naming the key, before it can overflow a date."""
+    f = tmp_path / "bad.toml"
+    f.write_text(GOOD + f"[{section}]\n{key} = {value}\n")
+    with pytest.raises(InputError) as err:
+        load_study(f)
+    assert f"bad.toml, line 8, key '{section}.{key}': Input should be less than or equal to 3650" in str(err.value)
+
+
+def test_ten_years_is_still_a_valid_horizon(tmp_path):
+    f = tmp_path / "s.toml"
+    f.write_text(GOOD + "[outcome]\nhorizon_days = 3650\n")
+    assert load_study(f).outcome.horizon_days == 3650

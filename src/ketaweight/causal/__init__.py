@@ -31,6 +31,8 @@ from ketaweight.causal.evalue import evalue_difference, evalue_rr
 from ketaweight.causal.sensitivity import NegativeControl, negative_control
 from ketaweight.causal.spec import AnalysisSpec, Thresholds
 from ketaweight.causal.standardization import Standardization
+from ketaweight.causal.positivity import Trimming, trim
+from ketaweight.causal.tmle import TMLE
 
 __all__ = [
     "AIPW",
@@ -44,6 +46,8 @@ __all__ = [
     "GEstimation",
     "NegativeControl",
     "Standardization",
+    "TMLE",
+    "Trimming",
     "summarise",
     "Thresholds",
     "evalue_difference",
@@ -52,4 +56,5 @@ __all__ = [
     "default_estimators",
     "prepare",
     "run_estimators",
+    "trim",
 ]

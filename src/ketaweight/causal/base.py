@@ -96,6 +96,7 @@ class Estimator(ABC):
     method: ClassVar[str]
     variances: ClassVar[tuple[str, ...]] = ("sandwich", "bootstrap")
     adjusted: ClassVar[bool] = True
+    estimands: ClassVar[tuple[str, ...]] = ("ATE", "ATT", "ATO")
 
     variance: Variance = "sandwich"
     ci_level: float = 0.95
@@ -124,6 +125,9 @@ class Estimator(ABC):
 
     def _validate(self, data: AnalysisData) -> None:
         problems = self._problems()
+        if data.spec.estimand not in self.estimands:
+            problems.append(f"estimand {data.spec.estimand!r} is not supported by {self.method}; "
+                            f"choose one of {list(self.estimands)}")
         if problems:
             raise ValueError(f"{type(self).__name__}: " + "; ".join(problems))
         n1 = int(data.a[data.observed].sum())

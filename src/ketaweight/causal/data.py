@@ -25,9 +25,10 @@ class AnalysisData:
 
     ``a`` treatment (0/1 float), ``y`` outcome (NaN where censored), ``observed`` True where
     the outcome is observed (not censored), ``x`` the covariate design, ``z`` the censoring
-    design (None without censoring), ``attrition`` the counted exclusion steps, and
-    ``outcome_sd`` the standard deviation of the observed outcome (outcome units), used by
-    the E-value's standardized-difference approximation.
+    design (None without censoring), ``attrition`` the counted exclusion steps, ``trimming`` the
+    record of a common-support trimming (:func:`ketaweight.causal.positivity.trim`; None when the
+    population was not trimmed), and ``outcome_sd`` the standard deviation of the observed outcome
+    (outcome units), used by the E-value's standardized-difference approximation.
     """
 
     spec: AnalysisSpec
@@ -37,6 +38,7 @@ class AnalysisData:
     x: Design
     z: Design | None
     attrition: tuple[AttritionStep, ...]
+    trimming: dict | None = None
 
     @property
     def n(self) -> int:
@@ -64,7 +66,8 @@ class AnalysisData:
         their original scaling so coefficients stay comparable."""
         x = _take(self.x, rows)
         z = None if self.z is None else _take(self.z, rows)
-        return AnalysisData(self.spec, self.a[rows], self.y[rows], self.observed[rows], x, z, self.attrition)
+        return AnalysisData(self.spec, self.a[rows], self.y[rows], self.observed[rows], x, z, self.attrition,
+                            self.trimming)
 
 
 def _take(design: Design, rows: np.ndarray) -> Design:

@@ -116,13 +116,15 @@ def overlap_summary(e: np.ndarray, a: np.ndarray) -> dict[str, Any]:
     return out
 
 
-def weight_summary(w: np.ndarray) -> dict[str, float]:
-    """Range, mean, percentiles and Kish ESS of the positive weights."""
+def weight_summary(w: np.ndarray, a: np.ndarray | None = None) -> dict[str, Any]:
+    """Range, mean, percentiles and Kish ESS of the positive weights; with the treatment ``a``, also
+    per arm (``by_arm``: rows with positive weight, their ESS and their largest weight) — an arm's
+    ESS is what its weighted mean rests on, and a pooled ESS can hide an arm of a few rows."""
     pos = w[w > 0]
     if pos.size == 0:
         return {"min": float("nan"), "max": float("nan"), "mean": float("nan"), "ess": 0.0, "n": 0}
     p1, p99 = np.percentile(pos, [1, 99])
-    return {
+    out: dict[str, Any] = {
         "n": int(pos.size),
         "min": float(pos.min()),
         "p01": float(p1),
@@ -131,6 +133,18 @@ def weight_summary(w: np.ndarray) -> dict[str, float]:
         "max": float(pos.max()),
         "ess": kish_ess(pos),
     }
+    if a is not None:
+        out["by_arm"] = ess_by_arm(w, a)
+    return out
+
+
+def ess_by_arm(w: np.ndarray, a: np.ndarray) -> dict[str, dict[str, float]]:
+    """Per arm: rows with positive weight, Kish ESS and the largest weight."""
+    out = {}
+    for arm, name in ((1, "treated"), (0, "control")):
+        arm_w = w[(a == arm) & (w > 0)]
+        out[name] = {"n": int(arm_w.size), "ess": kish_ess(arm_w), "max": float(arm_w.max()) if arm_w.size else float("nan")}
+    return out
 
 
 def diagnose(
@@ -175,11 +189,13 @@ def diagnose(
             "threshold": thresholds.smd,
         },
         "overlap": overlap,
-        "weights": weight_summary(used_weights if used_weights is not None else balance_weights),
+        "weights": weight_summary(used_weights if used_weights is not None else balance_weights, data.a),
         "weights_used_by_estimator": used_weights is not None,
         "models": [m.report() for m in models],
         "thresholds": thresholds.to_dict(),
     }
+    if data.trimming is not None:
+        out["trimming"] = data.trimming
     for m in models:
         check_model(m, log)
     if not adjusted or data.n == 0:
@@ -196,7 +212,8 @@ def diagnose(
         log.warn(
             PositivityWarning,
             f"{share:.1%} of rows lie outside the common propensity support "
-            f"(threshold {thresholds.outside_support:.0%}); consider restricting the population",
+            f"(threshold {thresholds.outside_support:.0%}); consider restricting the population to the common "
+            "support (trimming: analyze --trim crump or --trim common-support)",
         )
     if used_weights is not None:
         ws = out["weights"]
@@ -204,7 +221,8 @@ def diagnose(
             log.warn(
                 PositivityWarning,
                 f"extreme weights: max {ws['max']:.3g} is {ws['max'] / ws['mean']:.1f}× the mean weight "
-                f"(threshold {thresholds.extreme_weight:g}×); consider truncation",
+                f"(threshold {thresholds.extreme_weight:g}×); consider trimming (analyze --trim) or truncating "
+                f"each arm's weights (--truncate-by-arm 99)",
             )
         if ws["n"] and ws["ess"] < thresholds.min_ess_share * ws["n"]:
             log.warn(

@@ -83,10 +83,19 @@ def _deviance(y: np.ndarray, eta: np.ndarray, w: np.ndarray) -> float:
     """Binomial deviance −2 Σ wᵢ log Lᵢ = 2 Σ wᵢ (log(1 + e^η) − yη), computed stably.
 
     log(1 + e^η) is written max(η, 0) + log1p(e^−|η|): no overflow, and about three times
-    faster than ``np.logaddexp`` at n = 10⁶.
+    faster than ``np.logaddexp`` at n = 10⁶.  It is evaluated in two buffers instead of five
+    temporaries (a third faster at n = 10⁶; the same operations, so the same bits): a Newton fit
+    evaluates it once per step and per step halving, and profiling the study's estimators put it
+    third, after the Gram matrices and the fit's own matrix-vector products.
     """
-    softplus = np.maximum(eta, 0.0) + np.log1p(np.exp(-np.abs(eta)))
-    return float(2.0 * np.dot(w, softplus - y * eta))
+    t = np.abs(eta)
+    np.negative(t, out=t)
+    np.exp(t, out=t)
+    np.log1p(t, out=t)
+    softplus = np.maximum(eta, 0.0)
+    softplus += t
+    softplus -= np.multiply(y, eta, out=t)
+    return float(2.0 * np.dot(w, softplus))
 
 
 def fit_logistic(

@@ -32,7 +32,9 @@ from ketaweight.causal.data import AnalysisData
 from ketaweight.causal.diagnostics import WarningLog
 from ketaweight.causal.glm import fit_linear, linear_sandwich, solve_spd
 from ketaweight.causal.ipw_bootstrap import bootstrap_ipw
+from ketaweight.causal.positivity import pooled_truncation_record, truncate_by_arm
 from ketaweight.causal.spec import Estimand
+from ketaweight.core.errors import PositivityWarning
 from ketaweight.causal.weights import (
     FittedModel,
     censoring_model,
@@ -40,6 +42,10 @@ from ketaweight.causal.weights import (
     propensity_model,
     treatment_weights,
 )
+
+
+TRUNCATION_WARN_SHARE = 0.10
+"""Truncation that removes more than this share of an arm's total weight is warned about."""
 
 
 def truncate_weights(w: np.ndarray, percentiles: tuple[float, float] | None) -> np.ndarray:
@@ -63,19 +69,26 @@ def log_weight_slope(model: FittedModel, a: np.ndarray, estimand: Estimand) -> n
         return -(model.response - model.fit.fitted)
     if estimand == "ATE":
         return -(a - model.fit.fitted)
+    if estimand == "ATO":  # log(1 − e) for the treated, log e for the controls
+        return (1.0 - a) - model.fit.fitted
     return 1.0 - a
 
 
 def stacked_influence(
-    w: np.ndarray, a: np.ndarray, y0: np.ndarray, mu: tuple[float, float], models: list[FittedModel], estimand: Estimand
+    w: np.ndarray, a: np.ndarray, y0: np.ndarray, mu: tuple[float, float], models: list[FittedModel], estimand: Estimand,
+    capped: np.ndarray | None = None,
 ) -> np.ndarray:
-    """Influence function of ψ̂ = μ̂₁ − μ̂₀ from stacked estimating equations (per row)."""
+    """Influence function of ψ̂ = μ̂₁ − μ̂₀ from stacked estimating equations (per row); ``capped`` marks
+    rows whose weight was truncated to a fixed cap (their weight does not move with the models)."""
     n = a.size
     out = np.zeros(n)
     model_terms = []
     for m in models:
         resid = m.response - m.fit.fitted
-        model_terms.append((m, resid, log_weight_slope(m, a, estimand)))
+        slope = log_weight_slope(m, a, estimand)
+        if capped is not None:
+            slope = np.where(capped, 0.0, slope)
+        model_terms.append((m, resid, slope))
     for arm, mu_a, sign in ((1.0, mu[0], 1.0), (0.0, mu[1], -1.0)):
         in_arm = (a == arm) & (w > 0)
         phi = np.where(in_arm, w * (y0 - mu_a), 0.0)
@@ -97,8 +110,15 @@ class IPW(Estimator):
         Report stabilized weights (numerators P(A=a) and P(R=1 | A)); the estimate is the
         same either way (Hájek form).
     truncate:
-        ``None`` or (lower, upper) percentiles at which to clip the weights, e.g. (1, 99).
-        The sandwich variance then treats the clipping points as fixed.
+        ``None`` or (lower, upper) percentiles at which to clip the weights, e.g. (1, 99), over both
+        arms pooled.  With the ATT the treated weights are 1 and the controls' lie on another scale,
+        so pooled percentiles can clip every treated weight; a warning says what was changed in each
+        arm (prefer ``truncate_by_arm``).  The sandwich variance treats the clipping points as fixed.
+    truncate_by_arm:
+        ``None`` or an upper percentile, e.g. 99: each arm whose weights vary (both for the ATE and
+        ATO, the controls for the ATT) is capped at its own percentile
+        (:func:`ketaweight.causal.positivity.truncate_by_arm`); the share of each arm's weight removed
+        is reported in ``diagnostics["truncation"]``.
 
     Example: the NHEFS analysis in :mod:`ketaweight.causal` (IPW with censoring weights 3.5 kg, as Hernán & Robins' Program 12.6).
     """
@@ -107,12 +127,18 @@ class IPW(Estimator):
     variances: ClassVar[tuple[str, ...]] = ("sandwich", "fixed-weights", "bootstrap")
     stabilized: bool = True
     truncate: tuple[float, float] | None = None
+    truncate_by_arm: float | None = None
 
     def _problems(self) -> list[str]:
         out = super()._problems()
         t = self.truncate
         if t is not None and not (len(t) == 2 and 0 <= t[0] < t[1] <= 100):
             out.append(f"truncate={t!r} must be None or (lower, upper) percentiles with 0 <= lower < upper <= 100")
+        u = self.truncate_by_arm
+        if u is not None and not (isinstance(u, (int, float)) and 50 < u <= 100):
+            out.append(f"truncate_by_arm={u!r} must be None or an upper percentile in (50, 100], e.g. 99")
+        if t is not None and u is not None:
+            out.append("give truncate (pooled percentiles) or truncate_by_arm (each arm's own percentile), not both")
         return out
 
     def _fit(self, data: AnalysisData, log: WarningLog, *, analytic: bool) -> Fitted:
@@ -126,7 +152,28 @@ class IPW(Estimator):
             if cm is None
             else censoring_weights(cm.fit.fitted, data.observed, data.a, stabilized=self.stabilized)
         )
-        w = truncate_weights(wa * wc, self.truncate)
+        raw = wa * wc
+        truncation = None
+        if self.truncate_by_arm is not None:
+            w, truncation = truncate_by_arm(raw, data.a, estimand, float(self.truncate_by_arm))
+            for arm, rec in truncation["arms"].items():
+                if rec["share_of_weight_removed"] > TRUNCATION_WARN_SHARE:
+                    log.warn(PositivityWarning,
+                             f"truncation at the {self.truncate_by_arm:g}th percentile removed "
+                             f"{rec['share_of_weight_removed']:.0%} of the {arm} arm's weight (threshold "
+                             f"{TRUNCATION_WARN_SHARE:.0%}): the weight sits in a few rows, so the estimate no longer "
+                             f"targets the {estimand}; trim to the common support instead (analyze --trim)")
+        else:
+            w = truncate_weights(raw, self.truncate)
+            if self.truncate is not None:
+                truncation = pooled_truncation_record(raw, w, data.a, self.truncate)
+                changed = truncation["arms"]["treated"]["share_of_weight_changed"]
+                if estimand != "ATE" and changed > 0:
+                    log.warn(PositivityWarning,
+                             f"pooled percentile truncation {list(self.truncate)} with the {estimand} changed "
+                             f"{changed:.0%} of the treated arm's weight (threshold: any), whose weights are on another "
+                             "scale than the controls'; use truncate_by_arm (analyze --truncate-by-arm) instead")
+        capped = None if truncation is None else w != raw
         y0 = np.where(data.observed, data.y, 0.0)
         mu = hajek(w, data.a, y0)
         estimate = mu[0] - mu[1]
@@ -141,13 +188,13 @@ class IPW(Estimator):
                 "(GEE, independence working correlation, as Hernán & Robins 2020); ignores weight estimation"
             )
         elif analytic:
-            infl = stacked_influence(w, data.a, y0, mu, models, estimand)
+            infl = stacked_influence(w, data.a, y0, mu, models, estimand, capped)
             se = float(np.sqrt(np.sum(infl**2)) / data.n)
             text = (
                 "sandwich: stacked estimating equations of the propensity"
                 + (" and censoring" if cm is not None else "")
                 + " logistic model(s) and the weighted means (accounts for estimating the weights"
-                + ("; truncation points treated as fixed" if self.truncate else "")
+                + ("; truncation points treated as fixed" if truncation else "")
                 + ")"
             )
         return Fitted(
@@ -162,10 +209,13 @@ class IPW(Estimator):
                 "weights_stabilized": self.stabilized,
                 "treatment_weights": _range(wa),
                 "censoring_weights": None if cm is None else _range(wc[data.observed]),
+                **({"truncation": truncation} if truncation else {}),
             },
         )
 
     def _bootstrap(self, data: AnalysisData) -> np.ndarray:
+        if data.spec.estimand == "ATO" or self.truncate_by_arm is not None:  # the vectorised refits know ATE/ATT weights
+            return super()._bootstrap(data)
         return bootstrap_ipw(
             data,
             n_bootstrap=self.n_bootstrap,

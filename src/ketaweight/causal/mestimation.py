@@ -2,8 +2,10 @@
 
 For parameters θ̂ solving Σᵢ Uᵢ(θ̂) = 0, Var(θ̂) ≈ A⁻¹ B A⁻ᵀ / n with A = −∂ mean U/∂θ
 and B = mean UᵢUᵢᵀ (Stefanski & Boos 2002).  A is taken by central differences, so any
-estimator can stack its nuisance models and target parameter without hand-derived
-derivatives; use it where n·dim(θ)² is modest (closed forms serve the large-n paths).
+stack of nuisance models and target parameter works without hand-derived derivatives.  It
+evaluates every row's estimating functions 2·dim(θ) + 1 times, so the estimators use closed
+forms (IPW, standardization, g-estimation); this generic one is the reference the tests check
+those closed forms against (``tests/causal/test_variance.py``, ``test_gestimation_variance.py``).
 """
 
 from __future__ import annotations

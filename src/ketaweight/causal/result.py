@@ -103,7 +103,7 @@ def summarise(results: Sequence[CausalResult]) -> Summary:
         raise ValueError("no results to summarise; fit at least one estimator")
     first = results[0]
     title = f"Effect of {first.treatment} on {first.outcome} ({first.estimand})"
-    header = ("method", "estimate", "se", f"{first.ci_level:.0%} CI", "n", "max |SMD| w", "ESS", "E-value (CI)")
+    header = ("method", "estimate", "se", f"{first.ci_level:.0%} CI", "n", "max |SMD| w", "ESS t/c", "E-value (CI)")
     rows = []
     notes: list[str] = []
     for r in results:
@@ -117,15 +117,53 @@ def summarise(results: Sequence[CausalResult]) -> Summary:
                 f"({r.ci_low:.3f}, {r.ci_high:.3f})",
                 _analysed_of_eligible(r),
                 f"{d['balance']['max_abs_smd_weighted']:.3f}" if d.get("adjusted") else "—",
-                f"{d['weights']['ess']:.0f}" if d.get("weights_used_by_estimator") else "—",
+                _fmt_ess(d) if d.get("weights_used_by_estimator") else "—",
                 _fmt_evalue(ev),
             )
         )
         notes.append(f"{r.method}: variance by {r.variance}")
+        notes.extend(_positivity_notes(r))
         notes.extend(f"{r.method}: {w}" for w in r.warnings)
+    trimmed = next((r.diagnostics["trimming"] for r in results if r.diagnostics.get("trimming")), None)
+    if trimmed is not None:
+        notes.insert(0, f"population trimmed ({trimmed['description']}): propensity in [{trimmed['bounds'][0]:.3g}, "
+                        f"{trimmed['bounds'][1]:.3g}], {mask_count(trimmed['n_excluded'])} rows removed "
+                        f"({mask_count(trimmed['treated']['n_excluded'])} treated, "
+                        f"{mask_count(trimmed['control']['n_excluded'])} untreated); every estimate is the "
+                        f"{trimmed['estimand']}")
     if any(r.sensitivity.get("approximation") for r in results):
         notes.append("E-values: " + next(r.sensitivity["approximation"] for r in results if r.sensitivity))
     return Summary(title, header, tuple(rows), tuple(notes))
+
+
+def _fmt_ess(d: dict[str, Any]) -> str:
+    """Kish ESS of the weights in each arm ('treated/untreated'), or the pooled ESS when per-arm is absent."""
+    arms = d["weights"].get("by_arm")
+    if not arms:
+        return f"{d['weights']['ess']:.0f}"
+    return f"{arms['treated']['ess']:.0f}/{arms['control']['ess']:.0f}"
+
+
+def _positivity_notes(r: CausalResult) -> list[str]:
+    """What an estimator did about positivity and which nuisance models it used, in words."""
+    d, out = r.diagnostics, []
+    t = d.get("truncation")
+    if t:
+        if t["kind"] == "by arm":
+            parts = [f"{arm} capped at {v['cap']:.3g} ({mask_count(v['capped']['n'])} rows, "
+                     f"{v['share_of_weight_removed']:.1%} of the arm's weight removed)" for arm, v in t["arms"].items()]
+            out.append(f"{r.method}: weights truncated within each weighted arm at its {t['upper_percentile']:g}th "
+                       f"percentile: " + "; ".join(parts))
+        else:
+            parts = [f"{arm}: {mask_count(v['clipped']['n'])} rows clipped, {v['share_of_weight_changed']:.1%} of the "
+                     f"arm's weight changed" for arm, v in t["arms"].items()]
+            out.append(f"{r.method}: weights clipped at the pooled percentiles {t['percentiles']}: " + "; ".join(parts))
+    learners = d.get("learners")
+    if learners and learners.get("learner") == "stacked":
+        w = learners.get("ensemble_weights", {})
+        shares = ", ".join(f"{k} {v[-1]:.0%}" for k, v in w.items())
+        out.append(f"{r.method}: nuisance models by {learners['description']}; boosted share of each: {shares}")
+    return out
 
 
 def _analysed_of_eligible(r: CausalResult) -> str:

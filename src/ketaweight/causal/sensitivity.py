@@ -10,6 +10,8 @@ from dataclasses import dataclass, replace
 import pandas as pd
 
 from ketaweight.causal.base import Estimator
+from ketaweight.causal.data import prepare
+from ketaweight.causal.positivity import Trimming, trim
 from ketaweight.causal.result import CausalResult
 from ketaweight.causal.spec import AnalysisSpec
 from ketaweight.core.protocol import Result
@@ -35,9 +37,13 @@ class NegativeControl(Result):
         return Summary(f"Negative control: {self.outcome}", s.header, s.rows, (self.interpretation, *s.notes))
 
 
-def negative_control(estimator: Estimator, table: pd.DataFrame, spec: AnalysisSpec, outcome: str) -> NegativeControl:
-    """Run ``estimator`` with ``outcome`` swapped for the negative-control column ``outcome``."""
-    result = estimator.fit(table, replace(spec, outcome=outcome))
+def negative_control(estimator: Estimator, table: pd.DataFrame, spec: AnalysisSpec, outcome: str, *,
+                     trimming: Trimming | None = None) -> NegativeControl:
+    """Run ``estimator`` with ``outcome`` swapped for the negative-control column ``outcome`` (on the
+    population the main analysis used: ``trimming`` as there)."""
+    swapped = replace(spec, outcome=outcome)
+    result = (estimator.fit(table, swapped) if trimming is None
+              else estimator.fit(trim(prepare(table, swapped), trimming)))
     if not all(math.isfinite(v) for v in (result.estimate, result.ci_low, result.ci_high)):
         text = (f"the {result.method} estimate on the negative control '{outcome}' could not be estimated (no finite "
                 "estimate and CI: too few patients or no overlap); it says nothing about residual confounding")

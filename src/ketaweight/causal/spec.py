@@ -11,7 +11,8 @@ from collections.abc import Sequence
 from dataclasses import asdict, dataclass
 from typing import Any, Literal
 
-Estimand = Literal["ATE", "ATT"]
+Estimand = Literal["ATE", "ATT", "ATO"]
+ESTIMANDS: tuple[str, ...] = ("ATE", "ATT", "ATO")
 MissingOutcome = Literal["exclude", "censor"]
 OnFailure = Literal["warn", "raise"]
 
@@ -43,7 +44,9 @@ class AnalysisSpec:
         What a missing outcome in a row not marked censored means: ``"exclude"`` drops the
         row with a counted attrition step; ``"censor"`` treats it as lost to follow-up.
     estimand:
-        ``"ATE"`` (average effect in everyone) or ``"ATT"`` (in the treated).
+        ``"ATE"`` (average effect in everyone), ``"ATT"`` (in the treated) or ``"ATO"`` (the
+        overlap-weighted effect E[e(1−e)(Y¹ − Y⁰)]/E[e(1−e)]: the patients who could have gone
+        either way, Li, Morgan & Zaslavsky 2018; IPW and the doubly robust estimators).
     """
 
     treatment: str
@@ -62,8 +65,8 @@ class AnalysisSpec:
             if value is not None and not isinstance(value, tuple):
                 object.__setattr__(self, name, tuple(value))
         problems = []
-        if self.estimand not in ("ATE", "ATT"):
-            problems.append(f"estimand must be 'ATE' or 'ATT', got {self.estimand!r}")
+        if self.estimand not in ESTIMANDS:
+            problems.append(f"estimand must be one of {list(ESTIMANDS)}, got {self.estimand!r}")
         if self.missing_outcome not in ("exclude", "censor"):
             problems.append(f"missing_outcome must be 'exclude' or 'censor', got {self.missing_outcome!r}")
         roles = {self.treatment, self.outcome} | ({self.censor} if self.censor else set())

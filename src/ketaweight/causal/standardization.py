@@ -49,6 +49,7 @@ class Standardization(Estimator):
     """
 
     method: ClassVar[str] = "standardization"
+    estimands: ClassVar[tuple[str, ...]] = ("ATE", "ATT")
     interactions: Sequence[str] | Literal["all"] = "all"
 
     def _validate(self, data: AnalysisData) -> None:

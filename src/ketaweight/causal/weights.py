@@ -8,6 +8,8 @@ Weights (Hernán & Robins 2020, ch. 12; Sato & Matsuyama 2003 for the ATT):
 
 * ATE: W = A/e + (1 − A)/(1 − e); stabilized: numerator P(A = a).
 * ATT: W = A + (1 − A)·e/(1 − e); stabilized: controls × (1 − P(A=1))/P(A=1).
+* ATO (overlap weights, Li, Morgan & Zaslavsky 2018): W = A(1 − e) + (1 − A)·e; bounded by 1, so
+  stabilization does not apply.
 * censoring: W_C = R/π; stabilized: numerator P(R = 1 | A) (the share uncensored in the arm).
 """
 
@@ -85,6 +87,8 @@ def _treatment_weights(e: np.ndarray, a: np.ndarray, estimand: Estimand, *, stab
             p = a.mean()
             w = w * np.where(a == 1, p, 1.0 - p)
         return w
+    if estimand == "ATO":
+        return a * (1.0 - e) + (1.0 - a) * e
     w = a + (1.0 - a) * e / (1.0 - e)
     if stabilized:
         p = a.mean()

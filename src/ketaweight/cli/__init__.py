@@ -57,6 +57,7 @@ from ketaweight.cli import analyze as _analyze  # noqa: E402,F401
 from ketaweight.cli import demo as _demo  # noqa: E402,F401
 from ketaweight.cli import mechanisms as _mechanisms  # noqa: E402,F401
 from ketaweight.cli import monitor as _monitor  # noqa: E402,F401
+from ketaweight.cli import network as _network  # noqa: E402,F401
 from ketaweight.cli import report as _report  # noqa: E402,F401
 from ketaweight.cli import schemas as _schemas  # noqa: E402,F401
 from ketaweight.cli import serve as _serve  # noqa: E402,F401

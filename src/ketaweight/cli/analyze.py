@@ -18,7 +18,7 @@ import typer
 from ketaweight.cli import app
 from ketaweight.cli._common import console, run_cli
 from ketaweight.core.privacy import mask_count
-from ketaweight.core.vocabulary import METHODS
+from ketaweight.core.vocabulary import DEFAULT_METHODS, LEARNERS, METHODS, TRIM_RULES
 
 if TYPE_CHECKING:
     from ketaweight.causal.result import CausalResult
@@ -29,6 +29,11 @@ if TYPE_CHECKING:
 class EstimandOption(str, Enum):
     ATE = "ATE"
     ATT = "ATT"
+    ATO = "ATO"
+
+
+LearnerOption = Enum("LearnerOption", {name: name for name in LEARNERS}, type=str)  # type: ignore[misc]
+TrimOption = Enum("TrimOption", {name.replace("-", "_"): name for name in TRIM_RULES}, type=str)  # type: ignore[misc]
 
 
 class MissingOutcomeOption(str, Enum):
@@ -59,8 +64,13 @@ def analyze_command(
     censor: str | None = typer.Option(None, "--censor", help="0/1 column, 1 = lost to follow-up; enables censoring weights."),
     censor_covariates: str = typer.Option("", "--censor-covariates", help="Covariates of the censoring model (default: --covariates)."),
     missing_outcome: MissingOutcomeOption = typer.Option(MissingOutcomeOption.exclude, "--missing-outcome", help="A missing outcome not marked censored: exclude the row (counted) or treat it as censored."),
-    estimand: EstimandOption = typer.Option(EstimandOption.ATE, "--estimand", help="ATE (everyone) or ATT (the treated)."),
-    estimators: str = typer.Option(",".join(METHODS), "--estimators", help=f"Comma-separated methods among {', '.join(METHODS)}."),
+    estimand: EstimandOption | None = typer.Option(None, "--estimand", help="ATE (everyone; the default), ATT (the treated) or ATO (overlap-weighted; IPW, AIPW)."),
+    estimators: str | None = typer.Option(None, "--estimators", help=f"Comma-separated methods among {', '.join(METHODS)} (default: {','.join(DEFAULT_METHODS)})."),
+    learner: LearnerOption | None = typer.Option(None, "--learner", help="Nuisance models of AIPW/TMLE: linear (default) or stacked (GLM + boosted trees)."),
+    crossfit_repeats: int | None = typer.Option(None, "--crossfit-repeats", min=1, max=50, help="Cross-fitting splits of AIPW/TMLE; the median is reported (default 1)."),
+    trim: TrimOption | None = typer.Option(None, "--trim", help="Common-support trimming first: none, common-support, crump (Crump et al. 2009) or fixed."),
+    trim_alpha: float | None = typer.Option(None, "--trim-alpha", min=0.001, max=0.499, help="With --trim fixed: keep propensities in [a, 1 - a] (default 0.1)."),
+    truncate_by_arm: float | None = typer.Option(None, "--truncate-by-arm", min=50.01, max=100, help="IPW: cap each weighted arm's weights at its own percentile, e.g. 99."),
     bootstrap: int = typer.Option(0, "--bootstrap", min=0, help="Bootstrap replicates (n_bootstrap) for SE and CI; 0 = analytic sandwich variance."),
     seed: int = typer.Option(0, "--seed", help="Seed for the bootstrap and the cross-fitting folds."),
     jobs: int = typer.Option(-1, "--jobs", help="Worker threads for the bootstrap (-1 = every core)."),
@@ -80,31 +90,44 @@ def analyze_command(
     """Estimate the treatment effect with several estimators side by side, with diagnostics.
 
     Two forms: --store FILE --study NAME emulates a target trial from the canonical store (the
-    study spec sets estimators and options); --table FILE --treatment ... --outcome ...
-    --covariates ... analyses a ready table such as NHEFS.
+    study spec sets estimators and options; the options below override it); --table FILE
+    --treatment ... --outcome ... --covariates ... analyses a ready table such as NHEFS.
+    Positivity: --trim restricts to a common support, --truncate-by-arm caps IPW weights per arm,
+    --estimand ATO weights by overlap; each is stated in the results.
     """
     if (store is None) == (table is None) or (store is not None) != (study is not None):
         console.print("[bold red]error:[/] give either --store and --study, or --table with --treatment, --outcome and --covariates")
         raise typer.Exit(code=2)
+    overrides = {k: v for k, v in {
+        "estimand": estimand.value if estimand else None, "learner": learner.value if learner else None,
+        "crossfit_repeats": crossfit_repeats, "trimming": trim.value if trim else None, "trimming_alpha": trim_alpha,
+        "truncate_by_arm": truncate_by_arm, "methods": tuple(m.strip() for m in estimators.split(",") if m.strip())
+        if estimators else None}.items() if v is not None}
     if store is not None:
-        _analyze_study(store, study, out, replace, engine.value, spark_master, scheduler)  # type: ignore[arg-type]
+        _analyze_study(store, study, out, replace, overrides, engine.value, spark_master, scheduler)  # type: ignore[arg-type]
         return
     if treatment is None or outcome is None or covariates is None:
         console.print("[bold red]error:[/] --table needs --treatment, --outcome and --covariates")
         raise typer.Exit(code=2)
 
     def action():
+        from ketaweight.causal.positivity import Trimming
         from ketaweight.causal.spec import AnalysisSpec, as_tuple
         from ketaweight.pipelines.table_analysis import analyze_table, read_table
 
         spec = AnalysisSpec(
             treatment=treatment, outcome=outcome, covariates=as_tuple(covariates), categorical=as_tuple(categorical),
             squared=as_tuple(squared), censor=censor, censor_covariates=as_tuple(censor_covariates) or None,
-            missing_outcome=missing_outcome.value, estimand=estimand.value,
+            missing_outcome=missing_outcome.value, estimand=overrides.get("estimand", "ATE"),
         )
-        return analyze_table(read_table(table), spec, methods=as_tuple(estimators), n_bootstrap=bootstrap, seed=seed,
-                             n_jobs=jobs, on_failure=on_failure.value, negative_controls=as_tuple(negative_controls),
-                             out=out, provenance={"data": str(table)}, replace=replace, scheduler=scheduler)
+        rule = overrides.get("trimming", "none")
+        trimming = None if rule == "none" else Trimming(rule=rule, alpha=overrides.get("trimming_alpha", 0.1))
+        return analyze_table(read_table(table), spec, methods=overrides.get("methods", DEFAULT_METHODS),
+                             n_bootstrap=bootstrap, seed=seed, n_jobs=jobs, on_failure=on_failure.value,
+                             negative_controls=as_tuple(negative_controls), learner=overrides.get("learner", "linear"),
+                             n_repeats=overrides.get("crossfit_repeats", 1), trimming=trimming,
+                             truncate_by_arm=truncate_by_arm, out=out, provenance={"data": str(table)}, replace=replace,
+                             scheduler=scheduler)
 
     analysis = run_cli(action)
     if analysis.results:
@@ -130,16 +153,23 @@ def _print_results(results: Sequence[CausalResult], controls: Sequence[NegativeC
         console.print(f"results: [bold]{path}[/]")
 
 
-def _analyze_study(store: Path, study: str, out: Path | None, replace: bool, engine: str, spark_master: str,
-                   scheduler: str | None) -> None:
-    """The --store/--study form: attrition, then both outcome scales side by side."""
+def _analyze_study(store: Path, study: str, out: Path | None, replace: bool, overrides: dict, engine: str,
+                   spark_master: str, scheduler: str | None) -> None:
+    """The --store/--study form: attrition, then both outcome scales side by side; options given on the
+    command line override the study's ``[analysis]`` settings."""
     from ketaweight.core.replicates import validate_scheduler
     from ketaweight.core.spark import check_master
     from ketaweight.pipelines.emulation import run_study
+    from ketaweight.study.spec import load_study
 
     run_cli(lambda: (validate_scheduler(scheduler), check_master(spark_master)))
-    res = run_cli(lambda: run_study(store, study, out, replace=replace, engine=engine, spark_master=spark_master,  # type: ignore[arg-type]
-                                    scheduler=scheduler))
+
+    def action():
+        spec = load_study(study)
+        return run_study(store, spec.with_analysis(**overrides) if overrides else spec, out, replace=replace,
+                         engine=engine, spark_master=spark_master, scheduler=scheduler)  # type: ignore[arg-type]
+
+    res = run_cli(action)
     console.print(f"[bold]{res.study.study.title}[/]")
     _print_attrition(res.cohort.attrition)
     for i, rs in enumerate(res.results.values()):

@@ -1,7 +1,7 @@
 """CLI: ketaweight demo — the main job end to end: from nothing to the graded answer and its report.
 
 Runs :func:`ketaweight.pipelines.demo.run_demo` (simulate, both target trials, mechanisms,
-responsible use, FAERS signals) with progress, then :func:`ketaweight.report.render.write_report`;
+responsible use, FAERS signals, and a 3-site network) with progress, then :func:`ketaweight.report.render.write_report`;
 prints each stage's tables, the report's path and the answer beside the simulator's truth.  The
 whole output folder is built in a temporary folder beside it and moved into place at the end
 (:func:`ketaweight.core.outputs.staged_folder`): an error or Ctrl-C leaves the target as it was.
@@ -43,6 +43,10 @@ def _show(what: str, value: Any) -> None:
             console.print(f"{f.flag}: {mask_count(f.count)} {f.unit}", highlight=False)
     elif what == "signals":
         console.print(value.to_rich_table())
+    elif what == "network":
+        from ketaweight.cli.network import print_network
+
+        print_network(value.result)
 
 
 @app.command("demo")
@@ -57,6 +61,7 @@ def demo_command(
 ) -> None:
     """End to end: simulate a clinic, emulate both target trials, scan FAERS, grade the evidence, write the report."""
     from ketaweight.core.outputs import staged_folder
+    from ketaweight.network.demo import run_network_demo, site_patients
     from ketaweight.pipelines.demo import STAGES, run_demo
     from ketaweight.report.render import write_report
 
@@ -73,9 +78,13 @@ def demo_command(
                     bar.close()  # the simulation's progress bar ends once the store is written
                 _show(what, value)
 
+            def network(folder: Path, results: Path):
+                return run_network_demo(folder / "network", results, scenario=scenario, patients=site_patients(patients),
+                                        seed=seed, on_stage=lambda text: console.print(text, highlight=False))
+
             run = run_demo(work, scenario=scenario, patients=patients, seed=seed, faers_reports=faers_reports,
                            on_stage=lambda i, title: console.rule(f"{i}/{STAGES} {title}"), on_done=on_done,
-                           on_patients=advance)
+                           on_patients=advance, network=network)
             console.rule(f"{STAGES}/{STAGES} evidence grade and report")
             paths = write_report(run.results, work / "report.html")
         return run, paths

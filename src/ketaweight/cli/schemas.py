@@ -17,6 +17,7 @@ def schemas_command(
                                           "(Markdown: every key, type, default and meaning) to this file."),
 ) -> None:
     """Write the JSON Schemas of every results file kind and of the study TOML (as shipped in docs/schemas/)."""
+    from ketaweight.network import bundle, synthesis, validation  # noqa: F401  (register the network kinds)
     from ketaweight.pipelines.schemas import write_schemas
 
     from ketaweight.core.results import write_text_atomic

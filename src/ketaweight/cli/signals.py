@@ -6,10 +6,9 @@ from enum import Enum
 from pathlib import Path
 
 import typer
-from rich.table import Table
 
 from ketaweight.cli import app
-from ketaweight.cli._common import console, progress_bar, run_cli
+from ketaweight.cli._common import console, make_table, progress_bar, run_cli
 from ketaweight.core.errors import InputError, Location
 from ketaweight.core.privacy import mask_count
 
@@ -21,6 +20,9 @@ signals_app = typer.Typer(
 app.add_typer(signals_app, name="signals")
 
 
+COUNT_COLUMNS = ("lines", "records", "loaded", "quarantined")
+
+
 class Truncation(str, Enum):
     mixture = "mixture"
     component = "component"
@@ -28,39 +30,40 @@ class Truncation(str, Enum):
 
 @signals_app.command("ingest")
 def ingest_cmd(
-    zips: list[Path] = typer.Argument(..., help="FAERS quarterly ASCII zips (faers_ascii_YYYYqN.zip), one or more."),
+    zips: list[Path] = typer.Argument(..., metavar="QUARTER", help="FAERS quarterly ASCII zips (faers_ascii_YYYYqN.zip), unzipped "
+                                      "quarter folders, or folders of zips; one or more."),
     store: Path = typer.Option(..., "--store", help="DuckDB store file to load into (created if missing)."),
     replace: bool = typer.Option(False, "--replace", help="Load a quarter again, replacing its earlier rows."),
     json_out: Path | None = typer.Option(None, "--json", help="Also write the ingest accounting as JSON here."),
 ) -> None:
     """Load FAERS quarters into the store: repair or quarantine bad rows, deduplicate cases.
 
-    All quarters load in one transaction: on any error the store is left exactly as it was.
+    All quarters load in one streaming pass and one transaction: on any error the store is left as
+    it was. Quarters already in the store are deduplicated together with the new ones.
     """
     from ketaweight.pipelines.signals import write_ingest
-    from ketaweight.signals.faers import discover_zip, ingest_faers
+    from ketaweight.signals.faers import ingest_faers, plan_ingest
 
     def action():
-        total = sum(len(z.members) + len(z.deleted) for z in (discover_zip(p) for p in zips))
-        with progress_bar("Reading FAERS files", total=total) as advance:
-            return ingest_faers(zips, store, replace=replace, progress=advance)
+        plan = plan_ingest(zips)
+        total = sum(q.size(m) for q in plan for m in (*q.members.values(), *q.deleted))
+        with progress_bar("Reading FAERS files (bytes)", total=total) as advance:
+            return ingest_faers([q.path for q in plan], store, replace=replace, progress=advance)
 
     report = run_cli(action)
-    t = Table(title=f"FAERS ingest into {store}")
-    for col in ("quarter", "file", "lines", "records", "loaded", "quarantined", "repairs"):
-        t.add_column(col, justify="left" if col in ("quarter", "file") else "right")
+    t = make_table("quarter", "table", "lines", "records", "loaded", "quarantined", "repairs",
+                   title=f"FAERS ingest into {store}", right=COUNT_COLUMNS)
     for f in report.files:
-        repairs = []
-        for label, k in (("encoding", f.encoding_repairs), ("joined", f.lines_joined), ("split", f.records_split),
-                         ("'$'", f.dollar_repairs)):
-            if k:
-                repairs.append(f"{label} {k}")
-        t.add_row(f.quarter, f.member, f"{f.data_lines:,}", f"{f.records:,}", f"{f.loaded:,}", f"{f.quarantined:,}",
-                  ", ".join(repairs) + ("; " if repairs and f.notes else "") + "; ".join(f.notes))
+        repairs = [f"{label} {k:,}" for label, k in (("encoding", f.encoding_repairs), ("joined", f.lines_joined),
+                                                     ("split", f.records_split), ("'$'", f.dollar_repairs)) if k]
+        t.add_row(f.quarter, f.table, f"{f.data_lines:,}", f"{f.records:,}", f"{f.loaded:,}", f"{f.quarantined:,}",
+                  ", ".join(repairs))
     console.print(t)
-    d = Table(title="Deduplication (DEMO rows → unique current reports)")
-    for col in ("step", "before", "removed", "after"):
-        d.add_column(col, justify="left" if col == "step" else "right")
+    for f in report.files:
+        for note in f.notes:
+            console.print(f"note: {f.quarter} {f.member}: {note}", highlight=False)
+    d = make_table("step", "before", "removed", "after", title="Deduplication (DEMO rows → unique current reports)",
+                   right=("before", "removed", "after"))
     for s in report.dedup:
         d.add_row(s.reason, f"{s.n_before:,}", f"{s.n_excluded:,}", f"{s.n_after:,}")
     console.print(d)
@@ -80,9 +83,9 @@ def _split(values: list[str]) -> list[str]:
 
 @signals_app.command("scan")
 def scan_cmd(
-    drug: list[str] = typer.Option(["ketamine", "esketamine"], "--drug", help="Drug ingredient(s) to score; repeat "
+    drug: list[str] = typer.Option(["ketamine", "esketamine"], "--drug", metavar="<names>", help="Drug ingredient(s) to score; repeat "
                                    "or comma-separate. Brand and salt names are mapped (see --drug-map)."),
-    events: list[str] = typer.Option(["weight-loss"], "--events", help="Event term-group keys (weight-loss, "
+    events: list[str] = typer.Option(["weight-loss"], "--events", metavar="<groups or terms>", help="Event term-group keys (weight-loss, "
                                      "weight-gain, or your own from --groups) or single MedDRA terms; repeatable."),
     store: Path | None = typer.Option(None, "--store", help="FAERS store (DuckDB) written by `signals ingest`."),
     table: Path | None = typer.Option(None, "--table", help="A contingency table CSV in the mddc format: rows "
@@ -99,11 +102,11 @@ def scan_cmd(
     squash: bool = typer.Option(False, "--squash", help="Fit the prior on squashed data (DuMouchel & Pregibon 2001)."),
     prior: str | None = typer.Option(None, "--prior", help="Use this prior instead of fitting one: "
                                      "'alpha1,beta1,alpha2,beta2,P'."),
-    drug_map: list[Path] = typer.Option([], "--drug-map", help="Extra name,ingredient CSV(s) extending the shipped "
+    drug_map: list[Path] = typer.Option([], "--drug-map", metavar="<path>", help="Extra name,ingredient CSV(s) extending the shipped "
                                         "drug-name map."),
-    groups: list[Path] = typer.Option([], "--groups", help="Extra term-group TOML file(s) extending the shipped "
+    groups: list[Path] = typer.Option([], "--groups", metavar="<path>", help="Extra term-group TOML file(s) extending the shipped "
                                       "groups."),
-    controls: list[Path] = typer.Option([], "--controls", help="Extra control-pair TOML file(s)."),
+    controls: list[Path] = typer.Option([], "--controls", metavar="<path>", help="Extra control-pair TOML file(s)."),
     no_controls: bool = typer.Option(False, "--no-controls", help="Leave the shipped positive/negative controls out."),
     ci_level: float = typer.Option(0.95, "--ci-level", min=0.5, max=0.999, help="Confidence level of the PRR, ROR and IC "
                                    "intervals (EBGM always reports EB05–EB95)."),
@@ -113,10 +116,13 @@ def scan_cmd(
     exact_counts: bool = typer.Option(False, "--exact-counts", help="Write exact counts (also 1–10) to the JSON "
                                       "file; the terminal always masks them."),
     out: Path | None = typer.Option(None, "--out", help="Directory for signals.json (the common results envelope)."),
+    all_pairs_out: Path | None = typer.Option(None, "--all-pairs", help="Also score every drug–event pair of the "
+                                              "data and write them to this Parquet file (pairs with a cell of 1–10 "
+                                              "reports have their counts and ratios withheld unless --exact-counts)."),
 ) -> None:
     """Score drug–event pairs (default: ketamine and esketamine × weight loss) with PRR, ROR, IC and EBGM."""
     from ketaweight.core.provenance import Provenance
-    from ketaweight.pipelines.signals import scan_source, write_signals
+    from ketaweight.pipelines.signals import scan_source, write_all_pairs, write_signals
 
     def action():
         prior_values = None
@@ -152,6 +158,9 @@ def scan_cmd(
         path = write_signals(Path(out) / "signals.json", res, ct, Provenance("real", ct.source), data=str(store or table or long),
                              drugs=_split(drug), events=_split(events), exact_counts=exact_counts)
         console.print(f"wrote {path}")
+    if all_pairs_out is not None:
+        n = run_cli(lambda: write_all_pairs(all_pairs_out, ct, res, exact_counts=exact_counts))
+        console.print(f"wrote {all_pairs_out}: {n:,} drug–event pairs")
 
 
 @signals_app.command("synth")
@@ -187,24 +196,22 @@ def status_cmd(
 
     status = run_cli(lambda: faers_status(store, quarantine_limit=quarantine))
     files, dedup, bad, n_bad = status.files, status.dedup, status.quarantined, status.n_quarantined
-    t = Table(title=f"FAERS files in {store}")
-    for col in ("quarter", "file", "table", "lines", "records", "loaded", "quarantined", "notes"):
-        t.add_column(col, justify="right" if col in ("lines", "records", "loaded", "quarantined") else "left")
-    for q, m, tn, dl, rc, ld, qu, nt in files:
-        t.add_row(q, m, tn, f"{dl:,}", f"{rc:,}", f"{ld:,}", f"{qu:,}", nt or "")
+    # the member's folder (ascii/, deleted/) and the table name are in its file name: left out so the
+    # table reads at 80 columns
+    t = make_table("quarter", "file", "lines", "records", "loaded", "quarantined", "notes",
+                   title=f"FAERS files in {store}", right=COUNT_COLUMNS)
+    for q, m, _tn, dl, rc, ld, qu, nt in files:
+        t.add_row(q, m.rsplit("/", 1)[-1], f"{dl:,}", f"{rc:,}", f"{ld:,}", f"{qu:,}", nt or "")
     console.print(t)
-    d = Table(title="Deduplication")
-    for col in ("step", "before", "removed", "after"):
-        d.add_column(col, justify="left" if col == "step" else "right")
+    d = make_table("step", "before", "removed", "after", title="Deduplication", right=("before", "removed", "after"))
     for step, b, r, a in dedup:
         d.add_row(step, f"{b:,}", f"{r:,}", f"{a:,}")
     console.print(d)
     if bad:
-        qt = Table(title=f"Quarantined rows ({len(bad)} of {n_bad:,} shown; table faers_quarantine)")
-        for col in ("quarter", "file", "line", "column", "reason"):
-            qt.add_column(col)
+        qt = make_table("quarter", "file", "line", "column", "reason", right=("line",),
+                        title=f"Quarantined rows ({len(bad)} of {n_bad:,} shown; table faers_quarantine)")
         for q, f, ln, c, r in bad:
-            qt.add_row(q, f, str(ln), c or "", r)
+            qt.add_row(q, f.rsplit("/", 1)[-1], f"{ln:,}", c or "", r)
         console.print(qt)
     else:
         console.print(f"{n_bad:,} quarantined rows.")

@@ -28,22 +28,33 @@ def print_store_summary(store: Store) -> None:
         console.print(table)
 
 
+def _rows(n: int) -> str:
+    return f"{n:,} row" + ("" if n == 1 else "s")
+
+
 @store_app.command("load")
 def load_command(
     folder: Path = typer.Argument(..., help="Folder with patients.csv|parquet, exposures..., measurements..., lifestyle..., adverse_events..."),
     store: Path = typer.Option(..., "--store", help="DuckDB store file (created if missing)."),
 ) -> None:
-    """Validate and load a folder of CSV/Parquet tables; all-or-nothing."""
+    """Validate and load a folder of CSV/Parquet tables; all-or-nothing.
+
+    Prints a receipt for the data owner: exact rows per table (loaded and now in the store), unit
+    conversions, and every file of the folder that was not loaded, with why."""
     from ketaweight.store import Store
 
     def action():
         with Store(store) as st:
             return st.load_folder(folder)
     report = run_cli(action)
+    console.print(f"loaded into {store} (the data owner's receipt: exact counts, not for sharing):", highlight=False)
     for name, n in report.rows.items():
-        console.print(f"loaded {mask_count(n)} rows into {name} from {report.sources[name]}")
+        console.print(f"  {name}: {_rows(n)} from {report.sources[name]} ({report.store_rows.get(name, n):,} now in the store)",
+                      highlight=False)
     for conversion, n in report.conversions.items():
-        console.print(f"converted {mask_count(n)} rows, {conversion}")
+        console.print(f"  converted {_rows(n)}, {conversion}", highlight=False)
+    for name, why in report.skipped.items():
+        console.print(f"  skipped {name}: {why}", highlight=False)
 
 
 @store_app.command("export")

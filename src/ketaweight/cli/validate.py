@@ -19,6 +19,11 @@ app.add_typer(validate_app, name="validate")
 @validate_app.command("estimators")
 def validate_estimators_command(
     study: str = typer.Option("ketamine-weight", "--study", help="Shipped study name or a study TOML."),
+    grid: bool = typer.Option(False, "--grid", help="Run the scenario grid (harder worlds, flexible learners; hours) "
+                              "instead of --scenarios; writes validation-grid.json/.md."),
+    grid_file: Path | None = typer.Option(None, "--grid-file", help="With --grid: a grid TOML of your own "
+                                          "([[entry]] name, scenario, patients) instead of the shipped one."),
+    workers: int | None = typer.Option(None, "--workers", min=1, help="Worker processes (default: every core)."),
     scenarios: str = typer.Option("null,article", "--scenarios", help="Comma-separated simulator scenarios."),
     replicates: int = typer.Option(200, "--replicates", "-r", min=2, help="Replicate cohorts per scenario."),
     patients: int = typer.Option(5000, "--patients", "-n", min=200, help="Patients per replicate cohort."),
@@ -32,10 +37,12 @@ def validate_estimators_command(
     checkpoint: Path | None = typer.Option(None, "--checkpoint", help="Keep finished replicates in this file "
                                            "(one per scenario beside it); a rerun resumes from them."),
 ) -> None:
-    """Coverage and bias of every estimator against the simulator's ground truth (slow: minutes)."""
-    from ketaweight.pipelines.validation import validate, validation_paths, write_validation
-
+    """Coverage and bias of every estimator against the simulator's ground truth (slow: minutes; --grid: hours)."""
+    if grid:
+        _validate_grid(study, grid_file, replicates, truth_patients, seed, workers, out, replace)
+        return
     from ketaweight.core.replicates import validate_scheduler
+    from ketaweight.pipelines.validation import validate, validation_paths, write_validation
 
     run_cli(lambda: validation_paths(out, replace=replace))  # refuse before minutes of work, not after
     run_cli(lambda: validate_scheduler(scheduler))
@@ -44,7 +51,7 @@ def validate_estimators_command(
     def action():
         with progress_bar(f"{replicates} replicates × {len(names)} scenarios", replicates * len(names)) as advance:
             return validate(study, names, replicates=replicates, n_patients=patients,
-                            truth_patients=truth_patients, seed=seed, on_replicate=advance,
+                            truth_patients=truth_patients, seed=seed, workers=workers, on_replicate=advance,
                             scheduler=scheduler, checkpoint=checkpoint)
 
     rows = run_cli(action)
@@ -56,6 +63,35 @@ def validate_estimators_command(
     for r in rows:
         table.add_row(r.scenario, r.outcome, r.method, f"{r.truth:+.3f}", f"{r.bias:+.4f}",
                       f"{100 * r.bias_over_se:+.1f}%", f"{100 * r.coverage:.1f}%")
+    console.print(table)
+    console.print(f"written: {json_path}, {md_path}")
+
+
+def _validate_grid(study: str, grid_file: Path | None, replicates: int, truth_patients: int, seed: int,
+                   workers: int | None, out: Path, replace: bool) -> None:
+    """The --grid form: every grid entry × estimator; results written after each entry (an interrupted run
+    keeps the entries it finished, marked partial)."""
+    from ketaweight.pipelines.validation_grid import PRIMARY, grid_paths, load_grid, meets_target, validate_grid, write_grid
+
+    run_cli(lambda: grid_paths(out, replace=replace))
+    entries = run_cli(lambda: load_grid(grid_file))
+    settings = dict(study=study, seed=seed, replicates=replicates, truth_patients=truth_patients,
+                    grid_file=str(grid_file) if grid_file else "shipped")
+
+    def action():
+        with progress_bar(f"{replicates} replicates × {len(entries)} scenarios", replicates * len(entries)) as advance:
+            return validate_grid(study, entries, replicates=replicates, truth_patients=truth_patients, seed=seed,
+                                 workers=workers, on_replicate=advance,
+                                 on_entry=lambda rows: write_grid(rows, out, partial=True, **settings))
+
+    rows = run_cli(action)
+    json_path, md_path = run_cli(lambda: write_grid(rows, out, partial=False, **settings))
+    table = make_table("scenario", "estimator", "bias/SE", "coverage", "target",
+                       title=f"Validation grid ({replicates} replicates per scenario)",
+                       right=("bias/SE", "coverage"))
+    for r in rows:
+        target = ("met" if meets_target(r) else "not met") if r.method == PRIMARY else ""
+        table.add_row(r.scenario, r.method, f"{100 * r.bias_over_se:+.1f}%", f"{100 * r.coverage:.1f}%", target)
     console.print(table)
     console.print(f"written: {json_path}, {md_path}")
 
@@ -73,10 +109,13 @@ def validate_mechanisms_command(
                              help="Folder for mechanisms-validation-<measurement>.json/.md."),
     measurement: Measurement = typer.Option("clinic", "--measurement",
                                             help="clinic: the scenarios' records; research: every mediator measured "
-                                                 "without noise, bias or missed weeks (the estimator's check under its assumptions)."),
+                                                 "without noise, bias or missed weeks (the estimator's check under its assumptions); "
+                                                 "substudy: clinic records plus a research-grade validation substudy of 10%."),
     intermediate_in_outcome: bool | None = typer.Option(
         None, "--intermediate-in-outcome/--no-intermediate-in-outcome",
         help="Override the study's [mechanisms.mediation] intermediate_in_outcome (default: as the study says)."),
+    mediation_only: bool = typer.Option(False, "--mediation-only", help="Check mediation only (skips dose-response "
+                                        "and per-patient effects, most of each replicate's time)."),
     replace: bool = typer.Option(False, "--replace", help="Replace earlier mechanisms-validation files in --out."),
     scheduler: str | None = typer.Option(None, "--scheduler", help="Run the replicates on Dask: 'local:N' (a local "
                                          "cluster of N processes) or a scheduler address (tcp://host:8786); "
@@ -104,8 +143,8 @@ def validate_mechanisms_command(
         settings["intermediate_in_outcome"] = spec.mechanisms.mediation.intermediate_in_outcome
         with progress_bar(f"{replicates} replicates × {len(names)} scenarios", replicates * len(names)) as advance:
             return validate_mechanisms(spec, names, replicates=replicates, n_patients=patients, n_bootstrap=bootstrap,
-                                       seed=seed, measurement=measurement.value, on_replicate=advance,
-                                       scheduler=scheduler, checkpoint=checkpoint)
+                                       seed=seed, measurement=measurement.value, mediation_only=mediation_only,
+                                       on_replicate=advance, scheduler=scheduler, checkpoint=checkpoint)
 
     settings: dict[str, bool] = {}
 

@@ -192,3 +192,27 @@ def curve_plot(x: Sequence[float], estimate: Sequence[float], low: Sequence[floa
         ax.set_xlabel(xlabel)
         ax.set_ylabel(ylabel)
         return _to_svg(fig, alt)
+
+
+def funnel_plot(estimates: Sequence[float], ses: Sequence[float], null_mean: float, null_sd: float, *, unit: str,
+                outcome: tuple[float, float] | None, alt: str) -> Figure:
+    """Negative-control estimates against their SE, with the 95% region of no effect with random error only
+    (grey, dashed) and with the fitted empirical null (blue): OHDSI's calibration effect plot (network studies)."""
+    import numpy as np  # only this figure needs a grid of SEs
+
+    se = np.linspace(0, max(ses) * 1.1 if len(ses) else 1.0, 100)
+    half = 1.96 * np.sqrt(null_sd**2 + se**2)
+    with plt.rc_context(_RC):
+        fig, ax = plt.subplots(figsize=(WIDTH_IN, 3.4))
+        ax.fill_betweenx(se, null_mean - half, null_mean + half, color=BLUE, alpha=0.15, lw=0,
+                         label="95% of the empirical null")
+        ax.plot(-1.96 * se, se, color=GREY, ls="--", lw=1, label="95% with random error only")
+        ax.plot(1.96 * se, se, color=GREY, ls="--", lw=1)
+        ax.plot(list(estimates), list(ses), "o", color=BLUE, ms=4, label="negative controls")
+        if outcome is not None:
+            ax.plot([outcome[0]], [outcome[1]], "D", color=ORANGE, ms=7, label="the outcome (uncalibrated)")
+        ax.set_ylim(se[-1], 0)
+        ax.set_xlabel(f"estimate ({unit})")
+        ax.set_ylabel("standard error")
+        ax.legend(frameon=False, fontsize=8, loc="lower left")
+        return _to_svg(fig, alt)

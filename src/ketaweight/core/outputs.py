@@ -118,11 +118,27 @@ MARKDOWN_GENERATOR = "<!-- generator: ketaweight -->\n"
 """The first line of every Markdown file ketaweight writes (so it may replace its own, and only its own)."""
 
 
+ZIP_COMMENT = b"ketaweight site bundle"
+"""The zip comment of every network site bundle ketaweight writes (``ketaweight.network.bundle``)."""
+
+
 def written_by_ketaweight(path: Path) -> bool:
-    """True for a results file in the envelope, a report page/Markdown/JSON of ketaweight."""
+    """True for a results file in the envelope, a report page/Markdown/JSON of ketaweight, a site bundle."""
     try:
-        head = path.read_bytes()[:4096].decode("utf-8", errors="replace")
+        raw = path.read_bytes()
     except OSError:
         return False
+    if raw[:4] == b"PK\x03\x04":  # a zip: a site bundle carries its comment at the very end
+        return raw.endswith(ZIP_COMMENT)
+    head = raw[:4096].decode("utf-8", errors="replace")
     return '"ketaweight_version"' in head or f'name="generator" content="{GENERATOR}' in head \
         or head.startswith("<!-- generator: ketaweight") or '"generator": "ketaweight' in head
+
+
+def json_and_markdown_targets(out: Path, stem: str, *, replace: bool) -> tuple[Path, Path]:
+    """``out/<stem>.json`` and ``out/<stem>.md`` (a long run's results and their summary), each checked
+    by :func:`check_file_target` — call it before the run, so a refused target costs no work."""
+    paths = (out / f"{stem}.json", out / f"{stem}.md")
+    for p in paths:
+        check_file_target(p, replace=replace)
+    return paths

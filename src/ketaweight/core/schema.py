@@ -62,6 +62,11 @@ class MeasurementKind:
         return {self.unit: 1.0, **self.conversions}
 
 
+CONTROL_KINDS: tuple[str, ...] = tuple(f"control_{j:02d}" for j in range(1, 100))
+"""Generic measurement kinds for negative-control outcomes (network studies, empirical calibration):
+measurements the drug cannot change that share its confounding.  The simulator writes them; a real
+store maps such lab values or vitals onto them.  Arbitrary units ("au"), any finite value."""
+
 MEASUREMENT_KINDS: dict[str, MeasurementKind] = {
     k.name: k
     for k in (
@@ -77,9 +82,16 @@ MEASUREMENT_KINDS: dict[str, MeasurementKind] = {
                         "mean daily active minutes over the 7 days before the record's date (wearable)", period_days=7),
         MeasurementKind("energy_expenditure_7d", "kcal/d", {"kJ/d": 1 / 4.184}, 0, 10000,
                         "mean estimated total energy expenditure over the 7 days before the record's date (wearable)", period_days=7),
+        MeasurementKind("energy_intake_7d_ref", "kcal/d", {"kJ/d": 1 / 4.184}, 0, 10000,
+                        "mean energy intake over the 7 days before the record's date by a reference method (research-grade "
+                        "validation substudy: weighed intake or a recovery biomarker)", period_days=7),
+        MeasurementKind("energy_expenditure_7d_ref", "kcal/d", {"kJ/d": 1 / 4.184}, 0, 10000,
+                        "mean total energy expenditure over the 7 days before the record's date by a reference method "
+                        "(research-grade validation substudy, e.g. doubly labelled water)", period_days=7),
         MeasurementKind("resting_hr", "bpm", {}, 25, 220, "resting heart rate (negative-control outcome)"),
         MeasurementKind("systolic_bp", "mmHg", {}, 60, 260, "systolic blood pressure"),
         MeasurementKind("diastolic_bp", "mmHg", {}, 30, 160, "diastolic blood pressure"),
+        *(MeasurementKind(name, "au", {}, -1e9, 1e9, "negative-control measurement (arbitrary units)") for name in CONTROL_KINDS),
     )
 }
 

@@ -10,13 +10,25 @@ from __future__ import annotations
 
 from typing import Literal, get_args
 
-Method = Literal["crude", "standardization", "ipw", "aipw", "g-estimation"]
+Method = Literal["crude", "standardization", "ipw", "aipw", "tmle", "g-estimation"]
 METHODS: tuple[str, ...] = get_args(Method)
 """Estimator method names, in the order results are reported."""
 
-MEASUREMENT_DESIGNS: tuple[str, ...] = ("clinic", "research")
+DEFAULT_METHODS: tuple[str, ...] = ("crude", "standardization", "ipw", "aipw", "g-estimation")
+"""The estimators run when none are named (TMLE is opt-in: ``methods = [..., "tmle"]``)."""
+
+Learner = Literal["linear", "stacked"]
+LEARNERS: tuple[str, ...] = get_args(Learner)
+"""Nuisance-model choices of the doubly robust estimators (``causal.learners``; checked at import)."""
+
+TrimRule = Literal["none", "common-support", "crump", "fixed"]
+TRIM_RULES: tuple[str, ...] = get_args(TrimRule)
+"""Common-support trimming rules (``causal.positivity``; checked at import)."""
+
+MEASUREMENT_DESIGNS: tuple[str, ...] = ("clinic", "research", "substudy")
 """How the simulator records mediators: as a clinic would (consumer wearables, food app for some
-patients) or as a research study (noise-free weekly records for everyone)."""
+patients), as a research study (noise-free weekly records for everyone), or as a clinic with a
+research-grade validation substudy of 10% of patients (reference-method intake and expenditure)."""
 
 SYNTHETIC_FAERS_REPORTS = 60_000
 """Size of the demo's synthetic FAERS quarter (a real quarter has about 400,000 reports)."""

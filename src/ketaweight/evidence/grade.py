@@ -39,6 +39,7 @@ from ketaweight.core.privacy import MIN_CELL_COUNT
 from ketaweight.core.protocol import Real, Result
 from ketaweight.core.results import ResultsFile
 from ketaweight.core.summary import Summary
+from ketaweight.evidence import calibration
 from ketaweight.evidence.extract import EstimateRow, gradient_rows, horizon_phrase, pathway_rows
 from ketaweight.pipelines.results import CausalStudy, MechanismsResults
 from ketaweight.signals.report import SignalsReport
@@ -298,12 +299,15 @@ def grade_evidence(
     signals: list[ResultsFile] | None = None,
     mechanisms: ResultsFile | None = None,
     rules: GradingRules | None = None,
+    network: ResultsFile | None = None,
 ) -> Answer:
     """Grade the answer from the weight study's results file (``kind = "causal"``) and whatever else ran.
 
     ``mechanisms`` is the weight study's mechanisms results file (``kind = "mechanisms"``:
     mediation and dose-response) or None when it did not run; ``signals`` are signals results
-    files.  Raises ValueError when the primary estimator is missing.
+    files; ``network`` a network synthesis (``kind = "network"``), whose calibrated estimate, empirical
+    null, consistency across sites and replication then replace the single site's
+    (:mod:`ketaweight.evidence.calibration`).  Raises ValueError when the primary estimator is missing.
     """
     rules = rules or GradingRules()
     res: CausalStudy = weight.results
@@ -314,16 +318,23 @@ def grade_evidence(
                          f"or choose GradingRules(primary_method=...) among {[e.method for e in analysis.estimates]}")
     pct_analysis = res.analyses.get("outcome_change_pct")
     pct = pct_analysis.estimate(rules.primary_method) if pct_analysis is not None else None
+    # -- network hook (issue 15): a network's calibrated estimate and its rules replace the single site's
+    net = calibration.network_primary(network.results) if network is not None else None
+    site_primary = primary  # the estimators are compared at the site whose results these are
+    if net is not None:
+        primary, pct = net, None
     est, lo, hi = primary.estimate, primary.ci_low, primary.ci_high
     conclusion = conclude(est, lo, hi, rules)
     mech: MechanismsResults | None = mechanisms.results if mechanisms is not None else None
 
     balance = _balance(primary)
-    nc = _negative_control(analysis)
+    nc = (Criterion(**vars(calibration.systematic_error(network.results, rules.mid_kg))) if net and network
+          else _negative_control(analysis))
     bias_ok = balance.grade_change == 0 and nc.grade_change == 0
     criteria = [
         _strength(primary, conclusion, rules, bias_ok),
-        _consistency(analysis, primary, conclusion, rules),
+        _consistency(analysis, site_primary, conclude(site_primary.estimate, site_primary.ci_low,
+                                                      site_primary.ci_high, rules), rules),
         _precision(primary, rules),
         _temporality(res.study),
         _rows_criterion("Biological gradient", "Does more ketamine (dose, sessions, course length) go with more effect?",
@@ -340,10 +351,15 @@ def grade_evidence(
         nc,
         balance,
     ]
-    criteria.append(_replication(rules.start_level + sum(c.grade_change for c in criteria), rules))
+    if net and network:  # -- network hook (issue 15): consistency across sites, replication across databases
+        criteria.insert(2, Criterion(**vars(calibration.consistency_across_sites(network.results))))
+    raw_level = rules.start_level + sum(c.grade_change for c in criteria)
+    criteria.append(Criterion(**vars(calibration.replication(network.results, conclusion, raw_level))) if net and network
+                    else _replication(raw_level, rules))
     level = max(0, rules.start_level + sum(c.grade_change for c in criteria))
     answer = Answer(est, lo, hi, pct.estimate if pct else None, rules.primary_method, conclusion, LEVELS[level], criteria)
-    return _with_sentence(answer, weight, rules)
+    answer = _with_sentence(answer, weight, rules)
+    return replace(answer, sentence=calibration.reword(answer.sentence, network)) if net and network else answer
 
 
 def _with_sentence(a: Answer, weight: ResultsFile, rules: GradingRules) -> Answer:

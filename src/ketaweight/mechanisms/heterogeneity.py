@@ -240,6 +240,8 @@ class IndividualEffects(Result):
                 (f"share predicted below {d['threshold']:g}", f"{100 * d['share_predicted_below_threshold']:.1f}%"),
                 ("calibration (BLP) slope", f"{cal['blp_slope']:.2f} ({cal['blp_slope_ci'][0]:.2f}, "
                                             f"{cal['blp_slope_ci'][1]:.2f})"),
+                *((("calibrated spread (SD)", f"{d['spread']['sd_calibrated']:.3f} ({d['spread']['sd_calibrated_ci'][0]:.3f}, "
+                                               f"{d['spread']['sd_calibrated_ci'][1]:.3f})"),) if "spread" in d else ()),
                 ("n", mask_count(d["n"])))
         return Summary(f"Per-patient effects ({d['method']})", ("quantity", "value"), rows, (d["caveat"], cal["reading"]))
 
@@ -273,13 +275,20 @@ class DRLearner:
 
     Settings: ``n_folds`` (cross-fitting folds for nuisances and the second stage),
     ``effect_learner`` (scikit-learn regressor; default :func:`default_effect_learner`),
-    ``propensity_learner``/``outcome_learner`` (as :class:`~ketaweight.causal.aipw.AIPW`;
-    default logistic / arm-specific linear), ``loss_threshold`` (the "loses more than" cut, in
-    outcome units, default −1), ``seed``.
+    ``learner`` (the nuisance models, ``"linear"`` or ``"stacked"``, as
+    :class:`~ketaweight.causal.aipw.AIPW`), ``propensity_learner``/``outcome_learner`` (scikit-learn
+    overrides), ``loss_threshold`` (the "loses more than" cut, in outcome units, default −1), ``seed``.
+
+    The spread of individual effects is reported twice: the SD of the predictions τ̂ (which noise
+    inflates and smoothing shrinks), and the *calibrated* spread |β₂|·SD(τ̂), the SD of the best linear
+    predictor of the pseudo-outcome given τ̂ (β₂ the BLP slope): the part of the predictions' spread that
+    the held-out data confirm — a lower bound on the SD of the conditional effect τ(L), tight when the
+    predictions are right up to scale, with the interval of β₂.
     """
 
     n_folds: int = 5
     effect_learner: Any = None
+    learner: str = "linear"
     propensity_learner: Any = None
     outcome_learner: Any = None
     loss_threshold: float = -1.0
@@ -291,8 +300,9 @@ class DRLearner:
             raise ValueError("the DR-learner targets conditional average effects; use estimand='ATE'")
         data = prepare(table, spec)
         pseudo_ss, second_ss, *inner_ss = np.random.SeedSequence(self.seed).spawn(2 + self.n_folds)
-        aipw = AIPW(n_folds=self.n_folds, propensity_learner=self.propensity_learner, outcome_learner=self.outcome_learner)
-        estimate, infl, *_ = aipw._crossfit(data, pseudo_ss)
+        aipw = AIPW(n_folds=self.n_folds, learner=self.learner, propensity_learner=self.propensity_learner,  # type: ignore[arg-type]
+                    outcome_learner=self.outcome_learner)
+        estimate, infl = aipw.crossfit_once(data, pseudo_ss)
         phi = infl + estimate  # each row's pseudo-outcome, nuisances fitted without that row
         x = data.x.matrix[:, 1:]
         learner = self.effect_learner if self.effect_learner is not None else default_effect_learner()
@@ -305,9 +315,12 @@ class DRLearner:
                 # fold either (an inner cross-fit on the training folds): otherwise the held-out outcomes
                 # leak into the training pseudo-outcomes and bias the calibration slope downwards.
                 train = np.flatnonzero(~test)
-                inner_est, inner_infl, *_ = aipw._crossfit(data.subset(train), inner_ss[k])
+                inner_est, inner_infl = aipw.crossfit_once(data.subset(train), inner_ss[k])
                 tau[test] = clone(learner).fit(x[train], inner_infl + inner_est).predict(x[test])
         rows = _analysed_rows(table, spec, data).index.to_numpy()
+        calibration = _calibration(tau, phi)
+        sd_tau = float(tau.std())
+        lo_b, hi_b = calibration["blp_slope_ci"]
         distribution = {
             "method": "cross-fitted DR-learner (Kennedy 2023)",
             "average_effect_aipw": float(estimate), "average_effect_aipw_se": float(np.sqrt(np.sum(infl**2)) / data.n),
@@ -315,11 +328,20 @@ class DRLearner:
                           **{f"p{q:02d}": float(np.quantile(tau, q / 100)) for q in (5, 25, 50, 75, 95)}},
             "share_predicted_below_threshold": float(np.mean(tau < self.loss_threshold)),
             "threshold": self.loss_threshold,
-            "calibration": _calibration(tau, phi),
+            "calibration": calibration,
+            "spread": {"sd_predicted": sd_tau, "sd_calibrated": abs(calibration["blp_slope"]) * sd_tau,
+                       "sd_calibrated_ci": [max(lo_b, 0.0) * sd_tau, max(hi_b, 0.0) * sd_tau],
+                       "reading": "calibrated spread = |BLP slope| x SD of the predictions: the spread of individual "
+                                  "effects that held-out data confirm, a lower bound on the SD of the conditional "
+                                  "effect given the baseline covariates; what no baseline trait predicts (e.g. who "
+                                  "responds to the antidepressant) cannot be attributed to anyone"},
             "n": data.n,
             "learners": {"effect": type(learner).__name__,
-                         "propensity": type(self.propensity_learner).__name__ if self.propensity_learner is not None else "logistic (numpy)",
-                         "outcome": type(self.outcome_learner).__name__ if self.outcome_learner is not None else "linear by arm (numpy)"},
+                         "nuisance": self.learner,
+                         "propensity": type(self.propensity_learner).__name__ if self.propensity_learner is not None else
+                         ("stacked" if self.learner == "stacked" else "logistic (numpy)"),
+                         "outcome": type(self.outcome_learner).__name__ if self.outcome_learner is not None else
+                         ("stacked" if self.learner == "stacked" else "linear by arm (numpy)")},
             "caveat": "predicted effects are model predictions, not measured individual effects; the share below the "
                       "threshold describes predictions and shrinks or grows with the learner's smoothing",
         }

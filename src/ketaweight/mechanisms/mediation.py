@@ -60,6 +60,7 @@ import pandas as pd
 from scipy.special import expit
 
 from ketaweight.causal.design import build_design, numeric_by_value
+from ketaweight.mechanisms.calibration import Calibration
 from ketaweight.mechanisms.effects import bootstrap_replicates, percentile_summary
 from ketaweight.causal.glm import fit_logistic, solve_spd, weighted_gram
 from ketaweight.causal.result import CausalResult
@@ -123,7 +124,10 @@ class MediationSpec:
     set False only for well-measured mediators),
     exclude_if (restriction: rows with a nonzero value in any of these columns are left out,
     e.g. patients already in a weight programme at time zero, whose baseline week is no steady
-    state; counted as an attrition step).
+    state; counted as an attrition step), validation (error-prone mediator → its reference-method
+    column, recorded for a validation substudy only: the mediator is regression-calibrated on the
+    substudy, :mod:`ketaweight.mechanisms.calibration`), calibration_covariates (extra predictors of
+    the calibration models, e.g. the app's baseline week that every change is taken from).
     """
 
     treatment: str
@@ -136,12 +140,19 @@ class MediationSpec:
     intermediate: tuple[str, ...] = ()
     intermediate_in_outcome: bool = True
     exclude_if: tuple[str, ...] = ()
+    validation: dict[str, str] = field(default_factory=dict)
+    calibration_covariates: tuple[str, ...] = ()
 
     def __post_init__(self) -> None:
-        for name in ("covariates", "categorical", "squared", "censor_covariates", "pathways", "intermediate", "exclude_if"):
+        for name in ("covariates", "categorical", "squared", "censor_covariates", "pathways", "intermediate", "exclude_if",
+                     "calibration_covariates"):
             object.__setattr__(self, name, tuple(getattr(self, name)))
+        object.__setattr__(self, "validation", dict(self.validation))
         mediators = self.mediators
         problems = []
+        stray = sorted(set(self.validation) - set(mediators))
+        if stray:
+            problems.append(f"validation names {stray}, which are not mediators of the pathways")
         if len(set(mediators)) != len(mediators):
             problems.append(f"a mediator is listed twice: {list(mediators)}")
         clash = sorted(set(mediators) & ({self.treatment, self.outcome} | set(self.covariates) | set(self.intermediate)))
@@ -215,6 +226,7 @@ class _Arrays:
     mediator_pathway: np.ndarray  # pathway index of each mediator
     attrition: list[dict[str, Any]]
     row_index: pd.Index  # labels of the analysed rows in the input table
+    calibration: Calibration | None = None  # regression calibration on a validation substudy
 
 
 def _restriction_mask(table: pd.DataFrame, spec: MediationSpec) -> pd.Series:
@@ -226,7 +238,7 @@ def _restriction_mask(table: pd.DataFrame, spec: MediationSpec) -> pd.Series:
 
 def _arrays(table: pd.DataFrame, spec: MediationSpec) -> _Arrays:
     needed = [spec.treatment, spec.outcome, *spec.covariates, *spec.mediators, *spec.censor_covariates, *spec.intermediate,
-              *spec.exclude_if]
+              *spec.exclude_if, *spec.validation.values(), *spec.calibration_covariates]
     missing = sorted({c for c in needed if c not in table.columns})
     if missing:
         raise InputError([(Location("table", column=c), "column not found; check the spelling") for c in missing])
@@ -246,7 +258,22 @@ def _arrays(table: pd.DataFrame, spec: MediationSpec) -> _Arrays:
         raise InputError([(Location("table", column=spec.treatment), "the treatment must be 0/1")])
     y = numeric_by_value(frame[spec.outcome], spec.outcome)
     m = np.column_stack([numeric_by_value(frame[c], c) for c in spec.mediators])
-    complete = np.isfinite(y) & np.isfinite(m).all(axis=1)
+    x = build_design(frame, spec.covariates, categorical=spec.categorical, squared=spec.squared).matrix
+    z = np.column_stack([numeric_by_value(frame[c], c) for c in spec.intermediate]) if spec.intermediate else np.empty((len(a), 0))
+    calibration = None
+    have = np.isfinite(m)
+    if spec.validation:
+        cols = np.array([spec.mediators.index(c) for c in spec.validation])
+        reference = np.column_stack([numeric_by_value(frame[r], r) for r in spec.validation.values()])
+        extra_w = (np.column_stack([numeric_by_value(frame[c], c) for c in spec.calibration_covariates])
+                   if spec.calibration_covariates else np.empty((len(a), 0)))
+        calibration = Calibration.build(x, a, z, m, cols, reference, extra_w)
+        have[:, cols] = calibration.available()
+        counts = calibration.substudy_rows().sum(axis=0)
+        steps.append({"step": "validation substudy", "reason": "rows with a reference-method value and every calibration "
+                      "predictor, per calibrated mediator: " + ", ".join(f"{c} {int(k)}" for c, k in zip(spec.validation, counts)),
+                      "n_before": len(frame), "n_excluded": 0, "n_after": len(frame)})
+    complete = np.isfinite(y) & have.all(axis=1)
     steps.append({"step": "complete mediators and outcome", "reason": "incomplete rows kept for the covariate "
                   "distribution, re-weighted out of the model fits (IPW for completeness)", "n_before": len(frame),
                   "n_excluded": 0, "n_after": len(frame), "n_complete": int(complete.sum())})
@@ -256,14 +283,12 @@ def _arrays(table: pd.DataFrame, spec: MediationSpec) -> _Arrays:
                            f"mediation needs at least 20 rows with the outcome and every mediator observed, in both "
                            f"arms; found {int(complete.sum())} (arms {arms}); check that the mediators are recorded "
                            "before the outcome window")])
-    x = build_design(frame, spec.covariates, categorical=spec.categorical, squared=spec.squared).matrix
-    z = np.column_stack([numeric_by_value(frame[c], c) for c in spec.intermediate]) if spec.intermediate else np.empty((len(a), 0))
     zc = None
     if not complete.all():
         extra = build_design(frame, spec.censor_covariates).matrix[:, 1:] if spec.censor_covariates else np.empty((len(a), 0))
         zc = np.column_stack([x, a, extra])
     path_of = np.array([j for j, p in enumerate(spec.pathways) for _ in p.mediators])
-    return _Arrays(x, a, z, m, y, complete, zc, path_of, steps, frame.index)
+    return _Arrays(x, a, z, m, y, complete, zc, path_of, steps, frame.index, calibration)
 
 
 def _solve_block(gram: np.ndarray, rows: np.ndarray, target: int) -> np.ndarray:
@@ -276,21 +301,30 @@ class _Engine:
     def __init__(self, arr: _Arrays, interaction: bool, z_in_outcome: bool) -> None:
         self.arr, self.z_in_outcome = arr, z_in_outcome
         p, k, q = arr.x.shape[1], arr.m.shape[1], arr.z.shape[1]
-        c = arr.complete
-        mz = np.where(c[:, None], arr.m, 0.0)
-        parts = [arr.x, arr.a[:, None], arr.z, mz] + ([arr.a[:, None] * mz] if interaction else [])
-        self.z = np.ascontiguousarray(np.hstack(parts + [np.where(c, arr.y, 0.0)[:, None]]))
         self.p, self.k, self.q, self.interaction = p, k, q, interaction
+        self.z = self._matrix(np.where(np.isfinite(arr.m), arr.m, 0.0))
         self.ia, self.iz = p, np.arange(p + 1, p + 1 + q)
         self.im = np.arange(p + 1 + q, p + 1 + q + k)
         self.iam = np.arange(p + 1 + q + k, p + 1 + q + 2 * k) if interaction else np.arange(0)
         self.iy = self.z.shape[1] - 1
 
+    def _matrix(self, m: np.ndarray) -> np.ndarray:
+        """[L, A, Z, M, (A·M), Y] with the mediator matrix ``m`` (zeros in incomplete rows)."""
+        arr, c = self.arr, self.arr.complete
+        mz = np.where(c[:, None], m, 0.0)
+        parts = [arr.x, arr.a[:, None], arr.z, mz] + ([arr.a[:, None] * mz] if self.interaction else [])
+        return np.ascontiguousarray(np.hstack(parts + [np.where(c, arr.y, 0.0)[:, None]]))
+
     def effects(self, counts: np.ndarray, start: np.ndarray | None = None) -> tuple[np.ndarray, dict[str, Any]]:
-        """(TE, DE, IE_1..IE_J, interaction) for row weights ``counts`` (1 = the sample itself)."""
+        """(TE, DE, IE_1..IE_J, interaction) for row weights ``counts`` (1 = the sample itself); calibrated
+        mediators are recalibrated on the replicate's substudy rows."""
         arr = self.arr
         w = counts.astype(float)
         info: dict[str, Any] = {}
+        matrix = self.z
+        if arr.calibration is not None:
+            calibrated, info["calibration"] = arr.calibration.calibrate(arr.m, w)
+            matrix = self._matrix(np.where(np.isfinite(calibrated), calibrated, 0.0))
         if arr.zc is not None:
             fit = fit_logistic(arr.zc, arr.complete.astype(float), sample_weight=w, start=start)
             info["completeness_model"] = {"converged": fit.converged, "newton_steps": fit.n_iter, "coef": fit.coef}
@@ -298,7 +332,7 @@ class _Engine:
             w_fit = np.where(arr.complete, w / pc, 0.0)
         else:
             w_fit = w
-        gram = weighted_gram(self.z, w_fit)
+        gram = weighted_gram(matrix, w_fit)
         xbar = (w @ arr.x) / w.sum()
         lx = np.arange(self.p)
         gammas = [_solve_block(gram, np.concatenate([lx, [self.ia], self.iz[:j]]), self.iz[j]) for j in range(self.q)]
@@ -413,6 +447,12 @@ class Mediation:
             "bootstrap": {"replicates": self.n_bootstrap, "failed": failed, "seed": self.seed},
             "completeness_weights": arr.zc is not None,
         }
+        if "calibration" in info:
+            diagnostics["calibration"] = {
+                "method": "regression calibration on the validation substudy (reference values used where recorded), "
+                          "refitted in every bootstrap replicate",
+                "reference_columns": dict(spec.validation),
+                "mediators": {spec.mediators[j]: v for j, v in info["calibration"].items()}}
         for category, msg in raised:
             warnings.warn(msg, category, stacklevel=2)
         messages = [f"{category.__name__}: {msg}" for category, msg in raised]

@@ -5,7 +5,9 @@
 3. the weight study's mechanisms: mediation by pathway, dose-response, heterogeneity;
 4. responsible-use views from the store (adverse events per session, monitoring flags);
 5. FAERS signals on a small synthetic quarter in the real FAERS file format (generated here,
-   labelled synthetic) and on a real FAERS-derived table shipped by ``mddc``.
+   labelled synthetic) and on a real FAERS-derived table shipped by ``mddc``;
+6. (when the caller passes ``network``) a small network of simulated clinics, calibrated and pooled
+   (the network layer sits above this one, so the CLI hands it in as a callback).
 
 The evidence grade and the report are the layer above (:func:`ketaweight.report.render.write_report`
 on ``OUT/results``), so the CLI calls it after this pipeline; nothing here renders.
@@ -28,8 +30,8 @@ from ketaweight.signals.scan import ScanResult
 from ketaweight.sources.simulator import SimulationResult
 
 DEMO_STUDIES = ("ketamine-weight", "ketamine-depression")
-STAGES = 7
-"""Stages the CLI numbers (the report is stage 7)."""
+STAGES = 8
+"""Stages the CLI numbers (the network is stage 7, the report stage 8)."""
 
 
 @dataclass
@@ -43,6 +45,7 @@ class DemoRun:
     mechanisms: MechanismsResults | None = None
     responsible_use: ResponsibleUse | None = None
     signals: list[ScanResult] = field(default_factory=list)
+    network: Any = None  # what the network step returned (issue 15)
 
     @property
     def results(self) -> Path:
@@ -53,10 +56,12 @@ def run_demo(out: Path, *, scenario: str = "article", patients: int = 20_000, se
              faers_reports: int = SYNTHETIC_FAERS_REPORTS,
              on_stage: Callable[[int, str], None] = lambda number, title: None,
              on_done: Callable[[str, Any], None] = lambda what, value: None,
-             on_patients: Callable[[int], None] | None = None) -> DemoRun:
-    """Run stages 1–6 into ``out``.  ``on_stage(number, title)`` is called as a stage starts and
+             on_patients: Callable[[int], None] | None = None,
+             network: Callable[[Path, Path], Any] | None = None) -> DemoRun:
+    """Run stages 1–7 into ``out``.  ``on_stage(number, title)`` is called as a stage starts and
     ``on_done(what, value)`` with each piece as it is ready (``"store"`` (its path), ``"study"``,
-    ``"mechanisms"``, ``"responsible_use"``, ``"signals"``), so a caller can show progress."""
+    ``"mechanisms"``, ``"responsible_use"``, ``"signals"``, ``"network"``), so a caller can show
+    progress.  ``network(out, results_folder)``, when given, runs the network step (stage 7)."""
     run = DemoRun(out)
     on_stage(1, "simulate a ketamine-clinic cohort (synthetic data)")
     run.simulation, run.store = run_simulation(scenario, patients, seed, out, "duckdb", True, on_patients=on_patients)
@@ -77,4 +82,9 @@ def run_demo(out: Path, *, scenario: str = "article", patients: int = 20_000, se
                         mddc_signals(run.results / "signals-mddc.json")):
         run.signals.append(scan_result)
         on_done("signals", scan_result)
+    # -- stage 7 (issue 15): a small network of clinics, handed in by the layer above --------------
+    if network is not None:
+        on_stage(7, "a network of clinics: negative controls, calibration, pooling")
+        run.network = network(out, run.results)
+        on_done("network", run.network)
     return run

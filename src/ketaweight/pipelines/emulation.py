@@ -1,7 +1,8 @@
 """Run a study end to end: store + study spec → analysis table → estimators side by side →
 negative control → one results file (``kind = "causal"``) per study.
 
-The analysis table is built once; every estimator sees the same rows.  The outcome is
+The analysis table is built once (and reused by the study's mechanisms:
+:func:`~ketaweight.study.cohort.cached_cohort`); every estimator sees the same rows.  The outcome is
 analysed on two scales, the change in the outcome kind's unit (e.g. kg) and in % of
 baseline; the negative-control outcome (when the study names one) is analysed with the estimator
 the study names in ``[analysis] negative_control_method`` (AIPW by default).
@@ -15,12 +16,14 @@ from pathlib import Path
 
 from ketaweight.causal.analysis import CausalAnalysis
 from ketaweight.causal.data import prepare
+from ketaweight.causal.positivity import Trimming
 from ketaweight.causal.result import CausalResult
 from ketaweight.causal.runner import default_estimators, run_estimators
 from ketaweight.causal.sensitivity import NegativeControl, negative_control
 from ketaweight.causal.spec import AnalysisSpec
 from ketaweight.study.catalogue import COVARIATES
-from ketaweight.study.cohort import Cohort, RowSource, build_cohort
+from ketaweight.study.cohort import Cohort, build_cohort, cached_cohort
+from ketaweight.study.covariates import RowSource
 from ketaweight.core.errors import InputError, Location
 from ketaweight.core.outputs import check_file_target
 from ketaweight.core.provenance import Provenance
@@ -111,31 +114,39 @@ def run_study(store: RowSource | str | Path, study: Study | str | Path, out_dir:
     if isinstance(store, (Store, SparkTables)):
         store_path, provenance = store.path, store.provenance()
         require_exposures(store, study)
-        cohort = build_cohort(store, study)
+        # a Spark folder's content has no fingerprint here (its tables live with the engine): built each time
+        cohort = cached_cohort(store, study) if isinstance(store, Store) else build_cohort(store, study)
     else:
         store_path = Path(store)
         with Store(store_path, read_only=True) as opened:
             provenance = opened.provenance()
             require_exposures(opened, study)
-            cohort = build_cohort(opened, study)
-    estimators = default_estimators(methods=a.methods, variance=a.variance, n_bootstrap=a.n_bootstrap,
-                                    seed=a.seed, on_failure=a.on_failure, scheduler=scheduler)
+            cohort = cached_cohort(opened, study)
+    common = dict(variance=a.variance, n_bootstrap=a.n_bootstrap, seed=a.seed, on_failure=a.on_failure,
+                  learner=a.learner, n_repeats=a.crossfit_repeats, truncate_by_arm=a.truncate_by_arm,
+                  scheduler=scheduler)
+    estimators = default_estimators(methods=a.methods, **common)
+    trimming = study_trimming(study)
     results: dict[str, list[CausalResult]] = {}
     for column in OUTCOME_SCALES:
         spec = analysis_spec(study, column)
-        results[column] = run_estimators(prepare(cohort.table, spec), estimators=estimators)
+        results[column] = run_estimators(prepare(cohort.table, spec), estimators=estimators, trimming=trimming)
     nc = None
     if a.negative_control_kind:
-        control_estimator = default_estimators(methods=(a.negative_control_method,), variance=a.variance,
-                                               n_bootstrap=a.n_bootstrap, seed=a.seed, on_failure=a.on_failure,
-                                               scheduler=scheduler)[0]
+        control_estimator = default_estimators(methods=(a.negative_control_method,), **common)[0]
         nc = negative_control(control_estimator, cohort.table, analysis_spec(study, "outcome_change"),
-                              "negative_control_change")
+                              "negative_control_change", trimming=trimming)
     out = StudyResults(study, cohort, results, nc, provenance)
     if out_dir is not None:
         path = write_study_results(out, Path(out_dir), store_path, study_path)
         out = dataclasses.replace(out, path=path)
     return out
+
+
+def study_trimming(study: Study) -> Trimming | None:
+    """The study's common-support trimming rule (None when it trims nothing)."""
+    a = study.analysis
+    return None if a.trimming == "none" else Trimming(rule=a.trimming, alpha=a.trimming_alpha)
 
 
 def results_path(out_dir: Path, study: Study, suffix: str = "") -> Path:

@@ -3,7 +3,8 @@ heterogeneity on the study's analysis table, written as one results file
 (``kind = "mechanisms"``; schema in ``docs/mechanisms.md``).
 
 Settings come from the study's ``[mechanisms]`` sections (:class:`ketaweight.study.spec.Mechanisms`).
-The analysis table is the study's cohort (:func:`ketaweight.study.cohort.build_cohort`) plus the
+The analysis table is the study's cohort (:func:`ketaweight.study.cohort.cached_cohort`: the one the
+study's emulation built, when it ran on the same store in this process) plus the
 derived columns in :data:`~ketaweight.study.catalogue.MECHANISM_COLUMNS`.
 """
 
@@ -16,12 +17,18 @@ from pathlib import Path
 import pandas as pd
 
 from ketaweight.mechanisms.dose_response import DoseResponse, DoseResponseSpec
+from ketaweight.causal.spec import AnalysisSpec
+from ketaweight.mechanisms.effects import holm
 from ketaweight.mechanisms.heterogeneity import (
     DRLearner,
+    IndividualEffects,
+    ModifierResult,
+    modifier_effects,
     subgroup_analysis,
     version_effects,
 )
-from ketaweight.study.catalogue import MECHANISM_COLUMNS
+from ketaweight.mechanisms.modifiers import ModifierSearch, search_modifiers, subgroup_column
+from ketaweight.study.catalogue import COVARIATES, MECHANISM_COLUMNS
 from ketaweight.study.cohort import add_mechanism_columns
 from ketaweight.mechanisms.mediation import Mediation, MediationSpec, MediationWarning, Pathway
 from ketaweight.core.errors import InputError, Location
@@ -31,7 +38,7 @@ from ketaweight.core.outputs import check_file_target
 from ketaweight.pipelines.emulation import analysis_spec, results_path
 from ketaweight.store import Store
 from ketaweight.study import Study, load_study
-from ketaweight.study.cohort import build_cohort
+from ketaweight.study.cohort import cached_cohort
 
 MIN_LEVEL_ROWS = 30
 """Factor levels (routes) with fewer treated rows are left out of by-level curves."""
@@ -50,10 +57,43 @@ def unrecorded_pathways(study: Study, table: pd.DataFrame) -> dict[str, str]:
     return out
 
 
+MIN_SUBSTUDY = 30
+"""Patients with a reference-method value needed before a mediator is calibrated on the substudy."""
+
+
+def substudy_mediators(study: Study, table: pd.DataFrame) -> dict[str, str]:
+    """The study's validation mapping restricted to mediators whose reference column was recorded for at
+    least :data:`MIN_SUBSTUDY` patients of ``table``."""
+    m = study.mechanisms.mediation
+    return {med: ref for med, ref in m.validation.items()
+            if ref in table.columns and int(table[ref].notna().sum()) >= MIN_SUBSTUDY}
+
+
+def unattributable_pathways(study: Study, table: pd.DataFrame) -> dict[str, str]:
+    """Pathways measured only by consumer-grade mediators with no validation substudy → why their effect
+    cannot be attributed (measurement error drains it into the direct remainder)."""
+    m = study.mechanisms.mediation
+    calibrated = substudy_mediators(study, table)
+    unrecorded = unrecorded_pathways(study, table)
+    out = {}
+    for name, cols in m.pathways.items():
+        if f"mediation pathway {name}" in unrecorded:
+            continue
+        noisy = [c for c in cols if c in m.validation and c not in calibrated]
+        if noisy:
+            out[f"attribution of pathway {name}"] = (
+                f"its mediator(s) {', '.join(repr(c) for c in noisy)} come from consumer-grade records (food app, "
+                f"wearable) and no validation substudy recorded {', '.join(repr(m.validation[c]) for c in noisy)}: "
+                "measurement error attenuates the pathway toward 0, so most of its effect is reported in the direct "
+                "remainder; a research-grade substudy of 5-10% of patients corrects this (regression calibration)")
+    return out
+
+
 def mediation_spec(study: Study, table: pd.DataFrame) -> MediationSpec:
     """The study's mediation spec on ``table``: mediator baselines present in the table join the
     confounders, restriction columns (``exclude_if``) leave them; pathways whose mediators were
-    never recorded are left out (:func:`unrecorded_pathways` says which and why)."""
+    never recorded are left out (:func:`unrecorded_pathways` says which and why); mediators with a
+    recorded validation substudy are calibrated on it (:func:`substudy_mediators`)."""
     m, cov = study.mechanisms.mediation, study.covariates
     extra = tuple(c for c in m.extra_covariates if c in table.columns and c not in cov.baseline)
     unrecorded = unrecorded_pathways(study, table)
@@ -70,7 +110,41 @@ def mediation_spec(study: Study, table: pd.DataFrame) -> MediationSpec:
         categorical=tuple(c for c in cov.categorical if c in covariates), squared=tuple(c for c in cov.squared if c in covariates),
         pathways=pathways, censor_covariates=m.censor_covariates, intermediate=m.intermediate,
         intermediate_in_outcome=m.intermediate_in_outcome, exclude_if=m.exclude_if,
+        **calibration_settings(study, table, pathways),
     )
+
+
+def calibration_settings(study: Study, table: pd.DataFrame, pathways: tuple[Pathway, ...]) -> dict[str, object]:
+    """``validation`` and ``calibration_covariates`` of the mediation spec (empty without a substudy)."""
+    used = {c for p in pathways for c in p.mediators}
+    validation = {k: v for k, v in substudy_mediators(study, table).items() if k in used}
+    if not validation:
+        return {}
+    extra = tuple(c for c in study.mechanisms.mediation.calibration_covariates if c in table.columns)
+    return {"validation": validation, "calibration_covariates": extra}
+
+
+def search_candidates(study: Study) -> list[str]:
+    """Every baseline covariate of the catalogue (post-baseline columns excluded), atypical features included."""
+    return [c for c, cov in COVARIATES.items() if not cov.post_baseline]
+
+
+def search_catalogue(table: pd.DataFrame, spec: AnalysisSpec, individual: IndividualEffects, study: Study
+                     ) -> tuple[ModifierSearch, tuple[ModifierResult, ...]]:
+    """The modifier search on the DR-learner's pseudo-outcomes, and subgroup effects of the top modifiers found
+    (a found modifier whose subgroups cannot be estimated is noted in the search's ``skipped``)."""
+    het = study.mechanisms.heterogeneity
+    rows = table.loc[individual.row_index]
+    search = search_modifiers(individual.pseudo_outcome, rows, search_candidates(study), alpha=het.search_alpha)
+    found: list[ModifierResult] = []
+    for column in search.found[: het.search_top]:
+        grouped, name = subgroup_column(table, column)
+        try:
+            found.append(modifier_effects(grouped, spec, name))
+        except InputError as exc:
+            search.skipped[f"{column} (subgroups)"] = str(exc)
+    adjusted = holm([r.p_value for r in found]) if found else []
+    return search, tuple(dataclasses.replace(r, p_holm=p) for r, p in zip(found, adjusted))
 
 
 def dose_specs(study: Study, treated: pd.DataFrame) -> list[DoseResponseSpec]:
@@ -95,14 +169,14 @@ def run_mechanisms(store: Store | str | Path, study: Study | str | Path, out_dir
         check_file_target(results_path(Path(out_dir), study, "-mechanisms"), replace=replace)
     seed = study.analysis.seed if seed is None else seed
     if isinstance(store, Store):
-        store_path, provenance, cohort = store.path, store.provenance(), build_cohort(store, study)
+        store_path, provenance, cohort = store.path, store.provenance(), cached_cohort(store, study)
     else:
         store_path = Path(store)
         with Store(store_path, read_only=True) as opened:
-            provenance, cohort = opened.provenance(), build_cohort(opened, study)
+            provenance, cohort = opened.provenance(), cached_cohort(opened, study)
     table = add_mechanism_columns(cohort.table)
     mech = study.mechanisms
-    skipped: dict[str, str] = unrecorded_pathways(study, table)
+    skipped: dict[str, str] = {**unrecorded_pathways(study, table), **unattributable_pathways(study, table)}
     circular = [c for cols in mech.mediation.pathways.values() for c in cols if c == f"{study.outcome.kind}_change"]
     mediation = None
     if circular:
@@ -127,9 +201,12 @@ def run_mechanisms(store: Store | str | Path, study: Study | str | Path, out_dir
     het = mech.heterogeneity
     subgroups = subgroup_analysis(table, spec, het.modifiers)
     versions = [version_effects(table, spec, v) for v in het.versions]
-    individual = DRLearner(loss_threshold=het.loss_threshold_kg, seed=seed).fit(table, spec)
+    individual = DRLearner(loss_threshold=het.loss_threshold_kg, seed=seed,
+                           learner=het.learner or study.analysis.learner).fit(table, spec)
+    search, found = (search_catalogue(table, spec, individual, study) if het.search else (None, ()))
     res = MechanismsResults(study.study.name, cohort.outcome_unit, skipped, mediation, tuple(curves),
-                            Heterogeneity(tuple(subgroups), tuple(versions), individual), table=table)
+                            Heterogeneity(tuple(subgroups), tuple(versions), individual, search=search, found=found),
+                            table=table)
     if out_dir is not None:
         path = write_result(results_path(Path(out_dir), study, "-mechanisms"), res, provenance,
                             exact_counts=exact_counts, store=store_path.name, study=study.study.name, seed=seed)

@@ -27,7 +27,10 @@ from typing import Any
 
 import numpy as np
 import pandas as pd
+from sklearn.ensemble import HistGradientBoostingRegressor
+from sklearn.model_selection import cross_val_predict
 
+from ketaweight.causal.data import prepare
 from ketaweight.mechanisms.dose_response import DoseResponse, DoseResponseSpec
 from ketaweight.mechanisms.heterogeneity import DRLearner, compare_to_truth
 from ketaweight.pipelines.mechanisms import mediation_spec
@@ -35,7 +38,7 @@ from ketaweight.study.cohort import add_mechanism_columns
 from ketaweight.mechanisms.mediation import Mediation
 from ketaweight.core.errors import KetaweightWarning
 from ketaweight.core.provenance import Provenance
-from ketaweight.core.outputs import MARKDOWN_GENERATOR, check_file_target
+from ketaweight.core.outputs import MARKDOWN_GENERATOR, json_and_markdown_targets
 from ketaweight.core.replicates import run_replicates
 from ketaweight.core.results import write_result, write_text_atomic
 from ketaweight.pipelines.results import MechanismRow, MechanismsValidation
@@ -97,11 +100,23 @@ def dose_check(table: pd.DataFrame, truth: pd.DataFrame, study: Any) -> dict[str
 
 
 def individual_check(table: pd.DataFrame, truth: pd.DataFrame, study: Any, seed: int) -> dict[str, float]:
-    """DR-learner predictions against the true individual effects."""
-    fit = DRLearner(seed=seed).fit(table, analysis_spec(study, "outcome_change"))
+    """DR-learner predictions against the true individual effects, and the calibrated spread (SD) against
+    the true SD of the conditional effect given the baseline covariates (and whether its interval covers it)."""
+    spec = analysis_spec(study, "outcome_change")
+    fit = DRLearner(seed=seed).fit(table, spec)
     true = truth.loc[fit.row_index, "effect_kg"].to_numpy()
+    x = prepare(table, spec).x.matrix[:, 1:]
     out = compare_to_truth(fit.predicted, true)
     out["blp_slope"] = fit.distribution["calibration"]["blp_slope"]
+    spread = fit.distribution["spread"]
+    out["sd_calibrated"] = spread["sd_calibrated"]
+    # The SD of τ(L) = E[effect | baseline covariates], what a learner on baseline traits can recover (the rest of
+    # the individual effects' spread no recorded trait predicts): the true effects regressed on the design by
+    # cross-fitted boosting (noise-free targets, so little shrinkage).
+    oracle = cross_val_predict(HistGradientBoostingRegressor(max_iter=300, random_state=0), x, true, cv=5)
+    out["sd_truth_given_baseline"] = float(oracle.std())
+    lo, hi = spread["sd_calibrated_ci"]
+    out["sd_calibrated_covers_truth_given_baseline"] = float(lo <= out["sd_truth_given_baseline"] <= hi)
     out["share_predicted_below_-1"] = fit.distribution["share_predicted_below_threshold"]
     out["share_true_below_-1"] = float(np.mean(true < -1.0))
     return out
@@ -116,11 +131,13 @@ def validate_mechanisms(
     n_bootstrap: int = 200,
     seed: int = 2026,
     measurement: str = "clinic",
+    mediation_only: bool = False,
     on_replicate: Callable[[int], None] | None = None,
     scheduler: Any = None,
     checkpoint: Path | None = None,
 ) -> tuple[list[MechanismRow], dict[str, dict[str, float]]]:
-    """Mediation coverage per effect, plus dose-response and DR-learner agreement (means over replicates).
+    """Mediation coverage per effect, plus dose-response and DR-learner agreement (means over replicates;
+    ``mediation_only`` skips those two, which cost most of a replicate's time).
 
     Replicates run in a plain loop or where ``scheduler`` says, resumable from ``checkpoint``
     (as :func:`ketaweight.pipelines.validation.validate`)."""
@@ -130,31 +147,36 @@ def validate_mechanisms(
     extra: dict[str, dict[str, float]] = {}
     for k, scenario in enumerate(scenarios):
         reps = run_replicates(_replicate, [int(x) for x in seeds[k * replicates: (k + 1) * replicates]],
-                              shared=(scenario, study, n_patients, n_bootstrap, measurement), scheduler=scheduler,
-                              on_replicate=on_replicate, name=f"validate-mechanisms-{scenario}",
+                              shared=(scenario, study, n_patients, n_bootstrap, measurement, mediation_only),
+                              scheduler=scheduler, on_replicate=on_replicate, name=f"validate-mechanisms-{scenario}",
                               checkpoint=replicate_checkpoint(checkpoint, f"mechanisms-{measurement}", scenario, seed=seed,
                                                               patients=n_patients, n_bootstrap=n_bootstrap,
+                                                              mediation_only=mediation_only,
                                                               study=study.model_dump(mode="json")))
-        med, dose, ind = ([rep[i] for rep in reps] for i in range(3))
+        med, dose, ind = ([rep[i] for rep in reps if len(rep) > i] for i in range(3))
         for q in med[0]:
             est, lo, hi, tr = (np.array([m[q][i] for m in med]) for i in range(4))
             cover = float(np.mean((lo <= tr) & (tr <= hi)))
             rows.append(MechanismRow(scenario, q, float(tr.mean()), float(est.mean()), cover,
                                      math.sqrt(cover * (1 - cover) / replicates), replicates))
-        extra[scenario] = {**{f"dose_{k2}": float(np.mean([d[k2] for d in dose])) for k2 in dose[0]},
-                           **{f"individual_{k2}": _nanmean([d[k2] for d in ind]) for k2 in ind[0]}}
+        if not mediation_only:
+            extra[scenario] = {**{f"dose_{k2}": float(np.mean([d[k2] for d in dose])) for k2 in dose[0]},
+                               **{f"individual_{k2}": _nanmean([d[k2] for d in ind]) for k2 in ind[0]}}
     return rows, extra
 
 
-def _replicate(shared: tuple[str, Any, int, int, str], r: int, seed: int) -> list[dict[str, Any]]:
-    """Replicate ``r`` of :func:`validate_mechanisms`: [mediation, dose-response, per-patient] checks."""
-    scenario, study, n_patients, n_bootstrap, measurement = shared
+def _replicate(shared: tuple[str, Any, int, int, str, bool], r: int, seed: int) -> list[dict[str, Any]]:
+    """Replicate ``r`` of :func:`validate_mechanisms`: [mediation, dose-response, per-patient] checks
+    ([mediation] only with ``mediation_only``)."""
+    scenario, study, n_patients, n_bootstrap, measurement, mediation_only = shared
     s = int(seed)
     with warnings.catch_warnings():
         warnings.simplefilter("ignore", KetaweightWarning)
         table, truth = scenario_cohort(scenario, study, n_patients, s, measurement)
-        return [mediation_check(table, truth, study, n_bootstrap=n_bootstrap, seed=s),
-                dose_check(table, truth, study), individual_check(table, truth, study, s)]
+        med = mediation_check(table, truth, study, n_bootstrap=n_bootstrap, seed=s)
+        if mediation_only:
+            return [med]
+        return [med, dose_check(table, truth, study), individual_check(table, truth, study, s)]
 
 
 def _nanmean(values: list[float]) -> float:
@@ -165,17 +187,23 @@ def _nanmean(values: list[float]) -> float:
 def as_markdown(rows: list[MechanismRow], extra: dict[str, dict[str, float]], *, n_patients: int,
                 measurement: str = "clinic", intermediate_in_outcome: bool = True) -> str:
     """The validation tables for docs/mechanisms.md."""
-    lines = ["| scenario | effect | truth (kg) | mean estimate (kg) | 95% CI coverage (MCSE) |", "|---|---|---:|---:|---:|"]
+    lines = ["| scenario | effect | truth (kg) | mean estimate (kg) | relative error | 95% CI coverage (MCSE) |",
+             "|---|---|---:|---:|---:|---:|"]
     lines += [f"| {r.scenario} | {r.quantity} | {r.truth:+.3f} | {r.mean_estimate:+.3f} | "
+              f"{f'{100 * (r.mean_estimate - r.truth) / r.truth:+.0f}%' if abs(r.truth) > 1e-3 else '—'} | "
               f"{100 * r.coverage:.0f}% ({100 * r.coverage_mcse:.0f}) |" for r in rows]
-    lines += ["", "| scenario | dose: max abs error (kg) | dose: band covers truth | dose: true / estimated slope (kg per session) "
-              "| per patient: correlation | calibration slope (truth on prediction) | BLP slope | share predicted / true < −1 kg |",
-              "|---|---:|---:|---:|---:|---:|---:|---:|"]
+    if extra:
+        lines += ["", "| scenario | dose: max abs error (kg) | dose: band covers truth | dose: true / estimated slope (kg per session) "
+                  "| per patient: correlation | calibration slope (truth on prediction) | BLP slope | share predicted / true < −1 kg "
+                  "| calibrated spread / true SD of τ(L) / SD of effects (kg) |",
+                  "|---|---:|---:|---:|---:|---:|---:|---:|---:|"]
     for sc, e in extra.items():
         lines.append(f"| {sc} | {e['dose_max_abs_error']:.3f} | {100 * e['dose_share_covered']:.0f}% | "
                      f"{e['dose_true_slope']:+.3f} / {e['dose_estimated_slope']:+.3f} | {e['individual_correlation']:.2f} | "
                      f"{e['individual_calibration_slope']:.2f} | {e['individual_blp_slope']:.2f} | "
-                     f"{100 * e['individual_share_predicted_below_-1']:.1f}% / {100 * e['individual_share_true_below_-1']:.1f}% |")
+                     f"{100 * e['individual_share_predicted_below_-1']:.1f}% / {100 * e['individual_share_true_below_-1']:.1f}% | "
+                     f"{e['individual_sd_calibrated']:.2f} / {e['individual_sd_truth_given_baseline']:.2f} / "
+                     f"{e['individual_sd_truth']:.2f} |")
     replicates = rows[0].replicates if rows else 0
     z = "in the mediator and outcome models" if intermediate_in_outcome else "in the mediator models only"
     lines += ["", f"{replicates} replicate cohorts of {n_patients:,} simulated patients per scenario, measurement "
@@ -185,11 +213,7 @@ def as_markdown(rows: list[MechanismRow], extra: dict[str, dict[str, float]], *,
 
 def mechanisms_validation_paths(out: Path, measurement: str, *, replace: bool) -> tuple[Path, Path]:
     """``out/mechanisms-validation-<measurement>.json`` and ``.md``, checked writable (call before a long run)."""
-    stem = f"mechanisms-validation-{measurement}"
-    paths = (out / f"{stem}.json", out / f"{stem}.md")
-    for p in paths:
-        check_file_target(p, replace=replace)
-    return paths
+    return json_and_markdown_targets(out, f"mechanisms-validation-{measurement}", replace=replace)
 
 
 def write_mechanisms_validation(rows: list[MechanismRow], extra: dict[str, dict[str, float]], out: Path, *,

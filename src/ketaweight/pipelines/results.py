@@ -13,6 +13,7 @@ kind                   type
 ``simulation_truth``   :class:`SimulationTruth` — the simulator's average truths
 ``validation``         :class:`ValidationResults` — estimators against the simulator's truth
 ``mechanisms_validation``  :class:`MechanismsValidation` — mechanisms against the truth
+``network_truth``      :class:`NetworkTruth` — a simulated network's truth, per site and pooled
 =====================  ==========================================================================
 
 ``signals`` (:class:`ketaweight.signals.report.SignalsReport`) and ``faers_ingest``
@@ -34,6 +35,7 @@ from ketaweight.signals.faers import IngestReport  # noqa: F401  (registers kind
 from ketaweight.signals.report import SignalsReport  # noqa: F401  (registers kind 'signals')
 from ketaweight.mechanisms.heterogeneity import IndividualEffects, ModifierResult, VersionResult
 from ketaweight.mechanisms.mediation import MediationResult
+from ketaweight.mechanisms.modifiers import ModifierSearch
 from ketaweight.study.spec import Study
 
 
@@ -69,12 +71,16 @@ class CausalStudy(Result):
 
 @dataclass(frozen=True)
 class Heterogeneity(Result):
-    """Effects by prespecified modifier (Holm-adjusted tests), by treatment version, and per patient."""
+    """Effects by prespecified modifier (Holm-adjusted tests), by treatment version, and per patient; with a
+    catalogue search, every baseline covariate tested (``search``) and the subgroup effects of the modifiers
+    it found (``found``, numeric ones by tertile)."""
 
     subgroups: tuple[ModifierResult, ...]
     versions: tuple[VersionResult, ...]
     individual: IndividualEffects
     multiplicity: str = "Holm step-down over the prespecified modifiers (p_holm)"
+    search: ModifierSearch | None = None
+    found: tuple[ModifierResult, ...] = ()
 
 
 @dataclass(frozen=True)
@@ -176,6 +182,7 @@ class SimulationTruth(Result):
     individual_effect_kg: dict[str, Real]
     crude_difference_true_weight_change_kg: Real
     notes: tuple[str, ...] = ()
+    negative_controls: dict[str, Averages] = field(default_factory=dict)  # the simulator's control outcomes: 0
 
     def summary(self) -> Summary:
         rows = [("weight change, kg", self.weight_change_kg), ("weight change, %", self.weight_change_pct),
@@ -201,7 +208,9 @@ class ValidationRow(Result):
     mean_se: Real
     coverage: Real
     coverage_mcse: Real
-    replicates: int
+    replicates: int  # replicates with an estimate (failed ones excluded)
+    patients: int | None = None  # patients simulated per replicate cohort (grid runs)
+    failed: int = 0  # replicates on which the estimator raised (grid runs)
 
 
 @dataclass(frozen=True)
@@ -248,10 +257,49 @@ class MechanismsValidation(Result):
                               f"{100 * r.coverage:.0f}%") for r in self.mediation))
 
 
+@dataclass(frozen=True)
+class NetworkTruthSite(Result):
+    """One simulated site: its size, seed, what sets it apart, and its true effects (None without truth)."""
+
+    site: str
+    n_patients: int
+    seed: int
+    unmeasured_confounder: bool
+    differences: dict[str, Any]
+    weight_change_kg: Averages | None
+    weight_change_pct: Averages | None
+
+
+@dataclass(frozen=True)
+class NetworkAverage(Result):
+    """The network's true weight change, kg: over all its patients, and the mean of the sites' effects."""
+
+    ate_patient_weighted: Real
+    ate_mean_of_sites: Real
+
+
+@dataclass(frozen=True)
+class NetworkTruth(Result):
+    """A ``kind = "network_truth"`` file (``simulate --sites K``): every site's truth and the network's;
+    the drug's true effect on every negative control is ``negative_controls_effect`` (0) at every site."""
+
+    kind: ClassVar[str] = "network_truth"
+
+    sites: tuple[NetworkTruthSite, ...]
+    negative_controls_effect: Real
+    weight_change_kg: NetworkAverage | None
+
+    def summary(self) -> Summary:
+        rows = tuple((s.site, f"{s.n_patients:,}", "yes" if s.unmeasured_confounder else "no",
+                      "—" if s.weight_change_kg is None else f"{s.weight_change_kg.ate:+.3f}") for s in self.sites)
+        return Summary("Simulated network: each site's true ATE (weight change, kg)",
+                       ("site", "patients", "unmeasured confounder", "true ATE"), rows)
+
+
 def kinds() -> dict[str, type[Result]]:
     """Every results-file kind and its type (this module imports every module that defines one)."""
     return dict(RESULT_KINDS)
 
 
 __all__ = ["Averages", "CausalStudy", "Heterogeneity", "MechanismRow", "MechanismsResults", "MechanismsValidation",
-           "ResponsibleUse", "SimulationTruth", "ValidationResults", "ValidationRow", "kinds"]
+           "NetworkTruth", "ResponsibleUse", "SimulationTruth", "ValidationResults", "ValidationRow", "kinds"]

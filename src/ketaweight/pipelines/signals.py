@@ -15,10 +15,11 @@ from ketaweight.core.vocabulary import SYNTHETIC_FAERS_REPORTS
 from ketaweight.signals import mapping
 from ketaweight.signals.faers import IngestReport, ingest_faers
 from ketaweight.signals.faers_counts import counts_from_store
+from ketaweight.signals.counting import read_long_table
 from ketaweight.signals.mgps import GammaMixturePrior
-from ketaweight.signals.scan import ScanResult, scan
+from ketaweight.signals.scan import ScanResult, all_pairs, scan
 from ketaweight.signals.synthetic import SyntheticQuarter, write_synthetic_quarter
-from ketaweight.signals.tables import CountTable, from_contingency, read_contingency_csv, read_long_table
+from ketaweight.signals.tables import CountTable, from_contingency, read_contingency_csv
 
 MDDC_TABLE = ("sedative1000", "load_sedative1000_data", "2021Q1–2023Q4")
 """The real FAERS-derived table used: mddc name, loader, FAERS period (from the mddc documentation)."""
@@ -56,15 +57,37 @@ def scan_source(*, store: Path | None = None, table: Path | None = None, long: P
     if prior is not None:
         given = GammaMixturePrior.from_array(list(prior))
         given.validate()
-    dmap = mapping.load_drug_map(list(drug_map))
-    wanted = [dmap.lookup(d)[0] or d for d in drugs]  # brand/salt names → ingredient
+    dmap = mapping.load_drug_map(list(drug_map))  # every source's names and the requested ones go through it
     if store is not None:
         ct, _ = counts_from_store(store, drug_map=dmap, groups=grp, roles=list(roles), stratify=list(stratify))
     elif table is not None:
-        ct = read_contingency_csv(table, groups=grp)
+        ct = read_contingency_csv(table, groups=grp, drug_map=dmap)
     else:
-        ct = read_long_table(long, groups=grp)
-    return ct, scan(ct, drugs=wanted, events=list(events), groups=grp, controls=ctl, prior=given, **scan_options)
+        ct = read_long_table(long, groups=grp, drug_map=dmap)
+    return ct, scan(ct, drugs=list(drugs), events=list(events), groups=grp, controls=ctl, prior=given,
+                    **scan_options)
+
+
+def write_all_pairs(path: Path, table: CountTable, result: ScanResult, *, exact_counts: bool = False) -> int:
+    """Every drug–event pair of ``table`` scored with the scan's prior, as a Parquet file (one row per
+    pair; suppressed pairs' counts and ratios null unless ``exact_counts``).  Returns the rows written.
+    Written to a temporary name and renamed, so an interrupted run leaves no partial file."""
+    import pyarrow as pa
+    import pyarrow.parquet as pq
+
+    fit = result.prior_fit
+    frame = all_pairs(table, result.prior, converged=fit.converged if fit else True, boundary=fit.boundary if fit else False,
+                      ci_level=float(result.settings["ci_level"]), haldane=bool(result.settings["haldane_correction"]),
+                      exact_counts=exact_counts)
+    path = Path(path)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    tmp = path.with_name(path.name + ".partial")
+    try:
+        pq.write_table(pa.Table.from_pandas(frame, preserve_index=False), tmp, compression="zstd")
+        tmp.replace(path)
+    finally:
+        tmp.unlink(missing_ok=True)
+    return len(frame)
 
 
 def _scan_and_write(table: CountTable, drugs: list[str], out: Path, provenance: Provenance, data: str) -> ScanResult:

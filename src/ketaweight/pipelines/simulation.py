@@ -50,7 +50,8 @@ def run_simulation(scenario: str, patients: int, seed: int, out: Path, export: E
     if on_stage is not None:
         on_stage("writing the store")
     with Store(store_path) as store:
-        store.load_frames(result.tables, label=f"simulated scenario '{s.name}'", provenance=result.provenance)
+        store.load_frames(result.tables, label=f"simulated scenario '{s.name}'", provenance=result.provenance,
+                          checks="contract")  # typed and valid by construction (tests/store/test_contract.py)
         if export != "duckdb":
             store.export(out / export, export)
     write_truth(result, out)

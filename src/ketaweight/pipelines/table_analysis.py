@@ -15,7 +15,9 @@ import pandas as pd
 from ketaweight.causal import AnalysisSpec, negative_control
 from ketaweight.causal.analysis import CausalAnalysis
 from ketaweight.causal.result import CausalResult
-from ketaweight.causal.runner import ESTIMATORS, default_estimators, run_estimators
+from ketaweight.causal.positivity import Trimming
+from ketaweight.causal.runner import default_estimators, run_estimators
+from ketaweight.core.vocabulary import DEFAULT_METHODS
 from ketaweight.causal.sensitivity import NegativeControl
 from ketaweight.core.attrition import AttritionStep
 from ketaweight.core.errors import InputError, Location
@@ -95,12 +97,16 @@ def analyze_table(
     table: pd.DataFrame,
     spec: AnalysisSpec,
     *,
-    methods: Sequence[str] = tuple(ESTIMATORS),
+    methods: Sequence[str] = DEFAULT_METHODS,
     n_bootstrap: int = 0,
     seed: int = 0,
     n_jobs: int = -1,
     on_failure: str = "warn",
     negative_controls: Sequence[str] = (),
+    learner: str = "linear",
+    n_repeats: int = 1,
+    trimming: Trimming | None = None,
+    truncate_by_arm: float | None = None,
     out: Path | None = None,
     provenance: dict[str, Any] | None = None,
     replace: bool = True,
@@ -110,17 +116,22 @@ def analyze_table(
 
     ``n_bootstrap`` > 0 switches every estimator to a bootstrap of that many replicates;
     each name in ``negative_controls`` is re-analysed with IPW as a negative-control outcome.
+    ``learner``/``n_repeats`` set the doubly robust estimators' nuisance models and repeated
+    cross-fitting, ``trimming`` restricts every analysis to a common support first, and
+    ``truncate_by_arm`` caps IPW's weights within each weighted arm (:mod:`ketaweight.causal.positivity`).
     """
     if out is not None:  # before any work
         check_file_target(out / "causal_results.json", replace=replace)
     variance = "bootstrap" if n_bootstrap > 0 else "sandwich"
     estimators = default_estimators(
         methods=methods, variance=variance, n_bootstrap=n_bootstrap or 1000, seed=seed, n_jobs=n_jobs,
-        on_failure=on_failure, scheduler=scheduler,  # type: ignore[arg-type]
+        on_failure=on_failure, learner=learner, n_repeats=n_repeats, truncate_by_arm=truncate_by_arm,  # type: ignore[arg-type]
+        scheduler=scheduler,
     )
-    results = run_estimators(table, spec, estimators)
+    results = run_estimators(table, spec, estimators, trimming=trimming)
     controls = [
-        negative_control(default_estimators(methods=("ipw",), seed=seed, on_failure=on_failure)[0], table, spec, col)  # type: ignore[arg-type]
+        negative_control(default_estimators(methods=("ipw",), seed=seed, on_failure=on_failure,  # type: ignore[arg-type]
+                                            truncate_by_arm=truncate_by_arm)[0], table, spec, col, trimming=trimming)
         for col in negative_controls
     ]
     path = None

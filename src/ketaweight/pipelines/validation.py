@@ -14,7 +14,9 @@ from __future__ import annotations
 import math
 import os
 import warnings
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
+from contextlib import contextmanager
+from concurrent.futures import ProcessPoolExecutor
 from pathlib import Path
 from typing import Any
 
@@ -24,7 +26,7 @@ from ketaweight.study.cohort import build_cohort
 from ketaweight.pipelines.emulation import run_study
 from ketaweight.core.errors import KetaweightWarning
 from ketaweight.core.provenance import Provenance
-from ketaweight.core.outputs import MARKDOWN_GENERATOR, check_file_target
+from ketaweight.core.outputs import MARKDOWN_GENERATOR, json_and_markdown_targets
 from ketaweight.core.replicates import Checkpoint, run_replicates
 from ketaweight.core.results import write_result, write_text_atomic
 from ketaweight.pipelines.results import ValidationResults, ValidationRow
@@ -58,6 +60,19 @@ def cohort_truth(scenario: str, study: Study, n_patients: int, seed: int) -> dic
     if col_pct:
         out["outcome_change_pct"] = float(rows[col_pct].mean())
     return out
+
+
+@contextmanager
+def replicate_pool(workers: int | None) -> Iterator[ProcessPoolExecutor]:
+    """Worker processes for replicate cohorts (default: one per core); on Ctrl-C or an error the queued
+    replicates are cancelled instead of run to the end before the exception gets out."""
+    pool = ProcessPoolExecutor(max_workers=workers or os.cpu_count() or 1)
+    try:
+        yield pool
+    except BaseException:
+        pool.shutdown(wait=False, cancel_futures=True)
+        raise
+    pool.shutdown()
 
 
 def _one_replicate(args: tuple[str, Study, int, int]) -> dict[str, dict[str, tuple[float, float, float, float]]]:
@@ -147,10 +162,7 @@ def as_markdown(rows: list[ValidationRow], *, n_patients: int) -> str:
 
 def validation_paths(out: Path, *, replace: bool) -> tuple[Path, Path]:
     """``out/validation.json`` and ``out/validation.md``, checked writable (call before a long run)."""
-    paths = (out / "validation.json", out / "validation.md")
-    for p in paths:
-        check_file_target(p, replace=replace)
-    return paths
+    return json_and_markdown_targets(out, "validation", replace=replace)
 
 
 def write_validation(rows: list[ValidationRow], out: Path, *, study: str, seed: int, replicates: int,

@@ -3,7 +3,7 @@
 A run folder (``ketaweight demo`` writes one) holds the causal study files (``kind =
 "causal"``), signals scans (``"signals"``), responsible-use views (``"responsible_use"``),
 and, when ``ketaweight mechanisms`` ran, the weight study's mediation, dose-response and
-heterogeneity results (``"mechanisms"``).  The simulator truth (``"simulation_truth"``) is
+heterogeneity results (``"mechanisms"``), and a network synthesis (``"network"``, issue 15).  The simulator truth (``"simulation_truth"``) is
 looked for in the folder and its parent, and used only when it describes the same simulated data
 as the weight study (same provenance): a truth file lying beside real records is ignored.
 """
@@ -16,6 +16,7 @@ from pathlib import Path
 
 from ketaweight.core.errors import InputError, Location
 from ketaweight.core.results import ResultsFile, read_result
+from ketaweight.network import synthesis as _network  # noqa: F401  (registers kind 'network')
 from ketaweight.pipelines.results import CausalStudy, SimulationTruth, kinds
 
 
@@ -30,6 +31,7 @@ class RunResults:
     responsible_use: ResultsFile | None = None  # ResponsibleUse
     truth: ResultsFile | None = None  # SimulationTruth
     mechanisms: ResultsFile | None = None  # MechanismsResults
+    network: ResultsFile | None = None  # NetworkResult (issue 15)
 
     @property
     def study(self) -> CausalStudy:
@@ -77,4 +79,5 @@ def collect(folder: str | Path) -> RunResults:
         responsible_use=next((d for d in docs if d.kind == "responsible_use"), None),
         truth=truth,
         mechanisms=next((d for d in docs if d.kind == "mechanisms" and d.results.study == weight_study), None),
+        network=next((d for d in docs if d.kind == "network"), None),
     )

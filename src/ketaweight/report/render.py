@@ -21,6 +21,7 @@ from ketaweight.report.blocks import data_label
 from ketaweight.report.collect import RunResults, collect
 from ketaweight.report.faq import disclaimer_section, faq_section
 from ketaweight.report.mechanisms_sections import dose_section, mechanisms_section
+from ketaweight.report.network_section import network_section
 from ketaweight.core.figures import Figure
 from ketaweight.report.safety import responsible_section
 from ketaweight.report.signals_section import signals_section
@@ -49,12 +50,14 @@ class ReportPaths:
 def build_report(run: RunResults, rules: GradingRules | None = None) -> dict[str, Any]:
     """The report's content: title, the graded answer, and the sections in the article's order."""
     rules = rules or GradingRules()
-    answer = grade_evidence(run.weight, signals=run.signals, mechanisms=run.mechanisms, rules=rules)
+    answer = grade_evidence(run.weight, signals=run.signals, mechanisms=run.mechanisms, rules=rules,
+                            network=run.network)  # network hook (issue 15): a network synthesis in the run folder
     sections = [
         sx.answer_section(run, answer, rules),
         sx.mechanism_section(run),
         sx.therapeutic_section(run),
         sx.link_section(run),
+        *([network_section(run, run.network)] if run.network else []),  # network hook (issue 15)
         mechanisms_section(run),
         dose_section(run),
         sx.limitations_section(run),

@@ -33,7 +33,7 @@ def signals_section(run: RunResults) -> dict[str, Any]:
         for pair in r.pairs:
             m = {x.method: x for x in pair.measures}
             role = pair.role if pair.role != "control" else f"control ({pair.expected_result})"
-            small = isinstance(pair.a, str)  # masked: ratios and E would let a reader recover the count
+            small = pair.suppressed or isinstance(pair.a, str)  # a cell of 1–10: E and ratios withheld (they give it back)
             ratios = ["suppressed (<11 reports)"] * 4 if small else [_ratio(m[k]) for k in ("PRR", "ROR", "IC", "EBGM")]
             rows.append([role, pair.drug, pair.event, mask_count(pair.a),
                          "suppressed" if small else f"{pair.expected_count:.1f}", *ratios,

@@ -1,18 +1,17 @@
-"""Ingest FDA FAERS quarterly ASCII zips into ``faers_*`` tables of a DuckDB store.
+"""Ingest FDA FAERS quarters into ``faers_*`` tables of a DuckDB store, streaming.
 
-``ingest_faers(["faers_ascii_2023q1.zip", ...], store="study.duckdb")`` reads every zip
-(file- and folder-name variants, the deleted-cases list), repairs or quarantines bad rows
-(:mod:`ketaweight.signals.faers_parse`), loads the tables, and rebuilds the deduplicated
-report list ``faers_reports`` over *all* quarters in the store:
+``ingest_faers(["faers_ascii_2023q1.zip", ...], store="study.duckdb")`` reads every quarter (a zip
+as FDA publishes it, the zip unzipped into a folder, or a folder of zips;
+:mod:`~ketaweight.signals.faers_members`), parses each member in bounded chunks — repairing or
+quarantining bad rows (:mod:`~ketaweight.signals.faers_parse`) — and appends each parsed block to
+the store as it comes, so memory stays bounded however many quarters are given and no quarter is
+ever held whole in Python objects.  Then it rebuilds the deduplicated report list over *all*
+quarters in the store (:mod:`~ketaweight.signals.faers_dedup`): a quarter added later is
+deduplicated against the ones loaded before without re-reading them.
 
-1. a ``primaryid`` present in more than one quarter is kept once (the latest quarter);
-2. cases on any deleted-cases list are dropped;
-3. per ``caseid`` only the latest ``caseversion`` is kept (ties: latest ``fda_dt``, then
-   highest ``primaryid``).
-
-Each step's removed-row count is stored in ``faers_dedup_log``.  The whole ingest runs in
-one DuckDB transaction: if anything fails, nothing is written (a store file that did not
-exist before is removed again).
+The whole ingest runs in one DuckDB transaction: if anything fails — bad input, Ctrl-C, a full
+disk, another process holding the store — nothing is written (a store file that did not exist
+before is removed again) and the error is one line naming the file, line, column and reason.
 
 Tables written (``quarter`` is ``'2023Q1'``): ``faers_demo``, ``faers_drug``, ``faers_reac``,
 ``faers_outc``, ``faers_rpsr``, ``faers_ther``, ``faers_indi`` (canonical FAERS columns; ids,
@@ -24,11 +23,11 @@ versions, sequence numbers and ``fda_dt`` as integers, everything else as text, 
 from __future__ import annotations
 
 import os
-import zipfile
-from collections.abc import Callable, Iterable, Sequence
+import shutil
+from collections.abc import Callable, Iterable
 from dataclasses import dataclass, field
+from pathlib import Path
 from typing import ClassVar
-from pathlib import Path, PurePosixPath
 
 import duckdb
 import pyarrow as pa
@@ -37,82 +36,16 @@ from ketaweight.core.attrition import AttritionStep
 from ketaweight.core.errors import InputError, Location
 from ketaweight.core.protocol import Result
 from ketaweight.core.summary import Summary
-from ketaweight.signals.faers_format import MEMBER_RE, REQUIRED_TABLES, TABLES, ZIP_RE
-from ketaweight.signals.faers_parse import ParsedFile, parse_deleted_bytes, parse_table_bytes
+from ketaweight.signals.faers_dedup import rebuild_reports
+from ketaweight.signals.faers_format import TABLES
+from ketaweight.signals.faers_keys import KEY_TABLES, NAME_TABLES, add_quarter_keys, create_key_tables, has_keys
+from ketaweight.signals.faers_members import QuarterFiles, ReadLimits, discover_quarter, expand_inputs, read_member
+from ketaweight.signals.faers_parse import DeletedParser, FileAccount, Quarantined, TableParser
+from ketaweight.signals.faers_store import ACCOUNT_TABLES, FAERS_TABLES, append, create_tables, open_store, store_errors
 
-__all__ = ["QuarterZip", "IngestReport", "FileReport", "discover_zip", "ingest_faers", "STORE_TABLES"]
+__all__ = ["IngestReport", "FileReport", "ingest_faers", "plan_ingest", "STORE_TABLES"]
 
-STORE_TABLES = ("faers_demo", "faers_drug", "faers_reac", "faers_outc", "faers_rpsr", "faers_ther", "faers_indi",
-                "faers_deleted", "faers_quarantine", "faers_files", "faers_reports", "faers_dedup_log")
-
-
-@dataclass(frozen=True)
-class QuarterZip:
-    """What a quarterly zip holds: its quarter and the member chosen for each table."""
-
-    path: Path
-    quarter: str
-    members: dict[str, str]
-    deleted: tuple[str, ...]
-    ignored: tuple[str, ...]
-    notes: tuple[str, ...]
-
-
-def discover_zip(path: str | Path) -> QuarterZip:
-    """Identify the quarter and the table files in a FAERS ASCII zip.
-
-    Accepts ``ascii/`` or ``ASCII/`` folders (or none), upper/lower-case file names and the
-    ``_new`` re-issues (preferred over the original when both exist)."""
-    p = Path(path)
-    if not p.exists():
-        raise FileNotFoundError(f"{p}: no such file")
-    try:
-        zf = zipfile.ZipFile(p)
-    except zipfile.BadZipFile as exc:
-        raise InputError([(Location(str(p)), f"not a zip file ({exc})")]) from exc
-    with zf:
-        names = [n for n in zf.namelist() if not n.endswith("/")]
-    found: dict[str, list[tuple[str, str, bool]]] = {}
-    deleted, ignored, notes = [], [], []
-    for n in names:
-        base = PurePosixPath(n).name
-        parts = [x.lower() for x in PurePosixPath(n).parts[:-1]]
-        if any("delete" in x for x in parts) or base.lower().startswith("delete"):
-            if base.lower().endswith(".txt"):
-                deleted.append(n)
-            continue
-        m = MEMBER_RE.match(base)
-        if not m:
-            ignored.append(n)
-            continue
-        qtag = f"20{m.group('yy')}Q{m.group('q')}"
-        found.setdefault(m.group("table").upper(), []).append((n, qtag, bool(m.group("new"))))
-    zq = ZIP_RE.search(p.name)
-    quarter = f"{zq.group('yyyy')}Q{zq.group('q')}" if zq else None
-    qtags = {q for v in found.values() for _, q, _ in v}
-    if quarter is None:
-        if len(qtags) != 1:
-            raise InputError([(Location(str(p)), "cannot tell the quarter: the zip name has no YYYYqN and the "
-                               f"table files name {sorted(qtags) or 'no quarter'}")])
-        quarter = qtags.pop()
-    elif qtags and qtags != {quarter}:
-        notes.append(f"table files are named for {', '.join(sorted(qtags))} but the zip is {quarter}; using {quarter}")
-    members = {}
-    for t, lst in found.items():
-        lst = sorted(lst, key=lambda x: (x[2], x[0]))  # _new last
-        members[t] = lst[-1][0]
-        if len(lst) > 1:
-            notes.append(f"{t}: using {lst[-1][0]} (also present: {', '.join(x[0] for x in lst[:-1])})")
-    missing = [t for t in REQUIRED_TABLES if t not in members]
-    if missing:
-        raise InputError([(Location(str(p)), f"no {', '.join(missing)} file found (expected names like "
-                           f"ascii/{missing[0]}{quarter[2:4]}Q{quarter[-1]}.txt); the zip holds: "
-                           f"{', '.join(names[:12]) or 'nothing'}")])
-    for t in TABLES:
-        if t not in members:
-            notes.append(f"no {t} file in this zip")
-    return QuarterZip(path=p, quarter=quarter, members=members, deleted=tuple(deleted), ignored=tuple(ignored),
-                      notes=tuple(notes))
+STORE_TABLES = (*FAERS_TABLES, *ACCOUNT_TABLES, *KEY_TABLES, *NAME_TABLES, "faers_reports", "faers_dedup_log")
 
 
 @dataclass(frozen=True)
@@ -152,85 +85,63 @@ class IngestReport(Result):
         return AttritionStep.table(self.dedup, f"FAERS ingest into {self.store.name}: deduplication")
 
 
-def _ddl() -> list[str]:
-    stmts = []
-    for t, spec in TABLES.items():
-        cols = ["quarter VARCHAR"]
-        for c in spec.columns:
-            cols.append(f"{c} {'BIGINT' if c in spec.integer else 'VARCHAR'}")
-        cols.append("line BIGINT")
-        stmts.append(f"CREATE TABLE IF NOT EXISTS faers_{t.lower()} ({', '.join(cols)})")
-    stmts += [
-        "CREATE TABLE IF NOT EXISTS faers_deleted (quarter VARCHAR, caseid BIGINT)",
-        "CREATE TABLE IF NOT EXISTS faers_quarantine (quarter VARCHAR, file VARCHAR, line BIGINT, "
-        "column_name VARCHAR, reason VARCHAR, raw VARCHAR)",
-        "CREATE TABLE IF NOT EXISTS faers_files (quarter VARCHAR, zip VARCHAR, member VARCHAR, table_name VARCHAR, "
-        "data_lines BIGINT, records BIGINT, loaded BIGINT, quarantined BIGINT, encoding_repairs BIGINT, "
-        "lines_joined BIGINT, records_split BIGINT, dollar_repairs BIGINT, notes VARCHAR)",
-    ]
-    return stmts
+def plan_ingest(paths: Iterable[str | Path]) -> list[QuarterFiles]:
+    """The quarters to load, each once: zips, unzipped quarter folders, folders of zips."""
+    plan = [discover_quarter(p) for p in expand_inputs(list(paths))]
+    if not plan:
+        raise InputError([(Location("<command line>"), "no FAERS quarter given")])
+    seen: dict[str, Path] = {}
+    for q in plan:
+        if q.quarter in seen:
+            raise InputError([(Location(str(q.path)), f"quarter {q.quarter} given twice (also {seen[q.quarter]})")])
+        seen[q.quarter] = q.path
+    return plan
 
 
-def _insert_table(con: duckdb.DuckDBPyConnection, table: str, quarter: str, pt: pa.Table, spec) -> None:
-    con.register("_kw_faers_in", pt)
-    sel = [f"'{quarter}'"]
-    for c in spec.columns:
-        if c in spec.integer:
-            sel.append(f"TRY_CAST(NULLIF(trim({c}), '') AS BIGINT)")
-        else:
-            sel.append(f"NULLIF({c}, '')")
-    sel.append("_line")
-    con.execute(f"INSERT INTO {table} SELECT {', '.join(sel)} FROM _kw_faers_in")
-    con.unregister("_kw_faers_in")
+def _quarantine_block(quarter: str, member: str, rows: list[Quarantined]) -> pa.Table:
+    return pa.table({"file": pa.array([member] * len(rows), pa.string()),
+                     "line": pa.array([q.line for q in rows], pa.int64()),
+                     "column_name": pa.array([q.column for q in rows], pa.string()),
+                     "reason": pa.array([q.reason for q in rows], pa.string()),
+                     "raw": pa.array([q.raw for q in rows], pa.string())})
 
 
-_AGE_YEARS = """CASE upper(d.age_cod)
-    WHEN 'YR' THEN 1.0 WHEN 'DEC' THEN 10.0 WHEN 'MON' THEN 1.0/12 WHEN 'WK' THEN 7.0/365.25
-    WHEN 'DY' THEN 1.0/365.25 WHEN 'HR' THEN 1.0/8766 ELSE NULL END * TRY_CAST(d.age AS DOUBLE)"""
+def _file_row(q: QuarterFiles, member: str, table: str, acc: FileAccount) -> pa.Table:
+    values = [q.path.name, member, table, acc.data_lines, acc.records, acc.loaded, acc.quarantined,
+              acc.encoding_repairs, acc.lines_joined, acc.records_split, acc.dollar_repairs, "; ".join(acc.notes)]
+    names = ["zip", "member", "table_name", "data_lines", "records", "loaded", "quarantined", "encoding_repairs",
+             "lines_joined", "records_split", "dollar_repairs", "notes"]
+    return pa.table({n: [v] for n, v in zip(names, values, strict=True)})
 
 
-def _rebuild_reports(con: duckdb.DuckDBPyConnection) -> list[dict]:
-    con.execute("DROP TABLE IF EXISTS faers_reports")
-    con.execute("DROP TABLE IF EXISTS faers_dedup_log")
-    n0 = con.execute("SELECT count(*) FROM faers_demo").fetchall()[0][0]
-    con.execute("""CREATE TEMP TABLE _kw_step1 AS
-        SELECT * EXCLUDE (rn) FROM (
-          SELECT *, row_number() OVER (PARTITION BY primaryid ORDER BY quarter DESC, line DESC) AS rn
-          FROM faers_demo) WHERE rn = 1""")
-    n1 = con.execute("SELECT count(*) FROM _kw_step1").fetchall()[0][0]
-    con.execute("""CREATE TEMP TABLE _kw_step2 AS SELECT * FROM _kw_step1
-        WHERE caseid NOT IN (SELECT caseid FROM faers_deleted WHERE caseid IS NOT NULL)""")
-    n2 = con.execute("SELECT count(*) FROM _kw_step2").fetchall()[0][0]
-    con.execute(f"""CREATE TABLE faers_reports AS
-        SELECT d.primaryid, d.caseid, d.caseversion, d.fda_dt, d.quarter, upper(d.sex) AS sex,
-               {_AGE_YEARS} AS age_years, d.age_grp,
-               TRY_CAST(substr(CAST(d.fda_dt AS VARCHAR), 1, 4) AS INTEGER) AS fda_year,
-               d.occr_country, d.reporter_country
-        FROM (SELECT *, row_number() OVER (PARTITION BY caseid
-                  ORDER BY caseversion DESC, fda_dt DESC NULLS LAST, primaryid DESC) AS rn
-              FROM _kw_step2) AS d
-        WHERE rn = 1""")
-    n3 = con.execute("SELECT count(*) FROM faers_reports").fetchall()[0][0]
-    con.execute("DROP TABLE _kw_step1")
-    con.execute("DROP TABLE _kw_step2")
-    log = [
-        AttritionStep.between("DEMO rows", "DEMO rows in the store", n0, n0),
-        AttritionStep.between("one quarter per primaryid", "same primaryid in more than one quarter: keep the latest "
-                              "quarter", n0, n1),
-        AttritionStep.between("deleted cases", "drop cases on a deleted-cases list", n1, n2),
-        AttritionStep.between("latest case version", "keep the latest caseversion per caseid (ties: latest fda_dt, "
-                              "then highest primaryid)", n2, n3),
-    ]
-    # storage keeps its column names (rows_before, removed, rows_after) so stores ingested earlier still read
-    con.execute("CREATE TABLE faers_dedup_log (step_no INTEGER, step VARCHAR, rows_before BIGINT, removed BIGINT, "
-                "rows_after BIGINT)")
-    con.executemany("INSERT INTO faers_dedup_log VALUES (?, ?, ?, ?, ?)",
-                    [(i, s.reason, s.n_before, s.n_excluded, s.n_after) for i, s in enumerate(log)])
-    return log
+def _load_table(con: duckdb.DuckDBPyConnection, q: QuarterFiles, t: str, member: str, limits: ReadLimits,
+                progress: Callable[[int], None] | None) -> FileAccount:
+    spec = TABLES[t]
+    parser = TableParser(spec, q.label(member))
+    text = frozenset(c for c in spec.columns if c not in spec.integer)
+    for block in parser.blocks(_counted(read_member(q, member, limits), progress)):
+        append(con, f"faers_{t.lower()}", q.quarter, block.table.rename_columns([*spec.columns, "line"]), text)
+        if block.quarantined:
+            append(con, "faers_quarantine", q.quarter, _quarantine_block(q.quarter, member, block.quarantined))
+    return parser.account
 
 
-def _members_total(zips: Sequence[QuarterZip]) -> int:
-    return sum(len(z.members) + len(z.deleted) for z in zips)
+def _load_deleted(con: duckdb.DuckDBPyConnection, q: QuarterFiles, member: str, limits: ReadLimits,
+                  progress: Callable[[int], None] | None) -> FileAccount:
+    parser = DeletedParser(q.label(member))
+    for ids, bad in parser.blocks(_counted(read_member(q, member, limits), progress)):
+        append(con, "faers_deleted", q.quarter, pa.table({"caseid": pa.array(ids, pa.int64())}))
+        if bad:
+            append(con, "faers_quarantine", q.quarter, _quarantine_block(q.quarter, member, bad))
+    return FileAccount(data_lines=parser.read, records=parser.read, loaded=parser.loaded,
+                       quarantined=parser.quarantined)
+
+
+def _counted(chunks: Iterable[bytes], progress: Callable[[int], None] | None) -> Iterable[bytes]:
+    for chunk in chunks:
+        yield chunk
+        if progress:
+            progress(len(chunk))
 
 
 def ingest_faers(
@@ -242,100 +153,97 @@ def ingest_faers(
     on_plan: Callable[[int], None] | None = None,
     memory_limit: str = "1GB",
     threads: int = 2,
+    limits: ReadLimits = ReadLimits(),
 ) -> IngestReport:
-    """Load FAERS quarterly zips into ``store`` (a DuckDB file) in one transaction.
+    """Load FAERS quarters into ``store`` (a DuckDB file) in one streaming pass; the store changes in one
+    transaction.
+
+    Each quarter is parsed in chunks and committed in its own transaction (so memory is bounded by
+    one quarter: a DuckDB transaction keeps part of every row appended from Python in memory until it
+    commits) — into ``STORE.new`` when the store does not exist yet (linked into place when done), else
+    into a staging file ``STORE.staging`` that is then copied into the store, keyed and deduplicated in
+    one transaction.  Disk needed beside an existing store: about the new quarters' size while it runs.
 
     Parameters
     ----------
     zips
-        Paths of ``faers_ascii_YYYYqN.zip`` files (several quarters at once).
+        ``faers_ascii_YYYYqN.zip`` files, unzipped quarter folders, or folders of such zips.
     store
         The DuckDB file (created if missing; other tables in it are not touched).
     replace
         Replace quarters already in the store (otherwise loading one again is an error).
     progress
-        Called with the number of files finished, for a progress bar; ``on_plan`` is
-        called first with the total number of files.
+        Called with the number of uncompressed bytes read, for a progress bar; ``on_plan`` is
+        called first with the total (bytes, as the zips state them).
+    memory_limit, threads
+        DuckDB's memory limit (e.g. ``"1GB"``) and threads for the load.
+    limits
+        How large a member may expand (bytes and ratio); see :class:`ReadLimits`.
     """
-    plan = [discover_zip(z) for z in zips]
-    if not plan:
-        raise InputError([(Location("<command line>"), "no FAERS zip given")])
-    seen: dict[str, Path] = {}
-    for z in plan:
-        if z.quarter in seen:
-            raise InputError([(Location(str(z.path)), f"quarter {z.quarter} given twice (also {seen[z.quarter]})")])
-        seen[z.quarter] = z.path
+    plan = plan_ingest(zips)
     if on_plan:
-        on_plan(_members_total(plan))
+        on_plan(sum(q.size(m) for q in plan for m in (*q.members.values(), *q.deleted)))
     store = Path(store)
-    existed = store.exists()
-    report = IngestReport(store=store, quarters=[z.quarter for z in plan])
+    new = not store.exists()
+    # a new store is built under a temporary name and linked into place at the end; an existing one gets
+    # the new quarters through a staging file attached beside it
+    work = Path(str(store) + (".new" if new else ".staging"))
+    report = IngestReport(store=store, quarters=[q.quarter for q in plan])
+    if new:
+        _remove(work)  # left by an ingest that was killed
+    con = open_store(work if new else store, read_only=False, memory_limit=memory_limit, threads=threads)
+    attached = False
+    main = ""
     try:
-        con = duckdb.connect(str(store))
-    except duckdb.Error as exc:
-        raise InputError([(Location(str(store)), f"cannot open the store ({exc}); is another process using it?")]) from exc
-    ok = False
-    try:
-        con.execute(f"SET memory_limit = '{memory_limit}'")
-        con.execute(f"SET threads = {int(threads)}")
-        con.execute("SET preserve_insertion_order = false")
-        con.begin()
-        for stmt in _ddl():
-            con.execute(stmt)
-        for z in plan:
-            present = con.execute("SELECT count(*) FROM faers_files WHERE quarter = ?", [z.quarter]).fetchall()[0][0]
-            if present:
-                if not replace:
-                    raise InputError([(Location(str(z.path)), f"quarter {z.quarter} is already in {store}; "
+        with store_errors(store, doing="load the FAERS quarters (nothing was loaded; the store's contents are as "
+                                       "before)"):
+            main = con.execute("SELECT current_database()").fetchall()[0][0]
+            loaded = _quarters_in(con)
+            for q in plan:
+                if q.quarter in loaded and not replace:
+                    raise InputError([(Location(str(q.path)), f"quarter {q.quarter} is already in {store}; "
                                        "pass --replace to load it again")])
-                for t in [f"faers_{k.lower()}" for k in TABLES] + ["faers_deleted", "faers_quarantine", "faers_files"]:
-                    con.execute(f"DELETE FROM {t} WHERE quarter = ?", [z.quarter])
-                report.notes.append(f"{z.quarter}: replaced the rows loaded before")
-            report.notes.extend(f"{z.quarter}: {n}" for n in z.notes)
-            with zipfile.ZipFile(z.path) as zf:
-                for t, member in z.members.items():
-                    label = f"{z.path.name}:{member}"
-                    try:
-                        data = zf.read(member)
-                    except (zipfile.BadZipFile, OSError, EOFError) as exc:
-                        raise InputError([(Location(label), f"cannot read from the zip ({exc})")]) from exc
-                    pf: ParsedFile = parse_table_bytes(data, TABLES[t], label)
-                    del data
-                    _insert_table(con, f"faers_{t.lower()}", z.quarter, pf.table, TABLES[t])
-                    if pf.quarantined:
-                        con.executemany(
-                            "INSERT INTO faers_quarantine VALUES (?, ?, ?, ?, ?, ?)",
-                            [(z.quarter, member, q.line, q.column, q.reason, q.raw) for q in pf.quarantined])
-                    fr = FileReport(quarter=z.quarter, member=member, table=t, data_lines=pf.data_lines,
-                                    records=pf.records, loaded=pf.loaded, quarantined=len(pf.quarantined),
-                                    encoding_repairs=pf.encoding_repairs, lines_joined=pf.lines_joined,
-                                    records_split=pf.records_split, dollar_repairs=pf.dollar_repairs,
-                                    notes=tuple(pf.notes))
-                    report.files.append(fr)
-                    con.execute("INSERT INTO faers_files VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)",
-                                [z.quarter, z.path.name, member, t, fr.data_lines, fr.records, fr.loaded,
-                                 fr.quarantined, fr.encoding_repairs, fr.lines_joined, fr.records_split,
-                                 fr.dollar_repairs, "; ".join(fr.notes)])
-                    del pf
-                    if progress:
-                        progress(1)
-                for member in z.deleted:
-                    ids, bad, read = parse_deleted_bytes(zf.read(member), f"{z.path.name}:{member}")
-                    con.executemany("INSERT INTO faers_deleted VALUES (?, ?)", [(z.quarter, i) for i in ids])
-                    if bad:
-                        con.executemany("INSERT INTO faers_quarantine VALUES (?, ?, ?, ?, ?, ?)",
-                                        [(z.quarter, member, q.line, q.column, q.reason, q.raw) for q in bad])
-                    report.files.append(FileReport(z.quarter, member, "DELETED", read, read, len(ids), len(bad),
-                                                   0, 0, 0, 0, ()))
-                    con.execute("INSERT INTO faers_files VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)",
-                                [z.quarter, z.path.name, member, "DELETED", read, read, len(ids), len(bad),
-                                 0, 0, 0, 0, ""])
-                    if progress:
-                        progress(1)
-        report.dedup = _rebuild_reports(con)
-        report.reports = int(report.dedup[-1].n_after)
-        con.commit()
-        ok = True
+            if not new:
+                _remove(work)  # left by an ingest that was killed (we hold the store's lock: nobody else uses it)
+                con.execute("ATTACH ? AS kw_stage", [str(work)])
+                attached = True
+                con.execute("USE kw_stage")
+            create_tables(con)
+            for q in plan:  # one transaction per quarter: memory bounded by one quarter
+                con.begin()
+                report.notes.extend(f"{q.quarter}: {n}" for n in q.notes)
+                for t, member in q.members.items():
+                    _record_file(con, report, q, member, t, _load_table(con, q, t, member, limits, progress))
+                for member in q.deleted:
+                    _record_file(con, report, q, member, "DELETED", _load_deleted(con, q, member, limits, progress))
+                con.commit()
+            con.execute(f"USE {_ident(main)}")
+            con.begin()  # an existing store changes in this one transaction only: all or nothing
+            backfill = not new and not has_keys(con)  # a store written before the key tables existed
+            create_tables(con)
+            create_key_tables(con)
+            if backfill:
+                for old in sorted(loaded):
+                    add_quarter_keys(con, old)
+            if attached:
+                for q in plan:
+                    if q.quarter in loaded:
+                        for t in (*FAERS_TABLES, *ACCOUNT_TABLES, *KEY_TABLES):
+                            con.execute(f"DELETE FROM {t} WHERE quarter = ?", [q.quarter])
+                        report.notes.append(f"{q.quarter}: replaced the rows loaded before")
+                for t in (*FAERS_TABLES, *ACCOUNT_TABLES):
+                    con.execute(f"INSERT INTO {t} SELECT * FROM kw_stage.{t}")
+            for q in plan:
+                add_quarter_keys(con, q.quarter)
+            report.dedup = rebuild_reports(con)
+            report.reports = int(report.dedup[-1].n_after)
+            con.commit()
+            if attached:
+                con.execute("DETACH kw_stage")
+                attached = False
+            con.close()
+            if new:
+                _publish_new(work, store)
     except BaseException:
         try:
             con.rollback()
@@ -343,11 +251,54 @@ def ingest_faers(
             pass
         raise
     finally:
+        try:
+            if attached:
+                con.execute(f"USE {_ident(main)}")
+                con.execute("DETACH kw_stage")
+        except duckdb.Error:
+            pass
         con.close()
-        if not ok and not existed:
-            for suffix in ("", ".wal"):
-                try:
-                    os.remove(str(store) + suffix)
-                except FileNotFoundError:
-                    pass
+        _remove(work)  # a new store is only ever linked into place complete, so nothing else to undo
     return report
+
+
+def _publish_new(work: Path, store: Path) -> None:
+    """Put a finished new store in place without overwriting a file that appeared meanwhile."""
+    try:
+        os.link(work, store)
+    except FileExistsError as exc:
+        raise InputError([(Location(str(store)), "another process created this store during the ingest; "
+                           "nothing was loaded into it")]) from exc
+    if os.path.exists(str(work) + ".wal"):  # DuckDB checkpoints on close; a WAL left over goes along
+        os.link(str(work) + ".wal", str(store) + ".wal")
+
+
+def _quarters_in(con: duckdb.DuckDBPyConnection) -> set[str]:
+    """The quarters the connection's current database already holds."""
+    names = {t for (t,) in con.execute("SELECT table_name FROM information_schema.tables "
+                                       "WHERE table_catalog = current_database()").fetchall()}
+    if "faers_files" not in names:
+        return set()
+    return {q for (q,) in con.execute("SELECT DISTINCT quarter FROM faers_files").fetchall()}
+
+
+def _ident(name: str) -> str:
+    return '"' + name.replace('"', '""') + '"'
+
+
+def _remove(path: Path) -> None:
+    """A work file of ours, its WAL and DuckDB's spill folder beside it (left if a run was killed)."""
+    for suffix in ("", ".wal"):
+        try:
+            os.remove(str(path) + suffix)
+        except FileNotFoundError:
+            pass
+    shutil.rmtree(str(path) + ".tmp", ignore_errors=True)
+
+
+def _record_file(con: duckdb.DuckDBPyConnection, report: IngestReport, q: QuarterFiles, member: str, table: str,
+                 acc: FileAccount) -> None:
+    report.files.append(FileReport(q.quarter, member, table, acc.data_lines, acc.records, acc.loaded, acc.quarantined,
+                                   acc.encoding_repairs, acc.lines_joined, acc.records_split, acc.dollar_repairs,
+                                   tuple(acc.notes)))
+    append(con, "faers_files", q.quarter, _file_row(q, member, table, acc))

@@ -2,7 +2,9 @@
 
 Drug identity is resolved at scan time from the verbatim ``drugname`` and ``prod_ai`` through
 the (user-extendable) :class:`~ketaweight.signals.mapping.DrugMap`, so extending the map never
-needs a re-ingest.  Only reports in ``faers_reports`` (after deduplication) count.
+needs a re-ingest.  Only reports in ``faers_reports`` (after deduplication) count, each with the
+drug and reaction rows of the quarter its current version came in; the counting runs quarter by
+quarter on the integer keys of :mod:`~ketaweight.signals.faers_keys`.
 """
 
 from __future__ import annotations
@@ -10,12 +12,14 @@ from __future__ import annotations
 from collections.abc import Iterable
 from pathlib import Path
 
-import duckdb
 import pandas as pd
 
 from ketaweight.core.errors import InputError, Location
+from ketaweight.signals.counting import Part, from_relations
+from ketaweight.signals.faers_keys import ROLE_CODES, has_keys, temporary_keys
+from ketaweight.signals.faers_store import open_store, store_errors
 from ketaweight.signals.mapping import DrugMap, TermGroup
-from ketaweight.signals.tables import CountTable, from_relations
+from ketaweight.signals.tables import CountTable
 
 __all__ = ["counts_from_store", "STRATA", "ROLES"]
 
@@ -30,13 +34,12 @@ STRATA = {
 
 
 def counts_from_store(store: str | Path, *, drug_map: DrugMap, groups: dict[str, TermGroup],
-                      roles: Iterable[str] = ROLES, stratify: Iterable[str] = ()) -> tuple[CountTable, pd.DataFrame]:
-    """Build the count table from a FAERS store.  Returns the table and the drug-name mapping
-    audit (verbatim name, prod_ai, drug key, how matched, rows)."""
+                      roles: Iterable[str] = ROLES, stratify: Iterable[str] = (), memory_limit: str = "4GB",
+                      threads: int = 2) -> tuple[CountTable, pd.DataFrame]:
+    """Build the count table from a FAERS store (read-only).  Returns the table and the drug-name
+    mapping audit (verbatim name, prod_ai, rows, drug key, how matched)."""
     p = Path(store)
-    if not p.exists():
-        raise FileNotFoundError(f"{p}: no such store; create it with `ketaweight signals ingest`")
-    roles = tuple(r.upper() for r in roles)
+    roles = tuple(r.strip().upper() for r in roles)
     bad = [r for r in roles if r not in ROLES]
     if bad or not roles:
         raise InputError([(Location("--roles"), f"roles must be among {', '.join(ROLES)}; got {', '.join(roles) or 'none'}")])
@@ -44,37 +47,45 @@ def counts_from_store(store: str | Path, *, drug_map: DrugMap, groups: dict[str,
     unknown = [s for s in stratify if s not in STRATA]
     if unknown:
         raise InputError([(Location("--stratify"), f"unknown stratum {unknown[0]!r}; choose from {', '.join(STRATA)}")])
+    con = open_store(p, read_only=True, memory_limit=memory_limit, threads=threads)
     try:
-        con = duckdb.connect(str(p), read_only=True)
-    except duckdb.Error as exc:
-        raise InputError([(Location(str(p)), f"cannot open the store ({exc}); is another process writing it?")]) from exc
-    try:
-        tables = {t for (t,) in con.execute("SELECT table_name FROM information_schema.tables").fetchall()}
-        if "faers_reports" not in tables:
-            raise InputError([(Location(str(p)), "no FAERS data in this store; run `ketaweight signals ingest` first")])
-        names = con.execute(f"""SELECT drugname, prod_ai, count(*) AS rows FROM faers_drug
-            WHERE role_cod IN ({', '.join("'" + r + "'" for r in roles)}) GROUP BY ALL""").df()
-        keys = [drug_map.key(d, a) for d, a in zip(names["drugname"], names["prod_ai"], strict=True)]
-        names["drug"] = [k for k, _ in keys]
-        names["matched"] = [h for _, h in keys]
-        con.register("_kw_names", names[["drugname", "prod_ai", "drug"]])
-        role_list = ", ".join("'" + r + "'" for r in roles)
-        con.execute(f"""CREATE TEMP VIEW _kw_sd AS
-            SELECT d.primaryid AS rid, n.drug FROM faers_drug d
-            JOIN faers_reports r ON r.primaryid = d.primaryid
-            JOIN _kw_names n ON n.drugname IS NOT DISTINCT FROM d.drugname AND n.prod_ai IS NOT DISTINCT FROM d.prod_ai
-            WHERE d.role_cod IN ({role_list})""")
-        con.execute("""CREATE TEMP VIEW _kw_se AS
-            SELECT e.primaryid AS rid, e.pt AS event FROM faers_reac e JOIN faers_reports r ON r.primaryid = e.primaryid""")
-        strata_rel = None
-        if stratify:
+        with store_errors(p, doing="count reports in the store"):
+            if not has_keys(con):
+                temporary_keys(con)
+            role_list = ", ".join(str(ROLE_CODES[r]) for r in roles)  # validated against ROLES above
+            rows = con.execute(f"""SELECT n.drugname, n.prod_ai, k.rows FROM faers_drug_names n
+                JOIN (SELECT name_id, count(*) AS rows FROM faers_drug_keys WHERE role IN ({role_list})
+                      GROUP BY name_id) k USING (name_id) ORDER BY ALL""").fetchall()
+            names = pd.DataFrame([(d, a, n, *drug_map.key(d, a)) for d, a, n in rows],
+                                 columns=["drugname", "prod_ai", "rows", "drug", "matched"])
+            quarters = [q for (q,) in con.execute("SELECT DISTINCT quarter FROM faers_reports ORDER BY 1").fetchall()]
             expr = " || '|' || ".join(STRATA[s] for s in stratify)
-            con.execute(f"CREATE TEMP VIEW _kw_ss AS SELECT r.primaryid AS rid, {expr} AS s FROM faers_reports r")
-            strata_rel = "_kw_ss"
-        quarters = [q for (q,) in con.execute("SELECT DISTINCT quarter FROM faers_files ORDER BY 1").fetchall()]
-        table = from_relations(con, "_kw_sd", "_kw_se", strata=strata_rel, groups=groups,
-                               source=f"FAERS store {p.name} ({', '.join(quarters)}; roles {', '.join(roles)})",
-                               strata_label="+".join(stratify) or None)
+            parts = []
+            for q in quarters:
+                # the reports whose current version came with quarter q, and only that quarter's rows of them
+                # (a primaryid repeated in a later quarter counts with the later quarter's drugs and events)
+                q_ = "'" + q.replace("'", "''") + "'"
+                reports = f"(SELECT primaryid FROM faers_reports WHERE quarter = {q_})"
+                parts.append(Part(
+                    drugs=f"(SELECT primaryid AS rid, name_id AS nid FROM faers_drug_keys WHERE quarter = {q_} "
+                          f"AND role IN ({role_list}) AND primaryid IN {reports})",
+                    events=f"(SELECT primaryid AS rid, pt_id AS tid FROM faers_reac_keys WHERE quarter = {q_} "
+                           f"AND primaryid IN {reports})",
+                    strata=f"(SELECT r.primaryid AS rid, {expr} AS s FROM faers_reports r WHERE r.quarter = {q_})"
+                    if stratify else None))
+            all_quarters = [q for (q,) in con.execute("SELECT DISTINCT quarter FROM faers_files ORDER BY 1").fetchall()]
+            table = from_relations(
+                con, parts, drug_names="SELECT name_id AS nid, drugname AS name, prod_ai AS ai FROM faers_drug_names",
+                event_names="SELECT pt_id AS tid, pt AS event FROM faers_pt_names", groups=groups, drug_map=drug_map,
+                source=f"FAERS store {p.name} ({_span(all_quarters)}; roles {', '.join(roles)})",
+                strata_label="+".join(stratify) or None)
     finally:
         con.close()
     return table, names
+
+
+def _span(quarters: list[str]) -> str:
+    """'2023Q1, 2023Q2' for a few quarters, '2012Q4–2026Q2 (55 quarters)' for many."""
+    if len(quarters) <= 4:
+        return ", ".join(quarters)
+    return f"{quarters[0]}–{quarters[-1]} ({len(quarters)} quarters)"

@@ -22,15 +22,16 @@ class TableSpec:
     columns: tuple[str, ...]
     required: tuple[str, ...]
     integer: tuple[str, ...]
+    """columns stored as BIGINT: every value must be a whole number (ASCII digits) within the signed
+    64-bit range, else the row is quarantined."""
     checks: dict[str, tuple[str, str]]
-    """column → (regex the whole value must match, reason if not); failing rows are quarantined."""
+    """column → (regex the whole value must match, ASCII classes; reason if not); failing rows are
+    quarantined."""
     shape: dict[str, str]
     """column → regex used only to decide where a stray '$' belongs (never quarantines)."""
     free_text: tuple[str, ...]
     """columns where a literal '$' may appear inside a value."""
 
-
-_ID = (r"\d+", "not a whole number")
 
 TABLES: dict[str, TableSpec] = {
     "DEMO": TableSpec(
@@ -40,8 +41,7 @@ TABLES: dict[str, TableSpec] = {
          "e_sub", "wt", "wt_cod", "rept_dt", "to_mfr", "occp_cod", "reporter_country", "occr_country"),
         required=("primaryid", "caseid", "caseversion", "fda_dt"),
         integer=("primaryid", "caseid", "caseversion", "fda_dt"),
-        checks={"primaryid": _ID, "caseid": _ID, "caseversion": _ID,
-                "fda_dt": (r"\d{8}", "not a date YYYYMMDD")},
+        checks={"fda_dt": (r"\d{8}", "not a date YYYYMMDD")},
         shape={"age": r"[\d.]*", "wt": r"[\d.]*", "sex": r"[A-Z]{0,3}", "age_cod": r"[A-Z]{0,3}",
                "i_f_code": r"[IF]?", "event_dt": r"\d{0,8}", "mfr_dt": r"\d{0,8}", "rept_dt": r"\d{0,8}",
                "init_fda_dt": r"\d{0,8}", "e_sub": r"[YN]?", "to_mfr": r"[YN]?", "rept_cod": r"[A-Z0-9]{0,5}"},
@@ -54,8 +54,7 @@ TABLES: dict[str, TableSpec] = {
          "dose_unit", "dose_form", "dose_freq"),
         required=("primaryid", "drug_seq", "role_cod", "drugname"),
         integer=("primaryid", "caseid", "drug_seq"),
-        checks={"primaryid": _ID, "caseid": _ID, "drug_seq": _ID,
-                "role_cod": (r"PS|SS|C|I", "role must be PS, SS, C or I")},
+        checks={"role_cod": (r"PS|SS|C|I", "role must be PS, SS, C or I")},
         shape={"val_vbm": r"\d?", "dechal": r"[A-Z]?", "rechal": r"[A-Z]?", "exp_dt": r"\d{0,8}",
                "nda_num": r"[\w\-]*", "cum_dose_chr": r"[\d.,]*", "dose_amt": r"[\d.,]*"},
         free_text=("drugname", "prod_ai", "dose_vbm", "lot_num", "route", "dose_unit", "dose_form", "dose_freq",
@@ -64,36 +63,36 @@ TABLES: dict[str, TableSpec] = {
     "REAC": TableSpec(
         "REAC", ("primaryid", "caseid", "pt", "drug_rec_act"),
         required=("primaryid", "pt"), integer=("primaryid", "caseid"),
-        checks={"primaryid": _ID, "caseid": _ID, "pt": (r".*\S.*", "empty preferred term")},
+        checks={"pt": (r".*[^ \t\r\n\f\v].*", "empty preferred term")},
         shape={}, free_text=("pt", "drug_rec_act"),
     ),
     "OUTC": TableSpec(
         "OUTC", ("primaryid", "caseid", "outc_cod"),
         required=("primaryid", "outc_cod"), integer=("primaryid", "caseid"),
-        checks={"primaryid": _ID, "caseid": _ID, "outc_cod": (r"[A-Z]{2}", "outcome code must be two letters")},
+        checks={"outc_cod": (r"[A-Z]{2}", "outcome code must be two letters")},
         shape={}, free_text=(),
     ),
     "RPSR": TableSpec(
         "RPSR", ("primaryid", "caseid", "rpsr_cod"),
         required=("primaryid", "rpsr_cod"), integer=("primaryid", "caseid"),
-        checks={"primaryid": _ID, "caseid": _ID}, shape={"rpsr_cod": r"[A-Z]{0,4}"}, free_text=(),
+        checks={}, shape={"rpsr_cod": r"[A-Z]{0,4}"}, free_text=(),
     ),
     "THER": TableSpec(
         "THER", ("primaryid", "caseid", "dsg_drug_seq", "start_dt", "end_dt", "dur", "dur_cod"),
         required=("primaryid", "dsg_drug_seq"), integer=("primaryid", "caseid", "dsg_drug_seq"),
-        checks={"primaryid": _ID, "caseid": _ID, "dsg_drug_seq": _ID},
+        checks={},
         shape={"start_dt": r"\d{0,8}", "end_dt": r"\d{0,8}", "dur": r"[\d.]*", "dur_cod": r"[A-Z]{0,3}"},
         free_text=(),
     ),
     "INDI": TableSpec(
         "INDI", ("primaryid", "caseid", "indi_drug_seq", "indi_pt"),
         required=("primaryid", "indi_drug_seq", "indi_pt"), integer=("primaryid", "caseid", "indi_drug_seq"),
-        checks={"primaryid": _ID, "caseid": _ID, "indi_drug_seq": _ID}, shape={}, free_text=("indi_pt",),
+        checks={}, shape={}, free_text=("indi_pt",),
     ),
 }
 
 REQUIRED_TABLES = ("DEMO", "DRUG", "REAC")
 
 MEMBER_RE = re.compile(r"^(?P<table>DEMO|DRUG|REAC|OUTC|RPSR|THER|INDI)(?P<yy>\d{2})Q(?P<q>[1-4])(?P<new>_new)?\.txt$",
-                       re.IGNORECASE)
-ZIP_RE = re.compile(r"(?P<yyyy>\d{4})[ _-]?q(?P<q>[1-4])", re.IGNORECASE)
+                       re.IGNORECASE | re.ASCII)
+ZIP_RE = re.compile(r"(?P<yyyy>\d{4})[ _-]?q(?P<q>[1-4])", re.IGNORECASE | re.ASCII)

@@ -91,6 +91,7 @@ class DrugMap:
                 for i in range(len(key)):
                     deletes.setdefault(key[:i] + key[i + 1 :], ing)
         object.__setattr__(self, "_deletes", deletes)
+        object.__setattr__(self, "_keys", {})  # key() memo: a store has each verbatim name many times
 
     @property
     def ingredients(self) -> set[str]:
@@ -134,6 +135,13 @@ class DrugMap:
         """The drug identity used for counting: the mapped ingredient if the brand/verbatim
         name or the active ingredient maps; else the cleaned active ingredient; else the
         cleaned, salt-stripped verbatim name.  Returns (key, how)."""
+        memo = self._keys  # type: ignore[attr-defined]
+        hit = memo.get((drugname, prod_ai))
+        if hit is None:
+            hit = memo[(drugname, prod_ai)] = self._key(drugname, prod_ai)
+        return hit
+
+    def _key(self, drugname: str | None, prod_ai: str | None) -> tuple[str, str]:
         for value in (drugname, prod_ai):
             ing, how = self.lookup(value)
             if ing is not None:

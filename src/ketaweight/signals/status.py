@@ -6,9 +6,7 @@ from __future__ import annotations
 from dataclasses import dataclass
 from pathlib import Path
 
-import duckdb
-
-from ketaweight.core.errors import InputError, Location
+from ketaweight.signals.faers_store import open_store
 
 
 @dataclass(frozen=True)
@@ -24,13 +22,8 @@ class FaersStatus:
 
 def faers_status(store: Path, *, quarantine_limit: int = 20) -> FaersStatus:
     """Read the accounting tables of a FAERS store (read-only)."""
-    if not store.exists():
-        raise FileNotFoundError(f"{store}: no such store")
-    con = duckdb.connect(str(store), read_only=True)
+    con = open_store(store, read_only=True)
     try:
-        names = {t for (t,) in con.execute("SELECT table_name FROM information_schema.tables").fetchall()}
-        if "faers_files" not in names:
-            raise InputError([(Location(str(store)), "no FAERS data in this store; run `ketaweight signals ingest`")])
         files = con.execute("SELECT quarter, member, table_name, data_lines, records, loaded, quarantined, notes "
                             "FROM faers_files ORDER BY quarter, table_name").fetchall()
         dedup = con.execute("SELECT step, rows_before, removed, rows_after FROM faers_dedup_log ORDER BY step_no").fetchall()

@@ -20,7 +20,8 @@ What is planted (the truth, returned and written nowhere else):
   defaults plant the positive controls (mirtazapine → weight gain, topiramate → weight
   loss) and leave ketamine, esketamine and amoxicillin null;
 * duplicates: a share of cases has a second, later version (same caseid, caseversion + 1);
-  a share of cases is on the deleted list;
+  a share of cases is on the deleted list; in a :func:`history` of quarters, a share of each
+  quarter's reports are follow-ups (new versions) of earlier quarters' cases;
 * names: ketamine and the controls appear under brand, salt and misspelt names;
 * with ``defects=True`` a handful of lines carry every defect the ingester must survive:
   ``$`` inside a value, a record broken over two lines, two records collapsed on one line,
@@ -80,6 +81,16 @@ class SyntheticQuarter:
     crlf: bool = True
     folder: str = "ascii"
     seed: int = 20230101
+    vocabulary_seed: int | None = None
+    """Seed of the vocabulary (event popularity, per-drug rate multipliers, drug profiles); quarters of one
+    history share it so that a drug's reporting pattern is stable over time.  None: drawn from ``seed``."""
+    case_ids: tuple[int, int] | None = None
+    """Range ``[lo, hi)`` of case ids for this quarter's new cases, taken in order (quarters of one history
+    use disjoint ranges).  None: drawn at random from 10,000,000–98,999,999."""
+    followups_from: tuple[int, int] | None = None
+    """Range of case ids of earlier quarters; ``followup_share`` of this quarter's reports are new versions
+    (caseversion 4–9) of cases drawn from it, as FAERS follow-ups are."""
+    followup_share: float = 0.0
 
 
 def _zipf_p(n: int, s: float, rng) -> np.ndarray:
@@ -99,6 +110,7 @@ def write_synthetic_quarter(out_dir: str | Path, spec: SyntheticQuarter | None =
     """Write one synthetic quarter zip into ``out_dir``; return (path, truth)."""
     spec = spec or SyntheticQuarter()
     rng = np.random.default_rng(spec.seed)
+    vocab = rng if spec.vocabulary_seed is None else np.random.default_rng(spec.vocabulary_seed)
     year, q = int(spec.quarter[:4]), int(spec.quarter[-1])
     yy = f"{year % 100:02d}"
     groups = load_term_groups()
@@ -110,16 +122,15 @@ def write_synthetic_quarter(out_dir: str | Path, spec: SyntheticQuarter | None =
                       [f"Event term {i:05d}" for i in range(spec.n_events - len(group_terms))], dtype=object)
     ev_p = _zipf_p(events.size, 1.05, rng)
     # the group terms (listed first) are common terms: ranks drawn from 10..89
-    ranks = np.r_[rng.choice(np.arange(10, 90), size=len(group_terms), replace=False),
+    ranks = np.r_[vocab.choice(np.arange(10, 90), size=len(group_terms), replace=False),
                   np.setdiff1d(np.arange(events.size), np.arange(10, 90))]
     ranks = np.r_[ranks[: len(group_terms)],
-                  rng.permutation(np.setdiff1d(np.arange(events.size), ranks[: len(group_terms)]))]
+                  vocab.permutation(np.setdiff1d(np.arange(events.size), ranks[: len(group_terms)]))]
     ev_p = ev_p[ranks]
     dr_p = _zipf_p(generic_drugs.size, 1.1, rng)
 
     n = spec.n_reports
-    caseid = 10_000_000 + rng.choice(89_000_000, size=n, replace=False)
-    version = rng.integers(1, 4, size=n)
+    version, caseid = _case_ids(spec, n, rng)
     ndrug = 1 + rng.poisson(spec.drugs_per_report - 1, size=n)
     nev = 1 + rng.poisson(max(spec.events_per_report - 1 - spec.drugs_per_report * spec.profile_rate, 0.1), size=n)
 
@@ -167,13 +178,13 @@ def write_synthetic_quarter(out_dir: str | Path, spec: SyntheticQuarter | None =
         if code >= spec.n_drugs or spec.heterogeneity <= 0:
             p_d = ev_p
         else:
-            mult = rng.gamma(spec.heterogeneity, 1.0 / spec.heterogeneity, size=events.size)
+            mult = vocab.gamma(spec.heterogeneity, 1.0 / spec.heterogeneity, size=events.size)
             mult[:n_group] = 1.0
             p_d = ev_p * mult
             p_d /= p_d.sum()
         ev_idx[idx] = rng.choice(events.size, size=idx.size, p=p_d)
     prof_p = ev_p[n_group:] / ev_p[n_group:].sum()
-    profiles = n_group + rng.choice(events.size - n_group, size=(spec.n_drugs + len(named), spec.profile_size), p=prof_p)
+    profiles = n_group + vocab.choice(events.size - n_group, size=(spec.n_drugs + len(named), spec.profile_size), p=prof_p)
     add = rng.random(total_d) < spec.profile_rate
     pick = rng.zipf(1.6, size=int(add.sum())) - 1
     pick = np.minimum(pick, spec.profile_size - 1)
@@ -315,8 +326,52 @@ def write_synthetic_quarter(out_dir: str | Path, spec: SyntheticQuarter | None =
         "signals": truth_signals,
         "defects": defects,
         "seed": spec.seed,
+        "case_ids": np.unique(caseid),
+        "deleted_case_ids": np.unique(caseid[deleted]),
     }
     return path, truth
+
+
+def _case_ids(spec: SyntheticQuarter, n: int, rng: np.random.Generator) -> tuple[np.ndarray, np.ndarray]:
+    """(caseversion, caseid) of the quarter's ``n`` current reports: new cases (versions 1–3) and, with
+    ``followups_from``, follow-ups of earlier cases (versions 4–9)."""
+    if spec.case_ids is None:
+        caseid = 10_000_000 + rng.choice(89_000_000, size=n, replace=False)
+        return rng.integers(1, 4, size=n), caseid
+    n_follow = int(round(spec.followup_share * n)) if spec.followups_from is not None else 0
+    lo, hi = spec.case_ids
+    if hi - lo < n - n_follow:
+        raise ValueError(f"case_ids {spec.case_ids} holds fewer than the {n - n_follow:,} new cases needed")
+    version = rng.integers(1, 4, size=n)
+    caseid = np.arange(lo, lo + n, dtype=np.int64)  # the last n_follow are replaced by follow-ups
+    if n_follow:
+        flo, fhi = spec.followups_from
+        if fhi - flo < n_follow:
+            raise ValueError(f"followups_from {spec.followups_from} holds fewer than {n_follow:,} cases")
+        caseid[n - n_follow:] = flo + rng.choice(fhi - flo, size=n_follow, replace=False)
+        version[n - n_follow:] = rng.integers(4, 10, size=n_follow)
+    return version, caseid
+
+
+def history(n_quarters: int, *, first: str = "2012Q4", n_reports: int = 400_000, followup_share: float = 0.1,
+            seed: int = 2012, **settings) -> list[SyntheticQuarter]:
+    """Settings of ``n_quarters`` consecutive synthetic quarters that form one FAERS history: one shared
+    vocabulary, disjoint ranges of new case ids, and ``followup_share`` of each quarter's reports new
+    versions of earlier quarters' cases (so deduplication has to work across quarters).  ``settings``
+    go to every :class:`SyntheticQuarter` (``defects``, ``crlf`` …)."""
+    year, q = int(first[:4]), int(first[-1])
+    base, used = 10_000_000, 0  # new cases take consecutive ids, so every follow-up is of a real earlier case
+    out = []
+    for k in range(n_quarters):
+        share = followup_share if k else 0.0
+        n_new = n_reports - int(round(share * n_reports))
+        out.append(SyntheticQuarter(quarter=f"{year}Q{q}", n_reports=n_reports, seed=seed + k, vocabulary_seed=seed,
+                                    case_ids=(base + used, base + used + n_new),
+                                    followups_from=(base, base + used) if k else None, followup_share=share,
+                                    **settings))
+        used += n_new
+        year, q = (year + 1, 1) if q == 4 else (year, q + 1)
+    return out
 
 
 def _seq(counts: np.ndarray) -> np.ndarray:

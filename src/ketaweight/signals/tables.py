@@ -5,15 +5,25 @@ cells the MGPS prior is fitted to), the drug and event margins, the total ``N``,
 stratum margins when stratified, so that ``a, b, c, d`` and ``E`` can be given for any pair —
 including pairs never reported together (``a = 0``).
 
+Drugs and events are held as integer codes into sorted name lists, cells sorted by
+(drug, event): tables with millions of cells stay compact, lookups are binary searches, and the
+same inputs give the same table — cell for cell, in the same order — whatever the number of
+threads that counted them (the prior fit sums over the cells in this order).
+
+Every source names drugs and events through the same two functions that requested names go
+through (:meth:`CountTable.drug_key`, :func:`~ketaweight.signals.mapping.clean_term`): a drug
+named ``"St. John's Wort"`` in a long table and ``--drug "st. john's wort"`` on the command line
+meet on one key.
+
 Sources:
 
 * :func:`from_contingency` — a matrix of counts, rows events and columns drugs, as the
   ``mddc`` package ships (``statin49`` …; "Other" column and last row "Other AE" hold the
   rest of the database).  Its counts are cell counts, so a term group is the *sum* of its
   rows (an upper bound on unique reports; flagged ``approximate``).
-* :func:`from_long` — rows ``(report_id, drug, event[, stratum])`` as openEBGM's
-  ``processRaw`` takes; counted in unique reports.
-* :func:`from_relations` — the same from DuckDB relations (used for the FAERS store).
+* :func:`ketaweight.signals.counting.from_long` — rows ``(report_id, drug, event[, stratum])``
+  as openEBGM's ``processRaw`` takes, and :func:`~ketaweight.signals.counting.from_relations`, the
+  same from DuckDB relations (the FAERS store); counted in unique reports, in DuckDB SQL.
 
 Expected counts: ``E = n_drug·n_event/N``, or stratified (DuMouchel 1999)
 ``E = Σ_s n_drug,s·n_event,s/N_s``.
@@ -21,25 +31,29 @@ Expected counts: ``E = n_drug·n_event/N``, or stratified (DuMouchel 1999)
 
 from __future__ import annotations
 
+import codecs
+import re
+from collections.abc import Callable
 from dataclasses import dataclass, field
+from functools import cached_property
 from pathlib import Path
 
-import duckdb
 import numpy as np
 import pandas as pd
 
 from ketaweight.core.errors import InputError, Location
-from ketaweight.signals.mapping import TermGroup, clean_term
+from ketaweight.signals.display import one_line
+from ketaweight.signals.mapping import DrugMap, TermGroup, clean_name, clean_term
 
-__all__ = ["CountTable", "PairCounts", "from_contingency", "read_contingency_csv", "from_long", "read_long_table",
-           "from_relations"]
-
-OTHER_LABELS = frozenset({"other", "other ae", "other aes", "other pt", "other event", "other events", "other drug",
-                          "other drugs"})
+__all__ = ["CountTable", "PairCounts", "from_contingency", "read_contingency_csv", "drug_key_function",
+           "expected_counts", "read_csv_text"]
 
 
 @dataclass(frozen=True)
 class PairCounts:
+    """The 2×2 table of one pair in unique reports (a: drug and event; b: drug, not event; c: event,
+    not drug; d: neither) and the expected count E."""
+
     drug: str
     event: str
     a: int
@@ -53,66 +67,167 @@ class PairCounts:
         return self.a
 
 
-@dataclass(frozen=True)
-class CountTable:
-    """Counts in unique reports for every observed drug–event cell, with margins."""
+def drug_key_function(drug_map: DrugMap | None) -> Callable[[str | None], str]:
+    """How a source's drug names become keys: the drug map's ingredient (brand and salt names mapped,
+    see :meth:`DrugMap.key`), or without a map the cleaned name."""
+    if drug_map is None:
+        return clean_name
+    return lambda name: drug_map.key(name)[0]
 
-    cells: pd.DataFrame
-    """columns: drug, event, kind ('term' or 'group'), n, e."""
-    drug_reports: dict[str, int]
-    event_reports: dict[str, int]
+
+@dataclass(frozen=True, eq=False)
+class CountTable:
+    """Counts in unique reports for every observed drug–event cell, with margins (see the module docstring).
+
+    ``drugs`` and ``events`` are sorted name lists (``events``: the ``n_terms`` single terms, then the
+    term-group keys); ``cell_*`` arrays describe the cells with n ≥ 1, sorted by (drug, event) code.
+    """
+
+    drugs: tuple[str, ...]
+    events: tuple[str, ...]
+    n_terms: int
+    cell_drug: np.ndarray
+    cell_event: np.ndarray
+    cell_n: np.ndarray
+    cell_e: np.ndarray
+    drug_n: np.ndarray
+    """reports per drug code (with at least one event)."""
+    event_n: np.ndarray
+    """reports per event code (with at least one drug)."""
     n_reports: int
     source: str
     strata: str | None = None
+    strata_labels: tuple[str, ...] | None = None
+    drug_by_stratum: np.ndarray | None = None
+    """(drugs × strata) report counts when stratified."""
+    event_by_stratum: np.ndarray | None = None
+    n_by_stratum: np.ndarray | None = None
     approximate_groups: bool = False
-    drug_strata: pd.DataFrame | None = None
-    event_strata: pd.DataFrame | None = None
-    n_strata: pd.Series | None = None
     notes: tuple[str, ...] = field(default_factory=tuple)
     groups: dict[str, TermGroup] = field(default_factory=dict)
+    drug_map: DrugMap | None = None
+    """The map the source's drug names went through (None: names only cleaned)."""
+
+    def drug_key(self, name: str | None) -> str:
+        """The key a drug name has in this table (the same function the source's names went through)."""
+        return drug_key_function(self.drug_map)(name)
+
+    # ---- views ------------------------------------------------------------------------
+
+    @cached_property
+    def cells(self) -> pd.DataFrame:
+        """One row per cell with n ≥ 1: drug, event (categoricals), kind ('term' or 'group'), n, e."""
+        return pd.DataFrame({
+            "drug": pd.Categorical.from_codes(self.cell_drug, categories=list(self.drugs)),
+            "event": pd.Categorical.from_codes(self.cell_event, categories=list(self.events)),
+            "kind": np.where(self.cell_event < self.n_terms, "term", "group"),
+            "n": self.cell_n, "e": self.cell_e})
+
+    @cached_property
+    def drug_reports(self) -> dict[str, int]:
+        return dict(zip(self.drugs, self.drug_n.tolist(), strict=True))
+
+    @cached_property
+    def event_reports(self) -> dict[str, int]:
+        return dict(zip(self.events, self.event_n.tolist(), strict=True))
 
     @property
     def prior_cells(self) -> pd.DataFrame:
-        """The cells the prior is fitted to: single terms (not groups) with n ≥ 1."""
-        c = self.cells
-        return c[(c["kind"] == "term") & (c["n"] >= 1)]
+        """The cells the prior is fitted to: single terms (not groups) with n ≥ 1 (columns n, e)."""
+        keep = (self.cell_event < self.n_terms) & (self.cell_n >= 1)
+        return pd.DataFrame({"n": self.cell_n[keep], "e": self.cell_e[keep]})
+
+    # ---- lookups ----------------------------------------------------------------------
+
+    @cached_property
+    def _drug_code(self) -> dict[str, int]:
+        return {d: i for i, d in enumerate(self.drugs)}
+
+    @cached_property
+    def _event_code(self) -> dict[str, int]:
+        return {e: i for i, e in enumerate(self.events)}
+
+    @cached_property
+    def _cell_key(self) -> np.ndarray:
+        return self.cell_drug.astype(np.int64) * max(len(self.events), 1) + self.cell_event
+
+    def _cell(self, dc: int, ec: int) -> int | None:
+        key = dc * max(len(self.events), 1) + ec
+        i = int(np.searchsorted(self._cell_key, key))
+        return i if i < self._cell_key.size and self._cell_key[i] == key else None
 
     def expected(self, drug: str, event: str) -> float:
+        """E for any pair (also one never reported together)."""
         if self.n_reports == 0:
             return float("nan")
-        if self.drug_strata is None:
-            return self.drug_reports.get(drug, 0) * self.event_reports.get(event, 0) / self.n_reports
-        ds = self.drug_strata[self.drug_strata["drug"] == drug].set_index("s")["n"]
-        es = self.event_strata[self.event_strata["event"] == event].set_index("s")["n"]
-        common = ds.index.intersection(es.index)
-        return float((ds[common] * es[common] / self.n_strata[common]).sum())
+        dc, ec = self._drug_code.get(drug), self._event_code.get(event)
+        if dc is None or ec is None:
+            return 0.0
+        if self.drug_by_stratum is None:
+            return float(self.drug_n[dc]) * float(self.event_n[ec]) / self.n_reports
+        return float(expected_counts(self.drug_by_stratum, self.event_by_stratum, self.n_by_stratum,
+                                     np.array([dc]), np.array([ec]))[0])
 
     def pair(self, drug: str, event: str) -> PairCounts:
-        hit = self._index().get((drug, event))
-        a = int(self.cells["n"].iat[hit]) if hit is not None else 0
-        e = float(self.cells["e"].iat[hit]) if hit is not None else self.expected(drug, event)
-        r = self.drug_reports.get(drug, 0)
-        c_ = self.event_reports.get(event, 0)
+        """The 2×2 table and E of one pair."""
+        dc, ec = self._drug_code.get(drug), self._event_code.get(event)
+        hit = self._cell(dc, ec) if dc is not None and ec is not None else None
+        a = int(self.cell_n[hit]) if hit is not None else 0
+        e = float(self.cell_e[hit]) if hit is not None else self.expected(drug, event)
+        r = int(self.drug_n[dc]) if dc is not None else 0
+        c_ = int(self.event_n[ec]) if ec is not None else 0
         return PairCounts(drug, event, a, r - a, c_ - a, self.n_reports - r - c_ + a, e)
-
-    def _index(self) -> dict:
-        cache = self.__dict__.get("_idx")
-        if cache is None:
-            cache = {(d, e): i for i, (d, e) in enumerate(zip(self.cells["drug"], self.cells["event"], strict=True))}
-            object.__setattr__(self, "_idx", cache)
-        return cache
 
     def summary(self) -> dict:
         return {
             "source": self.source,
             "reports": self.n_reports,
-            "drugs": len(self.drug_reports),
-            "events": len([k for k in self.event_reports if k not in self.groups]),
-            "cells_with_reports": int(len(self.prior_cells)),
+            "drugs": len(self.drugs),
+            "events": self.n_terms,
+            "cells_with_reports": int(((self.cell_event < self.n_terms) & (self.cell_n >= 1)).sum()),
             "stratified_by": self.strata,
             "approximate_groups": self.approximate_groups,
             "notes": list(self.notes),
         }
+
+
+def expected_counts(drug_by_stratum: np.ndarray, event_by_stratum: np.ndarray, n_by_stratum: np.ndarray,
+                    dc: np.ndarray, ec: np.ndarray, *, chunk: int = 1 << 18) -> np.ndarray:
+    """Stratified E = Σ_s n_drug,s·n_event,s/N_s for the pairs (dc[i], ec[i]); in chunks, in a fixed order."""
+    out = np.empty(dc.size, float)
+    inv = np.divide(1.0, n_by_stratum, out=np.zeros(n_by_stratum.shape, float), where=n_by_stratum > 0)
+    for s in range(0, dc.size, chunk):
+        d = drug_by_stratum[dc[s: s + chunk]].astype(float)
+        e = event_by_stratum[ec[s: s + chunk]].astype(float)
+        out[s: s + chunk] = (d * e) @ inv
+    return out
+
+
+def _from_dense(values: np.ndarray, events: list[str], drugs: list[str], *, groups: dict[str, TermGroup],
+                source: str, drug_map: DrugMap | None, notes: list[str]) -> CountTable:
+    """A count table from a dense (events × drugs) matrix of unique-report cell counts whose
+    labels are already keys (possibly repeated: repeated labels are summed)."""
+    ev_names, ev_inv = np.unique(np.array(events, dtype=object), return_inverse=True)
+    dr_names, dr_inv = np.unique(np.array(drugs, dtype=object), return_inverse=True)
+    merged = np.zeros((ev_names.size, dr_names.size), np.int64)
+    np.add.at(merged, (ev_inv[:, None], dr_inv[None, :]), values)
+    n_total = int(merged.sum())
+    term_m = merged.sum(axis=1)
+    drug_m = merged.sum(axis=0)
+    group_keys = sorted(k for k, g in groups.items() if any(e in g.terms for e in ev_names))
+    gsums = [merged[[i for i, e in enumerate(ev_names) if e in groups[k].terms]].sum(axis=0) for k in group_keys]
+    full = np.vstack([merged, *([np.array(gsums)] if gsums else [])])  # events (terms, then groups) × drugs
+    jj, ii = np.nonzero(full.T)  # sorted by drug, then event
+    n_terms = ev_names.size
+    event_m = np.r_[term_m, np.array([g.sum() for g in gsums], np.int64)] if gsums else term_m
+    cell_n = full[ii, jj]
+    cell_e = drug_m[jj].astype(float) * event_m[ii].astype(float) / max(n_total, 1)
+    return CountTable(drugs=tuple(dr_names.tolist()), events=tuple(ev_names.tolist()) + tuple(group_keys),
+                      n_terms=n_terms, cell_drug=jj.astype(np.int32), cell_event=ii.astype(np.int32),
+                      cell_n=cell_n.astype(np.int64), cell_e=cell_e, drug_n=drug_m.astype(np.int64),
+                      event_n=event_m.astype(np.int64), n_reports=n_total, source=source,
+                      approximate_groups=bool(group_keys), notes=tuple(notes), groups=dict(groups),
+                      drug_map=drug_map)
 
 
 # --------------------------------------------------------------------------------------
@@ -121,180 +236,95 @@ class CountTable:
 
 
 def from_contingency(table: pd.DataFrame, *, groups: dict[str, TermGroup] | None = None,
-                     source: str = "contingency table") -> CountTable:
-    """A count table from a matrix (rows events, columns drugs) of non-negative integers."""
+                     source: str = "contingency table", drug_map: DrugMap | None = None) -> CountTable:
+    """A count table from a matrix (rows events, columns drugs) of non-negative integers.
+
+    Column names go through the drug key (:func:`drug_key_function`), row names through
+    :func:`clean_term`; columns or rows that meet on one key are summed (and said so)."""
     if table.shape[0] == 0 or table.shape[1] == 0:
         raise InputError([(Location(source), "the contingency table is empty")])
     values = table.to_numpy()
     if not np.issubdtype(values.dtype, np.number):
         raise InputError([(Location(source), "the contingency table must hold numbers")])
-    if np.any(values < 0) or np.any(values != np.floor(values)):
+    if not np.all(np.isfinite(values)) or np.any(values < 0) or np.any(values != np.floor(values)):
         raise InputError([(Location(source), "counts must be whole numbers ≥ 0")])
-    values = values.astype(np.int64)
+    if np.any(values > 2**53):
+        raise InputError([(Location(source), "a count above 2^53 cannot be a number of reports")])
+    key = drug_key_function(drug_map)
+    drugs = [key(str(d)) for d in table.columns]
     events = [clean_term(e) for e in table.index.astype(str)]
-    drugs = [str(d).strip().lower() for d in table.columns]
-    n_total = int(values.sum())
-    drug_m = dict(zip(drugs, values.sum(axis=0).tolist(), strict=True))
-    event_m = dict(zip(events, values.sum(axis=1).tolist(), strict=True))
-    ii, jj = np.nonzero(values)
-    cells = pd.DataFrame({"drug": np.array(drugs, dtype=object)[jj], "event": np.array(events, dtype=object)[ii],
-                          "kind": "term", "n": values[ii, jj]})
-    rows = []
-    approx = False
-    groups = groups or {}
-    for key, g in groups.items():
-        idx = [i for i, e in enumerate(events) if e in g.terms]
-        if not idx:
-            continue
-        approx = True
-        gsum = values[idx].sum(axis=0)
-        event_m[key] = int(gsum.sum())
-        for j in np.flatnonzero(gsum):
-            rows.append({"drug": drugs[j], "event": key, "kind": "group", "n": int(gsum[j])})
-    if rows:
-        cells = pd.concat([cells, pd.DataFrame(rows)], ignore_index=True)
-    cells["e"] = cells["drug"].map(drug_m).to_numpy(float) * cells["event"].map(event_m).to_numpy(float) / n_total
     notes = []
-    if approx:
+    if "" in drugs or "" in events:
+        raise InputError([(Location(source), "a drug (column) or event (row) name is empty")])
+    for kind, labels, raw in (("drug columns", drugs, list(table.columns)), ("event rows", events, list(table.index))):
+        if len(set(labels)) < len(labels):
+            seen: dict[str, list[str]] = {}
+            for lab, r in zip(labels, raw, strict=True):
+                seen.setdefault(lab, []).append(str(r))
+            same = "; ".join(f"{', '.join(v)} → {k}" for k, v in seen.items() if len(v) > 1)
+            notes.append(f"{kind} that name the same {'drug' if kind[0] == 'd' else 'term'} were summed "
+                         f"(cell counts: an upper bound on unique reports): {one_line(same)}")
+    groups = groups or {}
+    if any(any(e in g.terms for e in events) for g in groups.values()):
         notes.append("term groups on a contingency table are sums of cell counts (a report with two of the "
                      "group's terms counts twice): an upper bound on unique reports")
-    return CountTable(cells=cells, drug_reports=drug_m, event_reports=event_m, n_reports=n_total, source=source,
-                      approximate_groups=approx, notes=tuple(notes), groups=dict(groups))
+    return _from_dense(values.astype(np.int64), events, drugs, groups=groups, source=source, drug_map=drug_map,
+                       notes=notes)
 
 
-def read_contingency_csv(path: str | Path, *, groups: dict[str, TermGroup] | None = None) -> CountTable:
+def read_contingency_csv(path: str | Path, *, groups: dict[str, TermGroup] | None = None,
+                         drug_map: DrugMap | None = None) -> CountTable:
     """Read an mddc-format CSV: first column event names, header row drug names (incl. "Other")."""
     p = Path(path)
-    if not p.exists():
-        raise FileNotFoundError(f"{p}: no such file")
-    try:
-        df = pd.read_csv(p, index_col=0)
-    except (pd.errors.ParserError, UnicodeDecodeError, ValueError) as exc:
-        raise InputError([(Location(str(p)), f"cannot read as CSV: {exc}")]) from exc
+    df = read_csv_text(p, index_col=0)
     problems = []
+    if df.shape[1] == 0:
+        raise InputError([(Location(str(p), 1), "no drug columns: the header needs an empty first cell, then "
+                           "drug names (e.g. ',Atorvastatin,Other')")])
     for j, col in enumerate(df.columns):
         num = pd.to_numeric(df[col], errors="coerce")
-        bad = num.isna() | (num < 0) | (num != np.floor(num))
+        bad = num.isna() | (num < 0) | (num != np.floor(num)) | ~np.isfinite(num) | (num > 2**53)
         for i in np.flatnonzero(bad.to_numpy())[:5]:
             problems.append((Location(str(p), int(i) + 2, str(col)),
                              f"count must be a whole number ≥ 0, found {df[col].iloc[i]!r}"))
         df[col] = num
     if problems:
         raise InputError(problems)
-    return from_contingency(df.astype(np.int64), groups=groups, source=str(p))
+    return from_contingency(df.astype(np.int64), groups=groups, source=str(p), drug_map=drug_map)
 
 
-# --------------------------------------------------------------------------------------
-# report-level rows
-# --------------------------------------------------------------------------------------
-
-_NORM_EVENT = "lower(trim(regexp_replace(CAST({c} AS VARCHAR), '\\s+', ' ', 'g')))"
-
-
-def from_relations(con: duckdb.DuckDBPyConnection, drugs: str, events: str, *, strata: str | None = None,
-                   groups: dict[str, TermGroup] | None = None, source: str = "reports",
-                   strata_label: str | None = None, notes: tuple[str, ...] = ()) -> CountTable:
-    """Count unique reports from relations ``drugs(rid, drug)``, ``events(rid, event)`` and optional
-    ``strata(rid, s)`` (names of tables or views in ``con``).  A report counts only if it has at
-    least one drug and one event."""
-    groups = groups or {}
-    gmap = pd.DataFrame([(t, k) for k, g in groups.items() for t in g.terms], columns=["term", "gkey"])
-    con.register("_kw_gmap", gmap if len(gmap) else pd.DataFrame({"term": pd.Series([], dtype=str),
-                                                                   "gkey": pd.Series([], dtype=str)}))
-    ev = _NORM_EVENT.format(c="event")
-    con.execute(f"""CREATE OR REPLACE TEMP TABLE _kw_r AS
-        SELECT rid FROM {drugs} WHERE drug IS NOT NULL AND drug <> ''
-        INTERSECT SELECT rid FROM {events} WHERE event IS NOT NULL AND trim(event) <> ''""")
-    con.execute(f"""CREATE OR REPLACE TEMP TABLE _kw_d AS
-        SELECT DISTINCT rid, drug FROM {drugs} WHERE drug IS NOT NULL AND drug <> '' AND rid IN (SELECT rid FROM _kw_r)""")
-    con.execute(f"""CREATE OR REPLACE TEMP TABLE _kw_e AS
-        WITH t AS (SELECT DISTINCT rid, {ev} AS event FROM {events}
-                   WHERE event IS NOT NULL AND trim(event) <> '' AND rid IN (SELECT rid FROM _kw_r))
-        SELECT rid, event, 'term' AS kind FROM t
-        UNION ALL
-        SELECT DISTINCT t.rid, g.gkey AS event, 'group' AS kind FROM t JOIN _kw_gmap g ON t.event = g.term""")
-    n_total = con.execute("SELECT count(*) FROM _kw_r").fetchall()[0][0]
-    drug_m = dict(con.execute("SELECT drug, count(*) FROM _kw_d GROUP BY drug").fetchall())
-    event_m = dict(con.execute("SELECT event, count(*) FROM _kw_e GROUP BY event").fetchall())
-    clash = set(groups) & {e for e, in con.execute("SELECT DISTINCT event FROM _kw_e WHERE kind='term'").fetchall()}
-    if clash:
-        raise InputError([(Location(source), f"term group key(s) {sorted(clash)} are also event terms; rename the group")])
-    cells = con.execute("""SELECT d.drug, e.event, e.kind, count(*) AS n
-        FROM _kw_d d JOIN _kw_e e USING (rid) GROUP BY ALL""").df()
-    ds = es = ns = None
-    if strata is not None:
-        con.execute(f"""CREATE OR REPLACE TEMP TABLE _kw_s AS
-            SELECT rid, coalesce(CAST(s AS VARCHAR), 'unknown') AS s FROM {strata} WHERE rid IN (SELECT rid FROM _kw_r)""")
-        dup = con.execute("SELECT count(*) FROM (SELECT rid FROM _kw_s GROUP BY rid HAVING count(DISTINCT s) > 1)").fetchall()[0][0]
-        if dup:
-            raise InputError([(Location(source, column="stratum"), f"{dup} report(s) have more than one stratum")])
-        con.execute("""CREATE OR REPLACE TEMP TABLE _kw_s2 AS
-            SELECT r.rid, coalesce(s.s, 'unknown') AS s FROM _kw_r r LEFT JOIN (SELECT DISTINCT rid, s FROM _kw_s) s USING (rid)""")
-        ds = con.execute("SELECT drug, s, count(*) AS n FROM _kw_d JOIN _kw_s2 USING (rid) GROUP BY ALL").df()
-        es = con.execute("SELECT event, s, count(*) AS n FROM _kw_e JOIN _kw_s2 USING (rid) GROUP BY ALL").df()
-        ns = con.execute("SELECT s, count(*) AS n FROM _kw_s2 GROUP BY s").df().set_index("s")["n"].astype(float)
-        e_df = con.execute("""WITH ds AS (SELECT drug, s, count(*) AS n FROM _kw_d JOIN _kw_s2 USING (rid) GROUP BY ALL),
-                 es AS (SELECT event, s, count(*) AS n FROM _kw_e JOIN _kw_s2 USING (rid) GROUP BY ALL),
-                 ns AS (SELECT s, count(*) AS n FROM _kw_s2 GROUP BY s),
-                 p AS (SELECT DISTINCT d.drug, e.event FROM _kw_d d JOIN _kw_e e USING (rid))
-            SELECT p.drug, p.event, sum(CAST(ds.n AS DOUBLE) * es.n / ns.n) AS e
-            FROM p JOIN ds ON p.drug = ds.drug JOIN es ON p.event = es.event AND es.s = ds.s
-                   JOIN ns ON ns.s = ds.s GROUP BY p.drug, p.event""").df()
-        cells = cells.merge(e_df, on=["drug", "event"], how="left")
-    else:
-        cells["e"] = (cells["drug"].map(drug_m).to_numpy(float) * cells["event"].map(event_m).to_numpy(float)
-                      / max(n_total, 1))
-    for t in ("_kw_r", "_kw_d", "_kw_e", "_kw_s", "_kw_s2"):
-        con.execute(f"DROP TABLE IF EXISTS {t}")
-    con.unregister("_kw_gmap")
-    cells["n"] = cells["n"].astype(np.int64)
-    return CountTable(cells=cells, drug_reports={k: int(v) for k, v in drug_m.items()},
-                      event_reports={k: int(v) for k, v in event_m.items()}, n_reports=int(n_total), source=source,
-                      strata=strata_label if strata is not None else None, drug_strata=ds, event_strata=es,
-                      n_strata=ns, notes=notes, groups=dict(groups))
+def _first_bad_utf8(p: Path, chunk: int = 1 << 20) -> int | None:
+    """The 1-based line of the first byte sequence that is not UTF-8 (None if there is none)."""
+    decoder = codecs.getincrementaldecoder("utf-8")()
+    line = 1
+    with p.open("rb") as fh:
+        while block := fh.read(chunk):
+            try:
+                decoder.decode(block)
+            except UnicodeDecodeError as exc:
+                # exc.object is the decoder's few buffered bytes (no newline among them) + this block
+                pos = max(exc.start - (len(exc.object) - len(block)), 0)
+                return line + block[:pos].count(b"\n")
+            line += block.count(b"\n")
+    return None
 
 
-def from_long(df: pd.DataFrame, *, groups: dict[str, TermGroup] | None = None, source: str = "long table",
-              stratum: bool | None = None) -> CountTable:
-    """Count unique reports from a DataFrame with columns ``report_id, drug, event[, stratum]``."""
-    cols = {c.lower(): c for c in df.columns}
-    missing = [c for c in ("report_id", "drug", "event") if c not in cols]
-    if missing:
-        raise InputError([(Location(source, 1), f"missing column(s) {', '.join(missing)}; a long table needs "
-                           "report_id, drug, event and optionally stratum")])
-    use_s = ("stratum" in cols) if stratum is None else stratum
-    problems = []
-    for c in ("report_id", "drug", "event"):
-        bad = df[cols[c]].isna() | (df[cols[c]].astype(str).str.strip() == "")
-        for i in np.flatnonzero(bad.to_numpy())[:5]:
-            problems.append((Location(source, int(i) + 2, c), "empty value"))
-    if problems:
-        raise InputError(problems)
-    work = pd.DataFrame({"rid": df[cols["report_id"]].astype(str), "drug": df[cols["drug"]].astype(str).str.strip().str.lower(),
-                         "event": df[cols["event"]].astype(str)})
-    if use_s:
-        work["s"] = df[cols["stratum"]].astype(str)
-    con = duckdb.connect()
-    try:
-        con.register("_kw_long", work)
-        con.execute("CREATE TEMP VIEW _kw_ld AS SELECT rid, drug FROM _kw_long")
-        con.execute("CREATE TEMP VIEW _kw_le AS SELECT rid, event FROM _kw_long")
-        if use_s:
-            con.execute("CREATE TEMP VIEW _kw_ls AS SELECT DISTINCT rid, s FROM _kw_long")
-        return from_relations(con, "_kw_ld", "_kw_le", strata="_kw_ls" if use_s else None, groups=groups,
-                              source=source, strata_label="stratum" if use_s else None)
-    finally:
-        con.close()
-
-
-def read_long_table(path: str | Path, *, groups: dict[str, TermGroup] | None = None) -> CountTable:
-    """Read a long table (CSV or Parquet) of ``report_id, drug, event[, stratum]`` rows."""
-    p = Path(path)
+def read_csv_text(p: Path, **kw) -> pd.DataFrame:
+    """A CSV file as text, or a one-line error naming the file (and the line where pandas knows it)."""
     if not p.exists():
         raise FileNotFoundError(f"{p}: no such file")
+    if p.is_dir():
+        raise InputError([(Location(str(p)), "is a folder, not a CSV file")])
     try:
-        df = pd.read_parquet(p) if p.suffix.lower() in (".parquet", ".pq") else pd.read_csv(p, dtype=str,
-                                                                                             keep_default_na=False)
-    except (pd.errors.ParserError, UnicodeDecodeError, ValueError, OSError) as exc:
-        raise InputError([(Location(str(p)), f"cannot read the table: {exc}")]) from exc
-    return from_long(df, groups=groups, source=str(p))
+        return pd.read_csv(p, dtype=str, keep_default_na=False, encoding="utf-8", **kw)
+    except UnicodeDecodeError as exc:
+        raise InputError([(Location(str(p), _first_bad_utf8(p)), f"not UTF-8 text ({exc.reason}); save the file "
+                           "as UTF-8")]) from exc
+    except pd.errors.EmptyDataError as exc:
+        raise InputError([(Location(str(p)), "the file is empty: a CSV needs a header row")]) from exc
+    except pd.errors.ParserError as exc:
+        m = re.search(r"line (\d+)", str(exc))
+        raise InputError([(Location(str(p), int(m.group(1)) if m else None),
+                           f"not a well-formed CSV: {one_line(str(exc).strip().splitlines()[-1])}")]) from exc
+    except (ValueError, OSError) as exc:
+        raise InputError([(Location(str(p)), f"cannot read the table: {one_line(exc)}")]) from exc

@@ -1,16 +1,26 @@
-"""Validation of incoming rows against the canonical schema, in DuckDB SQL.
+"""Validation of incoming rows against the canonical schema, in DuckDB SQL, in two passes.
 
-Rows are first *staged* with a ``_line`` column and text values trimmed (an empty value
-becomes NULL) (the line of the CSV file, header = line 1;
-for Parquet and data frames the 1-based row).  Files are staged as text, so that a value
-that does not parse is reported as written; typed data frames (the simulator's Arrow
-tables) are staged in their canonical types and skip the parse checks.  Each check is one
-SQL query that returns the offending ``_line`` values, so one implementation serves CSV,
-Parquet and the simulator.  All problems are collected (up to a limit per check) before
-anything is written.
+**Screening** (:func:`screen`): a few queries per incoming table over its rows in their
+canonical types say whether *any* row may break a rule: the per-row rules (missing, unparsable,
+not allowed, out of range, end before start, unknown patient, before the birth year, a key
+already in the store) as one filter; the unit rules on the (kind, unit) summary with each
+pair's extreme values; duplicate keys as equal key hashes, found by sorting the hashes
+(duplicates always have equal hashes; a collision of different keys merely sends the table to
+the second pass).  Valid data — the common case, and the large one — are read a few times for
+screening and once for inserting, with no copy of the rows as text.
+
+**Reporting** (:func:`validate_staged`), only for a table the screening flagged: every rule as
+its own query over rows *staged* with a ``_line`` column (the line of the CSV file, header =
+line 1; for Parquet and data frames the 1-based row) and, for files, text values trimmed (an
+empty value becomes NULL), so that a bad value is reported as it was written.  Each query returns
+the offending ``_line`` values; all problems are collected (up to a limit per rule) before
+anything is written.  Both passes take their per-row rules from :func:`row_checks`, so the
+screening can never pass a row that the report would name.
 """
 
 from __future__ import annotations
+
+from dataclasses import dataclass
 
 import duckdb
 
@@ -22,6 +32,9 @@ MAX_REPORTED_PER_CHECK = 20
 
 Problem = tuple[Location, str]
 
+PARSE_FLAG = "_unparsed"
+"""Boolean column of a typed staging of text: some value of the row did not parse."""
+
 
 def _q(name: str) -> str:
     return '"' + name.replace('"', '""') + '"'
@@ -30,14 +43,19 @@ def _q(name: str) -> str:
 def typed_expr(table: Table, column: str, alias: str = "s", *, text: bool = True) -> str:
     """SQL for a staged column in its canonical type: parsed from text (NULL if unparsable or
     empty), or the column itself when it was staged typed."""
-    col = table.column(column)
-    raw = f"{alias}.{_q(column)}"
-    if not text:
-        return raw
-    if col.sql_type == "BOOLEAN":
+    return text_to_typed(table.column(column).sql_type, f"{alias}.{_q(column)}") if text else f"{alias}.{_q(column)}"
+
+
+def text_to_typed(sql_type: str, raw: str) -> str:
+    """SQL parsing the text ``raw`` into ``sql_type`` (NULL when it does not parse)."""
+    if sql_type == "BOOLEAN":
         return (f"CASE lower({raw}) WHEN 'true' THEN TRUE WHEN '1' THEN TRUE WHEN 'yes' THEN TRUE "
                 f"WHEN 'false' THEN FALSE WHEN '0' THEN FALSE WHEN 'no' THEN FALSE END")
-    return f"TRY_CAST({raw} AS {col.sql_type})"
+    if sql_type == "VARCHAR":
+        return raw
+    if sql_type in ("TIMESTAMP", "DATE"):  # 'infinity' casts to a time no record can have: not a valid value
+        return f"CASE WHEN isfinite(TRY_CAST({raw} AS {sql_type})) THEN TRY_CAST({raw} AS {sql_type}) END"
+    return f"TRY_CAST({raw} AS {sql_type})"
 
 
 UNITS_TABLE = "_measurement_units"
@@ -62,13 +80,145 @@ def _with_units(staged_alias: str = "s") -> str:
     return f"LEFT JOIN {UNITS_TABLE} u ON u.kind = {staged_alias}.kind AND u.unit = {staged_alias}.unit"
 
 
+@dataclass(frozen=True)
+class RowCheck:
+    """One per-row rule: rows of alias ``s`` (with the unit row ``u`` when ``units``) where
+    ``where`` holds are reported under ``column`` with ``reason``, or with the SQL text ``detail``."""
+
+    column: str | None
+    where: str
+    detail: str = "NULL"
+    reason: str | None = None
+    units: bool = False
+    after_keys: bool = False  # reported after the key and patient checks
+
+
+def row_checks(table: Table, *, text: bool) -> list[RowCheck]:
+    """The per-row rules of ``table`` over staged alias ``s``: text columns (parsed here) when
+    ``text``, else columns already in their canonical types (nothing left to parse)."""
+    checks: list[RowCheck] = []
+
+    def typed(column: str) -> str:
+        return typed_expr(table, column, text=text)
+
+    for col in table.columns:
+        raw = f"s.{_q(col.name)}"
+        value = typed(col.name)
+        if col.required:
+            checks.append(RowCheck(col.name, f"{raw} IS NULL", reason="missing value (required column; a truncated line?)"))
+        if text and col.sql_type != "VARCHAR":
+            checks.append(RowCheck(col.name, f"{raw} IS NOT NULL AND {value} IS NULL",
+                                   f"'not a valid ' || '{col.sql_type.lower()}: ' || {raw}"))
+        if col.sql_type in ("TIMESTAMP", "DATE") and not text:  # typed sources (Parquet, frames) may hold ±infinity
+            checks.append(RowCheck(col.name, f"NOT isfinite({value})", reason=f"not a valid {col.sql_type.lower()}: infinity"))
+        if col.allowed is not None:
+            allowed = ", ".join(f"'{a}'" for a in col.allowed)
+            checks.append(RowCheck(col.name, f"{raw} NOT IN ({allowed})",
+                                   f"'unknown value ' || {raw} || ' (allowed: {', '.join(col.allowed)})'"))
+        if col.minimum is not None or col.maximum is not None:
+            lo, hi = col.minimum, col.maximum
+            unit = f" {col.unit}" if col.unit else ""
+            conds = []
+            if lo is not None:
+                conds.append(f"{value} {'<=' if col.minimum_exclusive else '<'} {lo}")
+            if hi is not None:
+                conds.append(f"{value} > {hi}")
+            bounds = f"{'>' if col.minimum_exclusive else '≥'} {lo:g} and ≤ {hi:g}{unit}"
+            checks.append(RowCheck(col.name, " OR ".join(conds),
+                                   f"'impossible value ' || {raw} || '{unit} (must be {bounds})'"))
+    if table.name == "measurements":
+        known_kinds = ", ".join(repr(k) for k in MEASUREMENT_KINDS)
+        checks.append(RowCheck("unit", f"s.kind IN ({known_kinds}) AND u.kind IS NULL",
+                               "'unknown unit ' || coalesce(s.unit, '(empty)') || ' for kind ' || s.kind", units=True))
+        value = typed("value")
+        checks.append(RowCheck("value", f"{value} * u.factor < u.minimum OR {value} * u.factor > u.maximum",
+                               "'impossible ' || u.kind || ' value ' || s.value || ' ' || s.unit", units=True))
+    if table.name == "lifestyle":
+        checks.append(RowCheck("end", f"{typed('end')} < {typed('start')}", reason="end before start", after_keys=True))
+    return checks
+
+
+def _known_patients(con: duckdb.DuckDBPyConnection, staged_patients: str | None, birth_year: str) -> str:
+    """SQL relation (patient_id, birth_year) of the patients rows may reference: the store's and
+    those loaded in the same batch (``birth_year``: SQL for the staged birth year, alias ``p``)."""
+    known = "SELECT patient_id, birth_year FROM patients"
+    if staged_patients is not None:
+        known += f" UNION ALL SELECT patient_id, {birth_year} FROM {_q(staged_patients)} p"
+    return known
+
+
+def _time_column(table: Table) -> str:
+    return "start" if table.name == "lifestyle" else "time"
+
+
+def _has_rows(con: duckdb.DuckDBPyConnection, table: str) -> bool:
+    return con.execute(f"SELECT EXISTS (SELECT 1 FROM {_q(table)})").fetchall()[0][0]
+
+
+UnitStats = list[tuple[str | None, str | None, int, float | None, float | None]]
+"""Per (kind, unit) of a measurements relation: rows, smallest and largest value (:func:`unit_stats`)."""
+
+
+def unit_stats(con: duckdb.DuckDBPyConnection, relation: str) -> UnitStats:
+    """(kind, unit, rows, min value, max value) of a typed measurements relation, ordered by kind and unit."""
+    return con.execute(f"SELECT kind, unit, count(*), min(value), max(value) FROM {_q(relation)} GROUP BY 1, 2 ORDER BY 1, 2").fetchall()
+
+
+def _units_flagged(stats: UnitStats) -> bool:
+    """The two unit rules of :func:`row_checks` on the (kind, unit) summary: a known kind in a unit it
+    does not accept, or a value outside the kind's range once converted (the factor is positive, so
+    the extremes decide; NaN counts as outside, as it compares above everything in DuckDB)."""
+    for kind, unit, _n, lo, hi in stats:
+        k = MEASUREMENT_KINDS.get(kind)  # type: ignore[arg-type]
+        if k is None:
+            continue  # an unknown kind is the allowed-values rule's
+        if unit not in k.accepted_units:
+            return True
+        factor = k.accepted_units[unit]
+        if lo is not None and not (lo * factor >= k.minimum and hi * factor <= k.maximum):  # NaN fails both
+            return True
+    return False
+
+
+def screen(con: duckdb.DuckDBPyConnection, table: Table, relation: str, *, staged_patients: str | None = None,
+           unparsed_flag: bool = False, units: UnitStats | None = None) -> bool:
+    """Whether :func:`validate_staged` may find a problem in ``relation`` (every column of
+    ``table`` in its canonical type, plus the boolean :data:`PARSE_FLAG` when ``unparsed_flag``).
+
+    ``staged_patients`` names the typed relation of patients loaded in the same batch; ``units``
+    is the measurements' :func:`unit_stats`.  False means there is none; True means the table
+    needs the detailed report (which may still find nothing, after a key-hash collision)."""
+    s = f"{_q(relation)} s"
+    checks = row_checks(table, text=False)
+    if any(c.units for c in checks):
+        if _units_flagged(units if units is not None else unit_stats(con, relation)):
+            return True
+    conditions = [f"({c.where})" for c in checks if not c.units]
+    if unparsed_flag:
+        conditions.append(f"s.{PARSE_FLAG}")
+    joins = ""
+    if table.references_patients:
+        known = _known_patients(con, staged_patients, "p.birth_year")
+        joins += f" LEFT JOIN ({known}) k ON k.patient_id = s.patient_id"
+        conditions.append(f"k.patient_id IS NULL OR year(s.{_q(_time_column(table))}) < k.birth_year")
+    keys = ", ".join(f"s.{_q(k)}" for k in table.key)
+    if _has_rows(con, table.name):
+        existing = " AND ".join(f"t.{_q(k)} = s.{_q(k)}" for k in table.key)
+        conditions.append(f"EXISTS (SELECT 1 FROM {_q(table.name)} t WHERE {existing})")
+    if con.execute(f"SELECT count(*) FILTER (WHERE {' OR '.join(conditions)}) FROM {s} {joins}").fetchall()[0][0]:
+        return True
+    # Equal key hashes, found by sorting them (cheaper here than counting distinct hashes).
+    return bool(con.execute(f"SELECT count(*) FROM (SELECT h = lag(h) OVER (ORDER BY h) AS repeated "
+                            f"FROM (SELECT hash({keys}) AS h FROM {s})) WHERE repeated").fetchall()[0][0])
+
+
 def _collect(con: duckdb.DuckDBPyConnection, sql: str, label: str, column: str | None,
              reason: str | None, line_label: str) -> list[Problem]:
     """Run a check returning (_line, detail) rows and turn them into located problems."""
     rows = con.execute(f"SELECT _line, detail FROM ({sql}) ORDER BY _line LIMIT {MAX_REPORTED_PER_CHECK + 1}").fetchall()
     if not rows:
         return []
-    total = rows if len(rows) <= MAX_REPORTED_PER_CHECK else con.execute(f"SELECT count(*) FROM ({sql})").fetchone()
+    total = rows if len(rows) <= MAX_REPORTED_PER_CHECK else con.execute(f"SELECT count(*) FROM ({sql})").fetchall()[0]
     problems = [(Location(label, int(line), column, line_label), reason or str(detail)) for line, detail in rows[:MAX_REPORTED_PER_CHECK]]
     if len(rows) > MAX_REPORTED_PER_CHECK:
         extra = int(total[0]) - MAX_REPORTED_PER_CHECK
@@ -86,10 +236,10 @@ def validate_staged(
     staged_patients: str | None = None,
     text: bool = True,
 ) -> list[Problem]:
-    """Check a staged table (columns + ``_line``) against ``table``'s schema and the store.
+    """Every problem of a staged table (columns + ``_line``) against ``table``'s schema and the store.
 
     ``text`` says whether the staged columns are text (files) or already typed.
-    ``staged_patients`` names a staged patients table loaded in the same batch, so rows may
+    ``staged_patients`` names a staged patients relation loaded in the same batch, so rows may
     reference patients that are being added together with them.
     """
     problems: list[Problem] = []
@@ -101,39 +251,10 @@ def validate_staged(
     def typed(column: str, alias: str = "s") -> str:
         return typed_expr(table, column, alias, text=text)
 
-    for col in table.columns:
-        raw = f"s.{_q(col.name)}"
-        value = typed(col.name)
-        if col.required:
-            check(f"SELECT _line, NULL AS detail FROM {s} WHERE {raw} IS NULL", col.name,
-                  "missing value (required column; a truncated line?)")
-        if text and col.sql_type != "VARCHAR":
-            check(f"SELECT _line, 'not a valid ' || '{col.sql_type.lower()}: ' || {raw} AS detail FROM {s} "
-                  f"WHERE {raw} IS NOT NULL AND {value} IS NULL", col.name)
-        if col.allowed is not None:
-            allowed = ", ".join(f"'{a}'" for a in col.allowed)
-            check(f"SELECT _line, 'unknown value ' || {raw} || ' (allowed: {', '.join(col.allowed)})' AS detail "
-                  f"FROM {s} WHERE {raw} NOT IN ({allowed})", col.name)
-        if col.minimum is not None or col.maximum is not None:
-            lo, hi = col.minimum, col.maximum
-            unit = f" {col.unit}" if col.unit else ""
-            conds = []
-            if lo is not None:
-                conds.append(f"{value} {'<=' if col.minimum_exclusive else '<'} {lo}")
-            if hi is not None:
-                conds.append(f"{value} > {hi}")
-            bounds = f"{'>' if col.minimum_exclusive else '≥'} {lo:g} and ≤ {hi:g}{unit}"
-            check(f"SELECT _line, 'impossible value ' || {raw} || '{unit} (must be {bounds})' AS detail "
-                  f"FROM {s} WHERE {' OR '.join(conds)}", col.name)
-
-    if table.name == "measurements":
-        create_units_table(con)
-        known_kinds = ", ".join(repr(k) for k in MEASUREMENT_KINDS)
-        check(f"SELECT s._line, 'unknown unit ' || coalesce(s.unit, '(empty)') || ' for kind ' || s.kind AS detail "
-              f"FROM {s} {_with_units()} WHERE s.kind IN ({known_kinds}) AND u.kind IS NULL", "unit")
-        value = typed("value")
-        check(f"SELECT s._line, 'impossible ' || u.kind || ' value ' || s.value || ' ' || s.unit AS detail "
-              f"FROM {s} {_with_units()} WHERE {value} * u.factor < u.minimum OR {value} * u.factor > u.maximum", "value")
+    row_rules = row_checks(table, text=text)
+    for rule in (r for r in row_rules if not r.after_keys):
+        check(f"SELECT s._line, {rule.detail} AS detail FROM {s} {_with_units() if rule.units else ''} WHERE {rule.where}",
+              rule.column, rule.reason)
 
     # Aggregate first (cheap hash group-by); only duplicated keys are joined back for their lines.
     key_cols = ", ".join(f"{typed(k)} AS k{i}" for i, k in enumerate(table.key))
@@ -152,44 +273,42 @@ def validate_staged(
             known += f" UNION ALL SELECT patient_id FROM {_q(staged_patients)}"
         check(f"SELECT s._line, 'unknown patient (not in patients)' AS detail FROM {s} "
               f"ANTI JOIN ({known}) k ON k.patient_id = s.patient_id", "patient_id")
-        time_col = "start" if table.name == "lifestyle" else "time"
-        births = "SELECT patient_id, birth_year FROM patients"
-        if staged_patients is not None:
-            births += (f" UNION ALL SELECT patient_id, {typed_expr(TABLES['patients'], 'birth_year', 'p', text=text)} "
-                       f"FROM {_q(staged_patients)} p")
+        time_col = _time_column(table)
+        births = _known_patients(con, staged_patients, typed_expr(TABLES["patients"], "birth_year", "p", text=text))
         check(f"SELECT s._line, 'date before the patient''s birth year ' || b.birth_year AS detail FROM {s} "
               f"JOIN ({births}) b ON b.patient_id = s.patient_id "
               f"WHERE year({typed(time_col)}) < b.birth_year", time_col)
-    if table.name == "lifestyle":
-        check(f"SELECT _line, 'end before start' AS detail FROM {s} "
-              f"WHERE {typed('end')} < {typed('start')}", "end")
+    for rule in (r for r in row_rules if r.after_keys):
+        check(f"SELECT s._line, {rule.detail} AS detail FROM {s} WHERE {rule.where}", rule.column, rule.reason)
     return problems
 
 
-def insert_sql(table: Table, staged: str, *, text: bool = True) -> str:
-    """INSERT … SELECT that parses staged columns into canonical types (and units for measurements)."""
+def insert_sql(table: Table, staged: str, *, text: bool = True, convert_units: bool = True) -> str:
+    """INSERT … SELECT that parses staged columns into canonical types (and units for measurements;
+    ``convert_units=False`` when every row is already in its kind's canonical unit)."""
     exprs = []
+    convert = table.name == "measurements" and convert_units
     for col in table.columns:
-        if table.name == "measurements" and col.name == "value":
+        if convert and col.name == "value":
             exprs.append(f"{typed_expr(table, 'value', text=text)} * u.factor")
-        elif table.name == "measurements" and col.name == "unit":
+        elif convert and col.name == "unit":
             exprs.append("u.canonical_unit")
         elif col.sql_type == "VARCHAR":
             exprs.append(f"s.{_q(col.name)}")
         else:
             exprs.append(typed_expr(table, col.name, text=text))
     cols = ", ".join(_q(c.name) for c in table.columns)
-    join = _with_units() if table.name == "measurements" else ""
+    join = _with_units() if convert else ""
     return f"INSERT INTO {_q(table.name)} ({cols}) SELECT {', '.join(exprs)} FROM {_q(staged)} s {join}"
 
 
-def unit_conversions(con: duckdb.DuckDBPyConnection, staged: str) -> dict[str, int]:
-    """Rows of a staged measurements table that are not in their canonical unit, by 'kind: from → to'."""
-    canonical = " OR ".join(f"(kind = '{k.name}' AND unit = '{k.unit}')" for k in MEASUREMENT_KINDS.values())
-    rows = con.execute(
-        f"SELECT kind, unit, count(*) FROM {_q(staged)} WHERE NOT ({canonical}) GROUP BY 1, 2 ORDER BY 1, 2"
-    ).fetchall()
+def unit_conversions(stats: UnitStats) -> dict[str, int]:
+    """Rows not in their kind's canonical unit (from :func:`unit_stats` of valid rows), by 'kind: from → to'."""
     return {
         f"{kind}: {unit} → {MEASUREMENT_KINDS[kind].unit} (× {MEASUREMENT_KINDS[kind].accepted_units[unit]:.8g})": n
-        for kind, unit, n in rows
+        for kind, unit, n, _lo, _hi in stats if unit != MEASUREMENT_KINDS[kind].unit  # type: ignore[index]
     }
+
+
+__all__ = ["MAX_REPORTED_PER_CHECK", "PARSE_FLAG", "Problem", "RowCheck", "UnitStats", "create_units_table", "insert_sql", "row_checks",
+           "screen", "text_to_typed", "typed_expr", "unit_conversions", "unit_stats", "validate_staged"]

@@ -3,7 +3,11 @@ lifestyle and adverse_events (see :mod:`ketaweight.core.schema`).
 
 Loads are all-or-nothing: every incoming row of every table is validated first (with file,
 line, column and reason for each problem), then all tables are inserted in one transaction.
-A failed load leaves the store exactly as it was.
+A failed load leaves the store exactly as it was.  Validation screens each table in one pass and
+reports in detail only a table where the screening found something
+(:mod:`ketaweight.store.checks`); sources are read in place or streamed
+(:mod:`ketaweight.store.staging`), so a load's memory does not grow with the data beyond
+DuckDB's memory limit.
 
 Each load also records its provenance (simulated or real records, the source, the period) in the
 table ``_ketaweight_loads``, so every result computed from the store says where its data came
@@ -13,9 +17,10 @@ from (:meth:`Store.provenance`); an export writes it beside the tables.
 from __future__ import annotations
 
 import json
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any
+from typing import Any, Literal
 
 import duckdb
 import pandas as pd
@@ -23,10 +28,11 @@ import pyarrow as pa
 
 from ketaweight.core.errors import InputError, Location
 from ketaweight.core.provenance import Provenance, read_provenance_file, write_provenance_file
-from ketaweight.sources.files import find_table_files, read_csv_as_text, read_parquet_as_text
-from ketaweight.core.schema import TABLES, create_table_sql
+from ketaweight.core.schema import MEASUREMENT_KINDS, TABLES, create_table_sql
 from ketaweight.core.spark import normalise
-from ketaweight.store.checks import insert_sql, unit_conversions, validate_staged
+from ketaweight.sources.files import find_table_files, skipped_files
+from ketaweight.store.checks import UnitStats, create_units_table, insert_sql, screen, unit_conversions, unit_stats, validate_staged
+from ketaweight.store.staging import Incoming, Staging, contract_problems
 
 ExportFormat = str  # "csv" | "parquet"
 
@@ -36,6 +42,14 @@ LOADS_TABLE = "_ketaweight_loads"
 _LOADS_SQL = (f'CREATE TABLE IF NOT EXISTS "{LOADS_TABLE}" (load_no INTEGER, loaded_utc TIMESTAMP, origin VARCHAR, '
               "source VARCHAR, period VARCHAR, rows_json VARCHAR)")
 
+MEMORY_LIMIT = "2GiB"
+"""DuckDB's memory limit for a store file (beyond it DuckDB spills to ``<store>.tmp/``); DuckDB's
+own default, 80% of the machine, lets one load or cohort query take most of a shared machine."""
+
+Checks = Literal["values", "contract"]
+"""How :meth:`Store.load_frames` validates: every value (``"values"``), or — for frames valid by
+construction, such as the simulator's — only their contract (``"contract"``)."""
+
 
 @dataclass
 class LoadReport:
@@ -44,133 +58,230 @@ class LoadReport:
     rows: dict[str, int] = field(default_factory=dict)
     conversions: dict[str, int] = field(default_factory=dict)
     sources: dict[str, str] = field(default_factory=dict)
+    skipped: dict[str, str] = field(default_factory=dict)
+    """Files of a loaded folder that are not table files: name → why they were not loaded."""
+    store_rows: dict[str, int] = field(default_factory=dict)
+    """Rows per table in the store after the load."""
+
+
+def _check_contract_units(units: UnitStats, label: str) -> None:
+    """Trusted measurements: every (kind, unit) pair must be an accepted one (the contract)."""
+    stray = [f"{unit!r} for {kind!r}" for kind, unit, *_stats in units
+             if kind not in MEASUREMENT_KINDS or unit not in MEASUREMENT_KINDS[kind].accepted_units]
+    if stray:
+        raise InputError([(Location(label, None, "unit"), f"units not accepted: {', '.join(stray)}")])
 
 
 class Store:
     """A DuckDB file with the canonical tables.  Use as a context manager or call :meth:`close`."""
 
-    def __init__(self, path: str | Path, *, read_only: bool = False) -> None:
-        """Open (or create) the store at ``path``; ``":memory:"`` gives a throw-away in-memory store."""
+    def __init__(self, path: str | Path, *, read_only: bool = False, memory_limit: str | None = MEMORY_LIMIT) -> None:
+        """Open (or create) the store at ``path``; ``":memory:"`` gives a throw-away in-memory store.
+
+        ``memory_limit`` caps DuckDB's memory for a store file (a DuckDB size such as ``"4GiB"``;
+        None = DuckDB's default); an in-memory store keeps DuckDB's default, as its data live there.
+        A store file this call creates is removed again when it is left by an exception before any
+        load completed (:meth:`__exit__`): a failed first load leaves nothing behind."""
         self.path = Path(path)
         in_memory = str(path) == ":memory:"
         if read_only and not in_memory and not self.path.exists():
             raise FileNotFoundError(f"{self.path}: store not found")
-        if not in_memory:
+        self._created: list[Path] = []  # what this call created, innermost last (removed by a failed first load)
+        if not in_memory and not self.path.exists():
+            missing = [p for p in self.path.parents if not p.exists()]
             self.path.parent.mkdir(parents=True, exist_ok=True)
-        self.con = duckdb.connect(str(path), read_only=read_only and not in_memory)
-        if not read_only:
-            for table in TABLES.values():
-                self.con.execute(create_table_sql(table))
-            self.con.execute(_LOADS_SQL)
+            self._created = [*reversed(missing), self.path]
+        self._loaded = False
+        try:
+            self.con = duckdb.connect(str(path), read_only=read_only and not in_memory)
+        except duckdb.IOException as exc:
+            self._remove_created()
+            raise open_error(self.path, exc) from exc
+        try:
+            if memory_limit is not None and not in_memory:
+                self.con.execute("SET memory_limit = ?", [memory_limit])
+            if not read_only:
+                for table in TABLES.values():
+                    self.con.execute(create_table_sql(table))
+                self.con.execute(_LOADS_SQL)
+        except BaseException:
+            self.close()
+            raise
 
     def __enter__(self) -> "Store":
         return self
 
-    def __exit__(self, *exc: object) -> None:
+    def __exit__(self, exc_type: type[BaseException] | None, *exc: object) -> None:
         self.close()
+        if exc_type is not None and not self._loaded:
+            self._remove_created()
 
     def close(self) -> None:
         self.con.close()
+
+    def _remove_created(self) -> None:
+        """Remove the store file this object created (with DuckDB's side files) and the folders made for it."""
+        if not self._created:
+            return
+        for side in (self.path, self.path.with_name(self.path.name + ".wal")):
+            side.unlink(missing_ok=True)
+        spill = self.path.with_name(self.path.name + ".tmp")
+        if spill.is_dir() and not any(spill.iterdir()):
+            spill.rmdir()
+        for folder in reversed(self._created[:-1]):
+            try:
+                folder.rmdir()  # only if still empty
+            except OSError:
+                break
+        self._created = []
 
     # ------------------------------------------------------------------ loading
     def load_folder(self, folder: str | Path, *, provenance: Provenance | None = None) -> LoadReport:
         """Load ``<table>.csv`` or ``<table>.parquet`` files from a folder (any subset of tables).
 
         ``provenance`` defaults to the folder's ``provenance.json`` (written by an export), else to
-        real records from that folder."""
+        real records from that folder.  Other files are not loaded; the report names them and why
+        (:attr:`LoadReport.skipped`)."""
         folder = Path(folder)
         files = find_table_files(folder, TABLES)
         provenance = provenance or read_provenance_file(folder) or Provenance("real", f"records loaded from {folder.name}/")
-        staged: dict[str, tuple[pd.DataFrame, str, str]] = {}
-        for name, path in files.items():
-            table = TABLES[name]
-            if path.suffix == ".csv":
-                staged[name] = (read_csv_as_text(path, table), str(path), "line")
-            else:
-                staged[name] = (read_parquet_as_text(path, table), str(path), "row")
-        return self._load(staged, typed=False, provenance=provenance)
+
+        def stage(staging: Staging) -> dict[str, Incoming]:
+            return {name: (staging.csv if path.suffix == ".csv" else staging.parquet)(name, TABLES[name], path)
+                    for name, path in files.items()}
+
+        report = self._load(stage, provenance, "this folder")
+        report.skipped = skipped_files(folder, TABLES)
+        return report
 
     def load_frames(self, frames: dict[str, pd.DataFrame | pa.Table], *, label: str = "data frame",
-                    provenance: Provenance | None = None) -> LoadReport:
+                    provenance: Provenance | None = None, checks: Checks = "values") -> LoadReport:
         """Load in-memory tables (pandas or Arrow, typed columns), e.g. from the simulator.
 
-        ``provenance`` says where they came from (default: real records, described by ``label``)."""
+        ``provenance`` says where they came from (default: real records, described by ``label``).
+        ``checks="contract"`` is for Arrow tables that are valid by construction (the simulator's,
+        whose tests validate every value): their contract is checked once — known columns of the
+        exact Arrow types, no empty required value, allowed values in the dictionaries — instead of
+        every value, which makes writing a simulated cohort several times faster.  It applies to an
+        empty store only; into a store that has rows every value is checked."""
         unknown = set(frames) - set(TABLES)
         if unknown:
             raise InputError([(Location(label), f"unknown table(s) {sorted(unknown)}; known: {', '.join(TABLES)}")])
-        staged = {name: (frame, f"{label}: {name}", "row") for name, frame in frames.items()}
-        return self._load(staged, typed=True, provenance=provenance or Provenance("real", f"records from {label}"))
-
-    def _stage(self, name: str, frame: pd.DataFrame | pa.Table, typed: bool) -> str:
-        """Copy incoming rows into a temporary table with a ``_line`` column: text columns
-        for files, canonical types for typed frames (a value that cannot be cast is an error)."""
-        view, staged = f"_incoming_{name}", f"_staged_{name}"
-        self.con.register(view, frame)
-        table = TABLES[name]
-        if typed:
-            columns = frame.column_names if isinstance(frame, pa.Table) else list(frame.columns)
-            extra = [c for c in columns if c not in table.column_names]
-            if extra:
-                self.con.unregister(view)
-                raise InputError([(Location(f"data frame: {name}", None, c), "unknown column") for c in extra])
-            casts = ", ".join(
-                f'CAST("{c.name}" AS {c.sql_type}) AS "{c.name}"' if c.name in columns
-                else f'NULL::{c.sql_type} AS "{c.name}"'
-                for c in table.columns
-            )
-            try:
-                self.con.execute(f'CREATE OR REPLACE TEMP TABLE {staged} AS SELECT row_number() OVER () AS _line, {casts} FROM {view}')
-            except duckdb.ConversionException as exc:
-                raise InputError([(Location(f"data frame: {name}"), f"a column does not have its canonical type: {exc}")]) from exc
-            finally:
-                self.con.unregister(view)
-            return staged
-        else:
-            casts = ", ".join(
-                f'NULLIF(trim("{c.name}"), \'\') AS "{c.name}"' if c.name in frame.columns
-                else f'NULL::VARCHAR AS "{c.name}"'
-                for c in table.columns
-            )
-            self.con.execute(f"CREATE OR REPLACE TEMP TABLE {staged} AS SELECT _line, {casts} FROM {view}")
-            self.con.unregister(view)
-        return staged
-
-    def _load(self, incoming: dict[str, tuple[Any, str, str]], *, typed: bool, provenance: Provenance) -> LoadReport:
-        staged_names: dict[str, str] = {}
-        try:
-            for name, (frame, _label, _ll) in incoming.items():
-                staged_names[name] = self._stage(name, frame, typed)
-            problems = []
-            for name in TABLES:  # patients first
-                if name not in staged_names:
-                    continue
-                _frame, label, line_label = incoming[name]
-                problems += validate_staged(
-                    self.con, TABLES[name], staged_names[name], label, line_label=line_label,
-                    staged_patients=staged_names.get("patients") if name != "patients" else None,
-                    text=not typed,
-                )
+        trusted = checks == "contract" and not any(self._has_rows(name) for name in TABLES)
+        if trusted:
+            problems = [p for name, frame in frames.items() for p in contract_problems(name, TABLES[name], frame, label)]
             if problems:
                 raise InputError(problems)
-            report = LoadReport(sources={n: incoming[n][1] for n in staged_names})
-            if "measurements" in staged_names:
-                report.conversions = unit_conversions(self.con, staged_names["measurements"])
+
+        def stage(staging: Staging) -> dict[str, Incoming]:
+            return {name: staging.frame(name, TABLES[name], frame, label, trusted=trusted) for name, frame in frames.items()}
+
+        return self._load(stage, provenance or Provenance("real", f"records from {label}"))
+
+    def _has_rows(self, table: str) -> bool:
+        return self.con.execute(f"SELECT EXISTS (SELECT 1 FROM {_q(table)})").fetchall()[0][0]
+
+    def _load(self, stage: Callable[[Staging], dict[str, Incoming]], provenance: Provenance, what: str | None = None) -> LoadReport:
+        """Stage the incoming tables, screen them, report the flagged ones in detail, then insert
+        everything in one transaction (or nothing, raising InputError with every problem).
+        ``what`` names the source in the message for a repeated load ("this folder"); without it, a
+        repeated load is reported row by row (imports: their own receipts say what they read)."""
+        staging = Staging(self.con)
+        try:
+            create_units_table(self.con)
+            incoming: dict[str, Incoming] = stage(staging)
+            patients = incoming["patients"].typed if "patients" in incoming else None
+            units: UnitStats | None = None
+            flagged = []
+            for name in TABLES:  # patients first
+                inc = incoming.get(name)
+                if inc is None:
+                    continue
+                try:
+                    if name == "measurements":
+                        units = unit_stats(self.con, inc.typed)
+                    if not inc.trusted and screen(self.con, inc.table, inc.typed, unparsed_flag=inc.unparsed_flag, units=units,
+                                                  staged_patients=None if name == "patients" else patients):
+                        flagged.append(name)
+                except duckdb.ConversionException as exc:
+                    raise inc.conversion_error(exc) from exc
+                except duckdb.Error as exc:
+                    if inc.unreadable is None:
+                        raise
+                    raise _unreadable(inc, exc) from exc
+            for name in flagged if what else ():
+                self._refuse_reload(incoming[name], what, provenance)
+            problems = []
+            for name in flagged:
+                inc = incoming[name]
+                try:
+                    staged, text = inc.stage_for_report()
+                except duckdb.Error as exc:
+                    if inc.unreadable is None:
+                        raise
+                    raise _unreadable(inc, exc) from exc
+                problems += validate_staged(self.con, inc.table, staged, inc.label, line_label=inc.line_label,
+                                            staged_patients=None if name == "patients" else patients, text=text)
+            if problems:
+                raise InputError(problems)
+            report = LoadReport(sources={n: inc.label for n, inc in incoming.items()})
+            if units is not None:
+                if incoming["measurements"].trusted:
+                    _check_contract_units(units, incoming["measurements"].label)
+                report.conversions = unit_conversions(units)
             self.con.execute("BEGIN TRANSACTION")
             try:
                 for name in TABLES:
-                    if name in staged_names:
-                        self.con.execute(insert_sql(TABLES[name], staged_names[name], text=not typed))
-                        report.rows[name] = self.con.execute(f"SELECT count(*) FROM {staged_names[name]}").fetchone()[0]
+                    if name in incoming:
+                        sql = insert_sql(TABLES[name], incoming[name].typed, text=False, convert_units=bool(report.conversions))
+                        try:
+                            report.rows[name] = self.con.execute(sql).fetchall()[0][0]
+                        except duckdb.ConversionException as exc:
+                            raise incoming[name].conversion_error(exc) from exc
+                        except duckdb.Error as exc:
+                            if incoming[name].unreadable is None or "space" in str(exc).lower():
+                                raise  # not the input's (a full disk is the store's: see write_error)
+                            raise _unreadable(incoming[name], exc) from exc
                 self._record_load(provenance, report.rows)
                 self.con.execute("COMMIT")
-            except BaseException:
-                self.con.execute("ROLLBACK")
+            except BaseException as exc:
+                self._rollback()
+                if isinstance(exc, duckdb.IOException):
+                    raise write_error(self.path, exc) from exc
                 raise
-            self.con.execute("CHECKPOINT")
+            self._loaded = True
+            try:
+                self.con.execute("CHECKPOINT")
+            except duckdb.IOException as exc:  # committed (in the write-ahead log), not yet folded into the file
+                raise write_error(self.path, exc, committed=True) from exc
+            report.store_rows = self.counts()
             return report
         finally:
-            for staged in staged_names.values():
-                self.con.execute(f"DROP TABLE IF EXISTS {staged}")
+            staging.close()
+
+    def _rollback(self) -> None:
+        try:
+            self.con.execute("ROLLBACK")
+        except duckdb.Error:
+            pass  # the failed statement already ended the transaction
+
+    def _refuse_reload(self, inc: Incoming, what: str, provenance: Provenance) -> None:
+        """Raise a one-line InputError when the store already holds a load from the same source and
+        every incoming row's key is already in the store (the same folder loaded again), instead of
+        one "key already in the store" line per row."""
+        table = inc.table
+        when = self.con.execute(f"SELECT max(loaded_utc) FROM {_q(LOADS_TABLE)} WHERE origin = ? AND source = ?",
+                                [provenance.origin, provenance.source]).fetchall()[0][0]
+        if when is None or not self._has_rows(table.name):
+            return
+        match = " AND ".join(f"t.{_q(k)} = s.{_q(k)}" for k in table.key)
+        n, new = self.con.execute(f"SELECT count(*), count(*) FILTER (WHERE NOT EXISTS (SELECT 1 FROM {_q(table.name)} t "
+                                  f"WHERE {match})) FROM {_q(inc.typed)} s").fetchall()[0]
+        if n == 0 or new:
+            return
+        raise InputError([(Location(inc.label), f"{what} looks already loaded (loaded at {when:%Y-%m-%d %H:%M} UTC, from "
+                           f"{provenance.source}): every one of its {n:,} rows of {table.name} has a key already in "
+                           f"{self.path.name}; nothing was changed")])
 
     def _record_load(self, provenance: Provenance, rows: dict[str, int]) -> None:
         self.con.execute(
@@ -190,7 +301,7 @@ class Store:
 
     def counts(self) -> dict[str, int]:
         """Rows per canonical table."""
-        return {name: self.con.execute(f'SELECT count(*) FROM "{name}"').fetchone()[0] for name in TABLES}
+        return {name: self.con.execute(f"SELECT count(*) FROM {_q(name)}").fetchall()[0][0] for name in TABLES}
 
     def query(self, sql: str, params: list[Any] | None = None) -> pd.DataFrame:
         """Run SQL against the store and return a pandas DataFrame."""
@@ -211,7 +322,10 @@ class Store:
                 self.con.unregister(name)
 
     def export(self, folder: str | Path, fmt: ExportFormat = "parquet") -> dict[str, Path]:
-        """Write every table to ``folder/<table>.csv`` or ``.parquet`` (canonical units)."""
+        """Write every table to ``folder/<table>.csv`` or ``.parquet`` (canonical units).
+
+        The file names go to DuckDB as values of its relation API, never into SQL text, so any
+        path (an apostrophe, a semicolon) is just a path."""
         if fmt not in ("csv", "parquet"):
             raise ValueError(f"export format must be 'csv' or 'parquet', got {fmt!r}")
         out = Path(folder)
@@ -219,9 +333,44 @@ class Store:
         written = {}
         for name in TABLES:
             target = out / f"{name}.{fmt}"
-            option = "(FORMAT parquet)" if fmt == "parquet" else "(FORMAT csv, HEADER, TIMESTAMPFORMAT '%Y-%m-%d %H:%M:%S')"
-            order = ", ".join(f'"{k}"' for k in TABLES[name].key)
-            self.con.execute(f"COPY (SELECT * FROM \"{name}\" ORDER BY {order}) TO '{target}' {option}")
+            rows = self.con.table(name).order(", ".join(_q(k) for k in TABLES[name].key))
+            try:
+                if fmt == "parquet":
+                    rows.write_parquet(str(target))
+                else:
+                    rows.write_csv(str(target), header=True, timestamp_format="%Y-%m-%d %H:%M:%S")
+            except duckdb.IOException as exc:
+                raise InputError([(Location(str(target)), f"cannot write the file: {exc}")]) from exc
             written[name] = target
         written["provenance"] = write_provenance_file(out, self.provenance())
         return written
+
+
+def _q(name: str) -> str:
+    return '"' + name.replace('"', '""') + '"'
+
+
+def _unreadable(inc: Incoming, exc: duckdb.Error) -> InputError:
+    """A DuckDB error while reading an incoming Parquet file (a corrupt page): an InputError naming the file."""
+    if isinstance(exc, duckdb.ConversionException):
+        return inc.conversion_error(exc)
+    return InputError([(Location(inc.label), f"cannot read the file's data: {str(exc).splitlines()[0]}")])
+
+
+def open_error(path: Path, exc: duckdb.IOException) -> InputError:
+    """DuckDB could not open the store file: another process holds it, or the file is not a store."""
+    text = str(exc)
+    if "lock" in text.lower():
+        return InputError([(Location(str(path)), "the store is in use by another ketaweight or DuckDB process "
+                            "(a load, an analysis or the clinic service); wait until it has finished, then try again")])
+    return InputError([(Location(str(path)), f"cannot open the store: {text}")])
+
+
+def write_error(path: Path, exc: duckdb.IOException, *, committed: bool = False) -> InputError:
+    """Writing the store failed (typically a full disk)."""
+    text = str(exc)
+    full = "space" in text.lower() or "disk" in text.lower()
+    state = ("the load was committed to the store's write-ahead log and is applied the next time the store is opened"
+             if committed else "the store's contents are unchanged")
+    return InputError([(Location(str(path)), f"could not write the store{' (the disk is full)' if full else ''}: "
+                        f"{text.splitlines()[0]}; {state}")])

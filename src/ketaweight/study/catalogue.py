@@ -42,6 +42,10 @@ COVARIATES: dict[str, Covariate] = {
     "baseline_energy_intake_7d": Covariate("app-logged mean intake of the week before time zero", "kcal/d"),
     "baseline_activity_7d": Covariate("wearable mean active minutes of the week before time zero", "min/d"),
     "baseline_energy_expenditure_7d": Covariate("wearable mean expenditure of the week before time zero", "kcal/d"),
+    "baseline_energy_intake_7d_ref": Covariate("reference-method mean intake of the week before time zero (validation "
+                                               "substudy only)", "kcal/d"),
+    "baseline_energy_expenditure_7d_ref": Covariate("reference-method mean expenditure of the week before time zero "
+                                                    "(validation substudy only)", "kcal/d"),
     # Mediators (mechanisms): mean of the records covering time zero up to the outcome measurement, minus baseline.
     "intake_change": Covariate("reported energy intake (food diaries) during follow-up minus baseline (mediator)", "kcal/d", True),
     "appetite_change": Covariate("appetite rating during follow-up minus baseline (mediator)", "0-10", True),
@@ -50,6 +54,10 @@ COVARIATES: dict[str, Covariate] = {
     "intake_7d_change": Covariate("app-logged weekly mean intake during follow-up minus baseline week (mediator)", "kcal/d", True),
     "activity_7d_change": Covariate("wearable weekly mean activity during follow-up minus baseline week (mediator)", "min/d", True),
     "expenditure_7d_change": Covariate("wearable weekly mean expenditure during follow-up minus baseline week (mediator)", "kcal/d", True),
+    "intake_7d_ref_change": Covariate("reference-method weekly mean intake during follow-up minus baseline week (the "
+                                      "validation substudy's error-free intake_7d_change)", "kcal/d", True),
+    "expenditure_7d_ref_change": Covariate("reference-method weekly mean expenditure during follow-up minus baseline week "
+                                           "(the validation substudy's error-free expenditure_7d_change)", "kcal/d", True),
 }
 """Covariates a study may name; all are computed for every patient by :func:`build_cohort`."""
 
@@ -58,6 +66,7 @@ BASELINE_KINDS: dict[str, str] = {
     "activity": "baseline_activity", "energy_intake": "baseline_energy_intake", "appetite": "baseline_appetite",
     "energy_intake_7d": "baseline_energy_intake_7d", "activity_7d": "baseline_activity_7d",
     "energy_expenditure_7d": "baseline_energy_expenditure_7d",
+    "energy_intake_7d_ref": "baseline_energy_intake_7d_ref", "energy_expenditure_7d_ref": "baseline_energy_expenditure_7d_ref",
 }
 """Measurement kind → its baseline column (the last record in the baseline window)."""
 
@@ -65,6 +74,7 @@ FOLLOWUP_CHANGES: dict[str, str] = {
     "intake_change": "energy_intake", "appetite_change": "appetite", "activity_change": "activity",
     "madrs_change": "madrs", "intake_7d_change": "energy_intake_7d", "activity_7d_change": "activity_7d",
     "expenditure_7d_change": "energy_expenditure_7d",
+    "intake_7d_ref_change": "energy_intake_7d_ref", "expenditure_7d_ref_change": "energy_expenditure_7d_ref",
 }
 """Mediator column → measurement kind: mean of the follow-up records minus the kind's baseline."""
 

@@ -30,12 +30,17 @@ from pydantic import BaseModel, ConfigDict, Field, ValidationError, model_valida
 from ketaweight.core.errors import InputError, Location
 from ketaweight.core.tomlfile import read_toml, validation_problems
 from ketaweight.core.schema import DRUGS, MEASUREMENT_KINDS, ROUTES
-from ketaweight.core.vocabulary import METHODS, Method
+from ketaweight.core.vocabulary import DEFAULT_METHODS, METHODS, Learner, Method, TrimRule
 from ketaweight.study.catalogue import COVARIATES, MECHANISM_COLUMNS
 
 
 class _Section(BaseModel):
     model_config = ConfigDict(extra="forbid", frozen=True)
+
+
+MAX_DAYS = 3650
+"""Longest window or horizon a study may name, in days (ten years): beyond it no record follows a patient,
+and a huge value (1e9 days) would overflow the dates computed from it."""
 
 
 class StudyInfo(_Section):
@@ -49,10 +54,10 @@ class StudyInfo(_Section):
 class Eligibility(_Section):
     min_age: float = Field(18.0, description="years at time zero")
     max_age: float | None = Field(None, description="years at time zero")
-    baseline_window_days: int = Field(30, ge=0, description="look-back for baseline measurements, days before time zero (inclusive)")
+    baseline_window_days: int = Field(30, ge=0, le=MAX_DAYS, description="look-back for baseline measurements, days before time zero (inclusive; at most 3,650)")
     require_baseline: tuple[str, ...] = Field(("weight",), description="measurement kinds that must have a baseline value")
     min_baseline_madrs: float | None = Field(None, description="minimum baseline MADRS (depression of at least this severity)")
-    washout_days: int = Field(365, ge=0, description="no ketamine/esketamine in this many days before time zero (new users)")
+    washout_days: int = Field(365, ge=0, le=MAX_DAYS, description="no ketamine/esketamine in this many days before time zero (new users; at most 3,650)")
 
 
 class TimeZero(_Section):
@@ -62,14 +67,14 @@ class TimeZero(_Section):
 class TreatmentStrategies(_Section):
     drugs: tuple[str, ...] = Field(DRUGS, description="ingredients that count as treatment")
     min_sessions: int = Field(1, ge=1, description="sessions within the grace period for 'start a course'")
-    grace_days: int = Field(14, ge=0, description="the course must start within this many days after time zero")
+    grace_days: int = Field(14, ge=0, le=MAX_DAYS, description="the course must start within this many days after time zero (at most 3,650)")
     routes: tuple[str, ...] | None = Field(None, description="restrict to these routes (None = any)")
 
 
 class Outcome(_Section):
     kind: str = Field("weight", description="measurement kind whose change from baseline is the outcome")
-    horizon_days: int = Field(84, gt=0, description="days after time zero")
-    window_days: int = Field(14, ge=0, description="nearest measurement within ± this many days of the horizon")
+    horizon_days: int = Field(84, gt=0, le=MAX_DAYS, description="days after time zero (at most 3,650: ten years)")
+    window_days: int = Field(14, ge=0, le=MAX_DAYS, description="nearest measurement within ± this many days of the horizon (at most 3,650)")
 
 
 class Covariates(_Section):
@@ -83,9 +88,25 @@ class Censoring(_Section):
 
 
 class Analysis(_Section):
-    estimand: Literal["ATE", "ATT"] = Field("ATE", description="ATE: the effect in everyone eligible; ATT: in those who "
-                                                                "started a course")
-    methods: tuple[Method, ...] = Field(METHODS, description="estimators run side by side, in this order")
+    estimand: Literal["ATE", "ATT", "ATO"] = Field("ATE", description="ATE (everyone), ATT (the treated) or ATO "
+                                                   "(overlap-weighted: the patients who could have gone either way; "
+                                                   "IPW and the doubly robust estimators only)")
+    methods: tuple[Method, ...] = Field(DEFAULT_METHODS, description="estimators run side by side, in this order "
+                                                                     f"(any of {', '.join(METHODS)})")
+    learner: Learner = Field("linear", description="nuisance models of the doubly robust estimators (AIPW, TMLE): linear "
+                                                   "(logistic and linear-by-arm GLMs on the design) or stacked (a super "
+                                                   "learner of a penalised GLM and the GLM with gradient-boosted trees; "
+                                                   "docs/causal.md, docs/validation.md)")
+    crossfit_repeats: int = Field(1, ge=1, le=50, description="independent cross-fitting splits of the doubly robust "
+                                                              "estimators; the median is reported")
+    trimming: TrimRule = Field("none", description="common-support trimming before every estimator: none, "
+                                                   "common-support, crump (Crump et al. 2009's optimal rule) or fixed "
+                                                   "(propensity in [trimming_alpha, 1 - trimming_alpha]); the estimand "
+                                                   "becomes the effect in the trimmed population, stated in the results")
+    trimming_alpha: float = Field(0.1, gt=0, lt=0.5, description="the propensity bound of trimming = \"fixed\"")
+    truncate_by_arm: float | None = Field(None, gt=50, le=100, description="IPW: cap each weighted arm's weights at "
+                                                                           "its own upper percentile (e.g. 99); the "
+                                                                           "share of weight removed is reported")
     variance: Literal["sandwich", "bootstrap"] = Field("sandwich", description="sandwich (influence function) or a "
                                                                              "bootstrap that refits every model")
     n_bootstrap: int = Field(1000, ge=50, description="bootstrap replicates when variance = bootstrap")
@@ -124,6 +145,16 @@ class MediationSection(_Section):
                     "programme in progress or holiday eating makes it a moving baseline, confounding mediators "
                     "with the outcome in a way no additive adjustment removes")
     censor_covariates: tuple[str, ...] = Field(("madrs_week2",), description="extra predictors of complete mediators/outcome")
+    validation: dict[str, str] = Field(
+        {"intake_7d_change": "intake_7d_ref_change", "expenditure_7d_change": "expenditure_7d_ref_change"},
+        description="consumer-grade mediator → its reference-method column from a research-grade validation substudy "
+                    "(weighed intake, doubly labelled water on a random 5-10% of patients).  Where the substudy was "
+                    "recorded, the mediator is regression-calibrated on it; where not, the results say that the "
+                    "pathway cannot be attributed from consumer-grade records")
+    calibration_covariates: tuple[str, ...] = Field(
+        ("baseline_energy_intake_7d", "baseline_energy_expenditure_7d"),
+        description="extra predictors of the calibration models (the consumer records' baseline week, from which every "
+                    "change is taken)")
     n_bootstrap: int = Field(1000, ge=50, description="mediation bootstrap replicates")
 
 
@@ -142,12 +173,44 @@ class HeterogeneitySection(_Section):
     modifiers: tuple[str, ...] = Field(("female", "bmi_class", "severity"), description="prespecified baseline modifiers")
     versions: tuple[str, ...] = Field(("first_route",), description="treatment versions compared with no treatment")
     loss_threshold_kg: float = Field(-1.0, description="per-patient effects below this count as 'loses more than'")
+    search: bool = Field(True, description="also search every baseline covariate of the catalogue for effect modification "
+                                           "(AIPW pseudo-outcome projections, Holm-adjusted) and estimate the subgroup "
+                                           "effects of those found")
+    search_alpha: float = Field(0.05, gt=0, lt=1, description="a searched modifier is found when its Holm-adjusted "
+                                                              "p-value is below this")
+    search_top: int = Field(3, ge=0, le=10, description="subgroup effects are estimated for at most this many found modifiers")
+    learner: Learner | None = Field(None, description="nuisance models of the DR-learner (default: [analysis] learner)")
 
 
 class Mechanisms(_Section):
     mediation: MediationSection = MediationSection()
     dose_response: DoseResponseSection = DoseResponseSection()
     heterogeneity: HeterogeneitySection = HeterogeneitySection()
+
+
+class NetworkSection(_Section):
+    """Negative and positive controls for empirical calibration, and how sites are pooled (``ketaweight network``)."""
+
+    negative_controls: tuple[str, ...] = Field(
+        (), description="measurement kinds, or glob patterns such as 'control_*', that the treatment cannot change "
+                        "but that share the confounding; the change of each from baseline to the outcome horizon is "
+                        "estimated like the outcome and converted to outcome-equivalents")
+    positive_control_effects: tuple[float, ...] = Field(
+        (-0.5, -1.0, -2.0), description="true effects injected into every negative control among the treated (outcome "
+                                        "units, e.g. kg-equivalents), proportional to baseline weight, so the error "
+                                        "model can be fitted across effect sizes; () for none")
+    min_controls: int = Field(10, ge=2, description="fewer usable negative controls than this give a calibration warning")
+    pooling: Literal["reml", "dl", "pm", "fixed"] = Field("reml", description="τ² estimator of the random-effects pooling")
+    hartung_knapp: bool = Field(True, description="Hartung–Knapp SE (t on k − 1 df) for the pooled estimate and the "
+                                                  "pooled controls (IntHout et al. 2014: with few sites)")
+    hartung_knapp_floor: bool = Field(False, description="never let the Hartung–Knapp SE fall below the inverse-variance "
+                                                         "SE (Knapp & Hartung 2003; Röver, Knapp & Friede 2015): more "
+                                                         "conservative; plain Hartung–Knapp is exact (t on k − 1 df) when "
+                                                         "the sites share one effect")
+    prior_sd_mu: float = Field(5.0, gt=0, description="SD of the normal prior on the pooled effect (outcome units) "
+                                                      "in the Bayesian pooling")
+    prior_sd_tau: float = Field(1.0, gt=0, description="SD of the half-normal prior on the between-site SD "
+                                                       "(outcome units) in the Bayesian pooling")
 
 
 class Study(_Section):
@@ -160,6 +223,7 @@ class Study(_Section):
     censoring: Censoring = Censoring()
     analysis: Analysis = Analysis()
     mechanisms: Mechanisms = Mechanisms()
+    network: NetworkSection = NetworkSection()
 
     @model_validator(mode="after")
     def _check_names(self) -> "Study":
@@ -179,13 +243,24 @@ class Study(_Section):
             problems += [f"covariates.{group} lists {c!r}, which is not in covariates.baseline" for c in stray]
         m = self.mechanisms
         named = [*(c for cols in m.mediation.pathways.values() for c in cols), *m.mediation.intermediate, *m.mediation.exclude_if,
+                 *m.mediation.validation, *m.mediation.validation.values(), *m.mediation.calibration_covariates,
                  *m.mediation.extra_covariates, *m.mediation.censor_covariates, *m.dose_response.exposures,
                  *m.heterogeneity.modifiers, *m.heterogeneity.versions]
         problems += [f"mechanisms: unknown column {c!r} (known: {', '.join([*COVARIATES, *MECHANISM_COLUMNS])})"
                      for c in named if c not in COVARIATES and c not in MECHANISM_COLUMNS]
+        problems += [f"network.negative_controls: unknown measurement kind {k!r} (known: {', '.join(MEASUREMENT_KINDS)}; "
+                     "or a pattern such as 'control_*')"
+                     for k in self.network.negative_controls if not any(ch in k for ch in "*?[") and k not in MEASUREMENT_KINDS]
         if problems:
             raise ValueError("; ".join(problems))
         return self
+
+    def with_analysis(self, **settings: Any) -> Study:
+        """This study with ``[analysis]`` settings changed (validated like a study file), e.g.
+        ``with_analysis(learner="stacked", trimming="crump")`` — what ``analyze --study`` options do."""
+        raw = self.model_dump()
+        raw["analysis"].update(settings)
+        return Study.model_validate(raw)
 
     def with_mediation(self, **settings: Any) -> Study:
         """This study with ``[mechanisms.mediation]`` settings changed (validated like a study file),

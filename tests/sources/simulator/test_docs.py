@@ -9,7 +9,7 @@ DOC = (Path(__file__).resolve().parents[3] / "docs" / "simulator.md").read_text(
 
 def test_every_parameter_is_documented_with_its_default():
     missing = []
-    for section in ("population", "treatment", "pharmacology", "pathways", "confounding", "observation"):
+    for section in ("population", "treatment", "pharmacology", "pathways", "confounding", "observation", "negative_controls"):
         model = Scenario.model_fields[section].annotation
         defaults = model()
         for name in model.model_fields:

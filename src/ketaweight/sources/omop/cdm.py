@@ -66,8 +66,29 @@ def _ident(name: str) -> str:
     return name
 
 
+class _ReadInDuckDB:
+    """What a CDM read through a DuckDB connection ``con`` does the same way, whatever holds the tables
+    (an attached DuckDB file or CSV files as views): queries as Arrow, intermediate selections as views."""
+
+    con: duckdb.DuckDBPyConnection
+
+    def query(self, sql: str) -> pa.Table:
+        return duck_arrow(self.con, sql)
+
+    @property
+    def work(self) -> duckdb.DuckDBPyConnection:
+        return self.con
+
+    def into(self, name: str, sql: str) -> None:
+        # A view: the rows stay in the source and are scanned where they are used, never copied.
+        self.con.execute(f"CREATE OR REPLACE TEMP VIEW {name} AS {sql}")
+
+    def close(self) -> None:
+        self.con.close()
+
+
 @dataclass
-class DuckDBCdm:
+class DuckDBCdm(_ReadInDuckDB):
     """A CDM in a DuckDB file, attached read-only (``cdm_schema``/``vocabulary_schema`` inside it)."""
 
     path: Path
@@ -114,23 +135,9 @@ class DuckDBCdm:
                 out.setdefault(table, {})[column] = category(dtype)
         return out
 
-    def query(self, sql: str) -> pa.Table:
-        return duck_arrow(self.con, sql)
-
-    @property
-    def work(self) -> duckdb.DuckDBPyConnection:
-        return self.con
-
-    def into(self, name: str, sql: str) -> None:
-        # A view: the rows stay in the source and are scanned where they are used, never copied.
-        self.con.execute(f"CREATE OR REPLACE TEMP VIEW {name} AS {sql}")
-
-    def close(self) -> None:
-        self.con.close()
-
 
 @dataclass
-class CsvCdm:
+class CsvCdm(_ReadInDuckDB):
     """A folder of CDM CSV files (``PERSON.csv`` or ``person.csv``, comma- or tab-separated), as OHDSI and
     Synthea ETLs ship them.  Each file the reader uses is read as text once; values that do not have their
     DDL type are reported with file, line and column."""
@@ -193,20 +200,6 @@ class CsvCdm:
     def columns(self) -> dict[str, dict[str, str]]:
         # Typed views carry every DDL column (absent ones as NULL); the header check happens on load.
         return {name: {c: category(duckdb_type(t)) for c, t, _r in ALL_TABLES[name]} for name in self.files}
-
-    def query(self, sql: str) -> pa.Table:
-        return duck_arrow(self.con, sql)
-
-    @property
-    def work(self) -> duckdb.DuckDBPyConnection:
-        return self.con
-
-    def into(self, name: str, sql: str) -> None:
-        # A view: the rows stay in the source and are scanned where they are used, never copied.
-        self.con.execute(f"CREATE OR REPLACE TEMP VIEW {name} AS {sql}")
-
-    def close(self) -> None:
-        self.con.close()
 
 
 @dataclass

@@ -39,7 +39,7 @@ from ketaweight.sources.omop.reader import PROVENANCE_METADATA
 
 LOCAL_CONCEPT_BASE = 2_000_000_000
 UCUM = {"kg": "kg", "g": "g", "lb": "[lb_av]", "score": "{score}", "kcal/d": "kcal/d", "kJ/d": "kJ/d", "min/d": "min/d",
-        "h/d": "h/d", "bpm": "/min", "mmHg": "mm[Hg]", "cm": "cm", "mg": "mg"}
+        "h/d": "h/d", "bpm": "/min", "mmHg": "mm[Hg]", "cm": "cm", "mg": "mg", "au": "{au}"}
 """Canonical unit → UCUM code written as the unit concept."""
 
 Layout = Literal["csv", "duckdb"]

@@ -27,7 +27,8 @@ from dataclasses import dataclass
 import numpy as np
 from numpy.typing import NDArray
 
-from ketaweight.sources.simulator.energy import EnergyState
+from ketaweight.sources.simulator import nonlinear
+from ketaweight.sources.simulator.energy import LIGHT_ACTIVITY_MET_ABOVE_REST, EnergyState
 from ketaweight.sources.simulator.pd import benefit_after_session, natural_improvement
 from ketaweight.sources.simulator.population import Population, Sessions
 from ketaweight.sources.simulator.scenario import Scenario
@@ -66,6 +67,7 @@ class Trajectories:
     intake_7d_change: NDArray[np.float32]  # kcal/day vs baseline, mean of the week before the grid day
     activity_7d_change: NDArray[np.float32]  # extra minutes/day of activity, mean of the week before
     expenditure_7d_change: NDArray[np.float32]  # extra expenditure (drug + exercise, not activity), kcal/day, mean of the week before
+    lifestyle_kg: NDArray[np.float32]  # (grid days, patients): the patient's own energy balance so far, kg-equivalents (every world)
 
     def world_index(self, name: str) -> int:
         return [w.name for w in self.worlds].index(name)
@@ -77,6 +79,12 @@ def grid_days(s: Scenario) -> NDArray[np.int64]:
     start = -(o.pre_index_days // o.visit_interval_days) * o.visit_interval_days
     return np.arange(start, o.follow_up_days + 1, o.visit_interval_days)
 
+
+ENERGY_DENSITY_KCAL_PER_KG = 11_500.0
+"""kcal per kg-equivalent of the shared energy balance: what Hall's model turns a sustained intake change
+into over the 12 weeks after index (about two-thirds of the 7,700 kcal/kg yardstick; the thermic effect,
+adaptive thermogenesis and the lower expenditure of a lighter body absorb the rest: 0.64-0.69 for a
+diet programme and for constant shifts at 70-95 kg).  A first-order likeness of weight, not a weight."""
 
 WEEK_DAYS = 7
 """Days summarised by the weekly ``*_7d`` means (the days before a grid day)."""
@@ -121,6 +129,7 @@ def simulate_worlds(
     shape, detail_shape = (n_worlds, len(grid), n), (n_detailed, len(grid), n)
     out = Trajectories(
         worlds=worlds, grid_days=grid, weight_kg=np.empty(shape, dtype=np.float32),
+        lifestyle_kg=np.empty((len(grid), n), dtype=np.float32),
         **{name: np.empty(detail_shape, dtype=np.float32)
            for name in ("benefit", "intake_change", "activity_change", "intake_7d_change", "activity_7d_change", "expenditure_7d_change")},
     )
@@ -179,10 +188,17 @@ def _simulate_chunk(s: Scenario, pop: Population, sessions: Sessions, worlds: tu
     exercise_coef = np.where(pop.exercise, np.exp(exercise_k * pop.exercise_start), 0.0)
     holiday_offset = ((HOLIDAY_FIRST_DOY - pop.index_doy) % 365).astype(np.int16)
     unmeasured = c.unmeasured_intake_kcal_per_sd * pop.motivation
+    bmi0 = pop.weight0_kg / pop.height_m**2
+    extra_intake = (nonlinear.intake_from_index(s, bmi0, pop.madrs_assessed, pop.age)
+                    if nonlinear.has_nonlinear_intake(s) else None)
+    factor = (nonlinear.effect_factor(s, bmi0, ~pop.male, pop.age, pop.atypical)
+              if nonlinear.has_modification(s) else None)
     grid_pos = {int(d): i for i, d in enumerate(grid)}
     # Weekly means: day d counts towards the next grid day G > d when G − d ≤ WEEK_DAYS.
     next_grid = np.searchsorted(grid, np.arange(first_day, last_day + 1), side="right")
     week_sums = np.zeros((3, n_detailed, n))  # intake, activity, expenditure
+    lifestyle_kcal = np.zeros(n)  # the shared inputs' net energy since the first day, kcal
+    activity_kcal_per_min = LIGHT_ACTIVITY_MET_ABOVE_REST / 60.0 * pop.weight0_kg
 
     for offset, day in enumerate(range(first_day, last_day + 1)):
         benefit *= benefit_decay
@@ -192,6 +208,7 @@ def _simulate_chunk(s: Scenario, pop: Population, sessions: Sessions, worlds: tu
         g = grid_pos.get(day)
         if g is not None:  # visits are before the day's session (pre-dose ratings)
             out.weight_kg[:, g, lo:hi] = energy.weight_kg
+            out.lifestyle_kg[g, lo:hi] = lifestyle_kcal / ENERGY_DENSITY_KCAL_PER_KG
             out.benefit[:, g, lo:hi] = benefit[:n_detailed]
             week_complete = day - first_day >= WEEK_DAYS
             for target, sums in zip((out.intake_7d_change, out.activity_7d_change, out.expenditure_7d_change), week_sums):
@@ -211,16 +228,21 @@ def _simulate_chunk(s: Scenario, pop: Population, sessions: Sessions, worlds: tu
         holiday = ((day - holiday_offset) % 365) < HOLIDAY_LENGTH_DAYS
         shared_intake = (diet_kcal + (c.exercise_compensation * c.exercise_kcal) * ex_adh
                          + c.holiday_kcal * holiday + unmeasured + intake_per_point * natural_points)
+        if extra_intake is not None and day >= 0:
+            shared_intake = shared_intake + extra_intake
         shared_activity = c.exercise_activity_min * ex_adh + pw.activity_min_per_madrs_point * natural_points
         shared_expenditure = c.exercise_kcal * ex_adh
+        lifestyle_kcal += shared_intake - shared_expenditure - activity_kcal_per_min * shared_activity
 
         # Drug-induced inputs, per world.
         drug_points = mood_on * ((pop.madrs0 - natural_points) * benefit)
-        intake = (shared_intake
-                  + appetite_on * (pw.appetite_dose_day_kcal * (dosed_today | dosed_yesterday)
-                                   + pw.appetite_sustained_kcal * exposure)
-                  + intake_per_point * drug_points)
+        appetite_kcal = appetite_on * (pw.appetite_dose_day_kcal * (dosed_today | dosed_yesterday)
+                                       + pw.appetite_sustained_kcal * exposure)
         drug_expenditure = metabolism_on * pw.metabolism_dose_day_kcal * dosed_today
+        if factor is not None:
+            appetite_kcal = appetite_kcal * factor
+            drug_expenditure = drug_expenditure * factor
+        intake = shared_intake + appetite_kcal + intake_per_point * drug_points
         activity = shared_activity + pw.activity_min_per_madrs_point * drug_points
         expenditure = shared_expenditure + drug_expenditure
         if g is not None:
@@ -245,3 +267,4 @@ class FactualView:
     intake_7d_change: NDArray[np.float32]  # means over the week before the grid day (Trajectories)
     activity_7d_change: NDArray[np.float32]
     expenditure_7d_change: NDArray[np.float32]
+    lifestyle_kg: NDArray[np.float32]  # shared by every world (Trajectories)

@@ -5,9 +5,10 @@ weekly grid (screening at day −28, assessment at day 0 = time zero, then weekl
 visits, dropout after week 2 that depends on the week-2 depression score (non-responders
 leave more often — the observed week-2 MADRS explains it, so censoring weights can use it),
 scale noise with AR(1) correlation and a weekly cycle, rating noise, under-reported intake,
-adverse events on session days at route-specific rates, lifestyle programmes and a
+adverse events on session days at route-specific rates, lifestyle programmes, a
 negative-control outcome (resting heart rate, moved by exercise and diet programmes and by
-baseline traits, never by ketamine).
+baseline traits, never by ketamine) and the many negative-control measurements of
+:mod:`ketaweight.sources.simulator.controls`.
 """
 
 from __future__ import annotations
@@ -19,10 +20,12 @@ import pyarrow as pa
 import pyarrow.compute as pc
 from numpy.typing import NDArray
 
+from ketaweight.sources.simulator.controls import control_records
 from ketaweight.sources.simulator.dynamics import FactualView
 from ketaweight.sources.simulator.pd import madrs_to_phq9, madrs_true, natural_improvement
 from ketaweight.sources.simulator.population import REGIMEN_NAMES, REGIMENS, Population, Sessions
 from ketaweight.sources.simulator.scenario import Scenario
+from ketaweight.sources.simulator.substudy import validation_records
 from ketaweight.sources.simulator.wearable import INTAKE_RANGE_KCAL, PatientBaseline, recorded_activity, wearable_records
 
 FloatArray = NDArray[np.float64]
@@ -96,11 +99,15 @@ def attendance(s: Scenario, pop: Population, view: FactualView, rng: np.random.G
 
 
 def observe(s: Scenario, pop: Population, sessions: Sessions, view: FactualView,
-            rng: np.random.Generator, wearable_rng: np.random.Generator) -> dict[str, pa.Table]:
+            rng: np.random.Generator, wearable_rng: np.random.Generator,
+            controls_rng: np.random.Generator,
+            substudy_rng: np.random.Generator | None = None) -> dict[str, pa.Table]:
     """Make the canonical tables (Arrow) from the factual world.  ``sessions`` = factual sessions.
 
-    ``wearable_rng`` draws the wearable/app records only, so the other tables of a seed do not
-    depend on whether (or how) wearable records are made.
+    ``wearable_rng`` draws the wearable/app records only and ``controls_rng`` the negative-control
+    measurements only, so the other tables of a seed do not depend on whether (or how) those are made;
+    ``substudy_rng`` the validation substudy's members (:mod:`ketaweight.sources.simulator.substudy`;
+    None = no substudy).
     """
     o = s.observation
     n = pop.n
@@ -168,20 +175,27 @@ def observe(s: Scenario, pop: Population, sessions: Sessions, view: FactualView,
               ("appetite", "score", yp, yd, ym, appetite),
               ("activity", "min/d", yp, yd, ym, recorded_activity(activity))]
     kinds += wearable_records(s, pop, view, baseline, visits.dropped_at, wearable_rng)
+    kinds += control_records(s, pop, view, attended, controls_rng)
+    if substudy_rng is not None:
+        kinds += validation_records(s, pop, view, baseline, visits.dropped_at, substudy_rng)
 
     kind_names = pa.array([k[0] for k in kinds])
     units = sorted({k[1] for k in kinds})
     unit_names = pa.array(units)
-    measurements = pa.concat_tables([
-        pa.table({
+    pieces = []
+    kinds.reverse()
+    while kinds:  # each kind's numpy arrays are dropped once its Arrow table exists (peak memory)
+        i = len(pieces)
+        _kind, unit, patients, kind_days, minutes, values = kinds.pop()
+        pieces.append(pa.table({
             "patient_id": _dict_column(patients, ids),
             "time": _timestamps(pop, patients, kind_days, minutes),
             "kind": _constant_dict_column(i, len(patients), kind_names),
             "value": pa.array(np.asarray(values, dtype=float)),
             "unit": _constant_dict_column(units.index(unit), len(patients), unit_names),
-        })
-        for i, (_kind, unit, patients, kind_days, minutes, values) in enumerate(kinds)
-    ])
+        }))
+        del patients, kind_days, minutes, values
+    measurements = pa.concat_tables(pieces)
 
     # --- exposures (sessions at 09:00-12:00)
     session_minutes = rng.integers(9 * 60, 12 * 60, size=len(sessions.day))

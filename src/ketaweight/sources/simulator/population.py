@@ -22,6 +22,7 @@ from numpy.typing import NDArray
 from scipy.special import expit
 
 from ketaweight.core.schema import DRUGS, ROUTES
+from ketaweight.sources.simulator import nonlinear
 from ketaweight.sources.simulator.pk import individual_clearance, session_auc
 from ketaweight.sources.simulator.scenario import Scenario
 
@@ -129,7 +130,8 @@ def draw_population(s: Scenario, n: int, rng: np.random.Generator) -> Population
     madrs_assessed = np.clip(np.rint(madrs0 + rng.normal(0.0, s.observation.madrs_noise_sd, n)), 0, 60)
     m_c, b_c, a_c = madrs_assessed - 33.0, bmi - 28.0, age - 44.0
     diet = rng.random(n) < expit(c.diet_intercept + c.diet_per_motivation_sd * motivation
-                                 + c.diet_per_bmi_unit * b_c + c.diet_per_madrs_point * m_c)
+                                 + c.diet_per_bmi_unit * b_c + c.diet_per_madrs_point * m_c
+                                 + nonlinear.diet_logit(s, bmi))
     exercise = rng.random(n) < expit(c.exercise_intercept + c.exercise_per_motivation_sd * motivation
                                      + c.exercise_per_age_year * a_c + c.exercise_per_madrs_point * m_c)
     diet_start = rng.integers(c.programme_start_min_day, 1, n)
@@ -139,6 +141,7 @@ def draw_population(s: Scenario, n: int, rng: np.random.Generator) -> Population
         t.uptake_intercept + t.uptake_per_madrs_point * m_c + t.uptake_per_bmi_unit * b_c
         + t.uptake_per_age_year * a_c + t.uptake_female * (~male) + t.uptake_per_motivation_sd * motivation
         + t.uptake_diet_programme * diet + t.uptake_exercise_programme * exercise
+        + nonlinear.uptake_logit(s, bmi, madrs_assessed, age)
     )
     treated = rng.random(n) < propensity
 

@@ -1,7 +1,7 @@
 """Simulate a cohort end to end: population → courses → worlds → observation → truth.
 
 Random streams are split with :class:`numpy.random.SeedSequence` (population, courses,
-observation, wearable records), so the same seed gives identical files, and the observed data are the same
+observation, wearable records, negative controls), so the same seed gives identical files, and the observed data are the same
 whether or not the counterfactual worlds are computed.
 """
 
@@ -19,6 +19,7 @@ from ketaweight.sources.simulator.dynamics import FactualView, Trajectories, Wor
 from ketaweight.sources.simulator.observe import observe, patient_ids
 from ketaweight.sources.simulator.population import Population, Sessions, draw_population, plan_courses
 from ketaweight.sources.simulator.scenario import Scenario, load_scenario
+from ketaweight.sources.simulator.substudy import substudy_rng
 from ketaweight.sources.simulator.truth import PATHWAYS, compute_truth
 
 HORIZON_DAYS = 84
@@ -60,7 +61,7 @@ def _factual_view(traj: Trajectories, treated: np.ndarray, composite: bool) -> F
         pick = lambda a: a[0]  # noqa: E731
     return FactualView(traj.grid_days, pick(traj.weight_kg), pick(traj.benefit), pick(traj.intake_change),
                        pick(traj.activity_change), pick(traj.intake_7d_change), pick(traj.activity_7d_change),
-                       pick(traj.expenditure_7d_change))
+                       pick(traj.expenditure_7d_change), traj.lifestyle_kg)
 
 
 def simulate(
@@ -86,8 +87,8 @@ def simulate(
         scenario = load_scenario(scenario)
     if n_patients < 1:
         raise ValueError(f"n_patients must be at least 1, got {n_patients}")
-    # A fourth stream for wearable records leaves the first three (and their tables) as they were.
-    pop_ss, course_ss, obs_ss, wearable_ss = np.random.SeedSequence(seed).spawn(4)
+    # Later streams (wearable records, negative controls) leave the earlier ones (and their tables) as they were.
+    pop_ss, course_ss, obs_ss, wearable_ss, controls_ss = np.random.SeedSequence(seed).spawn(5)
     pop = draw_population(scenario, n_patients, np.random.default_rng(pop_ss))
     planned = plan_courses(scenario, pop, np.random.default_rng(course_ss))
     factual_sessions = planned.subset(pop.treated[planned.patient])
@@ -105,7 +106,8 @@ def simulate(
         per_patient = per_patient.add_column(0, "patient_id", patient_ids(pop.n))
     del traj  # the counterfactual worlds are done with; free them before observation (peak memory)
     tables = observe(scenario, pop, factual_sessions, view, np.random.default_rng(obs_ss),
-                     np.random.default_rng(wearable_ss))
+                      np.random.default_rng(wearable_ss), np.random.default_rng(controls_ss),
+                      substudy_rng(seed) if scenario.observation.validation_share > 0 else None)
     return SimulationResult(scenario, seed, tables, summary, per_patient)
 
 

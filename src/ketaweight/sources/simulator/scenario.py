@@ -151,12 +151,16 @@ class Observation(_Section):
     wearable_activity_noise_min: float = Field(8.0, ge=0, description="sd of a week's mean active minutes around the truth, min/day [assumption]")
     wearable_expenditure_noise_kcal: float = Field(80.0, ge=0, description="sd of a week's mean estimated expenditure around the device's systematic estimate, kcal/day [assumption]")
     wearable_expenditure_bias_cv: float = Field(0.10, ge=0, lt=1, description="between-patient CV of the device's multiplicative expenditure bias [lit: wrist-worn devices ~10-25% error vs doubly labelled water]")
+    validation_share: float = Field(0.0, ge=0, le=1, description="share of patients (at random) in a research-grade validation substudy: noise-free weekly intake and expenditure by reference methods, recorded as energy_intake_7d_ref and energy_expenditure_7d_ref (0 = no substudy) [assumption; nutrition studies use recovery biomarkers on 5-10%]")
 
     @model_validator(mode="after")
     def _weekly_records_need_a_weekly_grid(self) -> Observation:
         if self.wearable_share > 0 and self.visit_interval_days != 7:
             raise ValueError("wearable records are weekly means dated at grid days: visit_interval_days must be 7 "
                              "when wearable_share > 0")
+        if self.validation_share > 0 and self.visit_interval_days != 7:
+            raise ValueError("validation-substudy records are weekly means dated at grid days: visit_interval_days must "
+                             "be 7 when validation_share > 0")
         if self.wearable_share > 0 and 7 * self.wearable_weeks > self.follow_up_days:
             raise ValueError(f"wearable_weeks {self.wearable_weeks} reach past follow_up_days {self.follow_up_days}")
         return self
@@ -171,6 +175,63 @@ class Observation(_Section):
     )
 
 
+class NegativeControls(_Section):
+    """Negative-control outcomes: measurements (kinds ``control_01`` …) the drug cannot change that share
+    weight's confounding.  Each control j follows, in kg-equivalents,
+
+        Δ_ij(t) = a_j·L_i(t) + Σ_k b_jk·z_ik·t/84 + noise,
+
+    where L_i(t) is the patient's own energy balance from the start of the simulation (programmes,
+    holidays, unmeasured habits, the natural course of depression; never the drug) at
+    :data:`ketaweight.sources.simulator.controls.ENERGY_DENSITY_KCAL_PER_KG`, and z_ik are the
+    standardised age, BMI, sex and baseline severity.  Values are written in each control's own
+    arbitrary unit (value = offset_j + scale_j·(level_i + Δ_ij)).  The design (a_j, b_jk, scales)
+    comes from ``design_seed``, not the simulation seed, so every site of a network measures the same
+    controls.  True effect of the drug on every control: exactly 0."""
+
+    n_outcomes: int = Field(30, ge=0, le=99, description="number of negative-control outcomes (OHDSI uses 50-100)")
+    lifestyle_loading_mean: float = Field(1.0, description="mean of a_j: how strongly a control follows the patient's own "
+                                                           "energy balance, relative to body weight (1 = as weight, to first order) [assumption]")
+    lifestyle_loading_sd: float = Field(0.5, ge=0, description="SD of a_j across controls [assumption]")
+    trait_drift_sd: float = Field(0.3, ge=0, description="SD of b_jk: 12-week drift per SD of age, BMI, sex and severity, "
+                                                         "kg-equivalents (measured confounders) [assumption]")
+    noise_sd: float = Field(0.5, ge=0, description="measurement noise SD, kg-equivalents [assumption, like a scale's 0.45 kg]")
+    level_sd: float = Field(2.0, ge=0, description="SD of a patient's stable level, kg-equivalents [assumption]")
+    days: tuple[int, ...] = Field((0, 84), description="visit days (after index) with a control measurement, if the visit happens")
+    design_seed: int = Field(2013, description="seeds the controls' design (loadings, units), shared by every site")
+
+
+class Nonlinear(_Section):
+    """Confounding through thresholds and interactions (every size 0 by default: the other scenarios'
+    linear world).  Obesity enters as a soft threshold expit((BMI − centre)/width), wider than the
+    recorded BMI's error (scale noise ≈ 0.15 kg/m²), so adjusting for the recorded BMI can remove it;
+    severity as a hard threshold on the assessed MADRS, which is recorded exactly."""
+
+    bmi_threshold: float = Field(32.0, description="kg/m²; centre of the soft obesity threshold [assumption]")
+    bmi_threshold_width: float = Field(1.0, gt=0, description="kg/m²; width of the soft obesity threshold [assumption]")
+    severe_madrs: float = Field(38.0, description="assessed MADRS at or above which depression counts as severe here [assumption]")
+    young_age: float = Field(35.0, description="years; age below which the young-and-severe terms apply [assumption]")
+    uptake_obese_logit: float = Field(0.0, description="logit of starting ketamine, obese vs not [assumption]")
+    uptake_obese_severe_logit: float = Field(0.0, description="logit of starting ketamine, obese and severe (interaction) [assumption]")
+    uptake_young_severe_logit: float = Field(0.0, description="logit of starting ketamine, severe and under 35 years (interaction) [assumption]")
+    diet_obese_logit: float = Field(0.0, description="logit of a diet programme, obese vs not [assumption]")
+    intake_obese_kcal: float = Field(0.0, description="intake change from index on, obese vs not, kcal/day (untreated course of the illness) [assumption]")
+    intake_obese_severe_kcal: float = Field(0.0, description="intake change from index on, obese and severe (comfort eating), kcal/day [assumption]")
+    intake_young_severe_kcal: float = Field(0.0, description="intake change from index on, severe and under 35 years, kcal/day [assumption]")
+
+
+class Modification(_Section):
+    """Effect modification: the drug's appetite and metabolic effects scaled per patient by
+    max(0, 1 + per_bmi_unit·(BMI − 28) + female·[female] + per_age_decade·(age − 44)/10 + atypical·[atypical])
+    (every coefficient 0 by default: the same drug effect for everyone).  The mood pathway is modified
+    by subtype through ``pathways.intake_kcal_per_madrs_point_*``."""
+
+    per_bmi_unit: float = Field(0.0, description="relative change of the appetite and metabolic effects per kg/m² above 28 [assumption]")
+    female: float = Field(0.0, description="relative change for women [assumption]")
+    per_age_decade: float = Field(0.0, description="relative change per 10 years above 44 [assumption]")
+    atypical: float = Field(0.0, description="relative change with atypical depression [assumption]")
+
+
 class Scenario(_Section):
     name: str
     description: str = ""
@@ -180,6 +241,19 @@ class Scenario(_Section):
     pathways: Pathways = Pathways()
     confounding: Confounding = Confounding()
     observation: Observation = Observation()
+    nonlinear: Nonlinear = Nonlinear()
+    modification: Modification = Modification()
+    negative_controls: NegativeControls = NegativeControls()
+
+    @model_validator(mode="after")
+    def _control_days_are_visit_days(self) -> Scenario:
+        o = self.observation
+        bad = [d for d in self.negative_controls.days
+               if d < 0 or d > o.follow_up_days or d % o.visit_interval_days]
+        if bad:
+            raise ValueError(f"negative_controls.days {bad} are not visit days after index (multiples of "
+                             f"visit_interval_days {o.visit_interval_days} up to follow_up_days {o.follow_up_days})")
+        return self
 
     @property
     def drug_affects_weight(self) -> bool:
@@ -194,13 +268,17 @@ MEASUREMENTS: dict[str, dict[str, float]] = {
         "wearable_activity_noise_min": 0.0, "wearable_expenditure_noise_kcal": 0.0, "wearable_expenditure_bias_cv": 0.0,
         "intake_underreport_mean": 0.0, "intake_underreport_sd": 0.0,
     },
+    "substudy": {"validation_share": 0.10},
 }
 """Measurement designs (observation overrides).  ``clinic``: the scenario as written (a share of
 patients with consumer wearables and a food app, with logging noise, device bias, missed weeks
 and under-reporting).  ``research``: every patient measured every week as a metabolic study
 would — weighed intake, no logging noise, device bias or missed weeks (the device still does not
 see adaptive thermogenesis or the fall of expenditure with weight) — the design under which
-mediation's assumption of well-measured mediators holds (docs/mechanisms.md).  The names are
+mediation's assumption of well-measured mediators holds (docs/mechanisms.md).  ``substudy``: the clinic's
+records plus a research-grade validation substudy of a random 10% of patients (reference-method
+weekly intake and expenditure, :mod:`ketaweight.sources.simulator.substudy`), on which mediation
+calibrates the clinic's records (:mod:`ketaweight.mechanisms.calibration`).  The names are
 :data:`ketaweight.core.vocabulary.MEASUREMENT_DESIGNS` (checked at import)."""
 if tuple(MEASUREMENTS) != MEASUREMENT_DESIGNS:
     raise ImportError(f"simulator measurement designs {tuple(MEASUREMENTS)} differ from core.vocabulary {MEASUREMENT_DESIGNS}")

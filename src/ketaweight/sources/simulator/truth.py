@@ -8,8 +8,8 @@ horizon between worlds that share every random number:
   (pathways can interact, so the three need not add up to the total; the remainder is
   reported as ``interaction``)
 * effect on depression    = MADRS(course) − MADRS(no course) at days 14, 28 and 84
-* negative-control effect = exactly 0 by construction (resting heart rate never depends on
-  ketamine in the model)
+* negative-control effects = exactly 0 by construction (resting heart rate and the control
+  measurements ``control_01`` … never depend on ketamine in the model)
 """
 
 from __future__ import annotations
@@ -19,6 +19,7 @@ from typing import Any
 import numpy as np
 import pyarrow as pa
 
+from ketaweight.core.schema import CONTROL_KINDS
 from ketaweight.sources.simulator.dynamics import Trajectories
 from ketaweight.sources.simulator.pd import madrs_true, natural_improvement
 from ketaweight.sources.simulator.population import Population
@@ -94,6 +95,8 @@ def compute_truth(s: Scenario, pop: Population, traj: Trajectories, horizon_day:
         "pathways_kg": pathways,
         "madrs_points": madrs,
         "negative_control_resting_hr_bpm": {"ate": 0.0, "att": 0.0, "atc": 0.0},
+        "negative_controls": {kind: {"ate": 0.0, "att": 0.0, "atc": 0.0}
+                              for kind in CONTROL_KINDS[: s.negative_controls.n_outcomes]},
         "individual_effect_kg": {
             "sd": float(effect_kg.std()),
             "p05": float(np.quantile(effect_kg, 0.05)),

@@ -1,0 +1,247 @@
+"""Counts in unique reports from report-level rows, in DuckDB SQL: the FAERS store and long tables.
+
+``from_relations(con, parts, drug_names=…, event_names=…)`` takes, per :class:`Part` (a set of
+reports disjoint from the others — a FAERS quarter after deduplication), DuckDB relations
+``drugs(rid, nid)`` and ``events(rid, tid)`` of integer name ids and optionally ``strata(rid, s)``,
+and the name dictionaries.  The *distinct* names are mapped in Python — drug names through the
+drug key (brand and salt names → ingredient, see :func:`~ketaweight.signals.tables.drug_key_function`),
+event terms through
+:func:`~ketaweight.signals.mapping.clean_term`, terms into term groups — and numbered; every count
+over rows then runs in SQL on those integer codes: distinct (report, drug) and (report, event)
+pairs, the reports with at least one of each (the only ones that count), the cells
+``GROUP BY drug, event`` and the margins, part by part (memory stays bounded by one quarter), then
+summed over the parts.  Results come back sorted by code, so the table is the
+same, cell for cell and in order, whatever the number of threads (an unordered multithreaded
+``GROUP BY`` would feed the prior fit its cells in a different order each run and change EBGM in
+the ninth digit).  Stratified expected counts are summed in numpy in a fixed order.
+
+``from_long(df)`` / ``read_long_table(path)`` count a long table of ``report_id, drug, event[,
+stratum]`` rows (as openEBGM's ``processRaw`` takes) the same way.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from pathlib import Path
+
+import duckdb
+import numpy as np
+import pandas as pd
+import pyarrow as pa
+
+from ketaweight.core.errors import InputError, Location
+from ketaweight.signals.display import one_line
+from ketaweight.signals.mapping import DrugMap, TermGroup, clean_term
+from ketaweight.signals.tables import CountTable, drug_key_function, expected_counts, read_csv_text
+
+__all__ = ["Part", "from_relations", "from_long", "read_long_table"]
+
+
+@dataclass(frozen=True)
+class Part:
+    """One set of reports, disjoint from the other parts' (a FAERS quarter after deduplication): SQL
+    relations ``drugs(rid, nid)`` and ``events(rid, tid)`` of name ids, and optionally ``strata(rid, s)``."""
+
+    drugs: str
+    events: str
+    strata: str | None = None
+
+
+def _codes(keys: list[str]) -> tuple[list[str], np.ndarray]:
+    """Sorted distinct non-empty keys and, per input key, its code (−1 for an empty key)."""
+    names = sorted({k for k in keys if k})
+    index = {k: i for i, k in enumerate(names)}
+    return names, np.array([index.get(k, -1) for k in keys], np.int32)
+
+
+def _add(con: duckdb.DuckDBPyConnection, sql: str, out: np.ndarray) -> None:
+    """Add ``SELECT code, n`` rows into the dense vector ``out``."""
+    rows = con.execute(sql).fetchnumpy()
+    np.add.at(out, rows["code"].astype(np.int64), rows["n"].astype(np.int64))
+
+
+def _merge(k1: np.ndarray, n1: np.ndarray, k2: np.ndarray, n2: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+    """Sum two sorted, unique key → count tables (linear in their sizes: no re-sort)."""
+    if k1.size == 0:
+        return k2, n2
+    pos = np.searchsorted(k1, k2)
+    hit = k1[np.minimum(pos, k1.size - 1)] == k2
+    n1 = n1.copy()
+    n1[pos[hit]] += n2[hit]
+    return np.insert(k1, pos[~hit], k2[~hit]), np.insert(n1, pos[~hit], n2[~hit])
+
+
+def from_relations(con: duckdb.DuckDBPyConnection, parts: list[Part], *, drug_names: str, event_names: str,
+                   groups: dict[str, TermGroup] | None = None, source: str = "reports",
+                   strata_label: str | None = None, notes: tuple[str, ...] = (),
+                   drug_map: DrugMap | None = None) -> CountTable:
+    """Count unique reports over ``parts`` (disjoint sets of reports; counts add up over them).
+
+    ``drug_names`` is SQL giving ``(nid, name, ai)`` for every name id the parts use (``ai`` is FAERS'
+    ``prod_ai`` or NULL), ``event_names`` gives ``(tid, event)``.  A report counts only if it has at
+    least one drug and one event that map to a key."""
+    groups = groups or {}
+    key = drug_key_function(drug_map)
+    dn = con.sql(drug_names).to_arrow_table().to_pylist()
+    dkeys = ([key(r["name"]) for r in dn] if drug_map is None else
+             [drug_map.key(r["name"], r["ai"])[0] for r in dn])
+    drug_list, dcodes = _codes(dkeys)
+    en = con.sql(event_names).to_arrow_table().to_pylist()
+    term_list, ecodes = _codes([clean_term(r["event"]) if r["event"] is not None else "" for r in en])
+    clash = sorted(set(groups) & set(term_list))
+    if clash:
+        raise InputError([(Location(source), f"term group key(s) {clash} are also event terms; rename the group")])
+    group_keys = sorted(k for k, g in groups.items() if g.terms & set(term_list))
+    pairs = [(i, len(term_list) + j) for j, k in enumerate(group_keys) for i, t in enumerate(term_list)
+             if t in groups[k].terms]
+    dk, ek = dcodes >= 0, ecodes >= 0
+    con.register("_kw_dm", pa.table({"nid": pa.array([r["nid"] for r in dn], pa.int64()).filter(pa.array(dk)),
+                                     "dcode": pa.array(dcodes[dk])}))
+    con.register("_kw_em", pa.table({"tid": pa.array([r["tid"] for r in en], pa.int64()).filter(pa.array(ek)),
+                                     "ecode": pa.array(ecodes[ek])}))
+    con.register("_kw_gm", pa.table({"ecode": pa.array([a for a, _ in pairs], pa.int32()),
+                                     "gcode": pa.array([b for _, b in pairs], pa.int32())}))
+    n_drugs, n_events = len(drug_list), len(term_list) + len(group_keys)
+    drug_n, event_n = np.zeros(n_drugs, np.int64), np.zeros(n_events, np.int64)
+    n_total = 0
+    stratified = any(p.strata is not None for p in parts)
+    strata_n: dict[str, list] = {}  # label -> [drug counts, event counts, reports]
+    keys, counts = np.zeros(0, np.int64), np.zeros(0, np.int64)  # the cells so far, sorted by key
+    width = max(n_events, 1)
+    try:
+        for part in parts:
+            con.execute(f"""CREATE OR REPLACE TEMP TABLE _kw_d AS
+                SELECT DISTINCT d.rid, m.dcode FROM {part.drugs} d JOIN _kw_dm m USING (nid)""")
+            con.execute(f"""CREATE OR REPLACE TEMP TABLE _kw_e AS
+                WITH t AS (SELECT DISTINCT e.rid, m.ecode FROM {part.events} e JOIN _kw_em m USING (tid))
+                SELECT rid, ecode FROM t
+                UNION ALL SELECT DISTINCT t.rid, g.gcode AS ecode FROM t JOIN _kw_gm g USING (ecode)""")
+            # the reports that count: at least one drug and one event
+            con.execute("CREATE OR REPLACE TEMP TABLE _kw_r AS "
+                        "SELECT DISTINCT rid FROM _kw_d SEMI JOIN _kw_e USING (rid)")
+            n_total += int(con.execute("SELECT count(*) FROM _kw_r").fetchall()[0][0])
+            _add(con, "SELECT dcode AS code, count(*) AS n FROM _kw_d SEMI JOIN _kw_r USING (rid) GROUP BY dcode",
+                 drug_n)
+            _add(con, "SELECT ecode AS code, count(*) AS n FROM _kw_e SEMI JOIN _kw_r USING (rid) GROUP BY ecode",
+                 event_n)
+            # cells of this part, keyed dcode·width + ecode, sorted; merged into the running totals
+            part_cells = con.execute(f"""SELECT CAST(d.dcode AS BIGINT) * {width} + e.ecode AS k, count(*) AS n
+                FROM _kw_d d JOIN _kw_e e USING (rid) GROUP BY k ORDER BY k""").fetchnumpy()
+            keys, counts = _merge(keys, counts, part_cells["k"].astype(np.int64), part_cells["n"].astype(np.int64))
+            if stratified:
+                _strata(con, part.strata, source, n_drugs, n_events, strata_n)
+    finally:
+        try:
+            for t in ("_kw_d", "_kw_e", "_kw_r", "_kw_s"):
+                con.execute(f"DROP TABLE IF EXISTS {t}")
+            for v in ("_kw_dm", "_kw_em", "_kw_gm"):
+                con.unregister(v)
+        except duckdb.Error:
+            pass  # the connection is unusable after an error or Ctrl-C inside a query: that exception goes on
+    cells = {"dcode": keys // width, "ecode": keys % width, "n": counts}
+    cd, ce = cells["dcode"].astype(np.int32), cells["ecode"].astype(np.int32)
+    cn = cells["n"].astype(np.int64)
+    labels = ds = es = ns = None
+    if stratified:
+        labels = tuple(sorted(strata_n))
+        ds = np.stack([strata_n[s][0] for s in labels], axis=1) if labels else np.zeros((n_drugs, 0), np.int64)
+        es = np.stack([strata_n[s][1] for s in labels], axis=1) if labels else np.zeros((n_events, 0), np.int64)
+        ns = np.array([strata_n[s][2] for s in labels], np.int64)
+        e_cells = expected_counts(ds, es, ns, cd, ce)
+    else:
+        e_cells = drug_n[cd].astype(float) * event_n[ce].astype(float) / max(n_total, 1)
+    # names that count no report (only in superseded reports or other roles) are dropped
+    all_events = [*term_list, *group_keys]
+    dkeep, ekeep = drug_n > 0, event_n > 0
+    dnew, enew = np.cumsum(dkeep) - 1, np.cumsum(ekeep) - 1
+    return CountTable(drugs=tuple(np.array(drug_list, dtype=object)[dkeep].tolist()),
+                      events=tuple(np.array(all_events, dtype=object)[ekeep].tolist()),
+                      n_terms=int(ekeep[: len(term_list)].sum()),
+                      cell_drug=dnew[cd].astype(np.int32), cell_event=enew[ce].astype(np.int32), cell_n=cn,
+                      cell_e=e_cells, drug_n=drug_n[dkeep], event_n=event_n[ekeep], n_reports=n_total, source=source,
+                      strata=strata_label if stratified else None, strata_labels=labels,
+                      drug_by_stratum=None if ds is None else ds[dkeep],
+                      event_by_stratum=None if es is None else es[ekeep], n_by_stratum=ns,
+                      notes=tuple(notes), groups=dict(groups), drug_map=drug_map)
+
+
+def _strata(con: duckdb.DuckDBPyConnection, strata: str | None, source: str, n_drugs: int, n_events: int,
+            acc: dict[str, list]) -> None:
+    """Add one part's stratum margins into ``acc`` (label → [drug counts, event counts, reports]); a
+    report without a stratum is in 'unknown'."""
+    rel = strata or "(SELECT NULL::BIGINT AS rid, NULL::VARCHAR AS s WHERE false)"
+    con.execute(f"""CREATE OR REPLACE TEMP TABLE _kw_s AS
+        SELECT r.rid, coalesce(CAST(s.s AS VARCHAR), 'unknown') AS s
+        FROM _kw_r r LEFT JOIN (SELECT DISTINCT rid, s FROM {rel}) s USING (rid)""")
+    dup = con.execute("SELECT count(*) FROM (SELECT rid FROM _kw_s GROUP BY rid HAVING count(*) > 1)").fetchall()[0][0]
+    if dup:
+        raise InputError([(Location(source, column="stratum"), f"{dup} report(s) have more than one stratum")])
+    for s, n in con.execute("SELECT s, count(*) FROM _kw_s GROUP BY s").fetchall():
+        acc.setdefault(s, [np.zeros(n_drugs, np.int64), np.zeros(n_events, np.int64), 0])[2] += n
+    for what, size, idx in (("dcode", n_drugs, 0), ("ecode", n_events, 1)):
+        table = "_kw_d" if what == "dcode" else "_kw_e"
+        r = con.execute(f"SELECT {what} AS code, s, count(*) AS n FROM {table} JOIN _kw_s USING (rid) "
+                        "GROUP BY ALL").fetchnumpy()
+        for s in set(r["s"].tolist()):
+            sel = r["s"] == s
+            np.add.at(acc[s][idx], r["code"][sel].astype(np.int64), r["n"][sel].astype(np.int64))
+
+
+def from_long(df: pd.DataFrame, *, groups: dict[str, TermGroup] | None = None, source: str = "long table",
+              stratum: bool | None = None, drug_map: DrugMap | None = None) -> CountTable:
+    """Count unique reports from a DataFrame with columns ``report_id, drug, event[, stratum]``."""
+    cols = {str(c).strip().lower(): c for c in df.columns}
+    missing = [c for c in ("report_id", "drug", "event") if c not in cols]
+    if missing:
+        raise InputError([(Location(source, 1), f"missing column(s) {', '.join(missing)}; a long table needs "
+                           "report_id, drug, event and optionally stratum (found "
+                           f"{one_line(', '.join(map(str, df.columns)), 200) or 'no columns'})")])
+    use_s = ("stratum" in cols) if stratum is None else stratum
+    problems = []
+    for c in ("report_id", "drug", "event"):
+        bad = df[cols[c]].isna() | (df[cols[c]].astype(str).str.strip() == "")
+        for i in np.flatnonzero(bad.to_numpy())[:5]:
+            problems.append((Location(source, int(i) + 2, c), "empty value"))
+    if problems:
+        raise InputError(problems)
+    work = pd.DataFrame({"rid": df[cols["report_id"]].astype(str), "name": df[cols["drug"]].astype(str),
+                         "event": df[cols["event"]].astype(str)})
+    if use_s:
+        work["s"] = df[cols["stratum"]].astype(str)
+    con = duckdb.connect()
+    try:
+        con.execute("SET threads = 2")
+        con.register("_kw_long", work)
+        con.execute("""CREATE TEMP TABLE _kw_ln AS
+            SELECT CAST(row_number() OVER (ORDER BY name) AS INTEGER) AS nid, name
+            FROM (SELECT DISTINCT name FROM _kw_long)""")
+        con.execute("""CREATE TEMP TABLE _kw_lt AS
+            SELECT CAST(row_number() OVER (ORDER BY event) AS INTEGER) AS tid, event
+            FROM (SELECT DISTINCT event FROM _kw_long)""")
+        con.execute("CREATE TEMP VIEW _kw_ld AS SELECT rid, nid FROM _kw_long JOIN _kw_ln USING (name)")
+        con.execute("CREATE TEMP VIEW _kw_le AS SELECT rid, tid FROM _kw_long JOIN _kw_lt USING (event)")
+        if use_s:
+            con.execute("CREATE TEMP VIEW _kw_ls AS SELECT DISTINCT rid, s FROM _kw_long")
+        part = Part("_kw_ld", "_kw_le", "_kw_ls" if use_s else None)
+        return from_relations(con, [part], drug_names="SELECT nid, name, NULL::VARCHAR AS ai FROM _kw_ln",
+                              event_names="SELECT tid, event FROM _kw_lt", groups=groups, source=source,
+                              strata_label="stratum" if use_s else None, drug_map=drug_map)
+    finally:
+        con.close()
+
+
+def read_long_table(path: str | Path, *, groups: dict[str, TermGroup] | None = None,
+                    drug_map: DrugMap | None = None) -> CountTable:
+    """Read a long table (CSV or Parquet) of ``report_id, drug, event[, stratum]`` rows."""
+    p = Path(path)
+    if p.suffix.lower() not in (".parquet", ".pq"):
+        return from_long(read_csv_text(p), groups=groups, source=str(p), drug_map=drug_map)
+    if not p.exists():
+        raise FileNotFoundError(f"{p}: no such file")
+    import pyarrow.parquet as pq
+
+    try:
+        df = pq.read_table(p).to_pandas()
+    except (pa.ArrowException, OSError, ValueError) as exc:
+        raise InputError([(Location(str(p)), f"cannot read as Parquet: {one_line(exc, 200)}")]) from exc
+    return from_long(df, groups=groups, source=str(p), drug_map=drug_map)

@@ -19,6 +19,7 @@ from ketaweight.core.errors import InputError
 from ketaweight.core.replicates import Checkpoint, run_replicates, spawn_seeds, validate_scheduler
 
 distributed = pytest.importorskip("distributed")
+pytestmark = pytest.mark.xdist_group("dask")  # one xdist worker runs the Dask tests (one cluster start)
 
 # The worker processes of the killed-worker test unpickle these functions by value (this test module is
 # not importable there).

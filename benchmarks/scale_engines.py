@@ -49,7 +49,7 @@ with Store(work / "store.duckdb") as store:
 """
 
 COHORT = r"""
-import json, resource, sys, time, warnings
+import json, os, resource, sys, time, warnings
 from pathlib import Path
 warnings.simplefilter("ignore")
 from ketaweight.study.cohort import build_cohort
@@ -65,9 +65,9 @@ else:
     from ketaweight.store.spark import SparkTables
     source = SparkTables(work / "tables", "local[2]")
     out["session_s"] = time.perf_counter() - t
-    t = time.perf_counter()
+    t, c = time.perf_counter(), time.process_time()
 cohort = build_cohort(source, study)
-out["build_s"] = time.perf_counter() - t
+out["build_s"], out["build_cpu_s"] = time.perf_counter() - t, time.process_time() - c
 out["rows"] = cohort.n
 cohort.table.to_parquet(work / f"cohort-{engine}.parquet")
 out["peak_rss_mib"] = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024
@@ -75,6 +75,8 @@ if engine == "spark":
     pid = source.session.sparkContext._jvm.java.lang.ProcessHandle.current().pid()
     hwm = [l for l in open(f"/proc/{pid}/status") if l.startswith("VmHWM")][0].split()[1]
     out["jvm_peak_rss_mib"] = int(hwm) / 1024
+    ticks = open(f"/proc/{pid}/stat").read().rsplit(")", 1)[1].split()[11:13]  # utime, stime
+    out["jvm_cpu_s"] = sum(int(x) for x in ticks) / os.sysconf("SC_CLK_TCK")  # session start included
 print(json.dumps(out))
 """
 
@@ -157,8 +159,9 @@ def replicate_figures(replicates: int, patients: int, repeats: int) -> dict:
 def _print_cohort(c: dict) -> None:
     d, s = c["duckdb"], c["spark"]
     print(f"\nCohort build, {c['persons']:,} simulated persons (ketamine-weight study; median of {len(d['runs'])})")
-    print(f"  DuckDB store      : {d['build_s']:8.1f} s   peak {d['peak_rss_mib']:7.0f} MiB   load {d['load_before']} -> {d['load_after']}")
-    print(f"  Spark local[2]    : {s['build_s']:8.1f} s   (+ session start {s['session_s']:.1f} s)   peak python "
+    print(f"  DuckDB store      : {d['build_s']:8.1f} s   (CPU {d['build_cpu_s']:.1f} s)   peak {d['peak_rss_mib']:7.0f} MiB   load {d['load_before']} -> {d['load_after']}")
+    print(f"  Spark local[2]    : {s['build_s']:8.1f} s   (+ session start {s['session_s']:.1f} s; JVM CPU "
+          f"{s.get('jvm_cpu_s', float('nan')):.1f} s)   peak python "
           f"{s['peak_rss_mib']:.0f} MiB + JVM {s.get('jvm_peak_rss_mib', float('nan')):.0f} MiB   load {s['load_before']} -> {s['load_after']}")
     print(f"  rows {d['rows']:,} vs {s['rows']:,}; tables equal row for row: {c['tables_equal']}")
 

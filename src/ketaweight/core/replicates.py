@@ -198,7 +198,7 @@ def _on_dask(fn: ReplicateFn, todo: list[int], seeds: Sequence[Seed], shared: An
     try:
         import distributed
     except ImportError as exc:  # pragma: no cover - depends on the installation
-        raise RuntimeError("replicates on Dask need the 'distributed' package: pip install 'ketaweight[dask]'") from exc
+        raise ValueError("replicates on Dask need the 'distributed' package: pip install 'ketaweight[dask]'") from exc
     with _client(distributed, scheduler) as client:
         data = client.scatter(shared, broadcast=True) if shared is not None else None
         futures = {client.submit(fn, data, r, seeds[r], key=f"{name}-{r}-{_token(seeds[r])}", retries=retries,
@@ -264,10 +264,15 @@ def validate_scheduler(scheduler: str | None) -> str | None:
     if scheduler == "local" or scheduler.startswith("local:"):
         parse_local_workers(scheduler)
         return scheduler
-    if "://" not in scheduler and ":" not in scheduler:
+    scheme = scheduler.split("://", 1)[0] if "://" in scheduler else None
+    if (scheme is None and ":" not in scheduler) or (scheme is not None and scheme not in DASK_SCHEMES):
         raise ValueError(f"scheduler={scheduler!r}: give 'local', 'local:N' or a Dask scheduler address "
-                         "such as tcp://10.0.0.5:8786")
+                         f"such as tcp://10.0.0.5:8786 (schemes: {', '.join(DASK_SCHEMES)})")
     return scheduler
+
+
+DASK_SCHEMES = ("tcp", "tls", "ws", "wss", "ucx", "inproc")
+"""The address schemes of Dask's communication layer (``distributed.comm``), checked before it is imported."""
 
 
 __all__ = ["Checkpoint", "parse_local_workers", "run_replicates", "spawn_seeds", "validate_scheduler"]

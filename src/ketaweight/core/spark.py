@@ -13,7 +13,10 @@ from __future__ import annotations
 
 import os
 import re
+import shutil
+import socket
 from functools import lru_cache
+from pathlib import Path
 from typing import Any
 
 import pyarrow as pa
@@ -29,8 +32,8 @@ def _imports() -> tuple[Any, Any]:
         import sqlglot
         from pyspark.sql import SparkSession
     except ImportError as exc:
-        raise RuntimeError("the Spark engine needs pyspark and sqlglot: pip install 'ketaweight[spark]' "
-                           "(and Java 17+ on this machine)") from exc
+        raise ValueError("the Spark engine needs pyspark and sqlglot: pip install 'ketaweight[spark]' "
+                         "(and Java 17+ on this machine)") from exc
     return SparkSession, sqlglot
 
 
@@ -55,6 +58,10 @@ def spark_session(master: str = DEFAULT_MASTER) -> Any:
     """
     SparkSession, _ = _imports()
     check_master(master)
+    if not master.startswith("sc://"):  # the driver starts a JVM (Spark Connect needs none here)
+        _require_java()
+    if master.startswith("spark://"):
+        _require_standalone_master(master)
     builder = SparkSession.builder.appName("ketaweight")
     builder = builder.remote(master) if master.startswith("sc://") else builder.master(master)
     builder = (builder.config("spark.sql.session.timeZone", "UTC").config("spark.ui.enabled", "false")
@@ -63,9 +70,37 @@ def spark_session(master: str = DEFAULT_MASTER) -> Any:
         cores = os.cpu_count() or 1
         builder = (builder.config("spark.sql.shuffle.partitions", str(max(2, 2 * cores)))
                    .config("spark.driver.memory", os.environ.get("KETAWEIGHT_SPARK_DRIVER_MEMORY", "4g")))
-    session = builder.getOrCreate()
+    try:
+        session = builder.getOrCreate()
+    except Exception as exc:  # pyspark's errors (a JVM that exits, a master that never answers) as one message
+        raise ValueError(f"Spark could not start a session on {master!r}: {str(exc).strip().splitlines()[0]}") from exc
     session.sparkContext.setLogLevel("ERROR")
     return session
+
+
+def _require_standalone_master(master: str, timeout_s: float = 5.0) -> None:
+    """Stop at once when no address of a ``spark://host:port[,host:port]`` master accepts a connection
+    (Spark itself retries for about a minute and then names a Java class, not the address)."""
+    problems = []
+    for address in master.removeprefix("spark://").split(","):
+        host, _, port = address.rpartition(":")
+        try:
+            with socket.create_connection((host, int(port)), timeout=timeout_s):
+                return
+        except (OSError, ValueError) as exc:
+            problems.append(f"{address}: {exc}")
+    raise ValueError(f"--spark-master {master!r}: no Spark master answers there ({'; '.join(problems)}); "
+                     "check the host and port (the master's web UI shows its spark:// URL)")
+
+
+def _require_java() -> None:
+    """Stop with the fix when this machine has no Java for Spark's driver (before pyspark's own error)."""
+    home = os.environ.get("JAVA_HOME")
+    java = Path(home, "bin", "java") if home else shutil.which("java")
+    if java is None or not Path(java).exists():
+        where = f"JAVA_HOME={home} has no bin/java" if home else "no java on PATH and JAVA_HOME is not set"
+        raise ValueError(f"the Spark engine needs Java 17 or later on this machine ({where}): install it "
+                         "(Debian/Ubuntu: apt-get install openjdk-17-jre-headless) or set JAVA_HOME")
 
 
 def to_spark_sql(sql: str) -> str:

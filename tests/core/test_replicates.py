@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import os
 import sys
+import time
 from pathlib import Path
 
 import cloudpickle
@@ -133,6 +134,28 @@ def test_a_run_resumes_from_its_checkpoint(tmp_path: Path) -> None:
         run_replicates(noisy_mean, seeds, shared=(2.0, 301), checkpoint=other)
     with pytest.raises(InputError, match="seed"):
         run_replicates(noisy_mean, spawn_seeds(8, 12), shared=(2.0, 300), checkpoint=ckpt)
+
+
+def fails_first_then_sleeps(shared: None, r: int, seed: np.random.SeedSequence) -> float:
+    """Replicate 0 fails at once; every other one would take a minute."""
+    if r == 0:
+        time.sleep(0.5)
+        raise ValueError("replicate 0 failed")
+    time.sleep(60)
+    return float(r)
+
+
+def test_a_process_pool_stops_its_running_and_prefetched_replicates() -> None:
+    """A failure (as Ctrl-C) ends the worker processes at once: none goes on with a replicate it had
+    started or prefetched (before, a pool of long replicates took minutes to let a Ctrl-C out)."""
+    import multiprocessing
+
+    with pytest.raises(ValueError, match="replicate 0 failed"):
+        run_replicates(fails_first_then_sleeps, spawn_seeds(1, 6), workers=2, pool="processes")
+    deadline = time.monotonic() + 10
+    while multiprocessing.active_children() and time.monotonic() < deadline:
+        time.sleep(0.1)
+    assert not multiprocessing.active_children()  # no worker left running a minute-long replicate
 
 
 def test_validation_on_dask_equals_the_local_run(client, tmp_path: Path) -> None:

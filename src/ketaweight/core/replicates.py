@@ -183,9 +183,11 @@ def _execute(fn: ReplicateFn, todo: list[int], seeds: Sequence[Seed], shared: An
         except BaseException:
             # Ctrl-C or a failed replicate: stop now, not after the replicates already running.  The
             # executor API cannot stop a running task (terminate_workers() arrives in Python 3.14), so
-            # worker processes are ended through the pool's own table of them.
+            # worker processes are ended through the pool's own table of them (read before shutdown(),
+            # which empties it; a worker would otherwise go on with the replicates it had prefetched).
+            processes = list((getattr(executor, "_processes", None) or {}).values())
             executor.shutdown(wait=False, cancel_futures=True)
-            for process in list((getattr(executor, "_processes", None) or {}).values()):
+            for process in processes:
                 process.terminate()
             raise
         executor.shutdown(wait=True)

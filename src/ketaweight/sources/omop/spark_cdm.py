@@ -12,17 +12,16 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-import duckdb
 import pyarrow as pa
 
 from ketaweight.core.errors import InputError, Location
 from ketaweight.core.spark import DEFAULT_MASTER, register_parquet, spark_arrow, spark_session
-from ketaweight.sources.omop.cdm import configure
+from ketaweight.sources.omop.cdm import LandsLocally
 from ketaweight.sources.omop.ddl import ALL_TABLES, category
 
 
 @dataclass
-class SparkCdm:
+class SparkCdm(LandsLocally):
     """CDM 5.4 tables as Parquet (``<table>.parquet``, lower-case names, a file or a folder of parts) in
     ``folder`` (readable by the cluster), read by Spark on ``master``."""
 
@@ -57,20 +56,9 @@ class SparkCdm:
     def query(self, sql: str) -> pa.Table:
         return spark_arrow(self.session, sql)
 
-    @property
-    def work(self) -> duckdb.DuckDBPyConnection:
-        if self._work is None:
-            self._work = configure(duckdb.connect(":memory:"))
-        return self._work
-
     def into(self, name: str, sql: str) -> None:
         """The result of ``sql`` computed on Spark, collected as Arrow into a local table."""
-        incoming = self.query(sql)
-        self.work.register("_kw_incoming", incoming)
-        try:
-            self.work.execute(f"CREATE OR REPLACE TEMP TABLE {name} AS SELECT * FROM _kw_incoming")
-        finally:
-            self.work.unregister("_kw_incoming")
+        self.land(name, self.query(sql))
 
     def close(self) -> None:
         """Close the local DuckDB; the Spark session stays (one per process, reused)."""

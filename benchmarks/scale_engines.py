@@ -65,7 +65,7 @@ else:
     from ketaweight.store.spark import SparkTables
     source = SparkTables(work / "tables", "local[2]")
     out["session_s"] = time.perf_counter() - t
-    t, c = time.perf_counter(), time.process_time()
+t, c = time.perf_counter(), time.process_time()
 cohort = build_cohort(source, study)
 out["build_s"], out["build_cpu_s"] = time.perf_counter() - t, time.process_time() - c
 out["rows"] = cohort.n

@@ -46,8 +46,11 @@ test: $(STAMP)
 	@ls /usr/lib/postgresql/*/bin/initdb >/dev/null 2>&1 || command -v initdb >/dev/null 2>&1 || \
 	  (DEBIAN_FRONTEND=noninteractive apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq postgresql) >/dev/null 2>&1 || \
 	  echo "note: postgresql could not be installed (needs root and the Debian mirror); the PostgreSQL import tests will skip"
+	@command -v java >/dev/null 2>&1 || \
+	  (DEBIAN_FRONTEND=noninteractive apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq openjdk-17-jre-headless) >/dev/null 2>&1 || \
+	  echo "note: Java 17 could not be installed (needs root and the Debian mirror); the Spark engine tests will skip"
 	$(BIN)/lint-imports
-	$(BIN)/python -m pytest -n 2 -q
+	$(BIN)/python -m pytest -n 2 --dist loadgroup -q
 
 # The fuzzers' long run: 10,000 generated inputs per target (docs/reliability.md); minutes to hours.
 fuzz: $(STAMP)

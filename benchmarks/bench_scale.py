@@ -28,7 +28,7 @@ its wall time and — from ``wait4`` on that child alone — its peak resident m
 Targets: ingest under 30 minutes and 8 GiB; a scan of all pairs within 2 minutes.  The quarters are
 generated into ``--work`` (about 53 MB each) and reused by later runs with the same settings.
 ``uptime`` and ``free`` are recorded before and after every step; the JSON is written after every
-quarter.  Other parts (Spark, Dask) are separate functions of this script.
+quarter.  The Spark and Dask parts (``cohort``, ``replicates``) are in benchmarks/scale_engines.py.
 """
 
 from __future__ import annotations
@@ -49,6 +49,7 @@ import zipfile
 from collections.abc import Callable
 from pathlib import Path
 
+import scale_engines
 from machine_info import cpu_model, load_average
 
 HERE = Path(__file__).resolve().parent
@@ -381,6 +382,7 @@ def main(argv: list[str] | None = None) -> int:
     f.add_argument("--generate-only", default=None, metavar="I/N",
                    help="only generate (and cache) quarters I, I+N, I+2N … and exit: run N of these beside the "
                    "benchmark so the quarters are ready before it reaches them")
+    scale_engines.add_parsers(sub)
     args = ap.parse_args(argv)
     if args.part == "faers" and args.generate_only:
         first, stride = (int(x) for x in args.generate_only.split("/"))
@@ -402,6 +404,8 @@ def main(argv: list[str] | None = None) -> int:
                                                     args.floor_quarters, _stop_at(args.stop_at),
                                                     args.reserve_min * 60, save)
         _print_faers(info["faers_history"])
+    else:
+        scale_engines.run(args, info)
     info["load_at_end"] = load_average()
     save()
     if args.json:

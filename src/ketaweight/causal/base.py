@@ -7,7 +7,9 @@ variance method is a setting, stored in the result and described there in words.
 Bootstrap (on request): rows are resampled with replacement ``n_bootstrap`` times; every
 replicate refits every nuisance model.  Replicate r draws from
 ``numpy.random.default_rng(SeedSequence(seed).spawn(n_bootstrap)[r])``, so the replicates
-do not depend on how many workers ran them.  SE = SD of the replicate estimates; the CI is
+do not depend on how many workers ran them, nor where: with ``scheduler`` set the replicates run
+on a Dask cluster (:func:`ketaweight.core.replicates.run_replicates`) and give the same numbers to
+the last digit.  SE = SD of the replicate estimates; the CI is
 the percentile interval (Efron & Tibshirani 1993).
 """
 
@@ -16,7 +18,6 @@ from __future__ import annotations
 import math
 import os
 from abc import ABC, abstractmethod
-from concurrent.futures import ThreadPoolExecutor
 from dataclasses import asdict, dataclass, field, fields
 from typing import Any, ClassVar, Literal
 
@@ -32,6 +33,7 @@ from ketaweight.causal.evalue import evalue_difference
 from ketaweight.causal.spec import AnalysisSpec, OnFailure, Thresholds
 from ketaweight.causal.weights import FittedModel
 from ketaweight.core.errors import InputError, Location
+from ketaweight.core.replicates import run_replicates, spawn_seeds
 
 Variance = Literal["sandwich", "fixed-weights", "model", "bootstrap"]
 
@@ -80,6 +82,10 @@ class Estimator(ABC):
         (data, spec, seed).
     n_jobs:
         Worker threads for the bootstrap; ``-1`` uses every core.
+    scheduler:
+        Where bootstrap replicates run: ``None`` (this process, ``n_jobs`` threads), ``"local:N"``
+        (a Dask LocalCluster of N processes) or a Dask scheduler address (docs/scale.md).  Not a
+        statistical setting: the results are the same wherever they ran, and it is not recorded.
     thresholds:
         Diagnostic thresholds (:class:`~ketaweight.causal.spec.Thresholds`).
     on_failure:
@@ -97,6 +103,7 @@ class Estimator(ABC):
     n_bootstrap: int = 1000
     seed: int = 0
     n_jobs: int = -1
+    scheduler: str | None = None
     thresholds: Thresholds = field(default_factory=Thresholds)
     on_failure: OnFailure = "warn"
 
@@ -140,6 +147,8 @@ class Estimator(ABC):
         """The settings as a plain dict (learners by class name)."""
         out: dict[str, Any] = {"method": self.method}
         for f in fields(self):
+            if f.name == "scheduler":  # where replicates ran changes no number (module docstring)
+                continue
             value = getattr(self, f.name)
             if isinstance(value, Thresholds):
                 value = asdict(value)
@@ -222,16 +231,19 @@ class Estimator(ABC):
     # -- bootstrap ------------------------------------------------------------------------
     def _bootstrap(self, data: AnalysisData) -> np.ndarray:
         """Replicate estimates (NaN where a replicate could not be estimated)."""
-        children = np.random.SeedSequence(self.seed).spawn(self.n_bootstrap)
-        workers = n_workers(self.n_jobs)
+        with threadpool_limits(limits=1):
+            reps = run_replicates(_bootstrap_point, spawn_seeds(self.seed, self.n_bootstrap), shared=(self, data),
+                                  scheduler=self.scheduler, workers=n_workers(self.n_jobs), pool="threads",
+                                  name=f"bootstrap-{self.method}")
+        return np.asarray(reps, dtype=float)
 
-        def one(r: int) -> float:
-            rows = np.random.default_rng(children[r]).integers(0, data.n, data.n)
-            sub = data.subset(rows)
-            try:
-                return self._point(sub)
-            except (InputError, ValueError, np.linalg.LinAlgError, ZeroDivisionError):
-                return float("nan")
 
-        with threadpool_limits(limits=1), ThreadPoolExecutor(max_workers=workers) as pool:
-            return np.fromiter(pool.map(one, range(self.n_bootstrap)), dtype=float, count=self.n_bootstrap)
+def _bootstrap_point(shared: tuple[Estimator, AnalysisData], r: int, seed: np.random.SeedSequence) -> float:
+    """Bootstrap replicate ``r``: the point estimate on ``n`` rows drawn with replacement by ``seed``."""
+    estimator, data = shared
+    rows = np.random.default_rng(seed).integers(0, data.n, data.n)
+    try:
+        with threadpool_limits(limits=1):  # also on a Dask worker: one BLAS thread per replicate
+            return float(estimator._point(data.subset(rows)))
+    except (InputError, ValueError, np.linalg.LinAlgError, ZeroDivisionError):
+        return float("nan")

@@ -223,6 +223,7 @@ class IPW(Estimator):
             n_jobs=n_workers(self.n_jobs),
             stabilized=self.stabilized,
             truncate=self.truncate,
+            scheduler=self.scheduler,
         )
 
 

@@ -25,7 +25,8 @@ Replicate r uses ``default_rng(SeedSequence(seed).spawn(n_bootstrap)[r]).integer
 
 from __future__ import annotations
 
-from concurrent.futures import ThreadPoolExecutor
+from dataclasses import dataclass
+from typing import Any
 
 import numpy as np
 from scipy import linalg
@@ -34,6 +35,7 @@ from threadpoolctl import threadpool_limits
 from ketaweight.causal.data import AnalysisData
 from ketaweight.causal.glm import fit_logistic
 from ketaweight.causal.weights import FittedModel, censoring_model, propensity_model
+from ketaweight.core.replicates import run_replicates
 
 CHORD_TOL = 1e-6
 CHORD_MAX_ITER = 50
@@ -106,71 +108,107 @@ def bootstrap_ipw(
     n_jobs: int,
     stabilized: bool,
     truncate: tuple[float, float] | None,
+    scheduler: Any = None,
 ) -> np.ndarray:
     """IPW replicate estimates (length ``n_bootstrap``; NaN where a replicate failed).
 
     Stabilization multiplies each arm's weights by a constant, which leaves the Hájek means
     unchanged; it is applied anyway because it changes which weights truncation clips.
+    Batches run in ``n_jobs`` threads, or on a Dask cluster with ``scheduler``
+    (:func:`ketaweight.core.replicates.run_replicates`); the batches depend on n only, so the
+    estimates do not depend on where they ran.
     """
-    n = data.n
-    estimand = data.spec.estimand
-    ps = propensity_model(data)
-    cm = censoring_model(data)
-    children = np.random.SeedSequence(seed).spawn(n_bootstrap)
-    a = data.a
-    treated = a == 1
-    observed = data.observed
-    y0 = np.where(data.observed, data.y, 0.0)
-    r_obs = data.observed.astype(float)
-    sums_of = np.column_stack([a * y0, a, (1 - a) * y0, 1 - a])
-    batch = max(1, min(64, BATCH_CELLS // max(n, 1)))
+    state = _Batches.prepare(data, n_bootstrap, seed, stabilized, truncate)
+    firsts = list(range(0, n_bootstrap, state.batch))
+    with threadpool_limits(limits=1):
+        parts = run_replicates(_ipw_batch, firsts, shared=state, scheduler=scheduler, workers=n_jobs, pool="threads",
+                               name="bootstrap-ipw")
+    return np.concatenate(parts)
 
-    def run(first: int) -> np.ndarray:
-        idx = range(first, min(first + batch, n_bootstrap))
+
+def _ipw_batch(state: "_Batches", k: int, first: int) -> np.ndarray:
+    """Batch ``k`` of the IPW bootstrap: the replicates from ``first`` on (also on a Dask worker)."""
+    with threadpool_limits(limits=1):
+        return state.run(first)
+
+
+@dataclass(frozen=True)
+class _Batches:
+    """What every batch of the IPW bootstrap shares (full-sample fits and row vectors); picklable."""
+
+    n: int
+    n_bootstrap: int
+    estimand: str
+    ps: FittedModel
+    cm: FittedModel | None
+    children: list[np.random.SeedSequence]
+    a: np.ndarray
+    treated: np.ndarray
+    observed: np.ndarray
+    r_obs: np.ndarray
+    sums_of: np.ndarray
+    batch: int
+    stabilized: bool
+    truncate: tuple[float, float] | None
+
+    @classmethod
+    def prepare(cls, data: AnalysisData, n_bootstrap: int, seed: int, stabilized: bool,
+                truncate: tuple[float, float] | None) -> "_Batches":
+        n = data.n
+        a = data.a
+        y0 = np.where(data.observed, data.y, 0.0)
+        return cls(n=n, n_bootstrap=n_bootstrap, estimand=data.spec.estimand, ps=propensity_model(data),
+                   cm=censoring_model(data), children=np.random.SeedSequence(seed).spawn(n_bootstrap), a=a,
+                   treated=a == 1, observed=data.observed, r_obs=data.observed.astype(float),
+                   sums_of=np.column_stack([a * y0, a, (1 - a) * y0, 1 - a]),
+                   batch=max(1, min(64, BATCH_CELLS // max(n, 1))), stabilized=stabilized, truncate=truncate)
+
+    def run(self, first: int) -> np.ndarray:
+        """Estimates of replicates ``first`` … ``first + batch - 1``."""
+        n = self.n
+        idx = range(first, min(first + self.batch, self.n_bootstrap))
         counts = np.empty((len(idx), n), dtype=np.float32)  # counts <= n are exact in float32
         for k, r in enumerate(idx):
-            counts[k] = np.bincount(np.random.default_rng(children[r]).integers(0, n, n), minlength=n)
-        e = refit_logistic_batch(ps, counts)
-        pi = None if cm is None else refit_logistic_batch(cm, counts)
-        scale = _stabilizers(counts) if stabilized else None
+            counts[k] = np.bincount(np.random.default_rng(self.children[r]).integers(0, n, n), minlength=n)
+        e = refit_logistic_batch(self.ps, counts)
+        pi = None if self.cm is None else refit_logistic_batch(self.cm, counts)
+        scale = self._stabilizers(counts) if self.stabilized else None
         chunk = max(256, CHUNK_CELLS // len(idx))
-        if truncate is None:
+        if self.truncate is None:
             sums = sum(
-                (counts[:, s : s + chunk] * _weights(e, pi, scale, s, s + chunk)) @ sums_of[s : s + chunk]
+                (counts[:, s : s + chunk] * self._weights(e, pi, scale, s, s + chunk)) @ self.sums_of[s : s + chunk]
                 for s in range(0, n, chunk)
             )
         else:
-            w = np.concatenate([_weights(e, pi, scale, s, s + chunk) for s in range(0, n, chunk)], axis=1)
-            lo, hi = _weighted_percentiles(w, counts, truncate)
+            w = np.concatenate([self._weights(e, pi, scale, s, s + chunk) for s in range(0, n, chunk)], axis=1)
+            lo, hi = _weighted_percentiles(w, counts, self.truncate)
             w = np.where(w > 0, np.clip(w, lo[:, None], hi[:, None]), 0.0)
-            sums = (counts * w) @ sums_of
+            sums = (counts * w) @ self.sums_of
         return sums[:, 0] / sums[:, 1] - sums[:, 2] / sums[:, 3]
 
-    def _stabilizers(counts: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+    def _stabilizers(self, counts: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
         """Per-replicate multipliers of the treated and the control weights (R,), (R,)."""
+        a, n = self.a, self.n
         p1 = counts @ a / n  # float32 counts @ float64 vectors: numpy computes in float64
-        t, c = (p1, 1 - p1) if estimand == "ATE" else (np.ones_like(p1), (1 - p1) / p1)
-        if cm is not None:
-            t = t * (counts @ (r_obs * a)) / (counts @ a)
-            c = c * (counts @ (r_obs * (1 - a))) / (counts @ (1 - a))
+        t, c = (p1, 1 - p1) if self.estimand == "ATE" else (np.ones_like(p1), (1 - p1) / p1)
+        if self.cm is not None:
+            t = t * (counts @ (self.r_obs * a)) / (counts @ a)
+            c = c * (counts @ (self.r_obs * (1 - a))) / (counts @ (1 - a))
         return t, c
 
     def _weights(
-        e: np.ndarray, pi: np.ndarray | None, scale: tuple[np.ndarray, np.ndarray] | None, lo: int, hi: int
+        self, e: np.ndarray, pi: np.ndarray | None, scale: tuple[np.ndarray, np.ndarray] | None, lo: int, hi: int
     ) -> np.ndarray:
         """Weights of rows lo:hi for every replicate of the batch (R × chunk)."""
-        ec, tr = e[:, lo:hi].astype(float), treated[lo:hi]
+        ec, tr = e[:, lo:hi].astype(float), self.treated[lo:hi]
         with np.errstate(divide="ignore", invalid="ignore"):
-            if estimand == "ATE":
+            if self.estimand == "ATE":
                 w = np.where(tr, 1.0 / ec, 1.0 / (1.0 - ec))
             else:
                 w = np.where(tr, 1.0, ec / (1.0 - ec))
             if pi is not None:
-                w *= np.where(observed[lo:hi], 1.0 / pi[:, lo:hi].astype(float), 0.0)
-        w *= r_obs[lo:hi]
+                w *= np.where(self.observed[lo:hi], 1.0 / pi[:, lo:hi].astype(float), 0.0)
+        w *= self.r_obs[lo:hi]
         if scale is not None:
             w *= np.where(tr, scale[0][:, None], scale[1][:, None])
         return w
-
-    with threadpool_limits(limits=1), ThreadPoolExecutor(max_workers=n_jobs) as pool:
-        return np.concatenate(list(pool.map(run, range(0, n_bootstrap, batch))))

@@ -47,6 +47,7 @@ def default_estimators(
     learner: Learner = "linear",
     n_repeats: int = 1,
     truncate_by_arm: float | None = None,
+    scheduler: str | None = None,
 ) -> list[Estimator]:
     """One estimator per method name with shared settings (default settings otherwise).
 
@@ -64,7 +65,8 @@ def default_estimators(
         elif cls is IPW and truncate_by_arm is not None:
             extra = {"truncate_by_arm": truncate_by_arm}
         out.append(cls(variance=variance, n_bootstrap=n_bootstrap, seed=seed, n_jobs=n_jobs, ci_level=ci_level,
-                       thresholds=thresholds or Thresholds(), on_failure=on_failure, **extra))
+                       thresholds=thresholds or Thresholds(), on_failure=on_failure, scheduler=scheduler,
+                       **extra))
     return out
 
 

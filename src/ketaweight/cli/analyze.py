@@ -41,6 +41,11 @@ class MissingOutcomeOption(str, Enum):
     censor = "censor"
 
 
+class EngineOption(str, Enum):
+    duckdb = "duckdb"
+    spark = "spark"
+
+
 class OnFailureOption(str, Enum):
     warn = "warn"
     raise_ = "raise"
@@ -73,6 +78,14 @@ def analyze_command(
     negative_controls: str = typer.Option("", "--negative-control", help="Comma-separated negative-control outcome columns (analysed with IPW)."),
     out: Path | None = typer.Option(None, "--out", "-o", help="Folder for the results JSON (causal_results.json, or <study>.json with --study)."),
     replace: bool = typer.Option(False, "--replace", help="Replace an earlier results file of the same name in --out."),
+    engine: EngineOption = typer.Option(EngineOption.duckdb, "--engine", envvar="KETAWEIGHT_ENGINE",
+                                        help="Where the study's rows are selected: duckdb (the --store file) or spark "
+                                             "(--store is a folder of canonical Parquet tables; docs/scale.md)."),
+    spark_master: str = typer.Option("local[2]", "--spark-master", envvar="KETAWEIGHT_SPARK_MASTER",
+                                     help="With --engine spark: the Spark master URL (local[N], spark://host:7077, yarn)."),
+    scheduler: str | None = typer.Option(None, "--scheduler", envvar="KETAWEIGHT_DASK_SCHEDULER",
+                                         help="Run bootstrap replicates on Dask: local:N or a scheduler address "
+                                              "(tcp://host:8786); same numbers as without."),
 ) -> None:
     """Estimate the treatment effect with several estimators side by side, with diagnostics.
 
@@ -91,7 +104,7 @@ def analyze_command(
         "truncate_by_arm": truncate_by_arm, "methods": tuple(m.strip() for m in estimators.split(",") if m.strip())
         if estimators else None}.items() if v is not None}
     if store is not None:
-        _analyze_study(store, study, out, replace, overrides)  # type: ignore[arg-type]
+        _analyze_study(store, study, out, replace, overrides, engine.value, spark_master, scheduler)  # type: ignore[arg-type]
         return
     if treatment is None or outcome is None or covariates is None:
         console.print("[bold red]error:[/] --table needs --treatment, --outcome and --covariates")
@@ -113,7 +126,8 @@ def analyze_command(
                              n_bootstrap=bootstrap, seed=seed, n_jobs=jobs, on_failure=on_failure.value,
                              negative_controls=as_tuple(negative_controls), learner=overrides.get("learner", "linear"),
                              n_repeats=overrides.get("crossfit_repeats", 1), trimming=trimming,
-                             truncate_by_arm=truncate_by_arm, out=out, provenance={"data": str(table)}, replace=replace)
+                             truncate_by_arm=truncate_by_arm, out=out, provenance={"data": str(table)}, replace=replace,
+                             scheduler=scheduler)
 
     analysis = run_cli(action)
     if analysis.results:
@@ -139,15 +153,21 @@ def _print_results(results: Sequence[CausalResult], controls: Sequence[NegativeC
         console.print(f"results: [bold]{path}[/]")
 
 
-def _analyze_study(store: Path, study: str, out: Path | None, replace: bool, overrides: dict) -> None:
+def _analyze_study(store: Path, study: str, out: Path | None, replace: bool, overrides: dict, engine: str,
+                   spark_master: str, scheduler: str | None) -> None:
     """The --store/--study form: attrition, then both outcome scales side by side; options given on the
     command line override the study's ``[analysis]`` settings."""
+    from ketaweight.core.replicates import validate_scheduler
+    from ketaweight.core.spark import check_master
     from ketaweight.pipelines.emulation import run_study
     from ketaweight.study.spec import load_study
 
+    run_cli(lambda: (validate_scheduler(scheduler), check_master(spark_master)))
+
     def action():
         spec = load_study(study)
-        return run_study(store, spec.with_analysis(**overrides) if overrides else spec, out, replace=replace)
+        return run_study(store, spec.with_analysis(**overrides) if overrides else spec, out, replace=replace,
+                         engine=engine, spark_master=spark_master, scheduler=scheduler)  # type: ignore[arg-type]
 
     res = run_cli(action)
     console.print(f"[bold]{res.study.study.title}[/]")

@@ -132,19 +132,26 @@ def validate_command(
     seed: int = typer.Option(2015, "--seed", help="Master seed (network seeds are spawned from it)."),
     out: Path = typer.Option(Path("validation-output"), "--out", "-o", help="Folder for network-validation.json and .md."),
     replace: bool = typer.Option(False, "--replace", help="Replace earlier network-validation files in --out."),
+    scheduler: str | None = typer.Option(None, "--scheduler", help="Run the networks on Dask: 'local:N' (a local "
+                                         "cluster of N processes) or a scheduler address (tcp://host:8786); "
+                                         "same results as without (docs/scale.md)."),
+    checkpoint: Path | None = typer.Option(None, "--checkpoint", help="Keep finished networks in this file "
+                                           "(one per scenario beside it); a rerun resumes from them."),
 ) -> None:
     """Coverage of uncalibrated and calibrated pooled CIs, and calibrated type-I error, over simulated networks (slow)."""
+    from ketaweight.core.outputs import check_file_target
+    from ketaweight.core.replicates import validate_scheduler
     from ketaweight.network.validation import validate_network, write_network_validation
 
-    from ketaweight.core.outputs import check_file_target
-
+    run_cli(lambda: validate_scheduler(scheduler))
     names = tuple(s.strip() for s in scenarios.split(",") if s.strip())
     for name in ("network-validation.json", "network-validation.md"):  # refuse before the work, not after
         run_cli(lambda: check_file_target(out / name, replace=replace))
 
     def action():
         with progress_bar(f"{networks} networks × {len(names)} scenarios × {sites} sites", networks * len(names)) as advance:
-            return validate_network(names, networks=networks, sites=sites, patients=patients, seed=seed, on_network=advance)
+            return validate_network(names, networks=networks, sites=sites, patients=patients, seed=seed, on_network=advance,
+                                    scheduler=scheduler, checkpoint=checkpoint)
 
     rows = run_cli(action)
     json_path, md_path = run_cli(lambda: write_network_validation(rows, out, networks=networks, sites=sites,

@@ -108,13 +108,27 @@ def import_omop_command(
     all_persons: bool = typer.Option(False, "--all-persons", help="Import every person, not only those with depression or a ketamine/esketamine exposure."),
     report: Path | None = typer.Option(None, "--report", help="Also write the import report as JSON."),
     exact_counts: bool = typer.Option(False, "--exact-counts", help="Exact counts and example row ids (the data owner's receipt; not for sharing)."),
+    engine: str = typer.Option("duckdb", "--engine", envvar="KETAWEIGHT_ENGINE",
+                               help="spark: SOURCE is a folder of CDM Parquet tables and the selection runs on Spark "
+                                    "(docs/scale.md); duckdb: as SOURCE says."),
+    spark_master: str = typer.Option("local[2]", "--spark-master", envvar="KETAWEIGHT_SPARK_MASTER",
+                                     help="With --engine spark: the Spark master URL (local[N], spark://host:7077, yarn)."),
 ) -> None:
     """Import an OMOP CDM 5.4: concepts resolved from its vocabulary, selection pushed down, every left-out row counted."""
+    from ketaweight.core.spark import check_master
+    from ketaweight.core.vocabulary import ENGINES
     from ketaweight.pipelines.imports import import_omop
 
-    result = run_cli(lambda: import_omop(store, source, cdm_schema=cdm_schema, vocabulary_schema=vocabulary_schema,
-                                         mapping_file=mapping, all_persons=all_persons, report_path=report,
-                                         exact_counts=exact_counts, on_stage=lambda t: console.print(t, highlight=False)))
+    def action():
+        if engine not in ENGINES:
+            raise ValueError(f"--engine {engine!r}: choose one of {', '.join(ENGINES)}")
+        check_master(spark_master)
+        return import_omop(store, source, cdm_schema=cdm_schema, vocabulary_schema=vocabulary_schema,
+                           mapping_file=mapping, all_persons=all_persons, report_path=report,
+                           exact_counts=exact_counts, on_stage=lambda t: console.print(t, highlight=False),
+                           engine=engine, spark_master=spark_master)
+
+    result = run_cli(action)
     print_import(result, exact_counts)
 
 

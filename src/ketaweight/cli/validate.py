@@ -31,20 +31,28 @@ def validate_estimators_command(
     seed: int = typer.Option(2026, "--seed", help="Master seed (replicate seeds are spawned from it)."),
     out: Path = typer.Option(Path("validation-output"), "--out", "-o", help="Folder for validation.json and validation.md."),
     replace: bool = typer.Option(False, "--replace", help="Replace earlier validation files in --out."),
+    scheduler: str | None = typer.Option(None, "--scheduler", help="Run the replicates on Dask: 'local:N' (a local "
+                                         "cluster of N processes) or a scheduler address (tcp://host:8786); "
+                                         "same results as without (docs/scale.md)."),
+    checkpoint: Path | None = typer.Option(None, "--checkpoint", help="Keep finished replicates in this file "
+                                           "(one per scenario beside it); a rerun resumes from them."),
 ) -> None:
     """Coverage and bias of every estimator against the simulator's ground truth (slow: minutes; --grid: hours)."""
     if grid:
         _validate_grid(study, grid_file, replicates, truth_patients, seed, workers, out, replace)
         return
+    from ketaweight.core.replicates import validate_scheduler
     from ketaweight.pipelines.validation import validate, validation_paths, write_validation
 
     run_cli(lambda: validation_paths(out, replace=replace))  # refuse before minutes of work, not after
+    run_cli(lambda: validate_scheduler(scheduler))
     names = tuple(s.strip() for s in scenarios.split(",") if s.strip())
 
     def action():
         with progress_bar(f"{replicates} replicates × {len(names)} scenarios", replicates * len(names)) as advance:
             return validate(study, names, replicates=replicates, n_patients=patients,
-                            truth_patients=truth_patients, seed=seed, workers=workers, on_replicate=advance)
+                            truth_patients=truth_patients, seed=seed, workers=workers, on_replicate=advance,
+                            scheduler=scheduler, checkpoint=checkpoint)
 
     rows = run_cli(action)
     json_path, md_path = run_cli(lambda: write_validation(rows, out, study=study, seed=seed, replicates=replicates,
@@ -109,6 +117,11 @@ def validate_mechanisms_command(
     mediation_only: bool = typer.Option(False, "--mediation-only", help="Check mediation only (skips dose-response "
                                         "and per-patient effects, most of each replicate's time)."),
     replace: bool = typer.Option(False, "--replace", help="Replace earlier mechanisms-validation files in --out."),
+    scheduler: str | None = typer.Option(None, "--scheduler", help="Run the replicates on Dask: 'local:N' (a local "
+                                         "cluster of N processes) or a scheduler address (tcp://host:8786); "
+                                         "same results as without (docs/scale.md)."),
+    checkpoint: Path | None = typer.Option(None, "--checkpoint", help="Keep finished replicates in this file "
+                                           "(one per scenario beside it); a rerun resumes from them."),
 ) -> None:
     """Mediation, dose-response and per-patient effects against the simulator's truth (slow: minutes)."""
     from ketaweight.pipelines.mechanisms_validation import (
@@ -116,9 +129,11 @@ def validate_mechanisms_command(
         validate_mechanisms,
         write_mechanisms_validation,
     )
+    from ketaweight.core.replicates import validate_scheduler
     from ketaweight.study import load_study
 
     run_cli(lambda: mechanisms_validation_paths(out, measurement.value, replace=replace))
+    run_cli(lambda: validate_scheduler(scheduler))
     names = tuple(s.strip() for s in scenarios.split(",") if s.strip())
 
     def action():
@@ -129,7 +144,7 @@ def validate_mechanisms_command(
         with progress_bar(f"{replicates} replicates × {len(names)} scenarios", replicates * len(names)) as advance:
             return validate_mechanisms(spec, names, replicates=replicates, n_patients=patients, n_bootstrap=bootstrap,
                                        seed=seed, measurement=measurement.value, mediation_only=mediation_only,
-                                       on_replicate=advance)
+                                       on_replicate=advance, scheduler=scheduler, checkpoint=checkpoint)
 
     settings: dict[str, bool] = {}
 

@@ -35,3 +35,8 @@ SYNTHETIC_FAERS_REPORTS = 60_000
 
 DEFAULT_CI_LEVEL = 0.95
 """Confidence level of every interval unless a caller says otherwise (``ci_level`` everywhere)."""
+
+Engine = Literal["duckdb", "spark"]
+ENGINES: tuple[str, ...] = ("duckdb", "spark")
+"""Where a study's rows are selected and its analysis table built (``--engine``): the DuckDB store
+(default) or canonical Parquet tables on Spark SQL, from the same SQL (docs/scale.md)."""

@@ -20,7 +20,6 @@ import os
 import tempfile
 import warnings
 from collections.abc import Callable, Sequence
-from concurrent.futures import ProcessPoolExecutor
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, ClassVar
@@ -31,10 +30,12 @@ from scipy import stats
 from ketaweight.core.protocol import Real, Result
 from ketaweight.core.errors import KetaweightWarning
 from ketaweight.core.outputs import MARKDOWN_GENERATOR, check_file_target
+from ketaweight.core.replicates import run_replicates
 from ketaweight.core.results import write_result, write_text_atomic
 from ketaweight.network.site import bundle_site
 from ketaweight.network.synthesis import synthesize
 from ketaweight.pipelines.network_simulation import simulated_site_data
+from ketaweight.pipelines.validation import replicate_checkpoint
 from ketaweight.sources.simulator import load_scenario
 from ketaweight.sources.simulator.network import network_sites
 from ketaweight.study.spec import load_study
@@ -94,20 +95,29 @@ def one_network(args: tuple[str, int, int, int]) -> dict[str, Any]:
     return out
 
 
+def _network_replicate(shared: tuple[str, int, int], r: int, seed: int) -> dict[str, Any]:
+    """Network ``r`` of :func:`validate_network` (the signature of :func:`~ketaweight.core.replicates.run_replicates`)."""
+    return one_network((*shared, int(seed)))
+
+
 def validate_network(scenarios: Sequence[str] = ("null", "article"), *, networks: int = 100, sites: int = 5,
                      patients: int = 5000, seed: int = 2015, workers: int | None = None,
-                     on_network: Callable[[int], None] | None = None) -> list[NetworkValidationRow]:
-    """Coverage and type-I error over ``networks`` simulated networks per scenario (see module docstring)."""
+                     on_network: Callable[[int], None] | None = None, scheduler: Any = None,
+                     checkpoint: Path | None = None) -> list[NetworkValidationRow]:
+    """Coverage and type-I error over ``networks`` simulated networks per scenario (see module docstring).
+
+    Networks run where ``scheduler`` says (:func:`ketaweight.core.replicates.run_replicates`; ``None``:
+    ``workers`` local processes), each with its own fixed seed, so the rows do not depend on it; with
+    ``checkpoint`` finished networks are kept per scenario and a rerun resumes from them."""
     seeds = np.random.SeedSequence(seed).generate_state(len(scenarios) * networks)
     rows: list[NetworkValidationRow] = []
     for k, scenario in enumerate(scenarios):
-        jobs = [(scenario, sites, patients, int(seeds[k * networks + i])) for i in range(networks)]
-        reps = []
-        with ProcessPoolExecutor(max_workers=workers or os.cpu_count() or 1) as pool:
-            for rep in pool.map(one_network, jobs):
-                reps.append(rep)
-                if on_network is not None:
-                    on_network(1)
+        reps = run_replicates(_network_replicate, [int(x) for x in seeds[k * networks: (k + 1) * networks]],
+                              shared=(scenario, sites, patients), scheduler=scheduler,
+                              workers=workers or os.cpu_count() or 1, on_replicate=on_network,
+                              checkpoint=replicate_checkpoint(checkpoint, "network-validation", scenario, seed=seed,
+                                                              sites=sites, patients=patients, study=STUDY),
+                              name=f"network-validate-{scenario}")
         null = not load_scenario(scenario).drug_affects_weight
         for interval in (key for key in reps[0] if key not in ("truth", "biased_truth")):
             t = np.array([r["biased_truth"] if interval.startswith("biased") else r["truth"] for r in reps])

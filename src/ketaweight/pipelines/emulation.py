@@ -22,12 +22,16 @@ from ketaweight.causal.runner import default_estimators, run_estimators
 from ketaweight.causal.sensitivity import NegativeControl, negative_control
 from ketaweight.causal.spec import AnalysisSpec
 from ketaweight.study.catalogue import COVARIATES
-from ketaweight.study.cohort import Cohort, cached_cohort
+from ketaweight.study.cohort import Cohort, build_cohort, cached_cohort
+from ketaweight.study.covariates import RowSource
 from ketaweight.core.errors import InputError, Location
 from ketaweight.core.outputs import check_file_target
 from ketaweight.core.provenance import Provenance
 from ketaweight.core.results import write_result
 from ketaweight.pipelines.results import CausalStudy
+from ketaweight.core.spark import DEFAULT_MASTER
+from ketaweight.core.vocabulary import ENGINES, Engine
+from ketaweight.store.spark import SparkTables
 from ketaweight.store.store import Store
 from ketaweight.study.spec import Study, load_study
 
@@ -75,22 +79,27 @@ def analysis_spec(study: Study, outcome: str) -> AnalysisSpec:
 NO_EXPOSURE_MESSAGE = "no patient started {drugs} in this database"
 
 
-def require_exposures(store: Store, study: Study) -> None:
+def require_exposures(store: RowSource, study: Study) -> None:
     """Stop before any estimate when the store holds no exposure to the study's drugs (e.g. a real CDM
     with no ketamine): there is no treated group, so there is nothing to estimate."""
-    drugs = list(study.treatment.drugs)
-    n = store.con.execute(f"SELECT count(*) FROM exposures WHERE drug IN ({', '.join('?' for _ in drugs)})", drugs).fetchall()[0][0]
+    drugs = list(study.treatment.drugs)  # validated names of core.schema (no quote can occur in them)
+    n = store.arrow(f"SELECT count(*) AS n FROM exposures WHERE drug IN ({', '.join(repr(d) for d in drugs)})")["n"][0].as_py()
     if n == 0:
         raise InputError([(Location(str(store.path), column="exposures"),
                            NO_EXPOSURE_MESSAGE.format(drugs=" or ".join(drugs)) + "; there is no treated group to compare, "
                            "so no effect is estimated")])
 
 
-def run_study(store: Store | str | Path, study: Study | str | Path, out_dir: str | Path | None = None, *,
-              replace: bool = True) -> StudyResults:
+def run_study(store: RowSource | str | Path, study: Study | str | Path, out_dir: str | Path | None = None, *,
+              replace: bool = True, engine: Engine = "duckdb", spark_master: str | None = None,
+              scheduler: str | None = None) -> StudyResults:
     """Emulate the target trial of ``study`` on the store (an open :class:`Store` or a path);
     with ``out_dir``, write ``<out_dir>/<study name>.json`` (an earlier one is replaced only with
-    ``replace``; a file ketaweight did not write, never)."""
+    ``replace``; a file ketaweight did not write, never).
+
+    ``engine="spark"``: ``store`` is a folder of canonical Parquet tables and the cohort's SQL runs
+    on Spark (``spark_master``, default ``local[2]``; docs/scale.md); only the analysis table comes
+    back.  ``scheduler``: where bootstrap replicates run (Dask; the numbers do not depend on it)."""
     study_path = None
     if not isinstance(study, Study):
         study_path = Path(study)
@@ -98,10 +107,15 @@ def run_study(store: Store | str | Path, study: Study | str | Path, out_dir: str
     if out_dir is not None:  # before any work: a refused target should not cost a cohort build
         check_file_target(results_path(Path(out_dir), study), replace=replace)
     a = study.analysis
-    if isinstance(store, Store):
+    if engine == "spark" and not isinstance(store, SparkTables):
+        store = SparkTables(Path(store), spark_master or DEFAULT_MASTER)
+    elif engine not in ENGINES:
+        raise ValueError(f"engine={engine!r}: choose one of {', '.join(ENGINES)}")
+    if isinstance(store, (Store, SparkTables)):
         store_path, provenance = store.path, store.provenance()
         require_exposures(store, study)
-        cohort = cached_cohort(store, study)
+        # a Spark folder's content has no fingerprint here (its tables live with the engine): built each time
+        cohort = cached_cohort(store, study) if isinstance(store, Store) else build_cohort(store, study)
     else:
         store_path = Path(store)
         with Store(store_path, read_only=True) as opened:
@@ -109,7 +123,8 @@ def run_study(store: Store | str | Path, study: Study | str | Path, out_dir: str
             require_exposures(opened, study)
             cohort = cached_cohort(opened, study)
     common = dict(variance=a.variance, n_bootstrap=a.n_bootstrap, seed=a.seed, on_failure=a.on_failure,
-                  learner=a.learner, n_repeats=a.crossfit_repeats, truncate_by_arm=a.truncate_by_arm)
+                  learner=a.learner, n_repeats=a.crossfit_repeats, truncate_by_arm=a.truncate_by_arm,
+                  scheduler=scheduler)
     estimators = default_estimators(methods=a.methods, **common)
     trimming = study_trimming(study)
     results: dict[str, list[CausalResult]] = {}

@@ -12,9 +12,11 @@ from pathlib import Path
 from typing import Literal
 
 from ketaweight.core.provenance import Provenance
+from ketaweight.core.spark import DEFAULT_MASTER
 from ketaweight.sources.fhir import read_fhir, write_fhir
 from ketaweight.sources.import_report import ImportReport
 from ketaweight.sources.omop import load_mapping, open_cdm, read_omop, write_omop
+from ketaweight.sources.omop.cdm import CdmConnection
 from ketaweight.store import LoadReport, Store
 
 ExportFormat = Literal["omop", "fhir"]
@@ -42,15 +44,22 @@ def _load(store_path: Path, tables: dict, provenance: Provenance, label: str, re
 def import_omop(store: str | Path, source: str | Path, *, cdm_schema: str | None = None,
                 vocabulary_schema: str | None = None, mapping_file: str | Path | None = None,
                 all_persons: bool = False, report_path: str | Path | None = None,
-                exact_counts: bool = False, on_stage: Callable[[str], None] | None = None) -> ImportResult:
-    """Read the CDM at ``source`` (DuckDB file, CSV folder or ``postgresql://`` URL) into ``store``.
+                exact_counts: bool = False, on_stage: Callable[[str], None] | None = None,
+                engine: str = "duckdb", spark_master: str | None = None) -> ImportResult:
+    """Read the CDM at ``source`` (DuckDB file, CSV folder or ``postgresql://`` URL; with ``engine="spark"``
+    a folder of CDM Parquet tables, selected on Spark at ``spark_master``) into ``store``.
 
     ``all_persons`` imports every person instead of the mapping's population; ``report_path`` writes the
     import report as JSON (counts under 11 masked unless ``exact_counts``: the data owner's receipt)."""
     mapping = load_mapping(mapping_file)
     if all_persons:
         mapping = replace(mapping, population=())
-    cdm = open_cdm(source, cdm_schema=cdm_schema, vocabulary_schema=vocabulary_schema)
+    if engine == "spark":
+        from ketaweight.sources.omop.spark_cdm import SparkCdm  # Spark users only: it starts a JVM
+
+        cdm: CdmConnection = SparkCdm(Path(source), spark_master or DEFAULT_MASTER)
+    else:
+        cdm = open_cdm(source, cdm_schema=cdm_schema, vocabulary_schema=vocabulary_schema)
     try:
         if on_stage:
             on_stage(f"reading the CDM at {cdm.label}")

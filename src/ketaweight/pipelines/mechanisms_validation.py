@@ -39,9 +39,11 @@ from ketaweight.mechanisms.mediation import Mediation
 from ketaweight.core.errors import KetaweightWarning
 from ketaweight.core.provenance import Provenance
 from ketaweight.core.outputs import MARKDOWN_GENERATOR, json_and_markdown_targets
+from ketaweight.core.replicates import run_replicates
 from ketaweight.core.results import write_result, write_text_atomic
 from ketaweight.pipelines.results import MechanismRow, MechanismsValidation
 from ketaweight.pipelines.emulation import analysis_spec
+from ketaweight.pipelines.validation import replicate_checkpoint
 from ketaweight.sources.simulator import load_scenario, simulate, with_measurement
 from ketaweight.store import Store
 from ketaweight.study import Study, load_study
@@ -131,28 +133,27 @@ def validate_mechanisms(
     measurement: str = "clinic",
     mediation_only: bool = False,
     on_replicate: Callable[[int], None] | None = None,
+    scheduler: Any = None,
+    checkpoint: Path | None = None,
 ) -> tuple[list[MechanismRow], dict[str, dict[str, float]]]:
     """Mediation coverage per effect, plus dose-response and DR-learner agreement (means over replicates;
-    ``mediation_only`` skips those two, which cost most of a replicate's time)."""
+    ``mediation_only`` skips those two, which cost most of a replicate's time).
+
+    Replicates run in a plain loop or where ``scheduler`` says, resumable from ``checkpoint``
+    (as :func:`ketaweight.pipelines.validation.validate`)."""
     study = study if isinstance(study, Study) else load_study(study)
     seeds = np.random.SeedSequence(seed).generate_state(len(scenarios) * replicates)
     rows: list[MechanismRow] = []
     extra: dict[str, dict[str, float]] = {}
     for k, scenario in enumerate(scenarios):
-        med: list[dict[str, Any]] = []
-        dose: list[dict[str, float]] = []
-        ind: list[dict[str, float]] = []
-        for r in range(replicates):
-            s = int(seeds[k * replicates + r])
-            with warnings.catch_warnings():
-                warnings.simplefilter("ignore", KetaweightWarning)
-                table, truth = scenario_cohort(scenario, study, n_patients, s, measurement)
-                med.append(mediation_check(table, truth, study, n_bootstrap=n_bootstrap, seed=s))
-                if not mediation_only:
-                    dose.append(dose_check(table, truth, study))
-                    ind.append(individual_check(table, truth, study, s))
-            if on_replicate is not None:
-                on_replicate(1)
+        reps = run_replicates(_replicate, [int(x) for x in seeds[k * replicates: (k + 1) * replicates]],
+                              shared=(scenario, study, n_patients, n_bootstrap, measurement, mediation_only),
+                              scheduler=scheduler, on_replicate=on_replicate, name=f"validate-mechanisms-{scenario}",
+                              checkpoint=replicate_checkpoint(checkpoint, f"mechanisms-{measurement}", scenario, seed=seed,
+                                                              patients=n_patients, n_bootstrap=n_bootstrap,
+                                                              mediation_only=mediation_only,
+                                                              study=study.model_dump(mode="json")))
+        med, dose, ind = ([rep[i] for rep in reps if len(rep) > i] for i in range(3))
         for q in med[0]:
             est, lo, hi, tr = (np.array([m[q][i] for m in med]) for i in range(4))
             cover = float(np.mean((lo <= tr) & (tr <= hi)))
@@ -162,6 +163,20 @@ def validate_mechanisms(
             extra[scenario] = {**{f"dose_{k2}": float(np.mean([d[k2] for d in dose])) for k2 in dose[0]},
                                **{f"individual_{k2}": _nanmean([d[k2] for d in ind]) for k2 in ind[0]}}
     return rows, extra
+
+
+def _replicate(shared: tuple[str, Any, int, int, str, bool], r: int, seed: int) -> list[dict[str, Any]]:
+    """Replicate ``r`` of :func:`validate_mechanisms`: [mediation, dose-response, per-patient] checks
+    ([mediation] only with ``mediation_only``)."""
+    scenario, study, n_patients, n_bootstrap, measurement, mediation_only = shared
+    s = int(seed)
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore", KetaweightWarning)
+        table, truth = scenario_cohort(scenario, study, n_patients, s, measurement)
+        med = mediation_check(table, truth, study, n_bootstrap=n_bootstrap, seed=s)
+        if mediation_only:
+            return [med]
+        return [med, dose_check(table, truth, study), individual_check(table, truth, study, s)]
 
 
 def _nanmean(values: list[float]) -> float:

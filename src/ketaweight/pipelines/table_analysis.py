@@ -110,6 +110,7 @@ def analyze_table(
     out: Path | None = None,
     provenance: dict[str, Any] | None = None,
     replace: bool = True,
+    scheduler: str | None = None,
 ) -> Analysis:
     """Run ``methods`` side by side on ``table`` and optionally write ``OUT/causal_results.json``.
 
@@ -125,6 +126,7 @@ def analyze_table(
     estimators = default_estimators(
         methods=methods, variance=variance, n_bootstrap=n_bootstrap or 1000, seed=seed, n_jobs=n_jobs,
         on_failure=on_failure, learner=learner, n_repeats=n_repeats, truncate_by_arm=truncate_by_arm,  # type: ignore[arg-type]
+        scheduler=scheduler,
     )
     results = run_estimators(table, spec, estimators, trimming=trimming)
     controls = [

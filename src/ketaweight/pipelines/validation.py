@@ -18,6 +18,7 @@ from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from concurrent.futures import ProcessPoolExecutor
 from pathlib import Path
+from typing import Any
 
 import numpy as np
 
@@ -26,6 +27,7 @@ from ketaweight.pipelines.emulation import run_study
 from ketaweight.core.errors import KetaweightWarning
 from ketaweight.core.provenance import Provenance
 from ketaweight.core.outputs import MARKDOWN_GENERATOR, json_and_markdown_targets
+from ketaweight.core.replicates import Checkpoint, run_replicates
 from ketaweight.core.results import write_result, write_text_atomic
 from ketaweight.pipelines.results import ValidationResults, ValidationRow
 from ketaweight.sources.simulator import load_scenario, simulate
@@ -83,6 +85,19 @@ def _one_replicate(args: tuple[str, Study, int, int]) -> dict[str, dict[str, tup
     return {col: {r.method: (r.estimate, r.se, r.ci_low, r.ci_high) for r in rs} for col, rs in out.results.items()}
 
 
+def _replicate(shared: tuple[str, Study, int], r: int, seed: int) -> dict[str, dict[str, tuple[float, float, float, float]]]:
+    """Replicate ``r`` of :func:`validate` (the signature of :func:`~ketaweight.core.replicates.run_replicates`)."""
+    return _one_replicate((*shared, int(seed)))
+
+
+def replicate_checkpoint(path: Path | None, kind: str, scenario: str, **run: Any) -> Checkpoint | None:
+    """The checkpoint of one scenario's replicates: ``<stem>-<scenario><suffix>`` beside ``path``."""
+    if path is None:
+        return None
+    return Checkpoint(path.with_name(f"{path.stem}-{scenario}{path.suffix or '.json'}"),
+                      {"kind": kind, "scenario": scenario, **run})
+
+
 def validate(
     study: Study | str = "ketamine-weight",
     scenarios: tuple[str, ...] = ("null", "article"),
@@ -93,21 +108,26 @@ def validate(
     seed: int = 2026,
     workers: int | None = None,
     on_replicate: Callable[[int], None] | None = None,
+    scheduler: Any = None,
+    checkpoint: Path | None = None,
 ) -> list[ValidationRow]:
-    """Coverage and bias of every estimator of ``study`` over ``replicates`` simulated cohorts."""
+    """Coverage and bias of every estimator of ``study`` over ``replicates`` simulated cohorts.
+
+    Replicates run where ``scheduler`` says (:func:`ketaweight.core.replicates.run_replicates`; ``None``:
+    ``workers`` local processes), each with its own fixed seed, so the rows do not depend on it; with
+    ``checkpoint`` finished replicates are kept per scenario and a rerun resumes from them."""
     study = study if isinstance(study, Study) else load_study(study)
     seeds = np.random.SeedSequence(seed).generate_state(len(scenarios) * (replicates + 1))
     rows: list[ValidationRow] = []
     for k, scenario in enumerate(scenarios):
         base = k * (replicates + 1)
         truth = cohort_truth(scenario, study, truth_patients, int(seeds[base]))
-        jobs = [(scenario, study, n_patients, int(seeds[base + 1 + r])) for r in range(replicates)]
-        with replicate_pool(workers) as pool:
-            reps = []
-            for rep in pool.map(_one_replicate, jobs):
-                reps.append(rep)
-                if on_replicate is not None:
-                    on_replicate(1)
+        reps = run_replicates(_replicate, [int(x) for x in seeds[base + 1: base + 1 + replicates]],
+                              shared=(scenario, study, n_patients), scheduler=scheduler,
+                              workers=workers or os.cpu_count() or 1, on_replicate=on_replicate,
+                              checkpoint=replicate_checkpoint(checkpoint, "validation", scenario, seed=seed,
+                                                              patients=n_patients, study=study.model_dump(mode="json")),
+                              name=f"validate-{scenario}")
         for outcome, true_value in truth.items():
             for method in reps[0][outcome]:
                 est, se, lo, hi = (np.array([r[outcome][method][i] for r in reps]) for i in range(4))

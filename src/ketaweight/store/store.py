@@ -30,6 +30,7 @@ import pyarrow as pa
 from ketaweight.core.errors import InputError, Location
 from ketaweight.core.provenance import Provenance, read_provenance_file, write_provenance_file
 from ketaweight.core.schema import MEASUREMENT_KINDS, TABLES, create_table_sql
+from ketaweight.core.spark import normalise
 from ketaweight.sources.files import find_table_files, skipped_files
 from ketaweight.store.checks import UnitStats, create_units_table, insert_sql, screen, unit_conversions, unit_stats, validate_staged
 from ketaweight.store.staging import Incoming, Staging, contract_problems
@@ -297,6 +298,20 @@ class Store:
     def query(self, sql: str, params: list[Any] | None = None) -> pd.DataFrame:
         """Run SQL against the store and return a pandas DataFrame."""
         return self.con.execute(sql, params or []).df()
+
+    def arrow(self, sql: str, views: dict[str, pd.DataFrame] | None = None) -> pa.Table:
+        """Run SQL against the store, with ``views`` (name → frame) visible by name while it runs; the
+        result as Arrow in the engines' one form (integers int64, floats float64:
+        :func:`ketaweight.core.spark.normalise`), as :class:`~ketaweight.store.spark.SparkTables`
+        gives it for the same SQL on Spark."""
+        views = views or {}
+        for name, frame in views.items():
+            self.con.register(name, frame)
+        try:
+            return normalise(self.con.sql(sql).to_arrow_table())
+        finally:
+            for name in views:
+                self.con.unregister(name)
 
     def export(self, folder: str | Path, fmt: ExportFormat = "parquet") -> dict[str, Path]:
         """Write every table to ``folder/<table>.csv`` or ``.parquet`` (canonical units).

@@ -24,6 +24,7 @@ from ketaweight.core.schema import MEASUREMENT_KINDS
 from ketaweight.store.store import LOADS_TABLE, Store
 from ketaweight.study.catalogue import BASELINE_KINDS, FOLLOWUP_CHANGES
 from ketaweight.study.covariates import (
+    RowSource,
     patients_at_time_zero,
     with_baselines,
     with_exposures,
@@ -49,8 +50,9 @@ class Cohort:
         return len(self.table)
 
 
-def build_cohort(store: Store, study: Study) -> Cohort:
-    """The analysis table of ``study``: eligible patients, treatment, outcome, covariates.
+def build_cohort(store: RowSource, study: Study) -> Cohort:
+    """The analysis table of ``study``: eligible patients, treatment, outcome, covariates; the steps'
+    SQL runs where ``store`` lives (the DuckDB store, or Parquet tables on Spark: docs/scale.md).
 
     Columns: ``treated`` (0/1), ``outcome_change`` (canonical unit of the outcome kind),
     ``outcome_change_pct`` (% of baseline), ``censored`` (1 = no outcome measurement in the

@@ -4,24 +4,33 @@ store, by a narrow DuckDB query over only the rows that family needs, joined bac
 Times are compared at day resolution: "day d" means the calendar day d days after the day of time
 zero.  A "last"/"first" value is the latest/earliest record in a window; the value "nearest" a
 target day goes, on equal distance, to the earlier day, and on the same day to the earlier record.
-Sums of doses add the sessions in time order, and means are compensated (Kahan) sums, so a value
-does not depend on how DuckDB schedules the query (beyond, for means of values that are not whole
-numbers, the last bit).  Each step needs the columns named in its ``needs`` (checked on entry) and
-works on an empty population.
+
+The queries are written once, in DuckDB's SQL, and run where the rows are (:data:`RowSource`: the
+DuckDB store, or Parquet tables on Spark, transpiled by SQLGlot: :mod:`ketaweight.core.spark`), so
+they use only what both engines compute to the same bits: sums of doses and means are sums of exact
+integers (micrograms; millionths of a measurement's unit), which no order of addition changes,
+divided once at the end (:func:`_exact_sum`, :func:`_exact_mean`); no ``* EXCLUDE``.  Each step
+needs the columns named in its ``needs`` (checked on entry) and works on an empty population.
 """
 
 from __future__ import annotations
 
+import threading
 from collections.abc import Sequence
 
+import duckdb
 import numpy as np
 import pandas as pd
 
 from ketaweight.core.schema import MEASUREMENT_KINDS
+from ketaweight.store.spark import SparkTables
 from ketaweight.store.store import Store
 from ketaweight.study.catalogue import BASELINE_KINDS, FOLLOWUP_CHANGES
 from ketaweight.study.population import StudyPopulation, require
 from ketaweight.study.spec import Study
+
+RowSource = Store | SparkTables
+"""Where the cohort's SQL runs: the DuckDB store (the default) or canonical Parquet tables on Spark."""
 
 POPULATION = "_study_population"
 """Name under which a step's population (``_row``, ``patient_id``, ``t0`` …) is visible to its query."""
@@ -43,16 +52,51 @@ def _needs(population: StudyPopulation, step: str, columns: Sequence[str]) -> No
     require(population, step, tuple(columns), PRODUCERS)
 
 
-def _query(store: Store, population: StudyPopulation, sql: str, columns: Sequence[str] = ("patient_id", "t0")) -> pd.DataFrame:
+def query_frame(source: RowSource, sql: str, views: dict[str, pd.DataFrame] | None = None) -> pd.DataFrame:
+    """``sql`` (DuckDB dialect) run where ``source`` lives, with ``views`` (name → frame) visible by
+    name; the Arrow result as pandas, converted the one way DuckDB converts (nullable integers,
+    dates as datetimes) whichever engine computed it."""
+    table = source.arrow(sql, views=views)
+    return _converter().from_arrow(table).df()
+
+
+_local = threading.local()
+
+
+def _converter() -> duckdb.DuckDBPyConnection:
+    """This thread's in-memory DuckDB connection for Arrow → pandas (cohorts may be built in several
+    threads at once; a new connection per query would cost ≈ 20 ms of CPU each)."""
+    if getattr(_local, "con", None) is None:
+        _local.con = duckdb.connect()
+    return _local.con
+
+
+def _query(store: RowSource, population: StudyPopulation, sql: str, columns: Sequence[str] = ("patient_id", "t0")) -> pd.DataFrame:
     """Run ``sql`` with the population's ``columns`` (and its row number ``_row``) visible as
     :data:`POPULATION`; time zero is a DATE there, as in the store's day arithmetic."""
     frame = pd.DataFrame({"_row": np.arange(population.n, dtype=np.int64),
                           **{c: population.table[c].to_numpy() for c in columns}})
-    store.con.register(POPULATION, frame)
-    try:
-        return store.con.execute(sql).df()
-    finally:
-        store.con.unregister(POPULATION)
+    return query_frame(store, sql, {POPULATION: frame})
+
+
+MICROGRAMS_PER_MG = 1000
+"""Resolution of the exact dose sums: micrograms."""
+
+MILLIONTHS = 1_000_000
+"""Resolution of the exact sums behind a mean: a millionth of the measurement's unit."""
+
+
+def _exact_sum(column: str, scale: int, where: str) -> str:
+    """SQL aggregate: the sum of ``column`` over the rows ``where`` holds, as the exact integer sum of
+    ``round(column * scale)`` (BIGINT) — the same bits in any order of addition and on any engine."""
+    return f"sum(CAST(round({column} * {scale}) AS BIGINT)) FILTER (WHERE {where})"
+
+
+def _exact_mean(column: str, where: str) -> str:
+    """SQL aggregate: the mean of ``column`` over the rows ``where`` holds, from the exact sum of its
+    millionths divided once by (count × 10⁶): correctly rounded, whatever the order of the rows."""
+    return (f"CAST({_exact_sum(column, MILLIONTHS, where)} AS DOUBLE) / "
+            f"CAST(count({column}) FILTER (WHERE {where}) * {MILLIONTHS} AS DOUBLE)")
 
 
 def _population_cte(columns: Sequence[str] = ()) -> str:
@@ -68,12 +112,12 @@ def _kinds(values: Sequence[str]) -> str:
     return ", ".join(f"'{k}'" for k in values)
 
 
-def patients_at_time_zero(store: Store, study: Study) -> StudyPopulation:
+def patients_at_time_zero(store: RowSource, study: Study) -> StudyPopulation:
     """Every patient of the store (attrition step "patients"), with time zero ``t0`` (the day of the
     first ``time_zero.kind`` record; missing when there is none) and what is known then: ``age``
     (years: calendar year of t0 − birth year), ``female`` (1/0), ``height_cm``, ``atypical_features``
     (1/0), ``index_quarter`` (1-4) and ``index_year``."""
-    table = store.query(f"""
+    table = query_frame(store, f"""
         WITH t0 AS (
             SELECT patient_id, CAST(min(time) AS DATE) AS t0
             FROM measurements WHERE kind = '{study.time_zero.kind}' GROUP BY patient_id
@@ -97,7 +141,7 @@ def baseline_kinds(study: Study) -> list[str]:
     return sorted({*BASELINE_KINDS, study.outcome.kind, *([nc] if nc else [])})
 
 
-def with_baselines(population: StudyPopulation, store: Store, study: Study) -> StudyPopulation:
+def with_baselines(population: StudyPopulation, store: RowSource, study: Study) -> StudyPopulation:
     """The last record of each baseline kind in the baseline window (days −``baseline_window_days``
     … 0): the catalogue's ``baseline_*`` columns (their kinds' canonical units), ``outcome_base``,
     ``nc_base`` (when the study names a negative control), and ``screening_weight``, the *first*
@@ -106,6 +150,7 @@ def with_baselines(population: StudyPopulation, store: Store, study: Study) -> S
     window = study.eligibility.baseline_window_days
     kinds = baseline_kinds(study)
     lasts = "".join(f", arg_max(m.value, m.time) FILTER (WHERE m.kind = '{k}') AS \"{k}\"" for k in kinds)
+    columns = ", ".join([*(f'b."{k}"' for k in kinds), "b.screening_weight"])
     frame = _query(store, population, f"""
         WITH {_population_cte()},
         b AS (
@@ -114,7 +159,7 @@ def with_baselines(population: StudyPopulation, store: Store, study: Study) -> S
             WHERE m.kind IN ({_kinds(kinds)}) AND {_day()} BETWEEN -{window} AND 0
             GROUP BY p._row
         )
-        SELECT b.* EXCLUDE (_row) FROM {POPULATION} pop LEFT JOIN b USING (_row) ORDER BY pop._row""")
+        SELECT {columns} FROM {POPULATION} pop LEFT JOIN b USING (_row) ORDER BY pop._row""")
 
     def column(name: str) -> np.ndarray:
         return frame[name].to_numpy(dtype=float, na_value=np.nan)
@@ -127,7 +172,7 @@ def with_baselines(population: StudyPopulation, store: Store, study: Study) -> S
     return population.with_columns(columns)
 
 
-def with_exposures(population: StudyPopulation, store: Store, study: Study) -> StudyPopulation:
+def with_exposures(population: StudyPopulation, store: RowSource, study: Study) -> StudyPopulation:
     """Sessions of the study's drugs (and routes) relative to time zero: ``prior_sessions`` (in the
     washout, days −``washout_days`` … −1), ``grace_sessions`` (days 0 … ``grace_days``),
     ``sessions_to_horizon`` (days 0 … horizon), ``first_session_day`` and ``first_route`` (the first
@@ -148,7 +193,8 @@ def with_exposures(population: StudyPopulation, store: Store, study: Study) -> S
                 count(*) FILTER (WHERE day BETWEEN 0 AND {h}) AS sessions_to_horizon,
                 min(day) FILTER (WHERE day >= 0) AS first_session_day,
                 arg_min(route, time) FILTER (WHERE day >= 0) AS first_route,
-                list_sum(list(dose_mg ORDER BY time) FILTER (WHERE day BETWEEN 0 AND {h})) AS dose_mg_to_horizon,
+                CAST({_exact_sum('dose_mg', MICROGRAMS_PER_MG, f'day BETWEEN 0 AND {h}')} AS DOUBLE) / {MICROGRAMS_PER_MG}
+                    AS dose_mg_to_horizon,
                 max(day) FILTER (WHERE day BETWEEN 0 AND {h}) AS last_session_day
             FROM x GROUP BY _row
         )
@@ -168,7 +214,7 @@ def _nearest(kind: str, day: int, window: int, column: str = "value") -> str:
             f"FILTER (WHERE kind = '{kind}' AND day BETWEEN {day - window} AND {day + window})")
 
 
-def with_outcomes(population: StudyPopulation, store: Store, study: Study) -> StudyPopulation:
+def with_outcomes(population: StudyPopulation, store: RowSource, study: Study) -> StudyPopulation:
     """The records nearest the targets after time zero: ``outcome_end`` (the outcome kind nearest
     the horizon within ± ``window_days``) and its ``outcome_day``; ``madrs_week2`` (nearest day 14
     ± 4; for censoring models only); ``nc_end`` (the negative control nearest the horizon); and
@@ -194,7 +240,8 @@ def with_outcomes(population: StudyPopulation, store: Store, study: Study) -> St
                 {nc_col}
             FROM x GROUP BY _row
         )
-        SELECT o.* EXCLUDE (_row) FROM {POPULATION} pop LEFT JOIN o USING (_row) ORDER BY pop._row""")
+        SELECT o.outcome_end, o.outcome_day, o.madrs_week2{', o.nc_end' if nc else ''}
+        FROM {POPULATION} pop LEFT JOIN o USING (_row) ORDER BY pop._row""")
     h = out.horizon_days
     day = frame["outcome_day"].to_numpy(dtype=float, na_value=np.nan)
     columns = {c: frame[c].to_numpy(dtype=float, na_value=np.nan) for c in ("outcome_end", "madrs_week2", *(["nc_end"] if nc else []))}
@@ -203,7 +250,7 @@ def with_outcomes(population: StudyPopulation, store: Store, study: Study) -> St
     return population.with_columns(columns)
 
 
-def with_mediators(population: StudyPopulation, store: Store, study: Study) -> StudyPopulation:
+def with_mediators(population: StudyPopulation, store: RowSource, study: Study) -> StudyPopulation:
     """The mediators of :data:`~ketaweight.study.catalogue.FOLLOWUP_CHANGES`: the mean of a kind's
     records from time zero up to the outcome measurement, minus the kind's baseline (its unit).
     The window is the days that can move the outcome: point records dated day 1 … ``mediator_end`` − 1,
@@ -217,7 +264,7 @@ def with_mediators(population: StudyPopulation, store: Store, study: Study) -> S
         first, last = (period, "p.mediator_end") if period else (1, "p.mediator_end - 1")
         windows.append(f"(m.kind = '{kind}' AND {_day()} BETWEEN {first} AND {last})")
     kinds = sorted(set(FOLLOWUP_CHANGES.values()))
-    means = ", ".join(f"favg(m.value) FILTER (WHERE m.kind = '{k}') AS \"{k}\"" for k in kinds)
+    means = ", ".join(_exact_mean("m.value", f"m.kind = '{k}'") + f' AS "{k}"' for k in kinds)
     frame = _query(store, population, f"""
         WITH {_population_cte(['mediator_end'])},
         f AS (
@@ -226,14 +273,14 @@ def with_mediators(population: StudyPopulation, store: Store, study: Study) -> S
             WHERE m.kind IN ({_kinds(kinds)}) AND ({' OR '.join(windows)})
             GROUP BY p._row
         )
-        SELECT f.* EXCLUDE (_row) FROM {POPULATION} pop LEFT JOIN f USING (_row) ORDER BY pop._row""",
+        SELECT {', '.join(f'f."{k}"' for k in kinds)} FROM {POPULATION} pop LEFT JOIN f USING (_row) ORDER BY pop._row""",
         columns=("patient_id", "t0", "mediator_end"))
     columns = {col: frame[kind].to_numpy(dtype=float, na_value=np.nan) - population.table[BASELINE_KINDS[kind]].to_numpy()
                for col, kind in FOLLOWUP_CHANGES.items()}
     return population.with_columns(columns)
 
 
-def with_lifestyle(population: StudyPopulation, store: Store, study: Study) -> StudyPopulation:
+def with_lifestyle(population: StudyPopulation, store: RowSource, study: Study) -> StudyPopulation:
     """``diet_programme`` and ``exercise_programme``: 1 when such a programme is in progress at time
     zero (started on or before that day and not ended before it), else 0."""
     _needs(population, "with_lifestyle", ("patient_id", "t0"))

@@ -30,7 +30,7 @@ class CdmConnection(Protocol):
     """What the reader needs from a CDM: qualified table names, their columns, and SQL → Arrow."""
 
     label: str
-    kind: str  # "duckdb" | "csv" | "postgresql"
+    kind: str  # "duckdb" | "csv" | "postgresql" | "spark"
 
     def table(self, name: str) -> str: ...
     def columns(self) -> dict[str, dict[str, str]]: ...  # table → column → category
@@ -202,8 +202,29 @@ class CsvCdm(_ReadInDuckDB):
         return {name: {c: category(duckdb_type(t)) for c, t, _r in ALL_TABLES[name]} for name in self.files}
 
 
+class LandsLocally:
+    """For a CDM elsewhere (PostgreSQL, Spark): the rows it pulls land in a local in-memory DuckDB
+    (``work``), where the reader shapes them.  The class using it has a ``_work`` field (None at first)."""
+
+    _work: Any
+
+    @property
+    def work(self) -> duckdb.DuckDBPyConnection:
+        if self._work is None:
+            self._work = configure(duckdb.connect(":memory:"))
+        return self._work
+
+    def land(self, name: str, incoming: Any) -> None:
+        """``incoming`` (an Arrow table or record-batch reader) as the local temporary table ``name``."""
+        self.work.register("_kw_incoming", incoming)
+        try:
+            self.work.execute(f"CREATE OR REPLACE TEMP TABLE {name} AS SELECT * FROM _kw_incoming")
+        finally:
+            self.work.unregister("_kw_incoming")
+
+
 @dataclass
-class PostgresCdm:
+class PostgresCdm(LandsLocally):
     """A CDM in PostgreSQL, read through ADBC in a read-only session."""
 
     url: str
@@ -252,22 +273,11 @@ class PostgresCdm:
         self.con.commit()
         return table
 
-    @property
-    def work(self) -> duckdb.DuckDBPyConnection:
-        if self._work is None:
-            self._work = configure(duckdb.connect(":memory:"))
-        return self._work
-
     def into(self, name: str, sql: str) -> None:
         """Stream the result from PostgreSQL (Arrow batches over the binary COPY protocol) into a local table."""
         with self.con.cursor() as cur:
             cur.execute(sql)
-            reader = cur.fetch_record_batch()
-            self.work.register("_kw_incoming", reader)
-            try:
-                self.work.execute(f"CREATE OR REPLACE TEMP TABLE {name} AS SELECT * FROM _kw_incoming")
-            finally:
-                self.work.unregister("_kw_incoming")
+            self.land(name, cur.fetch_record_batch())
         self.con.commit()
 
     def close(self) -> None:
@@ -277,7 +287,8 @@ class PostgresCdm:
 
 
 def open_cdm(location: str | Path, *, cdm_schema: str | None = None, vocabulary_schema: str | None = None) -> CdmConnection:
-    """A DuckDB file, a CSV folder, or a ``postgresql://`` URL."""
+    """A DuckDB file, a CSV folder, or a ``postgresql://`` URL (a Parquet CDM on Spark:
+    :class:`ketaweight.sources.omop.spark_cdm.SparkCdm`)."""
     text = str(location)
     if text.startswith(("postgresql://", "postgres://")):
         return PostgresCdm(text, cdm_schema or "public", vocabulary_schema)

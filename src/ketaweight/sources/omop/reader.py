@@ -130,7 +130,7 @@ def read_omop(cdm: CdmConnection, mapping: Mapping) -> OmopImport:
         report.notes.append(f"{len(ids)} concept(s) belong to two {group} sets and are used by neither")
     sel, rule = _population_sql(cdm, mapping, resolved, present)
     report.population = rule
-    if cdm.kind != "postgresql":  # a local source: select the persons once, not in every scan of its rows
+    if cdm.kind not in ("postgresql", "spark"):  # a local source: select the persons once, not in every scan of its rows
         cdm.work.execute(f"CREATE OR REPLACE TEMP TABLE _selected AS WITH {sel} SELECT person_id FROM sel")
         sel = "sel AS (SELECT person_id FROM _selected)"
     report.persons_in_source = int(cdm.query(f"SELECT count(*) AS n FROM {cdm.table('person')}").column(0)[0].as_py())

@@ -9,14 +9,24 @@
 6. (when the caller passes ``network``) a small network of simulated clinics, calibrated and pooled
    (the network layer sits above this one, so the CLI hands it in as a callback).
 
+The signals (stage 6) and the network (stage 7) need nothing the other stages make (their data are
+generated afresh), so on a machine with two or more cores each runs from the start in a worker process
+beside stages 1–5 (the three take about a third, a sixth and a half of the demo's CPU time); their
+results, progress lines and warnings are shown at their stage, in order, as if run there.
+
 The evidence grade and the report are the layer above (:func:`ketaweight.report.render.write_report`
 on ``OUT/results``), so the CLI calls it after this pipeline; nothing here renders.
 """
 
 from __future__ import annotations
 
+import multiprocessing
+import os
+import signal
+import warnings
 from collections.abc import Callable
 from dataclasses import dataclass, field
+from multiprocessing.connection import Connection
 from pathlib import Path
 from typing import Any
 
@@ -52,16 +62,123 @@ class DemoRun:
         return self.out / "results"
 
 
+NetworkStep = Callable[[Path, Path, Callable[[str], None]], Any]
+"""``step(out, results, on_text)``: the network step; picklable (a module-level function or a
+``functools.partial`` of one) so that it can run in a worker process."""
+
+
+def _network(step: NetworkStep, out: Path, results: Path) -> tuple[Any, list[str]]:
+    """The network step's value and its progress lines."""
+    lines: list[str] = []
+    return step(out, results, lines.append), lines
+
+
+def _signals(out: Path, results: Path, faers_reports: int) -> list[ScanResult]:
+    """Stage 6: the synthetic FAERS quarter's scan, then the mddc table's."""
+    return [synthetic_faers_signals(out / "faers", results / "signals-synthetic-faers.json", faers_reports),
+            mddc_signals(results / "signals-mddc.json")]
+
+
+def _worker(conn: Connection, step: Callable[..., Any], args: tuple[Any, ...]) -> None:
+    """A worker process: run ``step(*args)`` and send back (ok, value or exception, warnings raised)."""
+    signal.signal(signal.SIGINT, signal.SIG_IGN)  # Ctrl-C is the parent's to handle: it ends this process
+    try:
+        with warnings.catch_warnings(record=True) as caught:
+            warnings.simplefilter("always")
+            value = step(*args)
+        conn.send((True, value, [(w.message, w.category, w.filename, w.lineno) for w in caught]))
+    except BaseException as exc:  # noqa: BLE001 - every failure goes to the parent, which raises it
+        try:
+            conn.send((False, exc, []))
+        except Exception:  # noqa: BLE001 - an exception that does not pickle: its text then
+            conn.send((False, RuntimeError(f"{type(exc).__name__}: {exc}"), []))
+    finally:
+        conn.close()
+
+
+class _Background:
+    """``step(*args)`` in a worker process (``spawn``: none of this process's threads or DuckDB
+    connections are inherited).  :meth:`result` waits for it and raises its warnings here (where
+    the CLI shows them) or its exception; :meth:`stop` ends it when the demo stops early (an error,
+    Ctrl-C), before the staged output folder is removed."""
+
+    def __init__(self, step: Callable[..., Any], *args: Any) -> None:
+        context = multiprocessing.get_context("spawn")
+        self._conn, child = context.Pipe(duplex=False)
+        self._process = context.Process(target=_worker, args=(child, step, args), name="ketaweight-demo-step")
+        self._process.start()
+        child.close()
+
+    def result(self) -> Any:
+        """The step's value once it is done."""
+        try:
+            ok, value, found = self._conn.recv()
+        except EOFError:
+            self._process.join()
+            raise RuntimeError(f"a demo step's worker process ended without a result "
+                               f"(exit code {self._process.exitcode})") from None
+        self._process.join()
+        for message, category, filename, lineno in found:
+            warnings.warn_explicit(message, category, filename, lineno)
+        if not ok:
+            raise value
+        return value
+
+    def stop(self) -> None:
+        """End the worker if it still runs, and wait for it."""
+        if self._process.is_alive():
+            self._process.terminate()
+        self._process.join()
+        self._conn.close()
+
+
+class _Inline:
+    """The same interface, run when :meth:`result` is asked for (a one-core machine)."""
+
+    def __init__(self, step: Callable[..., Any], *args: Any) -> None:
+        self._step, self._args = step, args
+
+    def result(self) -> Any:
+        return self._step(*self._args)
+
+    def stop(self) -> None:
+        pass
+
+
+def _cores() -> int:
+    """Cores this process may run on."""
+    return len(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity") else (os.cpu_count() or 1)
+
+
 def run_demo(out: Path, *, scenario: str = "article", patients: int = 20_000, seed: int = 7,
              faers_reports: int = SYNTHETIC_FAERS_REPORTS,
              on_stage: Callable[[int, str], None] = lambda number, title: None,
              on_done: Callable[[str, Any], None] = lambda what, value: None,
              on_patients: Callable[[int], None] | None = None,
-             network: Callable[[Path, Path], Any] | None = None) -> DemoRun:
+             on_text: Callable[[str], None] = lambda text: None,
+             network: NetworkStep | None = None) -> DemoRun:
     """Run stages 1–7 into ``out``.  ``on_stage(number, title)`` is called as a stage starts and
     ``on_done(what, value)`` with each piece as it is ready (``"store"`` (its path), ``"study"``,
     ``"mechanisms"``, ``"responsible_use"``, ``"signals"``, ``"network"``), so a caller can show
-    progress.  ``network(out, results_folder)``, when given, runs the network step (stage 7)."""
+    progress.  ``network(out, results_folder, on_text)``, when given, runs the network step (stage 7);
+    its progress lines go to ``on_text`` at stage 7.  With two cores or more, the signals and the
+    network run in worker processes from the start (see the module's docstring)."""
+    results = out / "results"
+    later = _Background if _cores() >= 2 else _Inline
+    steps: dict[str, _Background | _Inline] = {}
+    try:
+        steps["signals"] = later(_signals, out, results, faers_reports)
+        if network is not None:
+            steps["network"] = later(_network, network, out, results)
+        return _stages(out, scenario, patients, seed, on_stage, on_done, on_patients, on_text, steps)
+    finally:
+        for step in steps.values():
+            step.stop()
+
+
+def _stages(out: Path, scenario: str, patients: int, seed: int, on_stage: Callable[[int, str], None],
+            on_done: Callable[[str, Any], None], on_patients: Callable[[int], None] | None,
+            on_text: Callable[[str], None], steps: dict[str, _Background | _Inline]) -> DemoRun:
     run = DemoRun(out)
     on_stage(1, "simulate a ketamine-clinic cohort (synthetic data)")
     run.simulation, run.store = run_simulation(scenario, patients, seed, out, "duckdb", True, on_patients=on_patients)
@@ -78,13 +195,14 @@ def run_demo(out: Path, *, scenario: str = "article", patients: int = 20_000, se
     run.responsible_use = responsible_use(run.store, out_path=run.results / "responsible_use.json")
     on_done("responsible_use", run.responsible_use)
     on_stage(6, "signals from spontaneous reports (FAERS format)")
-    for scan_result in (synthetic_faers_signals(out / "faers", run.results / "signals-synthetic-faers.json", faers_reports),
-                        mddc_signals(run.results / "signals-mddc.json")):
+    for scan_result in steps["signals"].result():
         run.signals.append(scan_result)
         on_done("signals", scan_result)
     # -- stage 7 (issue 15): a small network of clinics, handed in by the layer above --------------
-    if network is not None:
+    if "network" in steps:
         on_stage(7, "a network of clinics: negative controls, calibration, pooling")
-        run.network = network(out, run.results)
+        run.network, lines = steps["network"].result()
+        for line in lines:
+            on_text(line)
         on_done("network", run.network)
     return run

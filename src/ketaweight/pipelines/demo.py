@@ -20,15 +20,12 @@ on ``OUT/results``), so the CLI calls it after this pipeline; nothing here rende
 
 from __future__ import annotations
 
-import multiprocessing
-import os
-import signal
-import warnings
 from collections.abc import Callable
 from dataclasses import dataclass, field
-from multiprocessing.connection import Connection
 from pathlib import Path
 from typing import Any
+
+from ketaweight.pipelines.background import Background, Inline, cores
 
 from ketaweight.pipelines.emulation import StudyResults, run_study
 from ketaweight.pipelines.mechanisms import run_mechanisms
@@ -79,77 +76,6 @@ def _signals(out: Path, results: Path, faers_reports: int) -> list[ScanResult]:
             mddc_signals(results / "signals-mddc.json")]
 
 
-def _worker(conn: Connection, step: Callable[..., Any], args: tuple[Any, ...]) -> None:
-    """A worker process: run ``step(*args)`` and send back (ok, value or exception, warnings raised)."""
-    signal.signal(signal.SIGINT, signal.SIG_IGN)  # Ctrl-C is the parent's to handle: it ends this process
-    try:
-        with warnings.catch_warnings(record=True) as caught:
-            warnings.simplefilter("always")
-            value = step(*args)
-        conn.send((True, value, [(w.message, w.category, w.filename, w.lineno) for w in caught]))
-    except BaseException as exc:  # noqa: BLE001 - every failure goes to the parent, which raises it
-        try:
-            conn.send((False, exc, []))
-        except Exception:  # noqa: BLE001 - an exception that does not pickle: its text then
-            conn.send((False, RuntimeError(f"{type(exc).__name__}: {exc}"), []))
-    finally:
-        conn.close()
-
-
-class _Background:
-    """``step(*args)`` in a worker process (``spawn``: none of this process's threads or DuckDB
-    connections are inherited).  :meth:`result` waits for it and raises its warnings here (where
-    the CLI shows them) or its exception; :meth:`stop` ends it when the demo stops early (an error,
-    Ctrl-C), before the staged output folder is removed."""
-
-    def __init__(self, step: Callable[..., Any], *args: Any) -> None:
-        context = multiprocessing.get_context("spawn")
-        self._conn, child = context.Pipe(duplex=False)
-        self._process = context.Process(target=_worker, args=(child, step, args), name="ketaweight-demo-step")
-        self._process.start()
-        child.close()
-
-    def result(self) -> Any:
-        """The step's value once it is done."""
-        try:
-            ok, value, found = self._conn.recv()
-        except EOFError:
-            self._process.join()
-            raise RuntimeError(f"a demo step's worker process ended without a result "
-                               f"(exit code {self._process.exitcode})") from None
-        self._process.join()
-        for message, category, filename, lineno in found:
-            warnings.warn_explicit(message, category, filename, lineno)
-        if not ok:
-            raise value
-        return value
-
-    def stop(self) -> None:
-        """End the worker if it still runs, and wait for it."""
-        if self._process.is_alive():
-            self._process.terminate()
-        self._process.join()
-        self._conn.close()
-
-
-class _Inline:
-    """The same interface, run when :meth:`result` is asked for (a one-core machine)."""
-
-    def __init__(self, step: Callable[..., Any], *args: Any) -> None:
-        self._step, self._args = step, args
-
-    def result(self) -> Any:
-        return self._step(*self._args)
-
-    def stop(self) -> None:
-        pass
-
-
-def _cores() -> int:
-    """Cores this process may run on."""
-    return len(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity") else (os.cpu_count() or 1)
-
-
 def run_demo(out: Path, *, scenario: str = "article", patients: int = 20_000, seed: int = 7,
              faers_reports: int = SYNTHETIC_FAERS_REPORTS,
              on_stage: Callable[[int, str], None] = lambda number, title: None,
@@ -164,8 +90,8 @@ def run_demo(out: Path, *, scenario: str = "article", patients: int = 20_000, se
     its progress lines go to ``on_text`` at stage 7.  With two cores or more, the signals and the
     network run in worker processes from the start (see the module's docstring)."""
     results = out / "results"
-    later = _Background if _cores() >= 2 else _Inline
-    steps: dict[str, _Background | _Inline] = {}
+    later = Background if cores() >= 2 else Inline
+    steps: dict[str, Background | Inline] = {}
     try:
         steps["signals"] = later(_signals, out, results, faers_reports)
         if network is not None:
@@ -178,7 +104,7 @@ def run_demo(out: Path, *, scenario: str = "article", patients: int = 20_000, se
 
 def _stages(out: Path, scenario: str, patients: int, seed: int, on_stage: Callable[[int, str], None],
             on_done: Callable[[str, Any], None], on_patients: Callable[[int], None] | None,
-            on_text: Callable[[str], None], steps: dict[str, _Background | _Inline]) -> DemoRun:
+            on_text: Callable[[str], None], steps: dict[str, Background | Inline]) -> DemoRun:
     run = DemoRun(out)
     on_stage(1, "simulate a ketamine-clinic cohort (synthetic data)")
     run.simulation, run.store = run_simulation(scenario, patients, seed, out, "duckdb", True, on_patients=on_patients)

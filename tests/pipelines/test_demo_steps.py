@@ -33,3 +33,17 @@ def test_a_step_still_running_is_ended_when_the_demo_stops():
     step.stop()
     assert time.monotonic() - started < 30
     assert not step._process.is_alive() and step._process.exitcode != 0
+
+
+def test_a_worker_ignores_ctrl_c_from_its_first_instruction():
+    """A Ctrl-C at the terminal reaches every process of the group; a worker still importing printed a
+    traceback. The worker starts with SIGINT ignored (the parent ends it) and the parent's handler is back."""
+    import signal
+
+    before = signal.getsignal(signal.SIGINT)
+    step = Background(signal.getsignal, signal.SIGINT)
+    try:
+        assert step.result() == signal.SIG_IGN
+    finally:
+        step.stop()
+    assert signal.getsignal(signal.SIGINT) is before

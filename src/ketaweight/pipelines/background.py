@@ -10,6 +10,7 @@ from __future__ import annotations
 import multiprocessing
 import os
 import signal
+import threading
 import warnings
 from collections.abc import Callable
 from multiprocessing.connection import Connection
@@ -43,7 +44,16 @@ class Background:
         context = multiprocessing.get_context("spawn")
         self._conn, child = context.Pipe(duplex=False)
         self._process = context.Process(target=_worker, args=(child, step, args), name="ketaweight-demo-step")
-        self._process.start()
+        # Started with Ctrl-C ignored, which the new interpreter keeps (Python installs its handler only
+        # over the default): a Ctrl-C at the terminal reaches the whole process group, and a worker still
+        # importing would otherwise print a traceback; the parent ends its workers itself.
+        main = threading.current_thread() is threading.main_thread()
+        previous = signal.signal(signal.SIGINT, signal.SIG_IGN) if main else None
+        try:
+            self._process.start()
+        finally:
+            if previous is not None:
+                signal.signal(signal.SIGINT, previous)
         child.close()
 
     def result(self) -> Any:

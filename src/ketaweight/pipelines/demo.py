@@ -88,7 +88,9 @@ def run_demo(out: Path, *, scenario: str = "article", patients: int = 20_000, se
     ``"mechanisms"``, ``"responsible_use"``, ``"signals"``, ``"network"``), so a caller can show
     progress.  ``network(out, results_folder, on_text)``, when given, runs the network step (stage 7);
     its progress lines go to ``on_text`` at stage 7.  With two cores or more, the signals and the
-    network run in worker processes from the start (see the module's docstring)."""
+    network run in worker processes from the start (see the module's docstring); those are started
+    with ``spawn`` and import the main module, so a script calling this needs the usual
+    ``if __name__ == "__main__":`` guard (the ``ketaweight`` command has it)."""
     results = out / "results"
     later = Background if cores() >= 2 else Inline
     steps: dict[str, Background | Inline] = {}

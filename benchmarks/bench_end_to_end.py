@@ -125,9 +125,9 @@ def measure(what: str, who: str, repeats: int, make_argv, before=None) -> Measur
 
 def main() -> None:
     ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
-    ap.add_argument("--sizes", default="20000,100000,1000000", help="patients per simulated cohort, comma-separated")
+    ap.add_argument("--sizes", default="20000,100000,1000000", help="patients per simulated cohort, comma-separated ('' for none)")
     ap.add_argument("--repeats", type=int, default=3)
-    ap.add_argument("--load-size", type=int, default=100000, help="cohort exported to Parquet and CSV for `store load`")
+    ap.add_argument("--load-size", type=int, default=100000, help="cohort exported to Parquet and CSV for `store load` (0: skip)")
     ap.add_argument("--baseline-src", type=Path, default=None, help="another source tree run side by side")
     ap.add_argument("--baseline-sizes", default=None,
                     help="sizes the baseline runs at (default: all of --sizes; the baseline at 1 M takes ~10 min a run)")
@@ -138,7 +138,7 @@ def main() -> None:
     ap.add_argument("--work", type=Path, default=None, help="scratch folder (default: a temporary one, removed)")
     ap.add_argument("--json", type=Path, default=None, help="write every run here")
     args = ap.parse_args()
-    sizes = [int(s) for s in args.sizes.split(",")]
+    sizes = [int(s) for s in args.sizes.split(",") if s.strip()]
     baseline_sizes = set(int(s) for s in args.baseline_sizes.split(",")) if args.baseline_sizes else set(sizes)
     work = args.work or Path(tempfile.mkdtemp(prefix="ketaweight-bench-"))
     work.mkdir(parents=True, exist_ok=True)
@@ -170,13 +170,14 @@ def main() -> None:
 
     # store load against DuckDB's own read of the same files
     prefix, env = ketaweight(None)
+    formats = ("parquet", "csv") if args.load_size else ()
     source = work / f"load-{args.load_size}"
     if args.load_size in sizes:  # the last simulate run of that size is the same cohort (seed 7)
         source = work / f"ketaweight-{args.load_size}"
-    if not (source / "store.duckdb").exists():
+    if formats and not (source / "store.duckdb").exists():
         run(prefix + ["simulate", "--patients", str(args.load_size), "--out", str(source), "--no-truth"], env)
     rows = None
-    for fmt in ("parquet", "csv"):
+    for fmt in formats:
         folder = work / f"export-{args.load_size}-{fmt}"
         if not folder.exists():
             run(prefix + ["store", "export", "--store", str(source / "store.duckdb"), "--out", str(folder), "--format", fmt], env)
@@ -208,7 +209,7 @@ def main() -> None:
     print(f"\n{'command':<46}{'who':<14}{'wall s':>8}{'CPU s':>8}{'peak GiB':>10}{'load':>10}")
     for m in measures:
         print(f"{m.what:<46}{m.who:<14}{m.wall:>8.1f}{m.cpu:>8.1f}{m.peak:>10.2f}{m.loads:>10}")
-    for fmt in ("parquet", "csv"):
+    for fmt in formats:
         ours = next(m for m in measures if m.what.startswith(f"store load {fmt}") and m.who == "ketaweight")
         floor = next(m for m in measures if m.what.startswith(f"store load {fmt}") and m.who == "DuckDB floor")
         print(f"store load {fmt}: {ours.wall / floor.wall:.2f}× DuckDB's own read (wall), {ours.cpu / floor.cpu:.2f}× (CPU)"

@@ -25,8 +25,10 @@ and the settings, so AIPW and TMLE run side by side on the same rows share one f
 
 from __future__ import annotations
 
+import hashlib
 import threading
 import weakref
+from collections import OrderedDict
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 from typing import Any, Literal
@@ -137,6 +139,51 @@ def _purge() -> None:
         del _CACHE[k]
 
 
+_FOLD_FITS: OrderedDict[bytes, tuple[np.ndarray, tuple[FittedModel, ...], int]] = OrderedDict()
+_FOLD_FITS_LOCK = threading.Lock()
+_FOLD_FITS_BYTES = 256 * 2**20
+"""Bytes of training matrices the shared fold fits may hold (least recently used dropped first)."""
+
+
+def _logistic_folds(name: str, x: np.ndarray, y: np.ndarray, folds: Folds,
+                    split_key: tuple[Any, ...]) -> tuple[np.ndarray, tuple[FittedModel, ...]]:
+    """Out-of-fold P(y = 1 | x) and the fold fits (each warm-started from the previous fold's; they
+    differ by O(n^-1/2)), shared across analyses by the content of ``x`` and ``y`` and the split.
+
+    Many analyses of one population fit the same propensity (and often censoring) model on the same
+    folds: the network's negative controls are 30 outcomes of one treatment on one design, a study's
+    negative control another; their :class:`AnalysisData` objects differ, so :func:`cross_fit`'s
+    cache (by object) misses, but the fits are a function of these bytes, hence shared exactly."""
+    key = None
+    if x.nbytes * max(1, len(folds) - 1) <= _FOLD_FITS_BYTES:  # else it would not be kept: no need to hash it
+        digest = hashlib.sha256(repr((name, x.shape, x.dtype.str, y.dtype.str, split_key)).encode())
+        for array in (x, y):  # the fits use the arrays as given (their memory order decides BLAS's rounding)
+            digest.update(np.ascontiguousarray(array).data)
+        key = digest.digest()
+        with _FOLD_FITS_LOCK:
+            hit = _FOLD_FITS.get(key)
+            if hit is not None:
+                _FOLD_FITS.move_to_end(key)
+                return hit[0].copy(), hit[1]
+    pred = np.empty(len(y))
+    models: list[FittedModel] = []
+    start = None
+    for k, (train, test) in enumerate(folds):
+        tag = "" if len(folds) == 1 else f" (fold {k + 1})"
+        xtr, ytr = x[train], y[train]
+        fit = fit_logistic(xtr, ytr, start=start)
+        start = fit.coef
+        models.append(FittedModel(name + tag, xtr, ytr, fit))
+        pred[test] = expit(x[test] @ fit.coef)
+    held = sum(m.x.nbytes for m in models)
+    if key is not None and held <= _FOLD_FITS_BYTES:
+        with _FOLD_FITS_LOCK:
+            _FOLD_FITS[key] = (pred.copy(), tuple(models), held)
+            while sum(v[2] for v in _FOLD_FITS.values()) > _FOLD_FITS_BYTES:
+                _FOLD_FITS.popitem(last=False)
+    return pred, tuple(models)
+
+
 def _cross_fit(data: AnalysisData, s: NuisanceSettings, split: np.random.SeedSequence) -> CrossFit:
     x, a, obs, n = data.x.matrix, data.a, data.observed, data.n
     folds = make_folds(n, s.n_folds, split)
@@ -154,23 +201,20 @@ def _cross_fit(data: AnalysisData, s: NuisanceSettings, split: np.random.SeedSeq
     q = {arm: np.empty(n) for arm in ARMS}
     q_train: list[dict[int, np.ndarray]] = []
     models: list[FittedModel] = []
-    start_e = start_c = None  # folds' fits differ by O(n^-1/2): warm-start each from the previous
-    for k, (train, test) in enumerate(folds):
-        tag = "" if len(folds) == 1 else f" (fold {k + 1})"
-        xtr, atr, xte, obs_tr = x[train], a[train], x[test], obs[train]  # one copy of each, reused
-        if s.propensity_learner is None:
-            fit = fit_logistic(xtr, atr, start=start_e)
-            start_e = fit.coef
-            models.append(FittedModel("propensity" + tag, xtr, atr, fit))
-            e[test] = expit(xte @ fit.coef)
-        else:
-            e[test] = clone(s.propensity_learner).fit(xtr, atr).predict_proba(xte)[:, 1]
-        if xz is not None:
-            rtr = obs_tr.astype(float)
-            fit_c = fit_logistic(xz[train], rtr, start=start_c)
-            start_c = fit_c.coef
-            models.append(FittedModel("censoring" + tag, fit_c.x, rtr, fit_c))
-            pi[test] = expit(xz[test] @ fit_c.coef)
+    split_key = (s.n_folds, tuple(split.entropy) if isinstance(split.entropy, Sequence) else split.entropy,
+                 split.spawn_key)
+    fold_models: list[tuple[FittedModel, ...]] = []
+    if s.propensity_learner is None:
+        e, e_models = _logistic_folds("propensity", x, a, folds, split_key)
+        fold_models.append(e_models)
+    if xz is not None:
+        pi, c_models = _logistic_folds("censoring", xz, obs.astype(float), folds, split_key)
+        fold_models.append(c_models)
+    models.extend(m for per_fold in zip(*fold_models) for m in per_fold)  # fold by fold: propensity, censoring
+    for train, test in folds:
+        atr, obs_tr = a[train], obs[train]
+        if s.propensity_learner is not None:
+            e[test] = clone(s.propensity_learner).fit(x[train], atr).predict_proba(x[test])[:, 1]
         xqtr, ytr = xq[train], data.y[train]
         xo, ao, yo = (xqtr, atr, ytr) if obs_tr.all() else (xqtr[obs_tr], atr[obs_tr], ytr[obs_tr])
         if s.outcome_learner is None:

@@ -10,7 +10,9 @@ whole output folder is built in a temporary folder beside it and moved into plac
 from __future__ import annotations
 
 import time
+from collections.abc import Callable
 from contextlib import ExitStack
+from functools import partial
 from pathlib import Path
 from typing import Any
 
@@ -49,6 +51,16 @@ def _show(what: str, value: Any) -> None:
         print_network(value.result)
 
 
+def network_step(out: Path, results: Path, on_text: Callable[[str], None], *, scenario: str, patients: int,
+                 seed: int) -> Any:
+    """The demo's network step (stage 7): the sites of a demo of ``patients`` in ``out/network``, the
+    synthesis in ``results``.  Module-level so that the demo can run it in a worker process."""
+    from ketaweight.network.demo import run_network_demo, site_patients
+
+    return run_network_demo(out / "network", results, scenario=scenario, patients=site_patients(patients), seed=seed,
+                            on_stage=on_text)
+
+
 @app.command("demo")
 def demo_command(
     out: Path = typer.Option(Path("demo-output"), "--out", "-o", help="Output folder (new, empty, or an earlier demo's with --replace)."),
@@ -61,7 +73,6 @@ def demo_command(
 ) -> None:
     """End to end: simulate a clinic, emulate both target trials, scan FAERS, grade the evidence, write the report."""
     from ketaweight.core.outputs import staged_folder
-    from ketaweight.network.demo import run_network_demo, site_patients
     from ketaweight.pipelines.demo import STAGES, run_demo
     from ketaweight.report.render import write_report
 
@@ -78,13 +89,10 @@ def demo_command(
                     bar.close()  # the simulation's progress bar ends once the store is written
                 _show(what, value)
 
-            def network(folder: Path, results: Path):
-                return run_network_demo(folder / "network", results, scenario=scenario, patients=site_patients(patients),
-                                        seed=seed, on_stage=lambda text: console.print(text, highlight=False))
-
             run = run_demo(work, scenario=scenario, patients=patients, seed=seed, faers_reports=faers_reports,
                            on_stage=lambda i, title: console.rule(f"{i}/{STAGES} {title}"), on_done=on_done,
-                           on_patients=advance, network=network)
+                           on_patients=advance, on_text=lambda text: console.print(text, highlight=False),
+                           network=partial(network_step, scenario=scenario, patients=patients, seed=seed))
             console.rule(f"{STAGES}/{STAGES} evidence grade and report")
             paths = write_report(run.results, work / "report.html")
         return run, paths

@@ -1,0 +1,76 @@
+"""Cross-fitted propensity and censoring fits shared across analyses of one population (issue 13).
+
+The network's negative controls and a study's negative control analyse other outcomes of the same
+treatment on the same design: their propensity (and censoring) fits on one split are the same
+computation, done once; the nuisances must be bit-for-bit those of a fresh fit."""
+
+from __future__ import annotations
+
+import dataclasses
+
+import numpy as np
+import pytest
+
+from ketaweight.causal import AIPW
+from ketaweight.causal import nuisance
+from ketaweight.causal.data import prepare
+from ketaweight.causal.nuisance import NuisanceSettings, cross_fit
+
+
+@pytest.fixture
+def counted(monkeypatch):
+    """fit_logistic calls made by the nuisance module, with a fresh shared-fit cache."""
+    calls = []
+    real = nuisance.fit_logistic
+
+    def counting(x, y, **kw):
+        calls.append(x.shape)
+        return real(x, y, **kw)
+
+    monkeypatch.setattr(nuisance, "fit_logistic", counting)
+    monkeypatch.setattr(nuisance, "_FOLD_FITS", type(nuisance._FOLD_FITS)())
+    return calls
+
+
+def test_a_second_outcome_reuses_the_propensity_and_censoring_fits_exactly(nhefs, nhefs_spec, counted):
+    table = nhefs.assign(other=nhefs["wt82_71"] * 0.5 + nhefs["age"])
+    spec = nhefs_spec(censor="censored")
+    first, second = prepare(table, spec), prepare(table, dataclasses.replace(spec, outcome="other"))
+    split = np.random.SeedSequence(11).spawn(1)[0]
+    settings = NuisanceSettings()
+    a = cross_fit(first, settings, split)
+    assert len(counted) == 10  # five folds' propensity + five folds' censoring
+    b = cross_fit(second, settings, split)
+    assert len(counted) == 10  # none again: same treatment, design, observed rows and split
+    assert a.e.tobytes() == b.e.tobytes() and a.pi.tobytes() == b.pi.tobytes()
+    assert [m.name for m in b.models] == [m.name for m in a.models]
+    assert [m.name for m in a.models][:4] == ["propensity (fold 1)", "censoring (fold 1)", "propensity (fold 2)",
+                                              "censoring (fold 2)"]
+    nuisance._FOLD_FITS.clear()
+    fresh = cross_fit(prepare(table, dataclasses.replace(spec, outcome="other")), settings, split)
+    assert len(counted) == 20
+    assert fresh.e.tobytes() == b.e.tobytes() and fresh.pi.tobytes() == b.pi.tobytes()
+    assert all(np.array_equal(f.fit.coef, g.fit.coef) for f, g in zip(fresh.models, b.models))
+    assert b.q[1].tobytes() == fresh.q[1].tobytes() and not np.array_equal(a.q[1], b.q[1])
+
+
+def test_another_split_or_other_rows_are_fitted_anew(nhefs, nhefs_spec, counted):
+    spec = nhefs_spec(censor="censored")
+    data = prepare(nhefs, spec)
+    one, two = np.random.SeedSequence(3).spawn(2)
+    cross_fit(data, NuisanceSettings(), one)
+    cross_fit(data, NuisanceSettings(), two)
+    assert len(counted) == 20
+    cross_fit(data.subset(np.arange(data.n - 1)), NuisanceSettings(), one)
+    assert len(counted) == 30
+
+
+def test_aipw_of_a_negative_control_outcome_matches_a_fresh_process(nhefs, nhefs_spec, counted):
+    """The estimate with shared fits equals the one with the cache emptied first (to the last digit)."""
+    table = nhefs.assign(other=nhefs["smokeyrs"] * 0.1)
+    spec = nhefs_spec(censor="censored")
+    AIPW(n_repeats=2).fit(table, spec)
+    shared = AIPW(n_repeats=2).fit(table, dataclasses.replace(spec, outcome="other"))
+    nuisance._FOLD_FITS.clear()
+    fresh = AIPW(n_repeats=2).fit(table, dataclasses.replace(spec, outcome="other"))
+    assert (shared.estimate, shared.se) == (fresh.estimate, fresh.se)

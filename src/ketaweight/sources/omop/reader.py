@@ -425,11 +425,15 @@ def shape_canonical(w: duckdb.DuckDBPyConnection, mapping: Mapping, report: Impo
         WHERE m2.grp = 'measurement'
     """)
     _count(w, report, "meas_r", "src", locate)
-    # Duplicated keys by a plain count first (cheap at tens of millions of rows); the first row of each only for those.
-    w.execute("""CREATE OR REPLACE TEMP TABLE meas_dups AS
-                 WITH k AS (SELECT person_id, time, kind FROM meas_r WHERE reason IS NULL GROUP BY ALL HAVING count(*) > 1)
+    # Duplicated keys: equal key hashes first, found by sorting the hashes (one pass, far cheaper at a hundred million
+    # rows than grouping by the key); only when some repeat, the keys themselves and the first row of each.
+    repeated = w.execute("SELECT count(*) FROM (SELECT h = lag(h) OVER (ORDER BY h) AS repeated FROM "
+                         "(SELECT hash(person_id, time, kind) AS h FROM meas_r WHERE reason IS NULL)) WHERE repeated").fetchall()[0][0]
+    w.execute(f"""CREATE OR REPLACE TEMP TABLE meas_dups AS
+                 WITH k AS (SELECT person_id, time, kind FROM meas_r WHERE reason IS NULL AND {bool(repeated)}
+                            GROUP BY ALL HAVING count(*) > 1)
                  SELECT r.person_id, r.time, r.kind, min(struct_pack(src := r.src, row_id := r.row_id)) AS first, count(*) - 1 AS n
-                 FROM meas_r r JOIN k USING (person_id, time, kind) WHERE r.reason IS NULL GROUP BY ALL""")
+                 FROM meas_r r JOIN k USING (person_id, time, kind) WHERE r.reason IS NULL AND {bool(repeated)} GROUP BY ALL""")
     for src, n in w.execute("SELECT first.src, sum(n) FROM meas_dups GROUP BY 1").fetchall():
         report.exclude(src, "duplicate (same person, time and kind); the first by row id is kept", int(n))
     n_bmi = w.execute("SELECT count(*) FROM m2 WHERE grp = 'counted'").fetchall()[0][0]

@@ -408,7 +408,7 @@ def shape_canonical(w: duckdb.DuckDBPyConnection, mapping: Mapping, report: Impo
     # --- measurements: a view, scanned once per use, so tens of millions of rows are never copied here
     w.execute(f"""
         CREATE OR REPLACE TEMP VIEW meas_r AS
-        SELECT m2.src, m2.row_id, m2.person_id, m2.time, m2.name AS kind, m2.v AS value, m2.store_unit AS unit,
+        SELECT m2.src, m2.row_id, m2.person_id, p.patient_id, p.pidx, m2.time, m2.name AS kind, m2.v AS value, m2.store_unit AS unit,
             CASE WHEN m2.time IS NULL THEN 'no usable date (missing, or only to the month or year)'
                  WHEN m2.value IS NULL THEN 'no numeric value'
                  WHEN m2.unit_code IS NULL THEN 'no unit (unit_concept_id 0 and no unit_source_value)'
@@ -526,7 +526,7 @@ def shape_canonical(w: duckdb.DuckDBPyConnection, mapping: Mapping, report: Impo
         "patients": "SELECT patient_id, sex, CAST(birth_year AS INTEGER) AS birth_year, height_cm, atypical_features, pidx FROM patients_ok",
         "exposures": "SELECT patient_id, time, drug, dose_mg, route, duration_min, pidx FROM expo_r JOIN patients_ok USING (patient_id) "
                      "WHERE expo_r.reason IS NULL",
-        "measurements": "SELECT patient_id, r.time, r.kind, r.value, r.unit, pidx FROM meas_r r JOIN patients_ok USING (person_id) "
+        "measurements": "SELECT r.patient_id, r.time, r.kind, r.value, r.unit, r.pidx FROM meas_r r "
                         "LEFT JOIN meas_dups d ON d.person_id = r.person_id AND d.time = r.time AND d.kind = r.kind "
                         "WHERE r.reason IS NULL AND (d.first IS NULL OR d.first = struct_pack(src := r.src, row_id := r.row_id))",
         "lifestyle": 'SELECT patient_id, start, "end", kind, detail, pidx FROM life_r JOIN patients_ok USING (patient_id) '

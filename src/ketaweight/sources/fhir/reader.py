@@ -106,8 +106,12 @@ class _Rows:
     cols: dict[str, list[Any]] = field(default_factory=dict)
 
     def add(self, **values: Any) -> None:
+        """Append one row (every row of a relation has the same columns, in the same order)."""
+        cols = self.cols
+        if not cols:
+            cols.update((k, []) for k in values)
         for k, v in values.items():
-            self.cols.setdefault(k, []).append(v)
+            cols[k].append(v)
 
 
 @dataclass

@@ -142,7 +142,7 @@ def _model_class(type_name: str, owner: type) -> type:
     return get_fhir_model_class(type_name)
 
 
-Plan = tuple[list[tuple[str, tuple[str, ...]]], dict[str, "Plan"]]
+Plan = tuple[list[tuple[str, frozenset[str]]], dict[str, "Plan"]]
 """Choice groups of an object (group, its JSON names) and the plans of the objects read inside it."""
 
 
@@ -182,16 +182,15 @@ def _object_schema(model: type, read: Read, resource_type: str | None = None) ->
         fields[alias] = core_schema.typed_dict_field(schema, required=bool(extra.get("element_required")))
     if resource_type is not None:
         fields["resourceType"] = core_schema.typed_dict_field(core_schema.literal_schema([resource_type]), required=True)
-    return core_schema.typed_dict_schema(fields, extra_behavior="forbid"), ([(g, tuple(n)) for g, n in groups.items()], inner)
+    return core_schema.typed_dict_schema(fields, extra_behavior="forbid"), ([(g, frozenset(n)) for g, n in groups.items()], inner)
 
 
 def _check_choices(obj: dict, plan: Plan, where: str) -> None:
     """At most one element of each choice group, in ``obj`` and the objects read inside it."""
     groups, inner = plan
     for group, names in groups:
-        present = [n for n in names if n in obj]
-        if len(present) > 1:
-            raise ChoiceError(group, present, where)
+        if len(present := names & obj.keys()) > 1:
+            raise ChoiceError(group, sorted(present), where)
     for alias, sub in inner.items():
         value = obj.get(alias)
         for i, item in enumerate(value if isinstance(value, list) else [value] if value is not None else []):

@@ -62,6 +62,7 @@ def configure(con: duckdb.DuckDBPyConnection) -> duckdb.DuckDBPyConnection:
         pass  # the platform does not tell its memory: DuckDB's own default applies
     con.execute(f"SET temp_directory = '{tempfile.gettempdir()}/ketaweight-duckdb-spill'")
     con.execute("SET preserve_insertion_order = false")
+    con.execute("SET enable_progress_bar = false")  # the import prints its own stages, not DuckDB's bars between them
     return con
 
 

@@ -24,6 +24,7 @@ def canonical(tables: dict) -> dict[str, pd.DataFrame]:
     """Each canonical table as a frame in key order with plain column types, for exact comparison."""
     out = {}
     for name, table in tables.items():
+        table = table.to_table() if hasattr(table, "to_table") else table  # an Arrow dataset (an import's Parquet files)
         frame = table.to_pandas() if hasattr(table, "to_pandas") else table
         frame = frame[list(TABLES[name].column_names)].copy()
         for col in frame.columns:

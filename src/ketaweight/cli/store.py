@@ -137,8 +137,9 @@ def import_fhir_command(
     source: Path = typer.Argument(..., help="A folder of bulk-export NDJSON files (one resource type per file) and/or Bundle .json files, or one file."),
     store: Path = typer.Option(..., "--store", help="DuckDB store file (created if missing)."),
     mapping: Path | None = typer.Option(None, "--mapping", help="TOML file extending the built-in concept sets."),
-    validate: bool = typer.Option(True, "--validate/--no-validate", help="Check every resource against the FHIR R4 (R4B) models; "
-                                  "--no-validate checks only the fields ketaweight reads (faster)."),
+    validate: str = typer.Option("read", "--validate", help="read: every element ketaweight reads against its FHIR R4 type, and the "
+                                 "names of all elements around them (compiled from fhir.resources' R4B models; fast); full: the "
+                                 "whole resource with the R4B models (several times slower); none: only what reading needs."),
     report: Path | None = typer.Option(None, "--report", help="Also write the import report as JSON."),
     exact_counts: bool = typer.Option(False, "--exact-counts", help="Exact counts and example file lines (the data owner's receipt; not for sharing)."),
 ) -> None:

@@ -1,12 +1,16 @@
 """Import real records into a store (OMOP CDM, FHIR R4) and export a store in those formats.
 
-The source is read completely, and its rows shaped and counted, before the store is opened; the store's
+The source is read completely, and its rows shaped and counted, before the store is opened; the shaped
+canonical tables wait as Parquet files in a temporary folder beside the store (removed afterwards, whatever
+happens), which the store scans in batches: memory stays bounded however large the source.  The store's
 load is all-or-nothing, so a failed import leaves the store as it was (a new store file is not even created).
 """
 
 from __future__ import annotations
 
-from collections.abc import Callable
+import tempfile
+from collections.abc import Callable, Iterator
+from contextlib import contextmanager
 from dataclasses import dataclass, replace
 from pathlib import Path
 from typing import Literal
@@ -14,6 +18,7 @@ from typing import Literal
 from ketaweight.core.provenance import Provenance
 from ketaweight.core.spark import DEFAULT_MASTER
 from ketaweight.sources.fhir import read_fhir, write_fhir
+from ketaweight.sources.fhir.reader import Validation
 from ketaweight.sources.import_report import ImportReport
 from ketaweight.sources.omop import load_mapping, open_cdm, read_omop, write_omop
 from ketaweight.sources.omop.cdm import CdmConnection
@@ -30,6 +35,16 @@ class ImportResult:
     load: LoadReport
     provenance: Provenance
     store: Path
+
+
+@contextmanager
+def _staging_folder(store: Path) -> Iterator[Path]:
+    """A temporary folder beside the store (same disk, which has room for the store anyway) for the
+    shaped tables; removed on leaving, also after an error or Ctrl-C."""
+    parent = store.resolve().parent
+    parent.mkdir(parents=True, exist_ok=True)
+    with tempfile.TemporaryDirectory(prefix=f".{store.name}.import-", dir=parent) as folder:
+        yield Path(folder)
 
 
 def _load(store_path: Path, tables: dict, provenance: Provenance, label: str, report: ImportReport,
@@ -60,30 +75,35 @@ def import_omop(store: str | Path, source: str | Path, *, cdm_schema: str | None
         cdm: CdmConnection = SparkCdm(Path(source), spark_master or DEFAULT_MASTER)
     else:
         cdm = open_cdm(source, cdm_schema=cdm_schema, vocabulary_schema=vocabulary_schema)
-    try:
+    with _staging_folder(Path(store)) as folder:
+        try:
+            if on_stage:
+                on_stage(f"reading the CDM at {cdm.label}")
+            result = read_omop(cdm, mapping, folder)
+        finally:
+            cdm.close()
         if on_stage:
-            on_stage(f"reading the CDM at {cdm.label}")
-        result = read_omop(cdm, mapping)
-    finally:
-        cdm.close()
-    if on_stage:
-        on_stage("loading the store")
-    return _load(Path(store), result.tables, result.provenance, f"OMOP CDM {cdm.label}", result.report,
-                 Path(report_path) if report_path else None, exact_counts)
+            on_stage("loading the store")
+        return _load(Path(store), result.tables, result.provenance, f"OMOP CDM {cdm.label}", result.report,
+                     Path(report_path) if report_path else None, exact_counts)
 
 
-def import_fhir(store: str | Path, source: str | Path, *, mapping_file: str | Path | None = None, validate: bool = True,
+def import_fhir(store: str | Path, source: str | Path, *, mapping_file: str | Path | None = None, validate: Validation = "read",
                 report_path: str | Path | None = None, exact_counts: bool = False,
                 on_stage: Callable[[str], None] | None = None) -> ImportResult:
-    """Read FHIR R4 NDJSON files / Bundles at ``source`` into ``store``."""
+    """Read FHIR R4 NDJSON files / Bundles at ``source`` into ``store``; ``validate`` is ``read`` (every element
+    read, against its R4 type), ``full`` (fhir.resources' complete R4B models) or ``none``."""
+    if validate not in ("read", "full", "none"):
+        raise ValueError(f"--validate must be read, full or none, got {validate!r}")
     mapping = load_mapping(mapping_file)
     if on_stage:
         on_stage(f"reading FHIR resources at {source}")
-    result = read_fhir(source, mapping, validate=validate)
-    if on_stage:
-        on_stage("loading the store")
-    return _load(Path(store), result.tables, result.provenance, f"FHIR {source}", result.report,
-                 Path(report_path) if report_path else None, exact_counts)
+    with _staging_folder(Path(store)) as folder:
+        result = read_fhir(source, mapping, folder, validate=validate)
+        if on_stage:
+            on_stage("loading the store")
+        return _load(Path(store), result.tables, result.provenance, f"FHIR {source}", result.report,
+                     Path(report_path) if report_path else None, exact_counts)
 
 
 def export_store(store: str | Path, out: str | Path, fmt: ExportFormat, *, layout: str | None = None,

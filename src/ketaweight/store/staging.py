@@ -7,7 +7,8 @@ for the detailed report of a table the screening flagged.
   file as text with its line numbers.
 * Parquet files are read by DuckDB in place, in parallel and without a copy; a column whose
   Parquet type is not its canonical one is parsed from its text, as a CSV value would be.
-* Data frames are read in place with a cast to each canonical type.  Frames that are valid by
+* Data frames are read in place with a cast to each canonical type; so are Arrow datasets (e.g. the
+  Parquet files an import writes), scanned in batches each time, never held whole in memory.  Frames that are valid by
   construction (the simulator's) may skip the screening: their contract — columns, Arrow types,
   no empty required value, allowed dictionary values — is checked once instead
   (:func:`contract_problems`).
@@ -27,6 +28,7 @@ import duckdb
 import pandas as pd
 import pyarrow as pa
 import pyarrow.compute as pc
+import pyarrow.dataset as ds
 
 from ketaweight.core.errors import InputError, Location
 from ketaweight.core.schema import Table
@@ -207,9 +209,9 @@ class Staging:
         return _q(view)
 
     # ------------------------------------------------------------------ data frames
-    def frame(self, name: str, table: Table, frame: pd.DataFrame | pa.Table, label: str, *, trusted: bool) -> Incoming:
-        """An in-memory table with typed columns, cast to the canonical types where it is read."""
-        columns = frame.column_names if isinstance(frame, pa.Table) else list(frame.columns)
+    def frame(self, name: str, table: Table, frame: pd.DataFrame | pa.Table | ds.Dataset, label: str, *, trusted: bool) -> Incoming:
+        """An in-memory table (or an Arrow dataset) with typed columns, cast to the canonical types where it is read."""
+        columns = list(frame.columns) if isinstance(frame, pd.DataFrame) else frame.schema.names
         extra = [c for c in columns if c not in table.column_names]
         if extra:
             raise InputError([(Location(f"data frame: {name}", None, c), "unknown column") for c in extra])

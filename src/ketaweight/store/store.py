@@ -26,6 +26,7 @@ from typing import Any, Literal
 import duckdb
 import pandas as pd
 import pyarrow as pa
+import pyarrow.dataset as ds
 
 from ketaweight.core.errors import InputError, Location
 from ketaweight.core.provenance import Provenance, read_provenance_file, write_provenance_file
@@ -155,9 +156,10 @@ class Store:
         report.skipped = skipped_files(folder, TABLES)
         return report
 
-    def load_frames(self, frames: dict[str, pd.DataFrame | pa.Table], *, label: str = "data frame",
+    def load_frames(self, frames: dict[str, pd.DataFrame | pa.Table | ds.Dataset], *, label: str = "data frame",
                     provenance: Provenance | None = None, checks: Checks = "values") -> LoadReport:
-        """Load in-memory tables (pandas or Arrow, typed columns), e.g. from the simulator.
+        """Load in-memory tables (pandas or Arrow, typed columns), e.g. from the simulator, or Arrow datasets
+        (e.g. Parquet files an import wrote), which are scanned in batches and never held whole in memory.
 
         ``provenance`` says where they came from (default: real records, described by ``label``).
         ``checks="contract"`` is for Arrow tables that are valid by construction (the simulator's,

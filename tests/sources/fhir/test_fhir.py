@@ -32,7 +32,7 @@ def ndjson(sim_store: Path, tmp_path_factory: pytest.TempPathFactory) -> Path:
 
 
 def test_fhir_round_trip_gives_the_same_tables_and_estimates(sim_store, ndjson, tables_of, tmp_path):
-    result = import_fhir(tmp_path / "f.duckdb", ndjson)  # validates every resource against the R4B models
+    result = import_fhir(tmp_path / "f.duckdb", ndjson)  # validates every element read against its R4 type
     tables_of.same(tables_of(sim_store), tables_of(tmp_path / "f.duckdb"))
     assert result.report.n_excluded == 0
     assert result.provenance.origin == "simulated"
@@ -45,8 +45,28 @@ def test_a_bundle_round_trips_too(sim_store, tables_of, tmp_path):
     export_store(sim_store, tmp_path / "b", "fhir", layout="bundle")
     bundle = json.loads((tmp_path / "b" / "bundle.json").read_text())
     assert bundle["resourceType"] == "Bundle" and {"code": "HTEST"}.items() <= bundle["meta"]["tag"][1].items()
-    imported = read_fhir(tmp_path / "b" / "bundle.json", load_mapping(), validate=False)  # the NDJSON test validates
+    (tmp_path / "t").mkdir()
+    imported = read_fhir(tmp_path / "b" / "bundle.json", load_mapping(), tmp_path / "t")  # entries validated as parsed objects
     tables_of.same(tables_of(sim_store), tables_of(imported.tables))
+
+
+def test_full_r4b_validation_reads_the_same_as_the_compiled_one(ndjson, tables_of, tmp_path):
+    folder = tmp_path / "in"  # every resource of the first 25 patients
+    folder.mkdir()
+    patients = [json.loads(line) for line in (ndjson / "Patient.ndjson").read_text().splitlines()[:25]]
+    keep = {f"Patient/{p['id']}" for p in patients}
+    for path in ndjson.glob("*.ndjson"):
+        lines = [line for line in path.read_text().splitlines()
+                 if path.stem == "Patient" and json.loads(line)["id"] in {k[8:] for k in keep}
+                 or (json.loads(line).get("subject") or {}).get("reference") in keep]
+        (folder / path.name).write_text("\n".join(lines) + "\n")
+    read = {}
+    for mode in ("read", "full", "none"):
+        (tmp_path / mode).mkdir()
+        read[mode] = tables_of(read_fhir(folder, load_mapping(), tmp_path / mode, validate=mode).tables)
+    tables_of.same(read["read"], read["full"])
+    tables_of.same(read["read"], read["none"])
+    assert len(read["read"]["measurements"]) > 100
 
 
 def test_every_resource_carries_the_simulated_tag(ndjson):
@@ -132,3 +152,40 @@ def test_a_bundle_with_a_reference_to_nothing_and_unknown_codes_is_counted(tmp_p
     assert weight["unit"] == "kg" and weight["value"] == pytest.approx(150 * 0.45359237)
     assert str(weight["time"]) == "2024-01-02 09:30:00"  # the local wall time, offset dropped
     assert result.provenance.origin == "real"
+
+
+_OBS = {"resourceType": "Observation", "id": "w1", "status": "final",
+        "code": {"coding": [{"system": "http://loinc.org", "code": "29463-7"}]}, "subject": {"reference": "Patient/SIM0000001"},
+        "effectiveDateTime": "2023-05-08", "valueQuantity": {"value": 80.5, "unit": "kg", "system": "http://unitsofmeasure.org", "code": "kg"}}
+
+
+@pytest.mark.parametrize(("change", "field", "reason"), [
+    ({"effectiveDateTime": "2023-02-30"}, "effectiveDateTime", "not a valid R4 dateTime"),
+    ({"effectiveDateTime": "08/05/2023"}, "effectiveDateTime", "not a valid R4 dateTime"),
+    ({"valueQuantity": {"value": "80.5", "code": "kg"}}, "valueQuantity.value", "not a valid R4 decimal"),
+    ({"valueString": "80"}, "value[x]", "only one value[x] may be given"),
+    ({"weight": 80}, "weight", "unknown element"),
+    ({"valueQuantity": {"value": 80, "kg": True}}, "valueQuantity.kg", "unknown element"),
+    ({"code": {"coding": {"system": "http://loinc.org", "code": "29463-7"}}}, "code.coding", "must be an array"),
+    ({"status": None}, "status", "required element is missing"),
+    ({"id": "w 1"}, None, "not a valid R4 id"),
+    ({"component": [{"code": {"text": "x"}, "valueInteger": 1, "valueBoolean": True}]}, "component.0.value[x]", "only one value[x]"),
+], ids=["calendar", "date format", "decimal as text", "two values", "unknown element", "unknown nested element",
+        "object for an array", "required", "id", "choice in a component"])
+def test_the_compiled_validation_refuses_what_does_not_conform(ndjson, tmp_path, change, field, reason):
+    """Each defect in one Observation of an otherwise valid file: the import stops naming file, line, resource
+    id and field, and writes nothing."""
+    folder = _copy(ndjson, tmp_path, "Observation")
+    res = {k: v for k, v in {**_OBS, **change}.items() if v is not None}
+    path = folder / "Observation.ndjson"
+    lines = path.read_text().splitlines()
+    lines.insert(4, json.dumps(res))
+    path.write_text("\n".join(lines) + "\n")
+    with pytest.raises(InputError) as err:
+        import_fhir(tmp_path / "s.duckdb", folder)
+    text = str(err.value)
+    rid = res["id"]
+    assert f"Observation.ndjson, line 5, column 'Observation/{rid}{' ' + field if field else ''}" in text, text
+    assert reason in text, text
+    assert not (tmp_path / "s.duckdb").exists()
+    assert [p.name for p in tmp_path.iterdir()] == ["in"]  # no staging folder left behind

@@ -44,6 +44,7 @@ def test_missing_table_is_an_error_and_leaves_the_store_unchanged(cdm, sim_store
     with pytest.raises(InputError, match="table person: required CDM table is missing"):
         import_omop(tmp_path / "new.duckdb", cdm)
     assert not (tmp_path / "new.duckdb").exists()
+    assert not any(p.name.startswith(".new.duckdb.import-") for p in tmp_path.iterdir())
 
 
 def test_a_value_of_the_wrong_type_names_file_line_and_column(cdm, tmp_path):
@@ -108,6 +109,7 @@ def test_a_failed_store_load_changes_nothing(cdm, tmp_path):
     with Store(store, read_only=True) as st:
         assert st.counts() == before
         assert st.con.execute("SELECT count(*) FROM _ketaweight_loads").fetchall() == loads
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["cdm", "s.duckdb"]  # the shaped tables' staging folder is gone
 
 
 def test_doses_from_drug_strength_and_products_found_through_concept_ancestor(cdm, tmp_path):

@@ -1,12 +1,14 @@
 """Read FHIR R4 resources (bulk-export NDJSON, one resource type per file, and transaction/collection
 Bundles) into ketaweight's canonical tables.
 
-Every resource is checked with ``fhir.resources``' R4B models (R4B shares R4's resources used here; the
-package's default models are R5) unless ``validate=False``; a resource that does not conform stops the
-import with its file, line (NDJSON) or entry index (Bundle), resource id and field.  References are
-resolved across files (``Patient/<id>``, absolute URLs and a Bundle's ``urn:uuid`` fullUrls); a reference
-to a patient that is not in the data, an unknown code or a status that is not a record (entered-in-error,
-not-done) is counted in the import report, never dropped silently.
+Every resource of a type ketaweight reads is validated (:data:`Validation`): by default every element it
+reads against its R4 type and the names of all elements around them, with validators compiled from
+``fhir.resources``' R4B models (:mod:`ketaweight.sources.fhir.validation`; R4B shares R4's resources used
+here; the package's default models are R5); ``validate="full"`` runs the complete R4B models.  A resource
+that does not conform stops the import with its file, line (NDJSON) or entry index (Bundle), resource id
+and field.  References are resolved across files (``Patient/<id>``, absolute URLs and a Bundle's
+``urn:uuid`` fullUrls); a reference to a patient that is not in the data, an unknown code or a status that
+is not a record (entered-in-error, not-done) is counted in the import report, never dropped silently.
 
 The extracted rows take the same shaping as an OMOP CDM (:func:`~ketaweight.sources.omop.reader.shape_canonical`):
 the concept sets of the mapping, matched here by code system and code.  FHIR has no observation periods;
@@ -21,14 +23,16 @@ from collections import Counter
 from collections.abc import Iterator
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any
+from typing import Any, Literal
 
 import duckdb
 import pyarrow as pa
+import pyarrow.dataset as ds
 
 from ketaweight.core.errors import InputError, Location
 from ketaweight.core.provenance import Provenance
 from ketaweight.sources.fhir.codes import PROVENANCE_SYSTEM, SEVERITY_SYSTEM, SYSTEMS
+from ketaweight.sources.fhir.validation import ChoiceError, ValidationError, fast_validator
 from ketaweight.sources.import_report import ImportReport
 from ketaweight.sources.omop.mapping import Mapping
 from ketaweight.sources.omop.cdm import configure
@@ -39,6 +43,25 @@ USED_TYPES = ("Patient", "Observation", "MedicationAdministration", "MedicationS
 NOT_A_RECORD = {"entered-in-error", "cancelled", "not-done", "stopped", "unknown", "registered"}
 """Statuses whose resource does not record something that happened (counted, not imported)."""
 MAX_PROBLEMS = 100
+
+Validation = Literal["read", "full", "none"]
+"""How resources are checked: ``read`` — every element ketaweight reads against its R4 type, and the names
+of all elements around them (:mod:`ketaweight.sources.fhir.validation`, compiled, the default); ``full`` —
+the whole resource with fhir.resources' R4B models (several times slower); ``none`` — only what the
+reading itself needs."""
+
+_WORDS = {"extra_forbidden": "unknown element (R4 does not define it here)", "missing": "required element is missing",
+          "list_type": "must be an array (the element repeats)", "dict_type": "must be a JSON object",
+          "too_short": "an empty array (leave the element out instead)"}
+"""pydantic-core's error types in the words of FHIR."""
+
+_RESOURCE_TYPE = re.compile(r'"resourceType"\s*:\s*"([^"]*)"')
+
+
+def _resource_type(text: str | None) -> str | None:
+    """The resourceType of a resource's JSON text, found without parsing it (the validator then parses it)."""
+    m = _RESOURCE_TYPE.search(text or "")
+    return m.group(1) if m else None
 
 _DATETIME = re.compile(r"^(\d{4})(?:-(\d{2})(?:-(\d{2})(?:T(\d{2}):(\d{2})(?::(\d{2})(\.\d+)?)?(?:Z|[+-]\d{2}:\d{2})?)?)?)?$")
 
@@ -83,8 +106,12 @@ class _Rows:
     cols: dict[str, list[Any]] = field(default_factory=dict)
 
     def add(self, **values: Any) -> None:
+        """Append one row (every row of a relation has the same columns, in the same order)."""
+        cols = self.cols
+        if not cols:
+            cols.update((k, []) for k in values)
         for k, v in values.items():
-            self.cols.setdefault(k, []).append(v)
+            cols[k].append(v)
 
 
 @dataclass
@@ -122,7 +149,7 @@ class _Codes:
 
 
 class _Reader:
-    def __init__(self, mapping: Mapping, validate: bool) -> None:
+    def __init__(self, mapping: Mapping, validate: Validation) -> None:
         self.mapping, self.validate = mapping, validate
         self.codes = _Codes(mapping)
         self.files: list[str] = []
@@ -140,7 +167,9 @@ class _Reader:
         self.models: dict[str, Any] = {}
 
     # ---------------------------------------------------------------- input
-    def resources(self, paths: list[Path]) -> Iterator[tuple[int, dict, str | None]]:
+    def resources(self, paths: list[Path]) -> Iterator[tuple[int, dict | None, str | None]]:
+        """(row id, parsed resource or None, JSON line or None) of every resource: NDJSON lines unparsed, Bundle
+        entries parsed."""
         for path in paths:
             fi = len(self.files)
             self.files.append(str(path))
@@ -150,12 +179,7 @@ class _Reader:
                         for lineno, line in enumerate(fh, start=1):
                             if not line.strip():
                                 continue
-                            try:
-                                obj = json.loads(line)
-                            except ValueError as exc:
-                                self._problem(Location(str(path), lineno), f"not valid JSON ({exc.msg}, column {exc.colno})")
-                                continue
-                            yield self._place(fi, f"line {lineno}"), obj, line
+                            yield self._place(fi, f"line {lineno}"), None, line  # parsed by check()
                     except UnicodeDecodeError as exc:
                         self._problem(Location(str(path)), f"not UTF-8 text (byte 0x{exc.object[exc.start]:02x}); "
                                                            "re-export the file as UTF-8")
@@ -205,15 +229,40 @@ class _Reader:
         rid_text = f"{rtype}/{res.get('id')}" if res.get("id") else rtype
         return Location(self.files[fi], int(n), f"{rid_text} {fld}" if fld else rid_text, line_label=kind)
 
-    def check(self, rid: int, res: dict, text: str | None) -> bool:
-        """Validate against the R4B model (from the JSON text when there is one: pydantic's fastest path);
-        on failure record file, line/entry, resource id and field."""
-        rtype = res.get("resourceType")
+    def check(self, rid: int, res: dict | None, text: str | None) -> dict | None:
+        """The resource, validated as :attr:`validate` says (``text`` is its JSON line, None in a Bundle);
+        None after recording file, line/entry, resource id and field of what does not conform."""
+        if res is None and self.validate != "read":  # an NDJSON line, parsed here
+            res = self._parse(rid, text)
+            if res is None:
+                return None
+        rtype = res.get("resourceType") if res is not None else _resource_type(text)
+        if rtype is None and res is None:  # no resourceType in the text: parsed, to say what is wrong
+            res = self._parse(rid, text)
+            if res is None:
+                return None
+            rtype = res.get("resourceType")
         if not isinstance(rtype, str):
-            self._problem(self._loc(rid, res), "no resourceType")
-            return False
-        if not self.validate or rtype not in USED_TYPES:
-            return True
+            self._problem(self._loc_text(rid) if res is None else self._loc(rid, res), "no resourceType")
+            return None
+        if self.validate == "none" or rtype not in USED_TYPES:
+            if res is None:
+                res = self._parse(rid, text)
+                if res is not None and res.get("resourceType") != rtype:  # the text's first resourceType was a contained one
+                    return self.check(rid, res, None)
+            return res
+        if self.validate == "read":
+            try:
+                return fast_validator(rtype)(text, res)
+            except ValidationError as exc:
+                errors = exc.errors()
+                if res is None and any(tuple(e["loc"]) == ("resourceType",) for e in errors):
+                    # The first "resourceType" of the text was a contained resource's: look at the parsed object.
+                    parsed = self._parse(rid, text)
+                    return None if parsed is None else self.check(rid, parsed, None)
+                return self._nonconforming(rid, res, text, [(e["loc"], _WORDS.get(e["type"], e["msg"])) for e in errors])
+            except ChoiceError as exc:
+                return self._nonconforming(rid, res, text, [((exc.field,), str(exc))])
         model = self.models.get(rtype)
         if model is None:
             from fhir.resources.R4B import get_fhir_model_class  # heavy: loaded on the first resource only
@@ -226,14 +275,37 @@ class _Reader:
                 model.model_validate(res)
         except Exception as exc:  # pydantic.ValidationError; fhir_core raises a few others for malformed input
             errors = getattr(exc, "errors", None)
-            if callable(errors):
-                for err in errors()[:3]:
-                    fld = ".".join(str(p) for p in err.get("loc", ()) if p != "__root__")
-                    self._problem(self._loc(rid, res, fld or None), f"does not conform to FHIR R4: {err.get('msg')}")
-            else:
-                self._problem(self._loc(rid, res), f"does not conform to FHIR R4: {exc}")
-            return False
-        return True
+            return self._nonconforming(rid, res, text, [(e.get("loc", ()), e.get("msg")) for e in errors()]
+                                       if callable(errors) else [((), str(exc))])
+        return res
+
+    def _parse(self, rid: int, text: str | None) -> dict | None:
+        """The JSON object of an NDJSON line (None after recording why it is not one)."""
+        try:
+            res = json.loads(text or "")
+        except ValueError as exc:
+            self._problem(self._loc_text(rid), f"not valid JSON ({exc.msg}, column {exc.colno})")
+            return None
+        if not isinstance(res, dict):
+            self._problem(self._loc_text(rid), "not a JSON object (a FHIR resource)")
+            return None
+        return res
+
+    def _nonconforming(self, rid: int, res: dict | None, text: str | None, errors: list[tuple[Any, Any]]) -> None:
+        """Record up to three problems of a resource that does not conform (file, line/entry, id, field)."""
+        if res is None:  # pydantic-core names a JSON error itself; worded as the other paths do
+            res = self._parse(rid, text)
+            if res is None:
+                return None
+        for loc, msg in errors[:3]:
+            fld = ".".join(str(p) for p in loc if p not in ("__root__", "int", "float"))
+            self._problem(self._loc(rid, res, fld or None), f"does not conform to FHIR R4: {msg}")
+        return None
+
+    def _loc_text(self, rid: int) -> Location:
+        fi, where = self.where[rid]
+        kind, n = where.split(" ")
+        return Location(self.files[fi], int(n), line_label=kind)
 
     # ---------------------------------------------------------------- resources
     def take(self, rid: int, res: dict) -> None:
@@ -394,22 +466,27 @@ def fhir_files(location: Path) -> list[Path]:
 
 @dataclass(frozen=True)
 class FhirImport:
-    tables: dict[str, pa.Table]
+    """Canonical tables (Parquet files as Arrow datasets), their provenance, the import report and the
+    number of resources read."""
+
+    tables: dict[str, ds.Dataset]
     provenance: Provenance
     report: ImportReport
     resources: int
 
 
-def read_fhir(location: str | Path, mapping: Mapping, *, validate: bool = True) -> FhirImport:
-    """Read FHIR R4 NDJSON files and Bundles at ``location`` into canonical tables."""
+def read_fhir(location: str | Path, mapping: Mapping, out_dir: Path, *, validate: Validation = "read") -> FhirImport:
+    """Read FHIR R4 NDJSON files and Bundles at ``location`` into canonical tables, written as Parquet files
+    to the folder ``out_dir``."""
     paths = fhir_files(Path(location))
     r = _Reader(mapping, validate)
     n = 0
     # Files are read in name order, so Medication.ndjson comes before MedicationAdministration.ndjson.
     for rid, res, text in r.resources(paths):
         n += 1
-        if r.check(rid, res, text):
-            r.take(rid, res)
+        checked = r.check(rid, res, text)
+        if checked is not None:
+            r.take(rid, checked)
     if r.problems:
         raise InputError(r.problems)
     report = ImportReport("FHIR R4", str(location))
@@ -464,7 +541,7 @@ def read_fhir(location: str | Path, mapping: Mapping, *, validate: bool = True) 
                                       "numerator_unit_concept_id": pa.array([], pa.int64())}))
     register_common(w, mapping)
     report.notes.append("FHIR has no observation periods: each patient is observed from their first to their last record")
-    tables = shape_canonical(w, mapping, report, locate=lambda _t, rid: r.locate(rid), person_table="Patient")
+    tables = shape_canonical(w, mapping, report, out_dir, locate=lambda _t, rid: r.locate(rid), person_table="Patient")
     period_row = w.execute("SELECT min(start_date), max(end_date) FROM periods JOIN patients_ok USING (person_id)").fetchall()[0]
     w.close()
     period = f"{period_row[0]} to {period_row[1]}" if period_row[0] is not None else None

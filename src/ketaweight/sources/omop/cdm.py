@@ -47,16 +47,22 @@ def duck_arrow(con: duckdb.DuckDBPyConnection, sql: str) -> pa.Table:
     return rel.to_arrow_table() if hasattr(rel, "to_arrow_table") else rel.arrow()
 
 
+MEMORY_LIMIT_GIB = 4
+"""DuckDB's memory limit for the import's work (GiB; a quarter of the machine when that is less): beyond it
+DuckDB spills to a temporary folder, so a CDM of any size is shaped in the same memory."""
+
+
 def configure(con: duckdb.DuckDBPyConnection) -> duckdb.DuckDBPyConnection:
-    """Bound DuckDB's memory (40% of RAM, so the rows on their way to the store fit beside it) and let it
-    spill to a temporary folder instead; insertion order is not kept (outputs are sorted where it matters)."""
+    """Bound DuckDB's memory (:data:`MEMORY_LIMIT_GIB`) and let it spill to a temporary folder instead;
+    insertion order is not kept (the canonical tables are written in key order, see the reader)."""
     try:
         ram = os.sysconf("SC_PAGE_SIZE") * os.sysconf("SC_PHYS_PAGES")
-        con.execute(f"SET memory_limit = '{max(1, int(ram * 0.4 / 2**30))}GB'")
+        con.execute(f"SET memory_limit = '{max(0.5, min(MEMORY_LIMIT_GIB, ram * 0.25 / 2**30)):.1f}GiB'")
     except (ValueError, OSError):
         pass  # the platform does not tell its memory: DuckDB's own default applies
     con.execute(f"SET temp_directory = '{tempfile.gettempdir()}/ketaweight-duckdb-spill'")
     con.execute("SET preserve_insertion_order = false")
+    con.execute("SET enable_progress_bar = false")  # the import prints its own stages, not DuckDB's bars between them
     return con
 
 

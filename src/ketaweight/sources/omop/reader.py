@@ -10,7 +10,12 @@
    ``quantity`` with a dose unit; route from ``route_concept_id``; each row outside an observation period,
    implausible, unconvertible or duplicated is counted with its reason, never handed on.
 
-The store then re-validates everything it receives (:meth:`ketaweight.store.Store.load_frames`).
+4. The canonical tables are written, inside that DuckDB, as Parquet files to a folder the caller gives
+   (streamed, within DuckDB's memory limit, spilling to disk): no table is ever held whole in Python, so
+   the import's memory does not grow with the CDM.
+
+The store then re-validates everything it receives, scanning those files in batches
+(:meth:`ketaweight.store.Store.load_frames` with Arrow datasets).
 """
 
 from __future__ import annotations
@@ -18,15 +23,16 @@ from __future__ import annotations
 import json
 from collections.abc import Callable
 from dataclasses import dataclass
+from pathlib import Path
 
 import duckdb
 import pyarrow as pa
-import pyarrow.compute as pc
+import pyarrow.dataset as ds
 
 from ketaweight.core.provenance import Provenance
 from ketaweight.core.schema import MEASUREMENT_KINDS, TABLES
 from ketaweight.sources.import_report import ImportReport
-from ketaweight.sources.omop.cdm import CdmConnection, check_tables, duck_arrow
+from ketaweight.sources.omop.cdm import CdmConnection, check_tables
 from ketaweight.sources.omop.concepts import Resolved, concept_codes, id_list, resolve, sql_str
 from ketaweight.sources.omop.mapping import Mapping
 
@@ -64,9 +70,9 @@ DOMAIN_CONCEPT = {"measurement": ("measurement_concept_id", "measurement_id"),
 
 @dataclass(frozen=True)
 class OmopImport:
-    """Canonical tables (Arrow, canonical types), their provenance and the import report."""
+    """Canonical tables (Parquet files in canonical types, as Arrow datasets), their provenance and the import report."""
 
-    tables: dict[str, pa.Table]
+    tables: dict[str, ds.Dataset]
     provenance: Provenance
     report: ImportReport
 
@@ -113,9 +119,10 @@ def _population_sql(cdm: CdmConnection, mapping: Mapping, resolved: Resolved, pr
     return f"sel AS (SELECT p.person_id FROM {person} p WHERE {' OR '.join(tests)})", rule
 
 
-def read_omop(cdm: CdmConnection, mapping: Mapping) -> OmopImport:
-    """Read the CDM behind ``cdm`` into canonical tables (raises InputError naming the table and column
-    of any structural problem; row-level problems are counted in the report)."""
+def read_omop(cdm: CdmConnection, mapping: Mapping, out_dir: Path) -> OmopImport:
+    """Read the CDM behind ``cdm`` into canonical tables, written as Parquet files to the folder ``out_dir``
+    (raises InputError naming the table and column of any structural problem; row-level problems are
+    counted in the report)."""
     found = check_tables(cdm, USED_COLUMNS)
     present = set(found)
     report = ImportReport("OMOP CDM 5.4", cdm.label)
@@ -139,7 +146,7 @@ def read_omop(cdm: CdmConnection, mapping: Mapping) -> OmopImport:
     _pull(cdm, sel, resolved, present, report)
     report.persons_selected = w.execute("SELECT count(*) FROM persons").fetchall()[0][0]
     _register_lookups(w, cdm, mapping, resolved)
-    tables = shape_canonical(w, mapping, report)
+    tables = shape_canonical(w, mapping, report, out_dir)
     period_row = w.execute("SELECT min(start_date), max(end_date) FROM periods JOIN patients_ok USING (person_id)").fetchall()[0]
     period = f"{period_row[0]} to {period_row[1]}" if period_row and period_row[0] is not None else None
     provenance = _provenance(cdm, present, period)
@@ -332,10 +339,11 @@ def _count(w: duckdb.DuckDBPyConnection, report: ImportReport, relation: str, la
 _ID_COLUMN = {t: id_col for t, (_c, id_col) in DOMAIN_CONCEPT.items()} | {"person": "person_id"}
 
 
-def shape_canonical(w: duckdb.DuckDBPyConnection, mapping: Mapping, report: ImportReport,
-                    *, locate: Locate = _cdm_locate, person_table: str = "person") -> dict[str, pa.Table]:
+def shape_canonical(w: duckdb.DuckDBPyConnection, mapping: Mapping, report: ImportReport, out_dir: Path,
+                    *, locate: Locate = _cdm_locate, person_table: str = "person") -> dict[str, ds.Dataset]:
     """Canonical tables from the pulled rows (relations persons, periods, meas, drugs, events and the lookups
-    registered on ``w``); every row left out is counted with its reason."""
+    registered on ``w``), written as ``<table>.parquet`` to ``out_dir``; every row left out is counted with
+    its reason."""
     n_persons, n_unique = w.execute("SELECT count(*), count(DISTINCT nullif(trim(person_source_value), '')) FROM persons").fetchall()[0]
     use_source = n_persons > 0 and n_unique == n_persons
     pid = "p.person_source_value" if use_source else "CAST(p.person_id AS VARCHAR)"
@@ -400,7 +408,7 @@ def shape_canonical(w: duckdb.DuckDBPyConnection, mapping: Mapping, report: Impo
     # --- measurements: a view, scanned once per use, so tens of millions of rows are never copied here
     w.execute(f"""
         CREATE OR REPLACE TEMP VIEW meas_r AS
-        SELECT m2.src, m2.row_id, m2.person_id, m2.time, m2.name AS kind, m2.v AS value, m2.store_unit AS unit,
+        SELECT m2.src, m2.row_id, m2.person_id, p.patient_id, p.pidx, m2.time, m2.name AS kind, m2.v AS value, m2.store_unit AS unit,
             CASE WHEN m2.time IS NULL THEN 'no usable date (missing, or only to the month or year)'
                  WHEN m2.value IS NULL THEN 'no numeric value'
                  WHEN m2.unit_code IS NULL THEN 'no unit (unit_concept_id 0 and no unit_source_value)'
@@ -417,11 +425,15 @@ def shape_canonical(w: duckdb.DuckDBPyConnection, mapping: Mapping, report: Impo
         WHERE m2.grp = 'measurement'
     """)
     _count(w, report, "meas_r", "src", locate)
-    # Duplicated keys by a plain count first (cheap at tens of millions of rows); the first row of each only for those.
-    w.execute("""CREATE OR REPLACE TEMP TABLE meas_dups AS
-                 WITH k AS (SELECT person_id, time, kind FROM meas_r WHERE reason IS NULL GROUP BY ALL HAVING count(*) > 1)
+    # Duplicated keys: equal key hashes first, found by sorting the hashes (one pass, far cheaper at a hundred million
+    # rows than grouping by the key); only when some repeat, the keys themselves and the first row of each.
+    repeated = w.execute("SELECT count(*) FROM (SELECT h = lag(h) OVER (ORDER BY h) AS repeated FROM "
+                         "(SELECT hash(person_id, time, kind) AS h FROM meas_r WHERE reason IS NULL)) WHERE repeated").fetchall()[0][0]
+    w.execute(f"""CREATE OR REPLACE TEMP TABLE meas_dups AS
+                 WITH k AS (SELECT person_id, time, kind FROM meas_r WHERE reason IS NULL AND {bool(repeated)}
+                            GROUP BY ALL HAVING count(*) > 1)
                  SELECT r.person_id, r.time, r.kind, min(struct_pack(src := r.src, row_id := r.row_id)) AS first, count(*) - 1 AS n
-                 FROM meas_r r JOIN k USING (person_id, time, kind) WHERE r.reason IS NULL GROUP BY ALL""")
+                 FROM meas_r r JOIN k USING (person_id, time, kind) WHERE r.reason IS NULL AND {bool(repeated)} GROUP BY ALL""")
     for src, n in w.execute("SELECT first.src, sum(n) FROM meas_dups GROUP BY 1").fetchall():
         report.exclude(src, "duplicate (same person, time and kind); the first by row id is kept", int(n))
     n_bmi = w.execute("SELECT count(*) FROM m2 WHERE grp = 'counted'").fetchall()[0][0]
@@ -511,50 +523,41 @@ def shape_canonical(w: duckdb.DuckDBPyConnection, mapping: Mapping, report: Impo
             report.found[f"{label} persons with {s.name.replace('_', ' ')}"] = n
 
     selects = {
-        "patients": "SELECT patient_id, sex, CAST(birth_year AS INTEGER) AS birth_year, height_cm, atypical_features FROM patients_ok",
-        "exposures": "SELECT pidx, time, drug, dose_mg, route, duration_min FROM expo_r JOIN patients_ok USING (patient_id) WHERE expo_r.reason IS NULL",
-        "measurements": "SELECT pidx, r.time, r.kind, r.value, r.unit FROM meas_r r JOIN patients_ok USING (person_id) "
+        "patients": "SELECT patient_id, sex, CAST(birth_year AS INTEGER) AS birth_year, height_cm, atypical_features, pidx FROM patients_ok",
+        "exposures": "SELECT patient_id, time, drug, dose_mg, route, duration_min, pidx FROM expo_r JOIN patients_ok USING (patient_id) "
+                     "WHERE expo_r.reason IS NULL",
+        "measurements": "SELECT r.patient_id, r.time, r.kind, r.value, r.unit, r.pidx FROM meas_r r "
                         "LEFT JOIN meas_dups d ON d.person_id = r.person_id AND d.time = r.time AND d.kind = r.kind "
                         "WHERE r.reason IS NULL AND (d.first IS NULL OR d.first = struct_pack(src := r.src, row_id := r.row_id))",
-        "lifestyle": 'SELECT pidx, start, "end", kind, detail FROM life_r JOIN patients_ok USING (patient_id) WHERE life_r.reason IS NULL',
-        "adverse_events": "SELECT pidx, time, term, severity FROM ae_r JOIN patients_ok USING (patient_id) WHERE ae_r.reason IS NULL",
+        "lifestyle": 'SELECT patient_id, start, "end", kind, detail, pidx FROM life_r JOIN patients_ok USING (patient_id) '
+                     "WHERE life_r.reason IS NULL",
+        "adverse_events": "SELECT patient_id, time, term, severity, pidx FROM ae_r JOIN patients_ok USING (patient_id) "
+                          "WHERE ae_r.reason IS NULL",
     }
-    ids = duck_arrow(w, "SELECT patient_id FROM patients_ok ORDER BY pidx").column(0).combine_chunks()
-    tables: dict[str, pa.Table] = {}
-    for name, sql in selects.items():
-        order = ", ".join(f'"{k}"' if k != "patient_id" else ("pidx" if name != "patients" else "patient_id") for k in TABLES[name].key)
-        tables[name] = _dictionary_encoded(w, f"SELECT * FROM ({sql}) ORDER BY {order}", ids)
-        report.rows[name] = tables[name].num_rows
-    kinds = pc.value_counts(tables["measurements"].column("kind").combine_chunks().cast(pa.string())).to_pylist()
-    report.kinds = {d["values"]: int(d["counts"]) for d in sorted(kinds, key=lambda d: d["values"])}
-    return tables
+    return {name: _write_parquet(w, name, sql, out_dir, report) for name, sql in selects.items()}
 
 
-def _dictionary_encoded(w: duckdb.DuckDBPyConnection, sql: str, patient_ids: pa.Array) -> pa.Table:
-    """The rows of ``sql`` as Arrow with text columns dictionary-encoded and ``pidx`` turned into a
-    ``patient_id`` dictionary column (as the simulator hands its tables over): tens of millions of
-    measurements then take a few bytes per value instead of a string each."""
-    rel = w.sql(sql)
-    reader = rel.to_arrow_reader(1_000_000) if hasattr(rel, "to_arrow_reader") else rel.fetch_record_batch(1_000_000)
-    batches = []
-    for batch in reader:
-        cols, names = [], []
-        for name, col in zip(batch.schema.names, batch.columns):
-            if name == "pidx":
-                cols.append(pa.DictionaryArray.from_arrays(col, patient_ids))
-                names.append("patient_id")
-            elif pa.types.is_string(col.type) or pa.types.is_large_string(col.type):
-                cols.append(pc.dictionary_encode(col))
-                names.append(name)
-            else:
-                cols.append(col)
-                names.append(name)
-        batches.append(pa.Table.from_arrays(cols, names=names))
-    if not batches:
-        fields = [pa.field("patient_id", pa.dictionary(pa.int32(), pa.string())) if f.name == "pidx" else f
-                  for f in reader.schema]
-        return pa.schema(fields).empty_table()
-    return pa.concat_tables(batches).unify_dictionaries().combine_chunks()
+CATEGORICAL = ("patient_id", "sex", "drug", "route", "kind", "unit", "term", "severity")
+"""Text columns read back as Arrow dictionaries: tens of millions of measurements then take a few bytes per
+value in the store's scans instead of a string each."""
+
+
+def _write_parquet(w: duckdb.DuckDBPyConnection, name: str, sql: str, out_dir: Path, report: ImportReport) -> ds.Dataset:
+    """Write the rows of ``sql`` (canonical columns + ``pidx``), in the order of the table's key, to
+    ``out_dir/<name>.parquet`` inside DuckDB (streamed, bounded by its memory limit, spilling to disk) and
+    return the file as an Arrow dataset, which the store scans in batches as often as it needs."""
+    order = ", ".join("pidx" if k == "patient_id" else f'"{k}"' for k in TABLES[name].key)
+    path = out_dir / f"{name}.parquet"
+    # Kept in the order of the key (as the canonical tables have always been handed to the store).
+    w.execute("SET preserve_insertion_order = true")
+    w.sql(f"SELECT * EXCLUDE (pidx) FROM ({sql}) ORDER BY {order}").write_parquet(str(path), compression="lz4")
+    dataset = ds.dataset(path, format=ds.ParquetFileFormat(read_options=ds.ParquetReadOptions(
+        dictionary_columns=[c for c in CATEGORICAL if c in TABLES[name].column_names])))
+    report.rows[name] = dataset.count_rows()
+    if name == "measurements":
+        kinds = w.execute("SELECT kind, count(*) FROM read_parquet(?) GROUP BY 1 ORDER BY 1", [str(path)]).fetchall()
+        report.kinds = {k: int(n) for k, n in kinds}
+    return dataset
 
 
 def _defaults_relation(w: duckdb.DuckDBPyConnection, mapping: Mapping) -> str:

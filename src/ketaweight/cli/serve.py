@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import copy
 import os
 import sys
 from pathlib import Path
@@ -53,7 +54,16 @@ def serve_command(
     else:  # each worker process builds the app from the settings in its environment
         os.environ[CONFIG_VARIABLE] = config.to_json()
         uvicorn.run("ketaweight.app.main:app_from_environment", factory=True, workers=workers, host=host, port=port,
-                    log_level="info", access_log=True)
+                    log_level="info", access_log=True, log_config=_log_config_with_process())
+
+
+def _log_config_with_process() -> dict:
+    """uvicorn's logging, each access line naming the server process that answered ("[pid]")."""
+    from uvicorn.config import LOGGING_CONFIG
+
+    config = copy.deepcopy(LOGGING_CONFIG)
+    config["formatters"]["access"]["fmt"] = '%(levelprefix)s [%(process)d] %(client_addr)s - "%(request_line)s" %(status_code)s'
+    return config
 
 
 def _read_password(password_stdin: bool) -> str:

@@ -5,6 +5,7 @@ Ctrl-C during a running job ends every process (no orphans) with the job marked 
 
 from __future__ import annotations
 
+import os
 import re
 import signal
 import socket
@@ -16,6 +17,7 @@ from pathlib import Path
 
 import httpx
 import pandas as pd
+import pytest
 
 from ketaweight.pipelines.simulation import run_simulation
 
@@ -92,8 +94,89 @@ class Browser:
         return int(r.headers["location"].rsplit("/", 1)[1])
 
 
-def open_alerts_on_start_page(browser: Browser) -> int:
-    return int(re.search(r"<strong>(\d+)</strong> open alert", browser.get("/").text).group(1))
+def open_alerts_of_s_loss(browser: Browser) -> int:
+    """S-LOSS's open alerts in the patient list (a page each process caches per app-state version)."""
+    page = browser.get("/patients").text
+    found = re.search(r'/patients/S-LOSS">S-LOSS</a></td><td>[^<]*</td>\s*<td class="num"><span class="badge(?: ok)?">(\d+)<',
+                      page)
+    assert found, page[-3000:]
+    return int(found.group(1))
+
+
+def start_server(data: Path, log_path: Path, *extra: str) -> tuple[subprocess.Popen, str]:
+    port = free_port()
+    base = f"http://127.0.0.1:{port}"
+    with open(log_path, "w") as log:
+        server = subprocess.Popen([KETAWEIGHT, "serve", "--data", str(data), "--port", str(port), "--insecure-cookies",
+                                   "--workers", "2", *extra], stdout=log, stderr=subprocess.STDOUT)
+    for _ in range(300):
+        try:
+            if httpx.get(base + "/api/health", timeout=2).status_code == 200:
+                return server, base
+        except httpx.HTTPError:
+            time.sleep(0.2)
+    raise AssertionError("the service did not start: " + log_path.read_text()[-2000:])
+
+
+def pages_from_both_processes(browser: Browser, log_path: Path, workers: set[int]) -> None:
+    """The rapid-loss patient's page through new connections until both server processes have answered it."""
+    served: set[int] = set()
+    for _ in range(200):
+        r = browser.get("/patients/S-LOSS")
+        assert r.status_code == 200 and "Rapid weight loss" in r.text
+        served = {int(m.group(1)) for m in ACCESS.finditer(log_path.read_text())
+                  if m.group(3) == "/patients/S-LOSS" and m.group(4) == "200"}
+        if len(served) == 2:
+            break
+    assert len(served) == 2 and served <= workers, (served, workers)
+
+
+def acknowledgement_seen_by_both(browser: Browser) -> None:
+    """An acknowledgement through one process: every process's patient list shows one open alert fewer."""
+    before = {open_alerts_of_s_loss(browser) for _ in range(20)}
+    assert len(before) == 1
+    alert_id = re.search(r'action="/alerts/([0-9a-f]+)/ack"', browser.get("/patients/S-LOSS").text).group(1)
+    assert browser.post(f"/alerts/{alert_id}/ack", data={"csrf_token": browser.csrf, "comment": "seen, dietitian"}
+                        ).status_code == 303
+    assert {open_alerts_of_s_loss(browser) for _ in range(20)} == {before.pop() - 1}
+
+
+def monitor_jobs_one_at_a_time(browser: Browser) -> list[int]:
+    """Three jobs queued through either process all finish; their ids (the caller checks they did not overlap)."""
+    ids = [browser.post("/api/jobs", json={"kind": "monitor"}, headers={"X-CSRF-Token": browser.csrf}).json()["id"]
+           for _ in range(3)]
+    assert [browser.wait_job(i)["status"] for i in ids] == ["done"] * 3
+    return ids
+
+
+def no_overlap(spans: list[tuple]) -> bool:
+    return all(a[1] <= b[0] for a, b in zip(spans, spans[1:]))
+
+
+def stop(server: subprocess.Popen) -> None:
+    """After a failure: Ctrl-C, then kill whatever is left (the workers too, not only the parent)."""
+    if server.poll() is not None:
+        return
+    everything = descendants(server.pid)
+    server.send_signal(signal.SIGINT)
+    try:
+        server.wait(timeout=30)
+    except subprocess.TimeoutExpired:
+        server.kill()
+        server.wait()
+    for pid in everything:
+        if alive(pid):
+            os.kill(pid, signal.SIGKILL)
+
+
+def ctrl_c_ends_everything(server: subprocess.Popen) -> None:
+    everything = descendants(server.pid)
+    server.send_signal(signal.SIGINT)
+    assert server.wait(timeout=60) == 0
+    deadline = time.monotonic() + 15
+    while any(alive(p) for p in everything) and time.monotonic() < deadline:
+        time.sleep(0.2)
+    assert not [p for p in everything if alive(p)], "processes left behind after Ctrl-C"
 
 
 def test_two_server_processes_share_sessions_jobs_and_the_store(tmp_path):
@@ -108,42 +191,15 @@ def test_two_server_processes_share_sessions_jobs_and_the_store(tmp_path):
         if (extra / f"{name}.csv").exists():
             frames.append(pd.read_csv(extra / f"{name}.csv", dtype=str))
         pd.concat(frames).to_csv(clinic / f"{name}.csv", index=False)
-    port = free_port()
-    base = f"http://127.0.0.1:{port}"
-    with open(log_path, "w") as log:
-        server = subprocess.Popen([KETAWEIGHT, "serve", "--data", str(data), "--port", str(port), "--insecure-cookies",
-                                   "--workers", "2"], stdout=log, stderr=subprocess.STDOUT)
+    server, base = start_server(data, log_path)
     try:
-        for _ in range(300):
-            try:
-                if httpx.get(base + "/api/health", timeout=2).status_code == 200:
-                    break
-            except httpx.HTTPError:
-                time.sleep(0.2)
         workers = descendants(server.pid)
         browser = Browser(base)
         job = browser.wait_job(browser.upload(zip_folder(clinic, tmp_path / "clinic.zip")))
         assert job["status"] == "done", job
 
-        # one sign-in, pages from both processes; the patient page of the rapid-loss patient from each
-        served: set[int] = set()
-        for _ in range(200):
-            r = browser.get("/patients/S-LOSS")
-            assert r.status_code == 200 and "Rapid weight loss" in r.text
-            served = {int(m.group(1)) for m in ACCESS.finditer(log_path.read_text())
-                      if m.group(3) == "/patients/S-LOSS" and m.group(4) == "200"}
-            if len(served) == 2:
-                break
-        assert len(served) == 2 and served <= workers, (served, workers)
-
-        # an acknowledgement through one process: every process's start page counts one open alert fewer
-        before = {open_alerts_on_start_page(browser) for _ in range(20)}
-        assert len(before) == 1
-        page = browser.get("/patients/S-LOSS").text
-        alert_id = re.search(r'action="/alerts/([0-9a-f]+)/ack"', page).group(1)
-        assert browser.post(f"/alerts/{alert_id}/ack", data={"csrf_token": browser.csrf, "comment": "seen, dietitian"}
-                            ).status_code == 303
-        assert {open_alerts_on_start_page(browser) for _ in range(20)} == {before.pop() - 1}
+        pages_from_both_processes(browser, log_path, workers)  # one sign-in valid on both
+        acknowledgement_seen_by_both(browser)
 
         # a second load while both processes hold the store open: it is not blocked, and both show the new patient
         new = tmp_path / "new"
@@ -155,14 +211,11 @@ def test_two_server_processes_share_sessions_jobs_and_the_store(tmp_path):
         assert all(browser.get("/patients/S-NEW").status_code == 200 for _ in range(10))
         assert all("Rapid weight loss" in browser.get("/patients/S-LOSS").text for _ in range(10))
 
-        # jobs queued through either process run one at a time, by one runner
-        ids = [browser.post("/api/jobs", json={"kind": "monitor"}, headers={"X-CSRF-Token": browser.csrf}).json()["id"]
-               for _ in range(3)]
-        assert [browser.wait_job(i)["status"] for i in ids] == ["done"] * 3
+        ids = monitor_jobs_one_at_a_time(browser)
         with sqlite3.connect(data / "app.db") as db:
             spans = db.execute(f"SELECT started_at, finished_at FROM jobs WHERE id IN ({','.join(map(str, ids))}) "
                                "ORDER BY id").fetchall()
-        assert all(a[1] <= b[0] for a, b in zip(spans, spans[1:])), spans
+        assert no_overlap(spans), spans
 
         # Ctrl-C while a study runs: every process ends, the job is marked interrupted
         study = browser.post("/api/jobs", json={"kind": "study", "mechanisms": True},
@@ -171,19 +224,39 @@ def test_two_server_processes_share_sessions_jobs_and_the_store(tmp_path):
         while browser.get(f"/api/jobs/{study}").json()["status"] == "queued":
             assert time.monotonic() < deadline, "the study job never started"
             time.sleep(0.2)
-        everything = descendants(server.pid)
-        assert len(everything - workers) >= 1  # the job's process
-        server.send_signal(signal.SIGINT)
-        assert server.wait(timeout=60) == 0
-        deadline = time.monotonic() + 15
-        while any(alive(p) for p in everything) and time.monotonic() < deadline:
-            time.sleep(0.2)
-        assert not [p for p in everything if alive(p)], "processes left behind after Ctrl-C"
+        assert len(descendants(server.pid) - workers) >= 1  # the job's process
+        ctrl_c_ends_everything(server)
         with sqlite3.connect(data / "app.db") as db:
             status, error = db.execute("SELECT status, error FROM jobs WHERE id = ?", [study]).fetchone()
         assert status == "failed" and error.startswith("interrupted"), (status, error)
         assert PASSWORD not in log_path.read_text()
     finally:
-        if server.poll() is None:
-            server.kill()
-            server.wait()
+        stop(server)
+
+
+def test_two_server_processes_on_postgresql_app_state(postgres_url, tmp_path):
+    """The same with the app state in PostgreSQL: sessions, the cache counter, jobs and the runner lease."""
+    psycopg = pytest.importorskip("psycopg")
+    with psycopg.connect(postgres_url, autocommit=True) as con:
+        con.execute("DROP DATABASE IF EXISTS kwworkers")
+        con.execute("CREATE DATABASE kwworkers")
+    url = postgres_url.replace("postgresql://", "postgresql+psycopg://").rsplit("/", 1)[0] + "/kwworkers"
+    data, log_path = tmp_path / "data", tmp_path / "server.log"
+    subprocess.run([KETAWEIGHT, "create-admin", "-u", "admin", "--data", str(data), "--clinic", "South clinic",
+                    "--database-url", url, "--password-stdin"], input=PASSWORD + "\n", text=True, check=True,
+                   capture_output=True)
+    server, base = start_server(data, log_path, "--database-url", url)
+    try:
+        workers = descendants(server.pid)
+        browser = Browser(base)
+        job = browser.wait_job(browser.upload(zip_folder(south_folder(tmp_path / "south"), tmp_path / "south.zip")))
+        assert job["status"] == "done", job
+        pages_from_both_processes(browser, log_path, workers)
+        acknowledgement_seen_by_both(browser)
+        ids = monitor_jobs_one_at_a_time(browser)
+        with psycopg.connect(postgres_url.rsplit("/", 1)[0] + "/kwworkers") as con:
+            spans = con.execute("SELECT started_at, finished_at FROM jobs WHERE id = ANY(%s) ORDER BY id", [ids]).fetchall()
+        assert no_overlap(spans), spans
+        ctrl_c_ends_everything(server)
+    finally:
+        stop(server)

@@ -33,7 +33,8 @@ ALL_ROLES = ("admin", "clinician", "researcher")
 
 TEMPLATES = jinja2.Environment(
     loader=jinja2.FileSystemLoader(str(Path(__file__).parent / "templates")),
-    autoescape=True, trim_blocks=True, lstrip_blocks=True, undefined=jinja2.StrictUndefined)
+    autoescape=True, trim_blocks=True, lstrip_blocks=True, undefined=jinja2.StrictUndefined,
+    auto_reload=False)  # compiled once per process and reused: the templates ship with the package
 TEMPLATES.filters["masked"] = lambda n: n if isinstance(n, str) else mask_count(n)  # already masked: as is
 
 

@@ -16,6 +16,7 @@ the lease proves that no job process of theirs lives.
 from __future__ import annotations
 
 import fcntl
+import logging
 import os
 import subprocess
 import sys
@@ -24,12 +25,14 @@ from pathlib import Path
 from typing import IO
 
 from sqlalchemy import select, update
+from sqlalchemy.exc import SQLAlchemyError
 from sqlalchemy.orm import sessionmaker
 
 from ketaweight.app.config import AppConfig
 from ketaweight.app.db import Job, utcnow
 from ketaweight.app.job_tasks import THREAD_VARIABLES
 
+log = logging.getLogger("uvicorn.error")
 LEASE_RETRY_S = 2.0
 POLL_S = 0.5
 """How often the lease holder looks for queued jobs when nobody woke it (s)."""
@@ -86,16 +89,20 @@ class JobRunner:
 
     def _loop(self) -> None:
         while not self._stop.is_set():
-            if self._lease is None and not self._take_lease():
+            try:
+                if self._lease is None and not self._take_lease():
+                    self._stop.wait(LEASE_RETRY_S)
+                    continue
+                with self.factory() as db:
+                    job_id = db.scalars(select(Job.id).where(Job.status == "queued").order_by(Job.id).limit(1)).first()
+                if job_id is None:
+                    self._wake.wait(POLL_S)
+                    self._wake.clear()
+                    continue
+                self._run(job_id)
+            except SQLAlchemyError:  # the app database is unreachable for a moment: say so, try again
+                log.exception("job runner: the app database failed; trying again in %.0f s", LEASE_RETRY_S)
                 self._stop.wait(LEASE_RETRY_S)
-                continue
-            with self.factory() as db:
-                job_id = db.scalars(select(Job.id).where(Job.status == "queued").order_by(Job.id).limit(1)).first()
-            if job_id is None:
-                self._wake.wait(POLL_S)
-                self._wake.clear()
-                continue
-            self._run(job_id)
 
     def _run(self, job_id: int) -> None:
         env = {**os.environ, **{v: str(self.config.job_threads) for v in THREAD_VARIABLES}}

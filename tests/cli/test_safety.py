@@ -111,6 +111,22 @@ def test_ctrl_c_anywhere_is_one_line_exit_130_and_no_partial_output(tmp_path, se
     assert not (tmp_path / "demo").exists() and list(tmp_path.iterdir()) == []
 
 
+def test_ctrl_c_while_the_package_loads_is_one_line_too():
+    """main: a Ctrl-C in the first ~100 ms of `ketaweight analyze --help` printed Python's traceback 75
+    times in 100 (load 7): the hook came only after the package's __init__ and importlib.metadata loaded.
+    The console script now starts in `_ketaweight_launch`, which installs the hook before the package."""
+    from importlib.metadata import entry_points
+
+    (script,) = entry_points(group="console_scripts", name="ketaweight")
+    assert script.value == "_ketaweight_launch:main"
+    code = ("import sys, _ketaweight_launch\n"
+            "assert not [m for m in sys.modules if m.split('.')[0] == 'ketaweight'], 'package loaded before the hook'\n"
+            "raise KeyboardInterrupt  # where `from ketaweight.cli import main` would be running\n")
+    res = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True)
+    assert res.returncode == 130 and "Traceback" not in res.stderr, (res.returncode, res.stderr)
+    assert res.stderr.strip().startswith("interrupted:") and len(res.stderr.strip().splitlines()) == 1
+
+
 def test_help_is_plain_and_never_cut_at_80_columns():
     """main: `<bool>` metavars on flags, reST backticks shown literally, words cut with '…'."""
     from typer.main import get_command

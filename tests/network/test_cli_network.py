@@ -37,6 +37,7 @@ def test_errors_say_what_and_where(network, tmp_path):
     res = runner.invoke(app, ["network", "site", "--study", "ketamine-weight", "--store", str(tmp_path / "none.duckdb"),
                               "--site", "A", "--out", str(tmp_path / "a.zip")])
     assert res.exit_code == 2 and "store not found" in text(res) and not (tmp_path / "a.zip").exists()
+    assert "emulating" not in text(res)  # main: the progress line came before "store not found"
     res = runner.invoke(app, ["network", "site", "--study", "ketamine-wieght", "--store", str(network["stores"][0]),
                               "--site", "A", "--out", str(tmp_path / "a.zip")])
     assert res.exit_code == 2 and "study file not found" in text(res)

@@ -8,9 +8,9 @@ fraction of a second.  Library errors become CLI errors only at the boundary
 
 from __future__ import annotations
 
-from ketaweight.cli._interrupt import EXIT_INTERRUPTED, install_interrupt_hook, interrupted_reported, report_interrupted
+from _ketaweight_launch import EXIT_INTERRUPTED, install_interrupt_hook, interrupted_reported, report_interrupted
 
-install_interrupt_hook()  # first: Ctrl-C while the rest of the CLI loads is one line too
+install_interrupt_hook()  # already in place via the console script; here for `python -m ketaweight.cli`
 
 import typer  # noqa: E402
 

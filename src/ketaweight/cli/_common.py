@@ -18,7 +18,7 @@ from rich.console import Console
 from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn
 from rich.table import Table
 
-from ketaweight.cli._interrupt import EXIT_INTERRUPTED, is_interrupt, report_interrupted
+from _ketaweight_launch import EXIT_INTERRUPTED, is_interrupt, report_interrupted
 from ketaweight.core.errors import InputError, KetaweightWarning, NumericalError
 
 console = Console(stderr=False)

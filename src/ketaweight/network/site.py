@@ -150,5 +150,4 @@ def run_site(store: Store | str | Path, study: Study | str | Path, site: str, ou
     if out is not None:
         check_file_target(out, replace=replace)
     study = study if isinstance(study, Study) else load_study(study)
-    on_stage(f"emulating {study.study.name} and measuring its negative controls")
-    return bundle_site(site_data(store, study), site, out, replace=replace, on_stage=on_stage)
+    return bundle_site(site_data(store, study, on_stage), site, out, replace=replace, on_stage=on_stage)

@@ -6,6 +6,7 @@ control estimates, calibration and the aggregate-only bundle are the network lay
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -33,12 +34,16 @@ class SiteData:
         return tuple(control_column(k) for k in self.control_kinds)
 
 
-def site_data(store: Store | str | Path, study: Study | str | Path) -> SiteData:
-    """Run ``study`` on ``store`` (an open store or a path, opened read-only) with its negative controls."""
+def site_data(store: Store | str | Path, study: Study | str | Path,
+              on_stage: Callable[[str], None] = lambda text: None) -> SiteData:
+    """Run ``study`` on ``store`` (an open store or a path, opened read-only) with its negative controls;
+    ``on_stage`` hears when the work starts (after the store opened: a wrong path is said first)."""
     study = study if isinstance(study, Study) else load_study(study)
     if isinstance(store, Store):
+        on_stage(f"emulating {study.study.name} and measuring its negative controls")
         return _site_data(store, study)
     with Store(Path(store), read_only=True) as opened:
+        on_stage(f"emulating {study.study.name} and measuring its negative controls")
         return _site_data(opened, study)
 
 

@@ -17,7 +17,8 @@ from (:meth:`Store.provenance`); an export writes it beside the tables.
 from __future__ import annotations
 
 import json
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
+from contextlib import contextmanager
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, Literal
@@ -196,29 +197,20 @@ class Store:
                 inc = incoming.get(name)
                 if inc is None:
                     continue
-                try:
+                with _reading(inc):
                     if name == "measurements":
                         units = unit_stats(self.con, inc.typed)
                     if not inc.trusted and screen(self.con, inc.table, inc.typed, unparsed_flag=inc.unparsed_flag, units=units,
                                                   staged_patients=None if name == "patients" else patients):
                         flagged.append(name)
-                except duckdb.ConversionException as exc:
-                    raise inc.conversion_error(exc) from exc
-                except duckdb.Error as exc:
-                    if inc.unreadable is None:
-                        raise
-                    raise _unreadable(inc, exc) from exc
             for name in flagged if what else ():
-                self._refuse_reload(incoming[name], what, provenance)
+                with _reading(incoming[name]):  # reads the incoming file again: a corrupt page may surface only here
+                    self._refuse_reload(incoming[name], what, provenance)
             problems = []
             for name in flagged:
                 inc = incoming[name]
-                try:
+                with _reading(inc):
                     staged, text = inc.stage_for_report()
-                except duckdb.Error as exc:
-                    if inc.unreadable is None:
-                        raise
-                    raise _unreadable(inc, exc) from exc
                 problems += validate_staged(self.con, inc.table, staged, inc.label, line_label=inc.line_label,
                                             staged_patients=None if name == "patients" else patients, text=text)
             if problems:
@@ -333,6 +325,18 @@ class Store:
 
 def _q(name: str) -> str:
     return '"' + name.replace('"', '""') + '"'
+
+
+@contextmanager
+def _reading(inc: Incoming) -> Iterator[None]:
+    """Statements that read an incoming file: a value that does not convert, or (for Parquet) a corrupt
+    page, becomes an InputError naming the file; any other DuckDB error is the store's and passes."""
+    try:
+        yield
+    except duckdb.Error as exc:
+        if inc.unreadable is None and not isinstance(exc, duckdb.ConversionException):
+            raise
+        raise _unreadable(inc, exc) from exc
 
 
 def _unreadable(inc: Incoming, exc: duckdb.Error) -> InputError:

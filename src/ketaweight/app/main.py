@@ -2,7 +2,10 @@
 
 from __future__ import annotations
 
+import ctypes
 import os
+import signal
+import sys
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
 from pathlib import Path
@@ -47,9 +50,20 @@ CONFIG_VARIABLE = "KETAWEIGHT_SERVE_CONFIG"
 """The environment variable through which ``ketaweight serve --workers N`` passes its settings (JSON)."""
 
 
+def _end_with_parent() -> None:
+    """Ask Linux to stop this process when its parent ends, even by SIGKILL (which lets uvicorn's supervisor
+    stop nobody): no server process is left behind.  prctl(PR_SET_PDEATHSIG) has no Python binding."""
+    if not sys.platform.startswith("linux"):
+        return
+    ctypes.CDLL("libc.so.6", use_errno=True).prctl(1, signal.SIGTERM)  # 1 = PR_SET_PDEATHSIG
+    if os.getppid() == 1:  # the parent was already gone before the call
+        os.kill(os.getpid(), signal.SIGTERM)
+
+
 def app_from_environment() -> FastAPI:
     """The app of one of ``ketaweight serve --workers N``'s server processes (uvicorn calls this factory in each;
     the parent ran :func:`prepare`)."""
+    _end_with_parent()
     return create_app(AppConfig.from_json(os.environ[CONFIG_VARIABLE]), prepared=True)
 
 

@@ -176,3 +176,97 @@ def test_conclude_and_format():
 def test_missing_primary_method_is_explained(article_doc):
     with pytest.raises(ValueError, match="no 'tmle' estimate"):
         grade_evidence(typed(article_doc), rules=GradingRules(primary_method="tmle"))
+
+
+# ---- positivity, population, heterogeneity and measurement (issue 14) -------------------------
+
+
+def test_clean_run_states_positivity_population_and_learner(article_doc):
+    a = grade_evidence(typed(article_doc))
+    rows = {c.name: c for c in a.criteria}
+    pos = rows["Positivity and weights"]
+    assert pos.grade_change == 0 and pos.verdict == "supports"
+    assert "treated: ESS" in pos.finding and "control: ESS" in pos.finding and "largest weight" in pos.finding
+    assert rows["Target population"].grade_change == 0 and "no trimming" in rows["Target population"].finding
+    assert rows["Nuisance models"].finding.startswith("linear") and rows["Nuisance models"].grade_change == 0
+    assert rows["Heterogeneity"].verdict == "not assessed"
+
+
+def test_thin_arm_extreme_weights_and_truncation_downgrade(article_doc):
+    thin, est = _edit(article_doc)
+    arms = est["diagnostics"]["weights"]["by_arm"]
+    arms["control"]["ess"] = 0.05 * arms["control"]["n"]  # the untreated mean rests on 5 % of its patients
+    a = grade_evidence(typed(thin))
+    pos = next(c for c in a.criteria if c.name == "Positivity and weights")
+    assert pos.grade_change == -1 and "control arm's weights rest on 5%" in pos.finding
+    assert a.grade == "low"  # moderate − 1
+    def truncated(removed_control: float):
+        d, est = _edit(article_doc)
+        est["diagnostics"]["truncation"] = {"kind": "by arm", "upper_percentile": 99.0, "arms": {
+            "treated": {"cap": 4.0, "capped": {"n": 20}, "share_of_weight_removed": 0.01},
+            "control": {"cap": 9.0, "capped": {"n": 30}, "share_of_weight_removed": removed_control}}}
+        return next(c for c in grade_evidence(typed(d)).criteria if c.name == "Positivity and weights")
+    pos = truncated(0.12)
+    assert pos.grade_change == -1 and "truncation removed 12.0% of the control weight" in pos.finding
+    assert "1.0% of the treated weight" in pos.finding
+    assert truncated(0.03).grade_change == 0  # within GradingRules.truncation_removed_max (5 %)
+    heavy, est = _edit(article_doc)
+    w = est["diagnostics"]["weights"]
+    w["max"] = 25 * w["mean"]
+    assert next(c for c in grade_evidence(typed(heavy)).criteria if c.name == "Positivity and weights").grade_change == -1
+
+
+def test_positivity_downgrade_blocks_the_gradient_upgrade(article_doc):
+    thin, est = _edit(article_doc)
+    est["diagnostics"]["weights"]["by_arm"]["treated"]["ess"] = 1.0
+    a = grade_evidence(typed(thin), mechanisms=_mechanisms((-0.1, -0.15, -0.05)))
+    rows = {c.name: c.grade_change for c in a.criteria}
+    assert rows["Positivity and weights"] == -1 and rows["Biological gradient"] == 0 and a.grade == "low"
+
+
+def test_trimming_is_stated_and_a_large_trim_is_indirect(article_doc):
+    def trimmed(share: float):
+        d, est = _edit(article_doc)
+        n0 = est["n"]
+        gone = int(round(share * n0))
+        est["diagnostics"]["trimming"] = {
+            "rule": "crump", "description": "Crump, Hotz, Imbens & Mitnik (2009) optimal rule", "alpha": 0.08,
+            "bounds": [0.08, 0.92], "n_before": n0, "n_excluded": gone, "n_after": n0 - gone,
+            "treated": {"n_before": 1, "n_excluded": 0}, "control": {"n_before": 1, "n_excluded": 0},
+            "estimand": "ATE in the trimmed population (propensity in [0.08, 0.92])"}
+        return next(c for c in grade_evidence(typed(d)).criteria if c.name == "Target population")
+    few, many = trimmed(0.04), trimmed(0.25)
+    assert few.grade_change == 0 and "4.0%" in few.finding and "Crump" in few.finding
+    assert "trimmed population" in few.finding
+    assert many.grade_change == -1 and many.verdict == "against" and "25.0%" in many.finding
+
+
+def _mechanisms_with(heterogeneity: Heterogeneity, not_estimable: dict[str, str], calibration: dict | None):
+    pathway = _effect("via appetite", -0.3, -0.4, -0.2)
+    diag = {"calibration": calibration} if calibration else {}
+    mediation = MediationResult(pathway, pathway, {"appetite": pathway}, pathway, (), diag)
+    res = MechanismsResults("ketamine-weight", "kg", not_estimable, mediation, (), heterogeneity)
+    return parse_results({"kind": "mechanisms", "provenance": {}, "results": res.to_dict()})
+
+
+def test_heterogeneity_and_measurement_are_stated_never_graded(article_doc):
+    from ketaweight.mechanisms.modifiers import ModifierSearch, ModifierTest
+
+    dist = {"calibration": {"blp_slope": 0.93, "blp_slope_ci": [0.61, 1.25], "blp_p_value_no_heterogeneity": 1e-6},
+            "spread": {"sd_calibrated": 0.53, "sd_calibrated_ci": [0.35, 0.72], "sd_predicted": 0.57}}
+    search = ModifierSearch((ModifierTest("atypical_features", "categorical", 30.0, 1, 1e-7, 1e-6, {}),),
+                            ("atypical_features",), 0.05, {})
+    het = Heterogeneity((), (), IndividualEffects(dist), search=search)
+    mech = _mechanisms_with(het, {"attribution of pathway metabolism": "consumer-grade"},
+                            {"reference_columns": {"energy_intake_7d": "energy_intake_7d_ref"}})
+    a = grade_evidence(typed(article_doc), mechanisms=mech)
+    rows = {c.name: c for c in a.criteria}
+    h = rows["Heterogeneity"]
+    assert h.grade_change == 0 and h.verdict == "neutral"
+    assert "BLP slope 0.93 (95% CI 0.61 to 1.25" in h.finding
+    assert "calibrated SD of individual effects 0.53 kg (95% CI 0.35 to 0.72)" in h.finding
+    assert "catalogue search: depression with atypical features" in h.finding
+    p = rows["Plausibility (mechanism)"]
+    assert "regression-calibrated on a validation substudy: energy_intake_7d → energy_intake_7d_ref" in p.finding
+    assert "not attributable from consumer-grade records without a validation substudy: metabolism" in p.finding
+    assert a.grade == grade_evidence(typed(article_doc)).grade

@@ -117,6 +117,38 @@ def test_mechanisms_render_from_their_results(article_run):
     assert "Not yet analysed" not in md
 
 
+def test_report_states_positivity_population_heterogeneity(article_run):
+    """The limitations section restates the grade's overlap, weights, population and learner findings (ESS of
+    each arm from the results file), and the variability section the calibrated spread and the catalogue
+    search, with the numbers of the mechanisms file."""
+    results, paths = article_run
+    weight = read_results(results / "ketamine-weight.json")
+    aipw = next(e for e in weight["results"]["analyses"]["outcome_change"]["estimates"] if e["method"] == "aipw")
+    arms = aipw["diagnostics"]["weights"]["by_arm"]
+    md = paths.markdown.read_text(encoding="utf-8")
+    assert "Overlap, weights, population and nuisance models of the primary estimate (aipw)" in md
+    for arm, v in arms.items():
+        assert f"{arm}: ESS {round(v['ess']):,}" in md
+    assert "| Target population | every analysed patient (ATE); no trimming |" in md
+    mech = read_results(next(results.glob("*-mechanisms.json")), kind="mechanisms")["results"]
+    spread = mech["heterogeneity"]["individual"]["distribution"]["spread"]
+    assert f"SD {spread['sd_calibrated']:.2f} kg (95% CI {spread['sd_calibrated_ci'][0]:.2f}" in md
+    assert "| Heterogeneity |" in md
+    # clinic-grade records without a substudy: the pathways that cannot be attributed are named with the reason
+    noisy = [k for k in mech["not_estimable"] if k.startswith("attribution of pathway")]
+    assert noisy and all(f"Not attributable — {k.removeprefix('attribution of ')}:" in md for k in noisy)
+
+
+def test_substudy_calibration_is_stated():
+    from ketaweight.report.mechanisms_sections import _calibration_text
+
+    text = _calibration_text({"reference_columns": {"intake_7d_change": "intake_7d_ref_change"}})
+    assert "regression-calibrated on the validation substudy" in text and "bootstrap replicate" in text
+    from ketaweight.study.labels import label
+
+    assert f"({label('intake_7d_change')} on {label('intake_7d_ref_change')})" in text  # readable names
+
+
 def test_missing_analyses_say_not_yet_analysed(article_run, tmp_path):
     results, _ = article_run
     run = tmp_path / "results"

@@ -72,6 +72,12 @@ def subgroup_rows(m: MechanismsResults) -> list[EstimateRow]:
                    for v in het.versions for lev, r in zip(v.levels, v.effects)]
 
 
+def found_rows(m: MechanismsResults) -> list[EstimateRow]:
+    """Effect within each level (numeric modifiers by tertile) of each modifier the catalogue search found."""
+    return [EstimateRow.of(r, f"{label(mod.modifier)}: {level_label(mod.modifier, lev)}")
+            for mod in m.heterogeneity.found for lev, r in zip(mod.levels, mod.subgroups)]
+
+
 def horizon_phrase(days: int | float | None) -> str:
     """'12 weeks' for 84 days; '30 days' when not a whole number of weeks.
 

@@ -18,6 +18,11 @@ only measured confounders are adjusted for, so it starts the table at **moderate
   both no effect and an important effect either way (−2);
 * negative control: CI excluding 0 (−1); balance/overlap: weighted |SMD| above threshold or
   too many patients outside common support (−1);
+* positivity and weights: an arm whose weights rest on too few patients (Kish ESS below the
+  engine's share of that arm), extreme weights, or arm-specific truncation that removed more than a
+  small share of an arm's weight (−1; a risk of bias, like balance);
+* target population (GRADE indirectness): common-support trimming that removed more than a small
+  share of the eligible patients answers the question for a narrower population (−1);
 * gradient: a dose-response estimate excluding 0 in the direction of the effect, with no
   bias downgrade (+1).
 
@@ -35,7 +40,7 @@ from typing import Literal
 
 from ketaweight.causal.analysis import CausalAnalysis
 from ketaweight.causal.result import CausalResult
-from ketaweight.core.privacy import MIN_CELL_COUNT
+from ketaweight.core.privacy import MIN_CELL_COUNT, mask_count
 from ketaweight.core.protocol import Real, Result
 from ketaweight.core.results import ResultsFile
 from ketaweight.core.summary import Summary
@@ -43,6 +48,7 @@ from ketaweight.evidence import calibration
 from ketaweight.evidence.extract import EstimateRow, gradient_rows, horizon_phrase, pathway_rows
 from ketaweight.pipelines.results import CausalStudy, MechanismsResults
 from ketaweight.signals.report import SignalsReport
+from ketaweight.study.labels import label
 from ketaweight.study.spec import Study
 
 LEVELS = ("very low", "low", "moderate", "high")
@@ -71,6 +77,12 @@ class GradingRules:
     max_level: int = 2
     """Highest level one emulated trial in one data source can reach (2 = moderate): upgrades offset
     downgrades but 'high' needs replication in another data source or a randomised trial."""
+    truncation_removed_max: float = 0.05
+    """Share of an arm's weight that arm-specific truncation may remove before the estimate counts as
+    resting on altered weights (a bias-variance trade the reader must see; −1 above it)."""
+    trimmed_max: float = 0.10
+    """Share of the analysed patients that common-support trimming may remove before the answer counts as
+    being about a narrower population than the eligible one (GRADE indirectness; −1 above it)."""
 
 
 @dataclass(frozen=True)
@@ -249,6 +261,147 @@ def _balance(primary: CausalResult) -> Criterion:
     return Criterion("Balance and overlap", q, finding, "supports", 0, rule)
 
 
+def _positivity(primary: CausalResult, rules: GradingRules) -> Criterion:
+    """Do the weights rest on enough patients in each arm?  Kish ESS per arm, the largest weight, and what
+    arm-specific truncation removed (from the primary estimator's diagnostics)."""
+    d = primary.diagnostics or {}
+    th = d.get("thresholds") or {}
+    ess_th, extreme_th = th.get("min_ess_share", 0.1), th.get("extreme_weight", 20.0)
+    rule = (f"in each weighted arm Kish ESS ≥ {ess_th:.0%} of its patients, largest weight ≤ {extreme_th:g}× the mean, "
+            f"and arm-specific truncation removed ≤ {rules.truncation_removed_max:.0%} of each arm's weight → 0; "
+            f"otherwise −1")
+    q = "Do the weights rest on enough patients in each arm, without a few patients carrying the answer?"
+    w = d.get("weights") or {}
+    arms = w.get("by_arm")
+    if not d.get("weights_used_by_estimator") or not arms:
+        return Criterion("Positivity and weights", q, "the primary estimate's weights are not available in this run",
+                         "not assessed", 0, rule)
+    parts, bad = [], []
+    for arm, v in arms.items():
+        n, ess = v.get("n"), v.get("ess")
+        if not isinstance(n, int) or n <= 0 or ess is None or not math.isfinite(ess):
+            continue
+        share = ess / n
+        parts.append(f"{arm}: ESS {mask_count(int(round(ess)))} of {mask_count(n)} ({share:.0%})")
+        if share < ess_th:
+            bad.append(f"the {arm} arm's weights rest on {share:.0%} of its patients")
+    mean, largest = w.get("mean"), w.get("max")
+    if isinstance(mean, (int, float)) and isinstance(largest, (int, float)) and mean > 0:
+        parts.append(f"largest weight {largest / mean:.1f}× the mean")
+        if largest > extreme_th * mean:
+            bad.append("extreme weights")
+    t = d.get("truncation")
+    if t and t.get("kind") == "by arm":
+        removed = {arm: v["share_of_weight_removed"] for arm, v in t["arms"].items()}
+        parts.append(f"truncated within each arm at its {t['upper_percentile']:g}th percentile, removing "
+                     + ", ".join(f"{r:.1%} of the {arm} weight" for arm, r in removed.items()))
+        bad += [f"truncation removed {r:.1%} of the {arm} weight" for arm, r in removed.items()
+                if r > rules.truncation_removed_max]
+    elif t:
+        parts.append(f"weights clipped at the pooled percentiles {t.get('percentiles')}")
+    finding = "; ".join(parts) if parts else "no weighted arm to judge"
+    if bad:
+        return Criterion("Positivity and weights", q, finding + ": " + "; ".join(bad), "against", -1, rule)
+    return Criterion("Positivity and weights", q, finding, "supports", 0, rule)
+
+
+def _population(primary: CausalResult, rules: GradingRules) -> Criterion:
+    """Is the answer about the eligible patients, or about a population the analysis narrowed (trimming, ATO)?"""
+    d = primary.diagnostics or {}
+    trimmed = d.get("trimming")
+    rule = (f"common-support trimming removed ≤ {rules.trimmed_max:.0%} of the analysed patients → 0; more → −1 "
+            "(GRADE indirectness: the answer is about a narrower population); an overlap-weighted estimand (ATO) is "
+            "stated, not graded (the study asked for it)")
+    q = "Is the answer about the patients the study meant, or about a population the analysis narrowed?"
+    if primary.estimand == "ATO":
+        return Criterion("Target population", q, "the estimand is the overlap-weighted average effect (ATO): patients "
+                         "whose treatment was least predictable weigh most, not the eligible cohort as a whole",
+                         "neutral", 0, rule)
+    if not trimmed:
+        return Criterion("Target population", q, f"every analysed patient ({primary.estimand}); no trimming",
+                         "supports", 0, rule)
+    n0, gone = trimmed.get("n_before"), trimmed.get("n_excluded")
+    share = gone / n0 if isinstance(n0, int) and isinstance(gone, int) and n0 > 0 else None
+    how_many = (f"{mask_count(gone)} of {mask_count(n0)} patients ({share:.1%})" if share is not None
+                else "an unknown number of patients")
+    finding = f"trimmed by the {trimmed.get('description', trimmed.get('rule'))}: {how_many} removed; the answer is the {trimmed.get('estimand')}"
+    if share is None or share > rules.trimmed_max:
+        return Criterion("Target population", q, finding, "against", -1, rule)
+    return Criterion("Target population", q, finding, "supports", 0, rule)
+
+
+def _nuisance_models(primary: CausalResult) -> Criterion:
+    """Which learner the primary estimator's nuisance models used, and what the validation grid says about it."""
+    learners = (primary.diagnostics or {}).get("learners") or {}
+    rule = ("shown, never graded: the validation grid (docs/validation.md) measures each learner's bias and coverage "
+            "in harder worlds; the linear learner is biased where confounders act through thresholds and interactions")
+    q = "Were the nuisance models flexible enough for the confounding in these data?"
+    if not learners:
+        return Criterion("Nuisance models", q, "not recorded for the primary estimate", "not assessed", 0, rule)
+    name = learners.get("learner", "?")
+    finding = f"{name}: {learners.get('description', '')}".rstrip(": ")
+    weights = learners.get("ensemble_weights")
+    if weights:
+        cands = learners.get("candidates") or []
+        finding += "; ensemble weights " + "; ".join(
+            f"{part} " + ", ".join(f"{c} {v:.0%}" for c, v in zip(cands, ws)) for part, ws in weights.items())
+    if name == "linear":
+        finding += ("; a threshold or interaction in the confounding that no design column names would bias it "
+                    "(rerun with learner = \"stacked\" to check)")
+    return Criterion("Nuisance models", q, finding, "neutral", 0, rule)
+
+
+def _heterogeneity(mech: MechanismsResults | None) -> Criterion:
+    """For whom: the BLP calibration test, the calibrated spread of individual effects, the modifiers found."""
+    rule = ("shown, never graded: heterogeneity says for whom, not whether; BLP slope of Chernozhukov et al. (1 = "
+            "calibrated heterogeneity, 0 = none detectable), calibrated SD of individual effects with its interval, "
+            "modifiers whose Holm-adjusted p < 0.05 in the catalogue search")
+    q = "Does the effect differ between patients, and by which baseline traits?"
+    if mech is None:
+        return Criterion("Heterogeneity", q, "not yet analysed in this run", "not assessed", 0, rule)
+    het = mech.heterogeneity
+    dist = het.individual.distribution or {}
+    parts = []
+    cal = dist.get("calibration") or {}
+    if "blp_slope" in cal:
+        lo, hi = cal["blp_slope_ci"]
+        p = cal.get("blp_p_value_no_heterogeneity")
+        parts.append(f"BLP slope {cal['blp_slope']:.2f} (95% CI {lo:.2f} to {hi:.2f}"
+                     + (f"; p = {p:.2g} for no heterogeneity" if isinstance(p, float) and math.isfinite(p) else "") + ")")
+    spread = dist.get("spread") or {}
+    if "sd_calibrated" in spread:
+        lo, hi = spread["sd_calibrated_ci"]
+        parts.append(f"calibrated SD of individual effects {spread['sd_calibrated']:.2f} kg (95% CI {lo:.2f} to {hi:.2f})")
+    if het.search is not None:
+        parts.append("modifiers found in the catalogue search: " + (", ".join(label(c) for c in het.search.found) or "none"))
+    held = [label(m.modifier) for m in het.subgroups if isinstance(m.p_holm, float) and m.p_holm < 0.05]
+    if het.subgroups:
+        parts.append("prespecified modifiers with Holm p < 0.05: " + (", ".join(held) or "none"))
+    if not parts:
+        return Criterion("Heterogeneity", q, "the mechanisms results hold no heterogeneity estimates", "not assessed", 0, rule)
+    return Criterion("Heterogeneity", q, "; ".join(parts), "neutral", 0, rule)
+
+
+def _with_measurement(c: Criterion, mech: MechanismsResults | None) -> Criterion:
+    """The plausibility row with what it must add about the mediators' measurement: calibration on a validation
+    substudy, and pathways that could not be attributed."""
+    if mech is None:
+        return c
+    parts = []
+    cal = (mech.mediation.diagnostics or {}).get("calibration") if mech.mediation is not None else None
+    if cal:
+        parts.append("mediators regression-calibrated on a validation substudy: "
+                     + ", ".join(f"{m} → {r}" for m, r in cal.get("reference_columns", {}).items()))
+    noisy = [k.removeprefix("attribution of pathway ") for k in mech.not_estimable if k.startswith("attribution of pathway ")]
+    if noisy:
+        parts.append("not attributable from consumer-grade records without a validation substudy: " + ", ".join(noisy)
+                     + " (their effect is mostly in the direct remainder)")
+    unrecorded = [k.removeprefix("mediation pathway ") for k in mech.not_estimable if k.startswith("mediation pathway ")]
+    if unrecorded:
+        parts.append("mediators never recorded: " + ", ".join(unrecorded))
+    return replace(c, finding=c.finding + "; " + "; ".join(parts)) if parts else c
+
+
 def _rows_criterion(name: str, question: str, rows: list[EstimateRow] | None, conclusion: str, est: float,
                     rule: str, change_if_support: int) -> Criterion:
     """Gradient / plausibility: judged from another analysis' estimates when that analysis ran."""
@@ -328,9 +481,10 @@ def grade_evidence(
     mech: MechanismsResults | None = mechanisms.results if mechanisms is not None else None
 
     balance = _balance(primary)
+    positivity = _positivity(site_primary, rules)
     nc = (Criterion(**vars(calibration.systematic_error(network.results, rules.mid_kg))) if net and network
           else _negative_control(analysis))
-    bias_ok = balance.grade_change == 0 and nc.grade_change == 0
+    bias_ok = balance.grade_change == 0 and nc.grade_change == 0 and positivity.grade_change == 0
     criteria = [
         _strength(primary, conclusion, rules, bias_ok),
         _consistency(analysis, site_primary, conclude(site_primary.estimate, site_primary.ci_low,
@@ -342,14 +496,17 @@ def grade_evidence(
                         conclusion, est, "a dose-response slope (MSM linear term: cumulative mg/kg, sessions, "
                         "sessions/week or course length) excluding 0 in the effect's direction, no bias downgrade → +1; "
                         "otherwise 0", 1 if bias_ok else 0),
-        _rows_criterion("Plausibility (mechanism)", "Does a measured pathway (appetite, metabolism, mood → activity) "
-                        "carry the effect?",
-                        None if mech is None else pathway_rows(mech),
-                        conclusion, est, "shown, never graded: mediation needs stronger assumptions than the total "
-                        "effect", 0),
+        _with_measurement(_rows_criterion(
+            "Plausibility (mechanism)", "Does a measured pathway (appetite, metabolism, mood → activity) carry the effect?",
+            None if mech is None else pathway_rows(mech), conclusion, est,
+            "shown, never graded: mediation needs stronger assumptions than the total effect", 0), mech),
+        _heterogeneity(mech),
         _coherence(signals or []),
         nc,
         balance,
+        positivity,
+        _population(site_primary, rules),
+        _nuisance_models(site_primary),
     ]
     if net and network:  # -- network hook (issue 15): consistency across sites, replication across databases
         criteria.insert(2, Criterion(**vars(calibration.consistency_across_sites(network.results))))

@@ -9,7 +9,7 @@ from typing import Any
 
 from ketaweight.core.privacy import mask_count
 from ketaweight.core.results import ResultsFile
-from ketaweight.evidence.extract import curves, gradient_rows, mediation_rows, subgroup_rows
+from ketaweight.evidence.extract import curves, found_rows, gradient_rows, mediation_rows, subgroup_rows
 from ketaweight.evidence.grade import fmt_num
 from ketaweight.pipelines.results import MechanismsResults, SimulationTruth
 from ketaweight.core import figures as fg
@@ -41,6 +41,11 @@ def mechanisms_section(run: RunResults) -> dict[str, Any]:
                                  "rest on these assumptions:")
         left_out = {k: v for k, v in res.not_estimable.items() if k.startswith("mediation pathway")}
         sec["paragraphs"].extend(f"Not estimable — {k}: {v}." for k, v in left_out.items())
+        noisy = {k: v for k, v in res.not_estimable.items() if k.startswith("attribution of pathway")}
+        sec["paragraphs"].extend(f"Not attributable — {k.removeprefix('attribution of ')}: {v}." for k, v in noisy.items())
+        cal = med.diagnostics.get("calibration")
+        if cal:
+            sec["paragraphs"].append(_calibration_text(cal))
         sec["paragraphs"].extend(f"• {a}" for a in med.assumptions)
         sec["paragraphs"].extend(f"Warning: {w}" for w in med.warnings)
         sec["tables"].append(rows_table(rows, "kg", data_label(doc), title, digits=3))
@@ -99,6 +104,21 @@ def dose_section(run: RunResults) -> dict[str, Any]:
             f"are predicted to lose more than {abs(ind['threshold']):g} kg. Calibration slope {cal['blp_slope']:.2f} "
             f"(95% CI {cal['blp_slope_ci'][0]:.2f} to {cal['blp_slope_ci'][1]:.2f}). "
             + " ".join(t[0].upper() + t[1:].rstrip(".") + "." for t in (cal.get("reading"), ind.get("caveat")) if t))
+        spread = ind.get("spread")
+        if spread:
+            lo, hi = spread["sd_calibrated_ci"]
+            sec["paragraphs"].append(
+                f"Spread of individual effects that baseline traits predict (calibrated: |BLP slope| × SD of the "
+                f"predictions): SD {spread['sd_calibrated']:.2f} kg (95% CI {lo:.2f} to {hi:.2f}); the predictions' own "
+                f"SD, {spread['sd_predicted']:.2f} kg, mixes that spread with estimation noise.")
+        if het.search is not None:
+            found = ", ".join(column_label(c) for c in het.search.found) or "none"
+            sec["paragraphs"].append(f"Effect modifiers searched over the whole covariate catalogue "
+                                     f"({len(het.search.tests)} candidates; Holm-adjusted p < {het.search.alpha:g}): "
+                                     f"found {found}.")
+            if het.found:
+                sec["tables"].append(rows_table(found_rows(res), "kg", label,
+                                                "Effects within the levels of the modifiers the search found"))
         sec["tables"].append(table(f"Calibration of predicted per-patient effects by quintile — {label}",
                                    ["quintile", "mean predicted (kg)", "doubly robust estimate (kg)", "95% CI", "n"],
                                    [[q["group"], fmt_num(q["mean_predicted"]), fmt_num(q["dr_estimate"]),
@@ -116,6 +136,14 @@ def dose_section(run: RunResults) -> dict[str, Any]:
             f"{fmt_num(ind['p05'])} and {fmt_num(ind['p95'])} kg (median {fmt_num(ind['p50'])} kg); "
             f"{100 * ind['share_losing_more_than_1kg']:.1f}% lose more than 1 kg because of the course.")
     return sec
+
+
+def _calibration_text(cal: dict[str, Any]) -> str:
+    """The mediators' measurement-error correction in words (which mediator, on which reference column)."""
+    pairs = ", ".join(f"{column_label(m)} on {column_label(r)}" for m, r in cal.get("reference_columns", {}).items())
+    return (f"Measurement error: the consumer-grade mediators were regression-calibrated on the validation substudy "
+            f"({pairs}); the calibration is refitted in every bootstrap replicate, so the intervals include the "
+            f"substudy's own uncertainty.")
 
 
 def _no_course_reference(run: RunResults) -> float | None:

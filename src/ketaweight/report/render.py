@@ -60,7 +60,7 @@ def build_report(run: RunResults, rules: GradingRules | None = None) -> dict[str
         *([network_section(run, run.network)] if run.network else []),  # network hook (issue 15)
         mechanisms_section(run),
         dose_section(run),
-        sx.limitations_section(run),
+        sx.limitations_section(run, answer),
         signals_section(run),
         responsible_section(run),
         faq_section(run, answer, rules),

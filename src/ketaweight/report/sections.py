@@ -154,7 +154,11 @@ def link_section(run: RunResults) -> dict[str, Any]:
     return sec
 
 
-def limitations_section(run: RunResults) -> dict[str, Any]:
+POSITIVITY_CRITERIA = ("Balance and overlap", "Positivity and weights", "Target population", "Nuisance models")
+"""Criteria of the grade whose findings the limitations section states again, as one table."""
+
+
+def limitations_section(run: RunResults, answer: Answer | None = None) -> dict[str, Any]:
     res = run.study
     label = data_label(run.weight)
     an = res.analyses["outcome_change"]
@@ -183,6 +187,11 @@ def limitations_section(run: RunResults) -> dict[str, Any]:
     sec["figures"].append(fg.overlap_plot(ov["quantiles"], ov["treated"], ov["control"],
                                           alt=f"Propensity overlap: propensity-score quantiles of treated and untreated "
                                               f"patients; {outside} ({label})"))
+    if answer is not None:
+        rows = [[c.name, c.finding, f"{c.grade_change:+d}" if c.grade_change else "0"]
+                for c in answer.criteria if c.name in POSITIVITY_CRITERIA]
+        sec["tables"].append(table(f"Overlap, weights, population and nuisance models of the primary estimate "
+                                   f"({p.method}) — {label}", ["check", "finding in this run", "grade change"], rows))
     s = p.sensitivity
     sec["paragraphs"].append(
         f"E-value ({p.method}; {label}): {fmt_num(s.get('evalue_estimate'))} for the estimate, "

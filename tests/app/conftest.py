@@ -70,12 +70,9 @@ class Service:
     def run_jobs(self) -> None:
         with self.app.state.factory() as db:
             queued = [j.id for j in db.query(Job).filter(Job.status == "queued").order_by(Job.id)]
-        self.app.state.anchor.pause()  # as the job runner does: a load opens the store for writing
-        try:
-            for job_id in queued:
-                run_job(self.config.url, str(self.config.data_dir), job_id)
-        finally:
-            self.app.state.anchor.resume()
+        self.app.state.anchor.close()  # no watcher runs without the lifespan: close before a load opens the store
+        for job_id in queued:
+            run_job(self.config.url, str(self.config.data_dir), job_id)
 
     def upload(self, client: TestClient, csrf: str, archive: Path, clinic_id: int):
         with open(archive, "rb") as fh:

@@ -2,7 +2,8 @@
 
 from __future__ import annotations
 
-from dataclasses import dataclass, field
+import json
+from dataclasses import dataclass, field, fields
 from pathlib import Path
 
 from ketaweight.app.db import sqlite_url
@@ -31,6 +32,19 @@ class AppConfig:
     job_threads: int = 1
     """Threads each job's numerical libraries may use (leaves the other core to the web pages)."""
     extra: dict[str, str] = field(default_factory=dict)
+
+    def to_json(self) -> str:
+        """These settings as JSON (how ``ketaweight serve --workers N`` hands them to its server processes)."""
+        values = {f.name: getattr(self, f.name) for f in fields(self)}
+        return json.dumps({k: str(v) if isinstance(v, Path) else v for k, v in values.items()})
+
+    @classmethod
+    def from_json(cls, text: str) -> "AppConfig":
+        raw = json.loads(text)
+        for key in ("data_dir", "rules_path"):
+            if raw.get(key) is not None:
+                raw[key] = Path(raw[key])
+        return cls(**raw)
 
     @property
     def url(self) -> str:

@@ -19,7 +19,7 @@ from typing import Any
 from alembic import command
 from alembic.config import Config
 from sqlalchemy import (JSON, Boolean, DateTime, Float, ForeignKey, Integer, String, Text, create_engine, event, select,
-                        text)
+                        text, update)
 from sqlalchemy.engine import Engine
 from sqlalchemy.orm import DeclarativeBase, Mapped, mapped_column, sessionmaker
 
@@ -149,6 +149,16 @@ class Comment(Base):
     at: Mapped[dt.datetime] = mapped_column(DateTime, default=utcnow)
 
 
+class StateVersion(Base):
+    """One row counting the changes that the pages' cached aggregates depend on (alerts, acknowledgements,
+    patient assignments, runs, comments): every such change adds one in its own transaction, and each server
+    process keys its caches by the count (:mod:`ketaweight.app.cache`), so all processes see a change at once."""
+
+    __tablename__ = "state_version"
+    id: Mapped[int] = mapped_column(Integer, primary_key=True)
+    n: Mapped[int] = mapped_column(Integer, default=0)
+
+
 class AuditEntry(Base):
     """Append-only: the migration installs triggers that refuse UPDATE and DELETE on this table."""
 
@@ -200,6 +210,16 @@ def session_factory(engine: Engine) -> sessionmaker:
 def ping(engine: Engine) -> None:
     with engine.connect() as con:
         con.execute(text("SELECT 1"))
+
+
+def bump_state(db: Any) -> None:
+    """Count one change of cached app state (committed with the caller's transaction)."""
+    db.execute(update(StateVersion).where(StateVersion.id == 1).values(n=StateVersion.n + 1))
+
+
+def state_version(db: Any) -> int:
+    """The current count of app-state changes (see :class:`StateVersion`)."""
+    return db.execute(select(StateVersion.n).where(StateVersion.id == 1)).scalar_one()
 
 
 def open_alert() -> Any:

@@ -18,12 +18,13 @@ from pathlib import Path
 from typing import Any
 
 import jinja2
+from markupsafe import Markup
 from fastapi import Depends, HTTPException, Request
 from fastapi.responses import HTMLResponse
 from sqlalchemy import select
 from sqlalchemy.orm import Session as DBSession
 
-from ketaweight.app.db import PatientClinic, Session, User
+from ketaweight.app.db import Clinic, PatientClinic, Session, User
 from ketaweight.app.security import SESSION_COOKIE, same, session_for
 from ketaweight.core.privacy import mask_count
 
@@ -32,7 +33,8 @@ ALL_ROLES = ("admin", "clinician", "researcher")
 
 TEMPLATES = jinja2.Environment(
     loader=jinja2.FileSystemLoader(str(Path(__file__).parent / "templates")),
-    autoescape=True, trim_blocks=True, lstrip_blocks=True, undefined=jinja2.StrictUndefined)
+    autoescape=True, trim_blocks=True, lstrip_blocks=True, undefined=jinja2.StrictUndefined,
+    auto_reload=False)  # compiled once per process and reused: the templates ship with the package
 TEMPLATES.filters["masked"] = lambda n: n if isinstance(n, str) else mask_count(n)  # already masked: as is
 
 
@@ -87,14 +89,24 @@ def require(*roles: str) -> Callable[..., Auth]:
     return dependency
 
 
-def visible_patient(db: DBSession, auth: Auth, patient_id: str) -> bool:
-    """May this user see this patient?  Admins: any uploaded patient; clinicians: their clinic's; researchers: none."""
+def visible_clinic(db: DBSession, auth: Auth, patient_id: str) -> str | None:
+    """The name of the patient's clinic if this user may see the patient, else None (one query).
+
+    Admins: any uploaded patient; clinicians: their clinic's; researchers: none."""
     if auth.role not in PATIENT_LEVEL:
-        return False
-    row = db.get(PatientClinic, patient_id)
+        return None
+    row = db.execute(select(PatientClinic.clinic_id, Clinic.name).join(Clinic, Clinic.id == PatientClinic.clinic_id)
+                     .where(PatientClinic.patient_id == patient_id)).first()
     if row is None:
-        return False
-    return auth.role == "admin" or (auth.user.clinic_id is not None and row.clinic_id == auth.user.clinic_id)
+        return None
+    if auth.role == "admin" or (auth.user.clinic_id is not None and row.clinic_id == auth.user.clinic_id):
+        return row.name
+    return None
+
+
+def visible_patient(db: DBSession, auth: Auth, patient_id: str) -> bool:
+    """May this user see this patient?  (See :func:`visible_clinic`.)"""
+    return visible_clinic(db, auth, patient_id) is not None
 
 
 def clinic_filter(auth: Auth) -> Any:
@@ -106,6 +118,11 @@ def clinic_filter(auth: Auth) -> Any:
 
 def visible_patient_ids(db: DBSession, auth: Auth) -> list[str]:
     return list(db.scalars(select(PatientClinic.patient_id).where(clinic_filter(auth)).order_by(PatientClinic.patient_id)))
+
+
+def fragment(name: str, **context: Any) -> Markup:
+    """A piece of a page from ``templates/`` (no user, no token: safe to cache and share, see app.cache)."""
+    return Markup(TEMPLATES.get_template(name).render(**context))
 
 
 def render(request: Request, name: str, auth: Auth | None, status_code: int = 200, **context: Any) -> HTMLResponse:

@@ -29,7 +29,7 @@ from typing import Any
 from sqlalchemy import select, update
 from sqlalchemy.orm import Session as DBSession
 
-from ketaweight.app.db import Alert, Job, PatientClinic, Run, make_engine, session_factory, utcnow
+from ketaweight.app.db import Alert, Job, PatientClinic, Run, bump_state, make_engine, session_factory, utcnow
 from ketaweight.app.storelock import store_lock
 
 Progress = Callable[[float, str], None]
@@ -92,6 +92,7 @@ def refresh_alerts(db: DBSession, store_path: Path, rules_path: str | None) -> d
             db.add(Alert(alert_id=alert_id, patient_id=a.patient_id, rule=a.rule, title=a.title, threshold=a.threshold,
                          message=a.message, first_time=a.first_time, last_time=a.last_time,
                          evidence=[e.to_dict() for e in a.evidence], n_triggers=a.n_triggers, active=True))
+    bump_state(db)
     db.commit()
     return {"as_of": result.as_of, "summary": result.summary(), "patients_checked": result.patients_checked}
 
@@ -117,6 +118,7 @@ def _load(factory: Any, data: Path, job_id: int, params: dict[str, Any], progres
         with factory() as db:
             for pid in sorted(new):
                 db.merge(PatientClinic(patient_id=pid, clinic_id=params["clinic_id"], job_id=job_id))
+            bump_state(db)
             db.commit()
             progress(0.6, "checking the monitoring rules")
             monitoring = refresh_alerts(db, store_path, rules_path)
@@ -213,6 +215,7 @@ def _study(factory: Any, data: Path, job_id: int, params: dict[str, Any], progre
         run = Run(job_id=job_id, title=params.get("title") or "Weight study", sentence=paths.sentence, grade=paths.grade,
                   contents=contents)
         db.add(run)
+        bump_state(db)
         db.commit()
         return "done", {"run_id": run.id, "sentence": paths.sentence, "grade": paths.grade}, None, run.id
 

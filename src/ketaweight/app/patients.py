@@ -9,16 +9,18 @@ not found, exactly like a patient that does not exist, so ids cannot be probed.
 from __future__ import annotations
 
 from collections import defaultdict
+from dataclasses import dataclass
 from typing import Any
 
 from sqlalchemy import func, select
 from sqlalchemy.orm import Session as DBSession
 
 from ketaweight.app.audit import audit
+from ketaweight.app.cache import VersionedCache
 from ketaweight.app.config import AppConfig
-from ketaweight.app.db import Acknowledgement, Alert, Clinic, PatientClinic, User, open_alert
-from ketaweight.app.deps import Auth, clinic_filter, visible_patient
-from ketaweight.app.storelock import ReadAnchor, store_lock
+from ketaweight.app.db import Acknowledgement, Alert, Clinic, PatientClinic, User, bump_state, open_alert
+from ketaweight.app.deps import Auth, clinic_filter, visible_clinic, visible_patient
+from ketaweight.app.storelock import ReadAnchor
 from ketaweight.core.privacy import masked_or_exact
 from ketaweight.pipelines.monitoring import rule_titles
 from ketaweight.pipelines.monitoring_rules import MonitoringRules
@@ -51,35 +53,54 @@ def patient_rows(db: DBSession, auth: Auth, *, only_open: bool) -> tuple[list[di
 
 
 def alerts_for(db: DBSession, patient_id: str) -> list[dict[str, Any]]:
-    """Every alert of a patient (open first), each with its acknowledgements and who made them."""
-    alerts = db.scalars(select(Alert).where(Alert.patient_id == patient_id)
-                        .order_by(Alert.active.desc(), Alert.last_time.desc())).all()
-    acks: dict[str, list[dict[str, Any]]] = defaultdict(list)
-    if alerts:
-        for ack, username in db.execute(select(Acknowledgement, User.username).join(User, User.id == Acknowledgement.user_id)
-                                        .where(Acknowledgement.alert_id.in_([a.alert_id for a in alerts]))
-                                        .order_by(Acknowledgement.at)):
-            acks[ack.alert_id].append({"username": username, "comment": ack.comment, "at": ack.at})
-    return [{"alert_id": a.alert_id, "rule": a.rule, "title": a.title, "threshold": a.threshold, "message": a.message,
-             "first_time": a.first_time, "last_time": a.last_time, "evidence": a.evidence, "n_triggers": a.n_triggers,
-             "active": a.active, "acks": acks.get(a.alert_id, [])} for a in alerts]
+    """Every alert of a patient (open first), each with its acknowledgements and who made them (one query)."""
+    rows = db.execute(
+        select(Alert.alert_id, Alert.rule, Alert.title, Alert.threshold, Alert.message, Alert.first_time, Alert.last_time,
+               Alert.evidence, Alert.n_triggers, Alert.active, User.username, Acknowledgement.comment, Acknowledgement.at)
+        .outerjoin(Acknowledgement, Acknowledgement.alert_id == Alert.alert_id)
+        .outerjoin(User, User.id == Acknowledgement.user_id)
+        .where(Alert.patient_id == patient_id)
+        .order_by(Alert.active.desc(), Alert.last_time.desc(), Alert.alert_id, Acknowledgement.at)).all()
+    out: dict[str, dict[str, Any]] = {}
+    for r in rows:
+        alert = out.setdefault(r.alert_id, {
+            "alert_id": r.alert_id, "rule": r.rule, "title": r.title, "threshold": r.threshold, "message": r.message,
+            "first_time": r.first_time, "last_time": r.last_time, "evidence": r.evidence, "n_triggers": r.n_triggers,
+            "active": r.active, "acks": []})
+        if r.at is not None:
+            alert["acks"].append({"username": r.username, "comment": r.comment, "at": r.at})
+    return list(out.values())
 
 
-def load_patient(db: DBSession, auth: Auth, config: AppConfig, patient_id: str, client: str,
-                 anchor: ReadAnchor | None = None) -> tuple[PatientRecord, dict[str, Any]] | None:
-    """The record and alerts of a patient the user may see (the view is audited), or None."""
-    if not visible_patient(db, auth, patient_id) or not config.store_path.exists():
+@dataclass(frozen=True)
+class PatientView:
+    """What a patient page or the patient API shows: the record (with the store version it was read at), the
+    clinic and the alerts."""
+
+    record: PatientRecord
+    store_version: tuple[int, ...]
+    clinic: str
+    alerts: list[dict[str, Any]]
+
+
+def load_patient(db: DBSession, auth: Auth, config: AppConfig, patient_id: str, client: str, anchor: ReadAnchor,
+                 cache: VersionedCache) -> PatientView | None:
+    """The record and alerts of a patient the user may see (the view is audited), or None.
+
+    The record is read once per store version and process (:mod:`ketaweight.app.cache`); the visibility
+    check, the alerts and the audit entry are done on every request."""
+    clinic = visible_clinic(db, auth, patient_id)
+    if clinic is None or not config.store_path.exists():
         return None
-    with store_lock(config.store_path):
-        if anchor is not None:
-            anchor.ensure()
-        record = patient_record(config.store_path, patient_id)
+    with anchor.reading() as reading:
+        if reading is None:
+            return None
+        record = cache.get_or_make(("record", reading.version, patient_id), lambda: reading.reader.record(patient_id))
     if record is None:
         return None
-    clinic = db.get(Clinic, db.get(PatientClinic, patient_id).clinic_id).name
     audit(db, auth.user, "view patient", target=patient_id, client=client)
     db.commit()
-    return record, {"clinic": clinic, "alerts": alerts_for(db, patient_id)}
+    return PatientView(record, reading.version, clinic, alerts_for(db, patient_id))
 
 
 def acknowledge(db: DBSession, auth: Auth, alert_id: str, comment: str, client: str) -> Alert | None:
@@ -91,6 +112,7 @@ def acknowledge(db: DBSession, auth: Auth, alert_id: str, comment: str, client: 
     if not comment:
         raise ValueError("say in a comment what was done about the alert")
     db.add(Acknowledgement(alert_id=alert_id, user_id=auth.user.id, comment=comment[:2000]))
+    bump_state(db)
     audit(db, auth.user, "acknowledge alert", target=f"{alert.patient_id} {alert.rule} {alert_id}", detail=comment[:500],
           client=client)
     db.commit()

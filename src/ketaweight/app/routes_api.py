@@ -156,8 +156,8 @@ def patients(request: Request, only_open: bool = Query(False), auth: Auth = Depe
     return rows
 
 
-def _points(times: Any, values: Any) -> list[dict[str, Any]]:
-    return [{"time": f"{t:%Y-%m-%dT%H:%M:%S}", "value": float(v)} for t, v in zip(times, values) if not math.isnan(v)]
+def _points(points: Any) -> list[dict[str, Any]]:
+    return [{"time": f"{t:%Y-%m-%dT%H:%M:%S}", "value": float(v)} for t, v in points if not math.isnan(v)]
 
 
 def _alert_out(a: dict[str, Any], patient_id: str) -> dict[str, Any]:
@@ -172,17 +172,16 @@ def _alert_out(a: dict[str, Any], patient_id: str) -> dict[str, Any]:
 def patient(request: Request, patient_id: str = Path(min_length=1, max_length=120),
             auth: Auth = Depends(require(*PATIENT_LEVEL)), db: DBSession = Depends(get_db)) -> dict[str, Any]:
     """One patient's trajectories and alerts (404 when not in the user's clinic)."""
-    found = load_patient(db, auth, request.app.state.config, patient_id, client_of(request),
-                         request.app.state.anchor)
-    if found is None:
+    state = request.app.state
+    view = load_patient(db, auth, state.config, patient_id, client_of(request), state.anchor, state.cache)
+    if view is None:
         raise HTTPException(404, "no such patient in your clinic")
-    r, extra = found
-    madrs = r.depression[r.depression["kind"] == "madrs"]
-    return {"patient_id": r.patient_id, "clinic": extra["clinic"], "sex": r.sex, "birth_year": r.birth_year,
-            "height_cm": r.height_cm, "weights": _points(r.weights["time"], r.weights["value"]),
-            "mg_per_kg": _points(r.sessions["time"], r.sessions["mg_per_kg"]),
-            "madrs": _points(madrs["time"], madrs["value"]),
-            "alerts": [_alert_out(a, r.patient_id) for a in extra["alerts"]]}
+    r = view.record
+    return {"patient_id": r.patient_id, "clinic": view.clinic, "sex": r.sex, "birth_year": r.birth_year,
+            "height_cm": r.height_cm, "weights": _points(r.weights),
+            "mg_per_kg": _points((s.time, s.mg_per_kg) for s in r.sessions),
+            "madrs": _points((m.time, m.value) for m in r.scores("madrs")),
+            "alerts": [_alert_out(a, r.patient_id) for a in view.alerts]}
 
 
 @router.get("/alerts", response_model=list[AlertOut])
@@ -212,7 +211,7 @@ def ack(request: Request, body: AckIn, alert_id: str = Path(min_length=1, max_le
     return next(_alert_out(a, alert.patient_id) for a in alerts_for(db, alert.patient_id) if a["alert_id"] == alert_id)
 
 
-def _job_out(job: Job) -> dict[str, Any]:
+def _job_out(job: Any) -> dict[str, Any]:
     return {"id": job.id, "kind": job.kind, "status": job.status, "progress": job.progress, "stage": job.stage,
             "error": job.error, "run_id": job.run_id}
 
@@ -220,7 +219,7 @@ def _job_out(job: Job) -> dict[str, Any]:
 @router.get("/jobs", response_model=list[JobOut])
 def jobs(auth: Auth = Depends(require(*ALL_ROLES)), db: DBSession = Depends(get_db)) -> list[dict[str, Any]]:
     """The latest jobs the user may see."""
-    return [_job_out(j) for j, _ in jobs_for(db, auth)]
+    return [_job_out(j) for j in jobs_for(db, auth)]
 
 
 @router.get("/jobs/{job_id}", response_model=JobOut)

@@ -2,12 +2,15 @@
 
 from __future__ import annotations
 
+from typing import Any
+
 from fastapi import APIRouter, Depends, Form, Request
 from fastapi.responses import HTMLResponse, RedirectResponse, Response
 from sqlalchemy import func, select
 from sqlalchemy.orm import Session as DBSession
 
 from ketaweight.app.audit import audit
+from ketaweight.app.cache import scope, state_cached
 from ketaweight.app.db import Alert, Clinic, PatientClinic, Run, Session, User, open_alert
 from ketaweight.app.deps import ALL_ROLES, Auth, client_of, clinic_filter, current_auth, get_db, render, require
 from ketaweight.app.security import (LOGIN_CSRF_COOKIE, SESSION_COOKIE, new_token, record_attempt, same, start_session,
@@ -83,15 +86,18 @@ def home(request: Request, auth: Auth | None = Depends(current_auth), db: DBSess
     """The start page: open alerts (clinicians, admins) and the latest answer; signed-out visitors go to sign-in."""
     if auth is None:
         return RedirectResponse("/login", status_code=303)
-    latest = db.scalars(select(Run).order_by(Run.id.desc()).limit(1)).first()
-    open_alerts = patients = 0
-    clinic = None
-    if auth.role in ("admin", "clinician"):
-        scope = select(PatientClinic.patient_id).where(clinic_filter(auth))
-        patients = db.scalar(select(func.count()).select_from(scope.subquery())) or 0
-        open_alerts = db.scalar(select(func.count()).select_from(Alert).where(
-            open_alert(), Alert.patient_id.in_(scope))) or 0
-        if auth.user.clinic_id is not None:
-            clinic = db.get(Clinic, auth.user.clinic_id).name
+
+    def counts() -> tuple[dict[str, Any] | None, int, int]:
+        run = db.execute(select(Run.id, Run.sentence).order_by(Run.id.desc()).limit(1)).first()
+        latest = {"id": run.id, "sentence": run.sentence} if run else None
+        if auth.role not in ("admin", "clinician"):
+            return latest, 0, 0
+        in_scope = select(PatientClinic.patient_id).where(clinic_filter(auth))
+        patients = db.scalar(select(func.count()).select_from(in_scope.subquery())) or 0
+        open_alerts = db.scalar(select(func.count()).select_from(Alert).where(open_alert(), Alert.patient_id.in_(in_scope)))
+        return latest, patients, open_alerts or 0
+
+    latest, patients, open_alerts = state_cached(request.app.state.cache, db, ("home", *scope(auth)), counts)
+    clinic = db.get(Clinic, auth.user.clinic_id).name if auth.user.clinic_id is not None else None
     return render(request, "home.html", auth, title="Start", latest=latest, open_alerts=open_alerts, patients=patients,
                   clinic=clinic)

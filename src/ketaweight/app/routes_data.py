@@ -5,6 +5,7 @@ from __future__ import annotations
 import shutil
 import tempfile
 from pathlib import Path
+from typing import Any
 
 from fastapi import APIRouter, Depends, Form, HTTPException, Request
 from fastapi.responses import HTMLResponse, RedirectResponse, Response
@@ -97,8 +98,10 @@ async def upload(request: Request, auth: Auth = Depends(require(*PATIENT_LEVEL))
     return RedirectResponse(f"/jobs/{job.id}", status_code=303)
 
 
-def visible_job(db: DBSession, auth: Auth, job: Job | None) -> bool:
-    """Researchers see study jobs only; clinicians also their own clinic's loads; admins everything."""
+def visible_job(db: DBSession, auth: Auth, job: Any) -> bool:
+    """Researchers see study jobs only; clinicians also their own clinic's loads; admins everything.
+
+    ``job`` is a :class:`Job` or a row with its ``kind`` and ``clinic_id`` (None: no such job)."""
     if job is None:
         return False
     if auth.role == "admin" or job.kind == "study":
@@ -107,17 +110,19 @@ def visible_job(db: DBSession, auth: Auth, job: Job | None) -> bool:
         job.clinic_id in (None, auth.user.clinic_id) if job.kind == "monitor" else job.clinic_id == auth.user.clinic_id)
 
 
-def jobs_for(db: DBSession, auth: Auth, limit: int = 30) -> list[tuple[Job, str]]:
-    rows = db.execute(select(Job, User.username).join(User, User.id == Job.user_id).order_by(Job.id.desc()).limit(200)).all()
-    return [(j, u) for j, u in rows if visible_job(db, auth, j)][:limit]
+def jobs_for(db: DBSession, auth: Auth, limit: int = 30) -> list[Any]:
+    """The latest jobs this user may see: rows of id, kind, status, progress, stage, error, run_id, created_at and
+    the starter's username (not the parameters and results, which can be large)."""
+    rows = db.execute(select(Job.id, Job.kind, Job.status, Job.progress, Job.stage, Job.error, Job.run_id, Job.clinic_id,
+                             Job.created_at, User.username)
+                      .join(User, User.id == Job.user_id).order_by(Job.id.desc()).limit(200)).all()
+    return [r for r in rows if visible_job(db, auth, r)][:limit]
 
 
 @router.get("/jobs", response_class=HTMLResponse)
 def jobs_page(request: Request, auth: Auth = Depends(require(*ALL_ROLES)), db: DBSession = Depends(get_db)) -> Response:
     """Start the weight study; the latest jobs."""
-    jobs = [{"id": j.id, "kind": j.kind, "status": j.status, "username": u, "created_at": j.created_at}
-            for j, u in jobs_for(db, auth)]
-    return render(request, "jobs.html", auth, title="Jobs", jobs=jobs)
+    return render(request, "jobs.html", auth, title="Jobs", jobs=jobs_for(db, auth))
 
 
 @router.post("/jobs/study")

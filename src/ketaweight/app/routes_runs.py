@@ -11,6 +11,7 @@ from sqlalchemy import select
 from sqlalchemy.orm import Session as DBSession
 
 from ketaweight.app.answer import report_sections
+from ketaweight.app.cache import state_cached
 from ketaweight.app.db import Run
 from ketaweight.app.deps import ALL_ROLES, Auth, client_of, get_db, render, require
 from ketaweight.app.runs import add_comment, answer_material, compare_runs, run_folder
@@ -47,8 +48,9 @@ def answer_page(request: Request, run_id: int, auth: Auth = Depends(require(*ALL
                 db: DBSession = Depends(get_db)) -> Response:
     """The answer in the article's structure, with "Add Comment" per section, related files and "latest"."""
     run = _run(db, run_id)
-    return render(request, "run.html", auth, title=f"Run #{run_id}", run=run,
-                  **answer_material(db, request.app.state.config, run))
+    material = state_cached(request.app.state.cache, db, ("answer", run_id),
+                            lambda: answer_material(db, request.app.state.config, run))
+    return render(request, "run.html", auth, title=f"Run #{run_id}", run=run, **material)
 
 
 @router.post("/runs/{run_id}/comments")

@@ -13,7 +13,7 @@ from ketaweight.app.answer import (RELATED, Change, ReportSection, compare_repor
                                    results_files, section_titles)
 from ketaweight.app.audit import audit
 from ketaweight.app.config import AppConfig
-from ketaweight.app.db import Comment, Run, User
+from ketaweight.app.db import Comment, Run, User, bump_state
 from ketaweight.app.deps import Auth
 
 
@@ -34,7 +34,8 @@ def comments_by_section(db: DBSession, run: Run) -> dict[str, list[dict[str, Any
 
 
 def answer_material(db: DBSession, config: AppConfig, run: Run) -> dict[str, Any]:
-    """Everything the answer page shows: the report's sections, comments, related files, what changed."""
+    """Everything the answer page shows: the report's sections, comments, related files, what changed
+    (plain values: the routes cache it per state version, see app.cache)."""
     folder = run_folder(config, run)
     report = read_report(folder / "report.json")
     sections, style = report_sections(folder / "report.html")
@@ -53,7 +54,8 @@ def answer_material(db: DBSession, config: AppConfig, run: Run) -> dict[str, Any
     if prev is not None and (run_folder(config, prev) / "report.json").exists():
         changes = compare_reports(read_report(run_folder(config, prev) / "report.json"), report)
     return {"report": report, "sections": sections, "style": style, "related": related,
-            "comments": comments_by_section(db, run), "previous": prev, "changes": changes,
+            "comments": comments_by_section(db, run),
+            "previous": {"id": prev.id, "created_at": prev.created_at} if prev is not None else None, "changes": changes,
             "titles": section_titles(report)}
 
 
@@ -66,6 +68,7 @@ def add_comment(db: DBSession, auth: Auth, run: Run, sections: list[ReportSectio
     if not body:
         raise ValueError("a comment cannot be empty")
     db.add(Comment(run_id=run.id, section_id=section_id, user_id=auth.user.id, body=body[:5000]))
+    bump_state(db)
     audit(db, auth.user, "comment", target=f"run {run.id} section {section_id}", detail=body[:500], client=client)
     db.commit()
 

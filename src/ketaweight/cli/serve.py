@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import copy
 import os
 import sys
 from pathlib import Path
@@ -27,25 +28,42 @@ def serve_command(
     rules: Path = typer.Option(None, "--rules", help="Monitoring rules file (TOML; default: the shipped one)."),
     insecure_cookies: bool = typer.Option(False, "--insecure-cookies", help="Send cookies without the Secure flag: "
                                           "only for plain-HTTP testing on a network you trust."),
+    workers: int = typer.Option(1, "--workers", "-w", min=1, max=64, help="Server processes answering pages (about "
+                                "one per core); one of them runs the background jobs."),
 ) -> None:
     """Start the clinic service (FastAPI): monitoring, uploads, studies and the answer page."""
     import uvicorn  # imported here: `ketaweight --help` must not load the web stack
 
     from ketaweight.app.config import AppConfig
-    from ketaweight.app.main import create_app
+    from ketaweight.app.main import CONFIG_VARIABLE, create_app, prepare
 
     config = AppConfig(data_dir=data, database_url=database_url, rules_path=rules, secure_cookies=not insecure_cookies)
     try:
-        application = create_app(config)
+        prepare(config)
+        application = create_app(config, prepared=True) if workers == 1 else None
     except (ValueError, OSError) as exc:
         err_console.print(f"[bold red]error:[/] {exc}", highlight=False)
         raise typer.Exit(code=2) from exc
     if host not in LOOPBACK:
         err_console.print(f"[yellow]warning:[/] listening on {host}: anyone who can reach it sees the sign-in page; "
                           "use HTTPS through a reverse proxy", highlight=False)
-    console.print(f"ketaweight clinic service on http://{host}:{port}/  (data: {data.resolve()}; Ctrl-C stops it)",
-                  highlight=False)
-    uvicorn.run(application, host=host, port=port, log_level="info", access_log=True)
+    console.print(f"ketaweight clinic service on http://{host}:{port}/  (data: {data.resolve()}; "
+                  f"{workers} server process{'es' if workers > 1 else ''}; Ctrl-C stops it)", highlight=False)
+    if application is not None:
+        uvicorn.run(application, host=host, port=port, log_level="info", access_log=True)
+    else:  # each worker process builds the app from the settings in its environment
+        os.environ[CONFIG_VARIABLE] = config.to_json()
+        uvicorn.run("ketaweight.app.main:app_from_environment", factory=True, workers=workers, host=host, port=port,
+                    log_level="info", access_log=True, log_config=_log_config_with_process())
+
+
+def _log_config_with_process() -> dict:
+    """uvicorn's logging, each access line naming the server process that answered ("[pid]")."""
+    from uvicorn.config import LOGGING_CONFIG
+
+    config = copy.deepcopy(LOGGING_CONFIG)
+    config["formatters"]["access"]["fmt"] = '%(levelprefix)s [%(process)d] %(client_addr)s - "%(request_line)s" %(status_code)s'
+    return config
 
 
 def _read_password(password_stdin: bool) -> str:

@@ -24,7 +24,7 @@ from ketaweight.app.storelock import ReadAnchor
 from ketaweight.core.privacy import masked_or_exact
 from ketaweight.pipelines.monitoring import rule_titles
 from ketaweight.pipelines.monitoring_rules import MonitoringRules
-from ketaweight.pipelines.patient_record import PatientRecord, patient_record
+from ketaweight.pipelines.patient_record import PatientRecord
 
 MAX_LIST = 500
 """Patients listed on one page."""

@@ -35,7 +35,7 @@ from sklearn.linear_model import LogisticRegression, RidgeCV
 from threadpoolctl import threadpool_limits
 
 
-from ketaweight.core.vocabulary import LEARNERS, Learner
+from ketaweight.core.vocabulary import LEARNERS, Learner  # noqa: F401  (re-exported: causal.aipw and causal.runner import them from here)
 
 LEARNER_TEXT: dict[str, str] = {
     "linear": "logistic (propensity, censoring) and linear-by-arm (outcome) models on the design (numpy)",

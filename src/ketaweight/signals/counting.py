@@ -29,6 +29,7 @@ import numpy as np
 import pandas as pd
 import pyarrow as pa
 
+from ketaweight.core.duckdb_connection import connect
 from ketaweight.core.errors import InputError, Location
 from ketaweight.signals.display import one_line
 from ketaweight.signals.mapping import DrugMap, TermGroup, clean_term
@@ -208,7 +209,7 @@ def from_long(df: pd.DataFrame, *, groups: dict[str, TermGroup] | None = None, s
                          "event": df[cols["event"]].astype(str)})
     if use_s:
         work["s"] = df[cols["stratum"]].astype(str)
-    con = duckdb.connect()
+    con = connect()
     try:
         con.execute("SET threads = 2")
         con.register("_kw_long", work)

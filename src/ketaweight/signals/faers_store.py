@@ -18,6 +18,7 @@ from pathlib import Path
 import duckdb
 import pyarrow as pa
 
+from ketaweight.core.duckdb_connection import connect
 from ketaweight.core.errors import InputError, Location
 from ketaweight.signals.display import one_line
 from ketaweight.signals.faers_format import TABLES
@@ -61,7 +62,7 @@ def open_store(store: str | Path, *, read_only: bool, memory_limit: str = "1GB",
     if p.is_dir():
         raise InputError([(Location(str(p)), "is a folder; give the store's file (e.g. study.duckdb)")])
     try:
-        con = duckdb.connect(str(p), read_only=read_only)
+        con = connect(str(p), read_only=read_only)
     except duckdb.Error as exc:
         what = "read" if read_only else "open"
         raise InputError([(Location(str(p)), f"cannot {what} the store: {_reason(exc)}")]) from exc
@@ -69,7 +70,6 @@ def open_store(store: str | Path, *, read_only: bool, memory_limit: str = "1GB",
         con.execute(f"SET memory_limit = '{_size(memory_limit)}'")
         con.execute(f"SET threads = {int(threads)}")
         con.execute("SET preserve_insertion_order = false")
-        con.execute("SET enable_progress_bar = false")  # DuckDB's own bar would write into the CLI's output
         if read_only:
             names = {t for (t,) in con.execute("SELECT table_name FROM information_schema.tables").fetchall()}
             if "faers_reports" not in names:

@@ -28,6 +28,7 @@ import pandas as pd
 import pyarrow as pa
 import pyarrow.dataset as ds
 
+from ketaweight.core.duckdb_connection import connect
 from ketaweight.core.errors import InputError, Location
 from ketaweight.core.provenance import Provenance, read_provenance_file, write_provenance_file
 from ketaweight.core.schema import MEASUREMENT_KINDS, TABLES, create_table_sql
@@ -95,7 +96,7 @@ class Store:
             self._created = [*reversed(missing), self.path]
         self._loaded = False
         try:
-            self.con = duckdb.connect(str(path), read_only=read_only and not in_memory)
+            self.con = connect(str(path), read_only=read_only and not in_memory)
         except duckdb.IOException as exc:
             self._remove_created()
             raise open_error(self.path, exc) from exc

@@ -22,6 +22,7 @@ import duckdb
 import numpy as np
 import pandas as pd
 
+from ketaweight.core.duckdb_connection import connect
 from ketaweight.core.schema import MEASUREMENT_KINDS
 from ketaweight.store.spark import SparkTables
 from ketaweight.store.store import Store
@@ -67,7 +68,7 @@ def _converter() -> duckdb.DuckDBPyConnection:
     """This thread's in-memory DuckDB connection for Arrow → pandas (cohorts may be built in several
     threads at once; a new connection per query would cost ≈ 20 ms of CPU each)."""
     if getattr(_local, "con", None) is None:
-        _local.con = duckdb.connect()
+        _local.con = connect()
     return _local.con
 
 

@@ -25,10 +25,10 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, Literal
 
-import duckdb
 import pyarrow as pa
 import pyarrow.dataset as ds
 
+from ketaweight.core.duckdb_connection import connect
 from ketaweight.core.errors import InputError, Location
 from ketaweight.core.provenance import Provenance
 from ketaweight.sources.fhir.codes import PROVENANCE_SYSTEM, SEVERITY_SYSTEM, SYSTEMS
@@ -517,7 +517,7 @@ def read_fhir(location: str | Path, mapping: Mapping, out_dir: Path, *, validate
     pulled = {"persons": _table(r.persons.cols, PERSON_SCHEMA), "meas": _table(_subset(r.meas.cols, keep["meas"]), MEAS_SCHEMA),
               "drugs": _table(_subset(r.drugs.cols, keep["drugs"]), DRUG_SCHEMA),
               "events": _table(_subset(r.events.cols, keep["events"]), EVENT_SCHEMA)}
-    w = configure(duckdb.connect(":memory:"))
+    w = configure(connect())
     for name, table in pulled.items():
         w.register(f"_{name}_arrow", table)
         w.execute(f"CREATE TEMP TABLE {name} AS SELECT * FROM _{name}_arrow")  # a table: the shaping drops it when done

@@ -22,6 +22,7 @@ from typing import Any, Protocol
 import duckdb
 import pyarrow as pa
 
+from ketaweight.core.duckdb_connection import connect
 from ketaweight.core.errors import InputError, Location
 from ketaweight.sources.omop.ddl import ACCEPTS, ALL_TABLES, REQUIRED_TABLES, category, duckdb_type
 
@@ -62,7 +63,6 @@ def configure(con: duckdb.DuckDBPyConnection) -> duckdb.DuckDBPyConnection:
         pass  # the platform does not tell its memory: DuckDB's own default applies
     con.execute(f"SET temp_directory = '{tempfile.gettempdir()}/ketaweight-duckdb-spill'")
     con.execute("SET preserve_insertion_order = false")
-    con.execute("SET enable_progress_bar = false")  # the import prints its own stages, not DuckDB's bars between them
     return con
 
 
@@ -109,7 +109,7 @@ class DuckDBCdm(_ReadInDuckDB):
         if not self.path.is_file():
             raise InputError([(Location(str(self.path)), "CDM database file not found")])
         self.label = self.label or str(self.path)
-        self.con = configure(duckdb.connect(":memory:"))
+        self.con = configure(connect())
         try:
             self.con.execute(f"ATTACH '{str(self.path).replace(chr(39), chr(39) * 2)}' AS cdm_src (READ_ONLY)")
         except duckdb.Error as exc:
@@ -164,7 +164,7 @@ class CsvCdm(_ReadInDuckDB):
                 if path.stem.lower() in self.files:
                     raise InputError([(Location(str(path)), f"two files for table {path.stem.lower()}; keep one")])
                 self.files[path.stem.lower()] = path
-        self.con = configure(duckdb.connect(":memory:"))
+        self.con = configure(connect())
 
     def table(self, name: str) -> str:
         if name not in self._loaded:
@@ -217,7 +217,7 @@ class LandsLocally:
     @property
     def work(self) -> duckdb.DuckDBPyConnection:
         if self._work is None:
-            self._work = configure(duckdb.connect(":memory:"))
+            self._work = configure(connect())
         return self._work
 
     def land(self, name: str, incoming: Any) -> None:

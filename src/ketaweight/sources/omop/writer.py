@@ -30,6 +30,7 @@ from typing import Literal
 import duckdb
 import pyarrow as pa
 
+from ketaweight.core.duckdb_connection import connect
 from ketaweight.core.provenance import Provenance
 from ketaweight.core.schema import MEASUREMENT_KINDS
 from ketaweight.core.version import __version__
@@ -202,7 +203,7 @@ def write_omop(con: duckdb.DuckDBPyConnection, out: Path, provenance: Provenance
         # A second connection: the store may be open read-only, and the rows stream across as Arrow batches.
         if target_db.exists():
             target_db.unlink()
-        out_con = duckdb.connect(str(target_db))
+        out_con = connect(str(target_db))
     try:
         for table, sql in cdm.items():
             select = _conform(con, table, "_obs_period" if table == "observation_period" else f"({sql})")

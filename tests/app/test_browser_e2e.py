@@ -72,7 +72,7 @@ def server(tmp_path_factory):
     data = tmp / "data"
     cli = [str(Path(sys.executable).with_name("ketaweight"))]
     made = subprocess.run([*cli, "create-admin", "--data", str(data), "--username", "chief", "--clinic", "North clinic",
-                           "--password-stdin"], input=PASSWORD + "\n", text=True, capture_output=True, timeout=120)
+                           "--password-stdin"], input=PASSWORD + "\n", text=True, capture_output=True, timeout=600)  # Argon2 at load 30: > 120 s
     assert made.returncode == 0, made.stderr
     port = _free_port()
     log = open(tmp / "server.log", "w")

@@ -23,6 +23,7 @@ from ketaweight.pipelines.simulation import run_simulation
 from ketaweight.store import Store
 
 from .mutations import mutated
+from .progress import FuzzProgress
 
 def budget(fast: int):
     """``fast`` inputs inside ``make test``; the profile's own budget under ``make fuzz``."""
@@ -70,6 +71,10 @@ def refused_clearly(exc: InputError, folder: Path) -> None:
     assert any(n in text for n in names), f"the error names no file of {folder}: {text[:300]}"
 
 
+IMPORTS = {"omop": (import_omop, "*.csv"), "fhir": (import_fhir, "*.ndjson")}
+PROGRESS = {name: FuzzProgress(name) for name in ("store-folder", *IMPORTS)}
+
+
 @budget(20)
 @given(data=st.data(), fmt=st.sampled_from(["csv", "parquet"]))
 def test_a_mutated_store_folder_loads_or_is_refused_and_the_store_is_unchanged(seeds, tmp_path_factory, data, fmt):
@@ -78,15 +83,15 @@ def test_a_mutated_store_folder_loads_or_is_refused_and_the_store_is_unchanged(s
     store = work / "store.duckdb"
     shutil.copy(seeds["store"], store)
     before = snapshot(store)
-    try:
-        with Store(store) as st_:
-            st_.load_folder(work / "in")
-    except InputError as exc:
-        refused_clearly(exc, victim.parent)
-        assert snapshot(store) == before, "a refused load changed the store"
+    with PROGRESS["store-folder"].input() as outcome:
+        try:
+            with Store(store) as st_:
+                st_.load_folder(work / "in")
+        except InputError as exc:
+            refused_clearly(exc, victim.parent)
+            assert snapshot(store) == before, "a refused load changed the store"
+            outcome["refused"] = True
 
-
-IMPORTS = {"omop": (import_omop, "*.csv"), "fhir": (import_fhir, "*.ndjson")}
 
 
 @pytest.mark.parametrize("fmt", sorted(IMPORTS))  # two targets, each with its own budget (`-k fhir` runs one)
@@ -99,8 +104,10 @@ def test_a_mutated_omop_cdm_or_fhir_export_is_imported_or_refused_naming_the_fil
     store = work / "store.duckdb"
     shutil.copy(seeds["store"], store)
     before = snapshot(store)
-    try:
-        importer(store, work / fmt)
-    except InputError as exc:
-        refused_clearly(exc, victim.parent)
-        assert snapshot(store) == before, "a refused import changed the store"
+    with PROGRESS[fmt].input() as outcome:
+        try:
+            importer(store, work / fmt)
+        except InputError as exc:
+            refused_clearly(exc, victim.parent)
+            assert snapshot(store) == before, "a refused import changed the store"
+            outcome["refused"] = True

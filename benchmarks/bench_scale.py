@@ -20,7 +20,9 @@ its wall time and — from ``wait4`` on that child alone — its peak resident m
 2. **scan**: ``ketaweight signals scan --store … --all-pairs pairs.parquet --out DIR`` — unique-report
    counts for every drug–event pair in DuckDB SQL, the EBGM prior fitted on all of them, PRR/ROR/IC/EBGM
    for every pair (and the requested ketamine/esketamine pairs and the controls); median of
-   ``--scan-runs``; once more in-process with the three stages timed apart;
+   ``--scan-runs``; once more in-process with the three stages timed apart, and then the counting
+   done again quarter by quarter — the work the totals kept at ingest save a scan
+   (``signals.faers_count_totals``) — checked to give the same table;
 3. the **floor** beside ingest: DuckDB's own ``read_csv`` of the same ``$``-delimited members (no
    repair, no quarantine, no typing, no deduplication, no keys), after extracting them from the zip,
    for ``--floor-quarters`` quarters — what loading the bytes costs at the least.
@@ -70,19 +72,31 @@ print(json.dumps({"zip": str(path), "quarter": spec.quarter, "reports": truth["r
 
 _STAGES = r"""
 import json, sys, time
+import numpy as np
 from pathlib import Path
-from ketaweight.signals import mapping
+from ketaweight.signals import faers_counts, mapping
 from ketaweight.signals.faers_counts import counts_from_store
 from ketaweight.signals.scan import all_pairs, fit_or_use_prior
+store, kw = Path(sys.argv[1]), {"drug_map": mapping.load_drug_map(), "groups": mapping.load_term_groups()}
 t0, c0 = time.perf_counter(), time.process_time()
-table, _ = counts_from_store(Path(sys.argv[1]), drug_map=mapping.load_drug_map(), groups=mapping.load_term_groups())
+table, _ = counts_from_store(store, **kw)
 t1, c1 = time.perf_counter(), time.process_time()
 prior, fit = fit_or_use_prior(table)
 t2, c2 = time.perf_counter(), time.process_time()
 frame = all_pairs(table, prior, converged=fit.converged, boundary=fit.boundary)
 t3, c3 = time.perf_counter(), time.process_time()
+# the counting the totals kept at ingest replace: every quarter counted again (must give the same table)
+faers_counts.load_totals = lambda con, codes: None
+t4, c4 = time.perf_counter(), time.process_time()
+counted, _ = counts_from_store(store, **kw)
+t5, c5 = time.perf_counter(), time.process_time()
+same = all(np.array_equal(getattr(table, f), getattr(counted, f)) for f in
+           ("cell_drug", "cell_event", "cell_n", "cell_e", "drug_n", "event_n")) and \
+    (table.drugs, table.events, table.n_reports) == (counted.drugs, counted.events, counted.n_reports)
 print(json.dumps({"count_s": t1 - t0, "fit_s": t2 - t1, "score_s": t3 - t2, "count_cpu_s": c1 - c0,
                   "fit_cpu_s": c2 - c1, "score_cpu_s": c3 - c2, "pairs": len(frame),
+                  "count_every_quarter_s": t5 - t4, "count_every_quarter_cpu_s": c5 - c4,
+                  "kept_totals_equal_counting": bool(same),
                   "cells_fitted": fit.n_cells, "reports": table.n_reports, "drugs": len(table.drugs),
                   "events": table.n_terms, "converged": fit.converged, "prior": fit.prior.to_dict()}))
 """
@@ -321,7 +335,7 @@ def bench_faers_history(work: Path, n_quarters: int = 55, n_reports: int = 400_0
                    "cpu_s_median": statistics.median(r["cpu_s"] for r in scans),
                    "peak_gib_max": max(r["peak_gib"] for r in scans), "pairs": scans[-1]["pairs_written"],
                    "before": scans[0]["before"], "after": scans[-1]["after"]}
-    stages = _step("scan stages (counting, prior fit, scoring)", [sys.executable, "-c", _STAGES, str(store)])
+    stages = _step("scan stages (counting, prior fit, scoring; counting every quarter)", [sys.executable, "-c", _STAGES, str(store)])
     out["scan"]["stages"] = json.loads(stages["stdout"].strip().splitlines()[-1])
     out["scan"]["stages"].update(wall_s=stages["wall_s"], peak_gib=stages["peak_gib"])
     out["summary"] = _faers_summary(out)
@@ -356,7 +370,9 @@ def _print_faers(r: dict) -> None:
     print(f"  scan of all {s['pairs']:,} pairs: median {s['wall_s_median']:.1f} s wall {s['wall_s_all']}, "
           f"{s['cpu_s_median']:.1f} s CPU, peak {s['peak_gib_max']:.2f} GiB; stages (wall / CPU): counting "
           f"{s['stages']['count_s']:.1f} / {s['stages']['count_cpu_s']:.1f} s, prior fit {s['stages']['fit_s']:.1f} / "
-          f"{s['stages']['fit_cpu_s']:.1f} s, scoring {s['stages']['score_s']:.1f} / {s['stages']['score_cpu_s']:.1f} s")
+          f"{s['stages']['fit_cpu_s']:.1f} s, scoring {s['stages']['score_s']:.1f} / {s['stages']['score_cpu_s']:.1f} s; "
+          f"counting every quarter instead of the totals kept at ingest {s['stages']['count_every_quarter_s']:.1f} / "
+          f"{s['stages']['count_every_quarter_cpu_s']:.1f} s (same table: {s['stages']['kept_totals_equal_counting']})")
     if "extrapolated" in m:
         e = m["extrapolated"]
         print(f"  {e['label']}: {e['quarters']} quarters ≈ {e['ingest_cpu_s'] / 60:.1f} min of ingest CPU "

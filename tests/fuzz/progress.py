@@ -12,10 +12,13 @@ import atexit
 import json
 import os
 import time
+import traceback
 from collections.abc import Iterator
 from contextlib import contextmanager
 from pathlib import Path
 
+MAX_TRACEBACKS = 20
+"""Failures whose traceback is kept (``<target>.failures.txt``)."""
 WRITE_EVERY_S = 1.0
 """Wall seconds between two writes of the figures: a parser input takes milliseconds, a write about one."""
 
@@ -49,7 +52,8 @@ class FuzzProgress:
         outcome = {"refused": False}
         try:
             yield outcome
-        except BaseException:
+        except BaseException as exc:
+            self._failure(exc)
             self._count("failed", time.process_time() - t0)
             raise
         cpu_s = time.process_time() - t0
@@ -58,6 +62,14 @@ class FuzzProgress:
             self._count("failed", cpu_s)
             raise AssertionError(f"{self.target}: an input took {cpu_s:.1f} s of CPU (a hang)")
         self._count("refused" if outcome["refused"] else "loaded", cpu_s)
+
+    def _failure(self, exc: BaseException) -> None:
+        """Keep the first failures' tracebacks beside the figures (hypothesis then shrinks the input, which
+        can take long in a long run; the traceback is there at once). Shrinking re-runs count as failures too."""
+        if self.folder and self.failed < MAX_TRACEBACKS:
+            Path(self.folder).mkdir(parents=True, exist_ok=True)
+            with Path(self.folder, f"{self.target}.failures.txt").open("a") as out:
+                out.write(f"--- input {self.inputs + 1}\n{''.join(traceback.format_exception(exc))}\n")
 
     def _count(self, outcome: str, cpu_s: float) -> None:
         self.inputs += 1

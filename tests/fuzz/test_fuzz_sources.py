@@ -92,21 +92,32 @@ IMPORTS = {"omop": (import_omop, "*.csv"), "fhir": (import_fhir, "*.ndjson")}
 PROGRESS = {name: FuzzProgress(name) for name in ("store-folder", *IMPORTS)}
 
 
+def loaded_or_refused(progress: FuzzProgress, load, store: Path, victim: Path, store_rows: dict) -> None:
+    """Run ``load()``: it loads, or refuses with one InputError naming the mutated file's folder and leaves
+    ``store`` as it was (``store_rows``). Counted in ``progress``; the input was drawn before (hypothesis ends a
+    draw that runs out of data by raising, which is not the code under test failing)."""
+    with progress.input() as outcome:
+        try:
+            load()
+        except InputError as exc:
+            refused_clearly(exc, victim.parent)
+            assert snapshot(store) == store_rows, "a refused load changed the store"
+            outcome["refused"] = True
+
+
 @budget(20)
 @given(data=st.data(), fmt=st.sampled_from(["csv", "parquet"]))
 def test_a_mutated_store_folder_loads_or_is_refused_and_the_store_is_unchanged(seeds, tmp_path_factory, data, fmt):
-    with case_folder(tmp_path_factory) as work, PROGRESS["store-folder"].input() as outcome:
+    with case_folder(tmp_path_factory) as work:
         victim = mutate_one_file(data, seeds[fmt], work / "in", f"*.{fmt}")
         store = work / "store.duckdb"
         shutil.copy(seeds["store"], store)
-        try:
+
+        def load() -> None:
             with Store(store) as st_:
                 st_.load_folder(work / "in")
-        except InputError as exc:
-            refused_clearly(exc, victim.parent)
-            assert snapshot(store) == seeds["store_rows"], "a refused load changed the store"
-            outcome["refused"] = True
 
+        loaded_or_refused(PROGRESS["store-folder"], load, store, victim, seeds["store_rows"])
 
 
 @pytest.mark.parametrize("fmt", sorted(IMPORTS))  # two targets, each with its own budget (`-k fhir` runs one)
@@ -114,13 +125,8 @@ def test_a_mutated_store_folder_loads_or_is_refused_and_the_store_is_unchanged(s
 @given(data=st.data())
 def test_a_mutated_omop_cdm_or_fhir_export_is_imported_or_refused_naming_the_file(seeds, tmp_path_factory, data, fmt):
     importer, pattern = IMPORTS[fmt]
-    with case_folder(tmp_path_factory) as work, PROGRESS[fmt].input() as outcome:
+    with case_folder(tmp_path_factory) as work:
         victim = mutate_one_file(data, seeds[fmt], work / fmt, pattern)
         store = work / "store.duckdb"
         shutil.copy(seeds["store"], store)
-        try:
-            importer(store, work / fmt)
-        except InputError as exc:
-            refused_clearly(exc, victim.parent)
-            assert snapshot(store) == seeds["store_rows"], "a refused import changed the store"
-            outcome["refused"] = True
+        loaded_or_refused(PROGRESS[fmt], lambda: importer(store, work / fmt), store, victim, seeds["store_rows"])

@@ -16,7 +16,7 @@ from ketaweight.signals.faers_count_totals import COUNT_TABLES
 from ketaweight.signals.faers_counts import counts_from_store
 from ketaweight.signals.synthetic import history, write_synthetic_quarter
 
-from test_faers_incremental import _quarter
+from test_faers_incremental import resent_case_quarters
 
 FIELDS = ("cell_drug", "cell_event", "cell_n", "cell_e", "drug_n", "event_n")
 
@@ -75,15 +75,7 @@ def test_totals_after_every_ingest_equal_counting_every_quarter(tmp_path, monkey
 
 
 def test_resent_and_deleted_cases_are_taken_away(tmp_path, monkeypatch, spy):
-    first = _quarter(tmp_path, "23", 1,
-                     b"101$10$1$20230105\r\n201$20$1$20230106\r\n301$30$1$20230107\r\n401$40$1$20230108\r\n",
-                     b"101$10$1$PS$KETALAR$KETAMINE\r\n201$20$1$PS$ASPIRIN$\r\n301$30$1$PS$ASPIRIN$\r\n"
-                     b"401$40$1$PS$ASPIRIN$\r\n",
-                     b"101$10$Weight decreased\r\n201$20$Nausea\r\n301$30$Headache\r\n401$40$Rash\r\n")
-    second = _quarter(tmp_path, "23", 2,
-                      b"102$10$2$20230405\r\n201$20$1$20230106\r\n301$31$1$20230407\r\n",
-                      b"102$10$1$PS$ASPIRIN$\r\n201$20$1$PS$ASPIRIN$\r\n301$31$1$PS$KETALAR$KETAMINE\r\n",
-                      b"102$10$Nausea\r\n201$20$Nausea\r\n301$31$Weight decreased\r\n", deleted=b"40\r\n")
+    first, second = resent_case_quarters(tmp_path)
     store = tmp_path / "s.duckdb"
     ingest_faers([first], store)
     ingest_faers([second], store)

@@ -4,7 +4,9 @@ Drug identity is resolved at scan time from the verbatim ``drugname`` and ``prod
 the (user-extendable) :class:`~ketaweight.signals.mapping.DrugMap`, so extending the map never
 needs a re-ingest.  Only reports in ``faers_reports`` (after deduplication) count, each with the
 drug and reaction rows of the quarter its current version came in; the counting runs quarter by
-quarter on the integer keys of :mod:`~ketaweight.signals.faers_keys`.
+quarter on the integer keys of :mod:`~ketaweight.signals.faers_keys` — or, when the scan maps the
+names exactly as the ingest did and counts all roles without strata, is read from the totals the
+ingest keeps (:mod:`~ketaweight.signals.faers_count_totals`; the same table either way).
 """
 
 from __future__ import annotations

@@ -181,15 +181,33 @@ def _manifest(work: Path, settings: dict) -> dict:
     return done
 
 
-def _expected_reports(work: Path, quarters: list[str]) -> int:
-    import numpy as np
+class _Truth:
+    """The generator's truth over the quarters added so far: distinct case ids minus deleted ones.
+    Kept as sorted arrays merged quarter by quarter (a sort of two sorted runs is linear), because
+    re-sorting every quarter's ids at every quarter cost a minute per quarter at 50 quarters."""
 
-    cases, deleted = [], []
-    for q in quarters:
-        z = np.load(work / "truth" / f"{q}.npz")
-        cases.append(z["case_ids"])
-        deleted.append(z["deleted"])
-    return int(np.setdiff1d(np.unique(np.concatenate(cases)), np.unique(np.concatenate(deleted))).size)
+    def __init__(self, work: Path) -> None:
+        import numpy as np
+
+        self.work, self.cases, self.deleted = work, np.zeros(0, np.int64), np.zeros(0, np.int64)
+
+    @staticmethod
+    def _merge(a, b):
+        import numpy as np
+
+        x = np.sort(np.concatenate([a, np.unique(b)]), kind="stable")
+        return x[np.r_[True, x[1:] != x[:-1]]] if x.size else x
+
+    def add(self, quarter: str) -> int:
+        """Add ``quarter``'s truth; the unique reports expected after it."""
+        import numpy as np
+
+        z = np.load(self.work / "truth" / f"{quarter}.npz")
+        self.cases = self._merge(self.cases, z["case_ids"].astype(np.int64))
+        self.deleted = self._merge(self.deleted, z["deleted"].astype(np.int64))
+        pos = np.minimum(np.searchsorted(self.cases, self.deleted), max(self.cases.size - 1, 0))
+        present = int((self.cases[pos] == self.deleted).sum()) if self.cases.size else 0
+        return int(self.cases.size - present)
 
 
 def _store_reports(store: Path) -> int:
@@ -277,25 +295,38 @@ def _faers_summary(r: dict) -> dict:
 
 def bench_faers_history(work: Path, n_quarters: int = 55, n_reports: int = 400_000, scan_runs: int = 3,
                         floor_quarters: int = 2, stop_at: float | None = None, reserve_s: float = 600.0,
-                        save: Callable[[dict], None] | None = None) -> dict:
+                        save: Callable[[dict], None] | None = None, resume: dict | None = None) -> dict:
     """The FAERS history figure (see the module docstring): quarters generated and then ingested one
     by one into one growing store (each ingest a fresh ``ketaweight signals ingest`` of that quarter
     alone, measured while nothing else of ours runs), then the scans and the floor.
 
     ``stop_at`` (a ``time.time()``): start no further quarter when the last quarter's generation and
     ingest, plus ``reserve_s`` for the scans, would run past it — the figure then covers the quarters
-    done and says so.  ``save`` is called with the partial result after every quarter."""
+    done and says so.  ``save`` is called with the partial result after every quarter.  ``resume`` (the
+    ``faers_history`` of an interrupted run's JSON): keep its store and its measured quarters and go on
+    from the next quarter (each quarter is measured on its own, so the parts add up)."""
     print(f"\n== FAERS history: up to {n_quarters} quarters of {n_reports:,} reports, ingested one at a time ==")
     print(f"  machine: {_free_gib()}; {_uptime()}", flush=True)
     store = work / "history.duckdb"
-    for suffix in ("", ".wal"):
-        Path(str(store) + suffix).unlink(missing_ok=True)
     out: dict = {"target_quarters": n_quarters, "reports_per_quarter": n_reports, "per_quarter": [],
                  "drug_rows": 0, "reac_rows": 0, "demo_rows": 0, "zip_gib": 0.0}
     names: list[str] = []
+    truth = _Truth(work)
+    if resume:
+        out.update({k: resume[k] for k in ("per_quarter", "drug_rows", "reac_rows", "demo_rows", "zip_gib")})
+        names = [q["quarter"] for q in out["per_quarter"]]
+        for q in names:
+            truth.add(q)
+        if _store_reports(store) != out["per_quarter"][-1]["reports"]:
+            raise SystemExit(f"{store} does not hold the {len(names)} quarters of the run to resume")
+        out["resumed_at_quarter"] = len(names)
+        print(f"  resuming after {len(names)} measured quarters ({names[-1]})", flush=True)
+    else:
+        for suffix in ("", ".wal"):
+            Path(str(store) + suffix).unlink(missing_ok=True)
     last = 0.0
-    for k in range(n_quarters):
-        if stop_at is not None and k and time.time() + last + reserve_s > stop_at:
+    for k in range(len(names), n_quarters):
+        if stop_at is not None and last and time.time() + last + reserve_s > stop_at:
             print(f"  stopping after {k} quarters: the next one and the scans would pass the deadline", flush=True)
             break
         t0 = time.perf_counter()
@@ -306,7 +337,7 @@ def bench_faers_history(work: Path, n_quarters: int = 55, n_reports: int = 400_0
         out["zip_gib"] += Path(info["zip"]).stat().st_size / 2**30
         r = _step(f"ingest {info['quarter']} into a store of {k} quarters",
                   [KETAWEIGHT, "signals", "ingest", info["zip"], "--store", str(store)])
-        got, expected = _store_reports(store), _expected_reports(work, names)
+        got, expected = _store_reports(store), truth.add(info["quarter"])
         out["per_quarter"].append({"quarter": info["quarter"], "store_quarters_before": k, "wall_s": r["wall_s"],
                                    "cpu_s": r["cpu_s"], "peak_gib": r["peak_gib"], "reports": got,
                                    "expected_reports": expected, "store_gib": store.stat().st_size / 2**30,
@@ -395,6 +426,8 @@ def main(argv: list[str] | None = None) -> int:
                    "from finishing by then; the figure covers the quarters done and extrapolates, labelled so")
     f.add_argument("--reserve-min", type=float, default=10.0, help="minutes kept for the scans before --stop-at")
     f.add_argument("--json", type=Path, default=None)
+    f.add_argument("--resume", action="store_true", help="go on from the quarters an interrupted run with the "
+                   "same --json and --work measured (its store is kept)")
     f.add_argument("--generate-only", default=None, metavar="I/N",
                    help="only generate (and cache) quarters I, I+N, I+2N … and exit: run N of these beside the "
                    "benchmark so the quarters are ready before it reaches them")
@@ -416,9 +449,10 @@ def main(argv: list[str] | None = None) -> int:
             args.json.write_text(json.dumps(info, indent=2, default=float) + "\n")
 
     if args.part == "faers":
+        resume = json.loads(args.json.read_text())["faers_history"] if args.resume and args.json else None
         info["faers_history"] = bench_faers_history(args.work, args.quarters, args.reports, args.scan_runs,
                                                     args.floor_quarters, _stop_at(args.stop_at),
-                                                    args.reserve_min * 60, save)
+                                                    args.reserve_min * 60, save, resume)
         _print_faers(info["faers_history"])
     else:
         scale_engines.run(args, info)

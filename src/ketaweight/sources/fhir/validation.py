@@ -233,7 +233,8 @@ class FastValidator:
         if b"\\u" in text:
             return True
         for prefix, bare in self._prefixes:
-            if text.count(prefix) - text.count(bare) > 1:
+            n = text.count(prefix)
+            if n > 1 and n - text.count(bare) > 1:
                 return True
         return False
 

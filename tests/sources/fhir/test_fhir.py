@@ -221,8 +221,9 @@ def test_line_endings_a_byte_order_mark_blank_lines_and_small_blocks_read_the_sa
 @pytest.mark.parametrize(("text", "where", "reason"), [
     (b'"valueQuantity": {"value": NaN, "code": "kg"}', "valueQuantity.value", "not a valid R4 decimal"),
     (b'"valueQuantity": {"value": 1e400, "code": "kg"}', "valueQuantity.value", "not a valid R4 decimal"),
+    (b'"valueQuantity": {"value": 1' + b"0" * 400 + b', "code": "kg"}', "valueQuantity.value", "not a valid R4 decimal"),
     (b'"valueQuantity": {"value": 80, "code": "kg"}, "value\\u0053tring": "80"', "value[x]", "only one value[x]"),
-], ids=["NaN", "overflow", "escaped second value"])
+], ids=["NaN", "overflow", "integer overflow", "escaped second value"])
 def test_json_that_only_a_lenient_parser_reads_is_refused(ndjson, tmp_path, text, where, reason):
     """NaN and a number beyond a double (read as infinity) are not decimals; a key spelled with an escape
     still counts as that key."""

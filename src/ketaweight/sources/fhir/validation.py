@@ -86,6 +86,10 @@ def _pattern(regex: str | re.Pattern) -> str:
     return "^(?:" + text.lstrip("^").rstrip("$") + ")$"
 
 
+_DOUBLE_MAX = int(sys.float_info.max)
+"""A decimal is read as a double: a larger integer (or 1e400, read as infinity) is refused, not overflowed."""
+
+
 @cache
 def _primitives() -> dict[str, core_schema.CoreSchema]:
     """Core schemas of the R4 primitives, keyed by fhir_core's type class name (regular expressions its own)."""
@@ -113,9 +117,9 @@ def _primitives() -> dict[str, core_schema.CoreSchema]:
         "Uuid": text("uuid", r"urn:uuid:[0-9a-f]{8}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{12}"),
         "Date": dated("date", t.Date.pattern), "DateTime": dated("dateTime", t.DateTime.pattern),
         "Instant": dated("instant", t.Instant.pattern), "Time": text("time", t.Time.pattern),
-        "Decimal": named(core_schema.union_schema([core_schema.int_schema(strict=True),
+        "Decimal": named(core_schema.union_schema([core_schema.int_schema(strict=True, ge=-_DOUBLE_MAX, le=_DOUBLE_MAX),
                                                    core_schema.float_schema(strict=True, allow_inf_nan=False)]),
-                         "decimal (a JSON number)"),
+                         "decimal (a JSON number within the range of a double)"),
         "Integer": integer("integer", -(2**31)), "UnsignedInt": integer("unsignedInt", 0), "PositiveInt": integer("positiveInt", 1),
         "Base64Binary": text("base64Binary", r"(\s*([0-9a-zA-Z+=]){4}\s*)+"),
         "bool": named(core_schema.bool_schema(strict=True), "boolean (true or false)"),

@@ -10,6 +10,10 @@ and field.  References are resolved across files (``Patient/<id>``, absolute URL
 ``urn:uuid`` fullUrls); a reference to a patient that is not in the data, an unknown code or a status that
 is not a record (entered-in-error, not-done) is counted in the import report, never dropped silently.
 
+NDJSON files are read in binary blocks (:mod:`.ndjson`); an Observation — most of a bulk export — is
+validated here and then read in SQL from its JSON text (:mod:`.observations`); the other resource types are
+read here into column lists that move to DuckDB in batches; subjects are resolved there by a join.
+
 The extracted rows take the same shaping as an OMOP CDM (:func:`~ketaweight.sources.omop.reader.shape_canonical`):
 the concept sets of the mapping, matched here by code system and code.  FHIR has no observation periods;
 each patient is observed from their first to their last record.

@@ -14,13 +14,14 @@ threshold, or a :class:`NumericalError` when the estimator's ``on_failure`` is `
 from __future__ import annotations
 
 import warnings
+from collections.abc import Sequence
 from typing import Any
 
 import numpy as np
 
 from ketaweight.causal.data import AnalysisData
 from ketaweight.causal.spec import OnFailure, Thresholds
-from ketaweight.causal.weights import FittedModel
+from ketaweight.causal.weights import FittedModel, ModelFacts
 from ketaweight.core.errors import (
     BalanceWarning,
     ConvergenceWarning,
@@ -51,15 +52,15 @@ class WarningLog:
         warnings.warn(message, category, stacklevel=4)
 
 
-def check_model(model: FittedModel, log: WarningLog) -> None:
+def check_model(model: ModelFacts, log: WarningLog) -> None:
     """Warn when a nuisance model did not converge or separates the data."""
-    if not model.fit.converged:
+    if not model.converged:
         log.warn(
             ConvergenceWarning,
-            f"the {model.name} model did not converge in {model.fit.n_iter} Newton steps "
+            f"the {model.name} model did not converge in {model.newton_steps} Newton steps "
             "(threshold: relative deviance change < 1e-10)",
         )
-    if model.fit.separated:
+    if model.separated:
         log.warn(
             SeparationWarning,
             f"the {model.name} model separates the data: some fitted probabilities are within 1e-10 of 0 or 1 "
@@ -150,7 +151,7 @@ def ess_by_arm(w: np.ndarray, a: np.ndarray) -> dict[str, dict[str, float]]:
 def diagnose(
     data: AnalysisData,
     propensity: np.ndarray,
-    models: list[FittedModel],
+    models: Sequence[FittedModel | ModelFacts],
     balance_weights: np.ndarray,
     used_weights: np.ndarray | None,
     thresholds: Thresholds,
@@ -165,6 +166,7 @@ def diagnose(
     analysed row); ``used_weights`` the weights the estimator actually averages with (None
     if it uses none).  ``adjusted=False`` (crude difference) reports without warning.
     """
+    facts = [m if isinstance(m, ModelFacts) else m.facts for m in models]
     x = data.x.matrix
     cols = data.x.balance_columns()
     names = [data.x.names[j] for j in cols]
@@ -191,12 +193,12 @@ def diagnose(
         "overlap": overlap,
         "weights": weight_summary(used_weights if used_weights is not None else balance_weights, data.a),
         "weights_used_by_estimator": used_weights is not None,
-        "models": [m.report() for m in models],
+        "models": [m.report() for m in facts],
         "thresholds": thresholds.to_dict(),
     }
     if data.trimming is not None:
         out["trimming"] = data.trimming
-    for m in models:
+    for m in facts:
         check_model(m, log)
     if not adjusted or data.n == 0:
         return out

@@ -87,3 +87,24 @@ def test_the_shared_fits_keep_predictions_and_coefficients_only(nhefs, nhefs_spe
         assert all(not any(isinstance(v, np.ndarray) and v.size > data.x.matrix.shape[1] + 1
                            for v in vars(f).values()) for f in facts)
     assert [m.n_parameters for m in cf.models[::2]] == [data.x.matrix.shape[1]] * 5
+
+
+def test_estimators_on_one_data_object_fit_its_propensity_and_censoring_models_once(nhefs, nhefs_spec, monkeypatch):
+    """Crude, standardization and IPW report the same propensity model, IPW and g-estimation the same
+    censoring model: fitted once per prepared data object, with the numbers of separate fits."""
+    from ketaweight.causal import weights
+    from ketaweight.causal.runner import default_estimators, run_estimators
+
+    calls = []
+    real = weights.fit_logistic
+    monkeypatch.setattr(weights, "fit_logistic", lambda x, y, **kw: calls.append(x.shape) or real(x, y, **kw))
+    spec = nhefs_spec(censor="censored")
+    methods = ("crude", "standardization", "ipw", "g-estimation")
+    shared = run_estimators(prepare(nhefs, spec), estimators=default_estimators(methods=methods))
+    assert len(calls) == 2  # one propensity, one censoring model (g-estimation's weighted propensity is its own)
+    separate = [run_estimators(prepare(nhefs, spec), estimators=default_estimators(methods=(m,)))[0] for m in methods]
+    assert len(calls) == 2 + 1 + 1 + 2 + 1
+    assert [(r.estimate, r.se) for r in shared] == [(r.estimate, r.se) for r in separate]
+    data = prepare(nhefs, spec)
+    assert weights.propensity_model(data) is weights.propensity_model(data)
+    assert weights.propensity_model(data.subset(np.arange(data.n))) is not weights.propensity_model(data)

@@ -19,7 +19,7 @@ from dataclasses import dataclass, field
 
 import numpy as np
 
-from ketaweight.causal.data import AnalysisData
+from ketaweight.causal.data import AnalysisData, memoised
 from ketaweight.causal.glm import LogisticFit, fit_logistic
 from ketaweight.causal.spec import Estimand
 
@@ -77,24 +77,33 @@ class FittedModel:
 
 
 def propensity_model(data: AnalysisData, *, sample_weight: np.ndarray | None = None) -> FittedModel:
-    """Fit e(L) = P(A = 1 | L) on every analysed row (censored rows included)."""
+    """Fit e(L) = P(A = 1 | L) on every analysed row (censored rows included); without
+    ``sample_weight`` fitted once per data object (:func:`~ketaweight.causal.data.memoised`)."""
     x = data.x.matrix
-    return FittedModel("propensity", x, data.a, fit_logistic(x, data.a, sample_weight=sample_weight))
+    if sample_weight is not None:
+        return FittedModel("propensity", x, data.a, fit_logistic(x, data.a, sample_weight=sample_weight))
+    return memoised(data, "propensity model", lambda: FittedModel("propensity", x, data.a, fit_logistic(x, data.a)))
 
 
 def censoring_design(data: AnalysisData) -> np.ndarray:
-    """Censoring-model matrix: the censoring covariates plus the treatment column."""
+    """Censoring-model matrix: the censoring covariates plus the treatment column (built once per
+    data object; read-only for its users)."""
     assert data.z is not None, "censoring design requested without censored rows"
-    return np.column_stack([data.z.matrix, data.a])
+    return memoised(data, "censoring design", lambda: np.column_stack([data.z.matrix, data.a]))  # type: ignore[union-attr]
 
 
 def censoring_model(data: AnalysisData) -> FittedModel | None:
-    """Fit π(A, L) = P(uncensored | A, L) on every analysed row; None when nothing is censored."""
+    """Fit π(A, L) = P(uncensored | A, L) on every analysed row, once per data object; None when
+    nothing is censored."""
     if not data.censored:
         return None
-    x = censoring_design(data)
-    r = data.observed.astype(float)
-    return FittedModel("censoring", x, r, fit_logistic(x, r))
+
+    def fit() -> FittedModel:
+        x = censoring_design(data)
+        r = data.observed.astype(float)
+        return FittedModel("censoring", x, r, fit_logistic(x, r))
+
+    return memoised(data, "censoring model", fit)
 
 
 def treatment_weights(e: np.ndarray, a: np.ndarray, estimand: Estimand, *, stabilized: bool) -> np.ndarray:

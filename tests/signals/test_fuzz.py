@@ -8,8 +8,8 @@ stretches wall time without a hang); a failed ingest leaves the store's contents
 
 The budgets are the hypothesis profiles of ``tests/conftest.py``: ``make test`` runs the short one
 (a fixed seed); ``make fuzz`` (``HYPOTHESIS_PROFILE=fuzz``) runs 10,000 per target with fresh random
-inputs and writes the figures (inputs, results, input errors, slowest input) to
-``fuzz-output/signals-<target>.json`` (``KETAWEIGHT_FUZZ_STATS`` to write them elsewhere).
+inputs and writes the figures (inputs, loaded, refused, failed, hangs, slowest input) to
+``fuzz-output/signals-<target>.json`` (``KETAWEIGHT_FUZZ_STATS`` to write them elsewhere; tests/fuzz/progress.py).
 Why not atheris: the inputs are structured (zip containers holding ``$``-delimited text with CRCs);
 coverage-guided byte mutation spends its budget on inputs rejected at the zip or UTF-8 layer, while
 these strategies reach the repair paths of the parser directly.
@@ -18,10 +18,7 @@ these strategies reach the repair paths of the parser directly.
 from __future__ import annotations
 
 import io
-import json
-import os
 import shutil
-import time
 import zipfile
 from pathlib import Path
 
@@ -31,6 +28,7 @@ import pyarrow.parquet as pq
 import pytest
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
+from fuzz.progress import FuzzProgress
 from signals_helpers import store_rows
 
 from ketaweight.core.errors import InputError
@@ -45,38 +43,11 @@ from ketaweight.signals.tables import read_contingency_csv
 
 pytestmark = pytest.mark.fuzz
 
-EXAMPLES = settings.default.max_examples  # the profile's budget (tests/conftest.py)
-STATS_DIR = os.environ.get("KETAWEIGHT_FUZZ_STATS") or (
-    "fuzz-output" if os.environ.get("HYPOTHESIS_PROFILE") == "fuzz" else None)
 HANG_SECONDS = 10.0
 FUZZ = settings(database=None,  # max_examples, deadline and derandomize from the profile
                 suppress_health_check=[HealthCheck.too_slow, HealthCheck.data_too_large,
                                        HealthCheck.function_scoped_fixture, HealthCheck.filter_too_much])
 THETA = GammaMixturePrior(3.25379356, 0.39988854, 2.02612692, 1.90807970, 0.06534557)
-
-
-class Stats:
-    """Inputs tried, how they ended, the slowest one (CPU seconds of this process, all threads) — per
-    target, for docs/reliability.md."""
-
-    def __init__(self, target: str) -> None:
-        self.target, self.inputs, self.ok, self.input_errors, self.slowest = target, 0, 0, 0, 0.0
-
-    def record(self, seconds: float, outcome: str) -> None:
-        self.inputs += 1
-        self.slowest = max(self.slowest, seconds)
-        if outcome == "ok":
-            self.ok += 1
-        else:
-            self.input_errors += 1
-        assert seconds < HANG_SECONDS, f"{self.target}: an input took {seconds:.1f} s of CPU (a hang)"
-        out = STATS_DIR
-        if out and self.inputs % 100 == 0 or out and self.inputs == EXAMPLES:
-            Path(out).mkdir(parents=True, exist_ok=True)
-            Path(out, f"signals-{self.target}.json").write_text(json.dumps(
-                {"target": self.target, "inputs": self.inputs, "results": self.ok, "input_errors": self.input_errors,
-                 "uncaught_exceptions": 0, "hangs": 0, "slowest_cpu_s": round(self.slowest, 3),
-                 "hang_threshold_cpu_s": HANG_SECONDS}, indent=1))
 
 
 def _check_error(exc: InputError, files: set[str]) -> None:
@@ -88,16 +59,19 @@ def _check_error(exc: InputError, files: set[str]) -> None:
         assert loc.line is None or loc.line >= 1
 
 
-def _run(stats: Stats, files: set[str], fn):
-    t0 = time.process_time()
-    try:
-        result = fn()
-        outcome = "ok"
-    except InputError as exc:
-        _check_error(exc, files)
-        result, outcome = None, "input_error"
-    stats.record(time.process_time() - t0, outcome)
-    return result
+def _run(progress: FuzzProgress, files: set[str], fn):
+    """``fn()``'s result, or None when it refused the input with a clear InputError; counted in ``progress``."""
+    with progress.input() as outcome:
+        try:
+            return fn()
+        except InputError as exc:
+            _check_error(exc, files)
+            outcome["refused"] = True
+            return None
+
+
+def target(name: str) -> FuzzProgress:
+    return FuzzProgress(f"signals-{name}", hang_cpu_s=HANG_SECONDS)
 
 
 # ---- inputs: mutations of real-format files ------------------------------------------------------------
@@ -153,9 +127,15 @@ def base_store(tmp_path_factory) -> Path:
     return d / "base.duckdb"
 
 
+@pytest.fixture(scope="module")
+def base_store_rows(base_store) -> dict:
+    """The base store's contents: what a failed ingest into a copy of it must leave."""
+    return store_rows(base_store)
+
+
 # ---- target 1: the FAERS ASCII parser ----------------------------------------------------------------------
 
-PARSER = Stats("faers_parser")
+PARSER = target("faers_parser")
 
 
 @FUZZ
@@ -190,7 +170,7 @@ def test_fuzz_faers_parser(base_members, data):
 
 # ---- target 2: quarter zips into a store that already holds a quarter ---------------------------------------
 
-ZIPS = Stats("faers_zip")
+ZIPS = target("faers_zip")
 
 
 @st.composite
@@ -237,16 +217,15 @@ def quarter_zip(draw, base: dict[str, bytes]) -> bytes:
 
 @FUZZ
 @given(data=st.data())
-def test_fuzz_faers_zip(base_members, base_store, tmp_path_factory, data):
+def test_fuzz_faers_zip(base_members, base_store, base_store_rows, tmp_path_factory, data):
     d = tmp_path_factory.mktemp("z", numbered=True)
     z = d / "faers_ascii_2023q2.zip"
     z.write_bytes(data.draw(quarter_zip(base_members)))
     store = d / "s.duckdb"
     shutil.copy(base_store, store)
-    before = store_rows(store)
     rep = _run(ZIPS, {str(z), z.name, str(store)}, lambda: ingest_faers([z], store))
     if rep is None:
-        assert store_rows(store) == before, "a failed ingest changed the store"
+        assert store_rows(store) == base_store_rows, "a failed ingest changed the store"
     else:
         assert rep.reports >= 0 and all(f.records == f.loaded + f.quarantined for f in rep.files)
     shutil.rmtree(d, ignore_errors=True)
@@ -266,7 +245,8 @@ NAME = st.one_of(CLEAN_NAME, st.sampled_from(["", " ", "weight-loss", 'q"uote', 
 
 def _csv_bytes(draw, rows: list[list[str]], clean: bool) -> bytes:
     buf = io.StringIO()
-    pd.DataFrame(rows).to_csv(buf, header=False, index=False,
+    width = max(map(len, rows), default=0)  # short rows end in empty cells (pandas no longer pads them itself)
+    pd.DataFrame([row + [""] * (width - len(row)) for row in rows]).to_csv(buf, header=False, index=False,
                               lineterminator="\n" if clean else draw(st.sampled_from(["\n", "\r\n", "\r"])))
     text = buf.getvalue()
     enc = "utf-8" if clean else draw(st.sampled_from(["utf-8", "latin-1", "utf-8-sig"]))
@@ -274,7 +254,7 @@ def _csv_bytes(draw, rows: list[list[str]], clean: bool) -> bytes:
     return draw(mutated(raw)) if not clean and draw(st.booleans()) else raw
 
 
-TABLE = Stats("table_csv")
+TABLE = target("table_csv")
 
 
 @FUZZ
@@ -299,7 +279,7 @@ def test_fuzz_contingency_table(tmp_path_factory, data):
     _run(TABLE, {str(p)}, read_and_scan)
 
 
-LONG = Stats("long_table")
+LONG = target("long_table")
 
 
 @FUZZ

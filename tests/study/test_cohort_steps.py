@@ -3,11 +3,13 @@ each eligibility step adding one attrition row; the cache of built cohorts."""
 
 from __future__ import annotations
 
+import pandas as pd
 import pytest
 
 from ketaweight.core.errors import InputError
 from ketaweight.store.store import Store
 from ketaweight.study import cohort as cohort_module
+from ketaweight.study.catalogue import FOLLOWUP_CHANGES
 from ketaweight.study.cohort import analysis_table, build_cohort, cached_cohort, cohort_columns
 from ketaweight.study.covariates import (
     patients_at_time_zero,
@@ -105,7 +107,7 @@ def test_covariate_steps_one_family_each(store):
 def test_a_cohort_is_built_once_per_store_content_and_protocol(store, tmp_path, monkeypatch):
     builds = []
     real = cohort_module.build_cohort
-    monkeypatch.setattr(cohort_module, "build_cohort", lambda s, study: builds.append(1) or real(s, study))
+    monkeypatch.setattr(cohort_module, "build_cohort", lambda s, study, **kw: builds.append(kw) or real(s, study, **kw))
     monkeypatch.setattr(cohort_module, "_cache", type(cohort_module._cache)())
     first = cached_cohort(store, STUDY)
     first.table["treated"] = -1  # a caller's change stays its own
@@ -121,3 +123,20 @@ def test_a_cohort_is_built_once_per_store_content_and_protocol(store, tmp_path, 
         memory.load_folder(tmp_path / "more")
         cached_cohort(memory, STUDY), cached_cohort(memory, STUDY)
     assert len(builds) == 4  # in-memory stores are never cached
+
+
+def test_a_cohort_without_mediators_has_the_same_other_columns(store, monkeypatch):
+    """The study alone (``ketaweight analyze``) skips the mediator step; every other column is the
+    full build's, bit for bit; a cached full build serves it, a mediator-less one never serves the
+    mechanisms."""
+    builds = []
+    real = cohort_module.build_cohort
+    monkeypatch.setattr(cohort_module, "build_cohort", lambda s, study, **kw: builds.append(kw) or real(s, study, **kw))
+    monkeypatch.setattr(cohort_module, "_cache", type(cohort_module._cache)())
+    lean = cached_cohort(store, STUDY, mediators=False)
+    assert not set(FOLLOWUP_CHANGES) & set(lean.table.columns)
+    full = cached_cohort(store, STUDY)
+    assert builds == [{"mediators": False}, {"mediators": True}]
+    assert set(FOLLOWUP_CHANGES) <= set(full.table.columns)
+    pd.testing.assert_frame_equal(full.table.drop(columns=list(FOLLOWUP_CHANGES)), lean.table)
+    assert cached_cohort(store, STUDY, mediators=False).table.columns.equals(full.table.columns) and len(builds) == 2

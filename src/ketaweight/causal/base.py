@@ -18,6 +18,7 @@ from __future__ import annotations
 import math
 import os
 from abc import ABC, abstractmethod
+from collections.abc import Sequence
 from dataclasses import asdict, dataclass, field, fields
 from typing import Any, ClassVar, Literal
 
@@ -31,7 +32,7 @@ from ketaweight.causal.diagnostics import WarningLog, diagnose
 from ketaweight.causal.result import CausalResult
 from ketaweight.causal.evalue import evalue_difference
 from ketaweight.causal.spec import AnalysisSpec, OnFailure, Thresholds
-from ketaweight.causal.weights import FittedModel
+from ketaweight.causal.weights import FittedModel, ModelFacts
 from ketaweight.core.errors import InputError, Location
 from ketaweight.core.replicates import run_replicates, spawn_seeds
 
@@ -53,7 +54,7 @@ class Fitted:
     se: float
     variance_text: str
     propensity: np.ndarray
-    models: list[FittedModel]
+    models: Sequence[FittedModel | ModelFacts]
     balance_weights: np.ndarray
     used_weights: np.ndarray | None = None
     extra: dict[str, Any] = field(default_factory=dict)

@@ -8,7 +8,11 @@ censoring event, as the spec says.  Nothing is dropped silently.
 
 from __future__ import annotations
 
+import threading
+import weakref
+from collections.abc import Callable, Hashable
 from dataclasses import dataclass
+from typing import Any, TypeVar
 
 import numpy as np
 import pandas as pd
@@ -68,6 +72,32 @@ class AnalysisData:
         z = None if self.z is None else _take(self.z, rows)
         return AnalysisData(self.spec, self.a[rows], self.y[rows], self.observed[rows], x, z, self.attrition,
                             self.trimming)
+
+
+T = TypeVar("T")
+
+_MEMO: dict[int, dict[Hashable, Any]] = {}
+_MEMO_LOCK = threading.Lock()
+
+
+def memoised(data: AnalysisData, key: Hashable, compute: Callable[[], T]) -> T:
+    """``compute()`` once per (``data`` object, ``key``), remembered while ``data`` lives.
+
+    The estimators run side by side on one :class:`AnalysisData` fit the same nuisance models
+    (crude, standardization and IPW the same propensity model; IPW and g-estimation the same
+    censoring model): each is a pure function of the data object, so it is fitted once.  The
+    entries go when ``data`` is collected (a bootstrap resample's with it)."""
+    with _MEMO_LOCK:
+        entry = _MEMO.get(id(data))
+        if entry is not None and key in entry:
+            return entry[key]
+    value = compute()
+    with _MEMO_LOCK:
+        entry = _MEMO.get(id(data))
+        if entry is None:
+            entry = _MEMO[id(data)] = {}
+            weakref.finalize(data, _MEMO.pop, id(data), None)
+        return entry.setdefault(key, value)
 
 
 def _take(design: Design, rows: np.ndarray) -> Design:

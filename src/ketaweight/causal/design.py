@@ -86,13 +86,25 @@ def numeric_by_value(values: pd.Series, column: str, source: str = "table") -> n
     return pd.to_numeric(values).to_numpy(dtype=float)
 
 
+def _as_text(values: pd.Series) -> np.ndarray:
+    """``str`` of every value (as object), computed once per distinct value: a categorical covariate
+    of 10⁶ rows has a handful, and ``str`` per row cost a second per column there."""
+    plain = values.astype(object)
+    codes, uniques = pd.factorize(plain, use_na_sentinel=False)
+    text = np.array([str(u) for u in uniques], dtype=object)[codes]
+    missing = plain.isna().to_numpy()
+    if missing.any():  # factorize merges None and NaN, whose texts differ
+        text[missing] = [str(v) for v in plain[missing]]
+    return text
+
+
 def category_levels(values: pd.Series) -> list[str]:
     """Distinct levels as strings: in the categories' own order for an ordered categorical (BMI classes
     normal < overweight < obese), numerically when all parse as numbers, else alphabetically."""
     if isinstance(values.dtype, pd.CategoricalDtype) and values.dtype.ordered:
         present = set(values.dropna().astype(object))
         return [str(c) for c in values.dtype.categories if c in present]
-    levels = sorted({str(v) for v in values.astype(object)})
+    levels = sorted(set(_as_text(values)))
     try:
         return sorted(levels, key=float)
     except ValueError:
@@ -137,9 +149,9 @@ def build_design(
     levels: list[str | None] = [None]
     for name in covariates:
         if name in categorical:
-            as_text = frame[name].astype(object).map(str)
+            as_text = _as_text(frame[name])
             for lev in category_levels(frame[name])[1:]:
-                cols.append((as_text == lev).to_numpy(dtype=float))
+                cols.append((as_text == lev).astype(float))
                 names.append(f"{name}[{lev}]")
                 sources.append(name)
                 kinds.append("indicator")

@@ -14,13 +14,14 @@ threshold, or a :class:`NumericalError` when the estimator's ``on_failure`` is `
 from __future__ import annotations
 
 import warnings
+from collections.abc import Sequence
 from typing import Any
 
 import numpy as np
 
-from ketaweight.causal.data import AnalysisData
+from ketaweight.causal.data import AnalysisData, memoised
 from ketaweight.causal.spec import OnFailure, Thresholds
-from ketaweight.causal.weights import FittedModel
+from ketaweight.causal.weights import FittedModel, ModelFacts
 from ketaweight.core.errors import (
     BalanceWarning,
     ConvergenceWarning,
@@ -51,15 +52,15 @@ class WarningLog:
         warnings.warn(message, category, stacklevel=4)
 
 
-def check_model(model: FittedModel, log: WarningLog) -> None:
+def check_model(model: ModelFacts, log: WarningLog) -> None:
     """Warn when a nuisance model did not converge or separates the data."""
-    if not model.fit.converged:
+    if not model.converged:
         log.warn(
             ConvergenceWarning,
-            f"the {model.name} model did not converge in {model.fit.n_iter} Newton steps "
+            f"the {model.name} model did not converge in {model.newton_steps} Newton steps "
             "(threshold: relative deviance change < 1e-10)",
         )
-    if model.fit.separated:
+    if model.separated:
         log.warn(
             SeparationWarning,
             f"the {model.name} model separates the data: some fitted probabilities are within 1e-10 of 0 or 1 "
@@ -67,28 +68,51 @@ def check_model(model: FittedModel, log: WarningLog) -> None:
         )
 
 
-def smd(x: np.ndarray, a: np.ndarray, w: np.ndarray | None = None) -> np.ndarray:
+def smd(x: np.ndarray, a: np.ndarray, w: np.ndarray | None = None, *, sd: np.ndarray | None = None) -> np.ndarray:
     """Standardized mean differences of the columns of ``x`` (treated − control).
 
     ``w`` are row weights for the means (None: unweighted); the denominator is the
-    unweighted pooled SD.  A column constant within both arms gives 0.  Means and variances
-    come from matrix–vector products (no per-arm copies of ``x``), which matters at n = 10⁶.
+    unweighted pooled SD (:func:`pooled_sd`, or ``sd`` when already computed for ``x`` and ``a``).
+    A column constant within both arms gives 0.  Means and variances come from matrix–vector
+    products (no per-arm copies of ``x``), which matters at n = 10⁶.
     """
     t = (a == 1).astype(float)
     c = 1.0 - t
     n1, n0 = t.sum(), c.sum()
     if n1 == 0 or n0 == 0:
         return np.zeros(x.shape[1])
+    if sd is None:
+        sd = pooled_sd(x, a)
+    if w is not None:
+        wt, wc = w * t, w * c
+        m1, m0 = wt @ x / wt.sum(), wc @ x / wc.sum()
+    else:
+        m1, m0 = t @ x / n1, c @ x / n0
+    diff = m1 - m0
+    return np.where(sd > 1e-12, diff / np.where(sd > 1e-12, sd, 1.0), 0.0)
+
+
+def pooled_sd(x: np.ndarray, a: np.ndarray) -> np.ndarray:
+    """√((s₁² + s₀²)/2) per column of ``x``: the arms' (population) variances, unweighted (both arms non-empty)."""
+    t = (a == 1).astype(float)
+    c = 1.0 - t
+    n1, n0 = t.sum(), c.sum()
     squares = x * x
     m1, m0 = t @ x / n1, c @ x / n0
     var1 = np.maximum(t @ squares / n1 - m1**2, 0.0)
     var0 = np.maximum(c @ squares / n0 - m0**2, 0.0)
-    sd = np.sqrt((var1 + var0) / 2.0)
-    if w is not None:
-        wt, wc = w * t, w * c
-        m1, m0 = wt @ x / wt.sum(), wc @ x / wc.sum()
-    diff = m1 - m0
-    return np.where(sd > 1e-12, diff / np.where(sd > 1e-12, sd, 1.0), 0.0)
+    return np.sqrt((var1 + var0) / 2.0)
+
+
+def _balance_before(data: AnalysisData) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    """The balance columns of the design, their pooled SDs and unweighted SMDs: the same for every
+    estimator run on ``data``, so computed once per data object."""
+    def compute() -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+        xb = data.x.matrix[:, data.x.balance_columns()]
+        t = (data.a == 1)
+        sd = pooled_sd(xb, data.a) if 0 < t.sum() < t.size else np.zeros(xb.shape[1])
+        return xb, sd, smd(xb, data.a, sd=sd)
+    return memoised(data, "balance before weighting", compute)
 
 
 def kish_ess(w: np.ndarray) -> float:
@@ -150,7 +174,7 @@ def ess_by_arm(w: np.ndarray, a: np.ndarray) -> dict[str, dict[str, float]]:
 def diagnose(
     data: AnalysisData,
     propensity: np.ndarray,
-    models: list[FittedModel],
+    models: Sequence[FittedModel | ModelFacts],
     balance_weights: np.ndarray,
     used_weights: np.ndarray | None,
     thresholds: Thresholds,
@@ -165,12 +189,10 @@ def diagnose(
     analysed row); ``used_weights`` the weights the estimator actually averages with (None
     if it uses none).  ``adjusted=False`` (crude difference) reports without warning.
     """
-    x = data.x.matrix
-    cols = data.x.balance_columns()
-    names = [data.x.names[j] for j in cols]
-    xb = x[:, cols]
-    before = smd(xb, data.a)
-    after = smd(xb, data.a, balance_weights)
+    facts = [m if isinstance(m, ModelFacts) else m.facts for m in models]
+    names = [data.x.names[j] for j in data.x.balance_columns()]
+    xb, sd, before = _balance_before(data)
+    after = smd(xb, data.a, balance_weights, sd=sd)
     overlap = overlap_summary(propensity, data.a)
     out: dict[str, Any] = {
         "n_analysed": data.n,
@@ -191,12 +213,12 @@ def diagnose(
         "overlap": overlap,
         "weights": weight_summary(used_weights if used_weights is not None else balance_weights, data.a),
         "weights_used_by_estimator": used_weights is not None,
-        "models": [m.report() for m in models],
+        "models": [m.report() for m in facts],
         "thresholds": thresholds.to_dict(),
     }
     if data.trimming is not None:
         out["trimming"] = data.trimming
-    for m in models:
+    for m in facts:
         check_model(m, log)
     if not adjusted or data.n == 0:
         return out

@@ -42,7 +42,7 @@ from ketaweight.causal.design import interaction_columns
 from ketaweight.causal.glm import fit_linear, fit_logistic
 from ketaweight.causal.learners import CANDIDATES, LEARNER_TEXT, ensemble_weights, fit_predict, propensity_bound
 from ketaweight.causal.outcome import fit_outcome_model
-from ketaweight.causal.weights import FittedModel, censoring_design
+from ketaweight.causal.weights import ModelFacts, censoring_design
 
 Folds = tuple[tuple[np.ndarray, np.ndarray], ...]
 ARMS = (1, 0)
@@ -81,7 +81,7 @@ class CrossFit:
     pi: np.ndarray
     q: dict[int, np.ndarray]
     sequential: bool
-    models: tuple[FittedModel, ...]
+    models: tuple[ModelFacts, ...]
     report: dict[str, Any]
     q_train: tuple[dict[int, np.ndarray], ...] = field(default=(), repr=False)
 
@@ -139,48 +139,46 @@ def _purge() -> None:
         del _CACHE[k]
 
 
-_FOLD_FITS: OrderedDict[bytes, tuple[np.ndarray, tuple[FittedModel, ...], int]] = OrderedDict()
+_FOLD_FITS: OrderedDict[bytes, tuple[np.ndarray, tuple[ModelFacts, ...]]] = OrderedDict()
 _FOLD_FITS_LOCK = threading.Lock()
 _FOLD_FITS_BYTES = 256 * 2**20
-"""Bytes of training matrices the shared fold fits may hold (least recently used dropped first)."""
+"""Bytes of out-of-fold predictions the shared fold fits may hold (least recently used dropped first;
+8 MB per entry at 1,000,000 rows)."""
 
 
 def _logistic_folds(name: str, x: np.ndarray, y: np.ndarray, folds: Folds,
-                    split_key: tuple[Any, ...]) -> tuple[np.ndarray, tuple[FittedModel, ...]]:
-    """Out-of-fold P(y = 1 | x) and the fold fits (each warm-started from the previous fold's; they
-    differ by O(n^-1/2)), shared across analyses by the content of ``x`` and ``y`` and the split.
+                    split_key: tuple[Any, ...]) -> tuple[np.ndarray, tuple[ModelFacts, ...]]:
+    """Out-of-fold P(y = 1 | x) and the fold fits' facts (each fit warm-started from the previous
+    fold's; they differ by O(n^-1/2)), shared across analyses by the content of ``x`` and ``y`` and
+    the split.
 
     Many analyses of one population fit the same propensity (and often censoring) model on the same
     folds: the network's negative controls are 30 outcomes of one treatment on one design, a study's
-    negative control another; their :class:`AnalysisData` objects differ, so :func:`cross_fit`'s
-    cache (by object) misses, but the fits are a function of these bytes, hence shared exactly."""
-    key = None
-    if x.nbytes * max(1, len(folds) - 1) <= _FOLD_FITS_BYTES:  # else it would not be kept: no need to hash it
-        digest = hashlib.sha256(repr((name, x.shape, x.dtype.str, y.dtype.str, split_key)).encode())
-        for array in (x, y):  # the fits use the arrays as given (their memory order decides BLAS's rounding)
-            digest.update(np.ascontiguousarray(array).data)
-        key = digest.digest()
-        with _FOLD_FITS_LOCK:
-            hit = _FOLD_FITS.get(key)
-            if hit is not None:
-                _FOLD_FITS.move_to_end(key)
-                return hit[0].copy(), hit[1]
+    outcome on two scales and its negative control more; their :class:`AnalysisData` objects differ,
+    so :func:`cross_fit`'s cache (by object) misses, but the fits are a function of these bytes, hence
+    shared exactly.  Only the predictions and the facts are kept, never a design."""
+    digest = hashlib.sha256(repr((name, x.shape, x.dtype.str, y.dtype.str, split_key)).encode())
+    for array in (x, y):  # the fits use the arrays as given (their memory order decides BLAS's rounding)
+        digest.update(np.ascontiguousarray(array).data)
+    key = digest.digest()
+    with _FOLD_FITS_LOCK:
+        hit = _FOLD_FITS.get(key)
+        if hit is not None:
+            _FOLD_FITS.move_to_end(key)
+            return hit[0].copy(), hit[1]
     pred = np.empty(len(y))
-    models: list[FittedModel] = []
+    models: list[ModelFacts] = []
     start = None
     for k, (train, test) in enumerate(folds):
         tag = "" if len(folds) == 1 else f" (fold {k + 1})"
-        xtr, ytr = x[train], y[train]
-        fit = fit_logistic(xtr, ytr, start=start)
+        fit = fit_logistic(x[train], y[train], start=start)
         start = fit.coef
-        models.append(FittedModel(name + tag, xtr, ytr, fit))
+        models.append(ModelFacts.of(name + tag, fit))
         pred[test] = expit(x[test] @ fit.coef)
-    held = sum(m.x.nbytes for m in models)
-    if key is not None and held <= _FOLD_FITS_BYTES:
-        with _FOLD_FITS_LOCK:
-            _FOLD_FITS[key] = (pred.copy(), tuple(models), held)
-            while sum(v[2] for v in _FOLD_FITS.values()) > _FOLD_FITS_BYTES:
-                _FOLD_FITS.popitem(last=False)
+    with _FOLD_FITS_LOCK:
+        _FOLD_FITS[key] = (pred.copy(), tuple(models))
+        while sum(v[0].nbytes for v in _FOLD_FITS.values()) > _FOLD_FITS_BYTES and len(_FOLD_FITS) > 1:
+            _FOLD_FITS.popitem(last=False)
     return pred, tuple(models)
 
 
@@ -200,10 +198,10 @@ def _cross_fit(data: AnalysisData, s: NuisanceSettings, split: np.random.SeedSeq
     e, pi = np.empty(n), np.ones(n)
     q = {arm: np.empty(n) for arm in ARMS}
     q_train: list[dict[int, np.ndarray]] = []
-    models: list[FittedModel] = []
+    models: list[ModelFacts] = []
     split_key = (s.n_folds, tuple(split.entropy) if isinstance(split.entropy, Sequence) else split.entropy,
                  split.spawn_key)
-    fold_models: list[tuple[FittedModel, ...]] = []
+    fold_models: list[tuple[ModelFacts, ...]] = []
     if s.propensity_learner is None:
         e, e_models = _logistic_folds("propensity", x, a, folds, split_key)
         fold_models.append(e_models)

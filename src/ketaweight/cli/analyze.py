@@ -167,7 +167,8 @@ def _analyze_study(store: Path, study: str, out: Path | None, replace: bool, ove
     def action():
         spec = load_study(study)
         return run_study(store, spec.with_analysis(**overrides) if overrides else spec, out, replace=replace,
-                         engine=engine, spark_master=spark_master, scheduler=scheduler)  # type: ignore[arg-type]
+                         engine=engine, spark_master=spark_master, scheduler=scheduler,  # type: ignore[arg-type]
+                         mediators=False)  # the mediators are the mechanisms command's
 
     res = run_cli(action)
     console.print(f"[bold]{res.study.study.title}[/]")

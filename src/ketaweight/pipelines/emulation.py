@@ -92,14 +92,17 @@ def require_exposures(store: RowSource, study: Study) -> None:
 
 def run_study(store: RowSource | str | Path, study: Study | str | Path, out_dir: str | Path | None = None, *,
               replace: bool = True, engine: Engine = "duckdb", spark_master: str | None = None,
-              scheduler: str | None = None) -> StudyResults:
+              scheduler: str | None = None, mediators: bool = True) -> StudyResults:
     """Emulate the target trial of ``study`` on the store (an open :class:`Store` or a path);
     with ``out_dir``, write ``<out_dir>/<study name>.json`` (an earlier one is replaced only with
     ``replace``; a file ketaweight did not write, never).
 
     ``engine="spark"``: ``store`` is a folder of canonical Parquet tables and the cohort's SQL runs
     on Spark (``spark_master``, default ``local[2]``; docs/scale.md); only the analysis table comes
-    back.  ``scheduler``: where bootstrap replicates run (Dask; the numbers do not depend on it)."""
+    back.  ``scheduler``: where bootstrap replicates run (Dask; the numbers do not depend on it).
+    ``mediators=False`` builds the cohort without the mediator columns when none is cached (the
+    study does not read them; a later :func:`~ketaweight.pipelines.mechanisms.run_mechanisms` on the
+    same store then builds its own)."""
     study_path = None
     if not isinstance(study, Study):
         study_path = Path(study)
@@ -115,13 +118,14 @@ def run_study(store: RowSource | str | Path, study: Study | str | Path, out_dir:
         store_path, provenance = store.path, store.provenance()
         require_exposures(store, study)
         # a Spark folder's content has no fingerprint here (its tables live with the engine): built each time
-        cohort = cached_cohort(store, study) if isinstance(store, Store) else build_cohort(store, study)
+        cohort = (cached_cohort(store, study, mediators=mediators) if isinstance(store, Store)
+                  else build_cohort(store, study, mediators=mediators))
     else:
         store_path = Path(store)
         with Store(store_path, read_only=True) as opened:
             provenance = opened.provenance()
             require_exposures(opened, study)
-            cohort = cached_cohort(opened, study)
+            cohort = cached_cohort(opened, study, mediators=mediators)
     common = dict(variance=a.variance, n_bootstrap=a.n_bootstrap, seed=a.seed, on_failure=a.on_failure,
                   learner=a.learner, n_repeats=a.crossfit_repeats, truncate_by_arm=a.truncate_by_arm,
                   scheduler=scheduler)

@@ -50,7 +50,7 @@ class Cohort:
         return len(self.table)
 
 
-def build_cohort(store: RowSource, study: Study) -> Cohort:
+def build_cohort(store: RowSource, study: Study, *, mediators: bool = True) -> Cohort:
     """The analysis table of ``study``: eligible patients, treatment, outcome, covariates; the steps'
     SQL runs where ``store`` lives (the DuckDB store, or Parquet tables on Spark: docs/scale.md).
 
@@ -58,7 +58,9 @@ def build_cohort(store: RowSource, study: Study) -> Cohort:
     ``outcome_change_pct`` (% of baseline), ``censored`` (1 = no outcome measurement in the
     window), ``negative_control_change`` (when the study names one), every catalogue
     covariate, and exposure summaries (``sessions_to_horizon``, ``cumulative_mg_per_kg``,
-    ``first_route``, ``last_session_day``) for dose-response analyses.
+    ``first_route``, ``last_session_day``) for dose-response analyses.  ``mediators=False``
+    leaves out the mediator columns of :data:`~ketaweight.study.catalogue.FOLLOWUP_CHANGES`
+    (only the mechanisms read them; their step is a third of the build at 10⁶ patients).
     """
     e = study.eligibility
     population = patients_at_time_zero(store, study)
@@ -71,21 +73,25 @@ def build_cohort(store: RowSource, study: Study) -> Cohort:
     if e.min_baseline_madrs is not None:
         population = depressed_enough(population, study)
     population = one_strategy(new_users(with_exposures(population, store, study), study), study)
-    population = with_lifestyle(with_mediators(with_outcomes(population, store, study), store, study), store, study)
-    return Cohort(table=analysis_table(population, study), attrition=population.attrition,
+    population = with_outcomes(population, store, study)
+    if mediators:
+        population = with_mediators(population, store, study)
+    population = with_lifestyle(population, store, study)
+    return Cohort(table=analysis_table(population, study, mediators=mediators), attrition=population.attrition,
                   outcome_unit=MEASUREMENT_KINDS[study.outcome.kind].unit)
 
 
-def cohort_columns(study: Study) -> list[str]:
+def cohort_columns(study: Study, *, mediators: bool = True) -> list[str]:
     """The analysis table's columns before the analysis columns of :func:`analysis_table`, in order."""
     nc = ["nc_base", "nc_end"] if study.analysis.negative_control_kind else []
-    return ["patient_id", "t0", "age", "female", "height_cm", *BASELINE_KINDS.values(), "screening_weight", *FOLLOWUP_CHANGES,
+    changes = list(FOLLOWUP_CHANGES) if mediators else []
+    return ["patient_id", "t0", "age", "female", "height_cm", *BASELINE_KINDS.values(), "screening_weight", *changes,
             "outcome_base", "outcome_end", "madrs_week2", *nc, "bmi", "screening_bmi", "diet_programme", "exercise_programme",
             "atypical_features", "index_quarter", "index_year", "prior_sessions", "grace_sessions", "sessions_to_horizon",
             "first_session_day", "first_route", "last_session_day", "cumulative_mg_per_kg"]
 
 
-def analysis_table(population: StudyPopulation, study: Study) -> pd.DataFrame:
+def analysis_table(population: StudyPopulation, study: Study, *, mediators: bool = True) -> pd.DataFrame:
     """The final table of an eligible population with every covariate step's columns: body-mass
     indices (kg/m²), the cumulative dose per kg of baseline weight (mg/kg), the treatment strategy
     followed, the outcome change (unit and % of baseline), censoring, the negative-control change and
@@ -96,7 +102,7 @@ def analysis_table(population: StudyPopulation, study: Study) -> pd.DataFrame:
         "bmi": t["baseline_weight"].to_numpy() / height_m2,
         "screening_bmi": t["screening_weight"].to_numpy() / height_m2,
         "cumulative_mg_per_kg": t["dose_mg_to_horizon"].to_numpy() / t["baseline_weight"].to_numpy(),
-    }).table[cohort_columns(study)]
+    }).table[cohort_columns(study, mediators=mediators)]
     tr = study.treatment
     table["treated"] = (table["grace_sessions"] >= tr.min_sessions).astype(int)
     table["outcome_change"] = table["outcome_end"] - table["outcome_base"]
@@ -115,7 +121,8 @@ def analysis_table(population: StudyPopulation, study: Study) -> pd.DataFrame:
 CACHE_SIZE = 2
 """Cohorts kept in memory (a demo analyses two studies, and the weight study's mechanisms reuse its cohort)."""
 
-_cache: OrderedDict[tuple[str, str], Cohort] = OrderedDict()
+_cache: OrderedDict[tuple[str, str], tuple[Cohort, bool]] = OrderedDict()
+"""(store, protocol) → the cohort and whether it has the mediator columns."""
 
 
 def store_fingerprint(store: Store) -> str | None:
@@ -142,21 +149,24 @@ def _digest(value: object) -> str:
     return hashlib.sha256(json.dumps(value, sort_keys=True, default=str).encode()).hexdigest()
 
 
-def cached_cohort(store: Store, study: Study) -> Cohort:
+def cached_cohort(store: Store, study: Study, *, mediators: bool = True) -> Cohort:
     """:func:`build_cohort`, built once per (store content, study protocol) and reused: the study,
     its mechanisms and the demo share one build.  Each caller gets its own shallow copy of the table
-    (copy-on-write: changing it never changes the cached one).  In-memory stores are not cached."""
+    (copy-on-write: changing it never changes the cached one).  In-memory stores are not cached.
+    ``mediators=False`` (the study alone) is served by a cached build with or without them."""
     store_key = store_fingerprint(store)
     if store_key is None:
-        return build_cohort(store, study)
+        return build_cohort(store, study, mediators=mediators)
     key = (store_key, protocol_fingerprint(study))
-    if key in _cache:
+    cached = _cache.get(key)
+    if cached is not None and (cached[1] or not mediators):
         _cache.move_to_end(key)
     else:
-        _cache[key] = build_cohort(store, study)
+        _cache[key] = (build_cohort(store, study, mediators=mediators), mediators)
+        _cache.move_to_end(key)
         while len(_cache) > CACHE_SIZE:
             _cache.popitem(last=False)
-    cohort = _cache[key]
+    cohort = _cache[key][0]
     return Cohort(cohort.table.copy(deep=False), cohort.attrition, cohort.outcome_unit)
 
 

@@ -189,3 +189,52 @@ def test_the_compiled_validation_refuses_what_does_not_conform(ndjson, tmp_path,
     assert reason in text, text
     assert not (tmp_path / "s.duckdb").exists()
     assert [p.name for p in tmp_path.iterdir()] == ["in"]  # no staging folder left behind
+
+
+def test_line_endings_a_byte_order_mark_blank_lines_and_small_blocks_read_the_same(ndjson, tables_of, tmp_path, monkeypatch):
+    """CRLF line ends, a UTF-8 byte-order mark, blank lines, no newline at the end, and blocks smaller than a
+    line (each line then spans blocks) give the same tables as the plain files; a broken line after blank
+    lines is still named by its own line number."""
+    plain = _copy(ndjson, tmp_path, "Observation", "MedicationAdministration", lines=120)
+    odd = tmp_path / "odd"
+    odd.mkdir()
+    for path in plain.iterdir():
+        lines = path.read_text().splitlines()
+        odd_text = "\r\n\r\n".join(lines[:60]) + "\n   \n" + "\n".join(lines[60:])  # no newline at the end
+        (odd / path.name).write_bytes(b"\xef\xbb\xbf" + odd_text.encode())
+    (tmp_path / "t1").mkdir()
+    (tmp_path / "t2").mkdir()
+    expected = tables_of(read_fhir(plain, load_mapping(), tmp_path / "t1").tables)
+    monkeypatch.setattr("ketaweight.sources.fhir.ndjson.BLOCK_BYTES", 300)
+    tables_of.same(expected, tables_of(read_fhir(odd, load_mapping(), tmp_path / "t2").tables))
+    path = odd / "Observation.ndjson"
+    text = path.read_bytes().replace(b'"status"', b'"status', 1)  # the first resource: line 1
+    lines = text.split(b"\n")
+    lines[40] = lines[40][:30]  # line 41 (blank lines in between count)
+    path.write_bytes(b"\n".join(lines))
+    with pytest.raises(InputError) as err:
+        read_fhir(odd, load_mapping(), tmp_path / "t3")
+    assert "Observation.ndjson, line 1: not valid JSON" in str(err.value)
+    assert "Observation.ndjson, line 41: not valid JSON" in str(err.value)
+
+
+@pytest.mark.parametrize(("text", "where", "reason"), [
+    (b'"valueQuantity": {"value": NaN, "code": "kg"}', "valueQuantity.value", "not a valid R4 decimal"),
+    (b'"valueQuantity": {"value": 1e400, "code": "kg"}', "valueQuantity.value", "not a valid R4 decimal"),
+    (b'"valueQuantity": {"value": 1' + b"0" * 400 + b', "code": "kg"}', "valueQuantity.value", "not a valid R4 decimal"),
+    (b'"valueQuantity": {"value": 80, "code": "kg"}, "value\\u0053tring": "80"', "value[x]", "only one value[x]"),
+], ids=["NaN", "overflow", "integer overflow", "escaped second value"])
+def test_json_that_only_a_lenient_parser_reads_is_refused(ndjson, tmp_path, text, where, reason):
+    """NaN and a number beyond a double (read as infinity) are not decimals; a key spelled with an escape
+    still counts as that key."""
+    folder = _copy(ndjson, tmp_path, "Observation")
+    path = folder / "Observation.ndjson"
+    head = json.dumps({k: v for k, v in _OBS.items() if k != "valueQuantity"})[:-1].encode()
+    lines = path.read_bytes().split(b"\n")
+    lines.insert(4, head + b", " + text + b"}")
+    path.write_bytes(b"\n".join(lines))
+    with pytest.raises(InputError) as err:
+        import_fhir(tmp_path / "s.duckdb", folder)
+    message = str(err.value)
+    assert "Observation.ndjson, line 5" in message and where in message and reason in message, message
+    assert not (tmp_path / "s.duckdb").exists()

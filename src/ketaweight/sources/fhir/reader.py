@@ -10,6 +10,10 @@ and field.  References are resolved across files (``Patient/<id>``, absolute URL
 ``urn:uuid`` fullUrls); a reference to a patient that is not in the data, an unknown code or a status that
 is not a record (entered-in-error, not-done) is counted in the import report, never dropped silently.
 
+NDJSON files are read in binary blocks (:mod:`.ndjson`); an Observation — most of a bulk export — is
+validated here and then read in SQL from its JSON text (:mod:`.observations`); the other resource types are
+read here into column lists that move to DuckDB in batches; subjects are resolved there by a join.
+
 The extracted rows take the same shaping as an OMOP CDM (:func:`~ketaweight.sources.omop.reader.shape_canonical`):
 the concept sets of the mapping, matched here by code system and code.  FHIR has no observation periods;
 each patient is observed from their first to their last record.
@@ -19,12 +23,14 @@ from __future__ import annotations
 
 import json
 import re
+from bisect import bisect_right
 from collections import Counter
-from collections.abc import Iterator
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, Literal
 
+import duckdb
+import numpy as np
 import pyarrow as pa
 import pyarrow.dataset as ds
 
@@ -32,6 +38,8 @@ from ketaweight.core.duckdb_connection import connect
 from ketaweight.core.errors import InputError, Location
 from ketaweight.core.provenance import Provenance
 from ketaweight.sources.fhir.codes import PROVENANCE_SYSTEM, SEVERITY_SYSTEM, SYSTEMS
+from ketaweight.sources.fhir.ndjson import blocks
+from ketaweight.sources.fhir.observations import DATETIME, Observations
 from ketaweight.sources.fhir.validation import ChoiceError, ValidationError, fast_validator
 from ketaweight.sources.import_report import ImportReport
 from ketaweight.sources.omop.mapping import Mapping
@@ -55,15 +63,31 @@ _WORDS = {"extra_forbidden": "unknown element (R4 does not define it here)", "mi
           "too_short": "an empty array (leave the element out instead)"}
 """pydantic-core's error types in the words of FHIR."""
 
-_RESOURCE_TYPE = re.compile(r'"resourceType"\s*:\s*"([^"]*)"')
+_RESOURCE_TYPE = re.compile(rb'"resourceType"\s*:\s*"([^"]*)"')
 
 
-def _resource_type(text: str | None) -> str | None:
+def _resource_type(text: bytes | None) -> str | None:
     """The resourceType of a resource's JSON text, found without parsing it (the validator then parses it)."""
-    m = _RESOURCE_TYPE.search(text or "")
-    return m.group(1) if m else None
+    if text is None:
+        return None
+    if text.startswith(_LEADING):  # as bulk exports (and ketaweight) write it: no regular expression needed
+        end = text.find(b'"', len(_LEADING))
+        name = text[len(_LEADING):end]
+    else:
+        m = _RESOURCE_TYPE.search(text)
+        if m is None:
+            return None
+        name = m.group(1)
+    return _TYPE_NAMES.get(name) or name.decode("utf-8", "replace")
 
-_DATETIME = re.compile(r"^(\d{4})(?:-(\d{2})(?:-(\d{2})(?:T(\d{2}):(\d{2})(?::(\d{2})(\.\d+)?)?(?:Z|[+-]\d{2}:\d{2})?)?)?)?$")
+
+_LEADING = b'{"resourceType":"'
+
+
+_TYPE_NAMES = {t.encode(): t for t in USED_TYPES}
+
+
+_DATETIME = re.compile(DATETIME, re.ASCII)
 
 
 def parse_time(text: Any) -> tuple[str | None, str | None]:
@@ -74,7 +98,7 @@ def parse_time(text: Any) -> tuple[str | None, str | None]:
     """
     if not isinstance(text, str):
         return None, "no date"
-    m = _DATETIME.match(text)
+    m = _DATETIME.fullmatch(text)
     if not m:
         return None, f"not a FHIR dateTime: {text!r}"
     year, month, day, hh, mm, ss, frac = m.groups()
@@ -99,19 +123,34 @@ def _ref_key(ref: Any, full_urls: dict[str, str]) -> str | None:
     return "/".join(parts[-2:]) if len(parts) >= 2 else None
 
 
-@dataclass
 class _Rows:
-    """Column lists of one intermediate relation."""
+    """Rows of one intermediate relation, gathered as column lists and moved to the DuckDB table ``name``
+    every :data:`BATCH_ROWS` rows (so the reader's memory does not grow with the input)."""
 
-    cols: dict[str, list[Any]] = field(default_factory=dict)
+    def __init__(self, w: duckdb.DuckDBPyConnection, name: str, schema: pa.Schema) -> None:
+        self.w, self.name, self.schema = w, name, schema
+        self.cols: dict[str, list[Any]] = {f.name: [] for f in schema}
+        self._append = [self.cols[f.name].append for f in schema]
+        self._insert(_table({}, schema), create=True)
 
-    def add(self, **values: Any) -> None:
-        """Append one row (every row of a relation has the same columns, in the same order)."""
-        cols = self.cols
-        if not cols:
-            cols.update((k, []) for k in values)
-        for k, v in values.items():
-            cols[k].append(v)
+    def add(self, *values: Any) -> None:
+        """Append one row (values in the order of the schema's columns)."""
+        for append, v in zip(self._append, values, strict=True):
+            append(v)
+        if len(self.cols["row_id"]) >= BATCH_ROWS:
+            self.flush()
+
+    def flush(self) -> None:
+        if self.cols["row_id"]:
+            self._insert(_table(self.cols, self.schema))
+            for v in self.cols.values():
+                v.clear()
+
+    def _insert(self, table: pa.Table, *, create: bool = False) -> None:
+        self.w.register("_rows_batch", table)
+        self.w.execute(f"CREATE TEMP TABLE {self.name} AS SELECT * FROM _rows_batch" if create else
+                       f"INSERT INTO {self.name} SELECT * FROM _rows_batch")
+        self.w.unregister("_rows_batch")
 
 
 @dataclass
@@ -147,89 +186,149 @@ class _Codes:
                 return sid, key
         return None, first
 
+    def of_groups(self, groups: tuple[str, ...]) -> dict[tuple[str, str], int]:
+        """The (system, code) → set id entries whose set is in one of ``groups`` (what :meth:`match` finds)."""
+        return {k: sid for k, sid in self.ids.items() if self.group_of[sid] in groups}
+
+
+OBSERVATION_GROUPS = ("measurement", "patient", "counted")
+"""Concept-set groups an Observation's codes are matched in."""
+
 
 class _Reader:
-    def __init__(self, mapping: Mapping, validate: Validation) -> None:
-        self.mapping, self.validate = mapping, validate
+    def __init__(self, mapping: Mapping, validate: Validation, w: duckdb.DuckDBPyConnection) -> None:
+        self.mapping, self.validate, self.w = mapping, validate, w
         self.codes = _Codes(mapping)
         self.files: list[str] = []
-        self.where: list[tuple[int, str]] = []  # row id → (file index, "line N" / "entry N")
+        self.kinds: list[str] = []  # "line" (NDJSON) or "entry" (Bundle), per file
+        self.bases: list[int] = []  # row id of each file's line 1 / entry 0: a row id is its file's base + line - 1 / + entry
+        self.next_base = 0
         self.problems: list[tuple[Location, str]] = []
         self.patients: dict[str, int] = {}
-        self.persons = _Rows()
-        self.meas, self.drugs, self.events = _Rows(), _Rows(), _Rows()
-        self.pending: list[tuple[str, int, str | None]] = []  # (relation, index in it, patient key)
+        self.persons = _Rows(w, "persons", PERSON_SCHEMA)
+        self.drugs = _Rows(w, "drug_rows", _SUBJECT_ROWS[0])
+        self.events = _Rows(w, "event_rows", _SUBJECT_ROWS[1])
+        self.observations = Observations(w)
         self.medications: dict[str, dict] = {}
         self.unknown: dict[str, Counter] = {}
         self.skipped: Counter = Counter()
         self.full_urls: dict[str, str] = {}
         self.tags: list[tuple[str, str]] = []
         self.models: dict[str, Any] = {}
+        self.resources = 0
 
     # ---------------------------------------------------------------- input
-    def resources(self, paths: list[Path]) -> Iterator[tuple[int, dict | None, str | None]]:
-        """(row id, parsed resource or None, JSON line or None) of every resource: NDJSON lines unparsed, Bundle
-        entries parsed."""
+    def read(self, paths: list[Path]) -> None:
+        """Read every resource of ``paths``: NDJSON files block by block, Bundles whole."""
         for path in paths:
             fi = len(self.files)
             self.files.append(str(path))
+            self.bases.append(self.next_base)
             if path.suffix.lower() == ".ndjson":
-                with path.open("r", encoding="utf-8-sig", errors="strict") as fh:
-                    try:
-                        for lineno, line in enumerate(fh, start=1):
-                            if not line.strip():
-                                continue
-                            yield self._place(fi, f"line {lineno}"), None, line  # parsed by check()
-                    except UnicodeDecodeError as exc:
-                        self._problem(Location(str(path)), f"not UTF-8 text (byte 0x{exc.object[exc.start]:02x}); "
-                                                           "re-export the file as UTF-8")
+                self.kinds.append("line")
+                self._ndjson(path, fi)
             else:
-                try:
-                    bundle = json.loads(path.read_text(encoding="utf-8-sig"))
-                except (ValueError, UnicodeDecodeError) as exc:
-                    self._problem(Location(str(path)), f"not a JSON file ({exc})")
+                self.kinds.append("entry")
+                self._bundle(path, fi)
+
+    def _ndjson(self, path: Path, fi: int) -> None:
+        base = self.bases[fi] - 1
+        last = 1  # the number of the line after the last one read
+        check, take = self.check, self.take
+        for block in blocks(path):
+            keep: list[int] = []
+            first = base + block.first_line
+            blank = 0
+            for k, line in enumerate(block.lines):
+                if not line.strip():
+                    blank += 1
                     continue
-                if not isinstance(bundle, dict) or bundle.get("resourceType") != "Bundle":
-                    self._problem(Location(str(path)), "a .json file must hold a FHIR Bundle (bulk exports use .ndjson)")
+                res = check(first + k, None, line)
+                if res is None:
                     continue
-                self._bundle_tags(bundle)
-                entries = bundle.get("entry") or []
-                for e in entries:
-                    res = e.get("resource") if isinstance(e, dict) else None
-                    if isinstance(res, dict) and isinstance(e.get("fullUrl"), str) and res.get("id"):
-                        self.full_urls[e["fullUrl"]] = f"{res.get('resourceType')}/{res['id']}"
-                for i, e in enumerate(entries):
-                    res = e.get("resource") if isinstance(e, dict) else None
-                    if not isinstance(res, dict):
-                        self._problem(Location(str(path), i, line_label="entry"), "entry without a resource")
-                        continue
-                    yield self._place(fi, f"entry {i}"), res, None
+                if res["resourceType"] == "Observation" and res.get("status") not in NOT_A_RECORD:  # take()'s most common case
+                    keep.append(k)
+                elif take(first + k, res):
+                    keep.append(k)
+            self.resources += len(block.lines) - blank
+            if keep:
+                rids = pa.array(np.asarray(keep, np.int64) + first)
+                self.observations.add(rids, block.arrow(keep), self._unparsable)
+            last = block.first_line + len(block.lines)
+        self.next_base = base + last
+
+    def _bundle(self, path: Path, fi: int) -> None:
+        base = self.bases[fi]
+        try:
+            bundle = json.loads(path.read_bytes())
+        except UnicodeDecodeError as exc:
+            self._problem(Location(str(path)), f"not UTF-8 text (byte 0x{exc.object[exc.start]:02x}); re-export the file as UTF-8")
+            return
+        except ValueError as exc:
+            self._problem(Location(str(path)), f"not a JSON file ({exc})")
+            return
+        if not isinstance(bundle, dict) or bundle.get("resourceType") != "Bundle":
+            self._problem(Location(str(path)), "a .json file must hold a FHIR Bundle (bulk exports use .ndjson)")
+            return
+        self._bundle_tags(bundle)
+        entries = bundle.get("entry") or []
+        self.next_base = base + len(entries)
+        for e in entries:
+            res = e.get("resource") if isinstance(e, dict) else None
+            if isinstance(res, dict) and isinstance(e.get("fullUrl"), str) and res.get("id"):
+                self.full_urls[e["fullUrl"]] = f"{res.get('resourceType')}/{res['id']}"
+        rids: list[int] = []
+        texts: list[str] = []
+        for i, e in enumerate(entries):
+            res = e.get("resource") if isinstance(e, dict) else None
+            if not isinstance(res, dict):
+                self._problem(Location(str(path), i, line_label="entry"), "entry without a resource")
+                continue
+            self.resources += 1
+            checked = self.check(base + i, res, None)
+            if checked is not None and self.take(base + i, checked):
+                rids.append(base + i)
+                texts.append(json.dumps(checked))
+            if len(rids) >= BATCH_ROWS:
+                self.observations.add(pa.array(rids, pa.int64()), pa.array(texts, pa.large_string()), self._unparsable)
+                rids, texts = [], []
+        if rids:
+            self.observations.add(pa.array(rids, pa.int64()), pa.array(texts, pa.large_string()), self._unparsable)
+
+    def _unparsable(self, rids: list[int]) -> None:
+        for rid in rids:
+            self._problem(self._loc_text(rid), "not valid JSON for DuckDB's parser (which reads the Observations)")
 
     def _bundle_tags(self, bundle: dict) -> None:
         for t in (bundle.get("meta") or {}).get("tag", []):
             if t.get("system") == PROVENANCE_SYSTEM:
                 self.tags.append((t.get("code", ""), t.get("display", "")))
 
-    def _place(self, file_index: int, where: str) -> int:
-        self.where.append((file_index, where))
-        return len(self.where) - 1
+    def _where(self, row_id: int) -> tuple[int, str, int]:
+        """(file index, "line" or "entry", line number or entry index) of a row id."""
+        fi = bisect_right(self.bases, row_id) - 1
+        kind = self.kinds[fi]
+        return fi, kind, row_id - self.bases[fi] + (1 if kind == "line" else 0)
 
     def locate(self, row_id: int) -> str:
-        fi, where = self.where[row_id]
-        return f"{Path(self.files[fi]).name} {where}"
+        fi, kind, n = self._where(row_id)
+        return f"{Path(self.files[fi]).name} {kind} {n}"
 
     def _problem(self, loc: Location, reason: str) -> None:
         if len(self.problems) <= MAX_PROBLEMS:
             self.problems.append((loc, reason))
 
     def _loc(self, rid: int, res: dict, fld: str | None = None) -> Location:
-        fi, where = self.where[rid]
-        kind, n = where.split(" ")
+        fi, kind, n = self._where(rid)
         rtype = res.get("resourceType", "resource")
         rid_text = f"{rtype}/{res.get('id')}" if res.get("id") else rtype
-        return Location(self.files[fi], int(n), f"{rid_text} {fld}" if fld else rid_text, line_label=kind)
+        return Location(self.files[fi], n, f"{rid_text} {fld}" if fld else rid_text, line_label=kind)
 
-    def check(self, rid: int, res: dict | None, text: str | None) -> dict | None:
+    def _loc_text(self, rid: int) -> Location:
+        fi, kind, n = self._where(rid)
+        return Location(self.files[fi], n, line_label=kind)
+
+    def check(self, rid: int, res: dict | None, text: bytes | None) -> dict | None:
         """The resource, validated as :attr:`validate` says (``text`` is its JSON line, None in a Bundle);
         None after recording file, line/entry, resource id and field of what does not conform."""
         if res is None and self.validate != "read":  # an NDJSON line, parsed here
@@ -279,10 +378,13 @@ class _Reader:
                                        if callable(errors) else [((), str(exc))])
         return res
 
-    def _parse(self, rid: int, text: str | None) -> dict | None:
+    def _parse(self, rid: int, text: bytes | None) -> dict | None:
         """The JSON object of an NDJSON line (None after recording why it is not one)."""
         try:
-            res = json.loads(text or "")
+            res = json.loads(text or b"")
+        except UnicodeDecodeError as exc:
+            self._problem(self._loc_text(rid), f"not UTF-8 text (byte 0x{exc.object[exc.start]:02x}); re-export the file as UTF-8")
+            return None
         except ValueError as exc:
             self._problem(self._loc_text(rid), f"not valid JSON ({exc.msg}, column {exc.colno})")
             return None
@@ -291,7 +393,7 @@ class _Reader:
             return None
         return res
 
-    def _nonconforming(self, rid: int, res: dict | None, text: str | None, errors: list[tuple[Any, Any]]) -> None:
+    def _nonconforming(self, rid: int, res: dict | None, text: bytes | None, errors: list[tuple[Any, Any]]) -> None:
         """Record up to three problems of a resource that does not conform (file, line/entry, id, field)."""
         if res is None:  # pydantic-core names a JSON error itself; worded as the other paths do
             res = self._parse(rid, text)
@@ -302,14 +404,17 @@ class _Reader:
             self._problem(self._loc(rid, res, fld or None), f"does not conform to FHIR R4: {msg}")
         return None
 
-    def _loc_text(self, rid: int) -> Location:
-        fi, where = self.where[rid]
-        kind, n = where.split(" ")
-        return Location(self.files[fi], int(n), line_label=kind)
-
     # ---------------------------------------------------------------- resources
-    def take(self, rid: int, res: dict) -> None:
+    def take(self, rid: int, res: dict) -> bool:
+        """Read one valid resource; True for an Observation, whose text the caller hands to
+        :class:`~ketaweight.sources.fhir.observations.Observations` (read there, in SQL)."""
         rtype = res["resourceType"]
+        if rtype == "Observation":  # most resources: only the status is looked at here
+            status = res.get("status")
+            if status not in NOT_A_RECORD:
+                return True
+            self.skipped[(rtype, f"status '{status}' (not a record of something that happened)")] += 1
+            return False
         if self.tags == [] and rtype == "Patient":
             for t in (res.get("meta") or {}).get("tag", []):
                 if t.get("system") == PROVENANCE_SYSTEM:
@@ -318,12 +423,13 @@ class _Reader:
         handler = getattr(self, f"_{rtype}", None)
         if handler is None:
             self.skipped[(rtype, f"{rtype} resources are not used")] += 1
-            return
+            return False
         status = res.get("status")
         if status in NOT_A_RECORD:
             self.skipped[(rtype, f"status '{status}' (not a record of something that happened)")] += 1
-            return
+            return False
         handler(rid, res)
+        return False
 
     def _unknown(self, rtype: str, key: tuple[str, str] | None) -> None:
         self.unknown.setdefault(rtype, Counter())[f"{key[0]}|{key[1]}" if key else "(no coding)"] += 1
@@ -336,29 +442,10 @@ class _Reader:
         self.patients[f"Patient/{pid}"] = len(self.patients)
         birth = res.get("birthDate")
         year = int(birth[:4]) if isinstance(birth, str) and birth[:4].isdigit() else None
-        self.persons.add(person_id=len(self.patients) - 1, gender_concept_id={"female": 1, "male": 2}.get(res.get("gender")),
-                         year_of_birth=year, person_source_value=pid, row_id=rid)
+        self.persons.add(len(self.patients) - 1, {"female": 1, "male": 2}.get(res.get("gender")), year, pid, rid)
 
     def _subject(self, res: dict) -> str | None:
         return _ref_key(res.get("subject") or res.get("patient"), self.full_urls)
-
-    def _Observation(self, rid: int, res: dict) -> None:
-        groups = ("measurement", "patient", "counted")
-        stamp, _problem = parse_time(res.get("effectiveDateTime") or res.get("effectiveInstant")
-                                     or (res.get("effectivePeriod") or {}).get("start"))
-        subject = self._subject(res)
-        items = [(res.get("code"), res)] + [(c.get("code"), c) for c in res.get("component") or []]
-        hit = False
-        for code, holder in items:
-            sid, key = self.codes.match(code, groups)
-            if sid is None:
-                continue
-            hit = True
-            value, unit = _value(holder)
-            self._pending("meas", subject, src="Observation", row_id=rid, concept_id=sid, time=stamp, value=value,
-                          unit_concept_id=None, unit_source_value=unit)
-        if not hit:
-            self._unknown("Observation", self.codes.match(res.get("code"), groups)[1])
 
     def _Medication(self, rid: int, res: dict) -> None:
         if isinstance(res.get("id"), str):
@@ -386,9 +473,8 @@ class _Reader:
         route_text = (dosage.get("route") or {}).get("text")
         stamp, _p = parse_time(start)
         end_stamp, _p2 = parse_time(end) if end else (None, None)
-        self._pending("drugs", self._subject(res), row_id=rid, concept_id=sid, time=stamp, end_time=end_stamp,
-                      quantity=_number(dose.get("value")), route_concept_id=route_sid, route_source_value=route_text,
-                      dose_unit_source_value=dose.get("code") or dose.get("unit"))
+        self.drugs.add(self._subject(res), rid, sid, stamp, end_stamp, _number(dose.get("value")), route_sid, route_text,
+                       dose.get("code") or dose.get("unit"))
 
     def _MedicationAdministration(self, rid: int, res: dict) -> None:
         period = res.get("effectivePeriod") or {}
@@ -413,8 +499,7 @@ class _Reader:
         sev_text = sev_key[1] if sev_key and sev_key[0] == SEVERITY_SYSTEM else (severity or {}).get("text") if isinstance(severity, dict) else None
         stamp, _p = parse_time(when)
         end_date = parse_time(end)[0][:10] if end and parse_time(end)[0] else None
-        self._pending("events", self._subject(res), src=rtype, row_id=rid, concept_id=sid, time=stamp, end_date=end_date,
-                      qualifier_concept_id=sev_sid, qualifier_source_value=sev_text, source_value=detail)
+        self.events.add(self._subject(res), rtype, rid, sid, stamp, end_date, sev_sid, sev_text, detail)
 
     def _Condition(self, rid: int, res: dict) -> None:
         onset = res.get("onsetDateTime") or (res.get("onsetPeriod") or {}).get("start") or res.get("recordedDate")
@@ -429,27 +514,9 @@ class _Reader:
         self._event(rid, res, "Procedure", res.get("code"), res.get("performedDateTime") or period.get("start"), None,
                     end=period.get("end"), detail=notes[0].get("text") if notes else None)
 
-    def _pending(self, relation: str, subject: str | None, **values: Any) -> None:
-        rows: _Rows = getattr(self, relation)
-        self.pending.append((relation, len(rows.cols.get("row_id", [])), subject))
-        rows.add(person_id=None, **values)
-
 
 def _number(v: Any) -> float | None:
     return float(v) if isinstance(v, (int, float)) and not isinstance(v, bool) else None
-
-
-def _value(holder: dict) -> tuple[float | None, str | None]:
-    """(value, unit code) of an Observation or component: Quantity (UCUM code, else unit), integer, boolean."""
-    q = holder.get("valueQuantity")
-    if isinstance(q, dict):
-        unit = q.get("code") if q.get("system") in (None, SYSTEMS["UCUM"]) and q.get("code") else q.get("unit")
-        return _number(q.get("value")), unit
-    if "valueInteger" in holder:
-        return _number(holder["valueInteger"]), None
-    if isinstance(holder.get("valueBoolean"), bool):
-        return (1.0 if holder["valueBoolean"] else 0.0), None
-    return None, None
 
 
 def fhir_files(location: Path) -> list[Path]:
@@ -479,50 +546,34 @@ def read_fhir(location: str | Path, mapping: Mapping, out_dir: Path, *, validate
     """Read FHIR R4 NDJSON files and Bundles at ``location`` into canonical tables, written as Parquet files
     to the folder ``out_dir``."""
     paths = fhir_files(Path(location))
-    r = _Reader(mapping, validate)
-    n = 0
+    w = configure(connect())
+    try:
+        return _read(w, location, paths, mapping, out_dir, validate)
+    finally:
+        w.close()
+
+
+def _read(w: duckdb.DuckDBPyConnection, location: str | Path, paths: list[Path], mapping: Mapping, out_dir: Path,
+          validate: Validation) -> FhirImport:
+    r = _Reader(mapping, validate, w)
     # Files are read in name order, so Medication.ndjson comes before MedicationAdministration.ndjson.
-    for rid, res, text in r.resources(paths):
-        n += 1
-        checked = r.check(rid, res, text)
-        if checked is not None:
-            r.take(rid, checked)
+    r.read(paths)
     if r.problems:
         raise InputError(r.problems)
+    for rows in (r.persons, r.drugs, r.events):
+        rows.flush()
     report = ImportReport("FHIR R4", str(location))
     report.persons_in_source = report.persons_selected = len(r.patients)
     report.population = "every Patient in the files"
     for (rtype, reason), k in sorted(r.skipped.items()):
         report.exclude(rtype, reason, k)
+    for key, k, _first in r.observations.rows(r.codes.of_groups(OBSERVATION_GROUPS)):
+        r.unknown.setdefault("Observation", Counter())[key] = k
     for rtype, counter in sorted(r.unknown.items()):
         top = ", ".join(code for code, _k in counter.most_common(3))
         report.exclude(rtype, f"codes not in the concept-set mapping ({len(counter)} distinct; most frequent: {top})",
                        sum(counter.values()))
-    orphans: Counter = Counter()
-    examples: dict[str, list[str]] = {}
-    keep: dict[str, list[int]] = {"meas": [], "drugs": [], "events": []}
-    for relation, index, subject in r.pending:
-        rows: _Rows = getattr(r, relation)
-        person = r.patients.get(subject or "")
-        if person is None:
-            rtype = rows.cols["src"][index] if "src" in rows.cols else "MedicationAdministration"
-            orphans[rtype] += 1
-            examples.setdefault(rtype, []).append(r.locate(rows.cols["row_id"][index]))
-            continue
-        rows.cols["person_id"][index] = person
-        keep[relation].append(index)
-    for rtype, k in orphans.items():
-        report.exclude(rtype, "subject refers to a Patient that is not in the data (a reference to nothing)", k,
-                       tuple(examples[rtype][:5]))
-    pulled = {"persons": _table(r.persons.cols, PERSON_SCHEMA), "meas": _table(_subset(r.meas.cols, keep["meas"]), MEAS_SCHEMA),
-              "drugs": _table(_subset(r.drugs.cols, keep["drugs"]), DRUG_SCHEMA),
-              "events": _table(_subset(r.events.cols, keep["events"]), EVENT_SCHEMA)}
-    w = configure(connect())
-    for name, table in pulled.items():
-        w.register(f"_{name}_arrow", table)
-        w.execute(f"CREATE TEMP TABLE {name} AS SELECT * FROM _{name}_arrow")  # a table: the shaping drops it when done
-        w.unregister(f"_{name}_arrow")
-    del pulled
+    _resolve_subjects(w, r, report)
     w.execute("""CREATE TEMP TABLE periods AS
         SELECT p.person_id, coalesce(min(d), make_date(CAST(p.year_of_birth AS INTEGER), 1, 1)) AS start_date,
                coalesce(max(d), make_date(CAST(p.year_of_birth AS INTEGER), 1, 1)) AS end_date
@@ -543,32 +594,67 @@ def read_fhir(location: str | Path, mapping: Mapping, out_dir: Path, *, validate
     report.notes.append("FHIR has no observation periods: each patient is observed from their first to their last record")
     tables = shape_canonical(w, mapping, report, out_dir, locate=lambda _t, rid: r.locate(rid), person_table="Patient")
     period_row = w.execute("SELECT min(start_date), max(end_date) FROM periods JOIN patients_ok USING (person_id)").fetchall()[0]
-    w.close()
     period = f"{period_row[0]} to {period_row[1]}" if period_row[0] is not None else None
     origin = r.tags[0] if r.tags else None
     if origin and origin[0] in ("simulated", "synthetic"):
         provenance = Provenance(origin[0], origin[1])  # type: ignore[arg-type]
     else:
         provenance = Provenance("real", f"records from FHIR resources in {Path(location).name}", period)
-    return FhirImport(tables, provenance, report, n)
+    return FhirImport(tables, provenance, report, r.resources)
+
+
+def _resolve_subjects(w: duckdb.DuckDBPyConnection, r: _Reader, report: ImportReport) -> None:
+    """Tables ``meas``, ``drugs`` and ``events`` with each row's person, in the order the resources were
+    read; rows whose subject is not a Patient of the data are counted (with up to five locations)."""
+    refs = r.observations.references()
+    w.register("_refs", pa.table({"ref": pa.array(refs, pa.string()),
+                                  "subject": pa.array([_ref_key({"reference": x}, r.full_urls) for x in refs], pa.string())}))
+    w.register("_patients", pa.table({"subject": pa.array(list(r.patients), pa.string()),
+                                      "person_id": pa.array(list(r.patients.values()), pa.int64())}))
+    w.execute("""CREATE TEMP TABLE meas_rows AS SELECT x.rid, x.item, 'Observation' AS src, f.subject, x.concept_id, x.time, x.value,
+                 x.unit FROM obs_rows x LEFT JOIN _refs f USING (ref)""")
+    w.execute("DROP TABLE obs_rows")
+    # Which resource a row came from, as the report names it (MedicationStatement rows are counted with the
+    # administrations they become).
+    relations = {"meas": ("meas_rows", "src", "rid, item", "p.person_id, x.src, x.rid AS row_id, x.concept_id, x.time, x.value, "
+                                                      "CAST(NULL AS BIGINT) AS unit_concept_id, x.unit AS unit_source_value"),
+                 "drugs": ("drug_rows", "'MedicationAdministration'", "row_id",
+                           "p.person_id, " + ", ".join(f"x.{c}" for c in DRUG_SCHEMA.names[1:])),
+                 "events": ("event_rows", "src", "row_id", "p.person_id, " + ", ".join(f"x.{c}" for c in EVENT_SCHEMA.names[1:]))}
+    orphans = []
+    for name, (rows, label, order, columns) in relations.items():
+        rid = order.split(",")[0]
+        w.execute(f"CREATE TEMP TABLE {name} AS SELECT {columns} FROM {rows} x JOIN _patients p USING (subject) "
+                  f"ORDER BY {', '.join('x.' + c.strip() for c in order.split(','))}")
+        orphans += w.execute(f"""SELECT {label} AS rtype, count(*), min({rid}), list({rid} ORDER BY {order})[1:5]
+                                 FROM {rows} x ANTI JOIN _patients p USING (subject) GROUP BY rtype""").fetchall()
+        w.execute(f"DROP TABLE {rows}")
+    w.unregister("_refs")
+    w.unregister("_patients")
+    merged: dict[str, list] = {}
+    for rtype, n, first, examples in sorted(orphans, key=lambda o: o[2]):
+        m = merged.setdefault(rtype, [0, []])
+        m[0] += n
+        m[1] += examples
+    for rtype, (n, examples) in merged.items():
+        report.exclude(rtype, "subject refers to a Patient that is not in the data (a reference to nothing)", n,
+                       tuple(r.locate(e) for e in sorted(examples)[:5]))
 
 
 PERSON_SCHEMA = pa.schema([("person_id", pa.int64()), ("gender_concept_id", pa.int64()), ("year_of_birth", pa.int64()),
                            ("person_source_value", pa.string()), ("row_id", pa.int64())])
-MEAS_SCHEMA = pa.schema([("person_id", pa.int64()), ("src", pa.string()), ("row_id", pa.int64()), ("concept_id", pa.int64()),
-                         ("time", pa.string()), ("value", pa.float64()), ("unit_concept_id", pa.int64()),
-                         ("unit_source_value", pa.string())])
 DRUG_SCHEMA = pa.schema([("person_id", pa.int64()), ("row_id", pa.int64()), ("concept_id", pa.int64()), ("time", pa.string()),
                          ("end_time", pa.string()), ("quantity", pa.float64()), ("route_concept_id", pa.int64()),
                          ("route_source_value", pa.string()), ("dose_unit_source_value", pa.string())])
 EVENT_SCHEMA = pa.schema([("person_id", pa.int64()), ("src", pa.string()), ("row_id", pa.int64()), ("concept_id", pa.int64()),
                           ("time", pa.string()), ("end_date", pa.string()), ("qualifier_concept_id", pa.int64()),
                           ("qualifier_source_value", pa.string()), ("source_value", pa.string())])
+_SUBJECT_ROWS = tuple(pa.schema([("subject", pa.string()), *(f for f in schema if f.name != "person_id")])
+                      for schema in (DRUG_SCHEMA, EVENT_SCHEMA))
+"""Drug and event rows as the reader gathers them: the subject's reference key in place of the person."""
+BATCH_ROWS = 50_000
+"""Rows gathered in Python before they move to DuckDB."""
 _TIME_COLUMNS = {"time": pa.timestamp("us"), "end_time": pa.timestamp("us"), "end_date": pa.date32()}
-
-
-def _subset(cols: dict[str, list[Any]], keep: list[int]) -> dict[str, list[Any]]:
-    return {k: [v[i] for i in keep] for k, v in cols.items()}
 
 
 def _table(cols: dict[str, list[Any]], schema: pa.Schema) -> pa.Table:

@@ -26,7 +26,6 @@ reader takes it in place of a second parse.
 
 from __future__ import annotations
 
-import datetime as dt
 import re
 import sys
 import types
@@ -50,39 +49,45 @@ _DOSAGE: Read = {"route": _CONCEPT, "dose": _QUANTITY, "doseAndRate": {"doseQuan
 
 READ: dict[str, Read] = {
     "Patient": {"id": None, "meta": _META, "gender": None, "birthDate": None},
-    "Observation": {"id": None, "meta": _META, "status": None, "code": _CONCEPT, "subject": _REFERENCE,
+    "Observation": {"id": None, "status": None, "code": _CONCEPT, "subject": _REFERENCE,
                     "effectiveDateTime": None, "effectiveInstant": None, "effectivePeriod": _PERIOD,
                     "valueQuantity": _QUANTITY, "valueInteger": None, "valueBoolean": None,
                     "component": {"code": _CONCEPT, "valueQuantity": _QUANTITY, "valueInteger": None, "valueBoolean": None}},
-    "MedicationAdministration": {"id": None, "meta": _META, "status": None, "medicationCodeableConcept": _CONCEPT,
+    "MedicationAdministration": {"id": None, "status": None, "medicationCodeableConcept": _CONCEPT,
                                  "medicationReference": _REFERENCE, "subject": _REFERENCE, "effectiveDateTime": None,
                                  "effectivePeriod": _PERIOD, "dosage": {"route": _CONCEPT, "dose": _QUANTITY},
                                  "contained": None},
-    "MedicationStatement": {"id": None, "meta": _META, "status": None, "medicationCodeableConcept": _CONCEPT,
+    "MedicationStatement": {"id": None, "status": None, "medicationCodeableConcept": _CONCEPT,
                             "medicationReference": _REFERENCE, "subject": _REFERENCE, "effectiveDateTime": None,
                             "effectivePeriod": _PERIOD, "dosage": _DOSAGE, "contained": None},
-    "MedicationRequest": {"id": None, "meta": _META, "status": None, "subject": _REFERENCE},
-    "Medication": {"id": None, "meta": _META, "code": _CONCEPT},
-    "Condition": {"id": None, "meta": _META, "code": _CONCEPT, "subject": _REFERENCE, "onsetDateTime": None,
+    "MedicationRequest": {"id": None, "status": None, "subject": _REFERENCE},
+    "Medication": {"id": None, "code": _CONCEPT},
+    "Condition": {"id": None, "code": _CONCEPT, "subject": _REFERENCE, "onsetDateTime": None,
                   "onsetPeriod": _PERIOD, "recordedDate": None, "severity": _CONCEPT},
-    "AdverseEvent": {"id": None, "meta": _META, "event": _CONCEPT, "subject": _REFERENCE, "date": None,
+    "AdverseEvent": {"id": None, "event": _CONCEPT, "subject": _REFERENCE, "date": None,
                      "detected": None, "severity": _CONCEPT},
-    "Procedure": {"id": None, "meta": _META, "status": None, "code": _CONCEPT, "subject": _REFERENCE,
+    "Procedure": {"id": None, "status": None, "code": _CONCEPT, "subject": _REFERENCE,
                   "performedDateTime": None, "performedPeriod": _PERIOD, "note": {"text": None}},
 }
-"""The elements of each resource type the reader uses (:mod:`ketaweight.sources.fhir.reader`)."""
+"""The elements of each resource type the reader uses (:mod:`ketaweight.sources.fhir.reader`); ``meta`` only
+of a Patient, whose tags say where the data come from (a ``meta`` elsewhere is an element not read)."""
 
 
-def _calendar(value: str) -> str:
-    """A date or dateTime the R4 regular expression accepts must also be a day of the calendar."""
-    if len(value) >= 10:
-        dt.date(int(value[:4]), int(value[5:7]), int(value[8:10]))  # ValueError: e.g. day is out of range for month
-    return value
+_LEAP_YEAR = r"(?:\d\d(?:0[48]|[2468][048]|[13579][26])|(?:[02468][048]|[13579][26])00)"
+CALENDAR = (r"^(?:\d{4}(?:-\d{2})?$|(?:\d{4}-(?:(?:0[1-9]|1[0-2])-(?:0[1-9]|1\d|2[0-8])|(?:0[13-9]|1[0-2])-(?:29|30)"
+            r"|(?:0[13578]|1[02])-31)|" + _LEAP_YEAR + r"-02-29)(?:T.*)?$)")
+"""A date, dateTime or instant whose day (when it gives one) is a day of the Gregorian calendar: February 29
+only in leap years, the 31st only in months that have one.  A regular expression, so that the check runs in
+pydantic-core's Rust regex engine with the R4 format's own, not as a Python call per value."""
 
 
 def _pattern(regex: str | re.Pattern) -> str:
     text = regex.pattern if isinstance(regex, re.Pattern) else regex
     return "^(?:" + text.lstrip("^").rstrip("$") + ")$"
+
+
+_DOUBLE_MAX = int(sys.float_info.max)
+"""A decimal is read as a double: a larger integer (or 1e400, read as infinity) is refused, not overflowed."""
 
 
 @cache
@@ -97,7 +102,8 @@ def _primitives() -> dict[str, core_schema.CoreSchema]:
         return named(core_schema.str_schema(pattern=_pattern(regex), strict=True, **kw), what)
 
     def dated(what: str, regex: re.Pattern) -> core_schema.CoreSchema:
-        schema = core_schema.no_info_after_validator_function(_calendar, core_schema.str_schema(pattern=_pattern(regex), strict=True))
+        schema = core_schema.chain_schema([core_schema.str_schema(pattern=_pattern(regex), strict=True),
+                                           core_schema.str_schema(pattern=CALENDAR, strict=True)])
         return named(schema, f"{what} (the format, or not a day of the calendar)")
 
     def integer(what: str, lo: int) -> core_schema.CoreSchema:
@@ -111,8 +117,9 @@ def _primitives() -> dict[str, core_schema.CoreSchema]:
         "Uuid": text("uuid", r"urn:uuid:[0-9a-f]{8}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{12}"),
         "Date": dated("date", t.Date.pattern), "DateTime": dated("dateTime", t.DateTime.pattern),
         "Instant": dated("instant", t.Instant.pattern), "Time": text("time", t.Time.pattern),
-        "Decimal": named(core_schema.union_schema([core_schema.int_schema(strict=True), core_schema.float_schema(strict=True)]),
-                         "decimal (a JSON number)"),
+        "Decimal": named(core_schema.union_schema([core_schema.int_schema(strict=True, ge=-_DOUBLE_MAX, le=_DOUBLE_MAX),
+                                                   core_schema.float_schema(strict=True, allow_inf_nan=False)]),
+                         "decimal (a JSON number within the range of a double)"),
         "Integer": integer("integer", -(2**31)), "UnsignedInt": integer("unsignedInt", 0), "PositiveInt": integer("positiveInt", 1),
         "Base64Binary": text("base64Binary", r"(\s*([0-9a-zA-Z+=]){4}\s*)+"),
         "bool": named(core_schema.bool_schema(strict=True), "boolean (true or false)"),
@@ -185,16 +192,32 @@ def _object_schema(model: type, read: Read, resource_type: str | None = None) ->
     return core_schema.typed_dict_schema(fields, extra_behavior="forbid"), ([(g, frozenset(n)) for g, n in groups.items()], inner)
 
 
-def _check_choices(obj: dict, plan: Plan, where: str) -> None:
-    """At most one element of each choice group, in ``obj`` and the objects read inside it."""
-    groups, inner = plan
-    for group, names in groups:
-        if len(present := names & obj.keys()) > 1:
-            raise ChoiceError(group, sorted(present), where)
-    for alias, sub in inner.items():
-        value = obj.get(alias)
-        for i, item in enumerate(value if isinstance(value, list) else [value] if value is not None else []):
-            _check_choices(item, sub, f"{where}.{alias}.{i}" if isinstance(value, list) else f"{where}.{alias}")
+class _Choices:
+    """At most one element of each choice group, in an object and in the objects read inside it: one pass
+    over the object's keys (a few dictionary look-ups; cheaper than set operations per group)."""
+
+    def __init__(self, plan: Plan) -> None:
+        groups, inner = plan
+        self.group_of = {name: group for group, names in groups for name in names}
+        self.inner = tuple((alias, _Choices(sub)) for alias, sub in inner.items())
+
+    def check(self, obj: dict, where: str = "") -> None:
+        """Raise :class:`ChoiceError` naming the first group given twice (its path in ``where``)."""
+        group_of = self.group_of
+        seen: set[str] = set()
+        for key in obj:
+            group = group_of.get(key)
+            if group is not None:
+                if group in seen:
+                    raise ChoiceError(group, sorted(k for k in obj if group_of.get(k) == group), where)
+                seen.add(group)
+        for alias, sub in self.inner:
+            value = obj.get(alias)
+            if isinstance(value, list):
+                for i, item in enumerate(value):
+                    sub.check(item, f"{where}.{alias}.{i}")
+            elif value is not None:
+                sub.check(value, f"{where}.{alias}")
 
 
 class FastValidator:
@@ -203,13 +226,14 @@ class FastValidator:
     def __init__(self, resource_type: str) -> None:
         from fhir.resources.R4B import get_fhir_model_class  # noqa: PLC0415
 
-        schema, self._plan = _object_schema(get_fhir_model_class(resource_type), READ[resource_type], resource_type)
+        schema, plan = _object_schema(get_fhir_model_class(resource_type), READ[resource_type], resource_type)
         self._validator = SchemaValidator(schema)
+        self._choices = _Choices(plan)
 
-    def __call__(self, text: str | None, obj: dict | None = None) -> dict:
+    def __call__(self, text: str | bytes | None, obj: dict | None = None) -> dict:
         """The validated resource (raises pydantic_core's :class:`ValidationError`, or :class:`ChoiceError`)."""
         doc = self._validator.validate_json(text) if text is not None else self._validator.validate_python(obj)
-        _check_choices(doc, self._plan, "")
+        self._choices.check(doc)
         return doc
 
 

@@ -27,11 +27,12 @@ from pathlib import Path
 
 import duckdb
 import pyarrow as pa
+import pyarrow.compute as pc
 import pyarrow.dataset as ds
 
 from ketaweight.core.provenance import Provenance
 from ketaweight.core.schema import MEASUREMENT_KINDS, TABLES
-from ketaweight.sources.import_report import ImportReport
+from ketaweight.sources.import_report import Exclusion, ImportReport
 from ketaweight.sources.omop.cdm import CdmConnection, check_tables
 from ketaweight.sources.omop.concepts import Resolved, concept_codes, id_list, resolve, sql_str
 from ketaweight.sources.omop.mapping import Mapping
@@ -425,17 +426,11 @@ def shape_canonical(w: duckdb.DuckDBPyConnection, mapping: Mapping, report: Impo
         WHERE m2.grp = 'measurement'
     """)
     _count(w, report, "meas_r", "src", locate)
-    # Duplicated keys: equal key hashes first, found by sorting the hashes (one pass, far cheaper at a hundred million
-    # rows than grouping by the key); only when some repeat, the keys themselves and the first row of each.
-    repeated = w.execute("SELECT count(*) FROM (SELECT h = lag(h) OVER (ORDER BY h) AS repeated FROM "
-                         "(SELECT hash(person_id, time, kind) AS h FROM meas_r WHERE reason IS NULL)) WHERE repeated").fetchall()[0][0]
-    w.execute(f"""CREATE OR REPLACE TEMP TABLE meas_dups AS
-                 WITH k AS (SELECT person_id, time, kind FROM meas_r WHERE reason IS NULL AND {bool(repeated)}
-                            GROUP BY ALL HAVING count(*) > 1)
-                 SELECT r.person_id, r.time, r.kind, min(struct_pack(src := r.src, row_id := r.row_id)) AS first, count(*) - 1 AS n
-                 FROM meas_r r JOIN k USING (person_id, time, kind) WHERE r.reason IS NULL AND {bool(repeated)} GROUP BY ALL""")
-    for src, n in w.execute("SELECT first.src, sum(n) FROM meas_dups GROUP BY 1").fetchall():
-        report.exclude(src, "duplicate (same person, time and kind); the first by row id is kept", int(n))
+    # Duplicated keys are rare: they are looked for in the written measurements file (sorted by the key, so a
+    # duplicate is next to its twin), and only when there are some is the file written again without them.
+    dups_at = len(report.excluded)
+    w.execute("CREATE OR REPLACE TEMP TABLE meas_dups AS SELECT person_id, time, kind, "
+              "struct_pack(src := src, row_id := row_id) AS first, CAST(0 AS BIGINT) AS n FROM meas_r LIMIT 0")
     n_bmi = w.execute("SELECT count(*) FROM m2 WHERE grp = 'counted'").fetchall()[0][0]
     report.exclude("measurement", "BMI rows (counted, not imported: BMI is derived from weight and height)", n_bmi)
     n_bad_height = w.execute(f"SELECT count(*) FROM m2 h WHERE grp = 'patient' AND name = 'height_cm' "
@@ -534,7 +529,46 @@ def shape_canonical(w: duckdb.DuckDBPyConnection, mapping: Mapping, report: Impo
         "adverse_events": "SELECT patient_id, time, term, severity, pidx FROM ae_r JOIN patients_ok USING (patient_id) "
                           "WHERE ae_r.reason IS NULL",
     }
-    return {name: _write_parquet(w, name, sql, out_dir, report) for name, sql in selects.items()}
+    tables = {name: _write_parquet(w, name, sql, out_dir, report) for name, sql in selects.items()}
+    if _has_adjacent_keys(tables["measurements"]):
+        w.execute("""CREATE OR REPLACE TEMP TABLE meas_dups AS
+                     WITH k AS (SELECT person_id, time, kind FROM meas_r WHERE reason IS NULL GROUP BY ALL HAVING count(*) > 1)
+                     SELECT r.person_id, r.time, r.kind, min(struct_pack(src := r.src, row_id := r.row_id)) AS first, count(*) - 1 AS n
+                     FROM meas_r r JOIN k USING (person_id, time, kind) WHERE r.reason IS NULL GROUP BY ALL""")
+        found = w.execute("SELECT first.src, sum(n) FROM meas_dups GROUP BY 1").fetchall()
+        report.excluded[dups_at:dups_at] = [Exclusion(src, "duplicate (same person, time and kind); the first by row id is kept",
+                                                      int(n)) for src, n in found if n]
+        tables["measurements"] = _write_parquet(w, "measurements", selects["measurements"], out_dir, report)
+    return tables
+
+
+def _has_adjacent_keys(dataset: ds.Dataset) -> bool:
+    """Whether two consecutive rows of a measurements file sorted by its key have the same key (patient, time,
+    kind): one streamed pass over three columns, comparing each row with the one before it."""
+    previous = None
+    for batch in dataset.to_batches(columns=["patient_id", "time", "kind"]):
+        if batch.num_rows == 0:
+            continue
+        cols = [_codes(batch.column(i)) for i in range(3)]
+        same = pc.and_(pc.and_(pc.equal(cols[0][1:], cols[0][:-1]), pc.equal(cols[1][1:], cols[1][:-1])),
+                       pc.equal(cols[2][1:], cols[2][:-1]))
+        if pc.any(same).as_py():
+            return True
+        first = tuple(batch.column(i)[0].as_py() for i in range(3))
+        if first == previous:
+            return True
+        previous = tuple(batch.column(i)[batch.num_rows - 1].as_py() for i in range(3))
+    return False
+
+
+def _codes(column: pa.Array) -> pa.Array:
+    """A column as values that compare equal exactly when its values do: a dictionary array's indices (when its
+    dictionary holds each value once), else the column itself."""
+    if pa.types.is_dictionary(column.type):
+        if len(pc.unique(column.dictionary)) == len(column.dictionary):
+            return column.indices
+        return column.dictionary_decode()
+    return column
 
 
 CATEGORICAL = ("patient_id", "sex", "drug", "route", "kind", "unit", "term", "severity")

@@ -20,7 +20,9 @@ its wall time and — from ``wait4`` on that child alone — its peak resident m
 2. **scan**: ``ketaweight signals scan --store … --all-pairs pairs.parquet --out DIR`` — unique-report
    counts for every drug–event pair in DuckDB SQL, the EBGM prior fitted on all of them, PRR/ROR/IC/EBGM
    for every pair (and the requested ketamine/esketamine pairs and the controls); median of
-   ``--scan-runs``; once more in-process with the three stages timed apart;
+   ``--scan-runs``; once more in-process with the three stages timed apart, and then the counting
+   done again quarter by quarter — the work the totals kept at ingest save a scan
+   (``signals.faers_count_totals``) — checked to give the same table;
 3. the **floor** beside ingest: DuckDB's own ``read_csv`` of the same ``$``-delimited members (no
    repair, no quarantine, no typing, no deduplication, no keys), after extracting them from the zip,
    for ``--floor-quarters`` quarters — what loading the bytes costs at the least.
@@ -70,19 +72,31 @@ print(json.dumps({"zip": str(path), "quarter": spec.quarter, "reports": truth["r
 
 _STAGES = r"""
 import json, sys, time
+import numpy as np
 from pathlib import Path
-from ketaweight.signals import mapping
+from ketaweight.signals import faers_counts, mapping
 from ketaweight.signals.faers_counts import counts_from_store
 from ketaweight.signals.scan import all_pairs, fit_or_use_prior
+store, kw = Path(sys.argv[1]), {"drug_map": mapping.load_drug_map(), "groups": mapping.load_term_groups()}
 t0, c0 = time.perf_counter(), time.process_time()
-table, _ = counts_from_store(Path(sys.argv[1]), drug_map=mapping.load_drug_map(), groups=mapping.load_term_groups())
+table, _ = counts_from_store(store, **kw)
 t1, c1 = time.perf_counter(), time.process_time()
 prior, fit = fit_or_use_prior(table)
 t2, c2 = time.perf_counter(), time.process_time()
 frame = all_pairs(table, prior, converged=fit.converged, boundary=fit.boundary)
 t3, c3 = time.perf_counter(), time.process_time()
+# the counting the totals kept at ingest replace: every quarter counted again (must give the same table)
+faers_counts.load_totals = lambda con, codes: None
+t4, c4 = time.perf_counter(), time.process_time()
+counted, _ = counts_from_store(store, **kw)
+t5, c5 = time.perf_counter(), time.process_time()
+same = all(np.array_equal(getattr(table, f), getattr(counted, f)) for f in
+           ("cell_drug", "cell_event", "cell_n", "cell_e", "drug_n", "event_n")) and \
+    (table.drugs, table.events, table.n_reports) == (counted.drugs, counted.events, counted.n_reports)
 print(json.dumps({"count_s": t1 - t0, "fit_s": t2 - t1, "score_s": t3 - t2, "count_cpu_s": c1 - c0,
                   "fit_cpu_s": c2 - c1, "score_cpu_s": c3 - c2, "pairs": len(frame),
+                  "count_every_quarter_s": t5 - t4, "count_every_quarter_cpu_s": c5 - c4,
+                  "kept_totals_equal_counting": bool(same),
                   "cells_fitted": fit.n_cells, "reports": table.n_reports, "drugs": len(table.drugs),
                   "events": table.n_terms, "converged": fit.converged, "prior": fit.prior.to_dict()}))
 """
@@ -167,15 +181,33 @@ def _manifest(work: Path, settings: dict) -> dict:
     return done
 
 
-def _expected_reports(work: Path, quarters: list[str]) -> int:
-    import numpy as np
+class _Truth:
+    """The generator's truth over the quarters added so far: distinct case ids minus deleted ones.
+    Kept as sorted arrays merged quarter by quarter (a sort of two sorted runs is linear), because
+    re-sorting every quarter's ids at every quarter cost a minute per quarter at 50 quarters."""
 
-    cases, deleted = [], []
-    for q in quarters:
-        z = np.load(work / "truth" / f"{q}.npz")
-        cases.append(z["case_ids"])
-        deleted.append(z["deleted"])
-    return int(np.setdiff1d(np.unique(np.concatenate(cases)), np.unique(np.concatenate(deleted))).size)
+    def __init__(self, work: Path) -> None:
+        import numpy as np
+
+        self.work, self.cases, self.deleted = work, np.zeros(0, np.int64), np.zeros(0, np.int64)
+
+    @staticmethod
+    def _merge(a, b):
+        import numpy as np
+
+        x = np.sort(np.concatenate([a, np.unique(b)]), kind="stable")
+        return x[np.r_[True, x[1:] != x[:-1]]] if x.size else x
+
+    def add(self, quarter: str) -> int:
+        """Add ``quarter``'s truth; the unique reports expected after it."""
+        import numpy as np
+
+        z = np.load(self.work / "truth" / f"{quarter}.npz")
+        self.cases = self._merge(self.cases, z["case_ids"].astype(np.int64))
+        self.deleted = self._merge(self.deleted, z["deleted"].astype(np.int64))
+        pos = np.minimum(np.searchsorted(self.cases, self.deleted), max(self.cases.size - 1, 0))
+        present = int((self.cases[pos] == self.deleted).sum()) if self.cases.size else 0
+        return int(self.cases.size - present)
 
 
 def _store_reports(store: Path) -> int:
@@ -263,25 +295,38 @@ def _faers_summary(r: dict) -> dict:
 
 def bench_faers_history(work: Path, n_quarters: int = 55, n_reports: int = 400_000, scan_runs: int = 3,
                         floor_quarters: int = 2, stop_at: float | None = None, reserve_s: float = 600.0,
-                        save: Callable[[dict], None] | None = None) -> dict:
+                        save: Callable[[dict], None] | None = None, resume: dict | None = None) -> dict:
     """The FAERS history figure (see the module docstring): quarters generated and then ingested one
     by one into one growing store (each ingest a fresh ``ketaweight signals ingest`` of that quarter
     alone, measured while nothing else of ours runs), then the scans and the floor.
 
     ``stop_at`` (a ``time.time()``): start no further quarter when the last quarter's generation and
     ingest, plus ``reserve_s`` for the scans, would run past it — the figure then covers the quarters
-    done and says so.  ``save`` is called with the partial result after every quarter."""
+    done and says so.  ``save`` is called with the partial result after every quarter.  ``resume`` (the
+    ``faers_history`` of an interrupted run's JSON): keep its store and its measured quarters and go on
+    from the next quarter (each quarter is measured on its own, so the parts add up)."""
     print(f"\n== FAERS history: up to {n_quarters} quarters of {n_reports:,} reports, ingested one at a time ==")
     print(f"  machine: {_free_gib()}; {_uptime()}", flush=True)
     store = work / "history.duckdb"
-    for suffix in ("", ".wal"):
-        Path(str(store) + suffix).unlink(missing_ok=True)
     out: dict = {"target_quarters": n_quarters, "reports_per_quarter": n_reports, "per_quarter": [],
                  "drug_rows": 0, "reac_rows": 0, "demo_rows": 0, "zip_gib": 0.0}
     names: list[str] = []
+    truth = _Truth(work)
+    if resume:
+        out.update({k: resume[k] for k in ("per_quarter", "drug_rows", "reac_rows", "demo_rows", "zip_gib")})
+        names = [q["quarter"] for q in out["per_quarter"]]
+        for q in names:
+            truth.add(q)
+        if _store_reports(store) != out["per_quarter"][-1]["reports"]:
+            raise SystemExit(f"{store} does not hold the {len(names)} quarters of the run to resume")
+        out["resumed_at_quarter"] = len(names)
+        print(f"  resuming after {len(names)} measured quarters ({names[-1]})", flush=True)
+    else:
+        for suffix in ("", ".wal"):
+            Path(str(store) + suffix).unlink(missing_ok=True)
     last = 0.0
-    for k in range(n_quarters):
-        if stop_at is not None and k and time.time() + last + reserve_s > stop_at:
+    for k in range(len(names), n_quarters):
+        if stop_at is not None and last and time.time() + last + reserve_s > stop_at:
             print(f"  stopping after {k} quarters: the next one and the scans would pass the deadline", flush=True)
             break
         t0 = time.perf_counter()
@@ -292,7 +337,7 @@ def bench_faers_history(work: Path, n_quarters: int = 55, n_reports: int = 400_0
         out["zip_gib"] += Path(info["zip"]).stat().st_size / 2**30
         r = _step(f"ingest {info['quarter']} into a store of {k} quarters",
                   [KETAWEIGHT, "signals", "ingest", info["zip"], "--store", str(store)])
-        got, expected = _store_reports(store), _expected_reports(work, names)
+        got, expected = _store_reports(store), truth.add(info["quarter"])
         out["per_quarter"].append({"quarter": info["quarter"], "store_quarters_before": k, "wall_s": r["wall_s"],
                                    "cpu_s": r["cpu_s"], "peak_gib": r["peak_gib"], "reports": got,
                                    "expected_reports": expected, "store_gib": store.stat().st_size / 2**30,
@@ -321,7 +366,7 @@ def bench_faers_history(work: Path, n_quarters: int = 55, n_reports: int = 400_0
                    "cpu_s_median": statistics.median(r["cpu_s"] for r in scans),
                    "peak_gib_max": max(r["peak_gib"] for r in scans), "pairs": scans[-1]["pairs_written"],
                    "before": scans[0]["before"], "after": scans[-1]["after"]}
-    stages = _step("scan stages (counting, prior fit, scoring)", [sys.executable, "-c", _STAGES, str(store)])
+    stages = _step("scan stages (counting, prior fit, scoring; counting every quarter)", [sys.executable, "-c", _STAGES, str(store)])
     out["scan"]["stages"] = json.loads(stages["stdout"].strip().splitlines()[-1])
     out["scan"]["stages"].update(wall_s=stages["wall_s"], peak_gib=stages["peak_gib"])
     out["summary"] = _faers_summary(out)
@@ -356,7 +401,9 @@ def _print_faers(r: dict) -> None:
     print(f"  scan of all {s['pairs']:,} pairs: median {s['wall_s_median']:.1f} s wall {s['wall_s_all']}, "
           f"{s['cpu_s_median']:.1f} s CPU, peak {s['peak_gib_max']:.2f} GiB; stages (wall / CPU): counting "
           f"{s['stages']['count_s']:.1f} / {s['stages']['count_cpu_s']:.1f} s, prior fit {s['stages']['fit_s']:.1f} / "
-          f"{s['stages']['fit_cpu_s']:.1f} s, scoring {s['stages']['score_s']:.1f} / {s['stages']['score_cpu_s']:.1f} s")
+          f"{s['stages']['fit_cpu_s']:.1f} s, scoring {s['stages']['score_s']:.1f} / {s['stages']['score_cpu_s']:.1f} s; "
+          f"counting every quarter instead of the totals kept at ingest {s['stages']['count_every_quarter_s']:.1f} / "
+          f"{s['stages']['count_every_quarter_cpu_s']:.1f} s (same table: {s['stages']['kept_totals_equal_counting']})")
     if "extrapolated" in m:
         e = m["extrapolated"]
         print(f"  {e['label']}: {e['quarters']} quarters ≈ {e['ingest_cpu_s'] / 60:.1f} min of ingest CPU "
@@ -379,6 +426,8 @@ def main(argv: list[str] | None = None) -> int:
                    "from finishing by then; the figure covers the quarters done and extrapolates, labelled so")
     f.add_argument("--reserve-min", type=float, default=10.0, help="minutes kept for the scans before --stop-at")
     f.add_argument("--json", type=Path, default=None)
+    f.add_argument("--resume", action="store_true", help="go on from the quarters an interrupted run with the "
+                   "same --json and --work measured (its store is kept)")
     f.add_argument("--generate-only", default=None, metavar="I/N",
                    help="only generate (and cache) quarters I, I+N, I+2N … and exit: run N of these beside the "
                    "benchmark so the quarters are ready before it reaches them")
@@ -400,9 +449,10 @@ def main(argv: list[str] | None = None) -> int:
             args.json.write_text(json.dumps(info, indent=2, default=float) + "\n")
 
     if args.part == "faers":
+        resume = json.loads(args.json.read_text())["faers_history"] if args.resume and args.json else None
         info["faers_history"] = bench_faers_history(args.work, args.quarters, args.reports, args.scan_runs,
                                                     args.floor_quarters, _stop_at(args.stop_at),
-                                                    args.reserve_min * 60, save)
+                                                    args.reserve_min * 60, save, resume)
         _print_faers(info["faers_history"])
     else:
         scale_engines.run(args, info)

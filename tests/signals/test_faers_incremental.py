@@ -89,18 +89,24 @@ def _quarter(tmp_path, yy: str, q: int, demo: bytes, drug: bytes, reac: bytes, d
                                    reac=REAC_HEADER + reac, deleted=deleted))
 
 
-def test_a_resent_case_replaces_its_earlier_version(tmp_path):
+def resent_case_quarters(tmp_path):
+    """Two quarters: in the second, case 10 comes back as version 2 (a new primaryid, another drug);
+    primaryid 201 is re-sent as is; primaryid 301 is re-sent under case 31 (so case 30 has no report
+    left); case 40 is deleted."""
     first = _quarter(tmp_path, "23", 1,
                      b"101$10$1$20230105\r\n201$20$1$20230106\r\n301$30$1$20230107\r\n401$40$1$20230108\r\n",
                      b"101$10$1$PS$KETALAR$KETAMINE\r\n201$20$1$PS$ASPIRIN$\r\n301$30$1$PS$ASPIRIN$\r\n"
                      b"401$40$1$PS$ASPIRIN$\r\n",
                      b"101$10$Weight decreased\r\n201$20$Nausea\r\n301$30$Headache\r\n401$40$Rash\r\n")
-    # case 10 comes back as version 2 (a new primaryid, another drug); primaryid 201 is re-sent as is;
-    # primaryid 301 is re-sent under case 31 (so case 30 has no report left); case 40 is deleted
     second = _quarter(tmp_path, "23", 2,
                       b"102$10$2$20230405\r\n201$20$1$20230106\r\n301$31$1$20230407\r\n",
                       b"102$10$1$PS$ASPIRIN$\r\n201$20$1$PS$ASPIRIN$\r\n301$31$1$PS$KETALAR$KETAMINE\r\n",
                       b"102$10$Nausea\r\n201$20$Nausea\r\n301$31$Weight decreased\r\n", deleted=b"40\r\n")
+    return first, second
+
+
+def test_a_resent_case_replaces_its_earlier_version(tmp_path):
+    first, second = resent_case_quarters(tmp_path)
     store = tmp_path / "s.duckdb"
     ingest_faers([first], store)
     rep = ingest_faers([second], store)

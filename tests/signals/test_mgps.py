@@ -170,3 +170,42 @@ def test_repeated_cells_scored_once_give_identical_results():
     ref = mgps._ebgm_scores(mgps.GammaMixturePrior(*THETA), n[:2000], e[:2000])
     np.testing.assert_array_equal(s.eb05[:2000], ref.eb05)
     np.testing.assert_array_equal(s.ebgm[:2000], ref.ebgm)
+
+
+@pytest.mark.parametrize("truncation", ["component", "mixture"])
+def test_likelihood_in_two_halves_equals_one_pass(model_table, monkeypatch, truncation):
+    """Large tables are evaluated in two halves at once (two threads): the same log-likelihood and
+    gradient as one pass (to rounding), and the same fit to well within the fit's own tolerance."""
+    _, n, e = model_table
+    w = np.random.default_rng(1).integers(1, 4, size=n.size).astype(float)
+    whole = mgps._Cells(n, e, w, truncation, split=False)
+    monkeypatch.setattr(mgps, "_SPLIT_CELLS", 1_000)
+    halves = mgps._Cells(n, e, w, truncation)
+    assert len(halves.chunks) == 2 and sum(c.n.size for c in halves.chunks) == n.size
+    u = mgps._to_u(np.array(THETA))
+    f1, g1 = mgps._negll_and_grad(u, whole)
+    f2, g2 = mgps._negll_and_grad(u, halves)
+    assert f2 == pytest.approx(f1, rel=1e-12) and mgps._negll_and_grad(u, halves, False) == f2
+    np.testing.assert_allclose(g2, g1, rtol=1e-9, atol=1e-7)
+    fit = mgps.fit_prior(n, e, truncation=truncation, proxy_threshold=10**9)
+    monkeypatch.setattr(mgps, "_SPLIT_CELLS", 10**9)
+    ref = mgps.fit_prior(n, e, truncation=truncation, proxy_threshold=10**9)
+    assert fit.converged and ref.converged
+    np.testing.assert_allclose(fit.prior.as_array(), ref.prior.as_array(), rtol=1e-6)
+    s1, s2 = mgps.ebgm_scores(fit.prior, n, e), mgps.ebgm_scores(ref.prior, n, e)
+    np.testing.assert_allclose(s1.eb05, s2.eb05, rtol=1e-7)
+
+
+def test_multistart_on_a_subsample_reaches_the_same_full_data_fit(model_table, monkeypatch):
+    """Above a million cells the starts run on a random subsample: the Newton polish on the full data
+    still ends at the full-data MLE the squashed proxy leads to (within the fit tolerance), every run
+    the same."""
+    _, n, e = model_table
+    ref = mgps.fit_prior(n, e)
+    monkeypatch.setattr(mgps, "_SAMPLE_CELLS", 5_000)
+    fit, again = mgps.fit_prior(n, e), mgps.fit_prior(n, e)
+    assert "subsample" in fit.message and "subsample" not in ref.message
+    assert fit.converged and fit.to_dict()["starts_loglik_on"] == "random subsample"
+    np.testing.assert_allclose(fit.prior.as_array(), ref.prior.as_array(), rtol=1e-5)
+    assert fit.loglik == pytest.approx(ref.loglik, abs=1e-6)
+    assert fit.prior == again.prior

@@ -35,17 +35,69 @@ from ketaweight.signals.display import one_line
 from ketaweight.signals.mapping import DrugMap, TermGroup, clean_term
 from ketaweight.signals.tables import CountTable, drug_key_function, expected_counts, read_csv_text
 
-__all__ = ["Part", "from_relations", "from_long", "read_long_table"]
+__all__ = ["Part", "Codes", "Totals", "map_names", "count_parts", "build_table", "from_relations", "from_long",
+           "read_long_table"]
 
 
 @dataclass(frozen=True)
 class Part:
     """One set of reports, disjoint from the other parts' (a FAERS quarter after deduplication): SQL
-    relations ``drugs(rid, nid)`` and ``events(rid, tid)`` of name ids, and optionally ``strata(rid, s)``."""
+    relations ``drugs(rid, nid)`` and ``events(rid, tid)`` of name ids, and optionally ``strata(rid, s)``.
+    ``sign`` −1 takes the part's reports away from totals counted before (reports superseded since:
+    counts kept in the store are updated this way, :mod:`~ketaweight.signals.faers_count_totals`)."""
 
     drugs: str
     events: str
     strata: str | None = None
+    sign: int = 1
+
+
+@dataclass(frozen=True, eq=False)
+class Codes:
+    """How name ids become the integer codes the counting runs on: drug codes index ``drugs`` (sorted
+    keys), event codes index ``terms`` (sorted cleaned terms) and then ``group_keys``; per name id its
+    code (−1: the name maps to nothing); ``group_pairs`` (term code, group code) for every term of a group."""
+
+    drugs: tuple[str, ...]
+    terms: tuple[str, ...]
+    group_keys: tuple[str, ...]
+    drug_ids: np.ndarray
+    drug_codes: np.ndarray
+    term_ids: np.ndarray
+    term_codes: np.ndarray
+    group_pairs: np.ndarray
+
+    @property
+    def n_events(self) -> int:
+        return len(self.terms) + len(self.group_keys)
+
+    @property
+    def width(self) -> int:
+        """Cell key = drug code × width + event code."""
+        return max(self.n_events, 1)
+
+    def same_as(self, other: Codes) -> bool:
+        """The same names, codes and groups (counts made with one can stand for the other's)."""
+        return (self.drugs == other.drugs and self.terms == other.terms and self.group_keys == other.group_keys
+                and all(np.array_equal(getattr(self, f), getattr(other, f))
+                        for f in ("drug_ids", "drug_codes", "term_ids", "term_codes", "group_pairs")))
+
+
+@dataclass
+class Totals:
+    """Counts in unique reports in the code space of a :class:`Codes`: reports with a drug and an
+    event, reports per drug and per event code, and the cells (sorted keys, counts ≥ 1)."""
+
+    n_reports: int
+    drug_n: np.ndarray
+    event_n: np.ndarray
+    keys: np.ndarray
+    counts: np.ndarray
+
+    @classmethod
+    def empty(cls, codes: Codes) -> Totals:
+        return cls(0, np.zeros(len(codes.drugs), np.int64), np.zeros(codes.n_events, np.int64),
+                   np.zeros(0, np.int64), np.zeros(0, np.int64))
 
 
 def _codes(keys: list[str]) -> tuple[list[str], np.ndarray]:
@@ -55,32 +107,33 @@ def _codes(keys: list[str]) -> tuple[list[str], np.ndarray]:
     return names, np.array([index.get(k, -1) for k in keys], np.int32)
 
 
-def _add(con: duckdb.DuckDBPyConnection, sql: str, out: np.ndarray) -> None:
-    """Add ``SELECT code, n`` rows into the dense vector ``out``."""
+def _add(con: duckdb.DuckDBPyConnection, sql: str, out: np.ndarray, sign: int) -> None:
+    """Add ``SELECT code, n`` rows (times ``sign``) into the dense vector ``out``."""
     rows = con.execute(sql).fetchnumpy()
-    np.add.at(out, rows["code"].astype(np.int64), rows["n"].astype(np.int64))
+    np.add.at(out, rows["code"].astype(np.int64), sign * rows["n"].astype(np.int64))
 
 
 def _merge(k1: np.ndarray, n1: np.ndarray, k2: np.ndarray, n2: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
-    """Sum two sorted, unique key → count tables (linear in their sizes: no re-sort)."""
+    """Sum two sorted, unique key → count tables (linear in their sizes: no re-sort); keys whose sum is
+    0 (cells whose reports were all taken away) are dropped."""
     if k1.size == 0:
         return k2, n2
     pos = np.searchsorted(k1, k2)
     hit = k1[np.minimum(pos, k1.size - 1)] == k2
     n1 = n1.copy()
     n1[pos[hit]] += n2[hit]
-    return np.insert(k1, pos[~hit], k2[~hit]), np.insert(n1, pos[~hit], n2[~hit])
+    keys, counts = np.insert(k1, pos[~hit], k2[~hit]), np.insert(n1, pos[~hit], n2[~hit])
+    if (n2 < 0).any():
+        keep = counts != 0
+        keys, counts = keys[keep], counts[keep]
+    return keys, counts
 
 
-def from_relations(con: duckdb.DuckDBPyConnection, parts: list[Part], *, drug_names: str, event_names: str,
-                   groups: dict[str, TermGroup] | None = None, source: str = "reports",
-                   strata_label: str | None = None, notes: tuple[str, ...] = (),
-                   drug_map: DrugMap | None = None) -> CountTable:
-    """Count unique reports over ``parts`` (disjoint sets of reports; counts add up over them).
-
-    ``drug_names`` is SQL giving ``(nid, name, ai)`` for every name id the parts use (``ai`` is FAERS'
-    ``prod_ai`` or NULL), ``event_names`` gives ``(tid, event)``.  A report counts only if it has at
-    least one drug and one event that map to a key."""
+def map_names(con: duckdb.DuckDBPyConnection, *, drug_names: str, event_names: str,
+              groups: dict[str, TermGroup] | None = None, source: str = "reports",
+              drug_map: DrugMap | None = None) -> Codes:
+    """Map the distinct names to codes in Python (see the module docstring).  ``drug_names`` is SQL
+    giving ``(nid, name, ai)`` (``ai``: FAERS' ``prod_ai`` or NULL), ``event_names`` gives ``(tid, event)``."""
     groups = groups or {}
     key = drug_key_function(drug_map)
     dn = con.sql(drug_names).to_arrow_table().to_pylist()
@@ -93,24 +146,30 @@ def from_relations(con: duckdb.DuckDBPyConnection, parts: list[Part], *, drug_na
     if clash:
         raise InputError([(Location(source), f"term group key(s) {clash} are also event terms; rename the group")])
     group_keys = sorted(k for k, g in groups.items() if g.terms & set(term_list))
-    pairs = [(i, len(term_list) + j) for j, k in enumerate(group_keys) for i, t in enumerate(term_list)
-             if t in groups[k].terms]
-    dk, ek = dcodes >= 0, ecodes >= 0
-    con.register("_kw_dm", pa.table({"nid": pa.array([r["nid"] for r in dn], pa.int64()).filter(pa.array(dk)),
-                                     "dcode": pa.array(dcodes[dk])}))
-    con.register("_kw_em", pa.table({"tid": pa.array([r["tid"] for r in en], pa.int64()).filter(pa.array(ek)),
-                                     "ecode": pa.array(ecodes[ek])}))
-    con.register("_kw_gm", pa.table({"ecode": pa.array([a for a, _ in pairs], pa.int32()),
-                                     "gcode": pa.array([b for _, b in pairs], pa.int32())}))
-    n_drugs, n_events = len(drug_list), len(term_list) + len(group_keys)
-    drug_n, event_n = np.zeros(n_drugs, np.int64), np.zeros(n_events, np.int64)
-    n_total = 0
-    stratified = any(p.strata is not None for p in parts)
-    strata_n: dict[str, list] = {}  # label -> [drug counts, event counts, reports]
-    keys, counts = np.zeros(0, np.int64), np.zeros(0, np.int64)  # the cells so far, sorted by key
-    width = max(n_events, 1)
+    pairs = sorted((i, len(term_list) + j) for j, k in enumerate(group_keys) for i, t in enumerate(term_list)
+                   if t in groups[k].terms)
+    return Codes(drugs=tuple(drug_list), terms=tuple(term_list), group_keys=tuple(group_keys),
+                 drug_ids=np.array([r["nid"] for r in dn], np.int64), drug_codes=dcodes,
+                 term_ids=np.array([r["tid"] for r in en], np.int64), term_codes=ecodes,
+                 group_pairs=np.array(pairs, np.int32).reshape(-1, 2))
+
+
+def count_parts(con: duckdb.DuckDBPyConnection, codes: Codes, parts: list[Part], totals: Totals | None = None, *,
+                source: str = "reports", strata_n: dict[str, list] | None = None) -> Totals:
+    """Add the counts of ``parts`` (disjoint sets of reports) to ``totals`` (or to nothing), in SQL
+    on the integer codes; stratum margins go into ``strata_n`` (label → [drug counts, event counts,
+    reports]) when given.  A report counts only if it has at least one drug and one event that map
+    to a key."""
+    t = Totals.empty(codes) if totals is None else Totals(totals.n_reports, totals.drug_n.copy(),
+                                                          totals.event_n.copy(), totals.keys, totals.counts)
+    dk, ek = codes.drug_codes >= 0, codes.term_codes >= 0
+    con.register("_kw_dm", pa.table({"nid": pa.array(codes.drug_ids[dk]), "dcode": pa.array(codes.drug_codes[dk])}))
+    con.register("_kw_em", pa.table({"tid": pa.array(codes.term_ids[ek]), "ecode": pa.array(codes.term_codes[ek])}))
+    con.register("_kw_gm", pa.table({"ecode": pa.array(codes.group_pairs[:, 0]),
+                                     "gcode": pa.array(codes.group_pairs[:, 1])}))
     try:
         for part in parts:
+            s = int(part.sign)
             con.execute(f"""CREATE OR REPLACE TEMP TABLE _kw_d AS
                 SELECT DISTINCT d.rid, m.dcode FROM {part.drugs} d JOIN _kw_dm m USING (nid)""")
             con.execute(f"""CREATE OR REPLACE TEMP TABLE _kw_e AS
@@ -120,30 +179,43 @@ def from_relations(con: duckdb.DuckDBPyConnection, parts: list[Part], *, drug_na
             # the reports that count: at least one drug and one event
             con.execute("CREATE OR REPLACE TEMP TABLE _kw_r AS "
                         "SELECT DISTINCT rid FROM _kw_d SEMI JOIN _kw_e USING (rid)")
-            n_total += int(con.execute("SELECT count(*) FROM _kw_r").fetchall()[0][0])
+            t.n_reports += s * int(con.execute("SELECT count(*) FROM _kw_r").fetchall()[0][0])
             _add(con, "SELECT dcode AS code, count(*) AS n FROM _kw_d SEMI JOIN _kw_r USING (rid) GROUP BY dcode",
-                 drug_n)
+                 t.drug_n, s)
             _add(con, "SELECT ecode AS code, count(*) AS n FROM _kw_e SEMI JOIN _kw_r USING (rid) GROUP BY ecode",
-                 event_n)
+                 t.event_n, s)
             # cells of this part, keyed dcode·width + ecode, sorted; merged into the running totals
-            part_cells = con.execute(f"""SELECT CAST(d.dcode AS BIGINT) * {width} + e.ecode AS k, count(*) AS n
-                FROM _kw_d d JOIN _kw_e e USING (rid) GROUP BY k ORDER BY k""").fetchnumpy()
-            keys, counts = _merge(keys, counts, part_cells["k"].astype(np.int64), part_cells["n"].astype(np.int64))
-            if stratified:
-                _strata(con, part.strata, source, n_drugs, n_events, strata_n)
+            part_cells = con.execute(f"""SELECT CAST(d.dcode AS BIGINT) * {codes.width} + e.ecode AS k,
+                count(*) AS n FROM _kw_d d JOIN _kw_e e USING (rid) GROUP BY k ORDER BY k""").fetchnumpy()
+            t.keys, t.counts = _merge(t.keys, t.counts, part_cells["k"].astype(np.int64),
+                                      s * part_cells["n"].astype(np.int64))
+            if strata_n is not None:
+                _strata(con, part.strata, source, len(codes.drugs), codes.n_events, strata_n)
     finally:
         try:
-            for t in ("_kw_d", "_kw_e", "_kw_r", "_kw_s"):
-                con.execute(f"DROP TABLE IF EXISTS {t}")
+            for tb in ("_kw_d", "_kw_e", "_kw_r", "_kw_s"):
+                con.execute(f"DROP TABLE IF EXISTS {tb}")
             for v in ("_kw_dm", "_kw_em", "_kw_gm"):
                 con.unregister(v)
         except duckdb.Error:
             pass  # the connection is unusable after an error or Ctrl-C inside a query: that exception goes on
-    cells = {"dcode": keys // width, "ecode": keys % width, "n": counts}
-    cd, ce = cells["dcode"].astype(np.int32), cells["ecode"].astype(np.int32)
-    cn = cells["n"].astype(np.int64)
+    return t
+
+
+def build_table(codes: Codes, totals: Totals, *, groups: dict[str, TermGroup] | None = None,
+                source: str = "reports", strata_n: dict[str, list] | None = None,
+                strata_label: str | None = None, notes: tuple[str, ...] = (),
+                drug_map: DrugMap | None = None) -> CountTable:
+    """The :class:`CountTable` of ``totals`` (E from the margins, or stratified from ``strata_n``);
+    names that count no report (only in superseded reports or other roles) are dropped."""
+    width = codes.width
+    cd, ce = (totals.keys // width).astype(np.int32), (totals.keys % width).astype(np.int32)
+    cn = totals.counts.astype(np.int64)
+    drug_n, event_n, n_total = totals.drug_n, totals.event_n, totals.n_reports
+    stratified = strata_n is not None
     labels = ds = es = ns = None
     if stratified:
+        n_drugs, n_events = len(codes.drugs), codes.n_events
         labels = tuple(sorted(strata_n))
         ds = np.stack([strata_n[s][0] for s in labels], axis=1) if labels else np.zeros((n_drugs, 0), np.int64)
         es = np.stack([strata_n[s][1] for s in labels], axis=1) if labels else np.zeros((n_events, 0), np.int64)
@@ -151,19 +223,32 @@ def from_relations(con: duckdb.DuckDBPyConnection, parts: list[Part], *, drug_na
         e_cells = expected_counts(ds, es, ns, cd, ce)
     else:
         e_cells = drug_n[cd].astype(float) * event_n[ce].astype(float) / max(n_total, 1)
-    # names that count no report (only in superseded reports or other roles) are dropped
-    all_events = [*term_list, *group_keys]
+    all_events = [*codes.terms, *codes.group_keys]
     dkeep, ekeep = drug_n > 0, event_n > 0
     dnew, enew = np.cumsum(dkeep) - 1, np.cumsum(ekeep) - 1
-    return CountTable(drugs=tuple(np.array(drug_list, dtype=object)[dkeep].tolist()),
+    return CountTable(drugs=tuple(np.array(codes.drugs, dtype=object)[dkeep].tolist()),
                       events=tuple(np.array(all_events, dtype=object)[ekeep].tolist()),
-                      n_terms=int(ekeep[: len(term_list)].sum()),
+                      n_terms=int(ekeep[: len(codes.terms)].sum()),
                       cell_drug=dnew[cd].astype(np.int32), cell_event=enew[ce].astype(np.int32), cell_n=cn,
                       cell_e=e_cells, drug_n=drug_n[dkeep], event_n=event_n[ekeep], n_reports=n_total, source=source,
                       strata=strata_label if stratified else None, strata_labels=labels,
                       drug_by_stratum=None if ds is None else ds[dkeep],
                       event_by_stratum=None if es is None else es[ekeep], n_by_stratum=ns,
-                      notes=tuple(notes), groups=dict(groups), drug_map=drug_map)
+                      notes=tuple(notes), groups=dict(groups or {}), drug_map=drug_map)
+
+
+def from_relations(con: duckdb.DuckDBPyConnection, parts: list[Part], *, drug_names: str, event_names: str,
+                   groups: dict[str, TermGroup] | None = None, source: str = "reports",
+                   strata_label: str | None = None, notes: tuple[str, ...] = (),
+                   drug_map: DrugMap | None = None) -> CountTable:
+    """Count unique reports over ``parts`` (disjoint sets of reports; counts add up over them):
+    :func:`map_names`, :func:`count_parts`, :func:`build_table`."""
+    codes = map_names(con, drug_names=drug_names, event_names=event_names, groups=groups, source=source,
+                      drug_map=drug_map)
+    strata_n: dict[str, list] | None = {} if any(p.strata is not None for p in parts) else None
+    totals = count_parts(con, codes, parts, source=source, strata_n=strata_n)
+    return build_table(codes, totals, groups=groups, source=source, strata_n=strata_n, strata_label=strata_label,
+                       notes=notes, drug_map=drug_map)
 
 
 def _strata(con: duckdb.DuckDBPyConnection, strata: str | None, source: str, n_drugs: int, n_events: int,

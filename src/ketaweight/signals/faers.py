@@ -18,7 +18,8 @@ Tables written (``quarter`` is ``'2023Q1'``): ``faers_demo``, ``faers_drug``, ``
 ``faers_outc``, ``faers_rpsr``, ``faers_ther``, ``faers_indi`` (canonical FAERS columns; ids,
 versions, sequence numbers and ``fda_dt`` as integers, everything else as text, plus
 ``line``), ``faers_deleted``, ``faers_quarantine``, ``faers_files`` (per-file accounting),
-``faers_reports``, ``faers_dedup_cases`` and ``faers_dedup_log``.
+``faers_reports``, ``faers_dedup_cases`` and ``faers_dedup_log``; the counts kept for scans
+(:mod:`~ketaweight.signals.faers_count_totals`).
 """
 
 from __future__ import annotations
@@ -37,6 +38,7 @@ from ketaweight.core.attrition import AttritionStep
 from ketaweight.core.errors import InputError, Location
 from ketaweight.core.protocol import Result
 from ketaweight.core.summary import Summary
+from ketaweight.signals.faers_count_totals import COUNT_TABLES, update_totals
 from ketaweight.signals.faers_dedup import DEDUP_TABLES, update_reports
 from ketaweight.signals.faers_format import TABLES
 from ketaweight.signals.faers_keys import KEY_TABLES, NAME_TABLES, add_quarter_keys, create_key_tables, has_keys
@@ -46,7 +48,7 @@ from ketaweight.signals.faers_store import ACCOUNT_TABLES, FAERS_TABLES, append,
 
 __all__ = ["IngestReport", "FileReport", "ingest_faers", "plan_ingest", "STORE_TABLES"]
 
-STORE_TABLES = (*FAERS_TABLES, *ACCOUNT_TABLES, *KEY_TABLES, *NAME_TABLES, *DEDUP_TABLES)
+STORE_TABLES = (*FAERS_TABLES, *ACCOUNT_TABLES, *KEY_TABLES, *NAME_TABLES, *DEDUP_TABLES, *COUNT_TABLES)
 
 
 @dataclass(frozen=True)
@@ -241,6 +243,7 @@ def ingest_faers(
             replaced = any(q.quarter in loaded for q in plan)
             report.dedup = update_reports(con, None if new or replaced else [q.quarter for q in plan])
             report.reports = int(report.dedup[-1].n_after)
+            update_totals(con)
             con.commit()
             if attached:
                 con.execute("DETACH kw_stage")

@@ -4,7 +4,9 @@ Drug identity is resolved at scan time from the verbatim ``drugname`` and ``prod
 the (user-extendable) :class:`~ketaweight.signals.mapping.DrugMap`, so extending the map never
 needs a re-ingest.  Only reports in ``faers_reports`` (after deduplication) count, each with the
 drug and reaction rows of the quarter its current version came in; the counting runs quarter by
-quarter on the integer keys of :mod:`~ketaweight.signals.faers_keys`.
+quarter on the integer keys of :mod:`~ketaweight.signals.faers_keys` — or, when the scan maps the
+names exactly as the ingest did and counts all roles without strata, is read from the totals the
+ingest keeps (:mod:`~ketaweight.signals.faers_count_totals`; the same table either way).
 """
 
 from __future__ import annotations
@@ -15,7 +17,8 @@ from pathlib import Path
 import pandas as pd
 
 from ketaweight.core.errors import InputError, Location
-from ketaweight.signals.counting import Part, from_relations
+from ketaweight.signals.counting import build_table, count_parts, map_names
+from ketaweight.signals.faers_count_totals import DRUG_NAMES, EVENT_NAMES, load_totals, quarter_parts
 from ketaweight.signals.faers_keys import ROLE_CODES, has_keys, temporary_keys
 from ketaweight.signals.faers_store import open_store, store_errors
 from ketaweight.signals.mapping import DrugMap, TermGroup
@@ -58,27 +61,19 @@ def counts_from_store(store: str | Path, *, drug_map: DrugMap, groups: dict[str,
                       GROUP BY name_id) k USING (name_id) ORDER BY ALL""").fetchall()
             names = pd.DataFrame([(d, a, n, *drug_map.key(d, a)) for d, a, n in rows],
                                  columns=["drugname", "prod_ai", "rows", "drug", "matched"])
-            quarters = [q for (q,) in con.execute("SELECT DISTINCT quarter FROM faers_reports ORDER BY 1").fetchall()]
-            expr = " || '|' || ".join(STRATA[s] for s in stratify)
-            parts = []
-            for q in quarters:
-                # the reports whose current version came with quarter q, and only that quarter's rows of them
-                # (a primaryid repeated in a later quarter counts with the later quarter's drugs and events)
-                q_ = "'" + q.replace("'", "''") + "'"
-                reports = f"(SELECT primaryid FROM faers_reports WHERE quarter = {q_})"
-                parts.append(Part(
-                    drugs=f"(SELECT primaryid AS rid, name_id AS nid FROM faers_drug_keys WHERE quarter = {q_} "
-                          f"AND role IN ({role_list}) AND primaryid IN {reports})",
-                    events=f"(SELECT primaryid AS rid, pt_id AS tid FROM faers_reac_keys WHERE quarter = {q_} "
-                           f"AND primaryid IN {reports})",
-                    strata=f"(SELECT r.primaryid AS rid, {expr} AS s FROM faers_reports r WHERE r.quarter = {q_})"
-                    if stratify else None))
             all_quarters = [q for (q,) in con.execute("SELECT DISTINCT quarter FROM faers_files ORDER BY 1").fetchall()]
-            table = from_relations(
-                con, parts, drug_names="SELECT name_id AS nid, drugname AS name, prod_ai AS ai FROM faers_drug_names",
-                event_names="SELECT pt_id AS tid, pt AS event FROM faers_pt_names", groups=groups, drug_map=drug_map,
-                source=f"FAERS store {p.name} ({_span(all_quarters)}; roles {', '.join(roles)})",
-                strata_label="+".join(stratify) or None)
+            source = f"FAERS store {p.name} ({_span(all_quarters)}; roles {', '.join(roles)})"
+            strata_label = "+".join(stratify) or None
+            codes = map_names(con, drug_names=DRUG_NAMES, event_names=EVENT_NAMES, groups=groups, source=source,
+                              drug_map=drug_map)
+            # the totals kept at ingest stand in for counting every quarter when they were counted the same way
+            totals = load_totals(con, codes) if set(roles) == set(ROLES) and not stratify else None
+            strata_n: dict[str, list] | None = {} if stratify else None
+            if totals is None:
+                parts = quarter_parts(con, role_list, " || '|' || ".join(STRATA[s] for s in stratify) or None)
+                totals = count_parts(con, codes, parts, source=source, strata_n=strata_n)
+            table = build_table(codes, totals, groups=groups, source=source, strata_n=strata_n,
+                                strata_label=strata_label, drug_map=drug_map)
     finally:
         con.close()
     return table, names

@@ -52,8 +52,14 @@ def update_reports(con: duckdb.DuckDBPyConnection, quarters: Sequence[str] | Non
     """Bring ``faers_reports``, ``faers_dedup_cases`` and ``faers_dedup_log`` up to date after
     ``quarters`` were appended (their DEMO and deleted rows loaded, nothing else changed since the
     last update); ``None`` — or a store without the tables — rebuilds them from every quarter.
-    Returns the steps (DEMO rows → current reports)."""
-    if quarters is None or not _can_update(con):
+    Returns the steps (DEMO rows → current reports).
+
+    An update also leaves the temporary table ``_kw_report_changes (quarter, primaryid, sign)``: the
+    current reports it added (sign 1) and took away (sign −1), for the counts kept in the store
+    (:mod:`~ketaweight.signals.faers_count_totals`); a rebuild leaves none."""
+    con.execute("DROP TABLE IF EXISTS _kw_report_changes")
+    incremental = quarters is not None and _can_update(con)
+    if not incremental:
         for t in DEDUP_TABLES:
             con.execute(f"DROP TABLE IF EXISTS {t}")
         con.execute("CREATE TABLE faers_reports (primaryid BIGINT, caseid BIGINT, caseversion BIGINT, fda_dt BIGINT, "
@@ -72,6 +78,8 @@ def update_reports(con: duckdb.DuckDBPyConnection, quarters: Sequence[str] | Non
                     [list(quarters), list(quarters)])
         scope = "caseid IN (SELECT caseid FROM _kw_cases)"
         rows = f"(SELECT * FROM faers_demo WHERE primaryid IN (SELECT primaryid FROM faers_demo WHERE {scope}))"
+        con.execute(f"CREATE OR REPLACE TEMP TABLE _kw_before AS SELECT quarter, primaryid FROM faers_reports "
+                    f"WHERE {scope}")
         con.execute(f"DELETE FROM faers_reports WHERE {scope}")
         con.execute(f"DELETE FROM faers_dedup_cases WHERE {scope}")
     # step 1 on the rows of every primaryid the cases in scope have (only the columns faers_reports keeps)
@@ -92,6 +100,16 @@ def update_reports(con: duckdb.DuckDBPyConnection, quarters: Sequence[str] | Non
         QUALIFY row_number() OVER (PARTITION BY caseid
                                    ORDER BY caseversion DESC, fda_dt DESC NULLS LAST, primaryid DESC) = 1""")
     con.execute("DROP TABLE _kw_step1")
+    if incremental:
+        # a report is its (quarter, primaryid): one that stays current counts the same rows as before
+        con.execute(f"""CREATE TEMP TABLE _kw_report_changes AS
+            SELECT quarter, primaryid, 1 AS sign FROM (SELECT quarter, primaryid FROM faers_reports WHERE {scope}
+                                                        EXCEPT SELECT quarter, primaryid FROM _kw_before)
+            UNION ALL
+            SELECT quarter, primaryid, -1 AS sign FROM (SELECT quarter, primaryid FROM _kw_before
+                                                         EXCEPT SELECT quarter, primaryid FROM faers_reports
+                                                         WHERE {scope})""")
+        con.execute("DROP TABLE _kw_before")
     con.execute("DROP TABLE IF EXISTS _kw_cases")
     return _write_log(con)
 

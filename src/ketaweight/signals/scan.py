@@ -289,18 +289,20 @@ def all_pairs(table: CountTable, prior: mgps.GammaMixturePrior, *, converged: bo
     d = table.n_reports - r - col + a
     scores = score_pairs(a, b, c, d, table.cell_e, prior, converged=converged, boundary=boundary,
                          ci_level=ci_level, haldane=haldane)
+    counts = {"a": a.astype(np.int64), "b": b.astype(np.int64), "c": c.astype(np.int64), "d": d.astype(np.int64)}
+    values = {"e": table.cell_e, **scores}
+    hide = np.zeros(a.size, bool) if exact_counts else suppressed_rows(pd.DataFrame(counts))
+    if hide.any():  # masked in numpy, column by column (pandas' mask copies each column twice)
+        counts = {k: pd.arrays.IntegerArray(v, hide.copy()) for k, v in counts.items()}
+        values = {k: v if k in _FLAGS else np.where(hide, np.nan, v) for k, v in values.items()}
     out = pd.DataFrame({"drug": pd.Categorical.from_codes(cd, categories=list(table.drugs)),
                         "event": pd.Categorical.from_codes(ce, categories=list(table.events)),
                         "kind": pd.Categorical.from_codes((ce < table.n_terms).astype(np.int8),
                                                           categories=["group", "term"]),
-                        "a": a.astype(np.int64), "b": b.astype(np.int64), "c": c.astype(np.int64),
-                        "d": d.astype(np.int64), "e": table.cell_e, **scores})
-    out["suppressed"] = False if exact_counts else suppressed_rows(out)
-    if not exact_counts and out["suppressed"].any():
-        hide = out["suppressed"].to_numpy()
-        for k in ("a", "b", "c", "d"):
-            out[k] = out[k].astype("Int64").mask(hide)
-        for k in ("e", "prr", "prr_ci_low", "prr_ci_high", "chi2_yates", "ror", "ror_ci_low", "ror_ci_high", "ic",
-                  "ic_ci_low", "ic_ci_high", "qn", "ebgm", "eb05", "eb95"):
-            out[k] = out[k].mask(hide)
+                        **counts, **values})
+    out["suppressed"] = hide if hide.any() else False
     return out
+
+
+_FLAGS = ("prr_signal", "ror_signal", "ic_signal", "ebgm_signal", "prior_converged", "prior_boundary")
+"""Columns of :func:`score_pairs` that stay on suppressed rows (which side of a threshold, not a count)."""

@@ -17,7 +17,7 @@ from ketaweight.signals.faers import IngestReport, ingest_faers
 from ketaweight.signals.faers_counts import counts_from_store
 from ketaweight.signals.counting import read_long_table
 from ketaweight.signals.mgps import GammaMixturePrior
-from ketaweight.signals.scan import ScanResult, all_pairs, scan
+from ketaweight.signals.scan import ScanResult, all_pairs_parts, scan
 from ketaweight.signals.synthetic import SyntheticQuarter, write_synthetic_quarter
 from ketaweight.signals.tables import CountTable, from_contingency, read_contingency_csv
 
@@ -71,23 +71,32 @@ def scan_source(*, store: Path | None = None, table: Path | None = None, long: P
 def write_all_pairs(path: Path, table: CountTable, result: ScanResult, *, exact_counts: bool = False) -> int:
     """Every drug–event pair of ``table`` scored with the scan's prior, as a Parquet file (one row per
     pair; suppressed pairs' counts and ratios null unless ``exact_counts``).  Returns the rows written.
-    Written to a temporary name and renamed, so an interrupted run leaves no partial file."""
+    Scored and written part by part (one Parquet row group each), so memory does not grow with the
+    number of pairs; written to a temporary name and renamed, so an interrupted run leaves no partial file."""
     import pyarrow as pa
     import pyarrow.parquet as pq
 
     fit = result.prior_fit
-    frame = all_pairs(table, result.prior, converged=fit.converged if fit else True, boundary=fit.boundary if fit else False,
-                      ci_level=float(result.settings["ci_level"]), haldane=bool(result.settings["haldane_correction"]),
-                      exact_counts=exact_counts)
+    parts = all_pairs_parts(table, result.prior, converged=fit.converged if fit else True,
+                            boundary=fit.boundary if fit else False, ci_level=float(result.settings["ci_level"]),
+                            haldane=bool(result.settings["haldane_correction"]), exact_counts=exact_counts)
     path = Path(path)
     path.parent.mkdir(parents=True, exist_ok=True)
     tmp = path.with_name(path.name + ".partial")
+    rows, writer = 0, None
     try:
-        pq.write_table(pa.Table.from_pandas(frame, preserve_index=False), tmp, compression="zstd")
+        for frame in parts:
+            part = pa.Table.from_pandas(frame, preserve_index=False)
+            writer = writer or pq.ParquetWriter(tmp, part.schema, compression="zstd")
+            writer.write_table(part, row_group_size=len(frame) or None)
+            rows += len(frame)
+        writer.close()
         tmp.replace(path)
     finally:
+        if writer is not None:
+            writer.close()
         tmp.unlink(missing_ok=True)
-    return len(frame)
+    return rows
 
 
 def _scan_and_write(table: CountTable, drugs: list[str], out: Path, provenance: Provenance, data: str) -> ScanResult:

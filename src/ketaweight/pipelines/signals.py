@@ -59,7 +59,7 @@ def scan_source(*, store: Path | None = None, table: Path | None = None, long: P
         given.validate()
     dmap = mapping.load_drug_map(list(drug_map))  # every source's names and the requested ones go through it
     if store is not None:
-        ct, _ = counts_from_store(store, drug_map=dmap, groups=grp, roles=list(roles), stratify=list(stratify))
+        ct = counts_from_store(store, drug_map=dmap, groups=grp, roles=list(roles), stratify=list(stratify))
     elif table is not None:
         ct = read_contingency_csv(table, groups=grp, drug_map=dmap)
     else:
@@ -113,7 +113,7 @@ def synthetic_faers_signals(work: Path, out: Path, n_reports: int = SYNTHETIC_FA
     spec = SyntheticQuarter(n_reports=n_reports)
     zip_path, _ = write_synthetic_quarter(work, spec)
     ingest_faers([zip_path], work / "faers.duckdb")
-    table, _ = counts_from_store(work / "faers.duckdb", drug_map=mapping.load_drug_map(),
+    table = counts_from_store(work / "faers.duckdb", drug_map=mapping.load_drug_map(),
                                  groups=mapping.load_term_groups())
     provenance = Provenance("synthetic", f"ketaweight FAERS-format generator, quarter {spec.quarter}, seed {spec.seed}")
     return _scan_and_write(table, ["ketamine", "esketamine"], out, provenance, zip_path.name)

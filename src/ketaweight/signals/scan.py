@@ -293,10 +293,10 @@ def all_pairs(table: CountTable, prior: mgps.GammaMixturePrior, *, converged: bo
 
 def all_pairs_parts(table: CountTable, prior: mgps.GammaMixturePrior, *, converged: bool = True,
                     boundary: bool = False, ci_level: float = 0.95, haldane: bool = False, exact_counts: bool = False,
-                    part_rows: int = PART_ROWS) -> Iterator[pd.DataFrame]:
-    """:func:`all_pairs` in consecutive parts of at most ``part_rows`` pairs (at least one part), so
-    that writing every pair of the FAERS history needs memory for one part, not for all of them.
-    Every score is a function of its own cell, so the parts put together are :func:`all_pairs`'s
+                    part_rows: int | None = None) -> Iterator[pd.DataFrame]:
+    """:func:`all_pairs` in consecutive parts of at most ``part_rows`` pairs (:data:`PART_ROWS` unless
+    given; at least one part), so that writing every pair of the FAERS history needs memory for one
+    part, not for all of them.  Every score is a function of its own cell, so the parts put together are :func:`all_pairs`'s
     frame to the bit; the columns' types are the same in every part (the counts are nullable in
     all of them when any pair of the table is suppressed)."""
     cd, ce = table.cell_drug, table.cell_event
@@ -307,7 +307,7 @@ def all_pairs_parts(table: CountTable, prior: mgps.GammaMixturePrior, *, converg
     del r, col
     hide = np.zeros(a.size, bool) if exact_counts else suppressed_rows(pd.DataFrame({"a": a, "b": b, "c": c, "d": d}))
     masked = bool(hide.any())
-    drugs, events = list(table.drugs), list(table.events)
+    drugs, events, part_rows = list(table.drugs), list(table.events), part_rows or PART_ROWS
     for lo in range(0, max(a.size, 1), part_rows):
         s = slice(lo, lo + part_rows)
         scores = score_pairs(a[s], b[s], c[s], d[s], table.cell_e[s], prior, converged=converged, boundary=boundary,

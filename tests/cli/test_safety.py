@@ -128,7 +128,8 @@ def test_ctrl_c_while_the_package_loads_is_one_line_too():
 
 
 def test_help_is_plain_and_never_cut_at_80_columns():
-    """main: `<bool>` metavars on flags, reST backticks shown literally, words cut with '…'."""
+    """main: `<bool>` metavars on flags, reST backticks shown literally, words cut with '…', Python type
+    names on list arguments."""
     from typer.main import get_command
 
     def commands(cmd, path=()):
@@ -141,6 +142,7 @@ def test_help_is_plain_and_never_cut_at_80_columns():
         assert res.exit_code == 0, (path, res.output)
         text = res.output
         assert "<bool>" not in text and "``" not in text and "…" not in text, (path, text)
+        assert "<list[" not in text, (path, text)  # main: `QUARTER <list[Path]>` on `signals ingest`
         assert all(len(line) <= 80 for line in text.splitlines()), (path, text)
 
 

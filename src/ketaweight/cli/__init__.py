@@ -12,7 +12,9 @@ from _ketaweight_launch import EXIT_INTERRUPTED, install_interrupt_hook, interru
 
 install_interrupt_hook()  # already in place via the console script; here for `python -m ketaweight.cli`
 
+import click  # noqa: E402
 import typer  # noqa: E402
+from typer.core import TyperArgument  # noqa: E402
 
 from ketaweight.core.version import __version__  # noqa: E402
 
@@ -24,6 +26,16 @@ app = typer.Typer(
     pretty_exceptions_enable=False,
     rich_markup_mode=None,  # plain help: wraps at any width, never cuts a word or a number
 )
+
+
+def _argument_type(self: TyperArgument, ctx: click.Context) -> str | None:
+    """An argument's type in ``--help``: typer 0.29 names a list's element by its Python class
+    (``QUARTER <list[Path]>``) where a single value reads ``<path>``; a list of paths reads ``<path>...``."""
+    label = TyperArgument.display_type(self, ctx)
+    return "<path>..." if label == "<list[Path]>" else label
+
+
+TyperArgument.display_type_rich = _argument_type  # typer has no per-argument hook for this label
 
 
 def _version_callback(value: bool) -> None:

@@ -108,7 +108,7 @@ def print_network(r: NetworkResult) -> None:
 
 @network_app.command("synthesize")
 def synthesize_command(
-    bundles: list[Path] = typer.Argument(..., help="Site bundles (site-*.zip), two or more, all from the same study."),
+    bundles: list[Path] = typer.Argument(..., metavar="BUNDLE", help="Site bundles (site-*.zip), two or more, all from the same study."),
     out: Path = typer.Option(..., "--out", "-o", help="Folder for network.json (kind 'network'; 'ketaweight report' shows it)."),
     replace: bool = typer.Option(False, "--replace", help="Replace an earlier network.json in --out."),
 ) -> None:

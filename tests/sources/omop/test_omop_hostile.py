@@ -56,6 +56,22 @@ def test_a_value_of_the_wrong_type_names_file_line_and_column(cdm, tmp_path):
     assert f"MEASUREMENT.csv, line {line}, column 'value_as_number': not a valid NUMERIC: 'abc'" in str(err.value)
 
 
+@pytest.mark.parametrize("table, column", [("concept_ancestor", "descendant_concept_id"),
+                                           ("measurement", "value_as_number")])
+def test_a_csv_file_without_a_column_the_import_reads_is_refused_naming_it(cdm, tmp_path, table, column):
+    """Fuzzer (OMOP target, input 270 of seed 1202): a NUL byte in CONCEPT_ANCESTOR.csv's header
+    (``\x00escendant_concept_id``) made the column absent; the CSV reader filled it with NULL and the concept
+    resolution raised TypeError. A CSV file now needs every column the import reads, as a database does."""
+    path = cdm / f"{table.upper()}.csv"
+    lines = path.read_bytes().split(b"\n")
+    lines[0] = lines[0].replace(column.encode(), b"\x00" + column[1:].encode())
+    path.write_bytes(b"\n".join(lines))
+    with pytest.raises(InputError) as err:
+        import_omop(tmp_path / "s.duckdb", cdm)
+    assert f"{path.name}, line 1, column '{column}': column the import reads is missing from the header" in str(err.value)
+    assert not (tmp_path / "s.duckdb").exists()
+
+
 def test_a_column_of_the_wrong_type_in_a_database_is_named(sim_store, tmp_path):
     export_store(sim_store, tmp_path / "db", "omop", layout="duckdb")
     con = duckdb.connect(str(tmp_path / "db" / "cdm.duckdb"))

@@ -24,7 +24,7 @@ import pyarrow as pa
 
 from ketaweight.core.duckdb_connection import connect
 from ketaweight.core.errors import InputError, Location
-from ketaweight.sources.omop.ddl import ACCEPTS, ALL_TABLES, REQUIRED_TABLES, category, duckdb_type
+from ketaweight.sources.omop.ddl import ACCEPTS, ALL_TABLES, REQUIRED_TABLES, USED_COLUMNS, category, duckdb_type
 
 
 class CdmConnection(Protocol):
@@ -187,6 +187,9 @@ class CsvCdm(_ReadInDuckDB):
             if column not in present:
                 if required and name in REQUIRED_TABLES:
                     problems.append((Location(label, 1, column), "required CDM column is missing from the header"))
+                elif column in USED_COLUMNS.get(name, ()):
+                    problems.append((Location(label, 1, column), "column the import reads is missing from the header "
+                                                                 "(OMOP CDM 5.4 has it)"))
                 exprs.append(f"CAST(NULL AS {duckdb_type(ddl_type)}) AS {column}")
                 continue
             raw = f'"{present[column]}"'

@@ -35,32 +35,12 @@ from ketaweight.core.schema import MEASUREMENT_KINDS, TABLES
 from ketaweight.sources.import_report import Exclusion, ImportReport
 from ketaweight.sources.omop.cdm import CdmConnection, check_tables
 from ketaweight.sources.omop.concepts import Resolved, concept_codes, id_list, resolve, sql_str
+from ketaweight.sources.omop.ddl import USED_COLUMNS
 from ketaweight.sources.omop.mapping import Mapping
 
 PROVENANCE_METADATA = "ketaweight_provenance"
 """``metadata.name`` of the row in which a ketaweight export records the data's provenance (JSON)."""
 
-USED_COLUMNS: dict[str, tuple[str, ...]] = {
-    "person": ("person_id", "gender_concept_id", "year_of_birth", "person_source_value"),
-    "observation_period": ("person_id", "observation_period_start_date", "observation_period_end_date"),
-    "concept": ("concept_id", "vocabulary_id", "concept_code", "concept_name", "concept_class_id"),
-    "concept_ancestor": ("ancestor_concept_id", "descendant_concept_id"),
-    "drug_strength": ("drug_concept_id", "ingredient_concept_id", "amount_value", "amount_unit_concept_id",
-                      "numerator_value", "numerator_unit_concept_id", "denominator_value"),
-    "measurement": ("measurement_id", "person_id", "measurement_concept_id", "measurement_date", "measurement_datetime",
-                    "value_as_number", "unit_concept_id", "unit_source_value"),
-    "observation": ("observation_id", "person_id", "observation_concept_id", "observation_date", "observation_datetime",
-                    "value_as_number", "unit_concept_id", "unit_source_value", "qualifier_concept_id",
-                    "qualifier_source_value", "observation_source_value"),
-    "drug_exposure": ("drug_exposure_id", "person_id", "drug_concept_id", "drug_exposure_start_date",
-                      "drug_exposure_start_datetime", "drug_exposure_end_datetime", "quantity", "route_concept_id",
-                      "route_source_value", "dose_unit_source_value"),
-    "condition_occurrence": ("condition_occurrence_id", "person_id", "condition_concept_id", "condition_start_date",
-                             "condition_start_datetime", "condition_end_date", "condition_status_source_value",
-                             "condition_source_value"),
-    "procedure_occurrence": ("procedure_occurrence_id", "person_id", "procedure_concept_id", "procedure_date",
-                             "procedure_datetime", "procedure_end_date", "procedure_source_value"),
-}
 
 DOMAIN_CONCEPT = {"measurement": ("measurement_concept_id", "measurement_id"),
                   "observation": ("observation_concept_id", "observation_id"),

@@ -75,9 +75,38 @@ def test_pathways_without_records_are_left_out_with_a_reason():
     study = load_study("ketamine-weight")
     cols = {c: np.linspace(-1, 1, 40) for cols in study.mechanisms.mediation.pathways.values() for c in cols}
     table = pd.DataFrame(cols)
-    table["expenditure_7d_change"] = np.nan  # no wearable expenditure at all
+    table["expenditure_net_7d_change"] = np.nan  # no wearable expenditure at all
     reasons = unrecorded_pathways(study, table)
-    assert list(reasons) == ["mediation pathway metabolism"] and "expenditure_7d_change" in reasons["mediation pathway metabolism"]
+    assert list(reasons) == ["mediation pathway metabolism"] and "expenditure_net_7d_change" in reasons["mediation pathway metabolism"]
     assert [p.name for p in mediation_spec(study, table).pathways] == ["mood", "appetite"]
     with pytest.raises(InputError, match="no pathway has every mediator recorded"):
         mediation_spec(study, table.assign(madrs_change=np.nan, intake_7d_change=np.nan))
+
+
+def test_course_intensity_leaves_the_outcome_model_only_when_a_substudy_calibrates_every_consumer_mediator():
+    """``intermediate_in_outcome = "auto"`` (the default): in the outcome model without a substudy (and with a
+    substudy that misses one consumer-grade mediator); out of it when every one is calibrated; an explicit
+    true/false is kept.  Without a substudy appetite and metabolism (consumer records only) are named
+    unattributable; mood (the clinic's MADRS besides the wearable's activity) is not."""
+    from ketaweight.pipelines.mechanisms import mediation_spec, unattributable_pathways
+    from ketaweight.study.spec import load_study
+
+    study = load_study("ketamine-weight")
+    m = study.mechanisms.mediation
+    assert m.intermediate_in_outcome == "auto"
+    rng = np.random.default_rng(0)
+    n = 200
+    cols = {c: rng.normal(size=n) for c in {*(c for cols in m.pathways.values() for c in cols), *m.intermediate,
+                                             *study.covariates.baseline}}
+    table = pd.DataFrame(cols)
+    assert mediation_spec(study, table).intermediate_in_outcome is True
+    assert set(unattributable_pathways(study, table)) == {"attribution of pathway appetite",
+                                                          "attribution of pathway metabolism"}
+    sub = rng.random(n) < 0.3
+    for ref in m.validation.values():
+        table[ref] = np.where(sub, rng.normal(size=n), np.nan)
+    assert mediation_spec(study, table).intermediate_in_outcome is False
+    assert unattributable_pathways(study, table) == {}
+    assert mediation_spec(study.with_mediation(intermediate_in_outcome=True), table).intermediate_in_outcome is True
+    partial = table.assign(activity_7d_ref_change=np.nan)
+    assert mediation_spec(study, partial).intermediate_in_outcome is True

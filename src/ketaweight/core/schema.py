@@ -88,6 +88,13 @@ MEASUREMENT_KINDS: dict[str, MeasurementKind] = {
         MeasurementKind("energy_expenditure_7d_ref", "kcal/d", {"kJ/d": 1 / 4.184}, 0, 10000,
                         "mean total energy expenditure over the 7 days before the record's date by a reference method "
                         "(research-grade validation substudy, e.g. doubly labelled water)", period_days=7),
+        MeasurementKind("energy_expenditure_net_7d_ref", "kcal/d", {"kJ/d": 1 / 4.184}, 0, 10000,
+                        "mean non-activity energy expenditure over the 7 days before the record's date by a reference method "
+                        "(research-grade validation substudy: doubly labelled water minus accelerometer activity energy)",
+                        period_days=7),
+        MeasurementKind("activity_7d_ref", "min/d", {"h/d": 60.0}, 0, 1440,
+                        "mean daily active minutes over the 7 days before the record's date by a research-grade "
+                        "accelerometer (validation substudy)", period_days=7),
         MeasurementKind("resting_hr", "bpm", {}, 25, 220, "resting heart rate (negative-control outcome)"),
         MeasurementKind("systolic_bp", "mmHg", {}, 60, 260, "systolic blood pressure"),
         MeasurementKind("diastolic_bp", "mmHg", {}, 30, 160, "diastolic blood pressure"),

@@ -70,8 +70,10 @@ def substudy_mediators(study: Study, table: pd.DataFrame) -> dict[str, str]:
 
 
 def unattributable_pathways(study: Study, table: pd.DataFrame) -> dict[str, str]:
-    """Pathways measured only by consumer-grade mediators with no validation substudy → why their effect
-    cannot be attributed (measurement error drains it into the direct remainder)."""
+    """Pathways measured only by consumer-grade mediators (every mediator named in ``validation``) with no
+    validation substudy → why their effect cannot be attributed (measurement error drains it into the direct
+    remainder).  A pathway with a clinic-grade mediator too (mood: the MADRS change besides the wearable's
+    activity) stays attributable: the weekly activity's noise is small beside the drug's effect on it."""
     m = study.mechanisms.mediation
     calibrated = substudy_mediators(study, table)
     unrecorded = unrecorded_pathways(study, table)
@@ -80,7 +82,7 @@ def unattributable_pathways(study: Study, table: pd.DataFrame) -> dict[str, str]
         if f"mediation pathway {name}" in unrecorded:
             continue
         noisy = [c for c in cols if c in m.validation and c not in calibrated]
-        if noisy:
+        if noisy and all(c in m.validation for c in cols):
             out[f"attribution of pathway {name}"] = (
                 f"its mediator(s) {', '.join(repr(c) for c in noisy)} come from consumer-grade records (food app, "
                 f"wearable) and no validation substudy recorded {', '.join(repr(m.validation[c]) for c in noisy)}: "
@@ -109,9 +111,22 @@ def mediation_spec(study: Study, table: pd.DataFrame) -> MediationSpec:
         treatment="treated", outcome="outcome_change", covariates=covariates,
         categorical=tuple(c for c in cov.categorical if c in covariates), squared=tuple(c for c in cov.squared if c in covariates),
         pathways=pathways, censor_covariates=m.censor_covariates, intermediate=m.intermediate,
-        intermediate_in_outcome=m.intermediate_in_outcome, exclude_if=m.exclude_if,
+        intermediate_in_outcome=intermediate_in_outcome(study, table), exclude_if=m.exclude_if,
         **calibration_settings(study, table, pathways),
     )
+
+
+def intermediate_in_outcome(study: Study, table: pd.DataFrame) -> bool:
+    """The study's ``intermediate_in_outcome``, with ``"auto"`` resolved: False when a validation substudy
+    calibrates every consumer-grade mediator (those named in ``validation``) of the recorded pathways, else
+    True (the study spec's field says why)."""
+    m = study.mechanisms.mediation
+    if m.intermediate_in_outcome != "auto":
+        return bool(m.intermediate_in_outcome)
+    unrecorded = unrecorded_pathways(study, table)
+    consumer = {c for name, cols in m.pathways.items() if f"mediation pathway {name}" not in unrecorded
+                for c in cols if c in m.validation}
+    return not (consumer and consumer <= set(substudy_mediators(study, table)))
 
 
 def calibration_settings(study: Study, table: pd.DataFrame, pathways: tuple[Pathway, ...]) -> dict[str, object]:

@@ -185,7 +185,7 @@ def _nanmean(values: list[float]) -> float:
 
 
 def as_markdown(rows: list[MechanismRow], extra: dict[str, dict[str, float]], *, n_patients: int,
-                measurement: str = "clinic", intermediate_in_outcome: bool = True) -> str:
+                measurement: str = "clinic", intermediate_in_outcome: bool | str = "auto") -> str:
     """The validation tables for docs/mechanisms.md."""
     lines = ["| scenario | effect | truth (kg) | mean estimate (kg) | relative error | 95% CI coverage (MCSE) |",
              "|---|---|---:|---:|---:|---:|"]
@@ -205,7 +205,9 @@ def as_markdown(rows: list[MechanismRow], extra: dict[str, dict[str, float]], *,
                      f"{e['individual_sd_calibrated']:.2f} / {e['individual_sd_truth_given_baseline']:.2f} / "
                      f"{e['individual_sd_truth']:.2f} |")
     replicates = rows[0].replicates if rows else 0
-    z = "in the mediator and outcome models" if intermediate_in_outcome else "in the mediator models only"
+    z = {True: "in the mediator and outcome models", False: "in the mediator models only",
+         "auto": "in the mediator models, and in the outcome model unless a validation substudy calibrates every "
+                 "consumer-grade mediator ('auto')"}[intermediate_in_outcome]
     lines += ["", f"{replicates} replicate cohorts of {n_patients:,} simulated patients per scenario, measurement "
                   f"'{measurement}', course intensity {z} (means over replicates)."]
     return "\n".join(lines)
@@ -218,7 +220,7 @@ def mechanisms_validation_paths(out: Path, measurement: str, *, replace: bool) -
 
 def write_mechanisms_validation(rows: list[MechanismRow], extra: dict[str, dict[str, float]], out: Path, *,
                                 study: str, seed: int, replicates: int, patients: int, n_bootstrap: int,
-                                measurement: str, intermediate_in_outcome: bool,
+                                measurement: str, intermediate_in_outcome: bool | str,
                                 replace: bool = True) -> tuple[Path, Path, str]:
     """``out/mechanisms-validation-<measurement>.json`` and ``.md``; returns both paths and the Markdown."""
     json_target, md_target = mechanisms_validation_paths(out, measurement, replace=replace)

@@ -46,6 +46,10 @@ COVARIATES: dict[str, Covariate] = {
                                                "substudy only)", "kcal/d"),
     "baseline_energy_expenditure_7d_ref": Covariate("reference-method mean expenditure of the week before time zero "
                                                     "(validation substudy only)", "kcal/d"),
+    "baseline_energy_expenditure_net_7d_ref": Covariate("reference-method mean non-activity expenditure of the week "
+                                                        "before time zero (validation substudy only)", "kcal/d"),
+    "baseline_activity_7d_ref": Covariate("research-grade accelerometer mean active minutes of the week before time "
+                                          "zero (validation substudy only)", "min/d"),
     # Mediators (mechanisms): mean of the records covering time zero up to the outcome measurement, minus baseline.
     "intake_change": Covariate("reported energy intake (food diaries) during follow-up minus baseline (mediator)", "kcal/d", True),
     "appetite_change": Covariate("appetite rating during follow-up minus baseline (mediator)", "0-10", True),
@@ -58,6 +62,13 @@ COVARIATES: dict[str, Covariate] = {
                                       "validation substudy's error-free intake_7d_change)", "kcal/d", True),
     "expenditure_7d_ref_change": Covariate("reference-method weekly mean expenditure during follow-up minus baseline week "
                                            "(the validation substudy's error-free expenditure_7d_change)", "kcal/d", True),
+    "expenditure_net_7d_ref_change": Covariate("reference-method weekly mean non-activity expenditure (doubly labelled "
+                                               "water minus accelerometer activity energy) during follow-up minus baseline "
+                                               "week (the validation substudy's error-free expenditure_net_7d_change)",
+                                               "kcal/d", True),
+    "activity_7d_ref_change": Covariate("research-grade accelerometer weekly mean activity during follow-up minus "
+                                        "baseline week (the validation substudy's error-free activity_7d_change)",
+                                        "min/d", True),
 }
 """Covariates a study may name; all are computed for every patient by :func:`build_cohort`."""
 
@@ -67,6 +78,7 @@ BASELINE_KINDS: dict[str, str] = {
     "energy_intake_7d": "baseline_energy_intake_7d", "activity_7d": "baseline_activity_7d",
     "energy_expenditure_7d": "baseline_energy_expenditure_7d",
     "energy_intake_7d_ref": "baseline_energy_intake_7d_ref", "energy_expenditure_7d_ref": "baseline_energy_expenditure_7d_ref",
+    "energy_expenditure_net_7d_ref": "baseline_energy_expenditure_net_7d_ref", "activity_7d_ref": "baseline_activity_7d_ref",
 }
 """Measurement kind → its baseline column (the last record in the baseline window)."""
 
@@ -75,6 +87,7 @@ FOLLOWUP_CHANGES: dict[str, str] = {
     "madrs_change": "madrs", "intake_7d_change": "energy_intake_7d", "activity_7d_change": "activity_7d",
     "expenditure_7d_change": "energy_expenditure_7d",
     "intake_7d_ref_change": "energy_intake_7d_ref", "expenditure_7d_ref_change": "energy_expenditure_7d_ref",
+    "expenditure_net_7d_ref_change": "energy_expenditure_net_7d_ref", "activity_7d_ref_change": "activity_7d_ref",
 }
 """Mediator column → measurement kind: mean of the follow-up records minus the kind's baseline."""
 
@@ -86,8 +99,16 @@ MECHANISM_COLUMNS: dict[str, str] = {
     "course_length_days": "last − first session day + 1 (days)",
     "bmi_class": "baseline BMI class: normal (<25), overweight (25-30), obese (>=30)",
     "severity": "baseline MADRS: moderate (<35), severe (>=35)",
+    "expenditure_net_7d_change": "wearable expenditure change net of the activity energy it counts: expenditure_7d_change "
+                                 "- activity_7d_change x 1.5 MET/60 x baseline weight (kcal/d; the device-side match of "
+                                 "the substudy's expenditure_net_7d_ref_change, the metabolism pathway's mediator)",
 }
 """Columns the mechanism analyses may name besides the cohort covariate catalogue."""
+
+
+ACTIVITY_MET_ABOVE_REST = 1.5
+"""METs above rest of light activity (≈ 2.5 METs; 1 MET ≈ 1 kcal/kg/h, Ainsworth 2011 Compendium): what a
+wearable charges an active minute, used to take activity energy out of its expenditure change."""
 
 
 def known_columns() -> list[str]:

@@ -22,7 +22,7 @@ from ketaweight.core.attrition import AttritionStep
 from ketaweight.core.errors import InputError, Location
 from ketaweight.core.schema import MEASUREMENT_KINDS
 from ketaweight.store.store import LOADS_TABLE, Store
-from ketaweight.study.catalogue import BASELINE_KINDS, FOLLOWUP_CHANGES
+from ketaweight.study.catalogue import ACTIVITY_MET_ABOVE_REST, BASELINE_KINDS, FOLLOWUP_CHANGES
 from ketaweight.study.covariates import (
     RowSource,
     patients_at_time_zero,
@@ -180,6 +180,9 @@ def add_mechanism_columns(table: pd.DataFrame) -> pd.DataFrame:
         out["sessions_per_week"] = np.where(span > 0, 7.0 * (out["sessions_to_horizon"].astype(float) - 1) / span, np.nan)
     out["bmi_class"] = pd.cut(out["bmi"], [-np.inf, 25, 30, np.inf], right=False,  # ordered: normal < overweight < obese
                               labels=["normal (<25)", "overweight (25-30)", "obese (>=30)"], ordered=True)
+    if "expenditure_7d_change" in out.columns:  # mediator columns present (build_cohort(mediators=True))
+        out["expenditure_net_7d_change"] = (out["expenditure_7d_change"] - out["activity_7d_change"]
+                                            * (ACTIVITY_MET_ABOVE_REST / 60.0) * out["baseline_weight"])
     out["severity"] = np.where(out["baseline_madrs"] >= 35, "severe (>=35)", "moderate (<35)")
     out.loc[out["baseline_madrs"].isna(), "severity"] = None
     return out

@@ -29,6 +29,8 @@ LABELS: dict[str, str] = {
     "baseline_energy_expenditure_7d": "wearable expenditure, week before (kcal/day)",
     "baseline_energy_intake_7d_ref": "reference intake, week before (kcal/day)",
     "baseline_energy_expenditure_7d_ref": "reference expenditure, week before (kcal/day)",
+    "baseline_energy_expenditure_net_7d_ref": "reference non-activity expenditure, week before (kcal/day)",
+    "baseline_activity_7d_ref": "reference activity, week before (min/day)",
     "diet_programme": "in a diet programme",
     "exercise_programme": "in an exercise programme",
     "atypical_features": "depression with atypical features",
@@ -47,6 +49,9 @@ LABELS: dict[str, str] = {
     "expenditure_7d_change": "change in wearable expenditure (kcal/day)",
     "intake_7d_ref_change": "change in intake, reference method (kcal/day)",
     "expenditure_7d_ref_change": "change in expenditure, reference method (kcal/day)",
+    "expenditure_net_7d_ref_change": "change in non-activity expenditure, reference method (kcal/day)",
+    "activity_7d_ref_change": "change in activity, reference accelerometer (min/day)",
+    "expenditure_net_7d_change": "change in wearable non-activity expenditure (kcal/day)",
     # exposures and derived columns
     "sessions_to_horizon": "sessions (count)",
     "cumulative_mg_per_kg": "cumulative dose (mg/kg)",

@@ -122,18 +122,22 @@ class MediationSection(_Section):
 
     pathways: dict[str, tuple[str, ...]] = Field(
         {"mood": ("madrs_change", "activity_7d_change"), "appetite": ("intake_7d_change",),
-         "metabolism": ("expenditure_7d_change",)},
+         "metabolism": ("expenditure_net_7d_change",)},
         description="pathway name → mediator columns in causal order; pathways in causal order (mood first: mood "
                     "moves intake and expenditure too).  Defaults use the weekly wearable/app records; a pathway "
                     "whose mediators were never recorded is left out (its effect joins the direct remainder)")
     intermediate: tuple[str, ...] = Field(("sessions_to_horizon", "cumulative_mg_per_kg"),
                                           description="treatment-affected confounders of the mediators (course intensity "
                                                       "moves both mood and intake)")
-    intermediate_in_outcome: bool = Field(True, description="the intermediate confounders also enter the outcome model: "
-                                                            "course intensity acting on weight other than through the "
-                                                            "measured mediators (e.g. through what noisy records miss) "
-                                                            "then joins the direct remainder instead of being credited "
-                                                            "to a correlated mediator such as mood; see docs/mechanisms.md")
+    intermediate_in_outcome: bool | Literal["auto"] = Field(
+        "auto", description="the intermediate confounders also enter the outcome model: course intensity acting on weight "
+                            "other than through the measured mediators (e.g. through what noisy records miss) then joins "
+                            "the direct remainder instead of being credited to a correlated mediator such as mood.  "
+                            "\"auto\": true, except when a validation substudy calibrates every consumer-grade mediator "
+                            "of the analysed pathways: the energy-balance mediators are then research-grade, course "
+                            "intensity acts through them, and the drug's thermogenesis (a fixed amount per session) "
+                            "is a function of the sessions the outcome model would otherwise hold fixed; see "
+                            "docs/mechanisms.md")
     extra_covariates: tuple[str, ...] = Field(
         ("baseline_energy_intake", "baseline_activity", "baseline_appetite", "holiday_days_to_horizon"),
         description="confounders of mediators and outcome added to the study's baseline covariates: baseline values "
@@ -146,7 +150,8 @@ class MediationSection(_Section):
                     "with the outcome in a way no additive adjustment removes")
     censor_covariates: tuple[str, ...] = Field(("madrs_week2",), description="extra predictors of complete mediators/outcome")
     validation: dict[str, str] = Field(
-        {"intake_7d_change": "intake_7d_ref_change", "expenditure_7d_change": "expenditure_7d_ref_change"},
+        {"intake_7d_change": "intake_7d_ref_change", "expenditure_net_7d_change": "expenditure_net_7d_ref_change",
+         "activity_7d_change": "activity_7d_ref_change"},
         description="consumer-grade mediator → its reference-method column from a research-grade validation substudy "
                     "(weighed intake, doubly labelled water on a random 5-10% of patients).  Where the substudy was "
                     "recorded, the mediator is regression-calibrated on it; where not, the results say that the "

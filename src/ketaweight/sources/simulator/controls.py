@@ -25,7 +25,7 @@ from ketaweight.sources.simulator.population import Population
 from ketaweight.sources.simulator.scenario import Scenario
 
 FloatArray = NDArray[np.float64]
-Record = tuple[str, str, NDArray[np.int64], NDArray[np.int64], NDArray[np.int64], FloatArray]
+Record = tuple[str, str, NDArray[np.integer], NDArray[np.int64], NDArray[np.int64], FloatArray]
 
 TRAITS = ("age", "bmi", "female", "severity")
 """Standardised baseline traits the controls drift with: (age − 44)/12, (BMI − 28)/5, female − 0.58,
@@ -82,7 +82,7 @@ def control_records(s: Scenario, pop: Population, view: FactualView, attended: N
     level = rng.normal(0.0, nc.level_sd, (k, pop.n))
     day0 = view.lifestyle_kg[grid.index(0)]
     who = [np.flatnonzero(attended[grid.index(day)]) for day in nc.days]
-    patients = np.concatenate(who).astype(np.int64)  # every record of one control: the visits one after another
+    patients = np.concatenate(who).astype(np.int32)  # every record of one control: the visits one after another
     days = np.concatenate([np.full(len(w), day, dtype=np.int64) for w, day in zip(who, nc.days)])
     life = np.concatenate([(view.lifestyle_kg[grid.index(day), w] - day0[w]).astype(float) for w, day in zip(who, nc.days)])
     share = days / 84.0

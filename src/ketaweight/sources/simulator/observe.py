@@ -13,7 +13,7 @@ baseline traits, never by ketamine) and the many negative-control measurements o
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 
 import numpy as np
 import pyarrow as pa
@@ -49,7 +49,10 @@ def _dict_column(indices: NDArray[np.integer], dictionary: pa.Array) -> pa.Dicti
 
 
 def _constant_dict_column(value_index: int, length: int, dictionary: pa.Array) -> pa.DictionaryArray:
-    return _dict_column(np.full(length, value_index, dtype=np.int32), dictionary)
+    """One value repeated ``length`` times, with 8-bit indices when the dictionary is small enough (the
+    measurements' kind and unit: 22 bytes a row instead of 28, ≈ 0.8 GB less at a million patients)."""
+    index_type = np.int8 if len(dictionary) <= np.iinfo(np.int8).max else np.int32
+    return pa.DictionaryArray.from_arrays(pa.array(np.full(length, value_index, dtype=index_type)), dictionary)
 
 
 def _timestamps(pop: Population, patients: NDArray[np.integer], days: NDArray[np.integer],
@@ -58,6 +61,29 @@ def _timestamps(pop: Population, patients: NDArray[np.integer], days: NDArray[np
     index_day = pop.index_date.astype(np.int64)  # days since 1970-01-01
     seconds = (index_day[patients] + days) * 86400 + minutes_after_midnight.astype(np.int64) * 60
     return pa.array(seconds, type=pa.int64()).cast(pa.timestamp("s"))
+
+
+@dataclass
+class _VisitColumns:
+    """The Arrow patient, time and unit columns of one set of record arrays, shared by the kinds recorded at
+    the same visits (weight and resting heart rate; every negative control): one copy instead of one a kind
+    (≈ 0.7 GB at a million patients with 30 controls)."""
+
+    patients: NDArray[np.integer]
+    days: NDArray[np.integer]
+    minutes: NDArray[np.integer]
+    patient_id: pa.DictionaryArray
+    time: pa.Array
+    units: dict[int, pa.DictionaryArray] = field(default_factory=dict)
+
+    def records(self, patients: NDArray[np.integer], days: NDArray[np.integer], minutes: NDArray[np.integer]) -> bool:
+        """Whether a kind's arrays are these very arrays (the same objects, not merely equal values)."""
+        return patients is self.patients and days is self.days and minutes is self.minutes
+
+    def unit(self, index: int, names: pa.Array) -> pa.DictionaryArray:
+        if index not in self.units:
+            self.units[index] = _constant_dict_column(index, len(self.patients), names)
+        return self.units[index]
 
 
 @dataclass(frozen=True)
@@ -183,18 +209,23 @@ def observe(s: Scenario, pop: Population, sessions: Sessions, view: FactualView,
     units = sorted({k[1] for k in kinds})
     unit_names = pa.array(units)
     pieces = []
+    visits_of: _VisitColumns | None = None
     kinds.reverse()
     while kinds:  # each kind's numpy arrays are dropped once its Arrow table exists (peak memory)
         i = len(pieces)
         _kind, unit, patients, kind_days, minutes, values = kinds.pop()
+        if visits_of is None or not visits_of.records(patients, kind_days, minutes):
+            visits_of = _VisitColumns(patients, kind_days, minutes, _dict_column(patients, ids),
+                                      _timestamps(pop, patients, kind_days, minutes))
         pieces.append(pa.table({
-            "patient_id": _dict_column(patients, ids),
-            "time": _timestamps(pop, patients, kind_days, minutes),
+            "patient_id": visits_of.patient_id,
+            "time": visits_of.time,
             "kind": _constant_dict_column(i, len(patients), kind_names),
             "value": pa.array(np.asarray(values, dtype=float)),
-            "unit": _constant_dict_column(units.index(unit), len(patients), unit_names),
+            "unit": visits_of.unit(units.index(unit), unit_names),
         }))
         del patients, kind_days, minutes, values
+    del visits_of
     measurements = pa.concat_tables(pieces)
 
     # --- exposures (sessions at 09:00-12:00)

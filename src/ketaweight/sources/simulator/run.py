@@ -7,6 +7,7 @@ whether or not the counterfactual worlds are computed.
 
 from __future__ import annotations
 
+import ctypes
 from collections.abc import Callable
 from dataclasses import dataclass
 from typing import Any
@@ -108,7 +109,22 @@ def simulate(
     tables = observe(scenario, pop, factual_sessions, view, np.random.default_rng(obs_ss),
                       np.random.default_rng(wearable_ss), np.random.default_rng(controls_ss),
                       substudy_rng(seed) if scenario.observation.validation_share > 0 else None)
+    del pop, planned, factual_sessions, view
+    _return_freed_memory()
     return SimulationResult(scenario, seed, tables, summary, per_patient)
+
+
+def _return_freed_memory() -> None:
+    """Give the C heap's freed pages back to the operating system (glibc's ``malloc_trim``; nothing elsewhere).
+
+    The population, the worlds and observation's temporaries are millions of arrays of a few MB, which glibc
+    serves from its heap and keeps after they are freed: at a million patients ≈ 1.4 GB stays resident while
+    the store is written (measured: 1.23 → 0.80 GiB at 300,000 patients)."""
+    try:
+        trim = ctypes.CDLL(None).malloc_trim
+    except (AttributeError, OSError):
+        return
+    trim(0)
 
 
 def n_simulated_days(s: Scenario) -> int:

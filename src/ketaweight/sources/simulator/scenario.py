@@ -151,7 +151,7 @@ class Observation(_Section):
     wearable_activity_noise_min: float = Field(8.0, ge=0, description="sd of a week's mean active minutes around the truth, min/day [assumption]")
     wearable_expenditure_noise_kcal: float = Field(80.0, ge=0, description="sd of a week's mean estimated expenditure around the device's systematic estimate, kcal/day [assumption]")
     wearable_expenditure_bias_cv: float = Field(0.10, ge=0, lt=1, description="between-patient CV of the device's multiplicative expenditure bias [lit: wrist-worn devices ~10-25% error vs doubly labelled water]")
-    validation_share: float = Field(0.0, ge=0, le=1, description="share of patients (at random) in a research-grade validation substudy: noise-free weekly intake and expenditure by reference methods, recorded as energy_intake_7d_ref and energy_expenditure_7d_ref (0 = no substudy) [assumption; nutrition studies use recovery biomarkers on 5-10%]")
+    validation_share: float = Field(0.0, ge=0, le=1, description="share of patients (at random) in a research-grade validation substudy: noise-free weekly intake, expenditure (total, and net of activity energy) and active minutes by reference methods, recorded as energy_intake_7d_ref, energy_expenditure_7d_ref, energy_expenditure_net_7d_ref and activity_7d_ref (0 = no substudy) [assumption; nutrition studies use recovery biomarkers on 5-10%]")
 
     @model_validator(mode="after")
     def _weekly_records_need_a_weekly_grid(self) -> Observation:

@@ -8,7 +8,14 @@ bias or missed weeks, and none after dropout:
 * ``energy_intake_7d_ref`` (kcal/d) — true mean intake of the 7 days before the record's date;
 * ``energy_expenditure_7d_ref`` (kcal/d) — the expenditure a perfect device of the clinic's kind
   would estimate (baseline expenditure at the profile weight, plus extra activity, exercise and the
-  drug's session-day thermogenesis), the quantity the clinic's wearable measures with error.
+  drug's session-day thermogenesis), the quantity the clinic's wearable measures with error;
+* ``energy_expenditure_net_7d_ref`` (kcal/d) — non-activity expenditure: the total above minus the energy
+  of the extra activity, as nutrition studies separate it (doubly labelled water minus a research-grade
+  accelerometer's activity energy, or indirect calorimetry).  It carries the drug's session-day
+  thermogenesis (and an exercise programme's expenditure) but not the activity that improved mood brings,
+  so the metabolism pathway can be told from the mood pathway;
+* ``activity_7d_ref`` (min/d) — the research-grade accelerometer's mean active minutes (no noise, no
+  missed weeks).
 
 These are the error-free versions of the clinic's ``energy_intake_7d`` and ``energy_expenditure_7d``
 (:mod:`ketaweight.sources.simulator.wearable`), so mediation can calibrate the clinic's records on the
@@ -25,7 +32,7 @@ from ketaweight.sources.simulator.dynamics import WEEK_DAYS, FactualView
 from ketaweight.sources.simulator.energy import LIGHT_ACTIVITY_MET_ABOVE_REST
 from ketaweight.sources.simulator.population import Population
 from ketaweight.sources.simulator.scenario import Scenario
-from ketaweight.sources.simulator.wearable import INTAKE_RANGE_KCAL, PatientBaseline, Record
+from ketaweight.sources.simulator.wearable import ACTIVITY_RANGE_MIN, INTAKE_RANGE_KCAL, PatientBaseline, Record
 
 SUBSTUDY_STREAM = 0x5B57
 """Mixed into the seed for the substudy's own random stream (``SeedSequence([seed, SUBSTUDY_STREAM])``)."""
@@ -55,8 +62,12 @@ def validation_records(s: Scenario, pop: Population, view: FactualView, baseline
     d_expenditure = view.expenditure_7d_change[g_idx, p_idx].astype(float)
     intake = baseline.intake_kcal[p_idx] + d_intake
     activity_kcal = d_activity * (LIGHT_ACTIVITY_MET_ABOVE_REST / 60.0) * pop.weight0_kg[p_idx]
-    expenditure = baseline.intake_kcal[p_idx] + d_expenditure + activity_kcal
+    net = baseline.intake_kcal[p_idx] + d_expenditure
+    expenditure = net + activity_kcal
     return [
         ("energy_intake_7d_ref", "kcal/d", p_idx, days, midnight, np.clip(np.round(intake, 1), *INTAKE_RANGE_KCAL)),
         ("energy_expenditure_7d_ref", "kcal/d", p_idx, days, midnight, np.round(np.clip(expenditure, 500.0, None), 1)),
+        ("energy_expenditure_net_7d_ref", "kcal/d", p_idx, days, midnight, np.round(np.clip(net, 500.0, None), 1)),
+        ("activity_7d_ref", "min/d", p_idx, days, midnight,
+         np.round(np.clip(baseline.activity_change[p_idx] + d_activity, *ACTIVITY_RANGE_MIN), 1) + 0.0),
     ]

@@ -10,6 +10,9 @@ Section "replicates" (``replicate_figures``): ``validate`` over --replicates rep
 worker and of 2 workers: the cluster's overhead and its speed-up; the three result sets are compared
 to the last digit.
 
+``--store FILE`` uses an existing store of simulated persons (``ketaweight simulate``) instead of
+simulating them (its tables are exported as Parquet once, not timed).
+
 Each figure is a fresh process (its peak memory its own; for Spark also the JVM's, from /proc), medians
 of --repeats runs, with the load average (``uptime``) before and after: the machine is shared.  Set-up
 (simulation, store load, Parquet export) is cached in --work and not timed.
@@ -42,9 +45,11 @@ from pathlib import Path
 from ketaweight.sources.simulator import load_scenario, simulate
 from ketaweight.store.store import Store
 n, work = int(sys.argv[1]), Path(sys.argv[2])
-res = simulate(load_scenario("article"), n, 2026, truth=False)
-with Store(work / "store.duckdb") as store:
-    store.load_frames(res.tables, label="simulated", provenance=res.provenance)
+if not (work / "store.duckdb").exists():
+    res = simulate(load_scenario("article"), n, 2026, truth=False)
+    with Store(work / "store.duckdb") as store:
+        store.load_frames(res.tables, label="simulated", provenance=res.provenance)
+with Store(work / "store.duckdb", read_only=True) as store:
     store.export(work / "tables", "parquet")
 """
 
@@ -115,11 +120,15 @@ def _runs(repeats: int, code: str, *args: str) -> dict:
     return out
 
 
-def cohort_figures(persons: int, work: Path, repeats: int) -> dict:
-    """The cohort build on DuckDB and on Spark local[2] (module docstring, section "cohort")."""
+def cohort_figures(persons: int, work: Path, repeats: int, store: Path | None = None) -> dict:
+    """The cohort build on DuckDB and on Spark local[2] (module docstring, section "cohort").
+    ``store``: a store of simulated persons to use instead of simulating them (linked, not copied)."""
     import pandas as pd
 
     work = work / f"cohort-{persons}"
+    if store is not None and not (work / "store.duckdb").exists():
+        work.mkdir(parents=True, exist_ok=True)
+        (work / "store.duckdb").symlink_to(store.resolve())
     if not (work / "tables" / "measurements.parquet").exists():
         work.mkdir(parents=True, exist_ok=True)
         t = time.perf_counter()
@@ -182,6 +191,8 @@ def add_parsers(sub: argparse._SubParsersAction) -> None:
     c.add_argument("--repeats", type=int, default=1)
     c.add_argument("--work", type=Path, default=Path(__file__).parent / "out" / "scale")
     c.add_argument("--json", type=Path, default=None)
+    c.add_argument("--store", type=Path, default=None, help="a store of simulated persons (ketaweight simulate) "
+                   "to use instead of simulating --persons; its tables are exported as Parquet once")
     r = sub.add_parser("replicates", help="validation replicates: local loop, 1 and 2 Dask workers")
     r.add_argument("--replicates", type=int, default=1000)
     r.add_argument("--patients", type=int, default=200)
@@ -192,7 +203,7 @@ def add_parsers(sub: argparse._SubParsersAction) -> None:
 def run(args: argparse.Namespace, info: dict) -> bool:
     """Run the part ``args.part`` if it is one of these (its figures into ``info``); False otherwise."""
     if args.part == "cohort":
-        info["cohort"] = cohort_figures(args.persons, args.work, args.repeats)
+        info["cohort"] = cohort_figures(args.persons, args.work, args.repeats, args.store)
         _print_cohort(info["cohort"])
     elif args.part == "replicates":
         info["replicates"] = replicate_figures(args.replicates, args.patients, args.repeats)

@@ -70,7 +70,7 @@ def test_synthetic_signals_detected_and_nulls_not(tmp_path):
     path, _ = write_synthetic_quarter(tmp_path, SyntheticQuarter(n_reports=40_000, seed=11, defects=False))
     ingest_faers([path], tmp_path / "s.duckdb")
     groups = mapping.load_term_groups()
-    t, _ = counts_from_store(tmp_path / "s.duckdb", drug_map=mapping.load_drug_map(), groups=groups)
+    t = counts_from_store(tmp_path / "s.duckdb", drug_map=mapping.load_drug_map(), groups=groups)
     res = scan(t, drugs=["ketamine"], events=["weight-loss"], groups=groups, controls=mapping.load_controls())
     rows = res.rows.set_index(["drug", "event"])
     for pair in [("mirtazapine", "weight-gain"), ("topiramate", "weight-loss")]:

@@ -25,7 +25,7 @@ def _counted(store, monkeypatch, **kw):
     """The count table from counting every quarter (the kept totals ignored)."""
     with monkeypatch.context() as m:
         m.setattr(faers_counts, "load_totals", lambda con, codes: None)
-        return counts_from_store(store, **kw)[0]
+        return counts_from_store(store, **kw)
 
 
 def _same(a, b) -> bool:
@@ -66,12 +66,12 @@ def test_totals_after_every_ingest_equal_counting_every_quarter(tmp_path, monkey
     for i, k in enumerate(order):
         ingest_faers([quarters[k]], store)
         assert spy.ways[-1] == ("quarters" if i == 0 else "changes")
-        kept, _ = counts_from_store(store, **_defaults())
+        kept = counts_from_store(store, **_defaults())
         assert _same(kept, _counted(store, monkeypatch, **_defaults()))
     assert max(spy.taken_away) > 0  # superseded reports were taken away
     all_at_once = tmp_path / "all.duckdb"
     ingest_faers(quarters, all_at_once)
-    assert _same(counts_from_store(store, **_defaults())[0], counts_from_store(all_at_once, **_defaults())[0])
+    assert _same(counts_from_store(store, **_defaults()), counts_from_store(all_at_once, **_defaults()))
 
 
 def test_resent_and_deleted_cases_are_taken_away(tmp_path, monkeypatch, spy):
@@ -80,7 +80,7 @@ def test_resent_and_deleted_cases_are_taken_away(tmp_path, monkeypatch, spy):
     ingest_faers([first], store)
     ingest_faers([second], store)
     assert spy.ways == ["quarters", "changes"]
-    kept, _ = counts_from_store(store, **_defaults())
+    kept = counts_from_store(store, **_defaults())
     assert _same(kept, _counted(store, monkeypatch, **_defaults()))
     # every first-quarter report was taken away (superseded, re-sent or deleted); the ketamine–weight
     # loss cell now comes from case 31's re-sent primaryid alone, aspirin's headache and rash cells are gone
@@ -101,7 +101,7 @@ def test_a_scan_uses_the_totals_only_when_it_counts_the_same_way(tmp_path, monke
         return got
 
     monkeypatch.setattr(faers_counts, "load_totals", load_totals)
-    default = counts_from_store(store, **_defaults())[0]
+    default = counts_from_store(store, **_defaults())
     assert used == [True] and default.n_reports > 0
     custom = mapping.load_drug_map()
     extended = type(custom)({**custom.names, "ketamine": "not-ketamine"})  # a user's map renames a drug
@@ -109,10 +109,10 @@ def test_a_scan_uses_the_totals_only_when_it_counts_the_same_way(tmp_path, monke
                {"drug_map": extended}):
         args = {**_defaults(), **kw}
         used.clear()
-        table = counts_from_store(store, **args)[0]
+        table = counts_from_store(store, **args)
         with monkeypatch.context() as m:
             m.setattr(faers_counts, "load_totals", lambda con, codes: None)
-            assert _same(table, counts_from_store(store, **args)[0])
+            assert _same(table, counts_from_store(store, **args))
         if "drug_map" in kw:  # looked up, found counted with another map, not used
             assert used == [False] and "not-ketamine" in table.drugs and "not-ketamine" not in default.drugs
         elif "groups" in kw:
@@ -126,16 +126,16 @@ def test_replaced_quarter_old_store_and_new_drug_map_count_again(tmp_path, monke
     ingest_faers(quarters[:2], store)
     ingest_faers([quarters[1]], store, replace=True)
     assert spy.ways[-1] == "quarters"
-    assert _same(counts_from_store(store, **_defaults())[0], _counted(store, monkeypatch, **_defaults()))
+    assert _same(counts_from_store(store, **_defaults()), _counted(store, monkeypatch, **_defaults()))
     # a store ingested before the totals existed: the scan counts, the next ingest counts everything once
     con = duckdb.connect(str(store))
     for t in COUNT_TABLES:
         con.execute(f"DROP TABLE {t}")
     con.close()
-    assert _same(counts_from_store(store, **_defaults())[0], _counted(store, monkeypatch, **_defaults()))
+    assert _same(counts_from_store(store, **_defaults()), _counted(store, monkeypatch, **_defaults()))
     ingest_faers([quarters[2]], store)
     assert spy.ways[-1] == "quarters"
-    assert _same(counts_from_store(store, **_defaults())[0], _counted(store, monkeypatch, **_defaults()))
+    assert _same(counts_from_store(store, **_defaults()), _counted(store, monkeypatch, **_defaults()))
     # the shipped drug map changed (a new version): an old name now maps elsewhere, so everything is counted
     # again with the new map at the next ingest
     shipped = mapping.load_drug_map()
@@ -144,4 +144,4 @@ def test_replaced_quarter_old_store_and_new_drug_map_count_again(tmp_path, monke
     ingest_faers([quarters[3]], store)
     assert spy.ways[-1] == "quarters"
     args = {"drug_map": changed, "groups": mapping.load_term_groups()}
-    assert _same(counts_from_store(store, **args)[0], _counted(store, monkeypatch, **args))
+    assert _same(counts_from_store(store, **args), _counted(store, monkeypatch, **args))

@@ -77,8 +77,8 @@ def test_history_one_by_one_in_any_order_equals_a_rebuild(tmp_path, small_histor
     assert got == _rebuilt(store, tmp_path)
     # and the counts a scan is built from are the same, cell for cell
     dm, groups = mapping.load_drug_map(), mapping.load_term_groups()
-    a, _ = counts_from_store(store, drug_map=dm, groups=groups)
-    b, _ = counts_from_store(at_once, drug_map=dm, groups=groups)
+    a = counts_from_store(store, drug_map=dm, groups=groups)
+    b = counts_from_store(at_once, drug_map=dm, groups=groups)
     assert (a.drugs, a.events, a.n_reports) == (b.drugs, b.events, b.n_reports)
     assert np.array_equal(a.cell_n, b.cell_n) and np.array_equal(a.cell_drug, b.cell_drug)
 
@@ -117,7 +117,7 @@ def test_a_resent_case_replaces_its_earlier_version(tmp_path):
     # 7 DEMO rows; 201 and 301 once each (5); case 40 deleted (4); case 10's version 1 superseded (3)
     assert [s.n_after for s in rep.dedup] == [7, 5, 4, 3]
     assert _tables(store) == _rebuilt(store, tmp_path)
-    table, _ = counts_from_store(store, drug_map=mapping.load_drug_map(), groups={})
+    table = counts_from_store(store, drug_map=mapping.load_drug_map(), groups={})
     # ketamine now comes only with case 31's report (the re-sent primaryid's later rows), not case 10's
     assert table.pair("ketamine", "weight decreased").a == 1
     assert table.pair("aspirin", "nausea").a == 2 and table.n_reports == 3

@@ -258,7 +258,7 @@ def test_d27_counts_and_ebgm_identical_across_runs(fixture_store, tmp_path):
     store = tmp_path / "s.duckdb"
     ingest_faers([zip_path], store)
     groups, dmap = mapping.load_term_groups(), mapping.load_drug_map()
-    tables = [counts_from_store(store, drug_map=dmap, groups=groups, threads=2)[0] for _ in range(3)]
+    tables = [counts_from_store(store, drug_map=dmap, groups=groups, threads=2) for _ in range(3)]
     keys = tables[0].cell_drug.astype(np.int64) * len(tables[0].events) + tables[0].cell_event
     assert np.all(np.diff(keys) > 0)  # sorted: the order the prior fit sums in is fixed
     for t in tables[1:]:

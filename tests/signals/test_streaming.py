@@ -83,8 +83,8 @@ def test_incremental_equals_all_at_once_and_dedup_crosses_quarters(tmp_path, thr
     assert added.reports == all_at_once.reports == _expected_reports([t for _, t in three_quarters])
     assert _table_dump(tmp_path / "a.duckdb") == _table_dump(tmp_path / "b.duckdb")
     groups, dmap = mapping.load_term_groups(), mapping.load_drug_map()
-    ta, _ = counts_from_store(tmp_path / "a.duckdb", drug_map=dmap, groups=groups)
-    tb, _ = counts_from_store(tmp_path / "b.duckdb", drug_map=dmap, groups=groups)
+    ta = counts_from_store(tmp_path / "a.duckdb", drug_map=dmap, groups=groups)
+    tb = counts_from_store(tmp_path / "b.duckdb", drug_map=dmap, groups=groups)
     assert ta.drugs == tb.drugs and ta.events == tb.events
     np.testing.assert_array_equal(ta.cell_n, tb.cell_n)
     assert ta.n_reports == added.reports
@@ -97,7 +97,7 @@ def test_counts_use_the_rows_of_the_kept_quarter(tmp_path):
         "23", 2, demo=DEMO_HEADER + b"101$10$1$20230405\r\n",
         drug=DRUG_HEADER + b"101$10$1$PS$ASPIRIN$\r\n", reac=REAC_HEADER + b"101$10$Rash\r\n"))
     ingest_faers([q1, q2], tmp_path / "s.duckdb")
-    t, _ = counts_from_store(tmp_path / "s.duckdb", drug_map=mapping.load_drug_map(), groups={})
+    t = counts_from_store(tmp_path / "s.duckdb", drug_map=mapping.load_drug_map(), groups={})
     assert t.n_reports == 3
     assert "ketamine" not in t.drug_reports  # only 2023Q1 said ketamine, and 2023Q2 superseded that report
     assert t.pair("aspirin", "rash").a == 1 and t.pair("aspirin", "weight decreased").a == 0
@@ -111,7 +111,7 @@ def test_store_without_key_tables_still_scans_and_is_upgraded(tmp_path, q1_zip, 
         con.execute(f"DROP TABLE {t}")  # as an older ketaweight wrote it
     con.close()
     groups, dmap = mapping.load_term_groups(), mapping.load_drug_map()
-    old, _ = counts_from_store(store, drug_map=dmap, groups=groups)
+    old = counts_from_store(store, drug_map=dmap, groups=groups)
     ingest_faers([q2_zip], store)  # backfills the keys of 2023Q1
     ref = tmp_path / "ref.duckdb"
     ingest_faers([q1_zip, q2_zip], ref)
@@ -126,7 +126,7 @@ def test_all_pairs_parquet_scores_every_cell_and_suppresses_small_ones(tmp_path,
     r = runner.invoke(app, ["signals", "scan", "--store", str(store), "--all-pairs", str(out)])
     assert r.exit_code == 0, r.output
     df = pq.read_table(out).to_pandas()
-    t, _ = counts_from_store(store, drug_map=mapping.load_drug_map(), groups=mapping.load_term_groups())
+    t = counts_from_store(store, drug_map=mapping.load_drug_map(), groups=mapping.load_term_groups())
     assert len(df) == t.cell_n.size
     small = df["suppressed"]
     assert small.any() and (~small).any()
@@ -146,10 +146,33 @@ def test_all_pairs_parquet_scores_every_cell_and_suppresses_small_ones(tmp_path,
     assert r.exit_code == 0 and not pq.read_table(exact).to_pandas()["suppressed"].any()
 
 
+def test_all_pairs_written_in_parts_are_the_whole_frame(tmp_path, three_quarters, monkeypatch):
+    """--all-pairs scores and writes the pairs part by part (one row group each, bounded memory):
+    the file read back is all_pairs' frame of the whole table, to the bit and with its types."""
+    from ketaweight.signals import scan as scan_module
+    from ketaweight.signals.scan import all_pairs, all_pairs_parts, fit_or_use_prior
+
+    store = tmp_path / "s.duckdb"
+    ingest_faers([p for p, _ in three_quarters], store)
+    t = counts_from_store(store, drug_map=mapping.load_drug_map(), groups=mapping.load_term_groups())
+    prior, fit = fit_or_use_prior(t)
+    whole = all_pairs(t, prior, converged=fit.converged, boundary=fit.boundary)
+    assert whole["suppressed"].any() and len(whole) > 50
+    parts = list(all_pairs_parts(t, prior, converged=fit.converged, boundary=fit.boundary, part_rows=17))
+    assert len(parts) == -(-len(whole) // 17) and max(len(p) for p in parts) == 17
+    pd.testing.assert_frame_equal(pd.concat(parts, ignore_index=True), whole, check_exact=True)
+    monkeypatch.setattr(scan_module, "PART_ROWS", 17)
+    out = tmp_path / "pairs.parquet"
+    r = runner.invoke(app, ["signals", "scan", "--store", str(store), "--all-pairs", str(out)])
+    assert r.exit_code == 0, r.output
+    assert pq.ParquetFile(out).metadata.num_row_groups == len(parts)
+    pd.testing.assert_frame_equal(pq.read_table(out).to_pandas(), whole, check_exact=True)
+
+
 def test_stratified_counts_add_up_over_quarters(tmp_path, three_quarters):
     store = tmp_path / "s.duckdb"
     ingest_faers([p for p, _ in three_quarters], store)
-    t, _ = counts_from_store(store, drug_map=mapping.load_drug_map(), groups={}, stratify=["sex"])
+    t = counts_from_store(store, drug_map=mapping.load_drug_map(), groups={}, stratify=["sex"])
     assert t.n_by_stratum.sum() == t.n_reports
     np.testing.assert_array_equal(t.drug_by_stratum.sum(axis=1), t.drug_n)
     # E for a cell equals the per-stratum formula computed independently

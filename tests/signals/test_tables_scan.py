@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import json
 
+import duckdb
 import pandas as pd
 import pytest
 
@@ -105,25 +106,28 @@ def test_user_files_extend_vocabularies(tmp_path):
 
 def test_store_counts_map_roles_and_groups(fixture_store):
     groups = mapping.load_term_groups()
-    t, names = counts_from_store(fixture_store, drug_map=mapping.load_drug_map(), groups=groups)
+    t = counts_from_store(fixture_store, drug_map=mapping.load_drug_map(), groups=groups)
     assert t.n_reports == 7
     # ketamine reports after dedup: 10000011 (Ketalar), 10000061 ('KETAMINE $ HCL'), 10000081 (KETAMINE, role I)
     assert t.drug_reports["ketamine"] == 3
     assert t.pair("ketamine", "weight-loss").a == 2  # weight decreased in 10000011 and 10000061
     assert t.pair("esketamine", "weight-loss").a == 1  # 10000022: two weight-loss terms, one report
-    assert set(names.loc[names["drug"] == "esketamine", "drugname"]) == {"SPRAVATO (ESKETAMINE)", "SPRAVATO"}
-    ps, _ = counts_from_store(fixture_store, drug_map=mapping.load_drug_map(), groups=groups, roles=["PS"])
+    with duckdb.connect(str(fixture_store), read_only=True) as con:  # the store's verbatim names, as mapped
+        names = con.execute("SELECT drugname, prod_ai FROM faers_drug_names").fetchall()
+    dmap = mapping.load_drug_map()
+    assert {d for d, ai in names if dmap.key(d, ai)[0] == "esketamine"} == {"SPRAVATO (ESKETAMINE)", "SPRAVATO"}
+    ps = counts_from_store(fixture_store, drug_map=mapping.load_drug_map(), groups=groups, roles=["PS"])
     assert ps.drug_reports["ketamine"] == 2  # the interacting (I) report drops out
     with pytest.raises(InputError, match="roles must be among"):
         counts_from_store(fixture_store, drug_map=mapping.load_drug_map(), groups=groups, roles=["XX"])
-    st, _ = counts_from_store(fixture_store, drug_map=mapping.load_drug_map(), groups=groups, stratify=["sex"])
+    st = counts_from_store(fixture_store, drug_map=mapping.load_drug_map(), groups=groups, stratify=["sex"])
     assert st.strata == "sex"
     assert st.pair("ketamine", "weight-loss").e > 0
 
 
 def test_scan_rows_controls_json_and_masking(fixture_store, tmp_path):
     groups = mapping.load_term_groups()
-    t, _ = counts_from_store(fixture_store, drug_map=mapping.load_drug_map(), groups=groups)
+    t = counts_from_store(fixture_store, drug_map=mapping.load_drug_map(), groups=groups)
     res = scan(t, drugs=["ketamine", "esketamine"], events=["weight-loss"], groups=groups,
                controls=mapping.load_controls(), prior=THETA)
     assert list(res.rows["role"]) == ["requested", "requested", "control", "control", "control"]

@@ -71,3 +71,21 @@ def test_wrong_folder_and_master_are_clear_errors(tmp_path: Path) -> None:
         assert check_master(ok) == ok
     with pytest.raises(ValueError, match="spark-master"):
         check_master("lokal[2]")
+
+
+@pytest.mark.xdist_group("spark")
+def test_day_differences_mean_what_duckdb_means() -> None:
+    """DuckDB's date_diff('day', a, b) counts calendar days, for timestamps too (23:00 → 01:00 the
+    next day is one day); SQLGlot's DATEDIFF(DAY, …) would be Spark's timestampdiff (whole 24-hour
+    periods: 0 there).  core/spark.py writes datediff(b, a): both engines give the same days."""
+    from ketaweight.core.duckdb_connection import connect
+    from ketaweight.core.spark import spark_arrow, spark_session, to_spark_sql
+
+    sql = """SELECT date_diff('day', a, b) AS ts_days, date_diff('day', CAST(a AS DATE), CAST(b AS DATE)) AS date_days
+             FROM (SELECT TIMESTAMP '2024-02-28 23:00:00' AS a, TIMESTAMP '2024-03-01 01:00:00' AS b)"""
+    assert "DATEDIFF(b, a)" in to_spark_sql(sql)
+    con = connect()
+    duck = con.execute(sql).fetchall()[0]
+    con.close()
+    spark = tuple(spark_arrow(spark_session("local[2]"), sql).to_pylist()[0].values())
+    assert duck == (2, 2) and spark == duck

@@ -104,15 +104,34 @@ def _require_java() -> None:
 
 
 def to_spark_sql(sql: str) -> str:
-    """DuckDB SQL transpiled to Spark SQL by SQLGlot (an error names what SQLGlot could not carry over)."""
+    """DuckDB SQL transpiled to Spark SQL by SQLGlot (an error names what SQLGlot could not carry over).
+
+    One rule of our own (:func:`_day_differences`): DuckDB's ``date_diff('day', a, b)`` becomes
+    Spark's ``datediff(b, a)`` rather than SQLGlot's ``DATEDIFF(DAY, a, b)``."""
     _, sqlglot = _imports()
     try:
-        statements = sqlglot.transpile(sql, read="duckdb", write="spark", unsupported_level=sqlglot.ErrorLevel.RAISE)
+        trees = sqlglot.parse(sql, read="duckdb")
+        if len(trees) != 1 or trees[0] is None:
+            raise ValueError(f"expected one SQL statement, got {len(trees)}")
+        return trees[0].transform(_day_differences).sql("spark", unsupported_level=sqlglot.ErrorLevel.RAISE)
     except sqlglot.errors.SqlglotError as exc:
         raise ValueError(f"this DuckDB SQL has no Spark SQL form in SQLGlot: {exc}") from exc
-    if len(statements) != 1:
-        raise ValueError(f"expected one SQL statement, got {len(statements)}")
-    return statements[0]
+
+
+def _day_differences(node: Any) -> Any:
+    """``date_diff('day', a, b)`` as Spark's two-argument ``datediff(b, a)``: the calendar days from
+    the date of ``a`` to the date of ``b``, which is DuckDB's meaning for dates and timestamps alike.
+    SQLGlot's ``DATEDIFF(DAY, a, b)`` is Spark's ``timestampdiff``: for timestamps it counts whole
+    24-hour periods (not DuckDB's meaning), and even for dates it works through time-zone-aware
+    timestamps per row — 2½ times the CPU of the integer ``datediff`` (measured on 13 M rows),
+    a third of a cohort build's Spark time.  Other units keep SQLGlot's form, whose whole-period
+    count is not DuckDB's count of boundaries (a month from 28 February to 1 March: 0 against 1);
+    the SQL we send to Spark counts days only."""
+    from sqlglot import exp
+
+    if isinstance(node, exp.DateDiff) and node.unit is not None and node.unit.name.lower() in ("day", "days", "d"):
+        return exp.DateDiff(this=node.this, expression=node.expression)
+    return node
 
 
 def spark_arrow(session: Any, sql: str) -> pa.Table:

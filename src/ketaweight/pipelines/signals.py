@@ -17,7 +17,7 @@ from ketaweight.signals.faers import IngestReport, ingest_faers
 from ketaweight.signals.faers_counts import counts_from_store
 from ketaweight.signals.counting import read_long_table
 from ketaweight.signals.mgps import GammaMixturePrior
-from ketaweight.signals.scan import ScanResult, all_pairs, scan
+from ketaweight.signals.scan import ScanResult, all_pairs_parts, scan
 from ketaweight.signals.synthetic import SyntheticQuarter, write_synthetic_quarter
 from ketaweight.signals.tables import CountTable, from_contingency, read_contingency_csv
 
@@ -59,7 +59,7 @@ def scan_source(*, store: Path | None = None, table: Path | None = None, long: P
         given.validate()
     dmap = mapping.load_drug_map(list(drug_map))  # every source's names and the requested ones go through it
     if store is not None:
-        ct, _ = counts_from_store(store, drug_map=dmap, groups=grp, roles=list(roles), stratify=list(stratify))
+        ct = counts_from_store(store, drug_map=dmap, groups=grp, roles=list(roles), stratify=list(stratify))
     elif table is not None:
         ct = read_contingency_csv(table, groups=grp, drug_map=dmap)
     else:
@@ -71,23 +71,32 @@ def scan_source(*, store: Path | None = None, table: Path | None = None, long: P
 def write_all_pairs(path: Path, table: CountTable, result: ScanResult, *, exact_counts: bool = False) -> int:
     """Every drug–event pair of ``table`` scored with the scan's prior, as a Parquet file (one row per
     pair; suppressed pairs' counts and ratios null unless ``exact_counts``).  Returns the rows written.
-    Written to a temporary name and renamed, so an interrupted run leaves no partial file."""
+    Scored and written part by part (one Parquet row group each), so memory does not grow with the
+    number of pairs; written to a temporary name and renamed, so an interrupted run leaves no partial file."""
     import pyarrow as pa
     import pyarrow.parquet as pq
 
     fit = result.prior_fit
-    frame = all_pairs(table, result.prior, converged=fit.converged if fit else True, boundary=fit.boundary if fit else False,
-                      ci_level=float(result.settings["ci_level"]), haldane=bool(result.settings["haldane_correction"]),
-                      exact_counts=exact_counts)
+    parts = all_pairs_parts(table, result.prior, converged=fit.converged if fit else True,
+                            boundary=fit.boundary if fit else False, ci_level=float(result.settings["ci_level"]),
+                            haldane=bool(result.settings["haldane_correction"]), exact_counts=exact_counts)
     path = Path(path)
     path.parent.mkdir(parents=True, exist_ok=True)
     tmp = path.with_name(path.name + ".partial")
+    rows, writer = 0, None
     try:
-        pq.write_table(pa.Table.from_pandas(frame, preserve_index=False), tmp, compression="zstd")
+        for frame in parts:
+            part = pa.Table.from_pandas(frame, preserve_index=False)
+            writer = writer or pq.ParquetWriter(tmp, part.schema, compression="zstd")
+            writer.write_table(part, row_group_size=len(frame) or None)
+            rows += len(frame)
+        writer.close()
         tmp.replace(path)
     finally:
+        if writer is not None:
+            writer.close()
         tmp.unlink(missing_ok=True)
-    return len(frame)
+    return rows
 
 
 def _scan_and_write(table: CountTable, drugs: list[str], out: Path, provenance: Provenance, data: str) -> ScanResult:
@@ -104,7 +113,7 @@ def synthetic_faers_signals(work: Path, out: Path, n_reports: int = SYNTHETIC_FA
     spec = SyntheticQuarter(n_reports=n_reports)
     zip_path, _ = write_synthetic_quarter(work, spec)
     ingest_faers([zip_path], work / "faers.duckdb")
-    table, _ = counts_from_store(work / "faers.duckdb", drug_map=mapping.load_drug_map(),
+    table = counts_from_store(work / "faers.duckdb", drug_map=mapping.load_drug_map(),
                                  groups=mapping.load_term_groups())
     provenance = Provenance("synthetic", f"ketaweight FAERS-format generator, quarter {spec.quarter}, seed {spec.seed}")
     return _scan_and_write(table, ["ketamine", "esketamine"], out, provenance, zip_path.name)

@@ -159,9 +159,11 @@ def count_parts(con: duckdb.DuckDBPyConnection, codes: Codes, parts: list[Part],
     """Add the counts of ``parts`` (disjoint sets of reports) to ``totals`` (or to nothing), in SQL
     on the integer codes; stratum margins go into ``strata_n`` (label → [drug counts, event counts,
     reports]) when given.  A report counts only if it has at least one drug and one event that map
-    to a key."""
+    to a key.  The parts' cells are summed among themselves first and added to ``totals``' cells once
+    (an update of kept totals touches their millions of cells in one pass, not one per part)."""
     t = Totals.empty(codes) if totals is None else Totals(totals.n_reports, totals.drug_n.copy(),
                                                           totals.event_n.copy(), totals.keys, totals.counts)
+    keys, counts = np.zeros(0, np.int64), np.zeros(0, np.int64)
     dk, ek = codes.drug_codes >= 0, codes.term_codes >= 0
     con.register("_kw_dm", pa.table({"nid": pa.array(codes.drug_ids[dk]), "dcode": pa.array(codes.drug_codes[dk])}))
     con.register("_kw_em", pa.table({"tid": pa.array(codes.term_ids[ek]), "ecode": pa.array(codes.term_codes[ek])}))
@@ -184,13 +186,13 @@ def count_parts(con: duckdb.DuckDBPyConnection, codes: Codes, parts: list[Part],
                  t.drug_n, s)
             _add(con, "SELECT ecode AS code, count(*) AS n FROM _kw_e SEMI JOIN _kw_r USING (rid) GROUP BY ecode",
                  t.event_n, s)
-            # cells of this part, keyed dcode·width + ecode, sorted; merged into the running totals
+            # cells of this part, keyed dcode·width + ecode, sorted; summed with the other parts'
             part_cells = con.execute(f"""SELECT CAST(d.dcode AS BIGINT) * {codes.width} + e.ecode AS k,
                 count(*) AS n FROM _kw_d d JOIN _kw_e e USING (rid) GROUP BY k ORDER BY k""").fetchnumpy()
-            t.keys, t.counts = _merge(t.keys, t.counts, part_cells["k"].astype(np.int64),
-                                      s * part_cells["n"].astype(np.int64))
+            keys, counts = _merge(keys, counts, part_cells["k"].astype(np.int64), s * part_cells["n"].astype(np.int64))
             if strata_n is not None:
                 _strata(con, part.strata, source, len(codes.drugs), codes.n_events, strata_n)
+        t.keys, t.counts = _merge(t.keys, t.counts, keys, counts)
     finally:
         try:
             for tb in ("_kw_d", "_kw_e", "_kw_r", "_kw_s"):

@@ -14,8 +14,6 @@ from __future__ import annotations
 from collections.abc import Iterable
 from pathlib import Path
 
-import pandas as pd
-
 from ketaweight.core.errors import InputError, Location
 from ketaweight.signals.counting import build_table, count_parts, map_names
 from ketaweight.signals.faers_count_totals import DRUG_NAMES, EVENT_NAMES, load_totals, quarter_parts
@@ -38,9 +36,8 @@ STRATA = {
 
 def counts_from_store(store: str | Path, *, drug_map: DrugMap, groups: dict[str, TermGroup],
                       roles: Iterable[str] = ROLES, stratify: Iterable[str] = (), memory_limit: str = "4GB",
-                      threads: int = 2) -> tuple[CountTable, pd.DataFrame]:
-    """Build the count table from a FAERS store (read-only).  Returns the table and the drug-name
-    mapping audit (verbatim name, prod_ai, rows, drug key, how matched)."""
+                      threads: int = 2) -> CountTable:
+    """The count table of a FAERS store (opened read-only)."""
     p = Path(store)
     roles = tuple(r.strip().upper() for r in roles)
     bad = [r for r in roles if r not in ROLES]
@@ -56,11 +53,6 @@ def counts_from_store(store: str | Path, *, drug_map: DrugMap, groups: dict[str,
             if not has_keys(con):
                 temporary_keys(con)
             role_list = ", ".join(str(ROLE_CODES[r]) for r in roles)  # validated against ROLES above
-            rows = con.execute(f"""SELECT n.drugname, n.prod_ai, k.rows FROM faers_drug_names n
-                JOIN (SELECT name_id, count(*) AS rows FROM faers_drug_keys WHERE role IN ({role_list})
-                      GROUP BY name_id) k USING (name_id) ORDER BY ALL""").fetchall()
-            names = pd.DataFrame([(d, a, n, *drug_map.key(d, a)) for d, a, n in rows],
-                                 columns=["drugname", "prod_ai", "rows", "drug", "matched"])
             all_quarters = [q for (q,) in con.execute("SELECT DISTINCT quarter FROM faers_files ORDER BY 1").fetchall()]
             source = f"FAERS store {p.name} ({_span(all_quarters)}; roles {', '.join(roles)})"
             strata_label = "+".join(stratify) or None
@@ -76,7 +68,7 @@ def counts_from_store(store: str | Path, *, drug_map: DrugMap, groups: dict[str,
                                 strata_label=strata_label, drug_map=drug_map)
     finally:
         con.close()
-    return table, names
+    return table
 
 
 def _span(quarters: list[str]) -> str:

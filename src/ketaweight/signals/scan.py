@@ -13,6 +13,7 @@ ROR 95% lower limit > 1; IC 95% lower limit > 0; EB05 ≥ 2 (Szarfman 2002).
 from __future__ import annotations
 
 import warnings
+from collections.abc import Iterator
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -27,7 +28,7 @@ from ketaweight.signals import mgps
 from ketaweight.signals.mapping import Control, TermGroup, clean_term
 from ketaweight.signals.tables import CountTable
 
-__all__ = ["ScanResult", "scan", "score_pairs", "all_pairs", "fit_or_use_prior", "suppressed_rows", "THRESHOLDS"]
+__all__ = ["ScanResult", "scan", "score_pairs", "all_pairs", "all_pairs_parts", "fit_or_use_prior", "suppressed_rows", "THRESHOLDS"]
 
 THRESHOLDS = {
     "PRR": "PRR ≥ 2, Yates χ² ≥ 4 and a ≥ 3 (Evans, Waller & Davis 2001)",
@@ -275,6 +276,10 @@ def scan(
                       table_summary=table.summary(), settings=settings, notes=tuple(notes))
 
 
+PART_ROWS = 1_000_000
+"""Pairs scored and handed on at a time by :func:`all_pairs_parts` (≈ 250 MB of columns each)."""
+
+
 def all_pairs(table: CountTable, prior: mgps.GammaMixturePrior, *, converged: bool = True, boundary: bool = False,
               ci_level: float = 0.95, haldane: bool = False, exact_counts: bool = False) -> pd.DataFrame:
     """Every drug–event cell of ``table`` with n ≥ 1 (single terms and groups) scored with all four
@@ -282,26 +287,44 @@ def all_pairs(table: CountTable, prior: mgps.GammaMixturePrior, *, converged: bo
 
     Unless ``exact_counts``, suppressed pairs (a 2×2 cell of 1–10) have every count, E and ratio set
     to null, as in :meth:`ScanResult.report`; their signal flags stay."""
+    return next(all_pairs_parts(table, prior, converged=converged, boundary=boundary, ci_level=ci_level,
+                                haldane=haldane, exact_counts=exact_counts, part_rows=max(table.cell_n.size, 1)))
+
+
+def all_pairs_parts(table: CountTable, prior: mgps.GammaMixturePrior, *, converged: bool = True,
+                    boundary: bool = False, ci_level: float = 0.95, haldane: bool = False, exact_counts: bool = False,
+                    part_rows: int | None = None) -> Iterator[pd.DataFrame]:
+    """:func:`all_pairs` in consecutive parts of at most ``part_rows`` pairs (:data:`PART_ROWS` unless
+    given; at least one part), so that writing every pair of the FAERS history needs memory for one
+    part, not for all of them.  Every score is a function of its own cell, so the parts put together are :func:`all_pairs`'s
+    frame to the bit; the columns' types are the same in every part (the counts are nullable in
+    all of them when any pair of the table is suppressed)."""
     cd, ce = table.cell_drug, table.cell_event
     a = table.cell_n.astype(float)
     r, col = table.drug_n[cd].astype(float), table.event_n[ce].astype(float)
     b, c = r - a, col - a
     d = table.n_reports - r - col + a
-    scores = score_pairs(a, b, c, d, table.cell_e, prior, converged=converged, boundary=boundary,
-                         ci_level=ci_level, haldane=haldane)
-    counts = {"a": a.astype(np.int64), "b": b.astype(np.int64), "c": c.astype(np.int64), "d": d.astype(np.int64)}
-    values = {"e": table.cell_e, **scores}
-    hide = np.zeros(a.size, bool) if exact_counts else suppressed_rows(pd.DataFrame(counts))
-    if hide.any():  # masked in numpy, column by column (pandas' mask copies each column twice)
-        counts = {k: pd.arrays.IntegerArray(v, hide.copy()) for k, v in counts.items()}
-        values = {k: v if k in _FLAGS else np.where(hide, np.nan, v) for k, v in values.items()}
-    out = pd.DataFrame({"drug": pd.Categorical.from_codes(cd, categories=list(table.drugs)),
-                        "event": pd.Categorical.from_codes(ce, categories=list(table.events)),
-                        "kind": pd.Categorical.from_codes((ce < table.n_terms).astype(np.int8),
-                                                          categories=["group", "term"]),
-                        **counts, **values})
-    out["suppressed"] = hide if hide.any() else False
-    return out
+    del r, col
+    hide = np.zeros(a.size, bool) if exact_counts else suppressed_rows(pd.DataFrame({"a": a, "b": b, "c": c, "d": d}))
+    masked = bool(hide.any())
+    drugs, events, part_rows = list(table.drugs), list(table.events), part_rows or PART_ROWS
+    for lo in range(0, max(a.size, 1), part_rows):
+        s = slice(lo, lo + part_rows)
+        scores = score_pairs(a[s], b[s], c[s], d[s], table.cell_e[s], prior, converged=converged, boundary=boundary,
+                             ci_level=ci_level, haldane=haldane)
+        counts = {k: v[s].astype(np.int64) for k, v in (("a", a), ("b", b), ("c", c), ("d", d))}
+        values = {"e": table.cell_e[s], **scores}
+        h = hide[s]
+        if masked:  # masked in numpy, column by column (pandas' mask copies each column twice)
+            counts = {k: pd.arrays.IntegerArray(v, h.copy()) for k, v in counts.items()}
+            values = {k: v if k in _FLAGS else np.where(h, np.nan, v) for k, v in values.items()}
+        out = pd.DataFrame({"drug": pd.Categorical.from_codes(cd[s], categories=drugs),
+                            "event": pd.Categorical.from_codes(ce[s], categories=events),
+                            "kind": pd.Categorical.from_codes((ce[s] < table.n_terms).astype(np.int8),
+                                                              categories=["group", "term"]),
+                            **counts, **values})
+        out["suppressed"] = h if masked else False
+        yield out
 
 
 _FLAGS = ("prr_signal", "ror_signal", "ic_signal", "ebgm_signal", "prior_converged", "prior_boundary")

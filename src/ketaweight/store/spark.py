@@ -24,6 +24,12 @@ from ketaweight.core.spark import DEFAULT_MASTER, normalise, register_parquet, s
 REQUIRED = ("patients", "exposures", "measurements")
 """Tables a study needs; ``lifestyle`` and ``adverse_events`` may be absent (read as empty)."""
 
+BROADCAST_ROWS = 5_000_000
+"""Views of up to this many rows (a study population: ≈ 50 bytes a row) are broadcast to the joins
+that read them, so that the measurements are joined where they are read instead of being shuffled
+and sorted by patient (Spark's own rule broadcasts only relations it estimates under 10 MB:
+200,000 persons)."""
+
 
 @dataclass
 class SparkTables:
@@ -64,7 +70,8 @@ class SparkTables:
         by name while it runs; the result as Arrow in the engines' one form (:func:`normalise`)."""
         views = views or {}
         for name, frame in views.items():
-            self.session.createDataFrame(frame).createOrReplaceTempView(name)
+            view = self.session.createDataFrame(frame)
+            (view.hint("broadcast") if len(frame) <= BROADCAST_ROWS else view).createOrReplaceTempView(name)
         try:
             return normalise(spark_arrow(self.session, sql))
         finally:

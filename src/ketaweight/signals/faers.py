@@ -194,10 +194,12 @@ def ingest_faers(
     report = IngestReport(store=store, quarters=[q.quarter for q in plan])
     if new:
         _remove(work)  # left by an ingest that was killed
-    con = open_store(work if new else store, read_only=False, memory_limit=memory_limit, threads=threads)
+    con: duckdb.DuckDBPyConnection | None = None
     attached = False
     main = ""
     try:
+        # opened inside the try: a Ctrl-C while DuckDB creates a new store's file still removes that file
+        con = open_store(work if new else store, read_only=False, memory_limit=memory_limit, threads=threads)
         with store_errors(store, doing="load the FAERS quarters (nothing was loaded; the store's contents are as "
                                        "before)"):
             main = con.execute("SELECT current_database()").fetchall()[0][0]
@@ -252,20 +254,23 @@ def ingest_faers(
             if new:
                 _publish_new(work, store)
     except BaseException:
-        try:
-            con.rollback()
-        except duckdb.Error:
-            pass
+        if con is not None:
+            try:
+                con.rollback()
+            except duckdb.Error:
+                pass
         raise
     finally:
-        try:
-            if attached:
-                con.execute(f"USE {_ident(main)}")
-                con.execute("DETACH kw_stage")
-        except duckdb.Error:
-            pass
-        con.close()
-        _remove(work)  # a new store is only ever linked into place complete, so nothing else to undo
+        if con is not None:
+            try:
+                if attached:
+                    con.execute(f"USE {_ident(main)}")
+                    con.execute("DETACH kw_stage")
+            except duckdb.Error:
+                pass
+            con.close()
+        if con is not None or new:  # an existing store's staging file is ours only once we hold its lock
+            _remove(work)  # a new store is only ever linked into place complete, so nothing else to undo
     return report
 
 

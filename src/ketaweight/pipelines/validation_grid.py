@@ -57,6 +57,8 @@ GRID_ESTIMATORS: dict[str, Callable[[], Estimator]] = {
     "tmle (linear)": TMLE,
     "aipw (stacked)": lambda: AIPW(learner="stacked"),
     "tmle (stacked)": lambda: TMLE(learner="stacked"),
+    "aipw (augmented)": lambda: AIPW(learner="augmented"),
+    "tmle (augmented)": lambda: TMLE(learner="augmented"),
 }
 """Estimators of the grid, by the label the table shows (default settings otherwise)."""
 

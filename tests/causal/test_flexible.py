@@ -56,7 +56,7 @@ def test_augmented_learner_removes_the_bias_and_names_its_candidates(threshold_d
     assert abs(r.estimate - 1.0) < 2.5 * r.se
     report = r.diagnostics["learners"]
     assert report["learner"] == "augmented"
-    assert report["candidates"]["propensity"] == ["glm", "leaf-glm", "leaf-glm-light"]
+    assert report["candidates"]["propensity"] == ["leaf-glm", "leaf-glm-light"]
     assert report["candidates"]["outcome (arm 1)"] == ["glm", "boosting", "leaf-glm"]
     for part, w in report["ensemble_weights"].items():
         assert len(w) == len(report["candidates"][part]) and sum(w) == pytest.approx(1.0)

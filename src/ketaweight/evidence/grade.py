@@ -347,7 +347,7 @@ def _nuisance_models(primary: CausalResult) -> Criterion:
             f"{part} " + ", ".join(f"{c} {v:.0%}" for c, v in zip(cands.get(part, ()), ws)) for part, ws in weights.items())
     if name == "linear":
         finding += ("; a threshold or interaction in the confounding that no design column names would bias it "
-                    "(rerun with learner = \"stacked\" to check)")
+                    "(rerun with learner = \"augmented\" to check)")
     return Criterion("Nuisance models", q, finding, "neutral", 0, rule)
 
 

@@ -80,6 +80,60 @@ def test_screening_flags_what_the_report_names():
             assert checks.screen(store.con, TABLES["measurements"], "m"), bad
 
 
+def test_screening_passes_unique_keys_in_any_order_and_flags_a_repeated_one_wherever_it_is():
+    """Keys in increasing order are passed in one streaming pass; any other order goes to the sort of key hashes."""
+    with Store(":memory:") as store:
+        store.load_frames({"patients": pd.DataFrame({"patient_id": ["A1", "A2", "A3"], "sex": ["F", "M", "F"],
+                                                     "birth_year": [1980, 1975, 1990], "height_cm": [165.0, 180.0, 170.0]})})
+        checks.create_units_table(store.con)
+        rows = pd.DataFrame({"patient_id": ["A1", "A1", "A2", "A3"], "kind": ["weight"] * 4, "value": [70.0, 71.0, 80.0, 60.0],
+                             "unit": ["kg"] * 4, "time": pd.to_datetime(["2024-01-01", "2024-01-02", "2024-01-01", "2024-01-01"])})
+        for order, repeated in (([0, 1, 2, 3], False), ([3, 1, 2, 0], False), ([0, 1, 1, 2], True), ([1, 0, 2, 0], True),
+                                ([0, 2, 3, 0], True)):
+            store.con.register("m", rows.iloc[order].reset_index(drop=True))
+            assert checks.screen(store.con, TABLES["measurements"], "m") is repeated, order
+
+
+def test_values_trimmed_only_where_needed_load_as_the_exact_reader_loads_them(tmp_path, monkeypatch):
+    """The streamed reader skips DuckDB's trim for chunks whose values need none; chunks with spaces,
+    no-break spaces, tabs or empty values are trimmed as the exact reader trims them."""
+    lines = [f"P{i:03d},2024-01-01 09:00:00,weight,{60 + i % 30},kg" for i in range(200)]
+    lines[150] = "P150 ,2024-01-01 09:00:00, weight,\u00a070\u00a0,kg"
+    lines[170] = "P170,2024-01-01 09:00:00 ,weight,70,\tkg"
+    lines[190] = "P190,2024-01-01 09:00:00,weight,,kg"
+    patients = "patient_id,sex,birth_year,height_cm\n" + "".join(f"P{i:03d},F,1980,165\n" for i in range(200))
+    folder = tmp_path / "in"
+    folder.mkdir()
+    (folder / "patients.csv").write_text(patients)
+    (folder / "measurements.csv").write_text("patient_id,time,kind,value,unit\n" + "\n".join(lines) + "\n", encoding="utf-8")
+    monkeypatch.setattr(files, "CSV_BLOCK_BYTES", 1 << 10)
+    monkeypatch.setattr(files, "CSV_CHUNK_BYTES", 1 << 10)
+    assert len(list(files.csv_text_batches(folder / "measurements.csv", TABLES["measurements"]))) > 3
+    streamed = load_message(tmp_path, folder)
+
+    def not_plain(path, table):
+        raise files.NotPlainCsv("forced")
+        yield  # a generator, like the real one
+
+    monkeypatch.setattr("ketaweight.store.staging.csv_text_batches", not_plain)
+    assert load_message(tmp_path, folder) == streamed
+    assert "line 172, column 'unit': unknown unit \tkg" in streamed and "line 192, column 'value': missing value" in streamed
+    assert "line 152" not in streamed  # spaces and no-break spaces are trimmed
+    lines[170] = "P170,2024-01-01 09:00:00 ,weight,70, kg"
+    lines[190] = "P190,2024-01-01 09:00:00,weight,\u3000 71,kg"
+    (folder / "measurements.csv").write_text("patient_id,time,kind,value,unit\n" + "\n".join(lines) + "\n", encoding="utf-8")
+    with Store(":memory:") as exact:
+        exact.load_folder(folder)
+        expected = exact.con.sql("SELECT * FROM measurements ORDER BY rowid").fetchall()
+    monkeypatch.undo()
+    monkeypatch.setattr(files, "CSV_BLOCK_BYTES", 1 << 10)
+    monkeypatch.setattr(files, "CSV_CHUNK_BYTES", 1 << 10)
+    with Store(":memory:") as store:
+        store.load_folder(folder)
+        assert store.con.sql("SELECT * FROM measurements ORDER BY rowid").fetchall() == expected
+        assert store.con.sql("SELECT patient_id, kind, value FROM measurements WHERE patient_id = 'P150'").fetchall() == [("P150", "weight", 70.0)]
+
+
 def test_parquet_in_place_reads_values_as_their_text_would(tmp_path):
     folder = tmp_path / "pq"
     folder.mkdir()
@@ -145,3 +199,56 @@ def test_the_contract_path_checks_every_value_when_the_store_has_rows(simulated,
         store.load_frames(tables, label="simulated", checks="contract")
         with pytest.raises(InputError, match="key already in the store"):
             store.load_frames({"measurements": tables["measurements"]}, label="again", checks="contract")
+
+
+def _force_screening_first(monkeypatch) -> None:
+    """Make a first load screen its staged rows before inserting them, the way a load into a store with rows goes."""
+    monkeypatch.setattr("ketaweight.store.store.units_flagged", lambda units: True)
+
+
+def _spy_on_screening(monkeypatch) -> list[str]:
+    """The relations the screening reads, in order, from now on."""
+    screened: list[str] = []
+    real = checks.screen
+
+    def spy(con, table, relation, **kwargs):
+        screened.append(relation)
+        return real(con, table, relation, **kwargs)
+
+    monkeypatch.setattr("ketaweight.store.store.screen", spy)
+    return screened
+
+
+@pytest.mark.parametrize("case", sorted(HOSTILE))
+def test_a_first_load_screened_after_inserting_reports_what_screening_first_reports(tmp_path, monkeypatch, case):
+    folder = write(tmp_path / "in", HOSTILE[case])
+    inserted_first = load_message(tmp_path, folder)
+    _force_screening_first(monkeypatch)
+    assert load_message(tmp_path, folder) == inserted_first
+
+
+@pytest.mark.parametrize("fmt", ["parquet", "csv"])
+def test_a_first_load_screened_after_inserting_stores_what_screening_first_stores(simulated, tmp_path, monkeypatch, fmt):
+    """Into an empty store the rows are inserted, then screened inside the transaction (each file read
+    once); the values, their order, the unit conversions and the receipt are those of screening first."""
+    with Store(tmp_path / "source.duckdb") as source:
+        source.load_frames(simulated["clinic"], label="simulated")
+        source.con.execute("UPDATE measurements SET value = value / 0.45359237, unit = 'lb' WHERE kind = 'weight' AND rowid % 7 = 0")
+        folder = tmp_path / fmt
+        source.export(folder, fmt)
+    screened = _spy_on_screening(monkeypatch)
+
+    def load(path: Path):
+        with Store(path) as store:
+            report = store.load_folder(folder)
+            return report, {name: store.con.sql(f'SELECT * FROM "{name}" ORDER BY rowid').to_arrow_table() for name in TABLES}
+
+    fast, fast_rows = load(tmp_path / "fast.duckdb")
+    assert screened == list(fast.rows)  # the store's own tables, just inserted
+    screened.clear()
+    _force_screening_first(monkeypatch)
+    slow, slow_rows = load(tmp_path / "slow.duckdb")
+    assert screened == [f"_typed_{name}" for name in slow.rows]
+    assert fast.rows == slow.rows and fast.conversions == slow.conversions and fast.conversions
+    for name in TABLES:
+        assert fast_rows[name].equals(slow_rows[name]), name

@@ -26,15 +26,18 @@ import io
 import re
 from collections.abc import Iterator
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 import numpy as np
-import pandas as pd
 import pyarrow as pa
 import pyarrow.csv as pa_csv
 import pyarrow.parquet as pq
 
 from ketaweight.core.errors import InputError, Location
 from ketaweight.core.schema import MEASUREMENT_KINDS, Table
+
+if TYPE_CHECKING:
+    import pandas as pd
 
 CSV_BLOCK_BYTES = 16 << 20
 """Bytes pyarrow parses per block of a streamed CSV file."""
@@ -104,6 +107,8 @@ def _decode(raw: bytes, label: str) -> str:
 
 def read_csv_as_text(path: Path, table: Table) -> pd.DataFrame:
     """All columns as text plus ``_line`` (header = line 1).  Raises InputError with locations."""
+    import pandas as pd  # the exact reader only: a plain file is streamed without pandas
+
     label = str(path)
     raw = path.read_bytes()
     text = _decode(raw, label)

@@ -44,17 +44,28 @@ def load_message(tmp_path: Path, folder: Path) -> str:
     return str(err.value)
 
 
-@pytest.mark.parametrize("case", sorted(HOSTILE))
-def test_streamed_and_exact_csv_readers_report_the_same(tmp_path, monkeypatch, case):
-    folder = write(tmp_path / "in", HOSTILE[case])
-    streamed = load_message(tmp_path, folder)
-
+def _exact_reader_only(monkeypatch) -> None:
+    """Make every CSV file go to the exact (pandas) reader, as a file that is not plain does."""
     def not_plain(path, table):
         raise files.NotPlainCsv("forced")
         yield  # a generator, like the real one
 
     monkeypatch.setattr("ketaweight.store.staging.csv_text_batches", not_plain)
-    assert load_message(tmp_path, folder) == streamed
+
+
+def _force_screening_first(monkeypatch) -> None:
+    """Make a first load screen its staged rows before inserting them, the way a load into a store with rows goes."""
+    monkeypatch.setattr("ketaweight.store.store.units_flagged", lambda units: True)
+
+
+@pytest.mark.parametrize("exact_way", [_exact_reader_only, _force_screening_first], ids=["exact CSV reader", "screening first"])
+@pytest.mark.parametrize("case", sorted(HOSTILE))
+def test_the_exact_ways_report_what_the_fast_ones_report(tmp_path, monkeypatch, case, exact_way):
+    """The streamed CSV reader against the exact one; a first load inserted, then screened, against screening first."""
+    folder = write(tmp_path / "in", HOSTILE[case])
+    fast = load_message(tmp_path, folder)
+    exact_way(monkeypatch)
+    assert load_message(tmp_path, folder) == fast
 
 
 def test_a_short_line_in_an_optional_column_loads(tmp_path):
@@ -102,36 +113,29 @@ def test_values_trimmed_only_where_needed_load_as_the_exact_reader_loads_them(tm
     lines[170] = "P170,2024-01-01 09:00:00 ,weight,70,\tkg"
     lines[190] = "P190,2024-01-01 09:00:00,weight,,kg"
     patients = "patient_id,sex,birth_year,height_cm\n" + "".join(f"P{i:03d},F,1980,165\n" for i in range(200))
-    folder = tmp_path / "in"
-    folder.mkdir()
-    (folder / "patients.csv").write_text(patients)
-    (folder / "measurements.csv").write_text("patient_id,time,kind,value,unit\n" + "\n".join(lines) + "\n", encoding="utf-8")
+    folder, valid = tmp_path / "in", tmp_path / "valid"
+    for path, rows in ((folder, lines), (valid, lines[:170] + ["P170,2024-01-01 09:00:00 ,weight,70, kg"] + lines[171:190]
+                                                      + ["P190,2024-01-01 09:00:00,weight,\u3000 71,kg"] + lines[191:])):
+        path.mkdir()
+        (path / "patients.csv").write_text(patients)
+        (path / "measurements.csv").write_text("patient_id,time,kind,value,unit\n" + "\n".join(rows) + "\n", encoding="utf-8")
     monkeypatch.setattr(files, "CSV_BLOCK_BYTES", 1 << 10)
     monkeypatch.setattr(files, "CSV_CHUNK_BYTES", 1 << 10)
     assert len(list(files.csv_text_batches(folder / "measurements.csv", TABLES["measurements"]))) > 3
-    streamed = load_message(tmp_path, folder)
 
-    def not_plain(path, table):
-        raise files.NotPlainCsv("forced")
-        yield  # a generator, like the real one
+    def stored() -> list[tuple]:
+        with Store(":memory:") as store:
+            store.load_folder(valid)
+            return store.con.sql("SELECT * FROM measurements ORDER BY rowid").fetchall()
 
-    monkeypatch.setattr("ketaweight.store.staging.csv_text_batches", not_plain)
-    assert load_message(tmp_path, folder) == streamed
+    streamed, streamed_rows = load_message(tmp_path, folder), stored()
     assert "line 172, column 'unit': unknown unit \tkg" in streamed and "line 192, column 'value': missing value" in streamed
     assert "line 152" not in streamed  # spaces and no-break spaces are trimmed
-    lines[170] = "P170,2024-01-01 09:00:00 ,weight,70, kg"
-    lines[190] = "P190,2024-01-01 09:00:00,weight,\u3000 71,kg"
-    (folder / "measurements.csv").write_text("patient_id,time,kind,value,unit\n" + "\n".join(lines) + "\n", encoding="utf-8")
-    with Store(":memory:") as exact:
-        exact.load_folder(folder)
-        expected = exact.con.sql("SELECT * FROM measurements ORDER BY rowid").fetchall()
-    monkeypatch.undo()
-    monkeypatch.setattr(files, "CSV_BLOCK_BYTES", 1 << 10)
-    monkeypatch.setattr(files, "CSV_CHUNK_BYTES", 1 << 10)
-    with Store(":memory:") as store:
-        store.load_folder(folder)
-        assert store.con.sql("SELECT * FROM measurements ORDER BY rowid").fetchall() == expected
-        assert store.con.sql("SELECT patient_id, kind, value FROM measurements WHERE patient_id = 'P150'").fetchall() == [("P150", "weight", 70.0)]
+    assert [r for r in streamed_rows if r[0] in ("P150", "P190")] == [("P150", streamed_rows[150][1], "weight", 70.0, "kg"),
+                                                                       ("P190", streamed_rows[190][1], "weight", 71.0, "kg")]
+    _exact_reader_only(monkeypatch)
+    assert load_message(tmp_path, folder) == streamed
+    assert stored() == streamed_rows
 
 
 def test_parquet_in_place_reads_values_as_their_text_would(tmp_path):
@@ -201,11 +205,6 @@ def test_the_contract_path_checks_every_value_when_the_store_has_rows(simulated,
             store.load_frames({"measurements": tables["measurements"]}, label="again", checks="contract")
 
 
-def _force_screening_first(monkeypatch) -> None:
-    """Make a first load screen its staged rows before inserting them, the way a load into a store with rows goes."""
-    monkeypatch.setattr("ketaweight.store.store.units_flagged", lambda units: True)
-
-
 def _spy_on_screening(monkeypatch) -> list[str]:
     """The relations the screening reads, in order, from now on."""
     screened: list[str] = []
@@ -217,14 +216,6 @@ def _spy_on_screening(monkeypatch) -> list[str]:
 
     monkeypatch.setattr("ketaweight.store.store.screen", spy)
     return screened
-
-
-@pytest.mark.parametrize("case", sorted(HOSTILE))
-def test_a_first_load_screened_after_inserting_reports_what_screening_first_reports(tmp_path, monkeypatch, case):
-    folder = write(tmp_path / "in", HOSTILE[case])
-    inserted_first = load_message(tmp_path, folder)
-    _force_screening_first(monkeypatch)
-    assert load_message(tmp_path, folder) == inserted_first
 
 
 @pytest.mark.parametrize("fmt", ["parquet", "csv"])

@@ -182,7 +182,8 @@ def csv_text_batches(path: Path, table: Table) -> Iterator[pa.Table]:
 
 def _with_lines(batches: list[pa.RecordBatch], first_line: int, schema: pa.Schema | None = None) -> pa.Table:
     text = pa.Table.from_batches(batches, schema=schema) if schema is not None else pa.Table.from_batches(batches)
-    lines = pa.array(np.arange(first_line, first_line + text.num_rows, dtype=np.int64))
+    numbers = np.arange(first_line, first_line + text.num_rows, dtype=np.int64)
+    lines = pa.Array.from_buffers(pa.int64(), len(numbers), [None, pa.py_buffer(numbers)])  # pa.array() would import pandas
     return text.add_column(0, "_line", lines)
 
 

@@ -55,7 +55,6 @@ SIMULATE_FLOOR = r"""
 import json, sys, time, duckdb
 from ketaweight.core.schema import TABLES, create_table_sql
 from ketaweight.sources.simulator import load_scenario, simulate, with_measurement
-from ketaweight.store.staging import ROW_GROUP_ROWS, row_group_chunks
 n, db = int(sys.argv[1]), sys.argv[2]
 t, c = time.perf_counter(), time.process_time()
 res = simulate(with_measurement(load_scenario("article"), "clinic"), n, 7)
@@ -63,9 +62,10 @@ phases = {"simulator": (time.perf_counter() - t, time.process_time() - c)}
 t, c = time.perf_counter(), time.process_time()
 con = duckdb.connect(db)
 con.execute("SET memory_limit = '2GiB'")
+con.execute("SET enable_progress_bar = false")
 for name, table in res.tables.items():
     con.execute(create_table_sql(TABLES[name]))
-    con.register("_t", row_group_chunks(table, ROW_GROUP_ROWS))
+    con.register("_t", table)
     con.execute(f'INSERT INTO "{name}" SELECT * FROM _t')
     con.unregister("_t")
 con.execute("CHECKPOINT")
@@ -74,9 +74,9 @@ phases["insert"] = (time.perf_counter() - t, time.process_time() - c)
 print(json.dumps(phases))
 """
 """The floor of ``simulate`` as it is built: the simulator in memory (the CLI's scenario, seed and measurement),
-then DuckDB's bare INSERT of the same Arrow tables (in row-group chunks, DuckDB's fastest way in) into a fresh
-file of the store's schema (no contract check, no unit statistics, no load record) and its checkpoint; each phase's wall and CPU time by the process's own
-clocks (CPU: every thread of the process)."""
+then DuckDB's bare INSERT of the same Arrow tables into a fresh file of the store's schema (no contract check,
+no unit statistics, no load record) and its checkpoint; each phase's wall and CPU time by the process's own clocks
+(CPU: every thread of the process)."""
 
 
 @dataclass
@@ -170,7 +170,7 @@ def simulate_floor(n: int, repeats: int, work: Path) -> list[Measure]:
         out: list[str] = []
         whole.runs.append(run([sys.executable, "-c", SIMULATE_FLOOR, str(n), str(db)], env, stdout=out))
         r = whole.runs[-1]
-        for name, (wall, cpu) in json.loads(out[0]).items():
+        for name, (wall, cpu) in json.loads(out[0].strip().splitlines()[-1]).items():
             phases[name].runs.append(Run(wall, cpu, r.peak_gib, r.load_before, r.load_after))
         print(f"  {whole.what:<44} {'floor':<14} run {i + 1}: {r.wall_s:7.1f} s wall, {r.cpu_s:7.1f} s CPU, "
               f"{r.peak_gib:5.2f} GiB, load {r.load_before:.1f}→{r.load_after:.1f}; "

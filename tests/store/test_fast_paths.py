@@ -12,7 +12,7 @@ from ketaweight.core.errors import InputError
 from ketaweight.core.schema import TABLES
 from ketaweight.sources import files
 from ketaweight.sources.simulator import load_scenario, simulate, with_measurement
-from ketaweight.store import checks, staging
+from ketaweight.store import checks
 from ketaweight.store.store import Store
 
 PATIENTS = "patient_id,sex,birth_year,height_cm,atypical_features\nA1,F,1980,165,true\nA2,M,1975,180,no\n"
@@ -145,47 +145,3 @@ def test_the_contract_path_checks_every_value_when_the_store_has_rows(simulated,
         store.load_frames(tables, label="simulated", checks="contract")
         with pytest.raises(InputError, match="key already in the store"):
             store.load_frames({"measurements": tables["measurements"]}, label="again", checks="contract")
-
-
-def test_row_group_chunks_keep_every_row_in_order():
-    frame = pa.Table.from_batches([pa.record_batch({"a": pa.array(range(lo, hi), pa.int64())}) for lo, hi in ((0, 5), (5, 6), (6, 20), (20, 20), (20, 23))])
-    chunked = staging.row_group_chunks(frame, 7)
-    assert [len(b) for b in chunked.to_batches()] == [7, 7, 7, 2]
-    assert chunked.column("a").to_pylist() == list(range(23)) and chunked.schema == frame.schema
-    one = pa.table({"a": pa.array(range(20))})
-    inside = staging.row_group_chunks(one, 7)  # slices of one chunk share its buffer (no copy)
-    second = inside.column("a").chunks[1]
-    assert second.offset == 7 and second.buffers()[1].address == one.column("a").chunks[0].buffers()[1].address
-    assert staging.row_group_chunks(frame.slice(0, 0), 7).num_rows == 0
-
-
-def test_the_contract_path_writes_full_row_groups_in_the_frames_order(tmp_path):
-    """Uneven chunks (the simulator's: one a measurement kind) reach DuckDB in chunks of its row group, so
-    every row group but the last is full (DuckDB's own row group size is the one the store assumes), and the
-    stored rows are the frame's, in its order."""
-    n = 2 * staging.ROW_GROUP_ROWS + 5_000
-    ids = pa.array([f"P{i:07d}" for i in range(n)])
-    frame = pa.table({"patient_id": ids, "sex": pa.array(np.where(np.arange(n) % 3 == 0, "F", "M")),
-                      "birth_year": pa.array(1950 + np.arange(n) % 50), "height_cm": pa.array(150.0 + np.arange(n) % 40)})
-    frame = pa.Table.from_batches([b for lo, hi in ((0, 1_000), (1_000, 130_000), (130_000, n))
-                                   for b in frame.slice(lo, hi - lo).to_batches()])
-    with Store(tmp_path / "s.duckdb") as store:
-        store.load_frames({"patients": frame}, label="typed", checks="contract")
-        store.con.execute("CHECKPOINT")
-        groups = store.query("SELECT row_group_id, sum(count) AS n FROM pragma_storage_info('patients') "
-                             "WHERE column_name = 'patient_id' AND segment_type = 'VARCHAR' GROUP BY 1 ORDER BY 1")
-        stored = store.query("SELECT patient_id FROM patients ORDER BY rowid")["patient_id"].tolist()
-    assert stored == ids.to_pylist()
-    assert groups["n"].tolist() == [staging.ROW_GROUP_ROWS, staging.ROW_GROUP_ROWS, 5_000]
-
-
-def test_the_contract_path_keeps_the_simulators_row_order(simulated, tmp_path, monkeypatch):
-    """Chunked into row groups far smaller than a kind's records, every table is stored in the simulator's order."""
-    monkeypatch.setattr(staging, "ROW_GROUP_ROWS", 1_000)
-    tables = simulated["clinic"]
-    with Store(tmp_path / "s.duckdb") as store:
-        store.load_frames(tables, label="simulated", checks="contract")
-        for name, table in tables.items():
-            stored = store.con.execute(f'SELECT * FROM "{name}" ORDER BY rowid').to_arrow_table()
-            for column in table.column_names:
-                assert stored.column(column).to_pylist() == table.column(column).to_pylist(), (name, column)

@@ -215,8 +215,6 @@ class Staging:
         extra = [c for c in columns if c not in table.column_names]
         if extra:
             raise InputError([(Location(f"data frame: {name}", None, c), "unknown column") for c in extra])
-        if trusted and isinstance(frame, pa.Table):
-            frame = row_group_chunks(frame, ROW_GROUP_ROWS)
         source = self._register(f"_incoming_{name}", frame)
         casts = ", ".join(f'CAST({_q(c.name)} AS {c.sql_type}) AS {_q(c.name)}' if c.name in columns
                           else f"NULL::{c.sql_type} AS {_q(c.name)}" for c in table.columns)
@@ -235,29 +233,6 @@ class Staging:
             return staged, False
 
         return Incoming(table, f"{label}: {name}", "row", typed, False, stage_for_report, trusted)
-
-
-ROW_GROUP_ROWS = 122_880
-"""Rows in one of DuckDB's row groups (its default ``ROW_GROUP_SIZE``, which the store keeps; a test checks it)."""
-
-
-def row_group_chunks(frame: pa.Table, rows: int) -> pa.Table:
-    """The same rows in the same order, in chunks of ``rows`` (the last one shorter).
-
-    DuckDB inserts an Arrow table on all its threads, a chunk at a time, and writes each chunk's full row
-    groups as they are; the rows of a chunk that do not fill a row group are compressed once, then read back
-    and compressed again with their neighbours'.  The simulator's measurements come in one chunk a kind (the
-    length of each is whatever that kind's visits add up to), so without this every chunk leaves such a
-    remainder: DuckDB 2.0.1 spent 10.3 s of CPU on 100,000 patients' tables against 6–7 s in row-group chunks
-    (and wrote a 40 % larger file).  A chunk within one of ``frame``'s chunks is a zero-copy slice; only a
-    chunk that spans two is copied (at most ``rows`` rows each, ≈ 3 MB for the measurements)."""
-    parts = []
-    for start in range(0, frame.num_rows, rows):
-        part = frame.slice(start, rows)
-        if any(column.num_chunks != 1 for column in part.columns):
-            part = part.combine_chunks()
-        parts.extend(part.to_batches())
-    return pa.Table.from_batches(parts, schema=frame.schema)
 
 
 def conversion_error(name: str, exc: Exception) -> InputError:

@@ -100,17 +100,20 @@ def print_import(result: ImportResult, exact: bool) -> None:
 
 @store_app.command("import-omop")
 def import_omop_command(
-    source: str = typer.Argument(..., help="A DuckDB CDM file, a folder of CDM CSV files, or a postgresql:// URL (read-only)."),
+    source: str = typer.Argument(..., help="A DuckDB CDM file, a folder of CDM CSV files, or a postgresql:// URL (read-only); "
+                                 "with --engine spark a folder of CDM Parquet tables or catalog:SCHEMA."),
     store: Path = typer.Option(..., "--store", help="DuckDB store file (created if missing)."),
-    cdm_schema: str | None = typer.Option(None, "--cdm-schema", help="Schema of the CDM tables (PostgreSQL default: public)."),
+    cdm_schema: str | None = typer.Option(None, "--cdm-schema", help="Schema of the CDM tables (PostgreSQL default: public; "
+                                          "Spark: give catalog:SCHEMA as SOURCE)."),
     vocabulary_schema: str | None = typer.Option(None, "--vocabulary-schema", help="Schema of the vocabulary tables (default: the CDM schema)."),
     mapping: Path | None = typer.Option(None, "--mapping", help="TOML file extending the built-in concept sets."),
     all_persons: bool = typer.Option(False, "--all-persons", help="Import every person, not only those with depression or a ketamine/esketamine exposure."),
     report: Path | None = typer.Option(None, "--report", help="Also write the import report as JSON."),
     exact_counts: bool = typer.Option(False, "--exact-counts", help="Exact counts and example row ids (the data owner's receipt; not for sharing)."),
     engine: str = typer.Option("duckdb", "--engine", envvar="KETAWEIGHT_ENGINE",
-                               help="spark: SOURCE is a folder of CDM Parquet tables and the selection runs on Spark "
-                                    "(docs/scale.md); duckdb: as SOURCE says."),
+                               help="spark: SOURCE is a folder of CDM Parquet tables or catalog:SCHEMA (the tables of a "
+                                    "schema of Spark's catalog, e.g. Delta tables on Databricks) and the selection runs on "
+                                    "Spark (docs/scale.md); duckdb: as SOURCE says."),
     spark_master: str = typer.Option("local[2]", "--spark-master", envvar="KETAWEIGHT_SPARK_MASTER",
                                      help="With --engine spark: the Spark master URL (local[N], spark://host:7077, yarn)."),
 ) -> None:

@@ -15,6 +15,7 @@ import os
 import re
 import shutil
 import socket
+import tempfile
 from functools import lru_cache
 from pathlib import Path
 from typing import Any
@@ -53,7 +54,8 @@ def spark_session(master: str = DEFAULT_MASTER) -> Any:
     Times are read and written in UTC (``spark.sql.session.timeZone``), as DuckDB's naive
     timestamps are; the web UI is off.  On a local master the shuffle uses few partitions (the
     default 200 costs seconds per query on a small machine) and the driver, which is also the
-    executor there, gets 4 GiB (``KETAWEIGHT_SPARK_DRIVER_MEMORY`` to change).  On a cluster
+    executor there, gets 4 GiB (``KETAWEIGHT_SPARK_DRIVER_MEMORY`` to change), and the catalog's
+    warehouse is a folder under the system's temporary directory, not the working one.  On a cluster
     everything else comes from its own spark-defaults.
     """
     SparkSession, _ = _imports()
@@ -68,8 +70,12 @@ def spark_session(master: str = DEFAULT_MASTER) -> Any:
                .config("spark.sql.execution.arrow.pyspark.enabled", "true"))
     if _LOCAL.match(master):
         cores = os.cpu_count() or 1
+        # ketaweight never writes to the catalog: its default warehouse would be an empty `spark-warehouse`
+        # folder left in the user's working directory.
+        warehouse = Path(tempfile.gettempdir()) / "ketaweight-spark-warehouse"
         builder = (builder.config("spark.sql.shuffle.partitions", str(max(2, 2 * cores)))
-                   .config("spark.driver.memory", os.environ.get("KETAWEIGHT_SPARK_DRIVER_MEMORY", "4g")))
+                   .config("spark.driver.memory", os.environ.get("KETAWEIGHT_SPARK_DRIVER_MEMORY", "4g"))
+                   .config("spark.sql.warehouse.dir", str(warehouse)))
     try:
         session = builder.getOrCreate()
     except Exception as exc:  # pyspark's errors (a JVM that exits, a master that never answers) as one message

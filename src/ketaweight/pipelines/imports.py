@@ -15,6 +15,7 @@ from dataclasses import dataclass, replace
 from pathlib import Path
 from typing import Literal
 
+from ketaweight.core.errors import InputError, Location
 from ketaweight.core.provenance import Provenance
 from ketaweight.core.spark import DEFAULT_MASTER
 from ketaweight.sources.fhir import read_fhir, write_fhir
@@ -62,7 +63,7 @@ def import_omop(store: str | Path, source: str | Path, *, cdm_schema: str | None
                 exact_counts: bool = False, on_stage: Callable[[str], None] | None = None,
                 engine: str = "duckdb", spark_master: str | None = None) -> ImportResult:
     """Read the CDM at ``source`` (DuckDB file, CSV folder or ``postgresql://`` URL; with ``engine="spark"``
-    a folder of CDM Parquet tables, selected on Spark at ``spark_master``) into ``store``.
+    a folder of CDM Parquet tables or ``catalog:SCHEMA``, selected on Spark at ``spark_master``) into ``store``.
 
     ``all_persons`` imports every person instead of the mapping's population; ``report_path`` writes the
     import report as JSON (counts under 11 masked unless ``exact_counts``: the data owner's receipt)."""
@@ -70,9 +71,11 @@ def import_omop(store: str | Path, source: str | Path, *, cdm_schema: str | None
     if all_persons:
         mapping = replace(mapping, population=())
     if engine == "spark":
-        from ketaweight.sources.omop.spark_cdm import SparkCdm  # Spark users only: it starts a JVM
+        from ketaweight.sources.omop.spark_cdm import open_spark_cdm  # Spark users only: it starts a JVM
 
-        cdm: CdmConnection = SparkCdm(Path(source), spark_master or DEFAULT_MASTER)
+        if cdm_schema is not None:
+            raise InputError([(Location(str(source)), "with --engine spark the CDM schema is the source: catalog:SCHEMA")])
+        cdm: CdmConnection = open_spark_cdm(source, spark_master or DEFAULT_MASTER, vocabulary_schema=vocabulary_schema)
     else:
         cdm = open_cdm(source, cdm_schema=cdm_schema, vocabulary_schema=vocabulary_schema)
     with _staging_folder(Path(store)) as folder:

@@ -66,6 +66,10 @@ def configure(con: duckdb.DuckDBPyConnection) -> duckdb.DuckDBPyConnection:
     return con
 
 
+#: ``SOURCE`` of an OMOP import naming a schema of Spark's catalog rather than a file or folder.
+CATALOG_PREFIX = "catalog:"
+
+
 def _ident(name: str) -> str:
     if not re.fullmatch(r"[A-Za-z_][A-Za-z0-9_$]*", name):
         raise InputError([(Location("schema"), f"not a plain SQL name: {name!r}")])
@@ -301,6 +305,8 @@ def open_cdm(location: str | Path, *, cdm_schema: str | None = None, vocabulary_
     text = str(location)
     if text.startswith(("postgresql://", "postgres://")):
         return PostgresCdm(text, cdm_schema or "public", vocabulary_schema)
+    if text.startswith(CATALOG_PREFIX):
+        raise InputError([(Location(text), "a catalog schema is read by Spark: add --engine spark")])
     path = Path(location)
     if path.is_dir():
         return CsvCdm(path)

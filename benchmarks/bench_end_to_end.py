@@ -16,7 +16,7 @@ of ``simulate`` at each size (:data:`SIMULATE_FLOOR`: the simulator in memory, t
 tables into a fresh file, each phase timed); ``--skip-analyze`` times ``simulate`` alone.
 
     .venv/bin/python benchmarks/bench_end_to_end.py [--sizes 20000,100000,1000000] [--repeats 3]
-        [--load-size 100000] [--baseline-src DIR] [--work DIR] [--json benchmarks/results/end_to_end.json]
+        [--load-size 100000] [--load-store STORE] [--baseline-src DIR] [--work DIR] [--json benchmarks/results/end_to_end.json]
         [--skip-analyze] [--simulate-floor]
 """
 
@@ -185,6 +185,8 @@ def main() -> None:
     ap.add_argument("--sizes", default="20000,100000,1000000", help="patients per simulated cohort, comma-separated ('' for none)")
     ap.add_argument("--repeats", type=int, default=3)
     ap.add_argument("--load-size", type=int, default=100000, help="cohort exported to Parquet and CSV for `store load` (0: skip)")
+    ap.add_argument("--load-store", type=Path, default=None,
+                    help="an existing store of --load-size patients to export for `store load` (default: simulate one; opened read-only)")
     ap.add_argument("--baseline-src", type=Path, default=None, help="another source tree run side by side")
     ap.add_argument("--baseline-sizes", default=None,
                     help="sizes the baseline runs at (default: all of --sizes; the baseline at 1 M takes ~10 min a run)")
@@ -199,6 +201,8 @@ def main() -> None:
     ap.add_argument("--work", type=Path, default=None, help="scratch folder (default: a temporary one, removed)")
     ap.add_argument("--json", type=Path, default=None, help="write every run here")
     args = ap.parse_args()
+    if args.load_store is not None and not args.load_store.is_file():
+        ap.error(f"--load-store {args.load_store}: no such store file")
     sizes = [int(s) for s in args.sizes.split(",") if s.strip()]
     baseline_sizes = set(int(s) for s in args.baseline_sizes.split(",")) if args.baseline_sizes else set(sizes)
     work = args.work or Path(tempfile.mkdtemp(prefix="ketaweight-bench-"))
@@ -240,13 +244,14 @@ def main() -> None:
     source = work / f"load-{args.load_size}"
     if args.load_size in sizes:  # the last simulate run of that size is the same cohort (seed 7)
         source = work / f"ketaweight-{args.load_size}"
-    if formats and not (source / "store.duckdb").exists():
+    store_file = args.load_store or source / "store.duckdb"
+    if formats and not store_file.exists():
         run(prefix + ["simulate", "--patients", str(args.load_size), "--out", str(source), "--no-truth"], env)
     rows = None
     for fmt in formats:
         folder = work / f"export-{args.load_size}-{fmt}"
         if not folder.exists():
-            run(prefix + ["store", "export", "--store", str(source / "store.duckdb"), "--out", str(folder), "--format", fmt], env)
+            run(prefix + ["store", "export", "--store", str(store_file), "--out", str(folder), "--format", fmt], env)
         size = sum(f.stat().st_size for f in folder.iterdir()) / 2**20
         target = work / f"loaded-{fmt}.duckdb"
         for who, src in sources:
@@ -261,7 +266,7 @@ def main() -> None:
                                 lambda i: target.unlink(missing_ok=True)))
         if rows is None:
             import duckdb
-            with duckdb.connect(str(source / "store.duckdb"), read_only=True) as con:
+            with duckdb.connect(str(store_file), read_only=True) as con:
                 rows = sum(con.execute(f'SELECT count(*) FROM "{t}"').fetchone()[0]
                            for t in ("patients", "exposures", "measurements", "lifestyle", "adverse_events"))
 

@@ -44,17 +44,28 @@ def load_message(tmp_path: Path, folder: Path) -> str:
     return str(err.value)
 
 
-@pytest.mark.parametrize("case", sorted(HOSTILE))
-def test_streamed_and_exact_csv_readers_report_the_same(tmp_path, monkeypatch, case):
-    folder = write(tmp_path / "in", HOSTILE[case])
-    streamed = load_message(tmp_path, folder)
-
+def _exact_reader_only(monkeypatch) -> None:
+    """Make every CSV file go to the exact (pandas) reader, as a file that is not plain does."""
     def not_plain(path, table):
         raise files.NotPlainCsv("forced")
         yield  # a generator, like the real one
 
     monkeypatch.setattr("ketaweight.store.staging.csv_text_batches", not_plain)
-    assert load_message(tmp_path, folder) == streamed
+
+
+def _force_screening_first(monkeypatch) -> None:
+    """Make a first load screen its staged rows before inserting them, the way a load into a store with rows goes."""
+    monkeypatch.setattr("ketaweight.store.store.units_flagged", lambda units: True)
+
+
+@pytest.mark.parametrize("exact_way", [_exact_reader_only, _force_screening_first], ids=["exact CSV reader", "screening first"])
+@pytest.mark.parametrize("case", sorted(HOSTILE))
+def test_the_exact_ways_report_what_the_fast_ones_report(tmp_path, monkeypatch, case, exact_way):
+    """The streamed CSV reader against the exact one; a first load inserted, then screened, against screening first."""
+    folder = write(tmp_path / "in", HOSTILE[case])
+    fast = load_message(tmp_path, folder)
+    exact_way(monkeypatch)
+    assert load_message(tmp_path, folder) == fast
 
 
 def test_a_short_line_in_an_optional_column_loads(tmp_path):
@@ -78,6 +89,53 @@ def test_screening_flags_what_the_report_names():
                     good.assign(value=[np.nan])):
             store.con.register("m", bad)
             assert checks.screen(store.con, TABLES["measurements"], "m"), bad
+
+
+def test_screening_passes_unique_keys_in_any_order_and_flags_a_repeated_one_wherever_it_is():
+    """Keys in increasing order are passed in one streaming pass; any other order goes to the sort of key hashes."""
+    with Store(":memory:") as store:
+        store.load_frames({"patients": pd.DataFrame({"patient_id": ["A1", "A2", "A3"], "sex": ["F", "M", "F"],
+                                                     "birth_year": [1980, 1975, 1990], "height_cm": [165.0, 180.0, 170.0]})})
+        checks.create_units_table(store.con)
+        rows = pd.DataFrame({"patient_id": ["A1", "A1", "A2", "A3"], "kind": ["weight"] * 4, "value": [70.0, 71.0, 80.0, 60.0],
+                             "unit": ["kg"] * 4, "time": pd.to_datetime(["2024-01-01", "2024-01-02", "2024-01-01", "2024-01-01"])})
+        for order, repeated in (([0, 1, 2, 3], False), ([3, 1, 2, 0], False), ([0, 1, 1, 2], True), ([1, 0, 2, 0], True),
+                                ([0, 2, 3, 0], True)):
+            store.con.register("m", rows.iloc[order].reset_index(drop=True))
+            assert checks.screen(store.con, TABLES["measurements"], "m") is repeated, order
+
+
+def test_values_trimmed_only_where_needed_load_as_the_exact_reader_loads_them(tmp_path, monkeypatch):
+    """The streamed reader skips DuckDB's trim for chunks whose values need none; chunks with spaces,
+    no-break spaces, tabs or empty values are trimmed as the exact reader trims them."""
+    lines = [f"P{i:03d},2024-01-01 09:00:00,weight,{60 + i % 30},kg" for i in range(200)]
+    lines[150] = "P150 ,2024-01-01 09:00:00, weight,\u00a070\u00a0,kg"
+    lines[170] = "P170,2024-01-01 09:00:00 ,weight,70,\tkg"
+    lines[190] = "P190,2024-01-01 09:00:00,weight,,kg"
+    patients = "patient_id,sex,birth_year,height_cm\n" + "".join(f"P{i:03d},F,1980,165\n" for i in range(200))
+    folder, valid = tmp_path / "in", tmp_path / "valid"
+    for path, rows in ((folder, lines), (valid, lines[:170] + ["P170,2024-01-01 09:00:00 ,weight,70, kg"] + lines[171:190]
+                                                      + ["P190,2024-01-01 09:00:00,weight,\u3000 71,kg"] + lines[191:])):
+        path.mkdir()
+        (path / "patients.csv").write_text(patients)
+        (path / "measurements.csv").write_text("patient_id,time,kind,value,unit\n" + "\n".join(rows) + "\n", encoding="utf-8")
+    monkeypatch.setattr(files, "CSV_BLOCK_BYTES", 1 << 10)
+    monkeypatch.setattr(files, "CSV_CHUNK_BYTES", 1 << 10)
+    assert len(list(files.csv_text_batches(folder / "measurements.csv", TABLES["measurements"]))) > 3
+
+    def stored() -> list[tuple]:
+        with Store(":memory:") as store:
+            store.load_folder(valid)
+            return store.con.sql("SELECT * FROM measurements ORDER BY rowid").fetchall()
+
+    streamed, streamed_rows = load_message(tmp_path, folder), stored()
+    assert "line 172, column 'unit': unknown unit \tkg" in streamed and "line 192, column 'value': missing value" in streamed
+    assert "line 152" not in streamed  # spaces and no-break spaces are trimmed
+    assert [r for r in streamed_rows if r[0] in ("P150", "P190")] == [("P150", streamed_rows[150][1], "weight", 70.0, "kg"),
+                                                                       ("P190", streamed_rows[190][1], "weight", 71.0, "kg")]
+    _exact_reader_only(monkeypatch)
+    assert load_message(tmp_path, folder) == streamed
+    assert stored() == streamed_rows
 
 
 def test_parquet_in_place_reads_values_as_their_text_would(tmp_path):
@@ -145,3 +203,43 @@ def test_the_contract_path_checks_every_value_when_the_store_has_rows(simulated,
         store.load_frames(tables, label="simulated", checks="contract")
         with pytest.raises(InputError, match="key already in the store"):
             store.load_frames({"measurements": tables["measurements"]}, label="again", checks="contract")
+
+
+def _spy_on_screening(monkeypatch) -> list[str]:
+    """The relations the screening reads, in order, from now on."""
+    screened: list[str] = []
+    real = checks.screen
+
+    def spy(con, table, relation, **kwargs):
+        screened.append(relation)
+        return real(con, table, relation, **kwargs)
+
+    monkeypatch.setattr("ketaweight.store.store.screen", spy)
+    return screened
+
+
+@pytest.mark.parametrize("fmt", ["parquet", "csv"])
+def test_a_first_load_screened_after_inserting_stores_what_screening_first_stores(simulated, tmp_path, monkeypatch, fmt):
+    """Into an empty store the rows are inserted, then screened inside the transaction (each file read
+    once); the values, their order, the unit conversions and the receipt are those of screening first."""
+    with Store(tmp_path / "source.duckdb") as source:
+        source.load_frames(simulated["clinic"], label="simulated")
+        source.con.execute("UPDATE measurements SET value = value / 0.45359237, unit = 'lb' WHERE kind = 'weight' AND rowid % 7 = 0")
+        folder = tmp_path / fmt
+        source.export(folder, fmt)
+    screened = _spy_on_screening(monkeypatch)
+
+    def load(path: Path):
+        with Store(path) as store:
+            report = store.load_folder(folder)
+            return report, {name: store.con.sql(f'SELECT * FROM "{name}" ORDER BY rowid').to_arrow_table() for name in TABLES}
+
+    fast, fast_rows = load(tmp_path / "fast.duckdb")
+    assert screened == list(fast.rows)  # the store's own tables, just inserted
+    screened.clear()
+    _force_screening_first(monkeypatch)
+    slow, slow_rows = load(tmp_path / "slow.duckdb")
+    assert screened == [f"_typed_{name}" for name in slow.rows]
+    assert fast.rows == slow.rows and fast.conversions == slow.conversions and fast.conversions
+    for name in TABLES:
+        assert fast_rows[name].equals(slow_rows[name]), name

@@ -26,15 +26,18 @@ import io
 import re
 from collections.abc import Iterator
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 import numpy as np
-import pandas as pd
 import pyarrow as pa
 import pyarrow.csv as pa_csv
 import pyarrow.parquet as pq
 
 from ketaweight.core.errors import InputError, Location
 from ketaweight.core.schema import MEASUREMENT_KINDS, Table
+
+if TYPE_CHECKING:
+    import pandas as pd
 
 CSV_BLOCK_BYTES = 16 << 20
 """Bytes pyarrow parses per block of a streamed CSV file."""
@@ -104,6 +107,8 @@ def _decode(raw: bytes, label: str) -> str:
 
 def read_csv_as_text(path: Path, table: Table) -> pd.DataFrame:
     """All columns as text plus ``_line`` (header = line 1).  Raises InputError with locations."""
+    import pandas as pd  # the exact reader only: a plain file is streamed without pandas
+
     label = str(path)
     raw = path.read_bytes()
     text = _decode(raw, label)
@@ -177,7 +182,8 @@ def csv_text_batches(path: Path, table: Table) -> Iterator[pa.Table]:
 
 def _with_lines(batches: list[pa.RecordBatch], first_line: int, schema: pa.Schema | None = None) -> pa.Table:
     text = pa.Table.from_batches(batches, schema=schema) if schema is not None else pa.Table.from_batches(batches)
-    lines = pa.array(np.arange(first_line, first_line + text.num_rows, dtype=np.int64))
+    numbers = np.arange(first_line, first_line + text.num_rows, dtype=np.int64)
+    lines = pa.Array.from_buffers(pa.int64(), len(numbers), [None, pa.py_buffer(numbers)])  # pa.array() would import pandas
     return text.add_column(0, "_line", lines)
 
 

@@ -91,6 +91,8 @@ class RowCheck:
     reason: str | None = None
     units: bool = False
     after_keys: bool = False  # reported after the key and patient checks
+    allowed: tuple[str, ...] | None = None
+    """The allowed values when the rule is that ``column`` holds one of them (screened as a hash join)."""
 
 
 def row_checks(table: Table, *, text: bool) -> list[RowCheck]:
@@ -114,7 +116,7 @@ def row_checks(table: Table, *, text: bool) -> list[RowCheck]:
         if col.allowed is not None:
             allowed = ", ".join(f"'{a}'" for a in col.allowed)
             checks.append(RowCheck(col.name, f"{raw} NOT IN ({allowed})",
-                                   f"'unknown value ' || {raw} || ' (allowed: {', '.join(col.allowed)})'"))
+                                   f"'unknown value ' || {raw} || ' (allowed: {', '.join(col.allowed)})'", allowed=col.allowed))
         if col.minimum is not None or col.maximum is not None:
             lo, hi = col.minimum, col.maximum
             unit = f" {col.unit}" if col.unit else ""
@@ -164,7 +166,7 @@ def unit_stats(con: duckdb.DuckDBPyConnection, relation: str) -> UnitStats:
     return con.execute(f"SELECT kind, unit, count(*), min(value), max(value) FROM {_q(relation)} GROUP BY 1, 2 ORDER BY 1, 2").fetchall()
 
 
-def _units_flagged(stats: UnitStats) -> bool:
+def units_flagged(stats: UnitStats) -> bool:
     """The two unit rules of :func:`row_checks` on the (kind, unit) summary: a known kind in a unit it
     does not accept, or a value outside the kind's range once converted (the factor is positive, so
     the extremes decide; NaN counts as outside, as it compares above everything in DuckDB)."""
@@ -181,19 +183,31 @@ def _units_flagged(stats: UnitStats) -> bool:
 
 
 def screen(con: duckdb.DuckDBPyConnection, table: Table, relation: str, *, staged_patients: str | None = None,
-           unparsed_flag: bool = False, units: UnitStats | None = None) -> bool:
+           unparsed_flag: bool = False, units: UnitStats | None = None, store_keys: bool = True) -> bool:
     """Whether :func:`validate_staged` may find a problem in ``relation`` (every column of
     ``table`` in its canonical type, plus the boolean :data:`PARSE_FLAG` when ``unparsed_flag``).
 
     ``staged_patients`` names the typed relation of patients loaded in the same batch; ``units``
-    is the measurements' :func:`unit_stats`.  False means there is none; True means the table
-    needs the detailed report (which may still find nothing, after a key-hash collision)."""
+    is the measurements' :func:`unit_stats`.  ``store_keys=False`` when ``relation`` is the store's
+    own table holding only this load's rows (inserted into an empty table, inside the load's
+    transaction): its keys are then not looked up among themselves as keys already in the store.
+    False means there is none; True means the table needs the detailed report (which may still
+    find nothing, after a key-hash collision)."""
     s = f"{_q(relation)} s"
     checks = row_checks(table, text=False)
     if any(c.units for c in checks):
-        if _units_flagged(units if units is not None else unit_stats(con, relation)):
+        if units_flagged(units if units is not None else unit_stats(con, relation)):
             return True
-    conditions = [f"({c.where})" for c in checks if not c.units]
+    # A value against a list of tens of allowed ones, row by row, costs as much as the insert itself
+    # (DuckDB evaluates an IN list inside FILTER one comparison at a time); a hash join costs little.
+    for c in checks:
+        if c.allowed is not None:
+            col = f"s.{_q(c.column or '')}"
+            values = ", ".join(f"('{a}')" for a in c.allowed)
+            if con.execute(f"SELECT EXISTS (SELECT 1 FROM {s} ANTI JOIN (VALUES {values}) a(v) ON a.v = {col} "
+                           f"WHERE {col} IS NOT NULL)").fetchall()[0][0]:
+                return True
+    conditions = [f"({c.where})" for c in checks if not c.units and c.allowed is None]
     if unparsed_flag:
         conditions.append(f"s.{PARSE_FLAG}")
     joins = ""
@@ -202,14 +216,41 @@ def screen(con: duckdb.DuckDBPyConnection, table: Table, relation: str, *, stage
         joins += f" LEFT JOIN ({known}) k ON k.patient_id = s.patient_id"
         conditions.append(f"k.patient_id IS NULL OR year(s.{_q(_time_column(table))}) < k.birth_year")
     keys = ", ".join(f"s.{_q(k)}" for k in table.key)
-    if _has_rows(con, table.name):
+    if store_keys and _has_rows(con, table.name):
         existing = " AND ".join(f"t.{_q(k)} = s.{_q(k)}" for k in table.key)
         conditions.append(f"EXISTS (SELECT 1 FROM {_q(table.name)} t WHERE {existing})")
     if con.execute(f"SELECT count(*) FILTER (WHERE {' OR '.join(conditions)}) FROM {s} {joins}").fetchall()[0][0]:
         return True
+    if _keys_increase(con, table, relation):
+        return False
     # Equal key hashes, found by sorting them (cheaper here than counting distinct hashes).
     return bool(con.execute(f"SELECT count(*) FROM (SELECT h = lag(h) OVER (ORDER BY h) AS repeated "
                             f"FROM (SELECT hash({keys}) AS h FROM {s})) WHERE repeated").fetchall()[0][0])
+
+
+def _keys_increase(con: duckdb.DuckDBPyConnection, table: Table, relation: str) -> bool:
+    """Whether every row's key is greater than the one before it in the relation's own order (a file
+    sorted by key, as an export writes it), so that no key repeats: one streaming pass, no sort.
+
+    ``lag(...) OVER ()`` pairs each row with the one before it in one sequence of all rows (exactly
+    one row, the first, has none); a strictly increasing sequence holds no value twice.  Rows with
+    an empty key value never pass (they are the required-value rule's)."""
+    keys = [_q(k) for k in table.key]
+
+    def greater(i: int) -> str:
+        rest = f" OR (s.{keys[i]} = s._p{i} AND {greater(i + 1)})" if i + 1 < len(keys) else ""
+        return f"(s.{keys[i]} > s._p{i}{rest})"
+
+    lags = ", ".join(f"lag({k}) OVER () AS _p{i}" for i, k in enumerate(keys))
+    return con.execute(f"SELECT count(*) FILTER (WHERE _p0 IS NULL) = 1 AND count(*) FILTER (WHERE NOT {greater(0)}) = 0 "
+                       f"AND count(*) FILTER (WHERE {' OR '.join(f's.{k} IS NULL' for k in keys)}) = 0 "
+                       f"FROM (SELECT {', '.join(keys)}, {lags} FROM {_q(relation)}) s").fetchall()[0][0]
+
+
+def any_unparsed(con: duckdb.DuckDBPyConnection, relation: str) -> bool:
+    """Whether a typed staging of text has a row with a value that did not parse (:data:`PARSE_FLAG`);
+    a relation whose flag is constant FALSE (a Parquet file read natively) is not read at all."""
+    return con.execute(f"SELECT EXISTS (SELECT 1 FROM {_q(relation)} WHERE {PARSE_FLAG})").fetchall()[0][0]
 
 
 def _collect(con: duckdb.DuckDBPyConnection, sql: str, label: str, column: str | None,
@@ -310,5 +351,5 @@ def unit_conversions(stats: UnitStats) -> dict[str, int]:
     }
 
 
-__all__ = ["MAX_REPORTED_PER_CHECK", "PARSE_FLAG", "Problem", "RowCheck", "UnitStats", "create_units_table", "insert_sql", "row_checks",
-           "screen", "text_to_typed", "typed_expr", "unit_conversions", "unit_stats", "validate_staged"]
+__all__ = ["MAX_REPORTED_PER_CHECK", "PARSE_FLAG", "Problem", "RowCheck", "UnitStats", "any_unparsed", "create_units_table", "insert_sql",
+           "row_checks", "screen", "text_to_typed", "typed_expr", "unit_conversions", "unit_stats", "units_flagged", "validate_staged"]

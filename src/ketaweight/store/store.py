@@ -21,12 +21,10 @@ from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any, Literal
+from typing import TYPE_CHECKING, Any, Literal
 
 import duckdb
-import pandas as pd
 import pyarrow as pa
-import pyarrow.dataset as ds
 
 from ketaweight.core.duckdb_connection import connect
 from ketaweight.core.errors import InputError, Location
@@ -34,8 +32,13 @@ from ketaweight.core.provenance import Provenance, read_provenance_file, write_p
 from ketaweight.core.schema import MEASUREMENT_KINDS, TABLES, create_table_sql
 from ketaweight.core.spark import normalise
 from ketaweight.sources.files import find_table_files, skipped_files
-from ketaweight.store.checks import UnitStats, create_units_table, insert_sql, screen, unit_conversions, unit_stats, validate_staged
+from ketaweight.store.checks import (UnitStats, any_unparsed, create_units_table, insert_sql, screen, unit_conversions, unit_stats,
+                                     units_flagged, validate_staged)
 from ketaweight.store.staging import Incoming, Staging, contract_problems
+
+if TYPE_CHECKING:  # pandas and Arrow datasets only in annotations: `store load` starts without importing them
+    import pandas as pd
+    import pyarrow.dataset as ds
 
 ExportFormat = str  # "csv" | "parquet"
 
@@ -186,64 +189,26 @@ class Store:
         return self.con.execute(f"SELECT EXISTS (SELECT 1 FROM {_q(table)})").fetchall()[0][0]
 
     def _load(self, stage: Callable[[Staging], dict[str, Incoming]], provenance: Provenance, what: str | None = None) -> LoadReport:
-        """Stage the incoming tables, screen them, report the flagged ones in detail, then insert
-        everything in one transaction (or nothing, raising InputError with every problem).
+        """Stage the incoming tables, then insert everything in one transaction after validating it
+        (or nothing, raising InputError with every problem).
+
+        Into tables that are all empty (a first load, the large case) the rows are inserted first and
+        screened where they now are, inside the transaction, so each source is read once; a flagged
+        table rolls the transaction back and the load takes the other way.  Otherwise the incoming
+        relations are screened first, the flagged ones reported in detail, then inserted.
         ``what`` names the source in the message for a repeated load ("this folder"); without it, a
         repeated load is reported row by row (imports: their own receipts say what they read)."""
         staging = Staging(self.con)
         try:
             create_units_table(self.con)
             incoming: dict[str, Incoming] = stage(staging)
-            patients = incoming["patients"].typed if "patients" in incoming else None
-            units: UnitStats | None = None
-            flagged = []
-            for name in TABLES:  # patients first
-                inc = incoming.get(name)
-                if inc is None:
-                    continue
-                with _reading(inc):
-                    if name == "measurements":
-                        units = unit_stats(self.con, inc.typed)
-                    if not inc.trusted and screen(self.con, inc.table, inc.typed, unparsed_flag=inc.unparsed_flag, units=units,
-                                                  staged_patients=None if name == "patients" else patients):
-                        flagged.append(name)
-            for name in flagged if what else ():
-                with _reading(incoming[name]):  # reads the incoming file again: a corrupt page may surface only here
-                    self._refuse_reload(incoming[name], what, provenance)
-            problems = []
-            for name in flagged:
-                inc = incoming[name]
-                with _reading(inc):
-                    staged, text = inc.stage_for_report()
-                problems += validate_staged(self.con, inc.table, staged, inc.label, line_label=inc.line_label,
-                                            staged_patients=None if name == "patients" else patients, text=text)
-            if problems:
-                raise InputError(problems)
-            report = LoadReport(sources={n: inc.label for n, inc in incoming.items()})
-            if units is not None:
-                if incoming["measurements"].trusted:
-                    _check_contract_units(units, incoming["measurements"].label)
-                report.conversions = unit_conversions(units)
-            self.con.execute("BEGIN TRANSACTION")
-            try:
-                for name in TABLES:
-                    if name in incoming:
-                        sql = insert_sql(TABLES[name], incoming[name].typed, text=False, convert_units=bool(report.conversions))
-                        try:
-                            report.rows[name] = self.con.execute(sql).fetchall()[0][0]
-                        except duckdb.ConversionException as exc:
-                            raise incoming[name].conversion_error(exc) from exc
-                        except duckdb.Error as exc:
-                            if incoming[name].unreadable is None or "space" in str(exc).lower():
-                                raise  # not the input's (a full disk is the store's: see write_error)
-                            raise _unreadable(incoming[name], exc) from exc
-                self._record_load(provenance, report.rows)
-                self.con.execute("COMMIT")
-            except BaseException as exc:
-                self._rollback()
-                if isinstance(exc, duckdb.IOException):
-                    raise write_error(self.path, exc) from exc
-                raise
+            report = None
+            if not any(inc.trusted for inc in incoming.values()) and not any(self._has_rows(name) for name in incoming):
+                units = self._measurement_units(incoming)
+                if units is None or not units_flagged(units):
+                    report = self._insert(incoming, provenance, units, screen_after=True)
+            if report is None:
+                report = self._insert(incoming, provenance, self._screen_and_report(incoming, provenance, what))
             self._loaded = True
             try:
                 self.con.execute("CHECKPOINT")
@@ -253,6 +218,101 @@ class Store:
             return report
         finally:
             staging.close()
+
+    def _measurement_units(self, incoming: dict[str, Incoming]) -> UnitStats | None:
+        """The incoming measurements' :func:`unit_stats` (None without measurements)."""
+        inc = incoming.get("measurements")
+        if inc is None:
+            return None
+        with _reading(inc):
+            return unit_stats(self.con, inc.typed)
+
+    def _screen_and_report(self, incoming: dict[str, Incoming], provenance: Provenance, what: str | None) -> UnitStats | None:
+        """Screen the staged relations, report the flagged ones in detail (raising InputError with every
+        problem, or the one line of a repeated load); the measurements' unit stats when all is valid."""
+        patients = incoming["patients"].typed if "patients" in incoming else None
+        units = None
+        flagged = []
+        for name in TABLES:  # patients first
+            inc = incoming.get(name)
+            if inc is None:
+                continue
+            if name == "measurements":
+                units = self._measurement_units(incoming)
+            with _reading(inc):
+                if not inc.trusted and screen(self.con, inc.table, inc.typed, unparsed_flag=inc.unparsed_flag, units=units,
+                                              staged_patients=None if name == "patients" else patients):
+                    flagged.append(name)
+        for name in flagged if what else ():
+            with _reading(incoming[name]):  # reads the incoming file again: a corrupt page may surface only here
+                self._refuse_reload(incoming[name], what, provenance)
+        problems = []
+        for name in flagged:
+            inc = incoming[name]
+            with _reading(inc):
+                staged, text = inc.stage_for_report()
+            problems += validate_staged(self.con, inc.table, staged, inc.label, line_label=inc.line_label,
+                                        staged_patients=None if name == "patients" else patients, text=text)
+        if problems:
+            raise InputError(problems)
+        return units
+
+    def _insert(self, incoming: dict[str, Incoming], provenance: Provenance, units: UnitStats | None, *,
+                screen_after: bool = False) -> LoadReport | None:
+        """Insert every incoming table and record the load, in one transaction.
+
+        ``units`` are the measurements' :func:`unit_stats` (valid ones: they decide the conversions).
+        With ``screen_after`` (tables that were empty) the inserted rows are screened inside the
+        transaction, and a table the screening flags (or a required value missing) rolls everything
+        back and returns None: the caller then screens and reports the staged relations."""
+        report = LoadReport(sources={n: inc.label for n, inc in incoming.items()})
+        if units is not None:
+            if incoming["measurements"].trusted:
+                _check_contract_units(units, incoming["measurements"].label)
+            report.conversions = unit_conversions(units)
+        self.con.execute("BEGIN TRANSACTION")
+        try:
+            for name in TABLES:
+                if name in incoming:
+                    sql = insert_sql(TABLES[name], incoming[name].typed, text=False, convert_units=bool(report.conversions))
+                    try:
+                        report.rows[name] = self.con.execute(sql).fetchall()[0][0]
+                    except duckdb.ConstraintException:
+                        if not screen_after:
+                            raise
+                        self._rollback()  # a required value is missing: the report names it
+                        return None
+                    except duckdb.ConversionException as exc:
+                        raise incoming[name].conversion_error(exc) from exc
+                    except duckdb.Error as exc:
+                        if incoming[name].unreadable is None or "space" in str(exc).lower():
+                            raise  # not the input's (a full disk is the store's: see write_error)
+                        raise _unreadable(incoming[name], exc) from exc
+            if screen_after and self._inserted_flagged(incoming, units):
+                self._rollback()
+                return None
+            self._record_load(provenance, report.rows)
+            self.con.execute("COMMIT")
+        except BaseException as exc:
+            self._rollback()
+            if isinstance(exc, duckdb.IOException):
+                raise write_error(self.path, exc) from exc
+            raise
+        return report
+
+    def _inserted_flagged(self, incoming: dict[str, Incoming], units: UnitStats | None) -> bool:
+        """Whether the screening flags any table's rows just inserted into its (before, empty) store table:
+        a value that did not parse (the staged flag), or a row the screening's rules would report."""
+        for name in TABLES:
+            inc = incoming.get(name)
+            if inc is None:
+                continue
+            with _reading(inc):
+                if inc.unparsed_flag and any_unparsed(self.con, inc.typed):
+                    return True
+            if screen(self.con, inc.table, name, units=units, store_keys=False):
+                return True
+        return False
 
     def _rollback(self) -> None:
         try:

@@ -11,7 +11,7 @@ import pytest
 
 from ketaweight.causal import AIPW, IPW, AnalysisSpec
 from ketaweight.causal.data import prepare
-from ketaweight.causal.learners import ensemble_weights
+from ketaweight.causal.learners import TreeFeatures, candidate, ensemble_weights
 from ketaweight.causal.nuisance import post_baseline_columns
 from ketaweight.causal.runner import default_estimators, run_estimators
 from ketaweight.causal.tmle import TMLE, fluctuate
@@ -43,11 +43,40 @@ def test_stacked_learner_removes_bias_the_linear_models_leave(threshold_data):
     assert abs(stacked.estimate - 1.0) < 2.5 * stacked.se
     assert stacked.se < linear.se  # better outcome models, smaller variance
     report = stacked.diagnostics["learners"]
-    assert report["learner"] == "stacked" and report["candidates"] == ["glm", "boosting"]
+    assert report["learner"] == "stacked"
+    assert report["candidates"] == dict.fromkeys(["propensity", "outcome (arm 1)", "outcome (arm 0)"], ["glm", "boosting"])
     for w in report["ensemble_weights"].values():
         assert sum(w) == pytest.approx(1.0) and min(w) >= 0
     assert report["ensemble_weights"]["propensity"][1] > 0.5  # the data chose the boosted model
-    assert "boosted share" in stacked.summary().as_text()
+    assert "propensity glm " in stacked.summary().as_text()
+
+
+def test_augmented_learner_removes_the_bias_and_names_its_candidates(threshold_data):
+    r = AIPW(learner="augmented").fit(threshold_data)
+    assert abs(r.estimate - 1.0) < 2.5 * r.se
+    report = r.diagnostics["learners"]
+    assert report["learner"] == "augmented"
+    assert report["candidates"]["propensity"] == ["leaf-glm", "leaf-glm-light"]
+    assert report["candidates"]["outcome (arm 1)"] == ["glm", "boosting", "leaf-glm"]
+    for part, w in report["ensemble_weights"].items():
+        assert len(w) == len(report["candidates"][part]) and sum(w) == pytest.approx(1.0)
+    # the data give the tree-augmented GLM a share of the outcome model (the threshold and product are its leaves)
+    assert report["ensemble_weights"]["outcome (arm 0)"][2] > 0.1
+
+
+def test_tree_features_are_leaf_indicators_from_both_targets():
+    rng = np.random.default_rng(4)
+    x = rng.normal(size=(600, 3))
+    a = (rng.random(600) < 0.4).astype(float)
+    y = np.where(rng.random(600) < 0.9, x[:, 0] * (x[:, 1] > 0) + rng.normal(size=600), np.nan)
+    f = TreeFeatures(seed=0).fit(x, a, ~np.isnan(y), y)
+    leaves = f.transform(rng.normal(size=(50, 3)))
+    assert set(np.unique(leaves)) <= {0.0, 1.0}
+    assert np.all(leaves.sum(axis=1) == 2 * 30)  # one leaf per tree: 30 treatment trees and 30 outcome trees
+    one_arm = TreeFeatures(seed=0).fit(x, np.zeros(600), ~np.isnan(y), y)  # no treatment trees without both arms
+    assert np.all(one_arm.transform(x[:5]).sum(axis=1) == 30)
+    with pytest.raises(ValueError, match="needs the fold's tree features"):
+        candidate("leaf-glm", "classifier", 0)
 
 
 def test_stacked_tmle_agrees_with_aipw_and_shares_its_nuisances(threshold_data):
@@ -128,6 +157,10 @@ def test_sequential_regression_under_dropout_that_depends_on_a_post_baseline_var
         assert r.ci_low <= 3.0 <= r.ci_high, (est.method, r.estimate, r.se)
         if est.method != "ipw":
             assert r.diagnostics["learners"]["sequential_outcome_regression"] is True
+        if getattr(est, "learner", "linear") != "linear":  # every weighted part names its candidates
+            report = r.diagnostics["learners"]
+            assert report["candidates"].keys() == report["ensemble_weights"].keys()
+            assert "censoring" in report["candidates"]
     # ignoring V leaves dropout informative: the complete-case comparison is biased
     naive = AIPW().fit(dropout_table(6000, 3), dataclasses.replace(DROPOUT, censor_covariates=None))
     assert naive.ci_high < 3.0

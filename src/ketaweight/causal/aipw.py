@@ -27,7 +27,8 @@ with variance median(SEₛ² + (ψ̂ₛ − ψ̂)²) (Chernozhukov et al. 2018, 
 
 Nuisance learners (:mod:`ketaweight.causal.learners`): ``learner="linear"`` (default) uses the numpy
 logistic (propensity, censoring) and linear-by-arm (outcome) fits on the spec's design;
-``learner="stacked"`` a super learner of a penalised GLM and gradient-boosted trees.  Any
+``learner="stacked"`` a super learner of a penalised GLM and gradient-boosted trees, ``learner="augmented"``
+that super learner with GLMs on the leaves of shallow trees fitted to the treatment and the outcome too.  Any
 scikit-learn classifier/regressor can also be passed (cloned per fold; fed the same design columns,
 the outcome learner also gets A).
 """
@@ -69,7 +70,7 @@ class DoublyRobust(Estimator):
     Settings beyond :class:`~ketaweight.causal.base.Estimator`:
 
     learner:
-        ``"linear"`` (default) or ``"stacked"`` nuisance models (:mod:`ketaweight.causal.learners`).
+        ``"linear"`` (default), ``"stacked"`` or ``"augmented"`` nuisance models (:mod:`ketaweight.causal.learners`).
     n_folds:
         Cross-fitting folds (≥ 2), or 1 to fit nuisances on all rows (no cross-fitting).
     n_repeats:

@@ -40,7 +40,8 @@ from sklearn.base import clone
 from ketaweight.causal.data import AnalysisData
 from ketaweight.causal.design import interaction_columns
 from ketaweight.causal.glm import fit_linear, fit_logistic
-from ketaweight.causal.learners import CANDIDATES, LEARNER_TEXT, ensemble_weights, fit_predict, propensity_bound
+from ketaweight.causal.learners import (ENSEMBLES, LEAF_CANDIDATES, LEARNER_TEXT, TreeFeatures, ensemble_weights,
+                                        fit_predict, propensity_bound)
 from ketaweight.causal.outcome import fit_outcome_model
 from ketaweight.causal.weights import ModelFacts, censoring_design
 
@@ -84,6 +85,7 @@ class CrossFit:
     models: tuple[ModelFacts, ...]
     report: dict[str, Any]
     q_train: tuple[dict[int, np.ndarray], ...] = field(default=(), repr=False)
+    features: tuple[TreeFeatures | None, ...] = field(default=(), repr=False)
 
 
 @dataclass(frozen=True, kw_only=True)
@@ -193,8 +195,8 @@ def _cross_fit(data: AnalysisData, s: NuisanceSettings, split: np.random.SeedSeq
     cols = interaction_columns(data.x, s.interactions)
     if sequential and s.interactions == "all":
         cols = np.concatenate([cols, x.shape[1] + np.arange(post.size)])
-    if s.learner == "stacked" and s.propensity_learner is None and s.outcome_learner is None:
-        return _stacked(data, folds, seed, xq, xz, sequential)
+    if s.learner in ENSEMBLES and s.propensity_learner is None and s.outcome_learner is None:
+        return _stacked(data, s.learner, folds, seed, xq, xz, sequential)
     e, pi = np.empty(n), np.ones(n)
     q = {arm: np.empty(n) for arm in ARMS}
     q_train: list[dict[int, np.ndarray]] = []
@@ -242,9 +244,10 @@ def with_arm(x: np.ndarray, arm: float | np.ndarray) -> np.ndarray:
     return np.column_stack([x, a, a[:, None] * x])
 
 
-def _stacked(data: AnalysisData, folds: Folds, seed: int, xq: np.ndarray, xz: np.ndarray | None,
+def _stacked(data: AnalysisData, learner: str, folds: Folds, seed: int, xq: np.ndarray, xz: np.ndarray | None,
              sequential: bool) -> CrossFit:
-    """The super learner's nuisances (see :mod:`ketaweight.causal.learners`).
+    """The super learner's nuisances (see :mod:`ketaweight.causal.learners`), each from the candidates
+    ``ENSEMBLES[learner]`` names for its role.
 
     Outcome learners are fitted to both arms together on [x, A, A·x]: the GLM part then has a slope per
     arm (as the linear default), and the trees learn the confounders' shape from every row instead of
@@ -252,23 +255,27 @@ def _stacked(data: AnalysisData, folds: Folds, seed: int, xq: np.ndarray, xz: np
     x, a, obs, n = data.x.matrix[:, 1:], data.a, data.observed, data.n
     xq = xq[:, 1:]
     xc = None if xz is None else xz[:, 1:]
-    c = len(CANDIDATES)
-    pe = np.empty((n, c))
-    pc = np.ones((n, c))
-    pq = {arm: np.empty((n, c)) for arm in ARMS}
+    roles = ENSEMBLES[learner]
+    pe = np.empty((n, len(roles.propensity)))
+    pc = np.ones((n, len(roles.censoring)))
+    pq = {arm: np.empty((n, len(roles.outcome))) for arm in ARMS}
     train_pred: list[dict[int, np.ndarray]] = []  # per fold, arm → (rows of arm in train, candidates)
+    fold_features: list[TreeFeatures | None] = []
     for train, test in folds:
         atr = a[train]
-        for j, name in enumerate(CANDIDATES):
-            (pe[test, j],) = fit_predict(name, "classifier", seed, x[train], atr, [x[test]])
-            if xc is not None:
-                (pc[test, j],) = fit_predict(name, "classifier", seed, xc[train], obs[train].astype(float), [xc[test]])
+        feats = (TreeFeatures(seed).fit(x[train], atr, obs[train], data.y[train])
+                 if roles.uses(LEAF_CANDIDATES) else None)
+        fold_features.append(feats)
+        for j, name in enumerate(roles.propensity):
+            (pe[test, j],) = fit_predict(name, "classifier", seed, x[train], atr, [x[test]], feats)
+        for j, name in enumerate(roles.censoring if xc is not None else ()):
+            (pc[test, j],) = fit_predict(name, "classifier", seed, xc[train], obs[train].astype(float), [xc[test]])
         rows = train & obs
         targets = [with_arm(xq[test], 1.0), with_arm(xq[test], 0.0)]
         if sequential:
             targets += [with_arm(xq[train & (a == 1)], 1.0), with_arm(xq[train & (a == 0)], 0.0)]
-        cand = [fit_predict(name, "regressor", seed, with_arm(xq[rows], a[rows]), data.y[rows], targets)
-                for name in CANDIDATES]
+        cand = [fit_predict(name, "regressor", seed, with_arm(xq[rows], a[rows]), data.y[rows], targets, feats)
+                for name in roles.outcome]
         pq[1][test] = np.column_stack([p[0] for p in cand])
         pq[0][test] = np.column_stack([p[1] for p in cand])
         train_pred.append({1: np.column_stack([p[2] for p in cand]), 0: np.column_stack([p[3] for p in cand])}
@@ -292,10 +299,10 @@ def _stacked(data: AnalysisData, folds: Folds, seed: int, xq: np.ndarray, xz: np
         weights[f"outcome (arm {arm})"] = w_q[arm].tolist()
         q[arm] = pq[arm] @ w_q[arm]
     q_train = tuple({arm: fold[arm] @ w_q[arm] for arm in ARMS} for fold in train_pred) if sequential else ()
-    report = {"learner": "stacked", "description": LEARNER_TEXT["stacked"], "candidates": list(CANDIDATES),
+    report = {"learner": learner, "description": LEARNER_TEXT[learner], "candidates": roles.by_part(xc is not None),
               "ensemble_weights": weights, "propensity_bound": bound,
               "propensity_bounded_rows": int(np.sum(raw_e != e)), "sequential_outcome_regression": sequential}
-    return CrossFit(folds, e, pi, q, sequential, (), report, q_train)
+    return CrossFit(folds, e, pi, q, sequential, (), report, q_train, tuple(fold_features))
 
 
 def baseline_regression(data: AnalysisData, cf: CrossFit, learner: str,
@@ -310,16 +317,18 @@ def baseline_regression(data: AnalysisData, cf: CrossFit, learner: str,
     x, a, n = data.x.matrix, data.a, data.n
     out = {arm: np.empty(n) for arm in ARMS}
     weights: dict[str, list[float]] = {}
-    stacked = learner == "stacked"
-    cand = {arm: np.empty((n, len(CANDIDATES))) for arm in ARMS} if stacked else {}
+    stacked = learner in ENSEMBLES
+    names = ENSEMBLES[learner].outcome if stacked else ()
+    cand = {arm: np.empty((n, len(names))) for arm in ARMS}
     for k, (train, test) in enumerate(cf.folds):
         if stacked:  # both arms' targets in one pooled fit on [x, A, A·x], as the outcome learners
             rows = train & (a == 1), train & (a == 0)
             feats = np.vstack([with_arm(x[rows[0], 1:], 1.0), with_arm(x[rows[1], 1:], 0.0)])
             y = np.concatenate([target(1, cf.q_train[k][1]), target(0, cf.q_train[k][0])])
-            for j, name in enumerate(CANDIDATES):
+            for j, name in enumerate(names):
                 cand[1][test, j], cand[0][test, j] = fit_predict(
-                    name, "regressor", seed, feats, y, [with_arm(x[test, 1:], 1.0), with_arm(x[test, 1:], 0.0)])
+                    name, "regressor", seed, feats, y, [with_arm(x[test, 1:], 1.0), with_arm(x[test, 1:], 0.0)],
+                    cf.features[k])
             continue
         for arm in ARMS:
             rows_a = train & (a == arm)

@@ -159,10 +159,11 @@ def _positivity_notes(r: CausalResult) -> list[str]:
                      f"arm's weight changed" for arm, v in t["arms"].items()]
             out.append(f"{r.method}: weights clipped at the pooled percentiles {t['percentiles']}: " + "; ".join(parts))
     learners = d.get("learners")
-    if learners and learners.get("learner") == "stacked":
-        w = learners.get("ensemble_weights", {})
-        shares = ", ".join(f"{k} {v[-1]:.0%}" for k, v in w.items())
-        out.append(f"{r.method}: nuisance models by {learners['description']}; boosted share of each: {shares}")
+    if learners and learners.get("ensemble_weights"):
+        cands = learners.get("candidates", {})
+        shares = "; ".join(f"{part} " + ", ".join(f"{c} {v:.0%}" for c, v in zip(cands.get(part, ()), w))
+                           for part, w in learners["ensemble_weights"].items())
+        out.append(f"{r.method}: nuisance models by {learners['description']}; ensemble weights: {shares}")
     return out
 
 

@@ -66,7 +66,7 @@ def analyze_command(
     missing_outcome: MissingOutcomeOption = typer.Option(MissingOutcomeOption.exclude, "--missing-outcome", help="A missing outcome not marked censored: exclude the row (counted) or treat it as censored."),
     estimand: EstimandOption | None = typer.Option(None, "--estimand", help="ATE (everyone; the default), ATT (the treated) or ATO (overlap-weighted; IPW, AIPW)."),
     estimators: str | None = typer.Option(None, "--estimators", help=f"Comma-separated methods among {', '.join(METHODS)} (default: {','.join(DEFAULT_METHODS)})."),
-    learner: LearnerOption | None = typer.Option(None, "--learner", help="Nuisance models of AIPW/TMLE: linear (default) or stacked (GLM + boosted trees)."),
+    learner: LearnerOption | None = typer.Option(None, "--learner", help="Nuisance models of AIPW/TMLE: linear (default), stacked (GLM + boosted trees) or augmented (stacked, GLMs on tree leaves too)."),
     crossfit_repeats: int | None = typer.Option(None, "--crossfit-repeats", min=1, max=50, help="Cross-fitting splits of AIPW/TMLE; the median is reported (default 1)."),
     trim: TrimOption | None = typer.Option(None, "--trim", help="Common-support trimming first: none, common-support, crump (Crump et al. 2009) or fixed."),
     trim_alpha: float | None = typer.Option(None, "--trim-alpha", min=0.001, max=0.499, help="With --trim fixed: keep propensities in [a, 1 - a] (default 0.1)."),

@@ -17,7 +17,7 @@ METHODS: tuple[str, ...] = get_args(Method)
 DEFAULT_METHODS: tuple[str, ...] = ("crude", "standardization", "ipw", "aipw", "g-estimation")
 """The estimators run when none are named (TMLE is opt-in: ``methods = [..., "tmle"]``)."""
 
-Learner = Literal["linear", "stacked"]
+Learner = Literal["linear", "stacked", "augmented"]
 LEARNERS: tuple[str, ...] = get_args(Learner)
 """Nuisance-model choices of the doubly robust estimators (``causal.learners``; checked at import)."""
 

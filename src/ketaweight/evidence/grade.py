@@ -342,12 +342,12 @@ def _nuisance_models(primary: CausalResult) -> Criterion:
     finding = f"{name}: {learners.get('description', '')}".rstrip(": ")
     weights = learners.get("ensemble_weights")
     if weights:
-        cands = learners.get("candidates") or []
+        cands = learners.get("candidates") or {}
         finding += "; ensemble weights " + "; ".join(
-            f"{part} " + ", ".join(f"{c} {v:.0%}" for c, v in zip(cands, ws)) for part, ws in weights.items())
+            f"{part} " + ", ".join(f"{c} {v:.0%}" for c, v in zip(cands.get(part, ()), ws)) for part, ws in weights.items())
     if name == "linear":
         finding += ("; a threshold or interaction in the confounding that no design column names would bias it "
-                    "(rerun with learner = \"stacked\" to check)")
+                    "(rerun with learner = \"augmented\" to check)")
     return Criterion("Nuisance models", q, finding, "neutral", 0, rule)
 
 

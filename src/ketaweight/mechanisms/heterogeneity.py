@@ -275,7 +275,7 @@ class DRLearner:
 
     Settings: ``n_folds`` (cross-fitting folds for nuisances and the second stage),
     ``effect_learner`` (scikit-learn regressor; default :func:`default_effect_learner`),
-    ``learner`` (the nuisance models, ``"linear"`` or ``"stacked"``, as
+    ``learner`` (the nuisance models, ``"linear"``, ``"stacked"`` or ``"augmented"``, as
     :class:`~ketaweight.causal.aipw.AIPW`), ``propensity_learner``/``outcome_learner`` (scikit-learn
     overrides), ``loss_threshold`` (the "loses more than" cut, in outcome units, default −1), ``seed``.
 
@@ -339,9 +339,9 @@ class DRLearner:
             "learners": {"effect": type(learner).__name__,
                          "nuisance": self.learner,
                          "propensity": type(self.propensity_learner).__name__ if self.propensity_learner is not None else
-                         ("stacked" if self.learner == "stacked" else "logistic (numpy)"),
+                         (self.learner if self.learner != "linear" else "logistic (numpy)"),
                          "outcome": type(self.outcome_learner).__name__ if self.outcome_learner is not None else
-                         ("stacked" if self.learner == "stacked" else "linear by arm (numpy)")},
+                         (self.learner if self.learner != "linear" else "linear by arm (numpy)")},
             "caveat": "predicted effects are model predictions, not measured individual effects; the share below the "
                       "threshold describes predictions and shrinks or grows with the learner's smoothing",
         }

@@ -94,8 +94,11 @@ class Analysis(_Section):
     methods: tuple[Method, ...] = Field(DEFAULT_METHODS, description="estimators run side by side, in this order "
                                                                      f"(any of {', '.join(METHODS)})")
     learner: Learner = Field("linear", description="nuisance models of the doubly robust estimators (AIPW, TMLE): linear "
-                                                   "(logistic and linear-by-arm GLMs on the design) or stacked (a super "
-                                                   "learner of a penalised GLM and the GLM with gradient-boosted trees; "
+                                                   "(logistic and linear-by-arm GLMs on the design), stacked (a super "
+                                                   "learner of a penalised GLM and the GLM with gradient-boosted trees) "
+                                                   "or augmented (the stacked learner whose GLMs also get the leaves of "
+                                                   "shallow boosted trees fitted to both the treatment and the outcome: "
+                                                   "for confounding through thresholds and interactions; "
                                                    "docs/causal.md, docs/validation.md)")
     crossfit_repeats: int = Field(1, ge=1, le=50, description="independent cross-fitting splits of the doubly robust "
                                                               "estimators; the median is reported")

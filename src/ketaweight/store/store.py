@@ -202,13 +202,13 @@ class Store:
         try:
             create_units_table(self.con)
             incoming: dict[str, Incoming] = stage(staging)
-            report = None
+            report, units = None, None
             if not any(inc.trusted for inc in incoming.values()) and not any(self._has_rows(name) for name in incoming):
                 units = self._measurement_units(incoming)
                 if units is None or not units_flagged(units):
                     report = self._insert(incoming, provenance, units, screen_after=True)
             if report is None:
-                report = self._insert(incoming, provenance, self._screen_and_report(incoming, provenance, what))
+                report = self._insert(incoming, provenance, self._screen_and_report(incoming, provenance, what, units))
             self._loaded = True
             try:
                 self.con.execute("CHECKPOINT")
@@ -227,17 +227,18 @@ class Store:
         with _reading(inc):
             return unit_stats(self.con, inc.typed)
 
-    def _screen_and_report(self, incoming: dict[str, Incoming], provenance: Provenance, what: str | None) -> UnitStats | None:
+    def _screen_and_report(self, incoming: dict[str, Incoming], provenance: Provenance, what: str | None,
+                           units: UnitStats | None = None) -> UnitStats | None:
         """Screen the staged relations, report the flagged ones in detail (raising InputError with every
-        problem, or the one line of a repeated load); the measurements' unit stats when all is valid."""
+        problem, or the one line of a repeated load); the measurements' unit stats when all is valid
+        (``units``: those already computed by a first load's attempt, not read again)."""
         patients = incoming["patients"].typed if "patients" in incoming else None
-        units = None
         flagged = []
         for name in TABLES:  # patients first
             inc = incoming.get(name)
             if inc is None:
                 continue
-            if name == "measurements":
+            if name == "measurements" and units is None:
                 units = self._measurement_units(incoming)
             with _reading(inc):
                 if not inc.trusted and screen(self.con, inc.table, inc.typed, unparsed_flag=inc.unparsed_flag, units=units,

@@ -136,6 +136,24 @@ def test_a_run_resumes_from_its_checkpoint(tmp_path: Path) -> None:
         run_replicates(noisy_mean, spawn_seeds(8, 12), shared=(2.0, 300), checkpoint=ckpt)
 
 
+def test_a_run_with_more_replicates_extends_a_checkpoint_and_one_with_fewer_is_refused(tmp_path: Path) -> None:
+    """spawn_seeds' replicate r does not depend on how many there are, so 8 then 12 replicates give the 12
+    of one run, and only the 4 new ones run the second time."""
+    ckpt = Checkpoint(tmp_path / "reps.json", {"what": "test", "n": 300})
+    run_replicates(noisy_mean, spawn_seeds(7, 8), shared=(2.0, 300), checkpoint=ckpt)
+    ran: list[int] = []
+
+    def counts(shared, r, seed):
+        ran.append(r)
+        return noisy_mean(shared, r, seed)
+
+    more = run_replicates(counts, spawn_seeds(7, 12), shared=(2.0, 300), checkpoint=ckpt)
+    assert ran == [8, 9, 10, 11]
+    assert more == run_replicates(noisy_mean, spawn_seeds(7, 12), shared=(2.0, 300))
+    with pytest.raises(InputError, match="beyond this run's 6"):
+        run_replicates(noisy_mean, spawn_seeds(7, 6), shared=(2.0, 300), checkpoint=ckpt)
+
+
 def fails_first_then_sleeps(shared: None, r: int, seed: np.random.SeedSequence) -> float:
     """Replicate 0 fails at once; every other one would take a minute."""
     if r == 0:

@@ -86,3 +86,32 @@ def test_tiny_grid_through_the_cli(tmp_path):
 def test_unknown_estimator_is_refused():
     with pytest.raises(ValueError, match="unknown grid estimator"):
         validate_grid(grid=[GridEntry("e", "article", 400)], estimators=["aipw (magic)"], replicates=2)
+
+
+def test_entries_keep_their_cohorts_and_a_checkpoint_resumes_and_extends(tmp_path):
+    """Entry b run alone gives the same replicates as in the whole grid (its cohorts come from its place in
+    the grid, not from what else runs); a checkpointed run of 2 replicates extended to 3 runs one more and
+    keeps the first two to the last digit."""
+    grid = [GridEntry("a", "article", 400), GridEntry("b", "null", 400)]
+    kw = dict(grid=grid, replicates=2, truth_patients=3000, workers=1, estimators=["crude", "aipw (linear)"])
+    whole = validate_grid(**kw)
+    alone = validate_grid(**kw, entries=["b"], checkpoint=tmp_path / "ckpt.json")
+    assert [r.to_dict() for r in alone] == [r.to_dict() for r in whole if r.scenario == "b"]
+    assert not (tmp_path / "ckpt-a.json").exists()
+    first = json.loads((tmp_path / "ckpt-b.json").read_text())["done"]
+    counted = []
+    extended = validate_grid(**{**kw, "replicates": 3}, entries=["b"], checkpoint=tmp_path / "ckpt.json",
+                             on_replicate=counted.append)
+    done = json.loads((tmp_path / "ckpt-b.json").read_text())["done"]
+    assert len(done) == 3 and done[:2] == first
+    assert counted == [2, 1]  # two resumed at once, one run
+    assert all(r.replicates + r.failed == 3 for r in extended)
+    with pytest.raises(ValueError, match="unknown grid entry"):
+        validate_grid(**kw, entries=["c"])
+    with pytest.raises(InputError, match="another run"):  # other estimators: not the same replicates
+        validate_grid(**{**kw, "estimators": ["crude"]}, entries=["b"], checkpoint=tmp_path / "ckpt.json")
+
+
+def test_entries_and_estimators_need_the_grid():
+    res = runner.invoke(app, ["validate", "estimators", "--entries", "small-clinic"])
+    assert res.exit_code == 2 and "add --grid" in res.output

@@ -23,6 +23,10 @@ def validate_estimators_command(
                               "instead of --scenarios; writes validation-grid.json/.md."),
     grid_file: Path | None = typer.Option(None, "--grid-file", help="With --grid: a grid TOML of your own "
                                           "([[entry]] name, scenario, patients) instead of the shipped one."),
+    entries: str | None = typer.Option(None, "--entries", help="With --grid: comma-separated entry names to run "
+                                       "(each keeps the cohorts it has in the whole grid)."),
+    estimators: str | None = typer.Option(None, "--estimators", help="With --grid: comma-separated estimator labels "
+                                          "(default: all, e.g. 'aipw (augmented),aipw (linear)')."),
     workers: int | None = typer.Option(None, "--workers", min=1, help="Worker processes (default: every core)."),
     scenarios: str = typer.Option("null,article", "--scenarios", help="Comma-separated simulator scenarios."),
     replicates: int = typer.Option(200, "--replicates", "-r", min=2, help="Replicate cohorts per scenario."),
@@ -39,8 +43,13 @@ def validate_estimators_command(
 ) -> None:
     """Coverage and bias of every estimator against the simulator's ground truth (slow: minutes; --grid: hours)."""
     if grid:
-        _validate_grid(study, grid_file, replicates, truth_patients, seed, workers, out, replace)
+        _validate_grid(study, grid_file, replicates, truth_patients, seed, workers, out, replace,
+                       entries=_names(entries), estimators=_names(estimators), scheduler=scheduler,
+                       checkpoint=checkpoint)
         return
+    if entries or estimators:
+        raise typer.BadParameter("--entries and --estimators choose within the grid: add --grid",
+                                 param_hint="--entries/--estimators")
     from ketaweight.core.replicates import validate_scheduler
     from ketaweight.pipelines.validation import validate, validation_paths, write_validation
 
@@ -67,21 +76,34 @@ def validate_estimators_command(
     console.print(f"written: {json_path}, {md_path}")
 
 
+def _names(text: str | None) -> tuple[str, ...] | None:
+    """A comma-separated option as names (None when not given)."""
+    return None if text is None else tuple(t.strip() for t in text.split(",") if t.strip())
+
+
 def _validate_grid(study: str, grid_file: Path | None, replicates: int, truth_patients: int, seed: int,
-                   workers: int | None, out: Path, replace: bool) -> None:
-    """The --grid form: every grid entry × estimator; results written after each entry (an interrupted run
-    keeps the entries it finished, marked partial)."""
-    from ketaweight.pipelines.validation_grid import PRIMARY, grid_paths, load_grid, meets_target, validate_grid, write_grid
+                   workers: int | None, out: Path, replace: bool, *, entries: tuple[str, ...] | None,
+                   estimators: tuple[str, ...] | None, scheduler: str | None, checkpoint: Path | None) -> None:
+    """The --grid form: every grid entry (or ``entries``) × estimator; results written after each entry (an
+    interrupted run keeps the entries it finished, marked partial; with --checkpoint, every finished replicate)."""
+    from ketaweight.core.replicates import validate_scheduler
+    from ketaweight.pipelines.validation_grid import (GRID_ESTIMATORS, PRIMARY, grid_paths, load_grid, meets_target,
+                                                      validate_grid, write_grid)
 
     run_cli(lambda: grid_paths(out, replace=replace))
-    entries = run_cli(lambda: load_grid(grid_file))
+    run_cli(lambda: validate_scheduler(scheduler))
+    grid = run_cli(lambda: load_grid(grid_file))
+    labels = estimators or tuple(GRID_ESTIMATORS)
+    chosen = [e for e in grid if entries is None or e.name in entries]
     settings = dict(study=study, seed=seed, replicates=replicates, truth_patients=truth_patients,
-                    grid_file=str(grid_file) if grid_file else "shipped")
+                    grid_file=str(grid_file) if grid_file else "shipped", estimators=list(labels),
+                    entries=[e.name for e in chosen])
 
     def action():
-        with progress_bar(f"{replicates} replicates × {len(entries)} scenarios", replicates * len(entries)) as advance:
-            return validate_grid(study, entries, replicates=replicates, truth_patients=truth_patients, seed=seed,
-                                 workers=workers, on_replicate=advance,
+        run = dict(replicates=replicates, truth_patients=truth_patients, seed=seed, workers=workers,
+                   estimators=labels, entries=entries, scheduler=scheduler, checkpoint=checkpoint)
+        with progress_bar(f"{replicates} replicates × {len(chosen)} scenarios", replicates * len(chosen)) as advance:
+            return validate_grid(study, grid, **run, on_replicate=advance,
                                  on_entry=lambda rows: write_grid(rows, out, partial=True, **settings))
 
     rows = run_cli(action)

@@ -72,7 +72,9 @@ def _seed_json(seed: Seed) -> Any:
 class Checkpoint:
     """A file of finished replicates (JSON): ``run`` identifies the run (the caller's description of
     everything its results depend on, e.g. study, scenario, patients); the file also keeps every
-    replicate's seed, so a checkpoint of another run is refused instead of mixed in."""
+    replicate's seed, so a checkpoint of another run is refused instead of mixed in.  The number of
+    replicates is not part of the run: where replicate r's seed does not depend on how many there are
+    (``spawn_seeds``, or a caller's fixed seeds), a run with more replicates extends a checkpoint of fewer."""
 
     path: Path
     run: dict[str, Any]
@@ -85,7 +87,7 @@ class Checkpoint:
             data = json.loads(self.path.read_text(encoding="utf-8"))
         except (OSError, UnicodeDecodeError, json.JSONDecodeError) as exc:
             raise InputError([(Location(str(self.path)), f"not a readable replicate checkpoint: {exc}")]) from exc
-        expected = {"format": CHECKPOINT_FORMAT, "run": self.run, "replicates": len(seeds)}
+        expected = {"format": CHECKPOINT_FORMAT, "run": self.run}
         for key, value in expected.items():
             if not isinstance(data, dict) or _canonical(data.get(key)) != _canonical(value):
                 raise InputError([(Location(str(self.path), column=key),
@@ -94,6 +96,10 @@ class Checkpoint:
         done: dict[int, Any] = {}
         for entry in data.get("done", []):
             r = entry["r"]
+            if not 0 <= r < len(seeds):
+                raise InputError([(Location(str(self.path), column=f"done[r={r}]"),
+                                   f"the checkpoint holds replicate {r}, beyond this run's {len(seeds)}; ask for at "
+                                   f"least {r + 1} replicates or use another checkpoint file")])
             if _canonical(entry["seed"]) != _canonical(_seed_json(seeds[r])):
                 raise InputError([(Location(str(self.path), column=f"done[r={r}].seed"),
                                    "replicate seed differs from this run's; the checkpoint belongs to another run")])

@@ -14,9 +14,7 @@ from __future__ import annotations
 import math
 import os
 import warnings
-from collections.abc import Callable, Iterator
-from contextlib import contextmanager
-from concurrent.futures import ProcessPoolExecutor
+from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
@@ -60,19 +58,6 @@ def cohort_truth(scenario: str, study: Study, n_patients: int, seed: int) -> dic
     if col_pct:
         out["outcome_change_pct"] = float(rows[col_pct].mean())
     return out
-
-
-@contextmanager
-def replicate_pool(workers: int | None) -> Iterator[ProcessPoolExecutor]:
-    """Worker processes for replicate cohorts (default: one per core); on Ctrl-C or an error the queued
-    replicates are cancelled instead of run to the end before the exception gets out."""
-    pool = ProcessPoolExecutor(max_workers=workers or os.cpu_count() or 1)
-    try:
-        yield pool
-    except BaseException:
-        pool.shutdown(wait=False, cancel_futures=True)
-        raise
-    pool.shutdown()
 
 
 def _one_replicate(args: tuple[str, Study, int, int]) -> dict[str, dict[str, tuple[float, float, float, float]]]:

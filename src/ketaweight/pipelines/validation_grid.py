@@ -17,12 +17,14 @@ raising on a cohort counts as failed, never as a number).
 from __future__ import annotations
 
 import math
+import os
 import tomllib
 import warnings
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from importlib import resources
 from pathlib import Path
+from typing import Any
 
 import numpy as np
 from threadpoolctl import threadpool_limits
@@ -42,7 +44,8 @@ from ketaweight.core.provenance import Provenance
 from ketaweight.core.results import write_result, write_text_atomic
 from ketaweight.pipelines.emulation import analysis_spec
 from ketaweight.pipelines.results import ValidationResults, ValidationRow
-from ketaweight.pipelines.validation import cohort_truth, replicate_pool
+from ketaweight.core.replicates import run_replicates
+from ketaweight.pipelines.validation import cohort_truth, replicate_checkpoint
 from ketaweight.sources.simulator import load_scenario, simulate
 from ketaweight.store.store import Store
 from ketaweight.study.cohort import build_cohort
@@ -123,13 +126,14 @@ def load_grid(path: str | Path | None = None) -> tuple[GridEntry, ...]:
     return tuple(entries)
 
 
-def _replicate(args: tuple[str, Study, int, int, tuple[str, ...]]) -> dict[str, tuple[float, float, float, float]]:
-    """One cohort: (estimate, SE, CI low, CI high) per estimator label (NaNs where it failed)."""
-    scenario, study, n_patients, seed, labels = args
-    nan = (math.nan,) * 4
+def _replicate(shared: tuple[str, Study, int, tuple[str, ...]], r: int, seed: int) -> dict[str, list[float]]:
+    """Replicate cohort ``r``: [estimate, SE, CI low, CI high] per estimator label (NaNs where it failed);
+    the signature of :func:`~ketaweight.core.replicates.run_replicates`, JSON values for its checkpoint."""
+    scenario, study, n_patients, labels = shared
+    nan = [math.nan] * 4
     with threadpool_limits(limits=1), warnings.catch_warnings():
         warnings.simplefilter("ignore", KetaweightWarning)
-        res = simulate(load_scenario(scenario), n_patients, seed, truth=False)
+        res = simulate(load_scenario(scenario), n_patients, int(seed), truth=False)
         with Store(":memory:") as store:
             store.load_frames(res.tables, label="simulated", provenance=res.provenance)
             table = build_cohort(store, study).table
@@ -137,14 +141,14 @@ def _replicate(args: tuple[str, Study, int, int, tuple[str, ...]]) -> dict[str, 
         out = {}
         for label in labels:
             try:
-                r = GRID_ESTIMATORS[label]().fit(data)
-                out[label] = (r.estimate, r.se, r.ci_low, r.ci_high)
+                fit = GRID_ESTIMATORS[label]().fit(data)
+                out[label] = [fit.estimate, fit.se, fit.ci_low, fit.ci_high]
             except (InputError, ValueError, ArithmeticError, np.linalg.LinAlgError):
                 out[label] = nan
     return out
 
 
-def summarise_entry(entry: GridEntry, truth: float, reps: Sequence[dict[str, tuple[float, float, float, float]]],
+def summarise_entry(entry: GridEntry, truth: float, reps: Sequence[dict[str, Sequence[float]]],
                     labels: Sequence[str]) -> list[ValidationRow]:
     """The table rows of one entry from its replicates (failed replicates counted, left out of the means)."""
     rows = []
@@ -175,36 +179,49 @@ def validate_grid(
     seed: int = 2026,
     workers: int | None = None,
     estimators: Sequence[str] = tuple(GRID_ESTIMATORS),
+    entries: Sequence[str] | None = None,
+    scheduler: Any = None,
+    checkpoint: Path | None = None,
     on_replicate: Callable[[int], None] | None = None,
     on_entry: Callable[[list[ValidationRow]], None] | None = None,
 ) -> list[ValidationRow]:
     """Bias, SE and coverage of ``estimators`` on every entry of ``grid`` over ``replicates`` cohorts.
 
-    ``workers`` processes (default: the machine's cores) run the replicates, each single-threaded;
-    ``on_entry(rows)`` is called as each entry completes (the CLI writes partial results there, so an
-    interrupted run keeps what it finished)."""
+    Entry k of the grid draws its truth cohort and replicate cohorts from the k-th child of
+    ``SeedSequence(seed)`` (replicate r from its (r+1)-th word), so ``entries`` (names: run only those)
+    and ``replicates`` change which cohorts run, never what a cohort is: replicate r of an entry is the
+    same cohort in every run.  Replicates run where ``scheduler`` says
+    (:func:`ketaweight.core.replicates.run_replicates`; ``None``: ``workers`` local processes, default one
+    per core), each single-threaded.  With ``checkpoint``, each entry's finished replicates are kept in
+    ``<stem>-<entry><suffix>`` beside it; a rerun resumes from them, and a rerun with more replicates
+    extends them.  ``on_entry(rows)`` is called as each entry completes (the CLI writes partial results
+    there, so an interrupted run keeps what it finished)."""
     study = study if isinstance(study, Study) else load_study(study)
-    entries = tuple(grid) if isinstance(grid, (list, tuple)) else load_grid(grid)
+    grid_entries = tuple(grid) if isinstance(grid, (list, tuple)) else load_grid(grid)
     unknown = [e for e in estimators if e not in GRID_ESTIMATORS]
     if unknown:
         raise ValueError(f"unknown grid estimator(s) {unknown}; choose from {list(GRID_ESTIMATORS)}")
+    names = [e.name for e in grid_entries]
+    missing = [n for n in (entries or ()) if n not in names]
+    if missing:
+        raise ValueError(f"unknown grid entr{'y' if len(missing) == 1 else 'ies'} {missing}; the grid has {names}")
     labels = tuple(estimators)
-    streams = np.random.SeedSequence(seed).spawn(len(entries))
+    streams = np.random.SeedSequence(seed).spawn(len(grid_entries))
     rows: list[ValidationRow] = []
-    with replicate_pool(workers) as pool:
-        for entry, stream in zip(entries, streams):
-            seeds = stream.generate_state(replicates + 1)
-            truth = cohort_truth(entry.scenario, study, truth_patients, int(seeds[0]))[OUTCOME]
-            jobs = [(entry.scenario, study, entry.patients, int(s), labels) for s in seeds[1:]]
-            reps = []
-            for rep in pool.map(_replicate, jobs):
-                reps.append(rep)
-                if on_replicate is not None:
-                    on_replicate(1)
-            entry_rows = summarise_entry(entry, truth, reps, labels)
-            rows.extend(entry_rows)
-            if on_entry is not None:
-                on_entry(rows)
+    for entry, stream in zip(grid_entries, streams):
+        if entries is not None and entry.name not in entries:
+            continue
+        seeds = [int(s) for s in stream.generate_state(replicates + 1)]
+        truth = cohort_truth(entry.scenario, study, truth_patients, seeds[0])[OUTCOME]
+        reps = run_replicates(
+            _replicate, seeds[1:], shared=(entry.scenario, study, entry.patients, labels), scheduler=scheduler,
+            workers=workers or os.cpu_count() or 1, on_replicate=on_replicate, name=f"grid-{entry.name}",
+            checkpoint=replicate_checkpoint(checkpoint, "validation-grid", entry.name, simulator_scenario=entry.scenario,
+                                            patients=entry.patients, seed=seed, estimators=list(labels),
+                                            study=study.model_dump(mode="json")))
+        rows.extend(summarise_entry(entry, truth, reps, labels))
+        if on_entry is not None:
+            on_entry(rows)
     return rows
 
 

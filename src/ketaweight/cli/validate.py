@@ -87,13 +87,14 @@ def _validate_grid(study: str, grid_file: Path | None, replicates: int, truth_pa
     """The --grid form: every grid entry (or ``entries``) × estimator; results written after each entry (an
     interrupted run keeps the entries it finished, marked partial; with --checkpoint, every finished replicate)."""
     from ketaweight.core.replicates import validate_scheduler
-    from ketaweight.pipelines.validation_grid import (GRID_ESTIMATORS, PRIMARY, grid_paths, load_grid, meets_target,
-                                                      validate_grid, write_grid)
+    from ketaweight.pipelines.validation_grid import (GRID_ESTIMATORS, PRIMARY, check_selection, grid_paths, load_grid,
+                                                      meets_target, validate_grid, write_grid)
 
     run_cli(lambda: grid_paths(out, replace=replace))
     run_cli(lambda: validate_scheduler(scheduler))
     grid = run_cli(lambda: load_grid(grid_file))
     labels = estimators or tuple(GRID_ESTIMATORS)
+    run_cli(lambda: check_selection(grid, entries, labels))
     chosen = [e for e in grid if entries is None or e.name in entries]
     settings = dict(study=study, seed=seed, replicates=replicates, truth_patients=truth_patients,
                     grid_file=str(grid_file) if grid_file else "shipped", estimators=list(labels),

@@ -170,6 +170,17 @@ def summarise_entry(entry: GridEntry, truth: float, reps: Sequence[dict[str, Seq
     return rows
 
 
+def check_selection(grid: Sequence[GridEntry], entries: Sequence[str] | None, estimators: Sequence[str]) -> None:
+    """Refuse entry names the grid lacks and estimator labels :data:`GRID_ESTIMATORS` lacks (ValueError)."""
+    unknown = [e for e in estimators if e not in GRID_ESTIMATORS]
+    if unknown:
+        raise ValueError(f"unknown grid estimator(s) {unknown}; choose from {list(GRID_ESTIMATORS)}")
+    names = [e.name for e in grid]
+    missing = [n for n in (entries or ()) if n not in names]
+    if missing:
+        raise ValueError(f"unknown grid entr{'y' if len(missing) == 1 else 'ies'} {missing}; the grid has {names}")
+
+
 def validate_grid(
     study: Study | str = "ketamine-weight",
     grid: Sequence[GridEntry] | str | Path | None = None,
@@ -198,13 +209,7 @@ def validate_grid(
     there, so an interrupted run keeps what it finished)."""
     study = study if isinstance(study, Study) else load_study(study)
     grid_entries = tuple(grid) if isinstance(grid, (list, tuple)) else load_grid(grid)
-    unknown = [e for e in estimators if e not in GRID_ESTIMATORS]
-    if unknown:
-        raise ValueError(f"unknown grid estimator(s) {unknown}; choose from {list(GRID_ESTIMATORS)}")
-    names = [e.name for e in grid_entries]
-    missing = [n for n in (entries or ()) if n not in names]
-    if missing:
-        raise ValueError(f"unknown grid entr{'y' if len(missing) == 1 else 'ies'} {missing}; the grid has {names}")
+    check_selection(grid_entries, entries, estimators)
     labels = tuple(estimators)
     streams = np.random.SeedSequence(seed).spawn(len(grid_entries))
     rows: list[ValidationRow] = []

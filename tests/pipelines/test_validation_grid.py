@@ -14,6 +14,7 @@ from typer.testing import CliRunner
 
 from ketaweight.cli import app
 from ketaweight.core.errors import InputError
+from ketaweight.pipelines import validation_grid
 from ketaweight.pipelines.validation_grid import (GRID_ESTIMATORS, PRIMARY, GridEntry, load_grid, meets_target,
                                                   summarise_entry, validate_grid)
 
@@ -88,7 +89,7 @@ def test_unknown_estimator_is_refused():
         validate_grid(grid=[GridEntry("e", "article", 400)], estimators=["aipw (magic)"], replicates=2)
 
 
-def test_entries_keep_their_cohorts_and_a_checkpoint_resumes_and_extends(tmp_path):
+def test_entries_keep_their_cohorts_and_a_checkpoint_resumes_and_extends(tmp_path, monkeypatch):
     """Entry b run alone gives the same replicates as in the whole grid (its cohorts come from its place in
     the grid, not from what else runs); a checkpointed run of 2 replicates extended to 3 runs one more and
     keeps the first two to the last digit."""
@@ -98,13 +99,16 @@ def test_entries_keep_their_cohorts_and_a_checkpoint_resumes_and_extends(tmp_pat
     alone = validate_grid(**kw, entries=["b"], checkpoint=tmp_path / "ckpt.json")
     assert [r.to_dict() for r in alone] == [r.to_dict() for r in whole if r.scenario == "b"]
     assert not (tmp_path / "ckpt-a.json").exists()
+    assert json.loads((tmp_path / "ckpt-b-truth.json").read_text())["done"][0]["result"] == alone[0].truth
     first = json.loads((tmp_path / "ckpt-b.json").read_text())["done"]
     counted = []
+    monkeypatch.setattr(validation_grid, "cohort_truth", lambda *a: pytest.fail("the truth was simulated again"))
     extended = validate_grid(**{**kw, "replicates": 3}, entries=["b"], checkpoint=tmp_path / "ckpt.json",
                              on_replicate=counted.append)
     done = json.loads((tmp_path / "ckpt-b.json").read_text())["done"]
     assert len(done) == 3 and done[:2] == first
-    assert counted == [2, 1]  # two resumed at once, one run
+    assert counted == [2, 1]  # two resumed at once, one run (and the truth read, not simulated again)
+    assert extended[0].truth == alone[0].truth
     assert all(r.replicates + r.failed == 3 for r in extended)
     with pytest.raises(ValueError, match="unknown grid entry"):
         validate_grid(**kw, entries=["c"])

@@ -126,6 +126,12 @@ def load_grid(path: str | Path | None = None) -> tuple[GridEntry, ...]:
     return tuple(entries)
 
 
+def _truth(shared: tuple[str, Study, int], r: int, seed: int) -> float:
+    """The entry's truth (kg) from its large cohort (:func:`~ketaweight.pipelines.validation.cohort_truth`)."""
+    scenario, study, n_patients = shared
+    return cohort_truth(scenario, study, n_patients, int(seed))[OUTCOME]
+
+
 def _replicate(shared: tuple[str, Study, int, tuple[str, ...]], r: int, seed: int) -> dict[str, list[float]]:
     """Replicate cohort ``r``: [estimate, SE, CI low, CI high] per estimator label (NaNs where it failed);
     the signature of :func:`~ketaweight.core.replicates.run_replicates`, JSON values for its checkpoint."""
@@ -217,13 +223,19 @@ def validate_grid(
         if entries is not None and entry.name not in entries:
             continue
         seeds = [int(s) for s in stream.generate_state(replicates + 1)]
-        truth = cohort_truth(entry.scenario, study, truth_patients, seeds[0])[OUTCOME]
+        run = dict(simulator_scenario=entry.scenario, seed=seed, study=study.model_dump(mode="json"))
+        # The truth cohort (a minute at 200,000 patients) is a one-replicate run of its own, so a resumed
+        # grid reads it from its checkpoint instead of simulating it again.
+        (truth,) = run_replicates(
+            _truth, seeds[:1], shared=(entry.scenario, study, truth_patients), scheduler=scheduler,
+            name=f"grid-{entry.name}-truth",
+            checkpoint=replicate_checkpoint(checkpoint, "validation-grid-truth", f"{entry.name}-truth",
+                                            truth_patients=truth_patients, **run))
         reps = run_replicates(
             _replicate, seeds[1:], shared=(entry.scenario, study, entry.patients, labels), scheduler=scheduler,
             workers=workers or os.cpu_count() or 1, on_replicate=on_replicate, name=f"grid-{entry.name}",
-            checkpoint=replicate_checkpoint(checkpoint, "validation-grid", entry.name, simulator_scenario=entry.scenario,
-                                            patients=entry.patients, seed=seed, estimators=list(labels),
-                                            study=study.model_dump(mode="json")))
+            checkpoint=replicate_checkpoint(checkpoint, "validation-grid", entry.name, patients=entry.patients,
+                                            estimators=list(labels), **run))
         rows.extend(summarise_entry(entry, truth, reps, labels))
         if on_entry is not None:
             on_entry(rows)

@@ -11,7 +11,7 @@ import pytest
 
 from ketaweight.causal import AIPW, IPW, AnalysisSpec
 from ketaweight.causal.data import prepare
-from ketaweight.causal.learners import TreeFeatures, candidate, ensemble_weights
+from ketaweight.causal.learners import LooRidge, TreeFeatures, candidate, ensemble_weights
 from ketaweight.causal.nuisance import post_baseline_columns
 from ketaweight.causal.runner import default_estimators, run_estimators
 from ketaweight.causal.tmle import TMLE, fluctuate
@@ -77,6 +77,34 @@ def test_tree_features_are_leaf_indicators_from_both_targets():
     assert np.all(one_arm.transform(x[:5]).sum(axis=1) == 30)
     with pytest.raises(ValueError, match="needs the fold's tree features"):
         candidate("leaf-glm", "classifier", 0)
+
+
+def test_tree_features_encode_the_leaves_as_scikit_learns_one_hot_encoder():
+    from sklearn.preprocessing import OneHotEncoder
+    rng = np.random.default_rng(5)
+    x = rng.normal(size=(800, 4))
+    a = (rng.random(800) < 1 / (1 + np.exp(-x[:, 0]))).astype(float)
+    y = x[:, 1] * (x[:, 2] > 0) + rng.normal(size=800)
+    f = TreeFeatures(seed=1).fit(x, a, np.ones(800, dtype=bool), y)
+    encoder = OneHotEncoder(handle_unknown="ignore", sparse_output=False).fit(f._leaves(x))
+    far = rng.normal(scale=5.0, size=(300, 4))  # other rows, many in the outermost leaves
+    for rows in (x, far):
+        assert np.array_equal(f.transform(rows), encoder.transform(f._leaves(rows)))
+
+
+def test_leave_one_out_ridge_is_scikit_learns_ridgecv():
+    # a tree-augmented design: collinear one-hot blocks (each tree's leaves sum to 1) beside continuous columns
+    from sklearn.linear_model import RidgeCV
+    rng = np.random.default_rng(6)
+    x = rng.normal(size=(1500, 3))
+    a = (rng.random(1500) < 0.4).astype(float)
+    y = 2 * (x[:, 0] > 0.3) + x[:, 1] * x[:, 2] + rng.normal(size=1500)
+    design = np.column_stack([x, TreeFeatures(seed=0).fit(x, a, np.ones(1500, dtype=bool), y).transform(x)])
+    for alphas in (np.logspace(-2, 4, 13), np.logspace(-4, 3, 8)):
+        ours, sk = LooRidge(alphas).fit(design, y), RidgeCV(alphas=alphas).fit(design, y)
+        assert ours.alpha_ == sk.alpha_
+        # rounding only: both solve the same normal equations (different factorisations)
+        assert np.max(np.abs(ours.predict(design) - sk.predict(design))) < 1e-9
 
 
 def test_stacked_tmle_agrees_with_aipw_and_shares_its_nuisances(threshold_data):

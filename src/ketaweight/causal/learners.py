@@ -47,7 +47,7 @@ from sklearn.base import BaseEstimator, ClassifierMixin, RegressorMixin
 from sklearn.ensemble import (GradientBoostingClassifier, GradientBoostingRegressor, HistGradientBoostingClassifier,
                               HistGradientBoostingRegressor)
 from sklearn.linear_model import LogisticRegression, RidgeCV
-from sklearn.preprocessing import OneHotEncoder, StandardScaler
+from sklearn.preprocessing import StandardScaler
 from threadpoolctl import threadpool_limits
 
 
@@ -178,20 +178,79 @@ class TreeFeatures:
             xo, ao, yo = x[observed], a[observed], y[observed]
             xa = np.column_stack([xo, ao, ao[:, None] * xo])
             self.models_.append(self._trees("regressor").fit(xo, yo - _glm("regressor").fit(xa, yo).predict(xa)))
-        self.encoder_ = OneHotEncoder(handle_unknown="ignore", sparse_output=False).fit(self._leaves(x))
+        leaves = self._leaves(x)
+        seen = np.zeros((leaves.shape[1], int(leaves.max()) + 1), dtype=bool)
+        seen[np.arange(leaves.shape[1]), leaves] = True
+        # column of (tree, leaf): trees in order, each tree's leaves by node id (OneHotEncoder's order)
+        self.columns_ = np.full(seen.shape, -1, dtype=np.intp)
+        self.columns_[seen] = np.arange(int(seen.sum()))
+        self.n_columns_ = int(seen.sum())
         return self
 
     def _leaves(self, x: np.ndarray) -> np.ndarray:
-        return np.column_stack([m.apply(x[:, :self.p_]).reshape(len(x), -1) for m in self.models_])
+        """Node id of each row's leaf in each tree (rows × trees)."""
+        return np.column_stack([m.apply(x[:, :self.p_]).reshape(len(x), -1) for m in self.models_]).astype(np.intp)
 
     def transform(self, x: np.ndarray) -> np.ndarray:
-        """Leaf indicators (0/1) of the rows of ``x``, read from its first columns (the baseline design)."""
-        return self.encoder_.transform(self._leaves(x))
+        """Leaf indicators (0/1, one column per leaf that a training row reached) of the rows of ``x``, read from
+        its first columns (the baseline design); a leaf no training row reached gets no column.
+
+        The one-hot encoding is a table look-up (tree, node id) → column: scikit-learn's ``OneHotEncoder``
+        gives the same matrix but validated each of the 60 leaf columns on every call, a fifth of the
+        augmented learner's time at 5,000 patients."""
+        leaves = self._leaves(x)
+        trees = np.broadcast_to(np.arange(leaves.shape[1]), leaves.shape)
+        inside = leaves < self.columns_.shape[1]
+        column = np.where(inside, self.columns_[trees, np.where(inside, leaves, 0)], -1)
+        rows = np.broadcast_to(np.arange(len(x))[:, None], leaves.shape)
+        hit = column >= 0
+        out = np.zeros((len(x), self.n_columns_))
+        out[rows[hit], column[hit]] = 1.0
+        return out
+
+
+class LooRidge(BaseEstimator, RegressorMixin):
+    """Ridge regression (intercept not penalised) with the penalty chosen among ``alphas`` by the exact
+    leave-one-out squared error: scikit-learn's ``RidgeCV`` (its generalised cross-validation without
+    sample weights), computed from one eigendecomposition of the centred X'X, X·V = rows × columns²
+    once, and each penalty's leave-one-out residuals (y − ŷ)/(1 − h − 1/n), h = Σ_j (X·V)²_ij/(λ_j + α),
+    in rows × columns.  ``RidgeCV`` for a dense design with more rows than columns forms X·H⁻¹ (rows ×
+    columns²) once per penalty, and its ``gcv_mode="svd"`` needs a thin SVD of the design: at ~260
+    columns (the tree-augmented design) and 5,000 patients those were 60 % and 35 % of the augmented
+    learner's time.  Same penalty as ``RidgeCV``, coefficients equal to rounding (1e-12 relative)."""
+
+    def __init__(self, alphas: np.ndarray) -> None:
+        self.alphas = alphas
+
+    def fit(self, x: np.ndarray, y: np.ndarray) -> LooRidge:
+        x_mean, y_mean = x.mean(axis=0), float(y.mean())
+        xc, yc = x - x_mean, y - y_mean
+        eig, v = np.linalg.eigh(xc.T @ xc)
+        eig = np.clip(eig, 0.0, None)  # X'X is positive semi-definite: a negative eigenvalue is rounding
+        xv = xc @ v
+        xv2, z = xv * xv, xv.T @ yc
+        best_score, best_alpha = np.inf, float(self.alphas[0])
+        for alpha in self.alphas:
+            d = 1.0 / (eig + alpha)
+            loo = (yc - xv @ (d * z)) / (1.0 - xv2 @ d - 1.0 / len(y))
+            score = float(np.mean(loo * loo))
+            if score < best_score:  # the first of equal scores, as RidgeCV
+                best_score, best_alpha = score, float(alpha)
+        self.alpha_ = best_alpha
+        self.coef_ = v @ (z / (eig + best_alpha))
+        self.intercept_ = y_mean - float(x_mean @ self.coef_)
+        return self
+
+    def predict(self, x: np.ndarray) -> np.ndarray:
+        return x @ self.coef_ + self.intercept_
 
 
 class LeafGLM(BaseEstimator):
     """Penalised GLM on the standardised features plus :class:`TreeFeatures`' leaf indicators: L2 logistic
-    regression (inverse penalty ``c``) for probabilities, ridge (penalty by leave-one-out) for means."""
+    regression (inverse penalty ``c``) for probabilities, ridge (penalty by leave-one-out) for means.
+
+    (The ridge is :class:`LooRidge`, the plain GLMs' ``RidgeCV``: the trees fitted to their residuals
+    would turn a rounding difference into a different split now and then.)"""
 
     def __init__(self, kind: Literal["classifier", "regressor"], features: TreeFeatures, c: float = 0.1) -> None:
         self.kind, self.features, self.c = kind, features, c
@@ -202,7 +261,7 @@ class LeafGLM(BaseEstimator):
     def fit(self, x: np.ndarray, y: np.ndarray) -> LeafGLM:
         self.scaler_ = StandardScaler().fit(x)
         model = (LogisticRegression(C=self.c, max_iter=2000) if self.kind == "classifier"
-                 else RidgeCV(alphas=np.logspace(-2, 4, 13)))
+                 else LooRidge(alphas=np.logspace(-2, 4, 13)))
         self.model_ = model.fit(self._design(x), y)
         return self
 

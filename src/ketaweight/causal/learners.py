@@ -16,7 +16,10 @@ treatment *and* to the outcome's GLM residual (:class:`TreeFeatures`; trees as f
 model, He et al. 2014).  Its propensity candidates are ``leaf-glm`` at two penalties (no plain GLM:
 given the choice, the held-out log-loss put half the weight on it and so half the leaves' correction
 back — 0.013 kg of bias on the validation grid), its outcome candidates the GLM, the boosting candidate
-and ``leaf-glm``; censoring as ``"stacked"``.  Why:
+and ``leaf-glm``; censoring as ``"stacked"``.  On the grid's cohorts the propensity's weight all goes to the
+heavier penalty (C = 0.1), and a heavier one still, if offered, would take it and give bias back: the
+flexibility is set by this candidate set, not by the log-loss (docs/validation.md, fourth search, has the
+penalties, balance and collaborative-TMLE choices tried).  Why:
 on the validation grid's ``nonlinear-confounding`` the stacked learner kept a bias of 1.2 SEs although
 the same learner on a design holding the scenario's true threshold and product terms is unbiased —
 the trees found the terms, but only as boosting's shrunken corrections, and the propensity ensemble

@@ -66,7 +66,8 @@ class Calibration:
 
     def calibrate(self, m: np.ndarray, weight: np.ndarray) -> tuple[np.ndarray, dict[str, Any]]:
         """The mediator matrix with each calibrated column replaced (module docstring), the calibration
-        models weighted by ``weight`` (bootstrap counts); and per column the rows fitted and the R²."""
+        models weighted by ``weight`` (bootstrap counts); and per column the rows fitted and the R² (None when
+        the reference values are constant)."""
         out = m.copy()
         info: dict[str, Any] = {}
         fit_rows = self.substudy_rows()
@@ -81,7 +82,8 @@ class Calibration:
                                    np.where(self.usable, self.predictors @ fit.coef, np.nan))
             resid = fit.residual
             total = self.reference[rows, j] - np.average(self.reference[rows, j], weights=weight[rows])
+            spread = np.average(total**2, weights=weight[rows])
+            # R² is undefined (None) when the reference values do not vary (e.g. no drug thermogenesis at all)
             info[int(col)] = {"n_fit": int(rows.sum()),
-                              "r2": float(1 - np.average(resid**2, weights=weight[rows])
-                                          / np.average(total**2, weights=weight[rows]))}
+                              "r2": float(1 - np.average(resid**2, weights=weight[rows]) / spread) if spread > 0 else None}
         return out, info

@@ -40,8 +40,9 @@ class Calibration:
 
     ``columns`` the indices (into the mediator matrix) of the calibrated mediators; ``reference``
     (n, len(columns)) their reference values, NaN outside the substudy; ``predictors`` (n, d) the
-    calibration design [1, L, A, Z, every error-prone mediator, every other mediator, W] with 0 where
-    not ``usable``; ``usable`` rows whose predictors are all recorded."""
+    calibration design [1, L, A, Z, every error-prone mediator, every other mediator, W] (per arm: and each of
+    L, Z, the mediators and W times A) with 0 where not ``usable``; ``usable`` rows whose predictors are all
+    recorded."""
 
     columns: np.ndarray
     reference: np.ndarray
@@ -50,9 +51,12 @@ class Calibration:
 
     @classmethod
     def build(cls, x: np.ndarray, a: np.ndarray, z: np.ndarray, m: np.ndarray, columns: np.ndarray,
-              reference: np.ndarray, extra: np.ndarray) -> Calibration:
-        """From the mediation's arrays (``m`` the recorded mediators, NaN where missing) and ``extra`` W."""
+              reference: np.ndarray, extra: np.ndarray, *, by_arm: bool = False) -> Calibration:
+        """From the mediation's arrays (``m`` the recorded mediators, NaN where missing) and ``extra`` W; with
+        ``by_arm`` every predictor also enters multiplied by the treatment A (one calibration per arm)."""
         raw = np.column_stack([x, a, z, m, extra])
+        if by_arm:
+            raw = np.column_stack([raw, a[:, None] * np.column_stack([x[:, 1:], z, m, extra])])
         usable = np.all(np.isfinite(raw), axis=1)
         return cls(columns, reference, np.where(usable[:, None], raw, 0.0), usable)
 

@@ -153,7 +153,10 @@ class MediationSpec:
     energy_balance (mediator → kcal/d of stored energy per unit of the mediator, e.g. intake change
     0.76, non-activity and activity expenditure change −1; empty, the default, for a free outcome
     coefficient per mediator): the outcome model becomes the energy balance — these mediators share one
-    kcal-to-kg coefficient, the other mediators act only through them (module docstring).
+    kcal-to-kg coefficient, the other mediators act only through them (module docstring),
+    calibration_by_arm (each calibration model fitted per treatment arm: every predictor also times the
+    treatment; what regression calibration needs for the outcome model's treatment × mediator terms when
+    the measurement error differs by arm, e.g. under-reporting that scales with the drug's intake change).
     """
 
     treatment: str
@@ -169,6 +172,7 @@ class MediationSpec:
     validation: dict[str, str] = field(default_factory=dict)
     calibration_covariates: tuple[str, ...] = ()
     energy_balance: dict[str, float] = field(default_factory=dict)
+    calibration_by_arm: bool = False
 
     def __post_init__(self) -> None:
         for name in ("covariates", "categorical", "squared", "censor_covariates", "pathways", "intermediate", "exclude_if",
@@ -309,7 +313,7 @@ def _arrays(table: pd.DataFrame, spec: MediationSpec) -> _Arrays:
         reference = np.column_stack([numeric_by_value(frame[r], r) for r in spec.validation.values()])
         extra_w = (np.column_stack([numeric_by_value(frame[c], c) for c in spec.calibration_covariates])
                    if spec.calibration_covariates else np.empty((len(a), 0)))
-        calibration = Calibration.build(x, a, z, m, cols, reference, extra_w)
+        calibration = Calibration.build(x, a, z, m, cols, reference, extra_w, by_arm=spec.calibration_by_arm)
         have[:, cols] = calibration.available()
         counts = calibration.substudy_rows().sum(axis=0)
         steps.append({"step": "validation substudy", "reason": "rows with a reference-method value and every calibration "
@@ -529,7 +533,9 @@ class Mediation:
         if "calibration" in info:
             diagnostics["calibration"] = {
                 "method": "regression calibration on the validation substudy (reference values used where recorded), "
-                          "refitted in every bootstrap replicate",
+                          + ("one model per treatment arm, " if spec.calibration_by_arm else "")
+                          + "refitted in every bootstrap replicate",
+                "by_arm": spec.calibration_by_arm,
                 "reference_columns": dict(spec.validation),
                 "mediators": {spec.mediators[j]: v for j, v in info["calibration"].items()}}
         for category, msg in raised:

@@ -149,13 +149,15 @@ def energy_balance(study: Study, table: pd.DataFrame, pathways: tuple[Pathway, .
 
 
 def calibration_settings(study: Study, table: pd.DataFrame, pathways: tuple[Pathway, ...]) -> dict[str, object]:
-    """``validation`` and ``calibration_covariates`` of the mediation spec (empty without a substudy)."""
+    """``validation``, ``calibration_covariates`` and ``calibration_by_arm`` of the mediation spec (empty without a
+    substudy)."""
     used = {c for p in pathways for c in p.mediators}
     validation = {k: v for k, v in substudy_mediators(study, table).items() if k in used}
     if not validation:
         return {}
-    extra = tuple(c for c in study.mechanisms.mediation.calibration_covariates if c in table.columns)
-    return {"validation": validation, "calibration_covariates": extra}
+    m = study.mechanisms.mediation
+    extra = tuple(c for c in m.calibration_covariates if c in table.columns)
+    return {"validation": validation, "calibration_covariates": extra, "calibration_by_arm": m.calibration_by_arm}
 
 
 def search_candidates(study: Study) -> list[str]:

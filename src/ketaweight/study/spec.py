@@ -177,6 +177,12 @@ class MediationSection(_Section):
                             "\"free\": a coefficient per mediator.  \"auto\": energy-balance when a validation "
                             "substudy calibrates every consumer-grade mediator (as intermediate_in_outcome), else free; "
                             "see docs/mechanisms.md")
+    calibration_by_arm: bool = Field(
+        False, description="fit each calibration model per treatment arm (every predictor also times the treatment), "
+                           "as the outcome model's treatment × mediator terms need when consumer records err "
+                           "differently by arm.  Off by default: with a 10 % substudy it removed appetite's bias but "
+                           "its extra coefficients put the bootstrap off-centre (percentile CIs covered metabolism "
+                           "72 %); see docs/validation.md")
     n_bootstrap: int = Field(1000, ge=50, description="mediation bootstrap replicates")
 
 

@@ -19,6 +19,11 @@ non-differential error given the predictors (the substudy must be a random subsa
 one whose selection depends only on the predictors).  The calibration model is refitted in every
 bootstrap replicate of the mediation, on that replicate's substudy rows, so the CIs carry the
 substudy's uncertainty.
+
+With the treatment only a main effect, one calibration line serves both arms; when the records err
+differently by arm (under-reporting that scales with a drug-induced intake change), the outcome model's
+treatment × mediator terms need a calibration per arm (``by_arm``: every predictor also times A), which
+doubles the coefficients fitted on the substudy (docs/validation.md has the trade-off at 10 %).
 """
 
 from __future__ import annotations

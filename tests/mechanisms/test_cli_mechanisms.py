@@ -57,6 +57,12 @@ def test_mechanisms_study_sections_have_defaults_and_validate_names():
     assert s.mechanisms.heterogeneity.modifiers == ("female", "bmi_class", "severity")
     with pytest.raises(ValueError, match="mechanisms: unknown column 'nope'"):
         Study.model_validate({**base, "mechanisms": {"dose_response": {"exposures": ["nope"]}}})
+    assert s.mechanisms.mediation.outcome_model == "auto"
+    assert set(s.mechanisms.mediation.energy_balance) <= {c for cols in s.mechanisms.mediation.pathways.values() for c in cols}
+    with pytest.raises(ValueError, match="energy_balance names 'intake_change', which is not a mediator"):
+        Study.model_validate({**base, "mechanisms": {"mediation": {"energy_balance": {"intake_change": 0.76}}}})
+    with pytest.raises(ValueError, match="outcome_model"):
+        Study.model_validate({**base, "mechanisms": {"mediation": {"outcome_model": "tied"}}})
 
 
 def test_missing_store_is_a_clear_error(tmp_path):

@@ -84,10 +84,11 @@ def test_pathways_without_records_are_left_out_with_a_reason():
 
 
 def test_course_intensity_leaves_the_outcome_model_only_when_a_substudy_calibrates_every_consumer_mediator():
-    """``intermediate_in_outcome = "auto"`` (the default): in the outcome model without a substudy (and with a
-    substudy that misses one consumer-grade mediator); out of it when every one is calibrated; an explicit
-    true/false is kept.  Without a substudy appetite and metabolism (consumer records only) are named
-    unattributable; mood (the clinic's MADRS besides the wearable's activity) is not."""
+    """``intermediate_in_outcome = "auto"`` and ``outcome_model = "auto"`` (the defaults): course intensity in the
+    outcome model and a free coefficient per mediator without a substudy (and with a substudy that misses one
+    consumer-grade mediator); course intensity out and the energy-balance outcome model when every one is
+    calibrated; explicit settings are kept.  Without a substudy appetite and metabolism (consumer records only) are
+    named unattributable; mood (the clinic's MADRS besides the wearable's activity) is not."""
     from ketaweight.pipelines.mechanisms import mediation_spec, unattributable_pathways
     from ketaweight.study.spec import load_study
 
@@ -99,14 +100,21 @@ def test_course_intensity_leaves_the_outcome_model_only_when_a_substudy_calibrat
     cols = {c: rng.normal(size=n) for c in {*(c for cols in m.pathways.values() for c in cols), *m.intermediate,
                                              *study.covariates.baseline}}
     table = pd.DataFrame(cols)
+    assert m.outcome_model == "auto"
     assert mediation_spec(study, table).intermediate_in_outcome is True
+    assert mediation_spec(study, table).energy_balance == {}
+    assert mediation_spec(study.with_mediation(outcome_model="energy-balance"), table).energy_balance == m.energy_balance
     assert set(unattributable_pathways(study, table)) == {"attribution of pathway appetite",
                                                           "attribution of pathway metabolism"}
     sub = rng.random(n) < 0.3
     for ref in m.validation.values():
         table[ref] = np.where(sub, rng.normal(size=n), np.nan)
     assert mediation_spec(study, table).intermediate_in_outcome is False
+    assert mediation_spec(study, table).energy_balance == {"intake_7d_change": 0.76, "expenditure_net_7d_change": -1.0,
+                                                           "activity_energy_7d_change": -1.0}
     assert unattributable_pathways(study, table) == {}
     assert mediation_spec(study.with_mediation(intermediate_in_outcome=True), table).intermediate_in_outcome is True
-    partial = table.assign(activity_7d_ref_change=np.nan)
+    assert mediation_spec(study.with_mediation(outcome_model="free"), table).energy_balance == {}
+    partial = table.assign(activity_energy_7d_ref_change=np.nan)
     assert mediation_spec(study, partial).intermediate_in_outcome is True
+    assert mediation_spec(study, partial).energy_balance == {}

@@ -149,6 +149,16 @@ def test_substudy_calibration_is_stated():
     assert f"({label('intake_7d_change')} on {label('intake_7d_ref_change')})" in text  # readable names
 
 
+def test_energy_balance_outcome_model_is_stated():
+    from ketaweight.report.mechanisms_sections import _energy_balance_text
+    from ketaweight.study.labels import label
+
+    text = _energy_balance_text({"factors_kcal_per_unit": {"intake_7d_change": 0.76, "expenditure_net_7d_change": -1.0},
+                                 "kg_per_kcal_per_day": 0.00912, "other_mediators": ["madrs_change"]})
+    assert "energy balance" in text and "0.0091 kg per kcal/day" in text
+    assert f"{label('intake_7d_change')} × +0.76" in text and f"{label('madrs_change')} act on weight only" in text
+
+
 def test_missing_analyses_say_not_yet_analysed(article_run, tmp_path):
     results, _ = article_run
     run = tmp_path / "results"

@@ -3,6 +3,7 @@ over replicate cohorts (slow: minutes; not part of make test)."""
 
 from __future__ import annotations
 
+from enum import Enum
 from pathlib import Path
 
 import typer
@@ -10,6 +11,9 @@ import typer
 from ketaweight.cli import app
 from ketaweight.cli._common import console, make_table, progress_bar, run_cli
 from ketaweight.cli.simulate import Measurement
+
+OutcomeModel = Enum("OutcomeModel", {name: name for name in ("auto", "energy-balance", "free")}, type=str)  # type: ignore[misc]
+"""The mediation's outcome models (``[mechanisms.mediation] outcome_model``)."""
 
 validate_app = typer.Typer(help="Check the analyses against the simulator's ground truth over replicate cohorts "
                            "(slow: minutes).", no_args_is_help=True)
@@ -137,6 +141,9 @@ def validate_mechanisms_command(
     intermediate_in_outcome: bool | None = typer.Option(
         None, "--intermediate-in-outcome/--no-intermediate-in-outcome",
         help="Override the study's [mechanisms.mediation] intermediate_in_outcome (default: as the study says)."),
+    outcome_model: OutcomeModel | None = typer.Option(
+        None, "--outcome-model", help="Override the study's [mechanisms.mediation] outcome_model: energy-balance (one "
+        "kcal-to-kg coefficient for the energy mediators), free (one per mediator) or auto (default: as the study says)."),
     mediation_only: bool = typer.Option(False, "--mediation-only", help="Check mediation only (skips dose-response "
                                         "and per-patient effects, most of each replicate's time)."),
     replace: bool = typer.Option(False, "--replace", help="Replace earlier mechanisms-validation files in --out."),
@@ -163,13 +170,16 @@ def validate_mechanisms_command(
         spec = load_study(study)
         if intermediate_in_outcome is not None:
             spec = spec.with_mediation(intermediate_in_outcome=intermediate_in_outcome)
+        if outcome_model is not None:
+            spec = spec.with_mediation(outcome_model=outcome_model.value)
         settings["intermediate_in_outcome"] = spec.mechanisms.mediation.intermediate_in_outcome
+        settings["outcome_model"] = spec.mechanisms.mediation.outcome_model
         with progress_bar(f"{replicates} replicates × {len(names)} scenarios", replicates * len(names)) as advance:
             return validate_mechanisms(spec, names, replicates=replicates, n_patients=patients, n_bootstrap=bootstrap,
                                        seed=seed, measurement=measurement.value, mediation_only=mediation_only,
                                        on_replicate=advance, scheduler=scheduler, checkpoint=checkpoint)
 
-    settings: dict[str, bool] = {}
+    settings: dict[str, bool | str] = {}
 
     rows, extra = run_cli(action)
     *_, text = run_cli(lambda: write_mechanisms_validation(

@@ -19,6 +19,11 @@ non-differential error given the predictors (the substudy must be a random subsa
 one whose selection depends only on the predictors).  The calibration model is refitted in every
 bootstrap replicate of the mediation, on that replicate's substudy rows, so the CIs carry the
 substudy's uncertainty.
+
+With the treatment only a main effect, one calibration line serves both arms; when the records err
+differently by arm (under-reporting that scales with a drug-induced intake change), the outcome model's
+treatment × mediator terms need a calibration per arm (``by_arm``: every predictor also times A), which
+doubles the coefficients fitted on the substudy (docs/validation.md has the trade-off at 10 %).
 """
 
 from __future__ import annotations
@@ -40,8 +45,9 @@ class Calibration:
 
     ``columns`` the indices (into the mediator matrix) of the calibrated mediators; ``reference``
     (n, len(columns)) their reference values, NaN outside the substudy; ``predictors`` (n, d) the
-    calibration design [1, L, A, Z, every error-prone mediator, every other mediator, W] with 0 where
-    not ``usable``; ``usable`` rows whose predictors are all recorded."""
+    calibration design [1, L, A, Z, every error-prone mediator, every other mediator, W] (per arm: and each of
+    L, Z, the mediators and W times A) with 0 where not ``usable``; ``usable`` rows whose predictors are all
+    recorded."""
 
     columns: np.ndarray
     reference: np.ndarray
@@ -50,9 +56,12 @@ class Calibration:
 
     @classmethod
     def build(cls, x: np.ndarray, a: np.ndarray, z: np.ndarray, m: np.ndarray, columns: np.ndarray,
-              reference: np.ndarray, extra: np.ndarray) -> Calibration:
-        """From the mediation's arrays (``m`` the recorded mediators, NaN where missing) and ``extra`` W."""
+              reference: np.ndarray, extra: np.ndarray, *, by_arm: bool = False) -> Calibration:
+        """From the mediation's arrays (``m`` the recorded mediators, NaN where missing) and ``extra`` W; with
+        ``by_arm`` every predictor also enters multiplied by the treatment A (one calibration per arm)."""
         raw = np.column_stack([x, a, z, m, extra])
+        if by_arm:
+            raw = np.column_stack([raw, a[:, None] * np.column_stack([x[:, 1:], z, m, extra])])
         usable = np.all(np.isfinite(raw), axis=1)
         return cls(columns, reference, np.where(usable[:, None], raw, 0.0), usable)
 
@@ -66,7 +75,8 @@ class Calibration:
 
     def calibrate(self, m: np.ndarray, weight: np.ndarray) -> tuple[np.ndarray, dict[str, Any]]:
         """The mediator matrix with each calibrated column replaced (module docstring), the calibration
-        models weighted by ``weight`` (bootstrap counts); and per column the rows fitted and the R²."""
+        models weighted by ``weight`` (bootstrap counts); and per column the rows fitted and the R² (None when
+        the reference values are constant)."""
         out = m.copy()
         info: dict[str, Any] = {}
         fit_rows = self.substudy_rows()
@@ -81,7 +91,8 @@ class Calibration:
                                    np.where(self.usable, self.predictors @ fit.coef, np.nan))
             resid = fit.residual
             total = self.reference[rows, j] - np.average(self.reference[rows, j], weights=weight[rows])
+            spread = np.average(total**2, weights=weight[rows])
+            # R² is undefined (None) when the reference values do not vary (e.g. no drug thermogenesis at all)
             info[int(col)] = {"n_fit": int(rows.sum()),
-                              "r2": float(1 - np.average(resid**2, weights=weight[rows])
-                                          / np.average(total**2, weights=weight[rows]))}
+                              "r2": float(1 - np.average(resid**2, weights=weight[rows]) / spread) if spread > 0 else None}
         return out, info

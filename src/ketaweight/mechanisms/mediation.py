@@ -12,6 +12,21 @@ mediator observed):
     Z_q = γ_q'(1, L, A, Z_1, …, Z_{q−1}),   M_k = δ_k'(1, L, A, Z, M_1, …, M_{k−1}) + ε_k,
     Y = β'(1, L, A, [Z], M, A·M) + ε,
 
+or, with an **energy balance** (``energy_balance``: factors s_k in kcal/d of stored energy per unit
+of mediator k, e.g. intake 0.76, non-activity and activity expenditure −1),
+
+    Y = β'(1, L, A, [Z]) + θ·E + θ_A·A·E,   E = Σ_k s_k·M_k,
+
+one kcal-to-kg coefficient θ for every energy mediator (a kcal is a kcal: Hall's model turns stored
+energy into weight whatever its source), and no outcome coefficient for the other mediators (e.g.
+the MADRS change), which act on weight only through the energy mediators after them.  The factor
+0.76 for intake is what Hall et al. (2011, *Lancet* 378:826) leave of an intake change once the
+thermic effect of feeding (10 %) and adaptive thermogenesis (14 %) have taken theirs.  It ties a
+small pathway whose mediator barely varies apart from course intensity (the drug's thermogenesis)
+to the coefficient the large ones estimate precisely; it needs the energy mediators measured well
+(research-grade or calibrated on a substudy): with attenuated consumer-grade intake, θ is pulled
+towards 0 for every pathway at once.
+
 with Z the declared intermediate confounders (treatment-affected common causes of mediators, e.g.
 the number of sessions, which moves both mood and intake), set at each pathway's level in that
 pathway's mediator models (a fresh draw of Z per pathway, independent of earlier pathways'
@@ -67,6 +82,13 @@ from ketaweight.causal.result import CausalResult
 from ketaweight.core.protocol import InMemory, Result
 from ketaweight.core.summary import Summary
 from ketaweight.core.errors import ConvergenceWarning, InputError, KetaweightWarning, Location
+
+ENERGY_BALANCE_ASSUMPTION = (
+    "Energy-balance outcome model: weight changes only through the energy mediators' balance E = Σ s_k·M_k, with "
+    "one kcal-to-kg coefficient for all of them (the factors s_k say how much of each unit is stored, e.g. intake "
+    "0.76 after the thermic effect and adaptive thermogenesis); other mediators act only through them.  Energy "
+    "changes that differ in timing within the follow-up count alike (a summary mediator cannot tell them apart).")
+"""Added to :data:`ASSUMPTIONS` in results of an energy-balance outcome model."""
 
 ASSUMPTIONS = (
     "No unmeasured confounding of treatment and outcome given the baseline covariates L.",
@@ -127,7 +149,14 @@ class MediationSpec:
     state; counted as an attrition step), validation (error-prone mediator → its reference-method
     column, recorded for a validation substudy only: the mediator is regression-calibrated on the
     substudy, :mod:`ketaweight.mechanisms.calibration`), calibration_covariates (extra predictors of
-    the calibration models, e.g. the app's baseline week that every change is taken from).
+    the calibration models, e.g. the app's baseline week that every change is taken from),
+    energy_balance (mediator → kcal/d of stored energy per unit of the mediator, e.g. intake change
+    0.76, non-activity and activity expenditure change −1; empty, the default, for a free outcome
+    coefficient per mediator): the outcome model becomes the energy balance — these mediators share one
+    kcal-to-kg coefficient, the other mediators act only through them (module docstring),
+    calibration_by_arm (each calibration model fitted per treatment arm: every predictor also times the
+    treatment; what regression calibration needs for the outcome model's treatment × mediator terms when
+    the measurement error differs by arm, e.g. under-reporting that scales with the drug's intake change).
     """
 
     treatment: str
@@ -142,17 +171,34 @@ class MediationSpec:
     exclude_if: tuple[str, ...] = ()
     validation: dict[str, str] = field(default_factory=dict)
     calibration_covariates: tuple[str, ...] = ()
+    energy_balance: dict[str, float] = field(default_factory=dict)
+    calibration_by_arm: bool = False
 
     def __post_init__(self) -> None:
         for name in ("covariates", "categorical", "squared", "censor_covariates", "pathways", "intermediate", "exclude_if",
                      "calibration_covariates"):
             object.__setattr__(self, name, tuple(getattr(self, name)))
         object.__setattr__(self, "validation", dict(self.validation))
+        object.__setattr__(self, "energy_balance", {k: float(v) for k, v in self.energy_balance.items()})
         mediators = self.mediators
         problems = []
         stray = sorted(set(self.validation) - set(mediators))
         if stray:
             problems.append(f"validation names {stray}, which are not mediators of the pathways")
+        stray = sorted(set(self.energy_balance) - set(mediators))
+        if stray:
+            problems.append(f"energy_balance names {stray}, which are not mediators of the pathways")
+        if self.energy_balance and (len(self.energy_balance) < 2
+                                    or not all(np.isfinite(v) and v != 0 for v in self.energy_balance.values())):
+            problems.append(f"energy_balance={self.energy_balance} must give at least two mediators each a finite, "
+                            "nonzero factor (kcal/d of energy balance per unit of the mediator)")
+        if self.energy_balance:  # a pathway acts through its own or later mediators (which may respond to it)
+            idle = [p.name for j, p in enumerate(self.pathways)
+                    if not {m for later in self.pathways[j:] for m in later.mediators} & set(self.energy_balance)]
+            if idle:
+                problems.append(f"with an energy balance only its mediators act on the outcome, and no energy-balance "
+                                f"mediator is in or after pathway(s) {idle}: they would carry 0 by construction; add "
+                                "their energy mediator to energy_balance or leave energy_balance empty")
         if len(set(mediators)) != len(mediators):
             problems.append(f"a mediator is listed twice: {list(mediators)}")
         clash = sorted(set(mediators) & ({self.treatment, self.outcome} | set(self.covariates) | set(self.intermediate)))
@@ -267,7 +313,7 @@ def _arrays(table: pd.DataFrame, spec: MediationSpec) -> _Arrays:
         reference = np.column_stack([numeric_by_value(frame[r], r) for r in spec.validation.values()])
         extra_w = (np.column_stack([numeric_by_value(frame[c], c) for c in spec.calibration_covariates])
                    if spec.calibration_covariates else np.empty((len(a), 0)))
-        calibration = Calibration.build(x, a, z, m, cols, reference, extra_w)
+        calibration = Calibration.build(x, a, z, m, cols, reference, extra_w, by_arm=spec.calibration_by_arm)
         have[:, cols] = calibration.available()
         counts = calibration.substudy_rows().sum(axis=0)
         steps.append({"step": "validation substudy", "reason": "rows with a reference-method value and every calibration "
@@ -295,11 +341,38 @@ def _solve_block(gram: np.ndarray, rows: np.ndarray, target: int) -> np.ndarray:
     return solve_spd(gram[np.ix_(rows, rows)], gram[rows, target])
 
 
+def _outcome_basis(p: int, q: int, k: int, interaction: bool, z_in_outcome: bool,
+                   energy: np.ndarray) -> tuple[np.ndarray, int | None]:
+    """The outcome model's coefficients on [L, A, Z, M, A·M] as ``basis @ free``, and the index of the energy
+    balance's coefficient θ among the free ones (None without an energy balance).
+
+    Z's coefficients are 0 unless ``z_in_outcome``.  Without an energy balance (``energy`` all 0) every mediator
+    has its own coefficient (and A·M coefficient).  With one, the outcome model is the energy balance: the
+    mediators with a nonzero factor s_k (kcal/d of stored energy per unit of the mediator) enter only through
+    E = Σ s_k·M_k, with one coefficient θ (kg per kcal/d; and θ_A on A·E with the interaction), and every other
+    mediator (e.g. the MADRS change) acts on the outcome only through the later, energy-balance mediators."""
+    n_full = p + 1 + q + k + (k if interaction else 0)
+    tied = np.flatnonzero(energy)
+    free = [] if len(tied) else list(range(k))
+    keep = [*range(p + 1), *(range(p + 1, p + 1 + q) if z_in_outcome else ()), *(p + 1 + q + j for j in free)]
+    if interaction:
+        keep += [p + 1 + q + k + j for j in free]
+    columns = [np.eye(n_full)[:, i] for i in keep]
+    energy_column = None
+    if len(tied):
+        energy_column = len(columns)
+        for start in [p + 1 + q, *([p + 1 + q + k] if interaction else [])]:
+            column = np.zeros(n_full)
+            column[start + tied] = energy[tied]
+            columns.append(column)
+    return np.column_stack(columns), energy_column
+
+
 class _Engine:
     """All models of one (re)sample from one weighted Gram matrix of [L, A, Z, M, A·M, Y]."""
 
-    def __init__(self, arr: _Arrays, interaction: bool, z_in_outcome: bool) -> None:
-        self.arr, self.z_in_outcome = arr, z_in_outcome
+    def __init__(self, arr: _Arrays, interaction: bool, z_in_outcome: bool, energy: np.ndarray) -> None:
+        self.arr = arr
         p, k, q = arr.x.shape[1], arr.m.shape[1], arr.z.shape[1]
         self.p, self.k, self.q, self.interaction = p, k, q, interaction
         self.z = self._matrix(np.where(np.isfinite(arr.m), arr.m, 0.0))
@@ -307,6 +380,7 @@ class _Engine:
         self.im = np.arange(p + 1 + q, p + 1 + q + k)
         self.iam = np.arange(p + 1 + q + k, p + 1 + q + 2 * k) if interaction else np.arange(0)
         self.iy = self.z.shape[1] - 1
+        self.outcome_basis, self.energy_column = _outcome_basis(p, q, k, interaction, z_in_outcome, energy)
 
     def _matrix(self, m: np.ndarray) -> np.ndarray:
         """[L, A, Z, M, (A·M), Y] with the mediator matrix ``m`` (zeros in incomplete rows)."""
@@ -340,11 +414,13 @@ class _Engine:
         for j in range(self.k):
             rows = np.concatenate([lx, [self.ia], self.iz, self.im[:j]])
             deltas.append(_solve_block(gram, rows, self.im[j]))
-        if self.z_in_outcome:
-            beta = _solve_block(gram, np.concatenate([lx, [self.ia], self.iz, self.im, self.iam]), self.iy)
-        else:  # Z acts on the outcome only through the mediators: its coefficients are 0
-            fitted = _solve_block(gram, np.concatenate([lx, [self.ia], self.im, self.iam]), self.iy)
-            beta = np.concatenate([fitted[: self.p + 1], np.zeros(self.q), fitted[self.p + 1 :]])
+        # The outcome model's coefficients on [L, A, Z, M, A·M]: free, or tied by the basis (Z left out, energy balance).
+        basis = self.outcome_basis
+        regressors = gram[: self.iy, : self.iy]
+        fitted = solve_spd(basis.T @ regressors @ basis, basis.T @ gram[: self.iy, self.iy])
+        beta = basis @ fitted
+        if self.energy_column is not None:
+            info["kg_per_kcal"] = float(fitted[self.energy_column])
         n_path = int(arr.mediator_pathway.max()) + 1
         p, q, k = self.p, self.q, self.k
         b_m = beta[p + 1 + q : p + 1 + q + k]
@@ -409,7 +485,8 @@ class Mediation:
         if not 0 < self.ci_level < 1:
             raise ValueError(f"ci_level={self.ci_level!r} must be in (0, 1)")
         arr = _arrays(table, spec)
-        engine = _Engine(arr, self.interaction, spec.intermediate_in_outcome)
+        energy = np.array([spec.energy_balance.get(c, 0.0) for c in spec.mediators])
+        engine = _Engine(arr, self.interaction, spec.intermediate_in_outcome, energy)
         n = len(arr.a)
         point, info = engine.effects(np.ones(n))
         start = info.get("completeness_model", {}).get("coef")
@@ -447,10 +524,18 @@ class Mediation:
             "bootstrap": {"replicates": self.n_bootstrap, "failed": failed, "seed": self.seed},
             "completeness_weights": arr.zc is not None,
         }
+        if spec.energy_balance:
+            diagnostics["energy_balance"] = {
+                "factors_kcal_per_unit": dict(spec.energy_balance), "kg_per_kcal_per_day": info["kg_per_kcal"],
+                "other_mediators": [c for c in spec.mediators if c not in spec.energy_balance],
+                "meaning": "outcome model Y = β'(1, L, A, [Z]) + θ·E + θ_A·A·E with E = Σ factor·mediator (kcal/d); "
+                           "kg_per_kcal_per_day is θ, the untreated arm's kg of weight change per kcal/d of E"}
         if "calibration" in info:
             diagnostics["calibration"] = {
                 "method": "regression calibration on the validation substudy (reference values used where recorded), "
-                          "refitted in every bootstrap replicate",
+                          + ("one model per treatment arm, " if spec.calibration_by_arm else "")
+                          + "refitted in every bootstrap replicate",
+                "by_arm": spec.calibration_by_arm,
                 "reference_columns": dict(spec.validation),
                 "mediators": {spec.mediators[j]: v for j, v in info["calibration"].items()}}
         for category, msg in raised:
@@ -459,5 +544,6 @@ class Mediation:
         return MediationResult(
             total=by_name["total"], direct=by_name["direct"],
             pathways={p.name: by_name[p.name] for p in spec.pathways}, interaction=by_name["interaction"],
-            assumptions=ASSUMPTIONS, diagnostics=diagnostics, warnings=tuple(messages), row_index=arr.row_index,
+            assumptions=(*ASSUMPTIONS, ENERGY_BALANCE_ASSUMPTION) if spec.energy_balance else ASSUMPTIONS,
+            diagnostics=diagnostics, warnings=tuple(messages), row_index=arr.row_index,
         )

@@ -112,31 +112,52 @@ def mediation_spec(study: Study, table: pd.DataFrame) -> MediationSpec:
         categorical=tuple(c for c in cov.categorical if c in covariates), squared=tuple(c for c in cov.squared if c in covariates),
         pathways=pathways, censor_covariates=m.censor_covariates, intermediate=m.intermediate,
         intermediate_in_outcome=intermediate_in_outcome(study, table), exclude_if=m.exclude_if,
-        **calibration_settings(study, table, pathways),
+        energy_balance=energy_balance(study, table, pathways), **calibration_settings(study, table, pathways),
     )
 
 
 def intermediate_in_outcome(study: Study, table: pd.DataFrame) -> bool:
     """The study's ``intermediate_in_outcome``, with ``"auto"`` resolved: False when a validation substudy
-    calibrates every consumer-grade mediator (those named in ``validation``) of the recorded pathways, else
-    True (the study spec's field says why)."""
+    calibrates every consumer-grade mediator (:func:`substudy_calibrates_all`), else True (the study spec's field
+    says why)."""
     m = study.mechanisms.mediation
     if m.intermediate_in_outcome != "auto":
         return bool(m.intermediate_in_outcome)
+    return not substudy_calibrates_all(study, table)
+
+
+def substudy_calibrates_all(study: Study, table: pd.DataFrame) -> bool:
+    """Whether a validation substudy in ``table`` calibrates every consumer-grade mediator (those named in
+    ``validation``) of the recorded pathways: the condition of the ``"auto"`` settings."""
+    m = study.mechanisms.mediation
     unrecorded = unrecorded_pathways(study, table)
     consumer = {c for name, cols in m.pathways.items() if f"mediation pathway {name}" not in unrecorded
                 for c in cols if c in m.validation}
-    return not (consumer and consumer <= set(substudy_mediators(study, table)))
+    return bool(consumer) and consumer <= set(substudy_mediators(study, table))
+
+
+def energy_balance(study: Study, table: pd.DataFrame, pathways: tuple[Pathway, ...]) -> dict[str, float]:
+    """The mediation spec's ``energy_balance``: the study's factors of the analysed mediators when its
+    ``outcome_model`` is (or ``"auto"`` resolves to) ``"energy-balance"`` — auto: when a substudy calibrates every
+    consumer-grade mediator (:func:`substudy_calibrates_all`) — else empty (a free coefficient per mediator; also
+    when fewer than two energy mediators are analysed: one alone has nothing to share its coefficient with)."""
+    m = study.mechanisms.mediation
+    wanted = m.outcome_model == "energy-balance" or (m.outcome_model == "auto" and substudy_calibrates_all(study, table))
+    used = {c for p in pathways for c in p.mediators}
+    tied = {k: v for k, v in m.energy_balance.items() if k in used}
+    return tied if wanted and len(tied) >= 2 else {}
 
 
 def calibration_settings(study: Study, table: pd.DataFrame, pathways: tuple[Pathway, ...]) -> dict[str, object]:
-    """``validation`` and ``calibration_covariates`` of the mediation spec (empty without a substudy)."""
+    """``validation``, ``calibration_covariates`` and ``calibration_by_arm`` of the mediation spec (empty without a
+    substudy)."""
     used = {c for p in pathways for c in p.mediators}
     validation = {k: v for k, v in substudy_mediators(study, table).items() if k in used}
     if not validation:
         return {}
-    extra = tuple(c for c in study.mechanisms.mediation.calibration_covariates if c in table.columns)
-    return {"validation": validation, "calibration_covariates": extra}
+    m = study.mechanisms.mediation
+    extra = tuple(c for c in m.calibration_covariates if c in table.columns)
+    return {"validation": validation, "calibration_covariates": extra, "calibration_by_arm": m.calibration_by_arm}
 
 
 def search_candidates(study: Study) -> list[str]:

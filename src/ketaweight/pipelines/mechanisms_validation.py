@@ -185,7 +185,8 @@ def _nanmean(values: list[float]) -> float:
 
 
 def as_markdown(rows: list[MechanismRow], extra: dict[str, dict[str, float]], *, n_patients: int,
-                measurement: str = "clinic", intermediate_in_outcome: bool | str = "auto") -> str:
+                measurement: str = "clinic", intermediate_in_outcome: bool | str = "auto",
+                outcome_model: str = "auto") -> str:
     """The validation tables for docs/mechanisms.md."""
     lines = ["| scenario | effect | truth (kg) | mean estimate (kg) | relative error | 95% CI coverage (MCSE) |",
              "|---|---|---:|---:|---:|---:|"]
@@ -208,8 +209,12 @@ def as_markdown(rows: list[MechanismRow], extra: dict[str, dict[str, float]], *,
     z = {True: "in the mediator and outcome models", False: "in the mediator models only",
          "auto": "in the mediator models, and in the outcome model unless a validation substudy calibrates every "
                  "consumer-grade mediator ('auto')"}[intermediate_in_outcome]
+    outcome = {"energy-balance": "the energy-balance outcome model (one kcal-to-kg coefficient)",
+               "free": "a free outcome coefficient per mediator",
+               "auto": "the energy-balance outcome model when a validation substudy calibrates every consumer-grade "
+                       "mediator, else a free coefficient per mediator ('auto')"}[outcome_model]
     lines += ["", f"{replicates} replicate cohorts of {n_patients:,} simulated patients per scenario, measurement "
-                  f"'{measurement}', course intensity {z} (means over replicates)."]
+                  f"'{measurement}', course intensity {z}, {outcome} (means over replicates)."]
     return "\n".join(lines)
 
 
@@ -220,7 +225,7 @@ def mechanisms_validation_paths(out: Path, measurement: str, *, replace: bool) -
 
 def write_mechanisms_validation(rows: list[MechanismRow], extra: dict[str, dict[str, float]], out: Path, *,
                                 study: str, seed: int, replicates: int, patients: int, n_bootstrap: int,
-                                measurement: str, intermediate_in_outcome: bool | str,
+                                measurement: str, intermediate_in_outcome: bool | str, outcome_model: str = "auto",
                                 replace: bool = True) -> tuple[Path, Path, str]:
     """``out/mechanisms-validation-<measurement>.json`` and ``.md``; returns both paths and the Markdown."""
     json_target, md_target = mechanisms_validation_paths(out, measurement, replace=replace)
@@ -228,8 +233,9 @@ def write_mechanisms_validation(rows: list[MechanismRow], extra: dict[str, dict[
     json_path = write_result(json_target, MechanismsValidation(tuple(rows), extra),
                              Provenance("simulated", "ketaweight simulator, replicate cohorts"), exact_counts=True,
                              replace=replace, study=study, seed=seed, replicates=replicates, patients=patients, n_bootstrap=n_bootstrap,
-                             measurement=measurement, intermediate_in_outcome=intermediate_in_outcome)
+                             measurement=measurement, intermediate_in_outcome=intermediate_in_outcome,
+                             outcome_model=outcome_model)
     text = as_markdown(rows, extra, n_patients=patients, measurement=measurement,
-                       intermediate_in_outcome=intermediate_in_outcome)
+                       intermediate_in_outcome=intermediate_in_outcome, outcome_model=outcome_model)
     md_path = write_text_atomic(md_target, MARKDOWN_GENERATOR + text + "\n")
     return json_path, md_path, text

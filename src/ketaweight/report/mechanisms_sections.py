@@ -46,6 +46,9 @@ def mechanisms_section(run: RunResults) -> dict[str, Any]:
         cal = med.diagnostics.get("calibration")
         if cal:
             sec["paragraphs"].append(_calibration_text(cal))
+        balance = med.diagnostics.get("energy_balance")
+        if balance:
+            sec["paragraphs"].append(_energy_balance_text(balance))
         sec["paragraphs"].extend(f"• {a}" for a in med.assumptions)
         sec["paragraphs"].extend(f"Warning: {w}" for w in med.warnings)
         sec["tables"].append(rows_table(rows, "kg", data_label(doc), title, digits=3))
@@ -144,6 +147,17 @@ def _calibration_text(cal: dict[str, Any]) -> str:
     return (f"Measurement error: the consumer-grade mediators were regression-calibrated on the validation substudy "
             f"({pairs}); the calibration is refitted in every bootstrap replicate, so the intervals include the "
             f"substudy's own uncertainty.")
+
+
+def _energy_balance_text(balance: dict[str, Any]) -> str:
+    """The energy-balance outcome model in words: the energy mediators with their factors, and the fitted
+    kcal-to-kg coefficient (kg of weight change per kcal/d of balance)."""
+    terms = ", ".join(f"{column_label(m)} × {factor:+g}" for m, factor in balance["factors_kcal_per_unit"].items())
+    others = ", ".join(column_label(m) for m in balance.get("other_mediators", ()))
+    return (f"Outcome model: the energy balance — weight follows stored energy, one kcal-to-kg coefficient for "
+            f"{terms} (kcal/day; intake counts 0.76 after the thermic effect of feeding and adaptive thermogenesis), "
+            f"fitted at {fmt_num(balance['kg_per_kcal_per_day'], 4)} kg per kcal/day"
+            + (f"; {others} act on weight only through these." if others else "."))
 
 
 def _no_course_reference(run: RunResults) -> float | None:

@@ -99,9 +99,13 @@ MECHANISM_COLUMNS: dict[str, str] = {
     "course_length_days": "last − first session day + 1 (days)",
     "bmi_class": "baseline BMI class: normal (<25), overweight (25-30), obese (>=30)",
     "severity": "baseline MADRS: moderate (<35), severe (>=35)",
+    "activity_energy_7d_change": "wearable activity change as energy: activity_7d_change x 1.5 MET/60 x baseline weight "
+                                 "(kcal/d; the mood pathway's energy mediator, in the unit of the energy balance)",
+    "activity_energy_7d_ref_change": "research accelerometer's activity change as energy: activity_7d_ref_change x 1.5 "
+                                     "MET/60 x baseline weight (kcal/d; the substudy's error-free activity_energy_7d_change)",
     "expenditure_net_7d_change": "wearable expenditure change net of the activity energy it counts: expenditure_7d_change "
-                                 "- activity_7d_change x 1.5 MET/60 x baseline weight (kcal/d; the device-side match of "
-                                 "the substudy's expenditure_net_7d_ref_change, the metabolism pathway's mediator)",
+                                 "- activity_energy_7d_change (kcal/d; the device-side match of the substudy's "
+                                 "expenditure_net_7d_ref_change, the metabolism pathway's mediator)",
 }
 """Columns the mechanism analyses may name besides the cohort covariate catalogue."""
 

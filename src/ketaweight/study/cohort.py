@@ -181,8 +181,11 @@ def add_mechanism_columns(table: pd.DataFrame) -> pd.DataFrame:
     out["bmi_class"] = pd.cut(out["bmi"], [-np.inf, 25, 30, np.inf], right=False,  # ordered: normal < overweight < obese
                               labels=["normal (<25)", "overweight (25-30)", "obese (>=30)"], ordered=True)
     if "expenditure_7d_change" in out.columns:  # mediator columns present (build_cohort(mediators=True))
-        out["expenditure_net_7d_change"] = (out["expenditure_7d_change"] - out["activity_7d_change"]
-                                            * (ACTIVITY_MET_ABOVE_REST / 60.0) * out["baseline_weight"])
+        kcal_per_minute = (ACTIVITY_MET_ABOVE_REST / 60.0) * out["baseline_weight"]
+        out["activity_energy_7d_change"] = out["activity_7d_change"] * kcal_per_minute
+        out["expenditure_net_7d_change"] = out["expenditure_7d_change"] - out["activity_energy_7d_change"]
+        if "activity_7d_ref_change" in out.columns:
+            out["activity_energy_7d_ref_change"] = out["activity_7d_ref_change"] * kcal_per_minute
     out["severity"] = np.where(out["baseline_madrs"] >= 35, "severe (>=35)", "moderate (<35)")
     out.loc[out["baseline_madrs"].isna(), "severity"] = None
     return out

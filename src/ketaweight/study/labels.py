@@ -52,6 +52,8 @@ LABELS: dict[str, str] = {
     "expenditure_net_7d_ref_change": "change in non-activity expenditure, reference method (kcal/day)",
     "activity_7d_ref_change": "change in activity, reference accelerometer (min/day)",
     "expenditure_net_7d_change": "change in wearable non-activity expenditure (kcal/day)",
+    "activity_energy_7d_change": "change in wearable activity energy (kcal/day)",
+    "activity_energy_7d_ref_change": "change in activity energy, reference accelerometer (kcal/day)",
     # exposures and derived columns
     "sessions_to_horizon": "sessions (count)",
     "cumulative_mg_per_kg": "cumulative dose (mg/kg)",

@@ -124,7 +124,7 @@ class MediationSection(_Section):
     """Mediation (``ketaweight mechanisms``): ordered pathways of post-baseline mediator columns."""
 
     pathways: dict[str, tuple[str, ...]] = Field(
-        {"mood": ("madrs_change", "activity_7d_change"), "appetite": ("intake_7d_change",),
+        {"mood": ("madrs_change", "activity_energy_7d_change"), "appetite": ("intake_7d_change",),
          "metabolism": ("expenditure_net_7d_change",)},
         description="pathway name → mediator columns in causal order; pathways in causal order (mood first: mood "
                     "moves intake and expenditure too).  Defaults use the weekly wearable/app records; a pathway "
@@ -154,7 +154,7 @@ class MediationSection(_Section):
     censor_covariates: tuple[str, ...] = Field(("madrs_week2",), description="extra predictors of complete mediators/outcome")
     validation: dict[str, str] = Field(
         {"intake_7d_change": "intake_7d_ref_change", "expenditure_net_7d_change": "expenditure_net_7d_ref_change",
-         "activity_7d_change": "activity_7d_ref_change"},
+         "activity_energy_7d_change": "activity_energy_7d_ref_change"},
         description="consumer-grade mediator → its reference-method column from a research-grade validation substudy "
                     "(weighed intake, doubly labelled water on a random 5-10% of patients).  Where the substudy was "
                     "recorded, the mediator is regression-calibrated on it; where not, the results say that the "
@@ -163,6 +163,26 @@ class MediationSection(_Section):
         ("baseline_energy_intake_7d", "baseline_energy_expenditure_7d"),
         description="extra predictors of the calibration models (the consumer records' baseline week, from which every "
                     "change is taken)")
+    energy_balance: dict[str, float] = Field(
+        {"intake_7d_change": 0.76, "expenditure_net_7d_change": -1.0, "activity_energy_7d_change": -1.0},
+        description="the energy mediators of the energy-balance outcome model: mediator → kcal/d of energy stored per "
+                    "unit of the mediator (intake 0.76: the thermic effect of feeding, 10 %, and adaptive "
+                    "thermogenesis, 14 %, take the rest (Hall 2011); non-activity and activity expenditure −1)")
+    outcome_model: Literal["auto", "energy-balance", "free"] = Field(
+        "auto", description="\"energy-balance\": the energy mediators share one kcal-to-kg coefficient in the outcome "
+                            "model (a kcal is a kcal) and the other mediators (MADRS) act on weight only through them, "
+                            "so the small metabolism pathway, whose mediator barely varies apart from the sessions, "
+                            "borrows the precision of appetite's and activity's; it needs well-measured energy "
+                            "mediators (with attenuated consumer-grade intake it pulls every pathway towards 0).  "
+                            "\"free\": a coefficient per mediator.  \"auto\": energy-balance when a validation "
+                            "substudy calibrates every consumer-grade mediator (as intermediate_in_outcome), else free; "
+                            "see docs/mechanisms.md")
+    calibration_by_arm: bool = Field(
+        False, description="fit each calibration model per treatment arm (every predictor also times the treatment), "
+                           "as the outcome model's treatment × mediator terms need when consumer records err "
+                           "differently by arm.  Off by default: with a 10 % substudy it removed appetite's bias but "
+                           "its extra coefficients put the bootstrap off-centre (percentile CIs covered metabolism "
+                           "72 %); see docs/validation.md")
     n_bootstrap: int = Field(1000, ge=50, description="mediation bootstrap replicates")
 
 
@@ -254,6 +274,9 @@ class Study(_Section):
                  *m.mediation.validation, *m.mediation.validation.values(), *m.mediation.calibration_covariates,
                  *m.mediation.extra_covariates, *m.mediation.censor_covariates, *m.dose_response.exposures,
                  *m.heterogeneity.modifiers, *m.heterogeneity.versions]
+        mediators = {c for cols in m.mediation.pathways.values() for c in cols}
+        problems += [f"mechanisms.mediation.energy_balance names {c!r}, which is not a mediator of the pathways"
+                     for c in m.mediation.energy_balance if c not in mediators]
         problems += [f"mechanisms: unknown column {c!r} (known: {', '.join([*COVARIATES, *MECHANISM_COLUMNS])})"
                      for c in named if c not in COVARIATES and c not in MECHANISM_COLUMNS]
         problems += [f"network.negative_controls: unknown measurement kind {k!r} (known: {', '.join(MEASUREMENT_KINDS)}; "

@@ -119,3 +119,17 @@ def test_entries_keep_their_cohorts_and_a_checkpoint_resumes_and_extends(tmp_pat
 def test_entries_and_estimators_need_the_grid():
     res = runner.invoke(app, ["validate", "estimators", "--entries", "small-clinic"])
     assert res.exit_code == 2 and "add --grid" in res.output
+
+
+def test_the_checkpoint_keys_the_study_by_what_the_grid_reads():
+    """A new study section must be sorted into the key or out of it; the mechanisms settings (which the grid's
+    estimators never read) leave the key alone, the analysis settings change it."""
+    from ketaweight.pipelines.validation_grid import GRID_STUDY_SECTIONS, grid_study_key
+    from ketaweight.study.spec import Study, load_study
+
+    assert set(Study.model_fields) == GRID_STUDY_SECTIONS | {"mechanisms", "network"}
+    study = load_study("ketamine-weight")
+    other_mechanisms = study.with_mediation(intermediate_in_outcome=not study.mechanisms.mediation.intermediate_in_outcome)
+    assert grid_study_key(other_mechanisms) == grid_study_key(study)
+    other_analysis = study.model_copy(update={"analysis": study.analysis.model_copy(update={"estimand": "ATT"})})
+    assert grid_study_key(other_analysis) != grid_study_key(study)

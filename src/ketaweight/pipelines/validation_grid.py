@@ -176,6 +176,17 @@ def summarise_entry(entry: GridEntry, truth: float, reps: Sequence[dict[str, Seq
     return rows
 
 
+GRID_STUDY_SECTIONS = frozenset({"study", "eligibility", "time_zero", "treatment", "outcome", "covariates", "censoring",
+                                  "analysis"})
+"""The study's sections the grid's results depend on (the cohort and the analysis; not mechanisms or network)."""
+
+
+def grid_study_key(study: Study) -> dict[str, Any]:
+    """The study as a checkpoint records it: the sections of :data:`GRID_STUDY_SECTIONS`, so a change to the
+    study's mechanisms or network settings does not throw away finished replicates they cannot have affected."""
+    return study.model_dump(mode="json", include=set(GRID_STUDY_SECTIONS))
+
+
 def check_selection(grid: Sequence[GridEntry], entries: Sequence[str] | None, estimators: Sequence[str]) -> None:
     """Refuse entry names the grid lacks and estimator labels :data:`GRID_ESTIMATORS` lacks (ValueError)."""
     unknown = [e for e in estimators if e not in GRID_ESTIMATORS]
@@ -223,7 +234,7 @@ def validate_grid(
         if entries is not None and entry.name not in entries:
             continue
         seeds = [int(s) for s in stream.generate_state(replicates + 1)]
-        run = dict(simulator_scenario=entry.scenario, seed=seed, study=study.model_dump(mode="json"))
+        run = dict(simulator_scenario=entry.scenario, seed=seed, study=grid_study_key(study))
         # The truth cohort (a minute at 200,000 patients) is a one-replicate run of its own, so a resumed
         # grid reads it from its checkpoint instead of simulating it again.
         (truth,) = run_replicates(

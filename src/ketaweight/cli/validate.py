@@ -59,7 +59,7 @@ def validate_estimators_command(
 
     run_cli(lambda: validation_paths(out, replace=replace))  # refuse before minutes of work, not after
     run_cli(lambda: validate_scheduler(scheduler))
-    names = tuple(s.strip() for s in scenarios.split(",") if s.strip())
+    names = _names(scenarios) or ()
 
     def action():
         with progress_bar(f"{replicates} replicates × {len(names)} scenarios", replicates * len(names)) as advance:
@@ -164,7 +164,7 @@ def validate_mechanisms_command(
 
     run_cli(lambda: mechanisms_validation_paths(out, measurement.value, replace=replace))
     run_cli(lambda: validate_scheduler(scheduler))
-    names = tuple(s.strip() for s in scenarios.split(",") if s.strip())
+    names = _names(scenarios) or ()
 
     def action():
         spec = load_study(study)

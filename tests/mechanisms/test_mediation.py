@@ -235,17 +235,37 @@ def noisy_by_arm(n: int, seed: int, share: float = 0.10):
     return frame
 
 
-def test_calibration_by_arm_when_the_error_differs_by_arm():
+def test_calibration_interactions_when_the_error_differs_by_arm():
     """One pooled calibration model (the treatment as a main effect only) gets the slope on M3* wrong in both
     arms, and the outcome model's A·M3 term inherits it: p2 lands more than 4 SE below its truth 2.4 (computed
-    1.77, SE 0.13).  Fitted per arm (``calibration_by_arm``), p2 and the direct effect are within 3 SE
-    (computed 2.49, SE 0.14), and the result says how it calibrated."""
+    1.77, SE 0.13).  With the records times the treatment (``"records"``, the default) or one model per arm
+    (``"all"``), p2 and the direct effect are within 3 SE, and the result says how it calibrated."""
     data = noisy_by_arm(20_000, 0)
-    fits = {by: Mediation(n_bootstrap=100, seed=1).fit(data, MediationSpec(
+    fits = {how: Mediation(n_bootstrap=100, seed=1).fit(data, MediationSpec(
         treatment="a", outcome="y", covariates=("l",), pathways=PATHWAYS, validation={"m3": "m3_ref"},
-        calibration_by_arm=by)) for by in (False, True)}
-    pooled, by_arm = fits[False].pathways["p2"], fits[True].pathways["p2"]
+        calibration_interactions=how)) for how in ("none", "records", "all")}
+    pooled = fits["none"].pathways["p2"]
     assert pooled.estimate < TRUTH["p2"] - 4 * pooled.se
-    assert abs(by_arm.estimate - TRUTH["p2"]) < 3 * by_arm.se
-    assert abs(fits[True].direct.estimate - TRUTH["direct"]) < 3 * fits[True].direct.se
-    assert fits[True].diagnostics["calibration"]["by_arm"] and not fits[False].diagnostics["calibration"]["by_arm"]
+    for how in ("records", "all"):
+        p2 = fits[how].pathways["p2"]
+        assert abs(p2.estimate - TRUTH["p2"]) < 3 * p2.se, how
+        assert abs(fits[how].direct.estimate - TRUTH["direct"]) < 3 * fits[how].direct.se, how
+    assert [fits[h].diagnostics["calibration"]["interactions"] for h in fits] == ["none", "records", "all"]
+
+
+def test_normal_and_percentile_intervals_come_from_the_same_bootstrap():
+    """The default CI is the estimate ± 1.96 bootstrap SE (symmetric about the estimate); ``"percentile"`` takes
+    the replicates' 2.5th and 97.5th percentiles of the same replicates, so estimates and SEs agree exactly and
+    the percentile limits are not symmetric in general; an unknown method is refused."""
+    data = linear_sem(5_000, 3)
+    normal = Mediation(n_bootstrap=200, seed=4).fit(data, SPEC)
+    pct = Mediation(n_bootstrap=200, seed=4, interval="percentile").fit(data, SPEC)
+    for name in ("p1", "p2"):
+        a, b = normal.pathways[name], pct.pathways[name]
+        assert a.estimate == b.estimate and a.se == b.se
+        assert a.ci_low == pytest.approx(a.estimate - 1.959964 * a.se, rel=1e-6)
+        assert a.ci_high == pytest.approx(a.estimate + 1.959964 * a.se, rel=1e-6)
+        assert (b.ci_low, b.ci_high) != (a.ci_low, a.ci_high)
+    assert "percentile" in pct.total.variance and "z × bootstrap SE" in normal.total.variance
+    with pytest.raises(ValueError, match="interval"):
+        Mediation(n_bootstrap=50, seed=4, interval="bca").fit(data, SPEC)  # type: ignore[arg-type]

@@ -20,16 +20,20 @@ one whose selection depends only on the predictors).  The calibration model is r
 bootstrap replicate of the mediation, on that replicate's substudy rows, so the CIs carry the
 substudy's uncertainty.
 
-With the treatment only a main effect, one calibration line serves both arms; when the records err
-differently by arm (under-reporting that scales with a drug-induced intake change), the outcome model's
-treatment × mediator terms need a calibration per arm (``by_arm``: every predictor also times A), which
-doubles the coefficients fitted on the substudy (docs/validation.md has the trade-off at 10 %).
+With the treatment only a main effect (``interactions = "none"``), one calibration line serves both arms.
+When the records err differently by arm (under-reporting that scales with a drug-induced intake change, a
+device bias that scales with the drug's thermogenesis), the outcome model's treatment × mediator terms need the
+calibration's slopes per arm: ``"records"`` (the shipped default) adds the consumer records — every mediator
+and every extra covariate W — times A, ``"all"`` every predictor times A (one calibration per arm, twice the
+coefficients fitted on the substudy).  docs/validation.md has the trade-off at a 10 % substudy: pooled,
+appetite's pathway is 8–14 % over its truth; per arm, the extra coefficients cost metabolism its coverage;
+``"records"`` is between.
 """
 
 from __future__ import annotations
 
 from dataclasses import dataclass
-from typing import Any
+from typing import Any, Literal
 
 import numpy as np
 
@@ -38,6 +42,9 @@ from ketaweight.causal.glm import fit_linear
 MIN_SUBSTUDY_ROWS = 20
 """Substudy rows (with every predictor) needed to calibrate a mediator."""
 
+CalibrationInteractions = Literal["none", "records", "all"]
+"""Which calibration predictors also enter multiplied by the treatment (module docstring)."""
+
 
 @dataclass(frozen=True)
 class Calibration:
@@ -45,9 +52,9 @@ class Calibration:
 
     ``columns`` the indices (into the mediator matrix) of the calibrated mediators; ``reference``
     (n, len(columns)) their reference values, NaN outside the substudy; ``predictors`` (n, d) the
-    calibration design [1, L, A, Z, every error-prone mediator, every other mediator, W] (per arm: and each of
-    L, Z, the mediators and W times A) with 0 where not ``usable``; ``usable`` rows whose predictors are all
-    recorded."""
+    calibration design [1, L, A, Z, every mediator, W] and its treatment interactions (``"records"``: the
+    mediators and W times A; ``"all"``: also L and Z times A) with 0 where not ``usable``; ``usable`` rows whose
+    predictors are all recorded."""
 
     columns: np.ndarray
     reference: np.ndarray
@@ -56,12 +63,17 @@ class Calibration:
 
     @classmethod
     def build(cls, x: np.ndarray, a: np.ndarray, z: np.ndarray, m: np.ndarray, columns: np.ndarray,
-              reference: np.ndarray, extra: np.ndarray, *, by_arm: bool = False) -> Calibration:
-        """From the mediation's arrays (``m`` the recorded mediators, NaN where missing) and ``extra`` W; with
-        ``by_arm`` every predictor also enters multiplied by the treatment A (one calibration per arm)."""
+              reference: np.ndarray, extra: np.ndarray, *, interactions: CalibrationInteractions = "records"
+              ) -> Calibration:
+        """From the mediation's arrays (``m`` the recorded mediators, NaN where missing) and ``extra`` W, with the
+        treatment ``interactions`` of the module docstring."""
         raw = np.column_stack([x, a, z, m, extra])
-        if by_arm:
+        if interactions == "records":
+            raw = np.column_stack([raw, a[:, None] * np.column_stack([m, extra])])
+        elif interactions == "all":
             raw = np.column_stack([raw, a[:, None] * np.column_stack([x[:, 1:], z, m, extra])])
+        elif interactions != "none":
+            raise ValueError(f"calibration interactions {interactions!r} must be 'none', 'records' or 'all'")
         usable = np.all(np.isfinite(raw), axis=1)
         return cls(columns, reference, np.where(usable[:, None], raw, 0.0), usable)
 

@@ -11,7 +11,7 @@ from __future__ import annotations
 import math
 from collections.abc import Callable, Sequence
 from concurrent.futures import ThreadPoolExecutor
-from typing import Any
+from typing import Any, Literal
 
 import numpy as np
 from scipy import stats
@@ -75,15 +75,32 @@ def bootstrap_replicates(
     return np.vstack([r if r.size == width else np.full(width, math.nan) for r in reps])
 
 
-def percentile_summary(reps: np.ndarray, ci_level: float) -> tuple[np.ndarray, np.ndarray, np.ndarray, int]:
-    """SE (SD of replicates), percentile CI limits per column, and the count of failed replicates."""
+BootstrapInterval = Literal["normal", "percentile"]
+"""How a CI is formed from bootstrap replicates: estimate ± z·SE, or the replicates' percentiles."""
+
+INTERVAL_TEXT: dict[str, str] = {"normal": "estimate ± z × bootstrap SE", "percentile": "percentile interval"}
+"""The interval methods as results describe them."""
+
+
+def bootstrap_summary(reps: np.ndarray, point: np.ndarray, ci_level: float, interval: BootstrapInterval = "normal"
+                      ) -> tuple[np.ndarray, np.ndarray, np.ndarray, int]:
+    """SE (SD of the finite replicates), CI limits per column (normal-theory around ``point``, or percentile) and
+    the count of failed replicates (any non-finite value)."""
+    if interval not in INTERVAL_TEXT:
+        raise ValueError(f"interval={interval!r} must be one of {list(INTERVAL_TEXT)}")
     ok = reps[np.all(np.isfinite(reps), axis=1)]
+    failed = int(reps.shape[0] - ok.shape[0])
     alpha = 1 - ci_level
     if ok.shape[0] < 2:
         nan = np.full(reps.shape[1], math.nan)
-        return nan, nan, nan, int(reps.shape[0] - ok.shape[0])
-    lo, hi = np.quantile(ok, [alpha / 2, 1 - alpha / 2], axis=0)
-    return ok.std(axis=0, ddof=1), lo, hi, int(reps.shape[0] - ok.shape[0])
+        return nan, nan, nan, failed
+    se = ok.std(axis=0, ddof=1)
+    if interval == "percentile":
+        lo, hi = np.quantile(ok, [alpha / 2, 1 - alpha / 2], axis=0)
+    else:
+        z = stats.norm.ppf(1 - alpha / 2)
+        lo, hi = point - z * se, point + z * se
+    return se, lo, hi, failed
 
 
 def holm(p_values: Sequence[float]) -> list[float]:

@@ -149,7 +149,7 @@ def energy_balance(study: Study, table: pd.DataFrame, pathways: tuple[Pathway, .
 
 
 def calibration_settings(study: Study, table: pd.DataFrame, pathways: tuple[Pathway, ...]) -> dict[str, object]:
-    """``validation``, ``calibration_covariates`` and ``calibration_by_arm`` of the mediation spec (empty without a
+    """``validation``, ``calibration_covariates`` and ``calibration_interactions`` of the mediation spec (empty without a
     substudy)."""
     used = {c for p in pathways for c in p.mediators}
     validation = {k: v for k, v in substudy_mediators(study, table).items() if k in used}
@@ -157,7 +157,7 @@ def calibration_settings(study: Study, table: pd.DataFrame, pathways: tuple[Path
         return {}
     m = study.mechanisms.mediation
     extra = tuple(c for c in m.calibration_covariates if c in table.columns)
-    return {"validation": validation, "calibration_covariates": extra, "calibration_by_arm": m.calibration_by_arm}
+    return {"validation": validation, "calibration_covariates": extra, "calibration_interactions": m.calibration_interactions}
 
 
 def search_candidates(study: Study) -> list[str]:
@@ -220,7 +220,8 @@ def run_mechanisms(store: Store | str | Path, study: Study | str | Path, out_dir
     else:
         try:
             spec_m = mediation_spec(study, table)
-            mediation = Mediation(n_bootstrap=n_bootstrap or mech.mediation.n_bootstrap, seed=seed).fit(table, spec_m)
+            mediation = Mediation(n_bootstrap=n_bootstrap or mech.mediation.n_bootstrap, seed=seed,
+                                  interval=mech.mediation.interval).fit(table, spec_m)
         except InputError as exc:  # e.g. no mediator recorded before a short outcome window
             skipped["mediation"] = str(exc)
     for what, why in skipped.items():

@@ -68,7 +68,8 @@ def scenario_cohort(scenario: str, study: Any, n_patients: int, seed: int,
 def mediation_check(table: pd.DataFrame, truth: pd.DataFrame, study: Any, *, n_bootstrap: int, seed: int) -> dict[str, Any]:
     """Estimates, CIs and truths of total, direct and each pathway on one cohort."""
     spec = mediation_spec(study, table)
-    res = Mediation(n_bootstrap=n_bootstrap, seed=seed, n_jobs=1).fit(table, spec)
+    res = Mediation(n_bootstrap=n_bootstrap, seed=seed, n_jobs=1,
+                    interval=study.mechanisms.mediation.interval).fit(table, spec)
     truth = truth.loc[res.row_index]  # the patients the mediation analysed (restriction, complete covariates)
     measured = {p.name for p in spec.pathways}
     unmeasured = [c for c in ("appetite", "metabolism", "mood") if c not in measured]

@@ -177,12 +177,17 @@ class MediationSection(_Section):
                             "\"free\": a coefficient per mediator.  \"auto\": energy-balance when a validation "
                             "substudy calibrates every consumer-grade mediator (as intermediate_in_outcome), else free; "
                             "see docs/mechanisms.md")
-    calibration_by_arm: bool = Field(
-        False, description="fit each calibration model per treatment arm (every predictor also times the treatment), "
-                           "as the outcome model's treatment × mediator terms need when consumer records err "
-                           "differently by arm.  Off by default: with a 10 % substudy it removed appetite's bias but "
-                           "its extra coefficients put the bootstrap off-centre (percentile CIs covered metabolism "
-                           "72 %); see docs/validation.md")
+    calibration_interactions: Literal["none", "records", "all"] = Field(
+        "records", description="which calibration predictors also enter multiplied by the treatment, as the outcome "
+                               "model's treatment × mediator terms need when consumer records err differently by arm "
+                               "(under-reporting that scales with the drug's intake change): \"records\" the mediators "
+                               "and calibration covariates, \"all\" every predictor (one model per arm), \"none\" one "
+                               "pooled model.  With a 10 % substudy, pooled put appetite 8-14 % over its truth and per "
+                               "arm cost metabolism its coverage; see docs/validation.md")
+    interval: Literal["normal", "percentile"] = Field(
+        "normal", description="mediation CIs from the bootstrap: \"normal\" estimate ± z × bootstrap SE, or "
+                              "\"percentile\" (with a calibrated substudy the replicates sit a third of an SE to one side "
+                              "of the estimate, which puts percentile intervals off-centre; see docs/validation.md)")
     n_bootstrap: int = Field(1000, ge=50, description="mediation bootstrap replicates")
 
 

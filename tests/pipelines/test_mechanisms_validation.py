@@ -237,3 +237,16 @@ def test_spread_of_individual_effects_where_they_vary_with_baseline_traits(modif
     assert r["sd_truth_given_baseline"] > 0.4 and r["sd_truth"] > r["sd_truth_given_baseline"]
     assert r["sd_calibrated"] == pytest.approx(r["sd_truth_given_baseline"], rel=0.25)
     assert r["correlation"] > 0.5
+
+
+def test_validation_rows_do_not_depend_on_the_number_of_workers():
+    """Each replicate cohort has its own seed, so one worker and two give the same rows, value for value."""
+    from ketaweight.pipelines.mechanisms_validation import validate_mechanisms
+
+    settings = dict(replicates=2, n_patients=3_000, n_bootstrap=50, seed=5, measurement="substudy", mediation_only=True)
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore", KetaweightWarning)
+        one = validate_mechanisms(STUDY, ("article",), workers=1, **settings)
+        two = validate_mechanisms(STUDY, ("article",), workers=2, **settings)
+    assert one == two
+    assert {r.quantity for r in one[0]} == {"total", "direct", "mood", "appetite", "metabolism"}

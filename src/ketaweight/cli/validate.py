@@ -131,6 +131,7 @@ def validate_mechanisms_command(
     replicates: int = typer.Option(20, "--replicates", "-r", min=2, help="Replicate cohorts per scenario."),
     patients: int = typer.Option(10_000, "--patients", "-n", min=1000, help="Patients per replicate cohort."),
     bootstrap: int = typer.Option(200, "--bootstrap", min=50, help="Mediation bootstrap replicates per cohort."),
+    workers: int | None = typer.Option(None, "--workers", min=1, help="Worker processes (default: every core)."),
     seed: int = typer.Option(2026, "--seed", help="Master seed (replicate seeds are spawned from it)."),
     out: Path = typer.Option(Path("validation-output"), "--out", "-o",
                              help="Folder for mechanisms-validation-<measurement>.json/.md."),
@@ -177,7 +178,8 @@ def validate_mechanisms_command(
         with progress_bar(f"{replicates} replicates × {len(names)} scenarios", replicates * len(names)) as advance:
             return validate_mechanisms(spec, names, replicates=replicates, n_patients=patients, n_bootstrap=bootstrap,
                                        seed=seed, measurement=measurement.value, mediation_only=mediation_only,
-                                       on_replicate=advance, scheduler=scheduler, checkpoint=checkpoint)
+                                       on_replicate=advance, scheduler=scheduler, workers=workers,
+                                       checkpoint=checkpoint)
 
     settings: dict[str, bool | str] = {}
 

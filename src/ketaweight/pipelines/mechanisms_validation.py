@@ -20,6 +20,7 @@ and compare with the truth *of that cohort's analysed patients*:
 from __future__ import annotations
 
 import math
+import os
 import warnings
 from collections.abc import Callable
 from pathlib import Path
@@ -135,13 +136,15 @@ def validate_mechanisms(
     mediation_only: bool = False,
     on_replicate: Callable[[int], None] | None = None,
     scheduler: Any = None,
+    workers: int | None = None,
     checkpoint: Path | None = None,
 ) -> tuple[list[MechanismRow], dict[str, dict[str, float]]]:
     """Mediation coverage per effect, plus dose-response and DR-learner agreement (means over replicates;
     ``mediation_only`` skips those two, which cost most of a replicate's time).
 
-    Replicates run in a plain loop or where ``scheduler`` says, resumable from ``checkpoint``
-    (as :func:`ketaweight.pipelines.validation.validate`)."""
+    Replicates run in ``workers`` local processes (default one per core) or where ``scheduler`` says, resumable
+    from ``checkpoint`` (as :func:`ketaweight.pipelines.validation.validate`); each replicate has its own seed,
+    so the rows do not depend on either."""
     study = study if isinstance(study, Study) else load_study(study)
     seeds = np.random.SeedSequence(seed).generate_state(len(scenarios) * replicates)
     rows: list[MechanismRow] = []
@@ -149,7 +152,8 @@ def validate_mechanisms(
     for k, scenario in enumerate(scenarios):
         reps = run_replicates(_replicate, [int(x) for x in seeds[k * replicates: (k + 1) * replicates]],
                               shared=(scenario, study, n_patients, n_bootstrap, measurement, mediation_only),
-                              scheduler=scheduler, on_replicate=on_replicate, name=f"validate-mechanisms-{scenario}",
+                              scheduler=scheduler, workers=workers or os.cpu_count() or 1, on_replicate=on_replicate,
+                              name=f"validate-mechanisms-{scenario}",
                               checkpoint=replicate_checkpoint(checkpoint, f"mechanisms-{measurement}", scenario, seed=seed,
                                                               patients=n_patients, n_bootstrap=n_bootstrap,
                                                               mediation_only=mediation_only,

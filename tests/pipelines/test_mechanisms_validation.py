@@ -142,8 +142,8 @@ def test_substudy_calibration_attributes_appetite(substudy, clinic):
     """The same clinic records with a 10% substudy: regression calibration (course intensity out of the
     outcome model and the energy-balance outcome model, as "auto" decides with every consumer mediator
     calibrated) puts the appetite effect back on its pathway (within 3 SE of the truth and ≥ 50% of it;
-    computed −0.77 vs −0.68 kg, CI −0.89 to −0.63) and the direct remainder within 3 SE of its truth 0
-    (+0.105, CI −0.02 to +0.21), where without the substudy the pathway got < 20%
+    computed −0.74 vs −0.68 kg, CI −0.88 to −0.60) and the direct remainder within 3 SE of its truth 0
+    (+0.079, CI −0.04 to +0.20), where without the substudy the pathway got < 20%
     (test_clinic_measurement_misses_appetite)."""
     table, _truth, m = substudy
     est, lo, hi, truth = m["appetite"]
@@ -169,9 +169,9 @@ def test_substudy_energy_balance_attributes_every_pathway_of_article(substudy_ar
     """With the energy-balance outcome model every pathway is within 3 SE and within 25 % of its truth (the
     issue's target, here on one cohort of 20,000; over 50 cohorts in docs/validation.md); the small metabolism
     pathway (−0.036 kg), whose free coefficient is identified only from the variation the sessions also give
-    appetite, gets a CI at least 5 times narrower than with free coefficients.  Computed: mood −0.209 for −0.175
-    (+20 %, 2.0 SE), appetite −0.360 for −0.313 (+15 %), metabolism −0.038 for −0.036 (+6 %); metabolism's CI
-    0.020 kg wide against 0.212 free."""
+    appetite, gets a CI at least 5 times narrower than with free coefficients.  Computed: mood −0.194 for −0.174
+    (+11 %), appetite −0.326 for −0.313 (+4 %), metabolism −0.032 for −0.036 (−11 %); metabolism's CI 0.025 kg
+    wide against 0.209 free."""
     tied, free = substudy_article
     for name in ("mood", "appetite", "metabolism"):
         est, lo, hi, truth = tied[name]

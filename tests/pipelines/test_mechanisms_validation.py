@@ -25,7 +25,8 @@ import warnings
 
 import pytest
 
-from ketaweight.pipelines.mechanisms_validation import dose_check, individual_check, mediation_check, scenario_cohort
+from ketaweight.pipelines.mechanisms_validation import (dose_check, individual_check, mediation_check, scenario_cohort,
+                                                        validate_mechanisms)
 from ketaweight.core.errors import KetaweightWarning
 from ketaweight.pipelines.emulation import analysis_spec
 from ketaweight.study.spec import load_study
@@ -241,8 +242,6 @@ def test_spread_of_individual_effects_where_they_vary_with_baseline_traits(modif
 
 def test_validation_rows_do_not_depend_on_the_number_of_workers():
     """Each replicate cohort has its own seed, so one worker and two give the same rows, value for value."""
-    from ketaweight.pipelines.mechanisms_validation import validate_mechanisms
-
     settings = dict(replicates=2, n_patients=3_000, n_bootstrap=50, seed=5, measurement="substudy", mediation_only=True)
     with warnings.catch_warnings():
         warnings.simplefilter("ignore", KetaweightWarning)

@@ -21,6 +21,13 @@ Learner = Literal["linear", "stacked", "augmented"]
 LEARNERS: tuple[str, ...] = get_args(Learner)
 """Nuisance-model choices of the doubly robust estimators (``causal.learners``; checked at import)."""
 
+CalibrationInteractions = Literal["none", "records", "all"]
+"""Which predictors of the mediators' regression calibration also enter times the treatment
+(``mechanisms.calibration``): none (one pooled model), the consumer records, or all (one model per arm)."""
+
+BootstrapInterval = Literal["normal", "percentile"]
+"""How a CI is formed from bootstrap replicates (``mechanisms.effects``): estimate ± z·SE, or their percentiles."""
+
 TrimRule = Literal["none", "common-support", "crump", "fixed"]
 TRIM_RULES: tuple[str, ...] = get_args(TrimRule)
 """Common-support trimming rules (``causal.positivity``; checked at import)."""

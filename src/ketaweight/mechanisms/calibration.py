@@ -33,17 +33,15 @@ appetite's pathway is 8–14 % over its truth; per arm, the extra coefficients c
 from __future__ import annotations
 
 from dataclasses import dataclass
-from typing import Any, Literal
+from typing import Any
 
 import numpy as np
 
 from ketaweight.causal.glm import fit_linear
+from ketaweight.core.vocabulary import CalibrationInteractions
 
 MIN_SUBSTUDY_ROWS = 20
 """Substudy rows (with every predictor) needed to calibrate a mediator."""
-
-CalibrationInteractions = Literal["none", "records", "all"]
-"""Which calibration predictors also enter multiplied by the treatment (module docstring)."""
 
 
 @dataclass(frozen=True)

@@ -11,7 +11,7 @@ from __future__ import annotations
 import math
 from collections.abc import Callable, Sequence
 from concurrent.futures import ThreadPoolExecutor
-from typing import Any, Literal
+from typing import Any
 
 import numpy as np
 from scipy import stats
@@ -19,6 +19,7 @@ from threadpoolctl import threadpool_limits
 
 from ketaweight.causal.base import n_workers
 from ketaweight.causal.result import CausalResult
+from ketaweight.core.vocabulary import BootstrapInterval
 
 
 def z_value(ci_level: float) -> float:
@@ -74,9 +75,6 @@ def bootstrap_replicates(
     width = max(r.size for r in reps)
     return np.vstack([r if r.size == width else np.full(width, math.nan) for r in reps])
 
-
-BootstrapInterval = Literal["normal", "percentile"]
-"""How a CI is formed from bootstrap replicates: estimate ± z·SE, or the replicates' percentiles."""
 
 INTERVAL_TEXT: dict[str, str] = {"normal": "estimate ± z × bootstrap SE", "percentile": "percentile interval"}
 """The interval methods as results describe them."""

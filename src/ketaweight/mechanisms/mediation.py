@@ -79,13 +79,14 @@ import pandas as pd
 from scipy.special import expit
 
 from ketaweight.causal.design import build_design, numeric_by_value
-from ketaweight.mechanisms.calibration import Calibration, CalibrationInteractions
-from ketaweight.mechanisms.effects import INTERVAL_TEXT, BootstrapInterval, bootstrap_replicates, bootstrap_summary
+from ketaweight.mechanisms.calibration import Calibration
+from ketaweight.mechanisms.effects import INTERVAL_TEXT, bootstrap_replicates, bootstrap_summary
 from ketaweight.causal.glm import fit_logistic, solve_spd, weighted_gram
 from ketaweight.causal.result import CausalResult
 from ketaweight.core.protocol import InMemory, Result
 from ketaweight.core.summary import Summary
 from ketaweight.core.errors import ConvergenceWarning, InputError, KetaweightWarning, Location
+from ketaweight.core.vocabulary import BootstrapInterval, CalibrationInteractions
 
 ENERGY_BALANCE_ASSUMPTION = (
     "Energy-balance outcome model: weight changes only through the energy mediators' balance E = Σ s_k·M_k, with "

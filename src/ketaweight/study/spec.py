@@ -30,7 +30,8 @@ from pydantic import BaseModel, ConfigDict, Field, ValidationError, model_valida
 from ketaweight.core.errors import InputError, Location
 from ketaweight.core.tomlfile import read_toml, validation_problems
 from ketaweight.core.schema import DRUGS, MEASUREMENT_KINDS, ROUTES
-from ketaweight.core.vocabulary import DEFAULT_METHODS, METHODS, Learner, Method, TrimRule
+from ketaweight.core.vocabulary import (DEFAULT_METHODS, METHODS, BootstrapInterval, CalibrationInteractions, Learner,
+                                        Method, TrimRule)
 from ketaweight.study.catalogue import COVARIATES, MECHANISM_COLUMNS
 
 
@@ -177,14 +178,14 @@ class MediationSection(_Section):
                             "\"free\": a coefficient per mediator.  \"auto\": energy-balance when a validation "
                             "substudy calibrates every consumer-grade mediator (as intermediate_in_outcome), else free; "
                             "see docs/mechanisms.md")
-    calibration_interactions: Literal["none", "records", "all"] = Field(
+    calibration_interactions: CalibrationInteractions = Field(
         "records", description="which calibration predictors also enter multiplied by the treatment, as the outcome "
                                "model's treatment × mediator terms need when consumer records err differently by arm "
                                "(under-reporting that scales with the drug's intake change): \"records\" the mediators "
                                "and calibration covariates, \"all\" every predictor (one model per arm), \"none\" one "
                                "pooled model.  With a 10 % substudy, pooled put appetite 8-14 % over its truth and per "
                                "arm cost metabolism its coverage; see docs/validation.md")
-    interval: Literal["normal", "percentile"] = Field(
+    interval: BootstrapInterval = Field(
         "normal", description="mediation CIs from the bootstrap: \"normal\" estimate ± z × bootstrap SE, or "
                               "\"percentile\" (with a calibrated substudy the replicates sit a third of an SE to one side "
                               "of the estimate, which puts percentile intervals off-centre; see docs/validation.md)")

@@ -11,8 +11,8 @@ import pytest
 
 from ketaweight.causal import AIPW, IPW, AnalysisSpec
 from ketaweight.causal.data import prepare
-from ketaweight.causal.learners import LooRidge, TreeFeatures, candidate, ensemble_weights
-from ketaweight.causal.nuisance import post_baseline_columns
+from ketaweight.causal.learners import LooRidge, TreeFeatures, calibrate_logit, candidate, ensemble_weights
+from ketaweight.causal.nuisance import cross_fit, post_baseline_columns
 from ketaweight.causal.runner import default_estimators, run_estimators
 from ketaweight.causal.tmle import TMLE, fluctuate
 from causal_synthetic import CONFOUNDED_SPEC, confounded_table
@@ -62,6 +62,42 @@ def test_augmented_learner_removes_the_bias_and_names_its_candidates(threshold_d
         assert len(w) == len(report["candidates"][part]) and sum(w) == pytest.approx(1.0)
     # the data give the tree-augmented GLM a share of the outcome model (the threshold and product are its leaves)
     assert report["ensemble_weights"]["outcome (arm 0)"][2] > 0.1
+    assert "propensity_calibration" not in report  # off unless asked for
+
+
+def test_recalibrated_propensity_is_reported_and_moves_the_weights_toward_the_mean(threshold_data):
+    plain, recal_est = AIPW(learner="augmented"), AIPW(learner="augmented", propensity_calibration="logistic")
+    recal = recal_est.fit(threshold_data)
+    slope = recal.diagnostics["learners"]["propensity_calibration"]["slope"]
+    assert 0.5 < slope < 1.0  # the leaves' GLM over-fits: its held-out propensity is too extreme
+    assert f"propensity recalibration slope {slope:.2f}" in recal.summary().as_text()
+    split = np.random.SeedSequence(0).spawn(1)[0]
+    e_plain, e_recal = (cross_fit(threshold_data, est.nuisance_settings(), split).e for est in (plain, recal_est))
+    logit_sd = [float(np.std(np.log(e / (1 - e)))) for e in (e_plain, e_recal)]
+    assert logit_sd[1] == pytest.approx(slope * logit_sd[0], rel=0.05)  # the same ranking, shrunk by the slope
+    assert abs(recal.estimate - 1.0) < 2.5 * recal.se
+    # the linear learner's held-out logistic is near calibrated already; the option applies to it too
+    linear = AIPW(propensity_calibration="logistic").fit(threshold_data).diagnostics["learners"]
+    assert linear["propensity_calibration"]["slope"] == pytest.approx(1.0, abs=0.1)
+    with pytest.raises(ValueError, match="propensity_calibration"):
+        AIPW(propensity_calibration="isotonic").fit(threshold_data)
+
+
+def test_logit_recalibration_shrinks_too_extreme_probabilities():
+    # held-out probabilities 1.5 times too extreme on the logit scale (an over-fitted model's): the fitted slope is
+    # 1/1.5 (SE about 0.02 at 20,000 rows, so 0.05 is 2.5 SEs), and the recalibrated probabilities are the true ones
+    rng = np.random.default_rng(3)
+    z = rng.normal(scale=1.2, size=20_000)
+    truth = 1 / (1 + np.exp(-(0.3 + z)))
+    a = (rng.random(z.size) < truth).astype(float)
+    too_extreme = 1 / (1 + np.exp(-1.5 * (0.3 + z)))
+    fitted, intercept, slope = calibrate_logit(too_extreme, a)
+    assert slope == pytest.approx(1 / 1.5, abs=0.05) and intercept == pytest.approx(0.0, abs=0.06)
+    assert np.mean(np.abs(fitted - truth)) < 0.25 * np.mean(np.abs(too_extreme - truth))
+    # calibrated input stays put (slope 1), and a separating input is refused, not turned into a number
+    assert calibrate_logit(truth, a)[2] == pytest.approx(1.0, abs=0.05)
+    with pytest.raises(ValueError, match="no overlap"):
+        calibrate_logit(np.where(a == 1, 1 - 1e-6, 1e-6), a)
 
 
 def test_tree_features_are_leaf_indicators_from_both_targets():

@@ -70,3 +70,14 @@ def test_arm_specific_truncation_reports_the_weight_it_removed(lalonde_csv, tmp_
     assert t["arms"]["control"]["share_of_weight_removed"] > 0.5
     assert "of the control arm's weight" in " ".join(output.split())
     assert "trim to the common support instead" in " ".join(output.split())
+
+
+def test_propensity_recalibration_through_the_cli_is_stated_in_the_results(lalonde_csv, tmp_path):
+    est, output = _run(lalonde_csv, tmp_path / "recal", "--trim", "crump", "--propensity-calibration", "logistic")
+    calibration = est["aipw"]["diagnostics"]["learners"]["propensity_calibration"]
+    assert 0.5 < calibration["slope"] < 2.0
+    assert "learners" not in est["ipw"]["diagnostics"]  # only the doubly robust estimators recalibrate
+    assert "propensity recalibration slope" in " ".join(output.split())
+    bad = CliRunner().invoke(app, ["analyze", "--table", str(lalonde_csv), "--treatment", "treat", "--outcome", "re78",
+                                   "--covariates", COVARIATES, "--propensity-calibration", "isotonic"])
+    assert bad.exit_code == 2 and "isotonic" in bad.output

@@ -130,8 +130,10 @@ def test_a_run_resumes_from_its_checkpoint(tmp_path: Path) -> None:
     assert 8 not in kept and all(kept[r] == full[r] for r in kept)
 
     other = Checkpoint(tmp_path / "reps.json", {"what": "test", "n": 301})
-    with pytest.raises(InputError, match="another run"):
+    with pytest.raises(InputError, match="another run") as err:
         run_replicates(noisy_mean, seeds, shared=(2.0, 301), checkpoint=other)
+    # the message names the setting that differs, not both runs whole
+    assert "(n: the file's 300, this run's 301)" in str(err.value) and "'what'" not in str(err.value)
     with pytest.raises(InputError, match="seed"):
         run_replicates(noisy_mean, spawn_seeds(8, 12), shared=(2.0, 300), checkpoint=ckpt)
 

@@ -26,6 +26,8 @@ def test_defaults(tmp_path):
     f.write_text(GOOD)
     s = load_study(f)
     assert s.treatment.grace_days == 14 and s.analysis.estimand == "ATE"
+    assert s.analysis.propensity_calibration == "none"
+    assert s.with_analysis(propensity_calibration="logistic").analysis.propensity_calibration == "logistic"
 
 
 @pytest.mark.parametrize("extra, message", [
@@ -33,6 +35,7 @@ def test_defaults(tmp_path):
     ('[treatment]\ndrugs = ["ketamin"]\n', "unknown drug 'ketamin'"),
     ('[treatment]\nroutes = ["nasal"]\n', "unknown route 'nasal'"),
     ('[analysis]\nestimand = "ATC"\n', "analysis.estimand"),
+    ('[analysis]\npropensity_calibration = "isotonic"\n', "analysis.propensity_calibration"),
     ('[outcome]\nhorizon_days = -3\n', "outcome.horizon_days"),
     ('[eligibility]\nminimum_age = 18\n', "eligibility.minimum_age"),
 ])

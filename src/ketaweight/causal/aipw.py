@@ -50,6 +50,7 @@ from ketaweight.causal.nuisance import CrossFit, NuisanceSettings, baseline_regr
 from ketaweight.causal.standardization import check_interactions
 from ketaweight.causal.weights import censoring_weights, treatment_weights
 from ketaweight.core.errors import PositivityWarning
+from ketaweight.core.vocabulary import PROPENSITY_CALIBRATIONS, PropensityCalibration
 
 
 def estimand_weights(e: np.ndarray, a: np.ndarray, estimand: str) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
@@ -81,6 +82,9 @@ class DoublyRobust(Estimator):
     propensity_learner, outcome_learner:
         Optional scikit-learn estimators (with ``predict_proba`` / ``predict``) replacing the
         propensity / outcome models of ``learner``.
+    propensity_calibration:
+        ``"none"`` (default) or ``"logistic"``: recalibrate the cross-fitted propensity by a logistic
+        regression of the treatment on its logit (:func:`~ketaweight.causal.learners.calibrate_logit`).
     """
 
     learner: Learner = "linear"
@@ -89,6 +93,7 @@ class DoublyRobust(Estimator):
     interactions: Sequence[str] | Literal["all"] = "all"
     propensity_learner: Any = None
     outcome_learner: Any = None
+    propensity_calibration: PropensityCalibration = "none"
 
     def _problems(self) -> list[str]:
         out = super()._problems()
@@ -98,6 +103,8 @@ class DoublyRobust(Estimator):
             out.append(f"n_folds={self.n_folds!r} must be a positive integer (1 = no cross-fitting)")
         if not (isinstance(self.n_repeats, int) and self.n_repeats >= 1):
             out.append(f"n_repeats={self.n_repeats!r} must be a positive integer")
+        if self.propensity_calibration not in PROPENSITY_CALIBRATIONS:
+            out.append(f"propensity_calibration={self.propensity_calibration!r} is not one of {list(PROPENSITY_CALIBRATIONS)}")
         if self.propensity_learner is not None and not hasattr(self.propensity_learner, "predict_proba"):
             out.append("propensity_learner must be a scikit-learn classifier with predict_proba")
         if self.outcome_learner is not None and not hasattr(self.outcome_learner, "predict"):
@@ -113,7 +120,8 @@ class DoublyRobust(Estimator):
     def nuisance_settings(self) -> NuisanceSettings:
         """The settings that determine the cross-fitted nuisances (shared with other estimators)."""
         return NuisanceSettings(learner=self.learner, n_folds=self.n_folds, interactions=self.interactions,
-                                propensity_learner=self.propensity_learner, outcome_learner=self.outcome_learner)
+                                propensity_learner=self.propensity_learner, outcome_learner=self.outcome_learner,
+                                propensity_calibration=self.propensity_calibration)
 
     def _split_fit(self, data: AnalysisData, cf: CrossFit) -> tuple[float, np.ndarray, dict[str, Any]]:
         """(estimate, influence function per row, extra diagnostics) on one split's nuisances."""

@@ -40,10 +40,11 @@ from sklearn.base import clone
 from ketaweight.causal.data import AnalysisData
 from ketaweight.causal.design import interaction_columns
 from ketaweight.causal.glm import fit_linear, fit_logistic
-from ketaweight.causal.learners import (ENSEMBLES, LEAF_CANDIDATES, LEARNER_TEXT, TreeFeatures, ensemble_weights,
-                                        fit_predict, propensity_bound)
+from ketaweight.causal.learners import (ENSEMBLES, LEAF_CANDIDATES, LEARNER_TEXT, PROBABILITY_FLOOR, TreeFeatures,
+                                        calibrate_logit, ensemble_weights, fit_predict, propensity_bound)
 from ketaweight.causal.outcome import fit_outcome_model
 from ketaweight.causal.weights import ModelFacts, censoring_design
+from ketaweight.core.vocabulary import PropensityCalibration
 
 Folds = tuple[tuple[np.ndarray, np.ndarray], ...]
 ARMS = (1, 0)
@@ -97,6 +98,7 @@ class NuisanceSettings:
     interactions: Sequence[str] | Literal["all"] = "all"
     propensity_learner: Any = None
     outcome_learner: Any = None
+    propensity_calibration: PropensityCalibration = "none"
 
     @property
     def key(self) -> tuple[Any, ...] | None:
@@ -104,7 +106,7 @@ class NuisanceSettings:
         if self.propensity_learner is not None or self.outcome_learner is not None:
             return None
         inter = self.interactions if isinstance(self.interactions, str) else tuple(self.interactions)
-        return (self.learner, self.n_folds, inter)
+        return (self.learner, self.n_folds, inter, self.propensity_calibration)
 
 
 _CACHE: dict[int, tuple[weakref.ref, dict[tuple[Any, ...], CrossFit]]] = {}
@@ -196,7 +198,7 @@ def _cross_fit(data: AnalysisData, s: NuisanceSettings, split: np.random.SeedSeq
     if sequential and s.interactions == "all":
         cols = np.concatenate([cols, x.shape[1] + np.arange(post.size)])
     if s.learner in ENSEMBLES and s.propensity_learner is None and s.outcome_learner is None:
-        return _stacked(data, s.learner, folds, seed, xq, xz, sequential)
+        return _stacked(data, s.learner, folds, seed, xq, xz, sequential, s.propensity_calibration)
     e, pi = np.empty(n), np.ones(n)
     q = {arm: np.empty(n) for arm in ARMS}
     q_train: list[dict[int, np.ndarray]] = []
@@ -230,12 +232,23 @@ def _cross_fit(data: AnalysisData, s: NuisanceSettings, split: np.random.SeedSeq
             if sequential:
                 q_train.append({arm: learner.predict(np.column_stack([xqtr[atr == arm], np.full(int((atr == arm).sum()), float(arm))]))
                                 for arm in ARMS})
+    calibration: dict[str, float] = {}
+    if s.propensity_calibration == "logistic":
+        e, calibration = _calibrated(e, a)
     report = {"learner": "custom" if (s.propensity_learner is not None or s.outcome_learner is not None) else "linear",
               "description": LEARNER_TEXT["linear"] if s.propensity_learner is None and s.outcome_learner is None else
               f"propensity {type(s.propensity_learner).__name__ if s.propensity_learner is not None else 'logistic (numpy)'}, "
               f"outcome {type(s.outcome_learner).__name__ if s.outcome_learner is not None else 'linear by arm (numpy)'}",
-              "sequential_outcome_regression": sequential}
+              "sequential_outcome_regression": sequential,
+              **({"propensity_calibration": calibration} if calibration else {})}
     return CrossFit(folds, e, pi, q, sequential, tuple(models), report, tuple(q_train))
+
+
+def _calibrated(e: np.ndarray, a: np.ndarray) -> tuple[np.ndarray, dict[str, float]]:
+    """The cross-fitted propensity recalibrated (:func:`~ketaweight.causal.learners.calibrate_logit`) and the
+    fitted intercept and slope (reported with the result)."""
+    fitted, intercept, slope = calibrate_logit(np.clip(e, PROBABILITY_FLOOR, 1 - PROBABILITY_FLOOR), a)
+    return fitted, {"intercept": intercept, "slope": slope}
 
 
 def with_arm(x: np.ndarray, arm: float | np.ndarray) -> np.ndarray:
@@ -245,7 +258,7 @@ def with_arm(x: np.ndarray, arm: float | np.ndarray) -> np.ndarray:
 
 
 def _stacked(data: AnalysisData, learner: str, folds: Folds, seed: int, xq: np.ndarray, xz: np.ndarray | None,
-             sequential: bool) -> CrossFit:
+             sequential: bool, propensity_calibration: PropensityCalibration = "none") -> CrossFit:
     """The super learner's nuisances (see :mod:`ketaweight.causal.learners`), each from the candidates
     ``ENSEMBLES[learner]`` names for its role.
 
@@ -285,6 +298,9 @@ def _stacked(data: AnalysisData, learner: str, folds: Folds, seed: int, xq: np.n
     weights["propensity"] = w_e.tolist()
     bound = propensity_bound(n)
     raw_e = pe @ w_e
+    calibration: dict[str, float] = {}
+    if propensity_calibration == "logistic":  # before the bound, which then applies to what is used
+        raw_e, calibration = _calibrated(raw_e, a)
     e = np.clip(raw_e, bound, 1 - bound)
     pi = np.ones(n)
     if xc is not None:
@@ -301,6 +317,7 @@ def _stacked(data: AnalysisData, learner: str, folds: Folds, seed: int, xq: np.n
     q_train = tuple({arm: fold[arm] @ w_q[arm] for arm in ARMS} for fold in train_pred) if sequential else ()
     report = {"learner": learner, "description": LEARNER_TEXT[learner], "candidates": roles.by_part(xc is not None),
               "ensemble_weights": weights, "propensity_bound": bound,
+              **({"propensity_calibration": calibration} if calibration else {}),
               "propensity_bounded_rows": int(np.sum(raw_e != e)), "sequential_outcome_regression": sequential}
     return CrossFit(folds, e, pi, q, sequential, (), report, q_train, tuple(fold_features))
 

@@ -164,6 +164,10 @@ def _positivity_notes(r: CausalResult) -> list[str]:
         shares = "; ".join(f"{part} " + ", ".join(f"{c} {v:.0%}" for c, v in zip(cands.get(part, ()), w))
                            for part, w in learners["ensemble_weights"].items())
         out.append(f"{r.method}: nuisance models by {learners['description']}; ensemble weights: {shares}")
+    calibration = (learners or {}).get("propensity_calibration")
+    if calibration:
+        out.append(f"{r.method}: cross-fitted propensity recalibrated by logistic regression on its logit; "
+                   f"propensity recalibration slope {calibration['slope']:.2f} (1 = it was calibrated already)")
     return out
 
 

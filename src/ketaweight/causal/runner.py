@@ -11,6 +11,7 @@ from ketaweight.causal.base import Estimator, Variance
 from ketaweight.causal.crude import Crude
 from ketaweight.causal.data import AnalysisData, as_analysis_data
 from ketaweight.causal.learners import Learner
+from ketaweight.core.vocabulary import PropensityCalibration
 from ketaweight.causal.gestimation import GEstimation
 from ketaweight.causal.ipw import IPW
 from ketaweight.causal.positivity import Trimming, trim
@@ -46,13 +47,14 @@ def default_estimators(
     on_failure: OnFailure = "warn",
     learner: Learner = "linear",
     n_repeats: int = 1,
+    propensity_calibration: PropensityCalibration = "none",
     truncate_by_arm: float | None = None,
     scheduler: str | None = None,
 ) -> list[Estimator]:
     """One estimator per method name with shared settings (default settings otherwise).
 
-    ``learner`` and ``n_repeats`` (repeated cross-fitting) go to the doubly robust estimators (AIPW,
-    TMLE); ``truncate_by_arm`` (an upper percentile of each weighted arm's weights) to IPW."""
+    ``learner``, ``n_repeats`` (repeated cross-fitting) and ``propensity_calibration`` go to the doubly
+    robust estimators (AIPW, TMLE); ``truncate_by_arm`` (an upper percentile of each weighted arm's weights) to IPW."""
     unknown = [m for m in methods if m not in ESTIMATORS]
     if unknown:
         raise ValueError(f"unknown estimator(s) {unknown}; choose from {list(ESTIMATORS)}")
@@ -61,7 +63,7 @@ def default_estimators(
         cls = ESTIMATORS[m]
         extra: dict[str, object] = {}
         if issubclass(cls, DoublyRobust):
-            extra = {"learner": learner, "n_repeats": n_repeats}
+            extra = {"learner": learner, "n_repeats": n_repeats, "propensity_calibration": propensity_calibration}
         elif cls is IPW and truncate_by_arm is not None:
             extra = {"truncate_by_arm": truncate_by_arm}
         out.append(cls(variance=variance, n_bootstrap=n_bootstrap, seed=seed, n_jobs=n_jobs, ci_level=ci_level,

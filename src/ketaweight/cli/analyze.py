@@ -18,7 +18,7 @@ import typer
 from ketaweight.cli import app
 from ketaweight.cli._common import console, run_cli
 from ketaweight.core.privacy import mask_count
-from ketaweight.core.vocabulary import DEFAULT_METHODS, LEARNERS, METHODS, TRIM_RULES
+from ketaweight.core.vocabulary import DEFAULT_METHODS, LEARNERS, METHODS, PROPENSITY_CALIBRATIONS, TRIM_RULES
 
 if TYPE_CHECKING:
     from ketaweight.causal.result import CausalResult
@@ -33,6 +33,7 @@ class EstimandOption(str, Enum):
 
 
 LearnerOption = Enum("LearnerOption", {name: name for name in LEARNERS}, type=str)  # type: ignore[misc]
+CalibrationOption = Enum("CalibrationOption", {name: name for name in PROPENSITY_CALIBRATIONS}, type=str)  # type: ignore[misc]
 TrimOption = Enum("TrimOption", {name.replace("-", "_"): name for name in TRIM_RULES}, type=str)  # type: ignore[misc]
 
 
@@ -67,6 +68,7 @@ def analyze_command(
     estimand: EstimandOption | None = typer.Option(None, "--estimand", help="ATE (everyone; the default), ATT (the treated) or ATO (overlap-weighted; IPW, AIPW)."),
     estimators: str | None = typer.Option(None, "--estimators", help=f"Comma-separated methods among {', '.join(METHODS)} (default: {','.join(DEFAULT_METHODS)})."),
     learner: LearnerOption | None = typer.Option(None, "--learner", help="Nuisance models of AIPW/TMLE: linear (default), stacked (GLM + boosted trees) or augmented (stacked, GLMs on tree leaves too)."),
+    propensity_calibration: CalibrationOption | None = typer.Option(None, "--propensity-calibration", help="Recalibrate AIPW/TMLE's cross-fitted propensity: none (default) or logistic (docs/validation.md)."),
     crossfit_repeats: int | None = typer.Option(None, "--crossfit-repeats", min=1, max=50, help="Cross-fitting splits of AIPW/TMLE; the median is reported (default 1)."),
     trim: TrimOption | None = typer.Option(None, "--trim", help="Common-support trimming first: none, common-support, crump (Crump et al. 2009) or fixed."),
     trim_alpha: float | None = typer.Option(None, "--trim-alpha", min=0.001, max=0.499, help="With --trim fixed: keep propensities in [a, 1 - a] (default 0.1)."),
@@ -100,6 +102,7 @@ def analyze_command(
         raise typer.Exit(code=2)
     overrides = {k: v for k, v in {
         "estimand": estimand.value if estimand else None, "learner": learner.value if learner else None,
+        "propensity_calibration": propensity_calibration.value if propensity_calibration else None,
         "crossfit_repeats": crossfit_repeats, "trimming": trim.value if trim else None, "trimming_alpha": trim_alpha,
         "truncate_by_arm": truncate_by_arm, "methods": tuple(m.strip() for m in estimators.split(",") if m.strip())
         if estimators else None}.items() if v is not None}
@@ -126,6 +129,7 @@ def analyze_command(
                              n_bootstrap=bootstrap, seed=seed, n_jobs=jobs, on_failure=on_failure.value,
                              negative_controls=as_tuple(negative_controls), learner=overrides.get("learner", "linear"),
                              n_repeats=overrides.get("crossfit_repeats", 1), trimming=trimming,
+                             propensity_calibration=overrides.get("propensity_calibration", "none"),
                              truncate_by_arm=truncate_by_arm, out=out, provenance={"data": str(table)}, replace=replace,
                              scheduler=scheduler)
 

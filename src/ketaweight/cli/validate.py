@@ -30,7 +30,7 @@ def validate_estimators_command(
     entries: str | None = typer.Option(None, "--entries", help="With --grid: comma-separated entry names to run "
                                        "(each keeps the cohorts it has in the whole grid)."),
     estimators: str | None = typer.Option(None, "--estimators", help="With --grid: comma-separated estimator labels "
-                                          "(default: all, e.g. 'aipw (augmented),aipw (linear)')."),
+                                          "(default: all but the two 'augmented, calibrated' ones; e.g. 'aipw (augmented),aipw (linear)')."),
     workers: int | None = typer.Option(None, "--workers", min=1, help="Worker processes (default: every core)."),
     scenarios: str = typer.Option("null,article", "--scenarios", help="Comma-separated simulator scenarios."),
     replicates: int = typer.Option(200, "--replicates", "-r", min=2, help="Replicate cohorts per scenario."),
@@ -91,13 +91,13 @@ def _validate_grid(study: str, grid_file: Path | None, replicates: int, truth_pa
     """The --grid form: every grid entry (or ``entries``) × estimator; results written after each entry (an
     interrupted run keeps the entries it finished, marked partial; with --checkpoint, every finished replicate)."""
     from ketaweight.core.replicates import validate_scheduler
-    from ketaweight.pipelines.validation_grid import (GRID_ESTIMATORS, PRIMARY, check_selection, grid_paths, load_grid,
+    from ketaweight.pipelines.validation_grid import (DEFAULT_GRID_ESTIMATORS, PRIMARY, check_selection, grid_paths, load_grid,
                                                       meets_target, validate_grid, write_grid)
 
     run_cli(lambda: grid_paths(out, replace=replace))
     run_cli(lambda: validate_scheduler(scheduler))
     grid = run_cli(lambda: load_grid(grid_file))
-    labels = estimators or tuple(GRID_ESTIMATORS)
+    labels = estimators or DEFAULT_GRID_ESTIMATORS
     run_cli(lambda: check_selection(grid, entries, labels))
     chosen = [e for e in grid if entries is None or e.name in entries]
     settings = dict(study=study, seed=seed, replicates=replicates, truth_patients=truth_patients,

@@ -68,6 +68,23 @@ def _seed_json(seed: Seed) -> Any:
     return int(seed)
 
 
+def _differences(theirs: Any, ours: Any, path: str = "") -> str:
+    """Where two JSON values differ, as 'key.sub: the file's X, this run's Y' (at most three places), so a
+    mismatch names the setting instead of printing both runs whole."""
+    found: list[str] = []
+
+    def walk(a: Any, b: Any, at: str) -> None:
+        if isinstance(a, dict) and isinstance(b, dict):
+            for k in sorted(set(a) | set(b), key=str):
+                walk(a.get(k, "<absent>"), b.get(k, "<absent>"), f"{at}.{k}" if at else str(k))
+        elif _canonical(a) != _canonical(b):
+            found.append(f"{at or 'value'}: the file's {a!r}, this run's {b!r}")
+
+    walk(theirs, ours, path)
+    more = f"; and {len(found) - 3} more" if len(found) > 3 else ""
+    return "; ".join(found[:3]) + more
+
+
 @dataclass(frozen=True)
 class Checkpoint:
     """A file of finished replicates (JSON): ``run`` identifies the run (the caller's description of
@@ -90,9 +107,10 @@ class Checkpoint:
         expected = {"format": CHECKPOINT_FORMAT, "run": self.run}
         for key, value in expected.items():
             if not isinstance(data, dict) or _canonical(data.get(key)) != _canonical(value):
+                theirs = data.get(key) if isinstance(data, dict) else None
                 raise InputError([(Location(str(self.path), column=key),
-                                   f"the checkpoint belongs to another run (its {key} is {data.get(key)!r}, this run's "
-                                   f"is {value!r}); use another checkpoint file or delete this one")])
+                                   f"the checkpoint belongs to another run ({_differences(theirs, value)}); use "
+                                   "another checkpoint file or delete this one")])
         done: dict[int, Any] = {}
         for entry in data.get("done", []):
             r = entry["r"]

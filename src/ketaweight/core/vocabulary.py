@@ -21,6 +21,11 @@ Learner = Literal["linear", "stacked", "augmented"]
 LEARNERS: tuple[str, ...] = get_args(Learner)
 """Nuisance-model choices of the doubly robust estimators (``causal.learners``; checked at import)."""
 
+PropensityCalibration = Literal["none", "logistic"]
+PROPENSITY_CALIBRATIONS: tuple[str, ...] = get_args(PropensityCalibration)
+"""Whether the doubly robust estimators recalibrate the cross-fitted propensity (``causal.learners.calibrate_logit``):
+no, or by a logistic regression of the treatment on its logit (Platt scaling)."""
+
 CalibrationInteractions = Literal["none", "records", "all"]
 """Which predictors of the mediators' regression calibration also enter times the treatment
 (``mechanisms.calibration``): none (one pooled model), the consumer records, or all (one model per arm)."""

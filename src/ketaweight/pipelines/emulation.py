@@ -128,6 +128,7 @@ def run_study(store: RowSource | str | Path, study: Study | str | Path, out_dir:
             cohort = cached_cohort(opened, study, mediators=mediators)
     common = dict(variance=a.variance, n_bootstrap=a.n_bootstrap, seed=a.seed, on_failure=a.on_failure,
                   learner=a.learner, n_repeats=a.crossfit_repeats, truncate_by_arm=a.truncate_by_arm,
+                  propensity_calibration=a.propensity_calibration,
                   scheduler=scheduler)
     estimators = default_estimators(methods=a.methods, **common)
     trimming = study_trimming(study)

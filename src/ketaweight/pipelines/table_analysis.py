@@ -105,6 +105,7 @@ def analyze_table(
     negative_controls: Sequence[str] = (),
     learner: str = "linear",
     n_repeats: int = 1,
+    propensity_calibration: str = "none",
     trimming: Trimming | None = None,
     truncate_by_arm: float | None = None,
     out: Path | None = None,
@@ -116,8 +117,8 @@ def analyze_table(
 
     ``n_bootstrap`` > 0 switches every estimator to a bootstrap of that many replicates;
     each name in ``negative_controls`` is re-analysed with IPW as a negative-control outcome.
-    ``learner``/``n_repeats`` set the doubly robust estimators' nuisance models and repeated
-    cross-fitting, ``trimming`` restricts every analysis to a common support first, and
+    ``learner``/``n_repeats``/``propensity_calibration`` set the doubly robust estimators' nuisance models,
+    repeated cross-fitting and propensity recalibration, ``trimming`` restricts every analysis to a common support first, and
     ``truncate_by_arm`` caps IPW's weights within each weighted arm (:mod:`ketaweight.causal.positivity`).
     """
     if out is not None:  # before any work
@@ -126,6 +127,7 @@ def analyze_table(
     estimators = default_estimators(
         methods=methods, variance=variance, n_bootstrap=n_bootstrap or 1000, seed=seed, n_jobs=n_jobs,
         on_failure=on_failure, learner=learner, n_repeats=n_repeats, truncate_by_arm=truncate_by_arm,  # type: ignore[arg-type]
+        propensity_calibration=propensity_calibration,  # type: ignore[arg-type]
         scheduler=scheduler,
     )
     results = run_estimators(table, spec, estimators, trimming=trimming)

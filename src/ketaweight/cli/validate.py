@@ -30,7 +30,7 @@ def validate_estimators_command(
     entries: str | None = typer.Option(None, "--entries", help="With --grid: comma-separated entry names to run "
                                        "(each keeps the cohorts it has in the whole grid)."),
     estimators: str | None = typer.Option(None, "--estimators", help="With --grid: comma-separated estimator labels "
-                                          "(default: all but the two 'augmented, calibrated' ones; e.g. 'aipw (augmented),aipw (linear)')."),
+                                          "(default: all but the two 'augmented+calibrated' ones; e.g. 'aipw (augmented),aipw (linear)')."),
     workers: int | None = typer.Option(None, "--workers", min=1, help="Worker processes (default: every core)."),
     scenarios: str = typer.Option("null,article", "--scenarios", help="Comma-separated simulator scenarios."),
     replicates: int = typer.Option(200, "--replicates", "-r", min=2, help="Replicate cohorts per scenario."),

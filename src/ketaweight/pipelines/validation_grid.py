@@ -62,8 +62,8 @@ GRID_ESTIMATORS: dict[str, Callable[[], Estimator]] = {
     "tmle (stacked)": lambda: TMLE(learner="stacked"),
     "aipw (augmented)": lambda: AIPW(learner="augmented"),
     "tmle (augmented)": lambda: TMLE(learner="augmented"),
-    "aipw (augmented, calibrated)": lambda: AIPW(learner="augmented", propensity_calibration="logistic"),
-    "tmle (augmented, calibrated)": lambda: TMLE(learner="augmented", propensity_calibration="logistic"),
+    "aipw (augmented+calibrated)": lambda: AIPW(learner="augmented", propensity_calibration="logistic"),
+    "tmle (augmented+calibrated)": lambda: TMLE(learner="augmented", propensity_calibration="logistic"),
 }
 """Estimators of the grid, by the label the table shows (default settings otherwise)."""
 

@@ -36,6 +36,7 @@ def test_defaults(tmp_path):
     ('[treatment]\nroutes = ["nasal"]\n', "unknown route 'nasal'"),
     ('[analysis]\nestimand = "ATC"\n', "analysis.estimand"),
     ('[analysis]\npropensity_calibration = "isotonic"\n', "analysis.propensity_calibration"),
+    ('[mechanisms.mediation]\ncalibration_by_arm = true\n', 'calibration_interactions = "all" for true'),
     ('[outcome]\nhorizon_days = -3\n', "outcome.horizon_days"),
     ('[eligibility]\nminimum_age = 18\n', "eligibility.minimum_age"),
 ])

@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import re
 import tomllib
+from collections.abc import Mapping
 from pathlib import Path
 from typing import Any
 
@@ -63,15 +64,19 @@ def line_of(text: str, key_path: tuple[str | int, ...]) -> int | None:
 
 
 def validation_problems(exc: ValidationError, label: str, text: str | None = None, *,
-                        unknown_key: str = "unknown key") -> list[Problem]:
+                        unknown_key: str = "unknown key", renamed: Mapping[str, str] | None = None) -> list[Problem]:
     """One located problem per pydantic error: the key path as the column, its line when ``text`` is given;
-    multi-part messages split; ``unknown_key`` says what to do about a key the model does not have."""
+    multi-part messages split; ``unknown_key`` says what to do about a key the model does not have, and
+    ``renamed`` (old key name → what replaced it) what to write instead of a key an earlier version had."""
     problems: list[Problem] = []
     for err in exc.errors():
         loc = tuple(k for k in err["loc"] if k != "[key]")  # pydantic marks a bad dict key so
         key = ".".join(str(x) for x in loc) or None
         line = line_of(text, loc) if text is not None else None
-        reasons = [unknown_key] if err["type"] == "extra_forbidden" else \
-            str(err["msg"]).removeprefix("Value error, ").split("; ")
+        if err["type"] == "extra_forbidden":
+            old = str(loc[-1]) if loc else ""
+            reasons = [f"key {old!r} was replaced: {renamed[old]}" if renamed and old in renamed else unknown_key]
+        else:
+            reasons = str(err["msg"]).removeprefix("Value error, ").split("; ")
         problems += [(Location(label, line, key, column_label="key"), msg) for msg in reasons]
     return problems

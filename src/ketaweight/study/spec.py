@@ -318,6 +318,12 @@ def builtin_studies() -> list[str]:
                   if p.name.endswith(".toml"))
 
 
+RENAMED_KEYS: dict[str, str] = {
+    "calibration_by_arm": 'use calibration_interactions = "all" for true, "none" for false (the default is now "records")',
+}
+"""Keys of earlier study files, by name, and what replaced them (said instead of "unknown key")."""
+
+
 def load_study(path: str | Path) -> Study:
     """Read and validate a study TOML (a path, or the name of a shipped study such as
     ``ketamine-weight``); raises :class:`InputError` naming the file and keys."""
@@ -331,4 +337,4 @@ def load_study(path: str | Path) -> Study:
         return Study.model_validate(raw)
     except ValidationError as exc:
         raise InputError(validation_problems(exc, str(p), text, unknown_key="unknown key (the study reference, "
-                                             "docs/study-reference.md, lists every key)")) from exc
+                                             "docs/study-reference.md, lists every key)", renamed=RENAMED_KEYS)) from exc

@@ -217,13 +217,15 @@ def _log_gamma_ratio(x: np.ndarray, d: float) -> np.ndarray:
     xs = x[~big]
     out[~big] = special.gammaln(xs + d) - special.gammaln(xs)
     xb = x[big]
-
-    def corr(z):
-        z2 = 1.0 / (z * z)
-        return (1.0 / 12.0 - z2 * (1.0 / 360.0 - z2 * (1.0 / 1260.0 - z2 / 1680.0))) / z
-
-    out[big] = d * np.log(xb) + (xb + d - 0.5) * np.log1p(d / xb) - d + (corr(xb + d) - corr(xb))
+    out[big] = (d * np.log(xb) + (xb + d - 0.5) * np.log1p(d / xb) - d
+                + (_stirling_correction(xb + d) - _stirling_correction(xb)))
     return out
+
+
+def _stirling_correction(z: np.ndarray) -> np.ndarray:
+    """C(z) = log Γ(z) − [(z − ½)·log z − z + ½·log 2π], to four terms of its series (z ≥ 1000)."""
+    z2 = 1.0 / (z * z)
+    return (1.0 / 12.0 - z2 * (1.0 / 360.0 - z2 * (1.0 / 1260.0 - z2 / 1680.0))) / z
 
 
 def _log_count_term(n: np.ndarray, alpha: float) -> np.ndarray:

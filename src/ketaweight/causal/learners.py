@@ -27,7 +27,9 @@ the trees found the terms, but only as boosting's shrunken corrections, and the 
 and each model gets what the other target revealed (docs/validation.md has the candidates tried).
 Its held-out propensity is too extreme (the leaves' GLM, fitted on four fifths of the rows, over-fits the
 held-out fifth); ``propensity_calibration = "logistic"`` recalibrates it (:func:`calibrate_logit`), at a price
-in bias where the confounding is nonlinear (docs/validation.md, fifth search).
+in bias where the confounding is nonlinear (there the outcome model alone is 0.035 kg off and the propensity's
+correction carries it) and with CIs too narrow where the over-fit is small (docs/validation.md, fifth and sixth
+searches).
 
 The ensemble is the convex combination of the candidates that minimises the held-out loss (squared
 error for means, log-loss for probabilities).  Why not scikit-learn's ``StackingRegressor``: inside

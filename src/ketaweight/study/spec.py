@@ -105,7 +105,8 @@ class Analysis(_Section):
         "none", description="recalibrate the doubly robust estimators' cross-fitted propensity: none, or logistic "
                             "(a logistic regression of the treatment on its logit; with learner = \"augmented\" it "
                             "narrows the CIs, most at a few hundred patients, but gives bias back where the "
-                            "confounding is nonlinear: docs/validation.md)")
+                            "confounding is nonlinear and makes the CIs too narrow where the plain SE is already "
+                            "right: docs/validation.md)")
     crossfit_repeats: int = Field(1, ge=1, le=50, description="independent cross-fitting splits of the doubly robust "
                                                               "estimators; the median is reported")
     trimming: TrimRule = Field("none", description="common-support trimming before every estimator: none, "

@@ -28,7 +28,7 @@ and each model gets what the other target revealed (docs/validation.md has the c
 Its held-out propensity is too extreme (the leaves' GLM, fitted on four fifths of the rows, over-fits the
 held-out fifth); ``propensity_calibration = "logistic"`` recalibrates it (:func:`calibrate_logit`), at a price
 in bias where the confounding is nonlinear (there the outcome model alone is 0.035 kg off and the propensity's
-correction carries it) and with CIs too narrow where the over-fit is small (docs/validation.md, fifth and sixth
+correction carries it) and with CIs too narrow where the plain SE is already right (docs/validation.md, fifth and sixth
 searches).
 
 The ensemble is the convex combination of the candidates that minimises the held-out loss (squared

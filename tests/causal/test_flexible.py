@@ -11,7 +11,7 @@ import pytest
 
 from ketaweight.causal import AIPW, IPW, AnalysisSpec
 from ketaweight.causal.data import prepare
-from ketaweight.causal.learners import LooRidge, TreeFeatures, calibrate_logit, candidate, ensemble_weights
+from ketaweight.causal.learners import LooRidge, TreeFeatures, calibrate_logit, candidate, ensemble_weights, tree_rounds
 from ketaweight.causal.nuisance import cross_fit, post_baseline_columns
 from ketaweight.causal.runner import default_estimators, run_estimators
 from ketaweight.causal.tmle import TMLE, fluctuate
@@ -108,9 +108,20 @@ def test_tree_features_are_leaf_indicators_from_both_targets():
     f = TreeFeatures(seed=0).fit(x, a, ~np.isnan(y), y)
     leaves = f.transform(rng.normal(size=(50, 3)))
     assert set(np.unique(leaves)) <= {0.0, 1.0}
-    assert np.all(leaves.sum(axis=1) == 2 * 30)  # one leaf per tree: 30 treatment trees and 30 outcome trees
+    rounds = tree_rounds(600)  # 12: fewer trees than at 5,000 patients' folds (30)
+    assert np.all(leaves.sum(axis=1) == 2 * rounds)  # one leaf per tree: as many treatment trees as outcome trees
     one_arm = TreeFeatures(seed=0).fit(x, np.zeros(600), ~np.isnan(y), y)  # no treatment trees without both arms
-    assert np.all(one_arm.transform(x[:5]).sum(axis=1) == 30)
+    assert np.all(one_arm.transform(x[:5]).sum(axis=1) == rounds)
+
+
+def test_tree_rounds_grow_with_the_training_rows_up_to_thirty():
+    # 30 for a 5,000-patient cohort's folds (about 3,900 training rows), 10 for a 500-patient clinic's (about 390)
+    assert [tree_rounds(n) for n in (3920, 10_000, 392, 600, 50)] == [30, 30, 10, 12, 5]
+    assert all(tree_rounds(n) <= tree_rounds(n + 100) for n in range(50, 5000, 100))
+    big, small = TreeFeatures(seed=0)._trees("regressor", 3920), TreeFeatures(seed=0)._trees("regressor", 392)
+    # the same total step: fewer rounds take larger steps
+    assert big.n_estimators * big.learning_rate == pytest.approx(small.n_estimators * small.learning_rate)
+    assert big.learning_rate == 0.1  # the shipped grid checkpoints were made at 30 rounds of 0.1
     with pytest.raises(ValueError, match="needs the fold's tree features"):
         candidate("leaf-glm", "classifier", 0)
 

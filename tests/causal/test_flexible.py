@@ -112,6 +112,8 @@ def test_tree_features_are_leaf_indicators_from_both_targets():
     assert np.all(leaves.sum(axis=1) == 2 * rounds)  # one leaf per tree: as many treatment trees as outcome trees
     one_arm = TreeFeatures(seed=0).fit(x, np.zeros(600), ~np.isnan(y), y)  # no treatment trees without both arms
     assert np.all(one_arm.transform(x[:5]).sum(axis=1) == rounds)
+    with pytest.raises(ValueError, match="needs the fold's tree features"):
+        candidate("leaf-glm", "classifier", 0)
 
 
 def test_tree_rounds_grow_with_the_training_rows_up_to_thirty():
@@ -122,8 +124,6 @@ def test_tree_rounds_grow_with_the_training_rows_up_to_thirty():
     # the same total step: fewer rounds take larger steps
     assert big.n_estimators * big.learning_rate == pytest.approx(small.n_estimators * small.learning_rate)
     assert big.learning_rate == 0.1  # the shipped grid checkpoints were made at 30 rounds of 0.1
-    with pytest.raises(ValueError, match="needs the fold's tree features"):
-        candidate("leaf-glm", "classifier", 0)
 
 
 def test_tree_features_encode_the_leaves_as_scikit_learns_one_hot_encoder():

@@ -166,10 +166,10 @@ def tree_rounds(n_rows: int) -> int:
     """Boosting rounds of :class:`TreeFeatures` per target from the training rows: 30·√(rows / 4,000) rounded up,
     between 5 and 30 (30 from about 3,740 rows up, so a 5,000-patient cohort's folds keep 30).
 
-    Why fewer for fewer rows: each round adds up to four leaf columns to the GLMs, so at 500 patients (400
-    training rows) 30 rounds per target gave about 240 columns for 400 rows; on the validation grid's
+    Why fewer for fewer rows: each round adds up to four leaf columns to the GLMs, so at 500 patients (about
+    390 training rows) 30 rounds per target gave about 240 columns for 390 rows; on the validation grid's
     ``small-clinic`` the augmented AIPW's SE was then 0.109 kg against the stacked learner's 0.082, and its
-    coverage 98 %.  Ten rounds (this rule at 400 rows) brought the empirical SD from 0.098 to 0.082 and the
+    coverage 98 %.  Ten rounds (this rule at 390 rows) brought the empirical SD from 0.098 to 0.082 and the
     coverage to 96.5 % (200 cohorts; docs/validation.md, seventh search).  The square root keeps the columns
     growing with the rows, as a sieve's basis does, but slower."""
     return int(np.clip(np.ceil(30 * np.sqrt(n_rows / 4000)), 5, 30))
@@ -184,7 +184,7 @@ class TreeFeatures:
     that confounds acts in both; a tree ensemble fitted to one target alone finds what that target shows
     most clearly (the outcome's interactions are the clearer here), and each model's GLM then gets every
     term either found.  Depth-2 trees (pairwise interactions) for each target, :func:`tree_rounds` of them
-    (30 from 4,000 training rows up); scikit-learn's exact ``GradientBoosting*`` because its ``apply`` gives
+    (30 from about 3,740 training rows up); scikit-learn's exact ``GradientBoosting*`` because its ``apply`` gives
     the leaves (He et al. 2014's trees-as-features for a linear model)."""
 
     def __init__(self, seed: int) -> None:
